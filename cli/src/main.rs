@@ -1,0 +1,91 @@
+//! The `ferry` command: thin commands over the libraries, human output and `--json`.
+//!
+//! Exit codes: 0 success; 1 the command failed (the message says what to do next); 2 bad usage.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use ferry_sync::project_key::{KeyKind, project_key};
+use ferry_sync::slug::slug;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Continue the same Claude Code session on any of your machines.
+#[derive(Parser)]
+#[command(
+    version,
+    about,
+    after_help = "Exit codes: 0 success, 1 failure, 2 bad usage."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show how ferry names a directory: its Claude Code slug and its portable project key.
+    Where {
+        /// The directory (default: the current one).
+        path: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Where { path, json } => where_cmd(path, json),
+    }
+}
+
+fn where_cmd(path: Option<PathBuf>, json: bool) -> Result<()> {
+    let path = match path {
+        Some(p) => p,
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let real = path.canonicalize().with_context(|| {
+        format!(
+            "{} does not exist; pass an existing directory",
+            path.display()
+        )
+    })?;
+    let real_str = real
+        .to_str()
+        .context("the path is not valid UTF-8; Claude Code cannot run there either")?;
+    let home = ferry_platform::home_dir();
+    let key = project_key(&real, home.as_deref(), &[])
+        .with_context(|| format!("computing the project key of {real_str}"))?;
+    let portable = match key.kind {
+        KeyKind::Remote | KeyKind::Linked => "yes",
+        KeyKind::Home => "if the other machine has it at the same place under its home",
+        KeyKind::Absolute => "no: add a git remote or `ferry link` it",
+    };
+    let slug = slug(real_str);
+    if json {
+        let v = serde_json::json!({
+            "path": real_str,
+            "slug": slug,
+            "project_key": key.to_string(),
+            "key_kind": format!("{:?}", key.kind).to_lowercase(),
+        });
+        println!("{v}");
+    } else {
+        println!("path:        {real_str}");
+        println!("slug:        {slug}");
+        println!("project key: {key}");
+        println!("portable:    {portable}");
+    }
+    Ok(())
+}

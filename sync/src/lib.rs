@@ -1,0 +1,13 @@
+//! ferry's portable store: everything that turns one machine's session files into a form every
+//! other machine can use, with no filesystem in sight.
+//!
+//! - [`codec`]: virtualise a machine's absolute paths into placeholders and expand them again.
+//! - [`slug`]: Claude Code's directory name for a working directory.
+//! - [`project_key`]: the portable name of a project, the same on every machine.
+//! - [`path_style`]: another machine's paths handled as strings, whatever OS spelled them.
+
+pub mod codec;
+pub mod path_style;
+pub mod project_key;
+pub mod remote_url;
+pub mod slug;

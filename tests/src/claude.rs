@@ -1,0 +1,62 @@
+//! The real Claude Code client, pinned and installed by `tests/claude/install.sh` (which
+//! `.ci/run` calls), run inside a network namespace against `fake_messages_api.py`.
+
+use crate::workspace_root;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The client versions every real-client test covers: the one Node 20 resolves by default and
+/// the newest that installs here.
+pub const VERSIONS: [&str; 2] = ["2.1.197", "2.1.330"];
+
+/// The installed client binary for `version`. Panics with the install command if it is missing:
+/// these tests must run, never silently skip.
+pub fn bin(version: &str) -> PathBuf {
+    let bin = workspace_root().join(format!(
+        "target/claude-code/{version}/node_modules/.bin/claude"
+    ));
+    assert!(
+        bin.exists(),
+        "Claude Code {version} is not installed at {}; run: tests/claude/install.sh {version} target/claude-code/{version}",
+        bin.display()
+    );
+    bin
+}
+
+/// One simulated user: a HOME and a Claude config dir of its own.
+pub struct User {
+    /// `$HOME`.
+    pub home: PathBuf,
+    /// `$CLAUDE_CONFIG_DIR`; its `projects/` holds the sessions.
+    pub config_dir: PathBuf,
+    /// The fake API's request log (JSON lines).
+    pub api_log: PathBuf,
+}
+
+impl User {
+    /// A fresh user under `dir`.
+    pub fn new(dir: &Path) -> User {
+        let user = User {
+            home: dir.join("home"),
+            config_dir: dir.join("home/.claude"),
+            api_log: dir.join("api.jsonl"),
+        };
+        std::fs::create_dir_all(&user.config_dir).expect("create config dir");
+        user
+    }
+
+    /// Runs `claude <args>` in `cwd`, offline, and returns its output.
+    pub fn run(&self, version: &str, cwd: &Path, args: &[&str]) -> Output {
+        Command::new(workspace_root().join("tests/claude/run-offline.sh"))
+            .arg(cwd)
+            .arg("--")
+            .args(args)
+            .env("CLAUDE_BIN", bin(version))
+            .env("HOME", &self.home)
+            .env("CLAUDE_CONFIG_DIR", &self.config_dir)
+            .env("FAKE_API_LOG", &self.api_log)
+            .env("RUN_OFFLINE_TIMEOUT", "120")
+            .output()
+            .expect("run-offline.sh starts")
+    }
+}
