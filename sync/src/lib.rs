@@ -7,7 +7,9 @@
 //! - [`path_style`]: another machine's paths handled as strings, whatever OS spelled them.
 
 pub mod codec;
+pub mod merge;
 pub mod path_style;
 pub mod project_key;
 pub mod remote_url;
 pub mod slug;
+pub mod store;

@@ -1,0 +1,135 @@
+//! The merge of machines' versions of one path (DESIGN.md invariants 4 and 5).
+//!
+//! - **Deletion belongs to the writer.** A tombstone (`Deleted`) from any machine hides every
+//!   version not newer than it, everywhere. A `Hidden` marker hides versions not newer than it,
+//!   but only on the machine that wrote it. A version written after either survives.
+//! - **Transcripts keep every line.** The surviving versions are merged line by line: their
+//!   common prefix, then each version's remaining lines, oldest version first (so the newest
+//!   machine's `last-prompt` comes last and `--resume` continues from it). A line with a top-level
+//!   `uuid` appears once; a line without one is dropped only if another version already gave the
+//!   same bytes. A torn last line that ends up followed by other lines gets a `\n`, so it cannot
+//!   corrupt the line after it.
+//! - **Other files: newest wins** by mtime (then machine id, for determinism); the others are
+//!   reported as losers and stay in history.
+
+use crate::store::{FileMeta, FileState};
+use std::collections::{HashMap, HashSet};
+
+/// One machine's version of a path, as the merge sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Version<'a> {
+    /// The machine that wrote it.
+    pub machine: &'a str,
+    /// Its metadata.
+    pub meta: FileMeta,
+}
+
+/// What the view shows for one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    /// Indexes of the versions to show: one for newest-wins, every survivor (oldest first) for
+    /// a transcript; empty when the path is deleted or hidden.
+    pub shown: Vec<usize>,
+    /// Indexes of present versions that lost a newest-wins merge.
+    pub losers: Vec<usize>,
+}
+
+/// Decides what `viewer` sees of a path given every machine's version of it.
+pub fn resolve(versions: &[Version<'_>], viewer: &str, lines: bool) -> Resolution {
+    let mut hide_upto = i64::MIN;
+    for v in versions {
+        match v.meta.state {
+            FileState::Deleted { at_ms } => hide_upto = hide_upto.max(at_ms),
+            FileState::Hidden { until_ms } if v.machine == viewer => {
+                hide_upto = hide_upto.max(until_ms)
+            }
+            _ => {}
+        }
+    }
+    let mut alive: Vec<usize> = (0..versions.len())
+        .filter(|&i| {
+            versions[i].meta.state == FileState::Present && versions[i].meta.mtime_ms > hide_upto
+        })
+        .collect();
+    alive.sort_by(|&a, &b| {
+        let (va, vb) = (&versions[a], &versions[b]);
+        (va.meta.mtime_ms, va.machine).cmp(&(vb.meta.mtime_ms, vb.machine))
+    });
+    if lines || alive.len() <= 1 {
+        return Resolution {
+            shown: alive,
+            losers: Vec::new(),
+        };
+    }
+    let newest = alive.pop().expect("more than one");
+    Resolution {
+        shown: vec![newest],
+        losers: alive,
+    }
+}
+
+/// The top-level `uuid` of a transcript line, if it is a JSON object with one.
+fn uuid_of(line: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        uuid: Option<String>,
+    }
+    serde_json::from_slice::<Line>(line).ok()?.uuid
+}
+
+/// Splits into lines, each keeping its `\n` (the last may lack one).
+fn split_lines(text: &[u8]) -> Vec<&[u8]> {
+    text.split_inclusive(|&b| b == b'\n').collect()
+}
+
+/// Merges transcript versions (oldest first) so that every line of every version is kept once.
+pub fn merge_lines(versions: &[&[u8]]) -> Vec<u8> {
+    match versions {
+        [] => return Vec::new(),
+        [one] => return one.to_vec(),
+        _ => {}
+    }
+    let split: Vec<Vec<&[u8]>> = versions.iter().map(|v| split_lines(v)).collect();
+    let prefix = (0..)
+        .take_while(|&i| split.iter().all(|v| i < v.len() && v[i] == split[0][i]))
+        .count();
+    let mut out: Vec<u8> = Vec::with_capacity(versions.iter().map(|v| v.len()).max().unwrap_or(0));
+    let mut uuids: HashSet<String> = HashSet::new();
+    // Which version first gave a uuid-less line.
+    let mut plain: HashMap<&[u8], usize> = HashMap::new();
+    for line in &split[0][..prefix] {
+        out.extend_from_slice(line);
+        match uuid_of(line) {
+            Some(u) => {
+                uuids.insert(u);
+            }
+            None => {
+                plain.insert(line, usize::MAX);
+            }
+        }
+    }
+    for (vi, lines) in split.iter().enumerate() {
+        for line in &lines[prefix..] {
+            let keep = match uuid_of(line) {
+                Some(u) => uuids.insert(u),
+                None => match plain.get(line) {
+                    Some(&first) => first == vi,
+                    None => {
+                        plain.insert(line, vi);
+                        true
+                    }
+                },
+            };
+            if keep {
+                if out.last().is_some_and(|&b| b != b'\n') {
+                    out.push(b'\n');
+                }
+                out.extend_from_slice(line);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

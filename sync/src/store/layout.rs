@@ -1,0 +1,181 @@
+//! How paths map into a machine's branch, and the checks that keep a hostile remote's trees
+//! from escaping the view.
+//!
+//! ```text
+//! machine.json                              MachineRecord
+//! p/<project dir>/project.json              ProjectRecord
+//! p/<project dir>/t/d.<dir>/…/f.<file>/     one file:
+//!     meta.json                             FileMeta
+//!     data                                  portable bytes (plain files), or
+//!     c/<a>/<b>/<c>                          line-aligned chunks of a transcript (chunk k at
+//!                                           a = k>>12, b = (k>>6)&63, c = k&63)
+//! ```
+//! Directory and file names get `d.` and `f.` prefixes so a directory can never be mistaken for
+//! a file's own tree, whatever the user's files are called.
+
+use super::StoreError;
+
+/// The root entry holding the machine record.
+pub const MACHINE_FILE: &str = "machine.json";
+/// The root tree holding the projects.
+pub const PROJECTS: &str = "p";
+/// A project's record.
+pub const PROJECT_FILE: &str = "project.json";
+/// A project's file tree.
+pub const FILES: &str = "t";
+/// A file's metadata.
+pub const META: &str = "meta.json";
+/// A plain file's content.
+pub const DATA: &str = "data";
+/// A transcript's chunk tree.
+pub const CHUNKS: &str = "c";
+
+/// Longest path component accepted from a remote (ext4's limit).
+pub const MAX_NAME: usize = 255;
+/// Deepest file path accepted from a remote, in components.
+pub const MAX_DEPTH: usize = 16;
+
+/// A path inside a project directory (`<sid>.jsonl`, `<sid>/tool-results/x.txt`), checked to
+/// be relative, normalised and free of anything that could escape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RelPath(String);
+
+impl RelPath {
+    /// Checks and wraps a `/`-separated relative path.
+    pub fn new(path: &str) -> Result<RelPath, StoreError> {
+        let bad = |why: &str| StoreError::BadPath(format!("{path:?}: {why}"));
+        if path.is_empty() {
+            return Err(bad("empty"));
+        }
+        let parts: Vec<&str> = path.split('/').collect();
+        if parts.len() > MAX_DEPTH {
+            return Err(bad("too deep"));
+        }
+        for p in &parts {
+            check_name(p).map_err(|e| bad(&e))?;
+        }
+        Ok(RelPath(path.to_string()))
+    }
+
+    /// The path as a `/`-separated string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the file is a transcript (JSON Lines), stored as chunks and merged by line.
+    pub fn is_lines(&self) -> bool {
+        self.0.ends_with(".jsonl")
+    }
+
+    /// The path of this file's tree inside a project's `t/` tree.
+    pub fn tree_path(&self) -> String {
+        let parts: Vec<&str> = self.0.split('/').collect();
+        let (file, dirs) = parts.split_last().expect("RelPath is never empty");
+        let mut out = String::new();
+        for d in dirs {
+            out.push_str("d.");
+            out.push_str(d);
+            out.push('/');
+        }
+        out.push_str("f.");
+        out.push_str(file);
+        out
+    }
+}
+
+impl std::fmt::Display for RelPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Rejects names that are empty, `.`/`..`, too long, or hold separators or control bytes.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("component {name:?} is not a name"));
+    }
+    if name.len() > MAX_NAME {
+        return Err("component longer than 255 bytes".into());
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c == '\\' || c.is_control())
+    {
+        return Err(format!(
+            "component {name:?} holds a separator or control character"
+        ));
+    }
+    Ok(())
+}
+
+/// The store's directory name for a project key: readable, and unique per key thanks to a hash.
+pub fn project_dir(key: &str) -> String {
+    let mut readable: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    readable.truncate(80);
+    let readable = readable.trim_start_matches('.');
+    format!("{readable}-{:016x}", fnv1a(key.as_bytes()))
+}
+
+/// The tree path of chunk `k` inside a file's `c/` tree: three levels of at most 64 entries, so
+/// that appending rewrites three small trees whatever the file's size.
+pub fn chunk_path(k: u64) -> String {
+    format!("{}/{}/{}", k >> 12, (k >> 6) & 63, k & 63)
+}
+
+/// Inverse of [`chunk_path`] for one entry, given the three components.
+pub fn chunk_index(a: &str, b: &str, c: &str) -> Option<u64> {
+    let (a, b, c): (u64, u64, u64) = (a.parse().ok()?, b.parse().ok()?, c.parse().ok()?);
+    (a < 64 && b < 64 && c < 64).then_some((a << 12) | (b << 6) | c)
+}
+
+/// FNV-1a: a stable 64-bit hash that never changes between versions (unlike `DefaultHasher`).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rel_paths_are_checked_and_mapped() {
+        let p = RelPath::new("s1/tool-results/t.txt").unwrap();
+        assert_eq!(p.tree_path(), "d.s1/d.tool-results/f.t.txt");
+        assert!(RelPath::new("a.jsonl").unwrap().is_lines());
+        for bad in ["", "/abs", "a//b", "../x", "a/./b", "a\\b", "a\nb"] {
+            assert!(RelPath::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(RelPath::new("d/".repeat(20).trim_end_matches('/')).is_err());
+    }
+
+    #[test]
+    fn project_dirs_are_distinct_and_safe() {
+        let a = project_dir("github.com/o/r");
+        let b = project_dir("github.com/o/r//sub");
+        assert_ne!(a, b);
+        assert!(a.starts_with("github.com_o_r-"));
+        assert!(check_name(&project_dir("../../etc")).is_ok());
+        assert!(!project_dir("..").starts_with('.'));
+    }
+
+    #[test]
+    fn chunk_paths_round_trip() {
+        for k in [0, 1, 63, 64, 4095, 4096, 262_143] {
+            let p = chunk_path(k);
+            let parts: Vec<&str> = p.split('/').collect();
+            assert_eq!(chunk_index(parts[0], parts[1], parts[2]), Some(k));
+        }
+        assert_eq!(chunk_index("64", "0", "0"), None);
+    }
+}

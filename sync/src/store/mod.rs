@@ -1,0 +1,146 @@
+//! The portable store: a bare git repository with one branch per machine, holding only portable
+//! form. This machine commits and pushes only its own branch (`refs/heads/machines/<id>`), so
+//! pushes never conflict; other machines' branches arrive by fetch under
+//! `refs/remotes/origin/machines/<id>`, and the view merges them deterministically.
+
+mod chunks;
+mod layout;
+mod read;
+mod records;
+mod write;
+
+pub use chunks::CHUNK;
+pub use layout::{RelPath, project_dir};
+pub use read::{FileEntry, HistoryEntry, Snapshot};
+pub use records::{FileMeta, FileState, GitState, MachineRecord, ProjectRecord, mapping_for};
+pub use write::{Batch, Change, FileUpdate};
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in the store, each with what it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// git itself failed (I/O, corrupt object, lock held).
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    /// Reading or writing a local file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A path that cannot be in the store (escaping, malformed, too deep).
+    #[error("bad path {0}")]
+    BadPath(String),
+    /// A remote's content breaks the store's rules; the entry is skipped.
+    #[error("rejected content in {branch} at {path}: {why}")]
+    Rejected {
+        /// The machine branch.
+        branch: String,
+        /// Where in its tree.
+        path: String,
+        /// What was wrong.
+        why: String,
+    },
+    /// A record could not be parsed.
+    #[error("malformed {what}: {source}")]
+    Malformed {
+        /// Which record.
+        what: String,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// A mapping value of a record is unusable.
+    #[error(transparent)]
+    Mapping(#[from] crate::codec::MappingError),
+    /// A project named by an update has no record.
+    #[error("no project record for key {0:?}; pass it in the batch")]
+    UnknownProject(String),
+}
+
+impl StoreError {
+    fn io(path: &Path, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The local bare repository.
+pub struct Store {
+    repo: git2::Repository,
+}
+
+/// The ref of a machine's own branch in its own store.
+pub fn own_ref(machine_id: &str) -> String {
+    format!("refs/heads/machines/{machine_id}")
+}
+
+/// Where other machines' branches land after a fetch.
+pub const REMOTE_PREFIX: &str = "refs/remotes/origin/machines/";
+
+impl Store {
+    /// Creates the store at `path` (a bare repository, private to the user), or opens it.
+    pub fn init(path: &Path) -> Result<Store, StoreError> {
+        let repo = match git2::Repository::open_bare(path) {
+            Ok(r) => r,
+            Err(_) => {
+                let mut opts = git2::RepositoryInitOptions::new();
+                opts.bare(true)
+                    .mkpath(true)
+                    .mode(git2::RepositoryInitMode::SHARED_UMASK);
+                git2::Repository::init_opts(path, &opts)?
+            }
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| StoreError::io(path, e))?;
+        }
+        Ok(Store { repo })
+    }
+
+    /// Opens an existing store.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store {
+            repo: git2::Repository::open_bare(path)?,
+        })
+    }
+
+    /// The underlying repository, for the sync engine's fetch and push.
+    pub fn repo(&self) -> &git2::Repository {
+        &self.repo
+    }
+
+    /// The newest commit of a machine's branch: own branch for `own`, else the fetched one.
+    pub fn head(&self, machine_id: &str, own: bool) -> Result<Option<git2::Oid>, StoreError> {
+        let name = if own {
+            own_ref(machine_id)
+        } else {
+            format!("{REMOTE_PREFIX}{machine_id}")
+        };
+        match self.repo.refname_to_id(&name) {
+            Ok(id) => Ok(Some(id)),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The ids of every machine whose branch has been fetched (not this one).
+    pub fn remote_machines(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.repo.references_glob(&format!("{REMOTE_PREFIX}*"))? {
+            let r = r?;
+            let id = r.name().ok().and_then(|n| n.strip_prefix(REMOTE_PREFIX));
+            if let Some(id) = id.filter(|id| layout::check_name(id).is_ok()) {
+                out.push(id.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

@@ -1,0 +1,332 @@
+//! Reading machines' branches: their records and files, validated so that a hostile or corrupt
+//! remote can neither escape the view nor exhaust memory. Invalid entries are skipped and
+//! reported, never fatal.
+
+use super::layout::{self, RelPath};
+use super::records::{FileMeta, MachineRecord, ProjectRecord};
+use super::{Store, StoreError};
+use git2::{ObjectType, Oid};
+
+/// Most files accepted from one machine's branch.
+pub const MAX_FILES: usize = 200_000;
+/// Largest file accepted from a remote, in bytes of portable form.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+/// Largest record (`*.json` metadata) accepted from a remote.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// One file of one machine's branch.
+#[derive(Clone, Debug)]
+pub struct FileEntry {
+    /// The project it belongs to.
+    pub project: ProjectRecord,
+    /// The path inside the project directory.
+    pub rel: RelPath,
+    /// Its metadata.
+    pub meta: FileMeta,
+    /// The file's own tree (meta, data or chunks).
+    pub tree: Oid,
+}
+
+/// A machine's branch at one commit, read and checked.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The commit read.
+    pub commit: Oid,
+    /// The machine's record.
+    pub machine: MachineRecord,
+    /// Its files.
+    pub files: Vec<FileEntry>,
+    /// What was skipped, and why.
+    pub rejected: Vec<StoreError>,
+}
+
+impl Store {
+    /// Reads a machine's branch at `commit`. Fails only if the machine record itself is
+    /// unusable; anything else wrong is skipped into `rejected`.
+    pub fn snapshot(&self, branch: &str, commit: Oid) -> Result<Snapshot, StoreError> {
+        let tree = self.repo.find_commit(commit)?.tree()?;
+        let machine: MachineRecord = self.record(branch, &tree, layout::MACHINE_FILE)?;
+        let mut snap = Snapshot {
+            commit,
+            machine,
+            files: Vec::new(),
+            rejected: Vec::new(),
+        };
+        let reject = |path: &str, why: &str| StoreError::Rejected {
+            branch: branch.to_string(),
+            path: path.to_string(),
+            why: why.to_string(),
+        };
+        let Some(projects) = tree.get_name(layout::PROJECTS) else {
+            return Ok(snap);
+        };
+        let projects = self.repo.find_tree(projects.id())?;
+        for p in projects.iter() {
+            let Some(name) = p.name().ok().map(str::to_string) else {
+                snap.rejected
+                    .push(reject(layout::PROJECTS, "name is not UTF-8"));
+                continue;
+            };
+            let Ok(ptree) = self.repo.find_tree(p.id()) else {
+                snap.rejected
+                    .push(reject(&name, "project is not a directory"));
+                continue;
+            };
+            let project: ProjectRecord = match self.record(branch, &ptree, layout::PROJECT_FILE) {
+                Ok(r) => r,
+                Err(e) => {
+                    snap.rejected.push(e);
+                    continue;
+                }
+            };
+            if layout::project_dir(&project.key) != name {
+                snap.rejected
+                    .push(reject(&name, "directory does not match the project key"));
+                continue;
+            }
+            if let Some(files) = ptree.get_name(layout::FILES) {
+                let files = self.repo.find_tree(files.id())?;
+                self.walk(branch, &files, &project, &mut Vec::new(), &mut snap);
+            }
+        }
+        Ok(snap)
+    }
+
+    fn walk(
+        &self,
+        branch: &str,
+        tree: &git2::Tree<'_>,
+        project: &ProjectRecord,
+        dirs: &mut Vec<String>,
+        snap: &mut Snapshot,
+    ) {
+        for e in tree.iter() {
+            let here = || format!("{}/{}", project.key, dirs.join("/"));
+            if snap.files.len() >= MAX_FILES {
+                snap.rejected.push(StoreError::Rejected {
+                    branch: branch.into(),
+                    path: here(),
+                    why: format!("more than {MAX_FILES} files; the rest are ignored"),
+                });
+                return;
+            }
+            let reject = |why: String| StoreError::Rejected {
+                branch: branch.into(),
+                path: here(),
+                why,
+            };
+            let Some(name) = e.name().ok() else {
+                snap.rejected.push(reject("name is not UTF-8".into()));
+                continue;
+            };
+            if e.kind() != Some(ObjectType::Tree) {
+                snap.rejected.push(reject(format!(
+                    "{name:?} is not a directory entry (symlink, submodule or stray blob)"
+                )));
+                continue;
+            }
+            let (kind, base) = name.split_at(name.len().min(2));
+            if let Err(why) = layout::check_name(base) {
+                snap.rejected.push(reject(why));
+                continue;
+            }
+            match kind {
+                "d." if dirs.len() + 1 < layout::MAX_DEPTH => {
+                    let Ok(sub) = self.repo.find_tree(e.id()) else {
+                        continue;
+                    };
+                    dirs.push(base.to_string());
+                    self.walk(branch, &sub, project, dirs, snap);
+                    dirs.pop();
+                }
+                "f." => {
+                    let rel = if dirs.is_empty() {
+                        base.to_string()
+                    } else {
+                        format!("{}/{base}", dirs.join("/"))
+                    };
+                    let entry = RelPath::new(&rel).and_then(|rel| {
+                        let ftree = self.repo.find_tree(e.id())?;
+                        let meta: FileMeta = self.record(branch, &ftree, layout::META)?;
+                        Ok(FileEntry {
+                            project: project.clone(),
+                            rel,
+                            meta,
+                            tree: e.id(),
+                        })
+                    });
+                    match entry {
+                        Ok(f) => snap.files.push(f),
+                        Err(err) => snap.rejected.push(err),
+                    }
+                }
+                _ => snap.rejected.push(reject(format!(
+                    "{name:?} is not a d./f. entry or is too deep"
+                ))),
+            }
+        }
+    }
+
+    fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        branch: &str,
+        tree: &git2::Tree<'_>,
+        name: &str,
+    ) -> Result<T, StoreError> {
+        let missing = || StoreError::Rejected {
+            branch: branch.into(),
+            path: name.into(),
+            why: "missing or not a file".into(),
+        };
+        let entry = tree.get_name(name).ok_or_else(missing)?;
+        if entry.kind() != Some(ObjectType::Blob) {
+            return Err(missing());
+        }
+        let blob = self.repo.find_blob(entry.id())?;
+        if blob.size() > MAX_RECORD_BYTES {
+            return Err(StoreError::Rejected {
+                branch: branch.into(),
+                path: name.into(),
+                why: format!("record of {} bytes", blob.size()),
+            });
+        }
+        serde_json::from_slice(blob.content()).map_err(|source| StoreError::Malformed {
+            what: format!("{branch}: {name}"),
+            source,
+        })
+    }
+
+    /// The portable bytes of a file version (empty for a deleted or hidden one).
+    pub fn read(&self, entry: &FileEntry) -> Result<Vec<u8>, StoreError> {
+        let tree = self.repo.find_tree(entry.tree)?;
+        let mut out = Vec::new();
+        let too_big = || StoreError::Rejected {
+            branch: String::new(),
+            path: entry.rel.to_string(),
+            why: format!("larger than {MAX_FILE_BYTES} bytes"),
+        };
+        let push = |id: Oid, out: &mut Vec<u8>| -> Result<(), StoreError> {
+            let blob = self.repo.find_blob(id)?;
+            if (out.len() + blob.size()) as u64 > MAX_FILE_BYTES {
+                return Err(too_big());
+            }
+            out.extend_from_slice(blob.content());
+            Ok(())
+        };
+        if let Some(data) = tree.get_name(layout::DATA) {
+            push(data.id(), &mut out)?;
+        } else if let Some(c) = tree.get_name(layout::CHUNKS) {
+            for (_, id) in chunk_list(&self.repo, c.id())? {
+                push(id, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The chunks of a chunk tree, in index order; entries that are not chunks are ignored.
+pub(super) fn chunk_list(
+    repo: &git2::Repository,
+    root: Oid,
+) -> Result<Vec<(u64, Oid)>, StoreError> {
+    let mut out = Vec::new();
+    let top = repo.find_tree(root)?;
+    for a in top.iter() {
+        let Ok(mid) = repo.find_tree(a.id()) else {
+            continue;
+        };
+        for b in mid.iter() {
+            let Ok(leaf) = repo.find_tree(b.id()) else {
+                continue;
+            };
+            for c in leaf.iter() {
+                let idx = match (a.name().ok(), b.name().ok(), c.name().ok()) {
+                    (Some(x), Some(y), Some(z)) => layout::chunk_index(x, y, z),
+                    _ => None,
+                };
+                if let (Some(k), Some(ObjectType::Blob)) = (idx, c.kind()) {
+                    out.push((k, c.id()));
+                }
+            }
+        }
+    }
+    out.sort_by_key(|(k, _)| *k);
+    Ok(out)
+}
+
+/// One historical version of a file on one machine's branch.
+#[derive(Clone, Debug)]
+pub struct HistoryEntry {
+    /// The commit that recorded it.
+    pub commit: Oid,
+    /// When that commit was made, in seconds since the epoch.
+    pub time: i64,
+    /// The version.
+    pub file: FileEntry,
+}
+
+impl Store {
+    /// Every distinct version of `rel` in `project_key` on the branch whose head is `head`,
+    /// newest first: what `ferry restore` chooses from.
+    pub fn history(
+        &self,
+        head: Oid,
+        project_key: &str,
+        rel: &RelPath,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let path = format!(
+            "{}/{}/{}/{}",
+            layout::PROJECTS,
+            layout::project_dir(project_key),
+            layout::FILES,
+            rel.tree_path()
+        );
+        let project_path = format!(
+            "{}/{}/{}",
+            layout::PROJECTS,
+            layout::project_dir(project_key),
+            layout::PROJECT_FILE
+        );
+        let mut walk = self.repo.revwalk()?;
+        walk.push(head)?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
+        let mut out: Vec<HistoryEntry> = Vec::new();
+        for id in walk {
+            let commit = self.repo.find_commit(id?)?;
+            let tree = commit.tree()?;
+            let Ok(entry) = tree.get_path(path.as_ref()) else {
+                continue;
+            };
+            if out.last().is_some_and(|h| h.file.tree == entry.id()) {
+                continue;
+            }
+            let ftree = self.repo.find_tree(entry.id())?;
+            let Ok(ptree_entry) = tree.get_path(project_path.as_ref()) else {
+                continue;
+            };
+            let project: ProjectRecord = serde_json::from_slice(
+                self.repo.find_blob(ptree_entry.id())?.content(),
+            )
+            .map_err(|source| StoreError::Malformed {
+                what: project_path.clone(),
+                source,
+            })?;
+            let meta: FileMeta = self.record("history", &ftree, layout::META)?;
+            out.push(HistoryEntry {
+                commit: commit.id(),
+                time: commit.time().seconds(),
+                file: FileEntry {
+                    project,
+                    rel: rel.clone(),
+                    meta,
+                    tree: entry.id(),
+                },
+            });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,119 @@
+//! What the store records besides file bytes: the machine, its projects, each file's metadata.
+//! Stored as JSON so that other tools (and people) can read a branch.
+
+use crate::codec::{Mapping, MappingError, Var};
+use crate::path_style::PathStyle;
+use serde::{Deserialize, Serialize};
+
+/// One machine, as recorded at the root of its branch (`machine.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineRecord {
+    /// Random, stable id; names the branch `machines/<id>`.
+    pub id: String,
+    /// The name the user gave it (default: hostname).
+    pub name: String,
+    /// `linux`, `macos` or `windows`.
+    pub os: String,
+    /// The user's home directory there.
+    pub home: String,
+    /// The temp directory there.
+    pub tmp: String,
+    /// Claude Code's config dir there.
+    pub claude_dir: String,
+    /// Claude Code's per-user temp dir there (`$TMPDIR/claude-<uid>`).
+    pub claude_tmp: String,
+    /// When the machine last committed, in ms since the epoch.
+    pub last_seen_ms: i64,
+}
+
+impl MachineRecord {
+    /// The style of this machine's paths.
+    pub fn style(&self) -> PathStyle {
+        PathStyle::of(&self.home)
+    }
+}
+
+/// The state of a git checkout, so another machine can tell where the work stood.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitState {
+    /// The checked-out branch, if any.
+    pub branch: Option<String>,
+    /// The HEAD commit id.
+    pub commit: Option<String>,
+    /// Paths with uncommitted changes.
+    pub dirty: Vec<String>,
+}
+
+/// One project directory of a machine (`p/<dir>/project.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    /// The portable project key (`github.com/o/r//sub`), which groups machines' copies.
+    pub key: String,
+    /// The checkout root (or the directory itself outside git) on that machine.
+    pub root: String,
+    /// The working directory whose sessions these are, on that machine.
+    pub cwd: String,
+    /// The slug of `cwd` there: the name of the directory under `projects/`.
+    pub slug: String,
+    /// The checkout's git state when last committed.
+    #[serde(default)]
+    pub git: Option<GitState>,
+}
+
+/// Whether a path is present, deleted by its writer, or hidden on one machine only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum FileState {
+    /// The file exists with the recorded content.
+    Present,
+    /// Deleted by the machine that wrote it: hides versions not newer than `at_ms` everywhere.
+    Deleted {
+        /// When it was deleted.
+        at_ms: i64,
+    },
+    /// Deleted on this machine while another machine's version was newest: hides versions not
+    /// newer than `until_ms`, on this machine only.
+    Hidden {
+        /// The newest mtime that was hidden.
+        until_ms: i64,
+    },
+}
+
+/// Per-file metadata the view needs (`meta.json` beside the content).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// Modification time, ms since the epoch.
+    pub mtime_ms: i64,
+    /// Permission bits.
+    pub mode: u32,
+    /// Length of the local form on the writing machine when committed.
+    pub len: u64,
+    /// Stored as line-aligned chunks (transcripts) rather than one blob.
+    pub lines: bool,
+    /// Present, deleted or hidden.
+    #[serde(flatten)]
+    pub state: FileState,
+}
+
+/// The codec mapping of `machine` for `project`: what virtualises its files and expands others'.
+pub fn mapping_for(
+    machine: &MachineRecord,
+    project: &ProjectRecord,
+) -> Result<Mapping, MappingError> {
+    let mut m = Mapping::new(machine.style());
+    let paths = [
+        (Var::Home, &machine.home),
+        (Var::Tmp, &machine.tmp),
+        (Var::ClaudeDir, &machine.claude_dir),
+        (Var::ClaudeTmp, &machine.claude_tmp),
+        (Var::ProjectRoot, &project.root),
+    ];
+    for (var, value) in paths {
+        if !value.is_empty() {
+            m.set(var, value)?;
+        }
+    }
+    m.set(Var::ProjectSlug, &project.slug)?;
+    m.set(Var::RootSlug, &crate::slug::slug(&project.root))?;
+    Ok(m)
+}

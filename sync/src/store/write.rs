@@ -1,0 +1,333 @@
+//! Committing this machine's changes from the upper layer into its own branch.
+
+use super::chunks::{self, CHUNK};
+use super::layout::{self, RelPath};
+use super::records::{FileMeta, FileState, MachineRecord, ProjectRecord, mapping_for};
+use super::{Store, StoreError, own_ref};
+use crate::codec::{Codec, Format};
+use git2::build::TreeUpdateBuilder;
+use git2::{FileMode, Oid, Tree};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+
+/// What changed about one file of this machine.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// The local file at `local` was written; bytes before `dirty_from` are known unchanged
+    /// since the last commit (`None`: anything may have changed).
+    Write {
+        /// The file in the upper layer.
+        local: PathBuf,
+        /// The lowest offset written since the last commit, if known.
+        dirty_from: Option<u64>,
+    },
+    /// This machine deleted its own file: a tombstone that hides it everywhere.
+    Delete {
+        /// When.
+        at_ms: i64,
+    },
+    /// This machine deleted another machine's file: hidden here only, up to that version.
+    Hide {
+        /// The newest mtime that is hidden.
+        until_ms: i64,
+    },
+}
+
+/// One file's change.
+#[derive(Clone, Debug)]
+pub struct FileUpdate {
+    /// The project it belongs to.
+    pub project_key: String,
+    /// Its path inside the project directory.
+    pub rel: RelPath,
+    /// What happened.
+    pub change: Change,
+}
+
+/// Everything one commit records.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    /// New or updated project records.
+    pub projects: Vec<ProjectRecord>,
+    /// File changes.
+    pub files: Vec<FileUpdate>,
+}
+
+/// Collects tree edits, removing only entries that exist (libgit2 refuses to remove others).
+struct Edits<'a> {
+    base: Option<&'a Tree<'a>>,
+    repo: &'a git2::Repository,
+    builder: TreeUpdateBuilder,
+    changed: bool,
+}
+
+impl<'a> Edits<'a> {
+    fn exists(&self, path: &str) -> bool {
+        self.base.is_some_and(|t| t.get_path(path.as_ref()).is_ok())
+    }
+
+    fn put(&mut self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let id = self.repo.blob(bytes)?;
+        let same = self
+            .base
+            .and_then(|t| t.get_path(path.as_ref()).ok())
+            .is_some_and(|e| e.id() == id);
+        if !same {
+            self.builder.upsert(path, id, FileMode::Blob);
+            self.changed = true;
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &str) {
+        if self.exists(path) {
+            self.builder.remove(path);
+            self.changed = true;
+        }
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Option<T> {
+        let entry = self.base?.get_path(path.as_ref()).ok()?;
+        let blob = self.repo.find_blob(entry.id()).ok()?;
+        serde_json::from_slice(blob.content()).ok()
+    }
+
+    /// Chunk indexes at or above `from` in the chunk tree at `path`.
+    fn chunks_from(&self, path: &str, from: u64) -> Result<Vec<u64>, StoreError> {
+        let Some(entry) = self.base.and_then(|t| t.get_path(path.as_ref()).ok()) else {
+            return Ok(Vec::new());
+        };
+        let all = super::read::chunk_list(self.repo, entry.id())?;
+        Ok(all
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|&k| k >= from)
+            .collect())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn mtime_ms(md: &std::fs::Metadata) -> i64 {
+    md.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(unix)]
+fn mode_of(md: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    md.permissions().mode() & 0o7777
+}
+
+#[cfg(not(unix))]
+fn mode_of(_: &std::fs::Metadata) -> u32 {
+    0o600
+}
+
+impl Store {
+    /// Commits `batch` on `machine`'s branch. Returns the new commit, or `None` when nothing
+    /// changed. Costs O(bytes changed) for transcripts when `dirty_from` is given.
+    pub fn commit(
+        &self,
+        machine: &MachineRecord,
+        batch: &Batch,
+    ) -> Result<Option<Oid>, StoreError> {
+        let refname = own_ref(&machine.id);
+        let parent = match self.repo.refname_to_id(&refname) {
+            Ok(id) => Some(self.repo.find_commit(id)?),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        let base = parent.as_ref().map(|c| c.tree()).transpose()?;
+        let mut edits = Edits {
+            base: base.as_ref(),
+            repo: &self.repo,
+            builder: TreeUpdateBuilder::new(),
+            changed: false,
+        };
+        let mut projects: HashMap<&str, &ProjectRecord> = HashMap::new();
+        for p in &batch.projects {
+            let path = format!(
+                "{}/{}/{}",
+                layout::PROJECTS,
+                layout::project_dir(&p.key),
+                layout::PROJECT_FILE
+            );
+            edits.put(&path, &to_json(p))?;
+            projects.insert(&p.key, p);
+        }
+        let mut loaded: HashMap<String, ProjectRecord> = HashMap::new();
+        for update in &batch.files {
+            let dir = layout::project_dir(&update.project_key);
+            let project = match projects.get(update.project_key.as_str()) {
+                Some(p) => (*p).clone(),
+                None => match loaded.get(&update.project_key) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let path = format!("{}/{dir}/{}", layout::PROJECTS, layout::PROJECT_FILE);
+                        let p: ProjectRecord = edits.read_json(&path).ok_or_else(|| {
+                            StoreError::UnknownProject(update.project_key.clone())
+                        })?;
+                        loaded.insert(update.project_key.clone(), p.clone());
+                        p
+                    }
+                },
+            };
+            let file = format!(
+                "{}/{dir}/{}/{}",
+                layout::PROJECTS,
+                layout::FILES,
+                update.rel.tree_path()
+            );
+            self.apply(
+                &mut edits,
+                machine,
+                &project,
+                &file,
+                &update.rel,
+                &update.change,
+            )?;
+        }
+        if !edits.changed {
+            return Ok(None);
+        }
+        let mut record = machine.clone();
+        record.last_seen_ms = now_ms();
+        edits.put(layout::MACHINE_FILE, &to_json(&record))?;
+        let tree_id = match &base {
+            Some(b) => edits.builder.create_updated(&self.repo, b)?,
+            None => {
+                let empty = self.repo.find_tree(self.repo.treebuilder(None)?.write()?)?;
+                edits.builder.create_updated(&self.repo, &empty)?
+            }
+        };
+        let tree = self.repo.find_tree(tree_id)?;
+        let sig = git2::Signature::now(&machine.name, &format!("{}@ferry", machine.id))?;
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        let message = format!("{}: {} file(s)", machine.name, batch.files.len());
+        Ok(Some(self.repo.commit(
+            Some(&refname),
+            &sig,
+            &sig,
+            &message,
+            &tree,
+            &parents,
+        )?))
+    }
+
+    fn apply(
+        &self,
+        edits: &mut Edits<'_>,
+        machine: &MachineRecord,
+        project: &ProjectRecord,
+        file: &str,
+        rel: &RelPath,
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        let meta_path = format!("{file}/{}", layout::META);
+        let data_path = format!("{file}/{}", layout::DATA);
+        let chunk_root = format!("{file}/{}", layout::CHUNKS);
+        let old: Option<FileMeta> = edits.read_json(&meta_path);
+        let (local, dirty_from) = match change {
+            Change::Delete { at_ms } | Change::Hide { until_ms: at_ms } => {
+                let state = match change {
+                    Change::Delete { .. } => FileState::Deleted { at_ms: *at_ms },
+                    _ => FileState::Hidden { until_ms: *at_ms },
+                };
+                let meta = FileMeta {
+                    mtime_ms: *at_ms,
+                    mode: old.map_or(0o600, |m| m.mode),
+                    len: 0,
+                    lines: rel.is_lines(),
+                    state,
+                };
+                edits.remove(&data_path);
+                edits.remove(&chunk_root);
+                return edits.put(&meta_path, &to_json(&meta));
+            }
+            Change::Write { local, dirty_from } => (local, *dirty_from),
+        };
+        let io = |e| StoreError::io(local, e);
+        let mut f = File::open(local).map_err(io)?;
+        let md = f.metadata().map_err(io)?;
+        let len = md.len();
+        let codec = Codec::new(&mapping_for(machine, project)?);
+        let meta = FileMeta {
+            mtime_ms: mtime_ms(&md),
+            mode: mode_of(&md),
+            len,
+            lines: rel.is_lines(),
+            state: FileState::Present,
+        };
+        if rel.is_lines() {
+            let continuing = old.is_some_and(|m| m.lines && m.state == FileState::Present);
+            let from = match (continuing, old, dirty_from) {
+                (true, Some(m), Some(d)) => d.min(m.len).min(len),
+                _ => 0,
+            };
+            let restart =
+                chunks::restart_point(from, |a, b| read_range(&mut f, a, b)).map_err(io)?;
+            let tail = read_range(&mut f, restart, len).map_err(io)?;
+            let fresh = chunks::split(&tail, restart);
+            let first_stale = if continuing { restart / CHUNK } else { 0 };
+            for k in edits.chunks_from(&chunk_root, first_stale)? {
+                if !fresh.iter().any(|c| c.index == k) {
+                    edits.remove(&format!("{chunk_root}/{}", layout::chunk_path(k)));
+                }
+            }
+            if !continuing {
+                edits.remove(&data_path);
+            }
+            let mut out = Vec::with_capacity(CHUNK as usize * 2);
+            for c in fresh {
+                out.clear();
+                let bytes = &tail[(c.start - restart) as usize..(c.end - restart) as usize];
+                codec.convert_into(
+                    crate::codec::Direction::Virtualise,
+                    bytes,
+                    Format::Json,
+                    &mut out,
+                );
+                edits.put(
+                    &format!("{chunk_root}/{}", layout::chunk_path(c.index)),
+                    &out,
+                )?;
+            }
+        } else {
+            let mut bytes = Vec::with_capacity(len as usize);
+            f.read_to_end(&mut bytes).map_err(io)?;
+            let format = Format::for_file_name(rel.as_str());
+            edits.remove(&chunk_root);
+            edits.put(&data_path, &codec.virtualise(&bytes, format))?;
+        }
+        edits.put(&meta_path, &to_json(&meta))
+    }
+}
+
+fn read_range(f: &mut File, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0; to.saturating_sub(from) as usize];
+    f.seek(SeekFrom::Start(from))?;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(v).expect("records always serialise");
+    out.push(b'\n');
+    out
+}

@@ -1,0 +1,478 @@
+//! The git store without any mount: commit from an upper layer, read back, merge machines,
+//! history, and hostile content.
+
+use ferry_sync::codec::{Codec, Format};
+use ferry_sync::merge::{Version, merge_lines, resolve};
+use ferry_sync::store::{
+    Batch, CHUNK, Change, FileState, FileUpdate, MachineRecord, ProjectRecord, RelPath, Store,
+    StoreError, mapping_for,
+};
+use std::path::{Path, PathBuf};
+
+struct Machine {
+    record: MachineRecord,
+    project: ProjectRecord,
+    upper: PathBuf,
+    store: Store,
+    _tmp: tempfile::TempDir,
+}
+
+const KEY: &str = "github.com/o/proj";
+
+fn machine(id: &str, home: &str, root: &str) -> Machine {
+    let tmp = tempfile::tempdir().unwrap();
+    let record = MachineRecord {
+        id: id.into(),
+        name: format!("{id}-name"),
+        os: "linux".into(),
+        home: home.into(),
+        tmp: "/tmp".into(),
+        claude_dir: format!("{home}/.claude"),
+        claude_tmp: format!("/tmp/claude-{}", id.len()),
+        last_seen_ms: 0,
+    };
+    let slug = ferry_sync::slug::slug(root);
+    let project = ProjectRecord {
+        key: KEY.into(),
+        root: root.into(),
+        cwd: root.into(),
+        slug: slug.clone(),
+        git: None,
+    };
+    let upper = tmp.path().join("projects").join(&slug);
+    std::fs::create_dir_all(&upper).unwrap();
+    let store = Store::init(&tmp.path().join("store.git")).unwrap();
+    Machine {
+        record,
+        project,
+        upper,
+        store,
+        _tmp: tmp,
+    }
+}
+
+impl Machine {
+    fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.upper.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn commit(&self, changes: Vec<(&str, Change)>) -> Option<git2::Oid> {
+        let files = changes
+            .into_iter()
+            .map(|(rel, change)| FileUpdate {
+                project_key: KEY.into(),
+                rel: RelPath::new(rel).unwrap(),
+                change,
+            })
+            .collect();
+        self.store
+            .commit(
+                &self.record,
+                &Batch {
+                    projects: vec![self.project.clone()],
+                    files,
+                },
+            )
+            .unwrap()
+    }
+
+    fn written(&self, rel: &str) -> Change {
+        Change::Write {
+            local: self.upper.join(rel),
+            dirty_from: None,
+        }
+    }
+
+    fn own(&self) -> ferry_sync::store::Snapshot {
+        let head = self.store.head(&self.record.id, true).unwrap().unwrap();
+        self.store.snapshot("own", head).unwrap()
+    }
+
+    fn read_local(&self, rel: &str) -> Vec<u8> {
+        let snap = self.own();
+        let f = snap
+            .files
+            .iter()
+            .find(|f| f.rel.as_str() == rel)
+            .expect("file in branch");
+        let portable = self.store.read(f).unwrap();
+        Codec::new(&mapping_for(&self.record, &self.project).unwrap())
+            .expand(&portable, Format::for_file_name(rel))
+    }
+
+    fn objects_bytes(&self) -> u64 {
+        dir_size(&self.store.repo().path().join("objects"))
+    }
+}
+
+fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                dir_size(&e.path())
+            } else {
+                md.len()
+            }
+        })
+        .sum()
+}
+
+fn transcript_line(root: &str, i: usize) -> String {
+    format!(
+        "{{\"cwd\":\"{root}\",\"type\":\"user\",\"message\":{{\"content\":\"step {i}: edit {root}/src/f{i}.rs please\"}},\"uuid\":\"u{i}\"}}\n"
+    )
+}
+
+#[test]
+fn commit_stores_portable_form_and_reads_back_exactly() {
+    let m = machine("a1", "/home/al", "/home/al/src/proj");
+    let t: String = (0..500)
+        .map(|i| transcript_line("/home/al/src/proj", i))
+        .collect();
+    let s1_path = m.write("s1.jsonl", t.as_bytes());
+    std::fs::set_permissions(
+        &s1_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    m.write(
+        "s1/tool-results/t1.txt",
+        b"listing of /home/al/src/proj/src\n",
+    );
+    m.write("memory/MEMORY.md", b"# notes\n${HOME} is literal here\n");
+    let c = m.commit(vec![
+        ("s1.jsonl", m.written("s1.jsonl")),
+        (
+            "s1/tool-results/t1.txt",
+            m.written("s1/tool-results/t1.txt"),
+        ),
+        ("memory/MEMORY.md", m.written("memory/MEMORY.md")),
+    ]);
+    assert!(c.is_some());
+    let snap = m.own();
+    assert!(snap.rejected.is_empty(), "{:?}", snap.rejected);
+    assert_eq!(snap.files.len(), 3);
+    let s1 = snap
+        .files
+        .iter()
+        .find(|f| f.rel.as_str() == "s1.jsonl")
+        .unwrap();
+    assert_eq!(s1.meta.len, t.len() as u64);
+    assert_eq!(
+        s1.meta.mode & 0o777,
+        0o600,
+        "Claude Code's mode is recorded"
+    );
+    let portable = m.store.read(s1).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&portable).contains("/home/al"),
+        "only portable form in the store"
+    );
+    assert!(String::from_utf8_lossy(&portable).contains("${PROJECT_ROOT}/src/f1.rs"));
+    for rel in ["s1.jsonl", "s1/tool-results/t1.txt", "memory/MEMORY.md"] {
+        assert_eq!(
+            m.read_local(rel),
+            std::fs::read(m.upper.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    // Nothing changed: no commit.
+    assert_eq!(m.commit(vec![("s1.jsonl", m.written("s1.jsonl"))]), None);
+}
+
+#[test]
+fn appends_cost_bytes_changed_and_rewrites_and_truncates_read_back() {
+    let m = machine("a1", "/home/al", "/home/al/src/proj");
+    let root = "/home/al/src/proj";
+    let mut t: String = (0..40_000).map(|i| transcript_line(root, i)).collect();
+    assert!(t.len() > 5 << 20);
+    m.write("big.jsonl", t.as_bytes());
+    m.commit(vec![("big.jsonl", m.written("big.jsonl"))])
+        .unwrap();
+    let chunks_before = m.store.read(&m.own().files[0]).unwrap().len();
+    assert!(chunks_before > 0);
+
+    // Append 1 KB, telling the store where the write began.
+    let old_len = t.len() as u64;
+    let extra: String = (40_000..40_010).map(|i| transcript_line(root, i)).collect();
+    t.push_str(&extra);
+    m.write("big.jsonl", t.as_bytes());
+    let before = m.objects_bytes();
+    let start = std::time::Instant::now();
+    m.commit(vec![(
+        "big.jsonl",
+        Change::Write {
+            local: m.upper.join("big.jsonl"),
+            dirty_from: Some(old_len),
+        },
+    )])
+    .unwrap();
+    let took = start.elapsed();
+    let added = m.objects_bytes() - before;
+    assert!(added < 64 * 1024, "an append added {added} bytes");
+    assert!(
+        took.as_millis() < 2000,
+        "debug-build sanity bound: {took:?}"
+    );
+    assert_eq!(m.read_local("big.jsonl"), t.as_bytes());
+
+    // Rewrite in the middle (ftruncate + pwrite of the tail), then shrink.
+    let cut = t.len() / 2;
+    t.truncate(cut);
+    t.push_str("{\"rewritten\":true}\n");
+    m.write("big.jsonl", t.as_bytes());
+    m.commit(vec![(
+        "big.jsonl",
+        Change::Write {
+            local: m.upper.join("big.jsonl"),
+            dirty_from: Some(cut as u64),
+        },
+    )])
+    .unwrap();
+    assert_eq!(m.read_local("big.jsonl"), t.as_bytes());
+    t.truncate(3 * CHUNK as usize + 17);
+    m.write("big.jsonl", t.as_bytes());
+    m.commit(vec![(
+        "big.jsonl",
+        Change::Write {
+            local: m.upper.join("big.jsonl"),
+            dirty_from: Some(t.len() as u64),
+        },
+    )])
+    .unwrap();
+    assert_eq!(
+        m.read_local("big.jsonl"),
+        t.as_bytes(),
+        "stale chunks past the end are gone"
+    );
+    // And a full rescan (no dirty information) agrees.
+    assert_eq!(m.commit(vec![("big.jsonl", m.written("big.jsonl"))]), None);
+}
+
+#[test]
+fn deletes_are_tombstones_and_history_restores() {
+    let m = machine("a1", "/home/al", "/home/al/src/proj");
+    m.write(
+        "s.jsonl",
+        transcript_line("/home/al/src/proj", 1).as_bytes(),
+    );
+    let first = m.commit(vec![("s.jsonl", m.written("s.jsonl"))]).unwrap();
+    m.write(
+        "s.jsonl",
+        (transcript_line("/home/al/src/proj", 1) + &transcript_line("/home/al/src/proj", 2))
+            .as_bytes(),
+    );
+    m.commit(vec![("s.jsonl", m.written("s.jsonl"))]).unwrap();
+    std::fs::remove_file(m.upper.join("s.jsonl")).unwrap();
+    let head = m
+        .commit(vec![(
+            "s.jsonl",
+            Change::Delete {
+                at_ms: 4_000_000_000_000,
+            },
+        )])
+        .unwrap();
+    let snap = m.own();
+    assert!(matches!(
+        snap.files[0].meta.state,
+        FileState::Deleted { .. }
+    ));
+    assert!(m.store.read(&snap.files[0]).unwrap().is_empty());
+    let h = m
+        .store
+        .history(head, KEY, &RelPath::new("s.jsonl").unwrap(), 10)
+        .unwrap();
+    assert_eq!(h.len(), 3, "tombstone and two versions");
+    assert_eq!(h[2].commit, first);
+    let restored = m.store.read(&h[1].file).unwrap();
+    let local =
+        Codec::new(&mapping_for(&m.record, &m.project).unwrap()).expand(&restored, Format::Json);
+    assert_eq!(
+        local,
+        (transcript_line("/home/al/src/proj", 1) + &transcript_line("/home/al/src/proj", 2))
+            .as_bytes()
+    );
+}
+
+/// Fetches `from`'s own branch into `to` as a remote machine, through git's local transport.
+fn fetch(to: &Machine, from: &Machine) {
+    let url = from.store.repo().path().to_str().unwrap().to_string();
+    let mut remote = to.store.repo().remote_anonymous(&url).unwrap();
+    remote
+        .fetch(
+            &["+refs/heads/machines/*:refs/remotes/origin/machines/*"],
+            None,
+            None,
+        )
+        .unwrap();
+}
+
+#[test]
+fn two_machines_diverge_and_the_view_keeps_every_line_in_each_machines_paths() {
+    let a = machine("aaaa", "/home/al", "/home/al/src/proj");
+    let b = machine("bbbb", "/Users/bob", "/Users/bob/work/proj");
+    let start: String = (0..3)
+        .map(|i| transcript_line("/home/al/src/proj", i))
+        .collect();
+    a.write("s.jsonl", start.as_bytes());
+    a.commit(vec![("s.jsonl", a.written("s.jsonl"))]).unwrap();
+    fetch(&b, &a);
+    // B copies up A's version, in B's paths, and appends; A appends meanwhile.
+    let a_snap = b
+        .store
+        .snapshot("aaaa", b.store.head("aaaa", false).unwrap().unwrap())
+        .unwrap();
+    let portable = b.store.read(&a_snap.files[0]).unwrap();
+    let on_b =
+        Codec::new(&mapping_for(&b.record, &b.project).unwrap()).expand(&portable, Format::Json);
+    let b_text = String::from_utf8(on_b).unwrap() + &transcript_line("/Users/bob/work/proj", 100);
+    assert!(
+        b_text.starts_with(&transcript_line("/Users/bob/work/proj", 0)),
+        "A's paths became B's"
+    );
+    b.write("s.jsonl", b_text.as_bytes());
+    b.commit(vec![("s.jsonl", b.written("s.jsonl"))]).unwrap();
+    a.write(
+        "s.jsonl",
+        (start.clone() + &transcript_line("/home/al/src/proj", 50)).as_bytes(),
+    );
+    a.commit(vec![("s.jsonl", a.written("s.jsonl"))]).unwrap();
+    fetch(&a, &b);
+    fetch(&b, &a);
+    for (viewer, other_id, me) in [(&a, "bbbb", &a), (&b, "aaaa", &b)] {
+        let mine = viewer.own();
+        let theirs = viewer
+            .store
+            .snapshot(
+                other_id,
+                viewer.store.head(other_id, false).unwrap().unwrap(),
+            )
+            .unwrap();
+        let versions = [
+            Version {
+                machine: &mine.machine.id,
+                meta: mine.files[0].meta,
+            },
+            Version {
+                machine: &theirs.machine.id,
+                meta: theirs.files[0].meta,
+            },
+        ];
+        let res = resolve(&versions, &viewer.record.id, true);
+        assert_eq!(res.shown.len(), 2);
+        let texts = [
+            viewer.store.read(&mine.files[0]).unwrap(),
+            viewer.store.read(&theirs.files[0]).unwrap(),
+        ];
+        let ordered: Vec<&[u8]> = res.shown.iter().map(|&i| texts[i].as_slice()).collect();
+        let merged = merge_lines(&ordered);
+        let local = String::from_utf8(
+            Codec::new(&mapping_for(&me.record, &me.project).unwrap())
+                .expand(&merged, Format::Json),
+        )
+        .unwrap();
+        let root = &me.project.root;
+        for i in [0, 1, 2, 50, 100] {
+            assert_eq!(
+                local.matches(&transcript_line(root, i)).count(),
+                1,
+                "line {i} once, in {root}'s form:\n{local}"
+            );
+        }
+        assert_eq!(local.lines().count(), 5);
+    }
+}
+
+#[test]
+fn hostile_branches_are_skipped_with_reasons_and_never_escape() {
+    let victim = machine("vvvv", "/home/v", "/home/v/p");
+    let repo = victim.store.repo();
+    let blob = |b: &[u8]| repo.blob(b).unwrap();
+    let tree = |entries: &[(&str, git2::Oid, i32)]| {
+        let mut tb = repo.treebuilder(None).unwrap();
+        for (n, id, mode) in entries {
+            tb.insert(n, *id, *mode).unwrap();
+        }
+        tb.write().unwrap()
+    };
+    let machine_json = serde_json::to_vec(&MachineRecord {
+        id: "evil".into(),
+        ..victim.record.clone()
+    })
+    .unwrap();
+    let project_json = serde_json::to_vec(&victim.project).unwrap();
+    let meta = blob(br#"{"mtime_ms":1,"mode":384,"len":1,"lines":false,"state":"present"}"#);
+    let good_file = tree(&[
+        ("meta.json", meta, 0o100644),
+        ("data", blob(b"ok"), 0o100644),
+    ]);
+    let no_meta = tree(&[("data", blob(b"x"), 0o100644)]);
+    let bad_meta = tree(&[("meta.json", blob(b"{not json"), 0o100644)]);
+    let files = tree(&[
+        ("f.good.txt", good_file, 0o040000),
+        ("f.link", blob(b"/etc/passwd"), 0o120000),
+        ("f..", good_file, 0o040000),
+        ("d...", tree(&[("f.x", good_file, 0o040000)]), 0o040000),
+        ("f.nometa", no_meta, 0o040000),
+        ("f.badmeta", bad_meta, 0o040000),
+        ("zz", good_file, 0o040000),
+        ("f.sub", repo.blob(b"").unwrap(), 0o160000),
+    ]);
+    let project = tree(&[
+        ("project.json", blob(&project_json), 0o100644),
+        ("t", files, 0o040000),
+    ]);
+    let wrong_dir = tree(&[("project.json", blob(&project_json), 0o100644)]);
+    let p = tree(&[
+        (
+            ferry_sync::store::project_dir(KEY).as_str(),
+            project,
+            0o040000,
+        ),
+        ("elsewhere", wrong_dir, 0o040000),
+    ]);
+    let root = tree(&[
+        ("machine.json", blob(&machine_json), 0o100644),
+        ("p", p, 0o040000),
+    ]);
+    let sig = git2::Signature::now("evil", "e@e").unwrap();
+    let commit = repo
+        .commit(
+            Some("refs/remotes/origin/machines/evil"),
+            &sig,
+            &sig,
+            "evil",
+            &repo.find_tree(root).unwrap(),
+            &[],
+        )
+        .unwrap();
+    let snap = victim.store.snapshot("evil", commit).unwrap();
+    let names: Vec<&str> = snap.files.iter().map(|f| f.rel.as_str()).collect();
+    assert_eq!(names, ["good.txt"]);
+    assert_eq!(snap.rejected.len(), 8, "{:#?}", snap.rejected);
+    assert!(
+        snap.rejected
+            .iter()
+            .any(|e| matches!(e, StoreError::Malformed { .. }))
+    );
+    assert_eq!(victim.store.remote_machines().unwrap(), ["evil"]);
+    // A branch whose machine record is garbage is an error, not a panic.
+    let bad_root = tree(&[("machine.json", blob(b"[]"), 0o100644)]);
+    let c2 = repo
+        .commit(
+            None,
+            &sig,
+            &sig,
+            "x",
+            &repo.find_tree(bad_root).unwrap(),
+            &[],
+        )
+        .unwrap();
+    assert!(victim.store.snapshot("evil", c2).is_err());
+}
