@@ -7,9 +7,11 @@
 //! - [`path_style`]: another machine's paths handled as strings, whatever OS spelled them.
 
 pub mod codec;
+pub mod engine;
 pub mod merge;
 pub mod path_style;
 pub mod project_key;
 pub mod remote_url;
 pub mod slug;
 pub mod store;
+pub mod upper;

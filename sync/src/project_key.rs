@@ -184,6 +184,38 @@ pub fn project_key(
     key_for(real_str, discover(&real)?.as_ref(), home_str, links)
 }
 
+/// The branch, HEAD commit and dirty files of the checkout at `root`, for the handoff between
+/// machines; `None` if it is not a git checkout.
+pub fn git_state(root: &Path) -> Option<crate::store::GitState> {
+    let repo = git2::Repository::open(root).ok()?;
+    let head = repo.head().ok();
+    let branch = head
+        .as_ref()
+        .filter(|h| h.is_branch())
+        .and_then(|h| h.shorthand().ok())
+        .map(str::to_string);
+    let commit = head
+        .as_ref()
+        .and_then(|h| h.target())
+        .map(|c| c.to_string());
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(false);
+    let dirty = repo
+        .statuses(Some(&mut opts))
+        .map(|st| {
+            st.iter()
+                .filter_map(|e| e.path().ok().map(str::to_string))
+                .take(200)
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(crate::store::GitState {
+        branch,
+        commit,
+        dirty,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

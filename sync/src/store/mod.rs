@@ -4,12 +4,14 @@
 //! `refs/remotes/origin/machines/<id>`, and the view merges them deterministically.
 
 mod chunks;
+mod compact;
 mod layout;
 mod read;
 mod records;
 mod write;
 
 pub use chunks::CHUNK;
+pub use compact::CompactStats;
 pub use layout::{RelPath, project_dir};
 pub use read::{FileEntry, HistoryEntry, Snapshot};
 pub use records::{FileMeta, FileState, GitState, MachineRecord, ProjectRecord, mapping_for};

@@ -1,0 +1,233 @@
+//! The background sync engine: debounced commits of this machine's changes, pushes of its
+//! branch, periodic and on-demand fetches, and notices of what other machines changed.
+//!
+//! No caller ever waits on the network: [`EngineHandle::note`] only records a change, and every
+//! git operation runs on a blocking thread, bounded by timeouts. When the remote fails, the
+//! engine backs off (doubling up to a limit) and keeps committing locally.
+
+mod remote;
+mod status;
+
+pub use remote::{RemoteError, redact};
+pub use status::{MachineStatus, Status, now_ms};
+
+use crate::store::{Change, MachineRecord, ProjectRecord, RelPath};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, broadcast, oneshot};
+
+/// Timing of the engine; the defaults make a line visible on another machine within seconds.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Commit once no change has arrived for this long.
+    pub quiet: Duration,
+    /// Commit at the latest this long after the first pending change.
+    pub max_delay: Duration,
+    /// Fetch this often.
+    pub fetch_every: Duration,
+    /// Bound on one fetch or push.
+    pub net_timeout: Duration,
+    /// Longest wait between retries while the remote fails.
+    pub backoff_max: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            quiet: Duration::from_millis(300),
+            max_delay: Duration::from_secs(2),
+            fetch_every: Duration::from_secs(2),
+            net_timeout: Duration::from_secs(15),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Something subscribers (the mount) need to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Another machine's files changed: `(machine id, project key, path)`.
+    Changed(Vec<(String, String, RelPath)>),
+    /// This machine committed.
+    Committed(String),
+}
+
+/// What one explicit sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// The commit made, if anything was pending.
+    pub committed: Option<String>,
+    /// Whether the remote was reached for both fetch and push (`None`: no remote).
+    pub remote_ok: Option<bool>,
+    /// The network error, if any.
+    pub error: Option<String>,
+}
+
+#[derive(Default)]
+struct Pending {
+    files: BTreeMap<(String, RelPath), (Change, u64)>,
+    projects: HashMap<String, ProjectRecord>,
+    first_at: Option<Instant>,
+    last_at: Option<Instant>,
+    waiters: Vec<oneshot::Sender<SyncReport>>,
+    sync_requested: bool,
+    stop: Option<(Duration, oneshot::Sender<SyncReport>)>,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    status: Mutex<Status>,
+    wake: Notify,
+    events: broadcast::Sender<Event>,
+}
+
+/// The cheap, cloneable side of the engine that the mount and the CLI hold.
+#[derive(Clone)]
+pub struct EngineHandle {
+    shared: Arc<Shared>,
+}
+
+impl EngineHandle {
+    /// Records a change to commit soon. Never blocks on I/O.
+    pub fn note(&self, project: &ProjectRecord, rel: RelPath, change: Change, bytes: u64) {
+        let mut p = self.shared.pending.lock().expect("pending lock");
+        let now = Instant::now();
+        p.first_at.get_or_insert(now);
+        p.last_at = Some(now);
+        p.projects
+            .entry(project.key.clone())
+            .or_insert_with(|| project.clone());
+        let key = (project.key.clone(), rel);
+        let merged = match (p.files.remove(&key), change) {
+            (
+                Some((Change::Write { dirty_from: a, .. }, b0)),
+                Change::Write {
+                    local,
+                    dirty_from: b,
+                },
+            ) => {
+                let from = match (a, b) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    _ => None,
+                };
+                (
+                    Change::Write {
+                        local,
+                        dirty_from: from,
+                    },
+                    b0 + bytes,
+                )
+            }
+            // A write after a delete recreates the file: nothing before it is known unchanged.
+            (
+                Some((Change::Delete { .. } | Change::Hide { .. }, _)),
+                Change::Write { local, .. },
+            ) => (
+                Change::Write {
+                    local,
+                    dirty_from: None,
+                },
+                bytes,
+            ),
+            (_, c) => (c, bytes),
+        };
+        p.files.insert(key, merged);
+        drop(p);
+        self.shared.wake.notify_one();
+    }
+
+    /// Asks for a commit, fetch and push as soon as possible; returns at once.
+    pub fn sync_soon(&self) {
+        self.shared
+            .pending
+            .lock()
+            .expect("pending lock")
+            .sync_requested = true;
+        self.shared.wake.notify_one();
+    }
+
+    /// Commits, fetches and pushes now, and waits for the outcome.
+    pub async fn sync_now(&self) -> SyncReport {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut p = self.shared.pending.lock().expect("pending lock");
+            p.waiters.push(tx);
+            p.sync_requested = true;
+        }
+        self.shared.wake.notify_one();
+        rx.await.unwrap_or_default()
+    }
+
+    /// Commits what is pending, pushes within `deadline`, and stops the engine.
+    pub async fn shutdown(&self, deadline: Duration) -> SyncReport {
+        let (tx, rx) = oneshot::channel();
+        self.shared.pending.lock().expect("pending lock").stop = Some((deadline, tx));
+        self.shared.wake.notify_one();
+        rx.await.unwrap_or_default()
+    }
+
+    /// A copy of the current status.
+    pub fn status(&self) -> Status {
+        let mut s = self.shared.status.lock().expect("status lock").clone();
+        let p = self.shared.pending.lock().expect("pending lock");
+        s.pending_paths = p.files.len();
+        s.pending_bytes = p.files.values().map(|(_, b)| b).sum();
+        s
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+}
+
+/// Starts the engine on the current tokio runtime and returns its handle.
+pub fn start(
+    store_path: PathBuf,
+    machine: MachineRecord,
+    remote: Option<String>,
+    config: EngineConfig,
+) -> EngineHandle {
+    remote::set_timeouts(config.net_timeout);
+    let (events, _) = broadcast::channel(256);
+    let shared = Arc::new(Shared {
+        pending: Mutex::new(Pending::default()),
+        status: Mutex::new(Status {
+            remote: remote.as_deref().map(redact),
+            ..Status::default()
+        }),
+        wake: Notify::new(),
+        events,
+    });
+    let worker = Worker {
+        shared: shared.clone(),
+        store_path,
+        machine,
+        remote,
+        config,
+        heads: HashMap::new(),
+        backoff: None,
+        unpushed: true,
+    };
+    tokio::spawn(worker.run());
+    EngineHandle { shared }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    store_path: PathBuf,
+    machine: MachineRecord,
+    remote: Option<String>,
+    config: EngineConfig,
+    /// Other machines' heads after the last fetch, to tell what changed.
+    heads: HashMap<String, git2::Oid>,
+    /// While the remote fails: when to try again, and the current delay.
+    backoff: Option<(Instant, Duration)>,
+    /// Whether the branch may hold commits the remote lacks (true at start: a previous run may
+    /// have committed offline).
+    unpushed: bool,
+}
+
+mod worker;

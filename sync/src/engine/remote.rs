@@ -1,0 +1,114 @@
+//! Fetch and push through git2, each bounded in time, never called from a filesystem path.
+//! This machine pushes only its own branch; every machine's branch is fetched.
+
+use crate::store::{REMOTE_PREFIX, Store, own_ref};
+use std::time::Duration;
+
+/// A network failure, with the remote URL stripped of credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{op} {url}: {message}")]
+pub struct RemoteError {
+    /// `fetch` or `push`.
+    pub op: &'static str,
+    /// The remote, without user info.
+    pub url: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Removes `user:password@` from a URL before it reaches a log or a status line.
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let sep = if rest.contains('/') { "/" } else { "" };
+        return format!("{scheme}://{host}{sep}{path}");
+    }
+    url.to_string()
+}
+
+/// Sets libgit2's socket timeouts once per process, so a stalled server cannot hold a network
+/// operation forever.
+pub fn set_timeouts(timeout: Duration) {
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: these set process-wide integers in libgit2; concurrent operations read them.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+    }
+}
+
+fn error(op: &'static str, url: &str, message: impl ToString) -> RemoteError {
+    RemoteError {
+        op,
+        url: redact(url),
+        message: redact(&message.to_string()),
+    }
+}
+
+/// Fetches every machine's branch into `refs/remotes/origin/machines/*`.
+pub fn fetch(store: &Store, url: &str) -> Result<(), RemoteError> {
+    let mut remote = store
+        .repo()
+        .remote_anonymous(url)
+        .map_err(|e| error("fetch", url, e))?;
+    let refspec = format!("+refs/heads/machines/*:{REMOTE_PREFIX}*");
+    let mut opts = git2::FetchOptions::new();
+    opts.prune(git2::FetchPrune::Off);
+    remote
+        .fetch(&[refspec.as_str()], Some(&mut opts), Some("ferry fetch"))
+        .map_err(|e| error("fetch", url, e))
+}
+
+/// Pushes this machine's branch (forced: the branch is this machine's alone) and records the
+/// pushed commit as the remote's copy of it.
+pub fn push(store: &Store, url: &str, machine_id: &str) -> Result<(), RemoteError> {
+    let own = own_ref(machine_id);
+    let Ok(head) = store.repo().refname_to_id(&own) else {
+        return Ok(());
+    };
+    let mut remote = store
+        .repo()
+        .remote_anonymous(url)
+        .map_err(|e| error("push", url, e))?;
+    let rejected = std::cell::RefCell::new(None);
+    let mut callbacks = git2::RemoteCallbacks::new();
+    callbacks.push_update_reference(|name, status| {
+        if let Some(msg) = status {
+            *rejected.borrow_mut() = Some(format!("the remote rejected {name}: {msg}"));
+        }
+        Ok(())
+    });
+    let mut opts = git2::PushOptions::new();
+    opts.remote_callbacks(callbacks);
+    let spec = format!("+{own}:{own}");
+    remote
+        .push(&[spec.as_str()], Some(&mut opts))
+        .map_err(|e| error("push", url, e))?;
+    drop(opts);
+    if let Some(msg) = rejected.into_inner() {
+        return Err(error("push", url, msg));
+    }
+    let tracking = format!("{REMOTE_PREFIX}{machine_id}");
+    store
+        .repo()
+        .reference(&tracking, head, true, "ferry push")
+        .map_err(|e| error("push", url, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn credentials_never_survive_redaction() {
+        assert_eq!(
+            redact("https://u:tok@h.com/o/r.git"),
+            "https://h.com/o/r.git"
+        );
+        assert_eq!(redact("https://h.com"), "https://h.com");
+        assert_eq!(redact("git@h.com:o/r"), "git@h.com:o/r");
+        assert_eq!(redact("/srv/r.git"), "/srv/r.git");
+    }
+}

@@ -1,0 +1,52 @@
+//! What the engine reports (the future `ferry status --json`).
+
+use serde::Serialize;
+
+/// One machine as this machine's store knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MachineStatus {
+    /// Machine id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Whether it is this machine.
+    pub this_machine: bool,
+    /// The newest commit known here.
+    pub head: Option<String>,
+    /// When that commit was made (ms since the epoch): the machine's last commit.
+    pub last_commit_ms: Option<i64>,
+    /// For this machine: commits not yet on the remote.
+    pub ahead: Option<usize>,
+}
+
+/// The engine's state, cheap to copy out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// The remote, credentials removed; `None` when working locally only.
+    pub remote: Option<String>,
+    /// Whether the last network operation reached the remote (`None`: not tried yet).
+    pub remote_reachable: Option<bool>,
+    /// Every machine known here.
+    pub machines: Vec<MachineStatus>,
+    /// Paths changed locally and not yet committed.
+    pub pending_paths: usize,
+    /// Bytes those changes cover, as far as known.
+    pub pending_bytes: u64,
+    /// Last successful commit, fetch and push (ms since the epoch).
+    pub last_commit_ms: Option<i64>,
+    /// Last successful fetch.
+    pub last_fetch_ms: Option<i64>,
+    /// Last successful push.
+    pub last_push_ms: Option<i64>,
+    /// The last error and when it happened.
+    pub last_error: Option<(i64, String)>,
+    /// Remote entries that were skipped as invalid at the last fetch.
+    pub rejected: Vec<String>,
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

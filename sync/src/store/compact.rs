@@ -1,0 +1,104 @@
+//! Keeps the repository compact over thousands of commits: packs every reachable object with
+//! deltas (successive versions of a transcript's last chunk delta well against each other) and
+//! removes the loose copies. What `git gc` does, through libgit2, so no git binary is needed.
+
+use super::{Store, StoreError};
+use git2::{ObjectType, Oid};
+use std::collections::HashSet;
+
+/// What a compaction did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactStats {
+    /// Objects written to the new pack.
+    pub objects: usize,
+    /// Loose object files removed.
+    pub loose_removed: usize,
+    /// Files of older packs removed.
+    pub packs_removed: usize,
+}
+
+impl Store {
+    /// Packs everything reachable from any ref into one pack and deletes the loose objects that
+    /// went into it. Must not run concurrently with a commit (the engine serialises them).
+    pub fn compact(&self) -> Result<CompactStats, StoreError> {
+        let repo = &self.repo;
+        let mut seen: HashSet<Oid> = HashSet::new();
+        let mut pb = repo.packbuilder()?;
+        let mut stack: Vec<Oid> = Vec::new();
+        let mut walk = repo.revwalk()?;
+        for r in repo.references()? {
+            if let Some(id) = r?.target().filter(|&id| repo.find_commit(id).is_ok()) {
+                walk.push(id)?;
+            }
+        }
+        for id in walk {
+            let commit = repo.find_commit(id?)?;
+            if seen.insert(commit.id()) {
+                pb.insert_object(commit.id(), None)?;
+                stack.push(commit.tree_id());
+            }
+            while let Some(t) = stack.pop() {
+                if !seen.insert(t) {
+                    continue;
+                }
+                pb.insert_object(t, None)?;
+                for e in repo.find_tree(t)?.iter() {
+                    match e.kind() {
+                        Some(ObjectType::Tree) => stack.push(e.id()),
+                        Some(ObjectType::Blob) if seen.insert(e.id()) => {
+                            pb.insert_object(e.id(), e.name().ok())?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let objects = pb.object_count();
+        if objects == 0 {
+            return Ok(CompactStats::default());
+        }
+        let pack_dir = repo.path().join("objects/pack");
+        pb.write(&pack_dir, 0o600)?;
+        let mut loose_removed = 0;
+        for id in &seen {
+            let hex = id.to_string();
+            let loose = repo.path().join("objects").join(&hex[..2]).join(&hex[2..]);
+            if std::fs::remove_file(&loose).is_ok() {
+                loose_removed += 1;
+            }
+        }
+        // Drop now-empty fan-out directories; failures (not empty) are expected and ignored.
+        if let Ok(dirs) = std::fs::read_dir(repo.path().join("objects")) {
+            for d in dirs.flatten() {
+                if d.file_name().len() == 2 {
+                    let _ = std::fs::remove_dir(d.path());
+                }
+            }
+        }
+        // The new pack holds everything reachable, so older packs hold only duplicates and
+        // garbage; remove them now that the new pack and its index are complete.
+        let mut packs_removed = 0;
+        if let Some(name) = pb.name()? {
+            let keep = format!("pack-{name}");
+            for e in std::fs::read_dir(&pack_dir)
+                .map_err(|e| StoreError::io(&pack_dir, e))?
+                .flatten()
+            {
+                let file = e.file_name();
+                let file = file.to_string_lossy();
+                let old_pack = file.starts_with("pack-") && !file.starts_with(&keep);
+                if old_pack
+                    && (file.ends_with(".pack") || file.ends_with(".idx") || file.ends_with(".rev"))
+                {
+                    std::fs::remove_file(e.path()).map_err(|err| StoreError::io(&e.path(), err))?;
+                    packs_removed += 1;
+                }
+            }
+        }
+        Ok(CompactStats {
+            objects,
+            loose_removed,
+            packs_removed,
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! The upper layer: this machine's own `projects/` directory, the source of truth for its
+//! branch. At start the engine reconciles it with the branch, committing whatever is newer, so a
+//! crash never needs a journal to lose nothing.
+
+use crate::project_key::{Link, git_state, project_key};
+use crate::store::{
+    Batch, Change, FileState, FileUpdate, MachineRecord, ProjectRecord, RelPath, Store, StoreError,
+};
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Files never synced, wherever they appear: credentials and other secrets.
+pub const NEVER_SYNC: [&str; 3] = [".credentials.json", ".env", "id_rsa"];
+
+/// How much of a transcript is read to find its `cwd`.
+const CWD_SCAN: u64 = 256 * 1024;
+
+/// The working directory a session ran in, from the first transcript line that names one.
+pub fn transcript_cwd(file: &Path) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        cwd: Option<String>,
+    }
+    let mut buf = Vec::new();
+    std::fs::File::open(file)
+        .ok()?
+        .take(CWD_SCAN)
+        .read_to_end(&mut buf)
+        .ok()?;
+    buf.split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<Line>(l).ok()?.cwd)
+        .find(|c| !c.is_empty())
+}
+
+/// The project record for one slug directory of the upper layer.
+pub fn project_for_dir(
+    dir: &Path,
+    home: &Path,
+    links: &[Link],
+    known: &HashMap<String, ProjectRecord>,
+) -> Option<ProjectRecord> {
+    let slug = dir.file_name()?.to_str()?.to_string();
+    let mut transcripts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    transcripts.sort();
+    let cwd = transcripts.iter().find_map(|t| transcript_cwd(t));
+    let Some(cwd) = cwd else {
+        // No transcript names a cwd (a memory-only dir): keep what the branch knew, if anything.
+        if let Some(p) = known.values().find(|p| p.slug == slug) {
+            return Some(p.clone());
+        }
+        let home = home.to_str()?.to_string();
+        return Some(ProjectRecord {
+            key: format!("slug:{slug}"),
+            root: home.clone(),
+            cwd: home,
+            slug,
+            git: None,
+        });
+    };
+    let key = project_key(Path::new(&cwd), Some(home), links).ok()?;
+    let checkout = crate::project_key::discover(Path::new(&cwd)).ok().flatten();
+    let root = checkout
+        .as_ref()
+        .map_or_else(|| cwd.clone(), |c| c.root.clone());
+    Some(ProjectRecord {
+        key: key.to_string(),
+        git: git_state(Path::new(&root)),
+        root,
+        cwd,
+        slug,
+    })
+}
+
+/// What in `upper` differs from this machine's branch: new or changed files to commit, and
+/// files gone from `upper` to record as deleted.
+pub fn reconcile(
+    upper: &Path,
+    store: &Store,
+    machine: &MachineRecord,
+    links: &[Link],
+) -> Result<Batch, StoreError> {
+    let home = PathBuf::from(&machine.home);
+    let own = match store.head(&machine.id, true)? {
+        Some(h) => Some(store.snapshot("own", h)?),
+        None => None,
+    };
+    let known: HashMap<String, ProjectRecord> = own
+        .iter()
+        .flat_map(|s| s.files.iter())
+        .map(|f| (f.project.key.clone(), f.project.clone()))
+        .collect();
+    let committed: HashMap<(String, String), crate::store::FileMeta> = own
+        .iter()
+        .flat_map(|s| s.files.iter())
+        .map(|f| ((f.project.key.clone(), f.rel.as_str().to_string()), f.meta))
+        .collect();
+    let mut batch = Batch::default();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let entries = match std::fs::read_dir(upper) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(batch),
+        Err(e) => {
+            return Err(StoreError::Io {
+                path: upper.to_path_buf(),
+                source: e,
+            });
+        }
+    };
+    for dir in entries.flatten() {
+        let path = dir.path();
+        if !dir.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Some(project) = project_for_dir(&path, &home, links, &known) else {
+            continue;
+        };
+        let mut files = Vec::new();
+        walk(&path, "", &mut files);
+        for (rel, local, md) in files {
+            let key = (project.key.clone(), rel.as_str().to_string());
+            seen.insert(key.clone());
+            let mtime = md
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as i64);
+            let same = committed.get(&key).is_some_and(|m| {
+                m.state == FileState::Present && m.len == md.len() && m.mtime_ms == mtime
+            });
+            if !same {
+                batch.files.push(FileUpdate {
+                    project_key: project.key.clone(),
+                    rel,
+                    change: Change::Write {
+                        local,
+                        dirty_from: None,
+                    },
+                });
+            }
+        }
+        batch.projects.push(project);
+    }
+    let now = crate::engine::now_ms();
+    for ((key, rel), meta) in &committed {
+        let gone = meta.state == FileState::Present && !seen.contains(&(key.clone(), rel.clone()));
+        if let Some(rel) = RelPath::new(rel).ok().filter(|_| gone) {
+            batch.files.push(FileUpdate {
+                project_key: key.clone(),
+                rel,
+                change: Change::Delete { at_ms: now },
+            });
+        }
+    }
+    Ok(batch)
+}
+
+fn walk(dir: &Path, prefix: &str, out: &mut Vec<(RelPath, PathBuf, std::fs::Metadata)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Some(name) = e.file_name().to_str().map(str::to_string) else {
+            tracing::warn!(path = %e.path().display(), "skipping a file whose name is not UTF-8");
+            continue;
+        };
+        if NEVER_SYNC.contains(&name.as_str()) {
+            continue;
+        }
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if md.is_dir() {
+            walk(&e.path(), &rel, out);
+        } else if md.is_file() {
+            match RelPath::new(&rel) {
+                Ok(r) => out.push((r, e.path(), md)),
+                Err(err) => tracing::warn!(error = %err, "skipping a file the store cannot hold"),
+            }
+        }
+    }
+}

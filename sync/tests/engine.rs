@@ -1,0 +1,410 @@
+//! The sync engine with real remotes: a bare repository on disk, `git daemon` on loopback, a
+//! remote that is missing, and one that accepts connections and never answers.
+
+use ferry_sync::codec::{Codec, Format};
+use ferry_sync::engine::{self, EngineConfig, EngineHandle, Event};
+use ferry_sync::merge::{Version, merge_lines, resolve};
+use ferry_sync::store::{Change, MachineRecord, ProjectRecord, RelPath, Store, mapping_for};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "github.com/o/proj";
+
+struct Node {
+    record: MachineRecord,
+    project: ProjectRecord,
+    upper: PathBuf,
+    store_path: PathBuf,
+    engine: EngineHandle,
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        quiet: Duration::from_millis(100),
+        max_delay: Duration::from_millis(500),
+        fetch_every: Duration::from_millis(500),
+        net_timeout: Duration::from_secs(2),
+        backoff_max: Duration::from_secs(2),
+    }
+}
+
+fn node(dir: &Path, id: &str, home: &str, root: &str, remote: Option<String>) -> Node {
+    let record = MachineRecord {
+        id: id.into(),
+        name: id.into(),
+        os: "linux".into(),
+        home: home.into(),
+        tmp: "/tmp".into(),
+        claude_dir: format!("{home}/.claude"),
+        claude_tmp: "/tmp/claude-0".into(),
+        last_seen_ms: 0,
+    };
+    let slug = ferry_sync::slug::slug(root);
+    let project = ProjectRecord {
+        key: KEY.into(),
+        root: root.into(),
+        cwd: root.into(),
+        slug: slug.clone(),
+        git: None,
+    };
+    let upper = dir.join(id).join("projects").join(&slug);
+    std::fs::create_dir_all(&upper).unwrap();
+    let store_path = dir.join(id).join("store.git");
+    Store::init(&store_path).unwrap();
+    let engine = engine::start(store_path.clone(), record.clone(), remote, config());
+    Node {
+        record,
+        project,
+        upper,
+        store_path,
+        engine,
+    }
+}
+
+impl Node {
+    fn append(&self, text: &str) {
+        use std::io::Write;
+        let path = self.upper.join("s.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let at = f.metadata().unwrap().len();
+        f.write_all(text.as_bytes()).unwrap();
+        self.engine.note(
+            &self.project,
+            RelPath::new("s.jsonl").unwrap(),
+            Change::Write {
+                local: path,
+                dirty_from: Some(at),
+            },
+            text.len() as u64,
+        );
+    }
+
+    /// The session as this machine's view would show it: every machine's version merged, in
+    /// this machine's paths.
+    fn view(&self) -> String {
+        let store = Store::open(&self.store_path).unwrap();
+        let mut snaps = Vec::new();
+        if let Some(h) = store.head(&self.record.id, true).unwrap() {
+            snaps.push(store.snapshot("own", h).unwrap());
+        }
+        for id in store.remote_machines().unwrap() {
+            if id != self.record.id {
+                snaps.push(
+                    store
+                        .snapshot(&id, store.head(&id, false).unwrap().unwrap())
+                        .unwrap(),
+                );
+            }
+        }
+        let files: Vec<_> = snaps
+            .iter()
+            .filter_map(|s| {
+                s.files
+                    .iter()
+                    .find(|f| f.rel.as_str() == "s.jsonl")
+                    .map(|f| (s.machine.id.clone(), f))
+            })
+            .collect();
+        let versions: Vec<Version> = files
+            .iter()
+            .map(|(m, f)| Version {
+                machine: m,
+                meta: f.meta,
+            })
+            .collect();
+        let res = resolve(&versions, &self.record.id, true);
+        let texts: Vec<Vec<u8>> = res
+            .shown
+            .iter()
+            .map(|&i| store.read(files[i].1).unwrap())
+            .collect();
+        let merged = merge_lines(&texts.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        String::from_utf8(
+            Codec::new(&mapping_for(&self.record, &self.project).unwrap())
+                .expand(&merged, Format::Json),
+        )
+        .unwrap()
+    }
+}
+
+fn line(root: &str, id: &str) -> String {
+    format!("{{\"cwd\":\"{root}\",\"uuid\":\"{id}\",\"message\":\"wrote {root}/src/{id}.rs\"}}\n")
+}
+
+fn bare(path: &Path) -> String {
+    git2::Repository::init_bare(path).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_written_on_a_reaches_b_and_b_is_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = bare(&tmp.path().join("remote.git"));
+    let a = node(
+        tmp.path(),
+        "aaaa",
+        "/home/al",
+        "/home/al/src/proj",
+        Some(remote.clone()),
+    );
+    let b = node(
+        tmp.path(),
+        "bbbb",
+        "/Users/bob",
+        "/Users/bob/work/proj",
+        Some(remote),
+    );
+    let mut events = b.engine.subscribe();
+    a.append(&line("/home/al/src/proj", "a1"));
+    let took = wait_for("B to see A's line", Duration::from_secs(10), || {
+        b.view().contains(&line("/Users/bob/work/proj", "a1"))
+    })
+    .await;
+    assert!(took < Duration::from_secs(5), "visible after {took:?}");
+    let mut told = false;
+    while let Ok(ev) = events.try_recv() {
+        if let Event::Changed(paths) = ev {
+            told |= paths
+                .iter()
+                .any(|(m, k, r)| m == "aaaa" && k == KEY && r.as_str() == "s.jsonl");
+        }
+    }
+    assert!(told, "B's subscribers heard about s.jsonl");
+    let status = a.engine.status();
+    assert_eq!(status.remote_reachable, Some(true));
+    assert!(status.last_push_ms.is_some() && status.last_commit_ms.is_some());
+    assert_eq!(status.machines[0].ahead, Some(0), "{status:?}");
+    let bs = b.engine.status();
+    assert!(
+        bs.machines
+            .iter()
+            .any(|m| m.id == "aaaa" && !m.this_machine && m.head.is_some()),
+        "{bs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_remote_never_blocks_commits_and_catches_up_when_it_appears() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote_path = tmp.path().join("later.git");
+    let a = node(
+        tmp.path(),
+        "aaaa",
+        "/home/al",
+        "/home/al/src/proj",
+        Some(remote_path.to_str().unwrap().into()),
+    );
+    a.append(&line("/home/al/src/proj", "a1"));
+    wait_for("a local commit", Duration::from_secs(5), || {
+        a.engine.status().last_commit_ms.is_some()
+    })
+    .await;
+    let report = a.engine.sync_now().await;
+    assert_eq!(report.remote_ok, Some(false));
+    let status = a.engine.status();
+    assert_eq!(status.remote_reachable, Some(false));
+    assert!(status.last_error.is_some());
+    assert_eq!(
+        status.pending_paths, 0,
+        "committed locally despite the remote"
+    );
+    bare(&remote_path);
+    let remote = git2::Repository::open_bare(&remote_path).unwrap();
+    wait_for(
+        "the branch to reach the remote by itself",
+        Duration::from_secs(15),
+        || remote.refname_to_id("refs/heads/machines/aaaa").is_ok(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_remote_times_out_without_holding_anything_up() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _accepting = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(20) {
+            held.push(s);
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let a = node(
+        tmp.path(),
+        "aaaa",
+        "/home/al",
+        "/home/al/src/proj",
+        Some(format!("git://127.0.0.1:{port}/r.git")),
+    );
+    let start = Instant::now();
+    a.append(&line("/home/al/src/proj", "a1"));
+    let report = tokio::time::timeout(Duration::from_secs(30), a.engine.sync_now())
+        .await
+        .expect("sync_now returns");
+    assert!(
+        report.committed.is_some(),
+        "the commit happened: {report:?}"
+    );
+    assert_eq!(report.remote_ok, Some(false));
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "bounded by the timeout: {:?}",
+        start.elapsed()
+    );
+    a.append(&line("/home/al/src/proj", "a2"));
+    wait_for(
+        "a second local commit while the remote stalls",
+        Duration::from_secs(10),
+        || a.engine.status().pending_paths == 0,
+    )
+    .await;
+}
+
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `git-daemon` itself (not through the `git` wrapper, which would leave it orphaned
+/// when killed) serving `base` on `port`.
+fn spawn_daemon(base: &Path, port: u16) -> Daemon {
+    let exec_path = std::process::Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .unwrap()
+        .stdout;
+    let exec_path = String::from_utf8(exec_path).unwrap();
+    let child = std::process::Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+        .args([
+            "--export-all",
+            "--enable=receive-pack",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("git-daemon starts");
+    Daemon(child)
+}
+
+fn git_daemon(base: &Path) -> (Daemon, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let daemon = spawn_daemon(base, port);
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "git daemon did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (daemon, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_machines_over_git_daemon_keep_every_line_after_a_partition() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("srv");
+    std::fs::create_dir_all(&base).unwrap();
+    bare(&base.join("sessions.git"));
+    let (daemon, port) = git_daemon(&base);
+    let url = format!("git://127.0.0.1:{port}/sessions.git");
+    let a = node(
+        tmp.path(),
+        "aaaa",
+        "/home/al",
+        "/home/al/src/proj",
+        Some(url.clone()),
+    );
+    let b = node(
+        tmp.path(),
+        "bbbb",
+        "/Users/bob",
+        "/Users/bob/work/proj",
+        Some(url.clone()),
+    );
+    a.append(&line("/home/al/src/proj", "p1"));
+    wait_for(
+        "B to have the shared start",
+        Duration::from_secs(10),
+        || b.view().contains("\"p1\""),
+    )
+    .await;
+    // B continues the session: its copy starts from what it sees.
+    std::fs::write(b.upper.join("s.jsonl"), b.view()).unwrap();
+    b.append("");
+    b.engine.sync_now().await;
+    // The remote goes away; both extend the same session.
+    drop(daemon);
+    a.append(&line("/home/al/src/proj", "a1"));
+    b.append(&line("/Users/bob/work/proj", "b1"));
+    a.append(&line("/home/al/src/proj", "a2"));
+    wait_for("both to commit offline", Duration::from_secs(5), || {
+        a.engine.status().pending_paths == 0 && b.engine.status().pending_paths == 0
+    })
+    .await;
+    assert!(
+        !a.view().contains("\"b1\"") && !b.view().contains("\"a1\""),
+        "partitioned"
+    );
+    // It comes back on the same port; nobody runs a command.
+    let _daemon = spawn_daemon(&base, port);
+    let c = node(
+        tmp.path(),
+        "cccc",
+        "/home/carol",
+        "/home/carol/code/proj",
+        Some(url),
+    );
+    for (n, root) in [
+        (&a, "/home/al/src/proj"),
+        (&b, "/Users/bob/work/proj"),
+        (&c, "/home/carol/code/proj"),
+    ] {
+        wait_for(
+            &format!("{} to see every line", n.record.id),
+            Duration::from_secs(20),
+            || {
+                let v = n.view();
+                ["p1", "a1", "a2", "b1"]
+                    .iter()
+                    .all(|id| v.matches(&line(root, id)).count() == 1)
+            },
+        )
+        .await;
+        assert_eq!(
+            n.view().lines().count(),
+            4,
+            "nothing duplicated on {}",
+            n.record.id
+        );
+    }
+}
