@@ -25,10 +25,23 @@ fn config() -> EngineConfig {
         fetch_every: Duration::from_millis(500),
         net_timeout: Duration::from_secs(2),
         backoff_max: Duration::from_secs(2),
+        max_fetch_bytes: 64 << 20,
+        upper: None,
     }
 }
 
 fn node(dir: &Path, id: &str, home: &str, root: &str, remote: Option<String>) -> Node {
+    node_with(dir, id, home, root, remote, config())
+}
+
+fn node_with(
+    dir: &Path,
+    id: &str,
+    home: &str,
+    root: &str,
+    remote: Option<String>,
+    config: EngineConfig,
+) -> Node {
     let record = MachineRecord {
         id: id.into(),
         name: id.into(),
@@ -51,7 +64,7 @@ fn node(dir: &Path, id: &str, home: &str, root: &str, remote: Option<String>) ->
     std::fs::create_dir_all(&upper).unwrap();
     let store_path = dir.join(id).join("store.git");
     Store::init(&store_path).unwrap();
-    let engine = engine::start(store_path.clone(), record.clone(), remote, config());
+    let engine = engine::start(store_path.clone(), record.clone(), remote, config);
     Node {
         record,
         project,
@@ -407,4 +420,80 @@ async fn three_machines_over_git_daemon_keep_every_line_after_a_partition() {
             n.record.id
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_with_a_huge_blob_is_refused_and_the_engine_keeps_working() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("srv");
+    let remote_path = base.join("remote.git");
+    bare(&remote_path);
+    // A hostile machine branch holding 16 MB of incompressible bytes (4 MB allowed below), served over git://
+    // (the byte bound watches the transfer, which local-path remotes do not stream).
+    {
+        let repo = git2::Repository::open_bare(&remote_path).unwrap();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let big: Vec<u8> = (0..16 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let blob = repo.blob(&big).unwrap();
+        let mut tb = repo.treebuilder(None).unwrap();
+        tb.insert("huge", blob, 0o100644).unwrap();
+        let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+        let sig = git2::Signature::now("evil", "e@e").unwrap();
+        repo.commit(
+            Some("refs/heads/machines/evil"),
+            &sig,
+            &sig,
+            "huge",
+            &tree,
+            &[],
+        )
+        .unwrap();
+    }
+    let (_daemon, port) = git_daemon(&base);
+    let url = format!("git://127.0.0.1:{port}/remote.git");
+    let config = EngineConfig {
+        max_fetch_bytes: 4 << 20,
+        net_timeout: Duration::from_secs(10),
+        ..config()
+    };
+    let a = node_with(
+        tmp.path(),
+        "aaaa",
+        "/home/al",
+        "/home/al/src/proj",
+        Some(url),
+        config,
+    );
+    let report = a.engine.sync_now().await;
+    assert!(
+        !Store::open(&a.store_path)
+            .unwrap()
+            .remote_machines()
+            .unwrap()
+            .contains(&"evil".to_string()),
+        "nothing of it was taken: {report:?}"
+    );
+    assert_eq!(report.remote_ok, Some(false));
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("refusing the rest"),
+        "{report:?}"
+    );
+    a.append(&line("/home/al/src/proj", "a1"));
+    wait_for(
+        "a local commit after the refusal",
+        Duration::from_secs(5),
+        || a.engine.status().pending_paths == 0 && a.engine.status().last_commit_ms.is_some(),
+    )
+    .await;
 }

@@ -476,3 +476,68 @@ fn hostile_branches_are_skipped_with_reasons_and_never_escape() {
         .unwrap();
     assert!(victim.store.snapshot("evil", c2).is_err());
 }
+
+#[test]
+fn invalid_utf8_names_and_a_million_entries_are_bounded() {
+    use std::os::unix::ffi::OsStrExt;
+    let victim = machine("vvvv", "/home/v", "/home/v/p");
+    let repo = victim.store.repo();
+    let meta = repo
+        .blob(br#"{"mtime_ms":1,"mode":384,"len":1,"lines":false,"state":"present"}"#)
+        .unwrap();
+    let data = repo.blob(b"x").unwrap();
+    let mut fb = repo.treebuilder(None).unwrap();
+    fb.insert("meta.json", meta, 0o100644).unwrap();
+    fb.insert("data", data, 0o100644).unwrap();
+    let file = fb.write().unwrap();
+    let mut files = repo.treebuilder(None).unwrap();
+    files
+        .insert(
+            std::ffi::OsStr::from_bytes(b"f.!bad\xff\xfe"),
+            file,
+            0o040000,
+        )
+        .unwrap();
+    let start = std::time::Instant::now();
+    for i in 0..1_000_000u32 {
+        files.insert(format!("f.{i}"), file, 0o040000).unwrap();
+    }
+    let files = files.write().unwrap();
+    let project_json = serde_json::to_vec(&victim.project).unwrap();
+    let mut pt = repo.treebuilder(None).unwrap();
+    pt.insert("project.json", repo.blob(&project_json).unwrap(), 0o100644)
+        .unwrap();
+    pt.insert("t", files, 0o040000).unwrap();
+    let pt = pt.write().unwrap();
+    let mut p = repo.treebuilder(None).unwrap();
+    p.insert(ferry_sync::store::project_dir(KEY), pt, 0o040000)
+        .unwrap();
+    let p = p.write().unwrap();
+    let mut root = repo.treebuilder(None).unwrap();
+    let machine_json = serde_json::to_vec(&MachineRecord {
+        id: "evil".into(),
+        ..victim.record.clone()
+    })
+    .unwrap();
+    root.insert("machine.json", repo.blob(&machine_json).unwrap(), 0o100644)
+        .unwrap();
+    root.insert("p", p, 0o040000).unwrap();
+    let root = repo.find_tree(root.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("evil", "e@e").unwrap();
+    let commit = repo.commit(None, &sig, &sig, "big", &root, &[]).unwrap();
+    eprintln!("built a 1,000,001-entry tree in {:?}", start.elapsed());
+    let start = std::time::Instant::now();
+    let snap = victim.store.snapshot("evil", commit).unwrap();
+    eprintln!(
+        "snapshot stopped at {} files in {:?}",
+        snap.files.len(),
+        start.elapsed()
+    );
+    assert_eq!(snap.files.len(), ferry_sync::store::MAX_FILES);
+    let why: Vec<String> = snap.rejected.iter().map(|e| e.to_string()).collect();
+    assert!(
+        why.iter().any(|w| w.contains("more than 200000 files")),
+        "{why:?}"
+    );
+    assert!(why.iter().any(|w| w.contains("not UTF-8")), "{why:?}");
+}

@@ -31,6 +31,11 @@ pub struct EngineConfig {
     pub net_timeout: Duration,
     /// Longest wait between retries while the remote fails.
     pub backoff_max: Duration,
+    /// Most bytes one fetch may receive.
+    pub max_fetch_bytes: u64,
+    /// This machine's `projects/` directory, reconciled with the branch at start: whatever it
+    /// holds that the branch lacks (a crash, edits while unmounted) is committed first.
+    pub upper: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +46,8 @@ impl Default for EngineConfig {
             fetch_every: Duration::from_secs(2),
             net_timeout: Duration::from_secs(15),
             backoff_max: Duration::from_secs(60),
+            max_fetch_bytes: 8 << 30,
+            upper: None,
         }
     }
 }

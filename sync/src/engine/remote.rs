@@ -46,18 +46,34 @@ fn error(op: &'static str, url: &str, message: impl ToString) -> RemoteError {
     }
 }
 
-/// Fetches every machine's branch into `refs/remotes/origin/machines/*`.
-pub fn fetch(store: &Store, url: &str) -> Result<(), RemoteError> {
+/// Fetches every machine's branch into `refs/remotes/origin/machines/*`, giving up once the
+/// remote has sent more than `max_bytes` (a hostile or broken remote cannot fill the disk).
+/// Local-path remotes copy objects without a transfer to watch; the bound is for networks.
+pub fn fetch(store: &Store, url: &str, max_bytes: u64) -> Result<(), RemoteError> {
     let mut remote = store
         .repo()
         .remote_anonymous(url)
         .map_err(|e| error("fetch", url, e))?;
     let refspec = format!("+refs/heads/machines/*:{REMOTE_PREFIX}*");
+    let too_big = std::cell::Cell::new(false);
+    let mut callbacks = git2::RemoteCallbacks::new();
+    callbacks.transfer_progress(|p| {
+        let over = p.received_bytes() as u64 > max_bytes;
+        too_big.set(over);
+        !over
+    });
     let mut opts = git2::FetchOptions::new();
-    opts.prune(git2::FetchPrune::Off);
-    remote
-        .fetch(&[refspec.as_str()], Some(&mut opts), Some("ferry fetch"))
-        .map_err(|e| error("fetch", url, e))
+    opts.prune(git2::FetchPrune::Off)
+        .remote_callbacks(callbacks);
+    let result = remote.fetch(&[refspec.as_str()], Some(&mut opts), Some("ferry fetch"));
+    drop(opts);
+    if too_big.get() {
+        let why = format!(
+            "the remote sent more than {max_bytes} bytes; refusing the rest (raise max_fetch_bytes if this is real)"
+        );
+        return Err(error("fetch", url, why));
+    }
+    result.map_err(|e| error("fetch", url, e))
 }
 
 /// Pushes this machine's branch (forced: the branch is this machine's alone) and records the

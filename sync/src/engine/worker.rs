@@ -13,6 +13,7 @@ const FAR: Duration = Duration::from_secs(3600);
 impl Worker {
     pub(super) async fn run(mut self) {
         let mut next_fetch = Instant::now();
+        self.reconcile().await;
         self.refresh_status().await;
         loop {
             let wake_at = self.next_wake(next_fetch);
@@ -55,6 +56,33 @@ impl Worker {
                 }
                 next_fetch = Instant::now() + self.config.fetch_every;
             }
+        }
+    }
+
+    /// Commits whatever the upper layer holds that the branch lacks.
+    async fn reconcile(&mut self) {
+        let Some(upper) = self.config.upper.clone() else {
+            return;
+        };
+        let (path, machine) = (self.store_path.clone(), self.machine.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&path)?;
+            let batch = crate::upper::reconcile(&upper, &store, &machine, &[])?;
+            store.commit(&machine, &batch)
+        })
+        .await;
+        match done {
+            Ok(Ok(Some(c))) => {
+                tracing::info!(commit = %c, "reconciled the upper layer");
+                self.shared
+                    .status
+                    .lock()
+                    .expect("status lock")
+                    .last_commit_ms = Some(now_ms());
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => self.error(format!("reconciling the upper layer: {e}")),
+            Err(e) => self.error(format!("reconciling the upper layer: {e}")),
         }
     }
 
@@ -242,7 +270,8 @@ impl Worker {
     }
 
     async fn fetch(&mut self) -> Result<(), RemoteError> {
-        self.network(|store, url, _| remote::fetch(store, url))
+        let max = self.config.max_fetch_bytes;
+        self.network(move |store, url, _| remote::fetch(store, url, max))
             .await?;
         self.shared
             .status

@@ -1,0 +1,79 @@
+//! Start-up reconcile of the upper layer with this machine's branch.
+
+use ferry_sync::store::{Change, FileState, MachineRecord, Store};
+use ferry_sync::upper::reconcile;
+
+#[test]
+fn reconcile_commits_what_is_new_records_deletions_and_skips_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let root = home.join("src/proj");
+    std::fs::create_dir_all(&root).unwrap();
+    let projects = home.join(".claude/projects");
+    let dir = projects.join(ferry_sync::slug::slug(root.to_str().unwrap()));
+    std::fs::create_dir_all(dir.join("s1/tool-results")).unwrap();
+    let line = format!("{{\"cwd\":\"{}\",\"uuid\":\"u1\"}}\n", root.display());
+    std::fs::write(dir.join("s1.jsonl"), &line).unwrap();
+    std::fs::write(dir.join("s1/tool-results/t.txt"), "out").unwrap();
+    std::fs::write(dir.join(".credentials.json"), "{\"token\":\"secret\"}").unwrap();
+    let machine = MachineRecord {
+        id: "m1".into(),
+        name: "m1".into(),
+        os: "linux".into(),
+        home: home.to_str().unwrap().into(),
+        tmp: "/tmp".into(),
+        claude_dir: home.join(".claude").to_str().unwrap().into(),
+        claude_tmp: "/tmp/claude-0".into(),
+        last_seen_ms: 0,
+    };
+    let store = Store::init(&tmp.path().join("store.git")).unwrap();
+    let batch = reconcile(&projects, &store, &machine, &[]).unwrap();
+    let mut rels: Vec<&str> = batch.files.iter().map(|f| f.rel.as_str()).collect();
+    rels.sort();
+    assert_eq!(
+        rels,
+        ["s1.jsonl", "s1/tool-results/t.txt"],
+        "secrets are never synced"
+    );
+    assert_eq!(batch.projects.len(), 1);
+    assert_eq!(batch.projects[0].key, "~/src/proj");
+    assert_eq!(batch.projects[0].cwd, root.to_str().unwrap());
+    store.commit(&machine, &batch).unwrap().unwrap();
+
+    // Level with the disk: nothing to do.
+    let again = reconcile(&projects, &store, &machine, &[]).unwrap();
+    assert!(again.files.is_empty(), "{:?}", again.files);
+
+    // A file deleted while ferry was not running becomes a tombstone; a changed one is written.
+    std::fs::remove_file(dir.join("s1/tool-results/t.txt")).unwrap();
+    std::fs::write(dir.join("s1.jsonl"), format!("{line}{line}")).unwrap();
+    let batch = reconcile(&projects, &store, &machine, &[]).unwrap();
+    let change = |rel: &str| {
+        batch
+            .files
+            .iter()
+            .find(|f| f.rel.as_str() == rel)
+            .map(|f| f.change.clone())
+    };
+    assert!(matches!(
+        change("s1/tool-results/t.txt"),
+        Some(Change::Delete { .. })
+    ));
+    assert!(matches!(
+        change("s1.jsonl"),
+        Some(Change::Write {
+            dirty_from: None,
+            ..
+        })
+    ));
+    store.commit(&machine, &batch).unwrap().unwrap();
+    let snap = store
+        .snapshot("own", store.head("m1", true).unwrap().unwrap())
+        .unwrap();
+    let t = snap
+        .files
+        .iter()
+        .find(|f| f.rel.as_str() == "s1/tool-results/t.txt")
+        .unwrap();
+    assert!(matches!(t.meta.state, FileState::Deleted { .. }));
+}
