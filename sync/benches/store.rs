@@ -136,7 +136,12 @@ fn main() {
         "| transcript | first commit | append commit p50 | p99 (max of 30) | bytes added p50 |"
     );
     println!("|---:|---:|---:|---:|---:|");
-    for mb in [1usize, 10, 50, 200] {
+    let sizes: &[usize] = if std::env::var_os("FERRY_BENCH_SKIP_SIZES").is_some() {
+        &[]
+    } else {
+        &[1, 10, 50, 200]
+    };
+    for &mb in sizes {
         let tmp = tempfile::tempdir().unwrap();
         let (store, m, p) = setup(tmp.path());
         let file = tmp.path().join("s.jsonl");

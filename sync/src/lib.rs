@@ -15,3 +15,4 @@ pub mod remote_url;
 pub mod slug;
 pub mod store;
 pub mod upper;
+pub mod view;

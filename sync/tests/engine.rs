@@ -3,7 +3,6 @@
 
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::engine::{self, EngineConfig, EngineHandle, Event};
-use ferry_sync::merge::{Version, merge_lines, resolve};
 use ferry_sync::store::{Change, MachineRecord, ProjectRecord, RelPath, Store, mapping_for};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,6 +25,7 @@ fn config() -> EngineConfig {
         net_timeout: Duration::from_secs(2),
         backoff_max: Duration::from_secs(2),
         max_fetch_bytes: 64 << 20,
+        compact_every: 3,
         upper: None,
     }
 }
@@ -100,47 +100,11 @@ impl Node {
     /// this machine's paths.
     fn view(&self) -> String {
         let store = Store::open(&self.store_path).unwrap();
-        let mut snaps = Vec::new();
-        if let Some(h) = store.head(&self.record.id, true).unwrap() {
-            snaps.push(store.snapshot("own", h).unwrap());
-        }
-        for id in store.remote_machines().unwrap() {
-            if id != self.record.id {
-                snaps.push(
-                    store
-                        .snapshot(&id, store.head(&id, false).unwrap().unwrap())
-                        .unwrap(),
-                );
-            }
-        }
-        let files: Vec<_> = snaps
-            .iter()
-            .filter_map(|s| {
-                s.files
-                    .iter()
-                    .find(|f| f.rel.as_str() == "s.jsonl")
-                    .map(|f| (s.machine.id.clone(), f))
-            })
-            .collect();
-        let versions: Vec<Version> = files
-            .iter()
-            .map(|(m, f)| Version {
-                machine: m,
-                meta: f.meta,
-            })
-            .collect();
-        let res = resolve(&versions, &self.record.id, true);
-        let texts: Vec<Vec<u8>> = res
-            .shown
-            .iter()
-            .map(|&i| store.read(files[i].1).unwrap())
-            .collect();
-        let merged = merge_lines(&texts.iter().map(Vec::as_slice).collect::<Vec<_>>());
-        String::from_utf8(
-            Codec::new(&mapping_for(&self.record, &self.project).unwrap())
-                .expand(&merged, Format::Json),
-        )
-        .unwrap()
+        let snaps = ferry_sync::view::snapshots(&store, &self.record.id).unwrap();
+        let view = ferry_sync::view::view_of(&snaps, &self.record.id, KEY, "s.jsonl");
+        let merged = view.read(&store).unwrap();
+        let codec = Codec::new(&mapping_for(&self.record, &self.project).unwrap());
+        String::from_utf8(codec.expand(&merged, Format::Json)).unwrap()
     }
 }
 
@@ -496,4 +460,92 @@ async fn a_remote_with_a_huge_blob_is_refused_and_the_engine_keeps_working() {
         || a.engine.status().pending_paths == 0 && a.engine.status().last_commit_ms.is_some(),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_push_says_so_and_keeps_everything_local() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("srv");
+    let remote_path = base.join("remote.git");
+    bare(&remote_path);
+    let hook = remote_path.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'quota exceeded' >&2\nexit 1\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&hook).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (_daemon, port) = git_daemon(&base);
+    let a = node(
+        tmp.path(),
+        "aaaa",
+        "/home/al",
+        "/home/al/src/proj",
+        Some(format!("git://127.0.0.1:{port}/remote.git")),
+    );
+    a.append(&line("/home/al/src/proj", "a1"));
+    let report = a.engine.sync_now().await;
+    assert!(report.committed.is_some(), "{report:?}");
+    assert_eq!(report.remote_ok, Some(false));
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains("rejected") || error.contains("declined"),
+        "{error}"
+    );
+    assert_eq!(
+        a.engine.status().machines[0].ahead,
+        Some(1),
+        "the commit is still here, not yet pushed"
+    );
+    assert!(a.view().contains("\"a1\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_and_a_file_url_behave() {
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let a = node(
+        tmp.path(),
+        "aaaa",
+        "/home/al",
+        "/home/al/src/proj",
+        Some(format!("git://127.0.0.1:{closed}/r.git")),
+    );
+    a.append(&line("/home/al/src/proj", "a1"));
+    let report = a.engine.sync_now().await;
+    assert!(
+        report.committed.is_some() && report.remote_ok == Some(false),
+        "{report:?}"
+    );
+    // file:// works like a path, and several commits in a row get compacted (every 3 here).
+    let remote = tmp.path().join("file-remote.git");
+    bare(&remote);
+    let b = node(
+        tmp.path(),
+        "bbbb",
+        "/home/b",
+        "/home/b/src/proj",
+        Some(format!("file://{}", remote.display())),
+    );
+    for i in 0..7 {
+        b.append(&line("/home/b/src/proj", &format!("b{i}")));
+        assert_eq!(b.engine.sync_now().await.remote_ok, Some(true));
+    }
+    let packs = std::fs::read_dir(b.store_path.join("objects/pack"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".pack"))
+        .count();
+    assert_eq!(packs, 1, "compaction left exactly one pack");
+    assert_eq!(b.view().lines().count(), 7);
+    assert!(
+        git2::Repository::open_bare(&remote)
+            .unwrap()
+            .refname_to_id("refs/heads/machines/bbbb")
+            .is_ok()
+    );
 }

@@ -5,6 +5,7 @@
 //! git operation runs on a blocking thread, bounded by timeouts. When the remote fails, the
 //! engine backs off (doubling up to a limit) and keeps committing locally.
 
+mod credentials;
 mod remote;
 mod status;
 
@@ -17,6 +18,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, broadcast, oneshot};
+
+/// The user's home, where ssh keys live.
+pub(crate) fn home_dir() -> Option<PathBuf> {
+    std::env::var_os(if cfg!(windows) { "USERPROFILE" } else { "HOME" }).map(PathBuf::from)
+}
 
 /// Timing of the engine; the defaults make a line visible on another machine within seconds.
 #[derive(Clone, Debug)]
@@ -33,6 +39,8 @@ pub struct EngineConfig {
     pub backoff_max: Duration,
     /// Most bytes one fetch may receive.
     pub max_fetch_bytes: u64,
+    /// Repack the store into one delta pack after this many commits (0: never).
+    pub compact_every: u32,
     /// This machine's `projects/` directory, reconciled with the branch at start: whatever it
     /// holds that the branch lacks (a crash, edits while unmounted) is committed first.
     pub upper: Option<PathBuf>,
@@ -47,6 +55,7 @@ impl Default for EngineConfig {
             net_timeout: Duration::from_secs(15),
             backoff_max: Duration::from_secs(60),
             max_fetch_bytes: 8 << 30,
+            compact_every: 1000,
             upper: None,
         }
     }
@@ -217,6 +226,7 @@ pub fn start(
         heads: HashMap::new(),
         backoff: None,
         unpushed: true,
+        commits_since_compact: 0,
     };
     tokio::spawn(worker.run());
     EngineHandle { shared }
@@ -235,6 +245,8 @@ struct Worker {
     /// Whether the branch may hold commits the remote lacks (true at start: a previous run may
     /// have committed offline).
     unpushed: bool,
+    /// Commits since the store was last compacted.
+    commits_since_compact: u32,
 }
 
 mod worker;

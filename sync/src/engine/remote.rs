@@ -57,6 +57,7 @@ pub fn fetch(store: &Store, url: &str, max_bytes: u64) -> Result<(), RemoteError
     let refspec = format!("+refs/heads/machines/*:{REMOTE_PREFIX}*");
     let too_big = std::cell::Cell::new(false);
     let mut callbacks = git2::RemoteCallbacks::new();
+    super::credentials::install(&mut callbacks, crate::engine::home_dir());
     callbacks.transfer_progress(|p| {
         let over = p.received_bytes() as u64 > max_bytes;
         too_big.set(over);
@@ -89,6 +90,7 @@ pub fn push(store: &Store, url: &str, machine_id: &str) -> Result<(), RemoteErro
         .map_err(|e| error("push", url, e))?;
     let rejected = std::cell::RefCell::new(None);
     let mut callbacks = git2::RemoteCallbacks::new();
+    super::credentials::install(&mut callbacks, crate::engine::home_dir());
     callbacks.push_update_reference(|name, status| {
         if let Some(msg) = status {
             *rejected.borrow_mut() = Some(format!("the remote rejected {name}: {msg}"));

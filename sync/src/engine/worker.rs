@@ -86,6 +86,22 @@ impl Worker {
         }
     }
 
+    /// Repacks the store after `compact_every` commits. Runs between commits (never beside
+    /// one), so pending changes wait in memory and in the upper layer meanwhile.
+    async fn compact_if_due(&mut self) {
+        let every = self.config.compact_every;
+        if every == 0 || self.commits_since_compact < every {
+            return;
+        }
+        self.commits_since_compact = 0;
+        let path = self.store_path.clone();
+        match tokio::task::spawn_blocking(move || Store::open(&path)?.compact()).await {
+            Ok(Ok(stats)) => tracing::info!(?stats, "compacted the store"),
+            Ok(Err(e)) => self.error(format!("compacting the store: {e}")),
+            Err(e) => self.error(format!("compacting the store: {e}")),
+        }
+    }
+
     fn next_wake(&self, next_fetch: Instant) -> Instant {
         let p = self.shared.pending.lock().expect("pending lock");
         let mut at = Instant::now() + FAR;
@@ -190,7 +206,9 @@ impl Worker {
                         .last_commit_ms = Some(now_ms());
                     let _ = self.shared.events.send(Event::Committed(id.clone()));
                     tracing::debug!(commit = %id, "committed");
+                    self.commits_since_compact += 1;
                 }
+                self.compact_if_due().await;
                 self.refresh_status().await;
                 id
             }

@@ -24,7 +24,7 @@ impl Store {
         let repo = &self.repo;
         let mut seen: HashSet<Oid> = HashSet::new();
         let mut pb = repo.packbuilder()?;
-        let mut stack: Vec<Oid> = Vec::new();
+        let mut stack: Vec<(Oid, String)> = Vec::new();
         let mut walk = repo.revwalk()?;
         for r in repo.references()? {
             if let Some(id) = r?.target().filter(|&id| repo.find_commit(id).is_ok()) {
@@ -35,18 +35,21 @@ impl Store {
             let commit = repo.find_commit(id?)?;
             if seen.insert(commit.id()) {
                 pb.insert_object(commit.id(), None)?;
-                stack.push(commit.tree_id());
+                stack.push((commit.tree_id(), String::new()));
             }
-            while let Some(t) = stack.pop() {
+            // Names (paths) let the packer pair each tree and blob with its own earlier
+            // versions, which is where the deltas are.
+            while let Some((t, path)) = stack.pop() {
                 if !seen.insert(t) {
                     continue;
                 }
-                pb.insert_object(t, None)?;
+                pb.insert_object(t, Some(&path))?;
                 for e in repo.find_tree(t)?.iter() {
+                    let name = format!("{path}/{}", e.name().unwrap_or(""));
                     match e.kind() {
-                        Some(ObjectType::Tree) => stack.push(e.id()),
+                        Some(ObjectType::Tree) => stack.push((e.id(), name)),
                         Some(ObjectType::Blob) if seen.insert(e.id()) => {
-                            pb.insert_object(e.id(), e.name().ok())?;
+                            pb.insert_object(e.id(), Some(&name))?
                         }
                         _ => {}
                     }

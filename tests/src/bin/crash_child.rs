@@ -41,6 +41,7 @@ fn main() {
         net_timeout: Duration::from_secs(5),
         backoff_max: Duration::from_millis(100),
         max_fetch_bytes: 1 << 30,
+        compact_every: 40,
         upper: Some(home.join(".claude/projects")),
     };
     let engine = engine::start(store_path, machine.clone(), remote, config);
