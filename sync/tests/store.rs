@@ -541,3 +541,85 @@ fn invalid_utf8_names_and_a_million_entries_are_bounded() {
     );
     assert!(why.iter().any(|w| w.contains("not UTF-8")), "{why:?}");
 }
+
+#[test]
+fn a_vanished_file_does_not_hold_back_the_rest() {
+    let m = machine("a1", "/home/al", "/home/al/src/proj");
+    m.write(
+        "kept.jsonl",
+        transcript_line("/home/al/src/proj", 1).as_bytes(),
+    );
+    let gone = m.upper.join("gone.jsonl");
+    let c = m.commit(vec![
+        (
+            "gone.jsonl",
+            Change::Write {
+                local: gone,
+                dirty_from: None,
+            },
+        ),
+        ("kept.jsonl", m.written("kept.jsonl")),
+    ]);
+    assert!(c.is_some());
+    let names: Vec<String> = m.own().files.iter().map(|f| f.rel.to_string()).collect();
+    assert_eq!(names, ["kept.jsonl"]);
+}
+
+#[test]
+fn projects_whose_slugs_collide_stay_apart_in_the_store() {
+    // `/a/b_c` and `/a/b.c` share Claude Code's slug `-a-b-c`; the store keys by project key, so
+    // their files never mix (where each shows in the view is the view's decision).
+    let m = machine("a1", "/home/al", "/home/al/src/proj");
+    let mk = |key: &str, root: &str| ProjectRecord {
+        key: key.into(),
+        root: root.into(),
+        cwd: root.into(),
+        slug: ferry_sync::slug::slug(root),
+        git: None,
+    };
+    let (p1, p2) = (
+        mk("~/a/b_c", "/home/al/a/b_c"),
+        mk("~/a/b.c", "/home/al/a/b.c"),
+    );
+    assert_eq!(p1.slug, p2.slug);
+    let f1 = m.write("one.jsonl", b"{\"uuid\":\"1\"}\n");
+    let f2 = m.write("two.jsonl", b"{\"uuid\":\"2\"}\n");
+    let files = vec![
+        FileUpdate {
+            project_key: p1.key.clone(),
+            rel: RelPath::new("s.jsonl").unwrap(),
+            change: Change::Write {
+                local: f1,
+                dirty_from: None,
+            },
+        },
+        FileUpdate {
+            project_key: p2.key.clone(),
+            rel: RelPath::new("s.jsonl").unwrap(),
+            change: Change::Write {
+                local: f2,
+                dirty_from: None,
+            },
+        },
+    ];
+    m.store
+        .commit(
+            &m.record,
+            &Batch {
+                projects: vec![p1.clone(), p2.clone()],
+                files,
+            },
+        )
+        .unwrap()
+        .unwrap();
+    let snap = m.own();
+    assert_eq!(snap.files.len(), 2);
+    for (p, want) in [(&p1, "1"), (&p2, "2")] {
+        let f = snap.files.iter().find(|f| f.project.key == p.key).unwrap();
+        assert!(
+            String::from_utf8(m.store.read(f).unwrap())
+                .unwrap()
+                .contains(&format!("\"uuid\":\"{want}\""))
+        );
+    }
+}

@@ -187,14 +187,23 @@ impl Store {
                 layout::FILES,
                 update.rel.tree_path()
             );
-            self.apply(
+            let applied = self.apply(
                 &mut edits,
                 machine,
                 &project,
                 &file,
                 &update.rel,
                 &update.change,
-            )?;
+            );
+            match applied {
+                // The local file vanished or cannot be read: skip it rather than hold back every
+                // other change; the upper layer is reconciled again at start, and a deletion
+                // arrives as its own change.
+                Err(StoreError::Io { path, source }) if is_local_file(&update.change, &path) => {
+                    tracing::warn!(path = %path.display(), error = %source, "skipping an unreadable local file");
+                }
+                other => other?,
+            }
         }
         if !edits.changed {
             return Ok(None);
@@ -310,6 +319,10 @@ impl Store {
         }
         edits.put(&meta_path, &to_json(&meta))
     }
+}
+
+fn is_local_file(change: &Change, path: &std::path::Path) -> bool {
+    matches!(change, Change::Write { local, .. } if local == path)
 }
 
 fn read_range(f: &mut File, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
