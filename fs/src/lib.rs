@@ -1,6 +1,8 @@
 //! The view that the mount presents: a platform-neutral filesystem core over the portable store
-//! and the upper layer, plus the thin FUSE adapter. Built out by the view issue; for now it only
-//! re-exports the codec so that the dependency direction (`fs` over `sync`) is fixed.
+//! and the upper layer, plus the thin FUSE adapter. Built out by the view issue; so far it holds
+//! the placement of other machines' projects on this machine.
+
+pub mod placement;
 
 /// The codec the view uses to expand other machines' files on read.
 pub use ferry_sync::codec;
