@@ -99,6 +99,35 @@ struct Shared {
     events: broadcast::Sender<Event>,
 }
 
+/// One pending change followed by a later one for the same path: the later kind wins, and a
+/// write keeps the lowest offset either knew to be dirty, so no changed range is forgotten.
+fn combine(earlier: (Change, u64), later: (Change, u64)) -> (Change, u64) {
+    match (earlier, later) {
+        (
+            (Change::Write { dirty_from: a, .. }, b0),
+            (
+                Change::Write {
+                    local,
+                    dirty_from: b,
+                },
+                b1,
+            ),
+        ) => {
+            let dirty_from = a.zip(b).map(|(a, b)| a.min(b));
+            (Change::Write { local, dirty_from }, b0 + b1)
+        }
+        // A write after a delete recreates the file: nothing before it is known unchanged.
+        ((Change::Delete { .. } | Change::Hide { .. }, _), (Change::Write { local, .. }, b1)) => (
+            Change::Write {
+                local,
+                dirty_from: None,
+            },
+            b1,
+        ),
+        (_, later) => later,
+    }
+}
+
 /// The cheap, cloneable side of the engine that the mount and the CLI hold.
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -116,38 +145,9 @@ impl EngineHandle {
             .entry(project.key.clone())
             .or_insert_with(|| project.clone());
         let key = (project.key.clone(), rel);
-        let merged = match (p.files.remove(&key), change) {
-            (
-                Some((Change::Write { dirty_from: a, .. }, b0)),
-                Change::Write {
-                    local,
-                    dirty_from: b,
-                },
-            ) => {
-                let from = match (a, b) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    _ => None,
-                };
-                (
-                    Change::Write {
-                        local,
-                        dirty_from: from,
-                    },
-                    b0 + bytes,
-                )
-            }
-            // A write after a delete recreates the file: nothing before it is known unchanged.
-            (
-                Some((Change::Delete { .. } | Change::Hide { .. }, _)),
-                Change::Write { local, .. },
-            ) => (
-                Change::Write {
-                    local,
-                    dirty_from: None,
-                },
-                bytes,
-            ),
-            (_, c) => (c, bytes),
+        let merged = match p.files.remove(&key) {
+            Some(earlier) => combine(earlier, (change, bytes)),
+            None => (change, bytes),
         };
         p.files.insert(key, merged);
         drop(p);
@@ -250,3 +250,36 @@ struct Worker {
 }
 
 mod worker;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(from: Option<u64>) -> (Change, u64) {
+        (
+            Change::Write {
+                local: "/x".into(),
+                dirty_from: from,
+            },
+            1,
+        )
+    }
+
+    #[test]
+    fn combining_keeps_the_lowest_dirty_offset_and_the_later_kind() {
+        let c = |a, b| match combine(a, b).0 {
+            Change::Write { dirty_from, .. } => Some(dirty_from),
+            _ => None,
+        };
+        assert_eq!(c(write(Some(100)), write(Some(5000))), Some(Some(100)));
+        assert_eq!(c(write(Some(100)), write(None)), Some(None));
+        assert_eq!(
+            c((Change::Delete { at_ms: 1 }, 0), write(Some(7))),
+            Some(None)
+        );
+        assert!(matches!(
+            combine(write(Some(1)), (Change::Delete { at_ms: 2 }, 0)).0,
+            Change::Delete { .. }
+        ));
+    }
+}

@@ -216,9 +216,14 @@ impl Worker {
                 tracing::warn!(error = %e, "commit failed; changes kept pending");
                 self.error(format!("commit: {e}"));
                 let mut p = self.shared.pending.lock().expect("pending lock");
-                for (k, v) in taken {
-                    // A newer note for the same path supersedes; otherwise restore it.
-                    p.files.entry(k).or_insert(v);
+                for (k, failed) in taken {
+                    // Put it back before any newer note for the same path, keeping both
+                    // dirty ranges.
+                    let merged = match p.files.remove(&k) {
+                        Some(newer) => super::combine(failed, newer),
+                        None => failed,
+                    };
+                    p.files.insert(k, merged);
                 }
                 let now = Instant::now();
                 p.first_at.get_or_insert(now);
