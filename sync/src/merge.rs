@@ -2,7 +2,8 @@
 //!
 //! - **Deletion belongs to the writer.** A tombstone (`Deleted`) from any machine hides every
 //!   version not newer than it, everywhere. A `Hidden` marker hides versions not newer than it,
-//!   but only on the machine that wrote it. A version written after either survives.
+//!   but only on the machine that wrote it; elsewhere that machine's content still counts. A
+//!   version written after either survives.
 //! - **Transcripts keep every line.** The surviving versions are merged line by line: their
 //!   common prefix, then each version's remaining lines, oldest version first (so the newest
 //!   machine's `last-prompt` comes last and `--resume` continues from it). A line with a top-level
@@ -46,10 +47,14 @@ pub fn resolve(versions: &[Version<'_>], viewer: &str, lines: bool) -> Resolutio
             _ => {}
         }
     }
+    // Another machine's hide marker still carries that machine's content: it counts as present.
+    let shows = |v: &Version<'_>| match v.meta.state {
+        FileState::Present => true,
+        FileState::Hidden { .. } => v.machine != viewer,
+        FileState::Deleted { .. } => false,
+    };
     let mut alive: Vec<usize> = (0..versions.len())
-        .filter(|&i| {
-            versions[i].meta.state == FileState::Present && versions[i].meta.mtime_ms > hide_upto
-        })
+        .filter(|&i| shows(&versions[i]) && versions[i].meta.mtime_ms > hide_upto)
         .collect();
     alive.sort_by(|&a, &b| {
         let (va, vb) = (&versions[a], &versions[b]);

@@ -117,9 +117,17 @@ pub fn reconcile(
         if !dir.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let Some(project) = project_for_dir(&path, &home, links, &known) else {
+        // A directory the branch already knows keeps its project key, even if the checkout has
+        // moved or its remote changed since: recomputing it would orphan every committed file.
+        let slug = dir.file_name().to_string_lossy().into_owned();
+        let recorded = known.values().find(|p| p.slug == slug).cloned();
+        let Some(mut project) = recorded.or_else(|| project_for_dir(&path, &home, links, &known))
+        else {
             continue;
         };
+        if project.git.is_some() || Path::new(&project.root).exists() {
+            project.git = git_state(Path::new(&project.root));
+        }
         let mut files = Vec::new();
         walk(&path, "", &mut files);
         for (rel, local, md) in files {
@@ -148,7 +156,13 @@ pub fn reconcile(
     }
     let now = crate::engine::now_ms();
     for ((key, rel), meta) in &committed {
-        let gone = meta.state == FileState::Present && !seen.contains(&(key.clone(), rel.clone()));
+        // Deleted only if the file is really gone from where this machine keeps it, not merely
+        // unaccounted for (an unreadable directory, a key that could not be computed).
+        let gone = meta.state == FileState::Present
+            && !seen.contains(&(key.clone(), rel.clone()))
+            && known
+                .get(key)
+                .is_some_and(|p| !upper.join(&p.slug).join(rel).exists());
         if let Some(rel) = RelPath::new(rel).ok().filter(|_| gone) {
             batch.files.push(FileUpdate {
                 project_key: key.clone(),

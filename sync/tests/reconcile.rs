@@ -77,3 +77,67 @@ fn reconcile_commits_what_is_new_records_deletions_and_skips_secrets() {
         .unwrap();
     assert!(matches!(t.meta.state, FileState::Deleted { .. }));
 }
+
+#[test]
+fn a_moved_checkout_or_changed_remote_never_turns_sessions_into_tombstones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let root = home.join("code/r");
+    std::fs::create_dir_all(&root).unwrap();
+    let run = |args: &[&str]| {
+        assert!(
+            std::process::Command::new("git")
+                .args(args)
+                .current_dir(&root)
+                .output()
+                .unwrap()
+                .status
+                .success()
+        )
+    };
+    run(&["init", "-q"]);
+    run(&["remote", "add", "origin", "git@github.com:o/r.git"]);
+    let projects = home.join(".claude/projects");
+    let dir = projects.join(ferry_sync::slug::slug(root.to_str().unwrap()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("s.jsonl"),
+        format!("{{\"cwd\":\"{}\",\"uuid\":\"1\"}}\n", root.display()),
+    )
+    .unwrap();
+    let machine = MachineRecord {
+        id: "m1".into(),
+        name: "m1".into(),
+        os: "linux".into(),
+        home: home.to_str().unwrap().into(),
+        tmp: "/tmp".into(),
+        claude_dir: home.join(".claude").to_str().unwrap().into(),
+        claude_tmp: "/tmp/claude-0".into(),
+        last_seen_ms: 0,
+    };
+    let store = Store::init(&tmp.path().join("store.git")).unwrap();
+    let batch = reconcile(&projects, &store, &machine, &[]).unwrap();
+    assert_eq!(batch.projects[0].key, "github.com/o/r");
+    store.commit(&machine, &batch).unwrap().unwrap();
+    // The remote changes and the checkout goes away; the session files stay where they are.
+    run(&[
+        "remote",
+        "set-url",
+        "origin",
+        "git@github.com:o/renamed.git",
+    ]);
+    std::fs::remove_dir_all(&root).unwrap();
+    let batch = reconcile(&projects, &store, &machine, &[]).unwrap();
+    assert!(
+        batch
+            .files
+            .iter()
+            .all(|f| !matches!(f.change, Change::Delete { .. })),
+        "{:?}",
+        batch.files
+    );
+    assert_eq!(
+        batch.projects[0].key, "github.com/o/r",
+        "the recorded key is kept"
+    );
+}

@@ -623,3 +623,74 @@ fn projects_whose_slugs_collide_stay_apart_in_the_store() {
         );
     }
 }
+
+#[test]
+fn a_tree_bomb_and_non_ascii_names_are_cut_short() {
+    let victim = machine("vvvv", "/home/v", "/home/v/p");
+    let repo = victim.store.repo();
+    let stray = repo.blob(b"x").unwrap();
+    // 15 levels of 64 directories all pointing at the same next level: 64^15 paths in ~30 KB.
+    let mut level = {
+        let mut tb = repo.treebuilder(None).unwrap();
+        tb.insert("stray", stray, 0o100644).unwrap();
+        tb.write().unwrap()
+    };
+    for _ in 0..15 {
+        let mut tb = repo.treebuilder(None).unwrap();
+        for i in 0..64 {
+            tb.insert(format!("d.{i}"), level, 0o040000).unwrap();
+        }
+        level = tb.write().unwrap();
+    }
+    let mut files = repo.treebuilder(None).unwrap();
+    files.insert("aé", level, 0o040000).unwrap();
+    files.insert("d.€", level, 0o040000).unwrap();
+    files.insert("d.bomb", level, 0o040000).unwrap();
+    let files = files.write().unwrap();
+    let mut pt = repo.treebuilder(None).unwrap();
+    pt.insert(
+        "project.json",
+        repo.blob(&serde_json::to_vec(&victim.project).unwrap())
+            .unwrap(),
+        0o100644,
+    )
+    .unwrap();
+    pt.insert("t", files, 0o040000).unwrap();
+    let pt = pt.write().unwrap();
+    let mut p = repo.treebuilder(None).unwrap();
+    p.insert(ferry_sync::store::project_dir(KEY), pt, 0o040000)
+        .unwrap();
+    let p = p.write().unwrap();
+    let mut root = repo.treebuilder(None).unwrap();
+    root.insert(
+        "machine.json",
+        repo.blob(&serde_json::to_vec(&victim.record).unwrap())
+            .unwrap(),
+        0o100644,
+    )
+    .unwrap();
+    root.insert("p", p, 0o040000).unwrap();
+    let root = repo.find_tree(root.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("evil", "e@e").unwrap();
+    let commit = repo.commit(None, &sig, &sig, "bomb", &root, &[]).unwrap();
+    let start = std::time::Instant::now();
+    let snap = victim.store.snapshot("evil", commit).unwrap();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(60),
+        "bounded: {:?}",
+        start.elapsed()
+    );
+    assert!(snap.files.is_empty());
+    assert!(snap.rejected.len() <= 1001, "capped, plus the limit itself");
+    let why: Vec<String> = snap.rejected.iter().map(|e| e.to_string()).collect();
+    assert!(
+        why.iter()
+            .any(|w| w.contains("entries; the rest are ignored")),
+        "{:?}",
+        &why[why.len().saturating_sub(3)..]
+    );
+    assert!(
+        why.iter()
+            .any(|w| w.contains("\"aé\" is not a d./f. entry"))
+    );
+}

@@ -6,11 +6,12 @@ use std::cell::Cell;
 use std::path::PathBuf;
 
 /// How many times one operation may ask for credentials before giving up.
-const MAX_ATTEMPTS: u32 = 4;
+const MAX_ATTEMPTS: u32 = 6;
 
 /// Installs the credential callback on `callbacks`.
 pub fn install(callbacks: &mut git2::RemoteCallbacks<'_>, home: Option<PathBuf>) {
     let attempts = Cell::new(0u32);
+    let agent_tried = Cell::new(false);
     callbacks.credentials(move |url, username, allowed| {
         let n = attempts.get();
         attempts.set(n + 1);
@@ -24,11 +25,14 @@ pub fn install(callbacks: &mut git2::RemoteCallbacks<'_>, home: Option<PathBuf>)
             return git2::Cred::username(user);
         }
         if allowed.contains(git2::CredentialType::SSH_KEY) {
-            if let Some(c) = (n == 0).then(|| git2::Cred::ssh_key_from_agent(user).ok()).flatten() {
+            if !agent_tried.replace(true)
+                && let Ok(c) = git2::Cred::ssh_key_from_agent(user)
+            {
                 return Ok(c);
             }
             let keys = home.iter().flat_map(|h| ["id_ed25519", "id_ecdsa", "id_rsa"].map(|k| h.join(".ssh").join(k)));
-            if let Some(key) = keys.filter(|k| k.exists()).nth(n.saturating_sub(1) as usize) {
+            let key_attempt = n.saturating_sub(2) as usize;
+            if let Some(key) = keys.filter(|k| k.exists()).nth(key_attempt) {
                 return git2::Cred::ssh_key(user, None, &key, None);
             }
         }

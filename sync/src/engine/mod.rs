@@ -227,6 +227,7 @@ pub fn start(
         backoff: None,
         unpushed: true,
         commits_since_compact: 0,
+        in_flight: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
     tokio::spawn(worker.run());
     EngineHandle { shared }
@@ -247,6 +248,8 @@ struct Worker {
     unpushed: bool,
     /// Commits since the store was last compacted.
     commits_since_compact: u32,
+    /// Whether a fetch or push is running on a blocking thread (possibly past its timeout).
+    in_flight: Arc<std::sync::atomic::AtomicBool>,
 }
 
 mod worker;

@@ -6,9 +6,20 @@ use super::status::{MachineStatus, now_ms};
 use super::{Event, Pending, SyncReport, Worker};
 use crate::store::{Batch, FileUpdate, REMOTE_PREFIX, Snapshot, Store, StoreError};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const FAR: Duration = Duration::from_secs(3600);
+
+/// Clears the in-flight flag when a network operation's thread finishes, however it finishes.
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
 
 impl Worker {
     pub(super) async fn run(mut self) {
@@ -90,7 +101,8 @@ impl Worker {
     /// one), so pending changes wait in memory and in the upper layer meanwhile.
     async fn compact_if_due(&mut self) {
         let every = self.config.compact_every;
-        if every == 0 || self.commits_since_compact < every {
+        if every == 0 || self.commits_since_compact < every || self.in_flight.load(Ordering::SeqCst)
+        {
             return;
         }
         self.commits_since_compact = 0;
@@ -243,7 +255,18 @@ impl Worker {
         let (path, id) = (self.store_path.clone(), self.machine.id.clone());
         let bound = self.config.net_timeout * 2;
         let url2 = url.clone();
+        // A timed-out operation keeps running on its thread (git2 cannot be cancelled); start no
+        // other until it ends, so transfers never pile up or race a compaction.
+        if self.in_flight.swap(true, Ordering::SeqCst) {
+            return Err(RemoteError {
+                op: "network",
+                url: remote::redact(&url),
+                message: "the previous fetch or push is still running".into(),
+            });
+        }
+        let flag = self.in_flight.clone();
         let task = tokio::task::spawn_blocking(move || {
+            let _clear = ClearOnDrop(flag);
             let store = Store::open(&path).map_err(|e| RemoteError {
                 op: "open",
                 url: remote::redact(&url2),
@@ -400,8 +423,8 @@ fn machine_statuses(path: &std::path::Path, own: &str) -> Result<Vec<MachineStat
         let commit = head.and_then(|h| repo.find_commit(h).ok());
         let name = commit
             .as_ref()
-            .and_then(|c| store.snapshot(id, c.id()).ok())
-            .map(|s| s.machine.name)
+            .and_then(|c| store.machine_record(id, c.id()).ok())
+            .map(|m| m.name)
             .unwrap_or_default();
         MachineStatus {
             id: id.to_string(),

@@ -131,3 +131,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_hide_keeps_the_hiders_own_lines_for_everyone_else() {
+    let versions = [
+        v("a", 20, FileState::Present),
+        Version {
+            machine: "b",
+            meta: FileMeta {
+                mtime_ms: 15,
+                ..meta(0, FileState::Hidden { until_ms: 20 })
+            },
+        },
+    ];
+    assert!(
+        resolve(&versions, "b", true).shown.is_empty(),
+        "hidden on b"
+    );
+    assert_eq!(
+        resolve(&versions, "a", true).shown,
+        vec![1, 0],
+        "a still merges b's lines"
+    );
+}

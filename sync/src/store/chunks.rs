@@ -65,7 +65,9 @@ pub fn restart_point(
     while k > 0 {
         let lo = k * CHUNK - 1;
         if lo < from {
-            let bytes = read(lo, from)?;
+            // A line start past the next chunk's window would have been found by the step
+            // before, so one window is enough: the search stays linear in the line's length.
+            let bytes = read(lo, from.min((k + 1) * CHUNK))?;
             if let Some(s) = line_start_at_or_after(&bytes, lo, k * CHUNK).filter(|&s| s <= from) {
                 return Ok(s);
             }

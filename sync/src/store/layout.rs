@@ -131,10 +131,11 @@ pub fn chunk_path(k: u64) -> String {
     format!("{}/{}/{}", k >> 12, (k >> 6) & 63, k & 63)
 }
 
-/// Inverse of [`chunk_path`] for one entry, given the three components.
-pub fn chunk_index(a: &str, b: &str, c: &str) -> Option<u64> {
-    let (a, b, c): (u64, u64, u64) = (a.parse().ok()?, b.parse().ok()?, c.parse().ok()?);
-    (a < 64 && b < 64 && c < 64).then_some((a << 12) | (b << 6) | c)
+/// One level of a chunk path (`0`..`63`), or `None` for anything else.
+pub fn chunk_level(name: &str) -> Option<u64> {
+    name.parse::<u64>()
+        .ok()
+        .filter(|&n| n < 64 && name == n.to_string())
 }
 
 /// FNV-1a: a stable 64-bit hash that never changes between versions (unlike `DefaultHasher`).
@@ -173,9 +174,10 @@ mod tests {
     fn chunk_paths_round_trip() {
         for k in [0, 1, 63, 64, 4095, 4096, 262_143] {
             let p = chunk_path(k);
-            let parts: Vec<&str> = p.split('/').collect();
-            assert_eq!(chunk_index(parts[0], parts[1], parts[2]), Some(k));
+            let l: Vec<u64> = p.split('/').map(|n| chunk_level(n).unwrap()).collect();
+            assert_eq!((l[0] << 12) | (l[1] << 6) | l[2], k);
         }
-        assert_eq!(chunk_index("64", "0", "0"), None);
+        assert_eq!(chunk_level("64"), None);
+        assert_eq!(chunk_level("07"), None, "one spelling per level");
     }
 }

@@ -11,6 +11,17 @@ use git2::{ObjectType, Oid};
 pub const MAX_FILES: usize = 200_000;
 /// Largest file accepted from a remote, in bytes of portable form.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
+/// Most tree entries visited in one machine's branch.
+pub const MAX_ENTRIES: usize = 4 * MAX_FILES;
+/// Most rejections kept per snapshot; the rest are counted in the last one.
+const MAX_REJECTED: usize = 1000;
+
+fn reject_into(snap: &mut Snapshot, e: StoreError) {
+    if snap.rejected.len() < MAX_REJECTED {
+        snap.rejected.push(e);
+    }
+}
+
 /// Largest record (`*.json` metadata) accepted from a remote.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
@@ -41,6 +52,12 @@ pub struct Snapshot {
 }
 
 impl Store {
+    /// Only the machine record of a branch at `commit`: cheap, for status lines.
+    pub fn machine_record(&self, branch: &str, commit: Oid) -> Result<MachineRecord, StoreError> {
+        let tree = self.repo.find_commit(commit)?.tree()?;
+        self.record(branch, &tree, layout::MACHINE_FILE)
+    }
+
     /// Reads a machine's branch at `commit`. Fails only if the machine record itself is
     /// unusable; anything else wrong is skipped into `rejected`.
     pub fn snapshot(&self, branch: &str, commit: Oid) -> Result<Snapshot, StoreError> {
@@ -61,6 +78,7 @@ impl Store {
             return Ok(snap);
         };
         let projects = self.repo.find_tree(projects.id())?;
+        let mut budget = MAX_ENTRIES;
         for p in projects.iter() {
             let Some(name) = p.name().ok().map(str::to_string) else {
                 snap.rejected
@@ -86,12 +104,22 @@ impl Store {
             }
             if let Some(files) = ptree.get_name(layout::FILES) {
                 let files = self.repo.find_tree(files.id())?;
-                self.walk(branch, &files, &project, &mut Vec::new(), &mut snap);
+                self.walk(
+                    branch,
+                    &files,
+                    &project,
+                    &mut Vec::new(),
+                    &mut snap,
+                    &mut budget,
+                );
             }
         }
         Ok(snap)
     }
 
+    /// Walks a project's file tree, within a budget of entries visited: trees can be shared, so
+    /// a small hostile branch can describe an astronomically large tree.
+    #[allow(clippy::too_many_arguments)]
     fn walk(
         &self,
         branch: &str,
@@ -99,70 +127,85 @@ impl Store {
         project: &ProjectRecord,
         dirs: &mut Vec<String>,
         snap: &mut Snapshot,
+        budget: &mut usize,
     ) {
         for e in tree.iter() {
             let here = || format!("{}/{}", project.key, dirs.join("/"));
-            if snap.files.len() >= MAX_FILES {
+            if *budget == 0 {
+                return; // Exhausted further down; already reported.
+            }
+            if snap.files.len() >= MAX_FILES || *budget == 1 {
+                let why = format!(
+                    "more than {MAX_FILES} files or {MAX_ENTRIES} entries; the rest are ignored"
+                );
+                // The limit itself is always reported, past the cap on rejections.
                 snap.rejected.push(StoreError::Rejected {
                     branch: branch.into(),
                     path: here(),
-                    why: format!("more than {MAX_FILES} files; the rest are ignored"),
+                    why,
                 });
+                *budget = 0;
                 return;
             }
+            *budget -= 1;
             let reject = |why: String| StoreError::Rejected {
                 branch: branch.into(),
                 path: here(),
                 why,
             };
             let Some(name) = e.name().ok() else {
-                snap.rejected.push(reject("name is not UTF-8".into()));
+                reject_into(snap, reject("name is not UTF-8".into()));
                 continue;
             };
             if e.kind() != Some(ObjectType::Tree) {
-                snap.rejected.push(reject(format!(
-                    "{name:?} is not a directory entry (symlink, submodule or stray blob)"
-                )));
+                let why =
+                    format!("{name:?} is not a directory entry (symlink, submodule or stray blob)");
+                reject_into(snap, reject(why));
                 continue;
             }
-            let (kind, base) = name.split_at(name.len().min(2));
+            let (is_dir, base) = match (name.strip_prefix("d."), name.strip_prefix("f.")) {
+                (Some(b), _) => (true, b),
+                (None, Some(b)) => (false, b),
+                (None, None) => {
+                    reject_into(snap, reject(format!("{name:?} is not a d./f. entry")));
+                    continue;
+                }
+            };
             if let Err(why) = layout::check_name(base) {
-                snap.rejected.push(reject(why));
+                reject_into(snap, reject(why));
                 continue;
             }
-            match kind {
-                "d." if dirs.len() + 1 < layout::MAX_DEPTH => {
-                    let Ok(sub) = self.repo.find_tree(e.id()) else {
-                        continue;
-                    };
-                    dirs.push(base.to_string());
-                    self.walk(branch, &sub, project, dirs, snap);
-                    dirs.pop();
+            if is_dir {
+                if dirs.len() + 1 >= layout::MAX_DEPTH {
+                    reject_into(snap, reject(format!("{name:?} is too deep")));
+                    continue;
                 }
-                "f." => {
-                    let rel = if dirs.is_empty() {
-                        base.to_string()
-                    } else {
-                        format!("{}/{base}", dirs.join("/"))
-                    };
-                    let entry = RelPath::new(&rel).and_then(|rel| {
-                        let ftree = self.repo.find_tree(e.id())?;
-                        let meta: FileMeta = self.record(branch, &ftree, layout::META)?;
-                        Ok(FileEntry {
-                            project: project.clone(),
-                            rel,
-                            meta,
-                            tree: e.id(),
-                        })
-                    });
-                    match entry {
-                        Ok(f) => snap.files.push(f),
-                        Err(err) => snap.rejected.push(err),
-                    }
-                }
-                _ => snap.rejected.push(reject(format!(
-                    "{name:?} is not a d./f. entry or is too deep"
-                ))),
+                let Ok(sub) = self.repo.find_tree(e.id()) else {
+                    continue;
+                };
+                dirs.push(base.to_string());
+                self.walk(branch, &sub, project, dirs, snap, budget);
+                dirs.pop();
+                continue;
+            }
+            let rel = if dirs.is_empty() {
+                base.to_string()
+            } else {
+                format!("{}/{base}", dirs.join("/"))
+            };
+            let entry = RelPath::new(&rel).and_then(|rel| {
+                let ftree = self.repo.find_tree(e.id())?;
+                let meta: FileMeta = self.record(branch, &ftree, layout::META)?;
+                Ok(FileEntry {
+                    project: project.clone(),
+                    rel,
+                    meta,
+                    tree: e.id(),
+                })
+            });
+            match entry {
+                Ok(f) => snap.files.push(f),
+                Err(err) => reject_into(snap, err),
             }
         }
     }
@@ -182,14 +225,15 @@ impl Store {
         if entry.kind() != Some(ObjectType::Blob) {
             return Err(missing());
         }
-        let blob = self.repo.find_blob(entry.id())?;
-        if blob.size() > MAX_RECORD_BYTES {
+        let (size, _) = self.repo.odb()?.read_header(entry.id())?;
+        if size > MAX_RECORD_BYTES {
             return Err(StoreError::Rejected {
                 branch: branch.into(),
                 path: name.into(),
-                why: format!("record of {} bytes", blob.size()),
+                why: format!("record of {size} bytes"),
             });
         }
+        let blob = self.repo.find_blob(entry.id())?;
         serde_json::from_slice(blob.content()).map_err(|source| StoreError::Malformed {
             what: format!("{branch}: {name}"),
             source,
@@ -205,11 +249,14 @@ impl Store {
             path: entry.rel.to_string(),
             why: format!("larger than {MAX_FILE_BYTES} bytes"),
         };
+        let odb = self.repo.odb()?;
         let push = |id: Oid, out: &mut Vec<u8>| -> Result<(), StoreError> {
-            let blob = self.repo.find_blob(id)?;
-            if (out.len() + blob.size()) as u64 > MAX_FILE_BYTES {
+            // Check the size before inflating: a small compressed object can be huge.
+            let (size, _) = odb.read_header(id)?;
+            if (out.len() + size) as u64 > MAX_FILE_BYTES {
                 return Err(too_big());
             }
+            let blob = self.repo.find_blob(id)?;
             out.extend_from_slice(blob.content());
             Ok(())
         };
@@ -229,23 +276,24 @@ pub(super) fn chunk_list(
     repo: &git2::Repository,
     root: Oid,
 ) -> Result<Vec<(u64, Oid)>, StoreError> {
+    // Only the names `0`..`63` are descended into, so a hostile tree cannot make this loop
+    // longer than 64 x 64 x 64 entries.
+    let level = |name: Result<&str, git2::Error>| name.ok().and_then(layout::chunk_level);
     let mut out = Vec::new();
     let top = repo.find_tree(root)?;
     for a in top.iter() {
+        let Some(ka) = level(a.name()) else { continue };
         let Ok(mid) = repo.find_tree(a.id()) else {
             continue;
         };
         for b in mid.iter() {
+            let Some(kb) = level(b.name()) else { continue };
             let Ok(leaf) = repo.find_tree(b.id()) else {
                 continue;
             };
             for c in leaf.iter() {
-                let idx = match (a.name().ok(), b.name().ok(), c.name().ok()) {
-                    (Some(x), Some(y), Some(z)) => layout::chunk_index(x, y, z),
-                    _ => None,
-                };
-                if let (Some(k), Some(ObjectType::Blob)) = (idx, c.kind()) {
-                    out.push((k, c.id()));
+                if let (Some(kc), Some(ObjectType::Blob)) = (level(c.name()), c.kind()) {
+                    out.push(((ka << 12) | (kb << 6) | kc, c.id()));
                 }
             }
         }

@@ -96,24 +96,31 @@ pub struct FileMeta {
 }
 
 /// The codec mapping of `machine` for `project`: what virtualises its files and expands others'.
+/// A value the codec cannot use (a filesystem root such as a project run in `/`, a relative
+/// path from a malformed record) is left out with a warning rather than failing every commit:
+/// its paths then simply stay as written.
 pub fn mapping_for(
     machine: &MachineRecord,
     project: &ProjectRecord,
 ) -> Result<Mapping, MappingError> {
     let mut m = Mapping::new(machine.style());
-    let paths = [
-        (Var::Home, &machine.home),
+    let root_slug = crate::slug::slug(&project.root);
+    let values = [
+        (Var::Home, machine.home.as_str()),
         (Var::Tmp, &machine.tmp),
         (Var::ClaudeDir, &machine.claude_dir),
         (Var::ClaudeTmp, &machine.claude_tmp),
         (Var::ProjectRoot, &project.root),
+        (Var::ProjectSlug, &project.slug),
+        (Var::RootSlug, &root_slug),
     ];
-    for (var, value) in paths {
-        if !value.is_empty() {
-            m.set(var, value)?;
+    for (var, value) in values {
+        if value.is_empty() {
+            continue;
+        }
+        if let Err(e) = m.set(var, value) {
+            tracing::warn!(error = %e, "leaving a placeholder out of the mapping");
         }
     }
-    m.set(Var::ProjectSlug, &project.slug)?;
-    m.set(Var::RootSlug, &crate::slug::slug(&project.root))?;
     Ok(m)
 }

@@ -246,20 +246,39 @@ impl Store {
         let chunk_root = format!("{file}/{}", layout::CHUNKS);
         let old: Option<FileMeta> = edits.read_json(&meta_path);
         let (local, dirty_from) = match change {
-            Change::Delete { at_ms } | Change::Hide { until_ms: at_ms } => {
-                let state = match change {
-                    Change::Delete { .. } => FileState::Deleted { at_ms: *at_ms },
-                    _ => FileState::Hidden { until_ms: *at_ms },
-                };
+            Change::Delete { at_ms } => {
+                // A tombstone: the content leaves the tree (it stays in history).
                 let meta = FileMeta {
                     mtime_ms: *at_ms,
                     mode: old.map_or(0o600, |m| m.mode),
                     len: 0,
                     lines: rel.is_lines(),
-                    state,
+                    state: FileState::Deleted { at_ms: *at_ms },
                 };
                 edits.remove(&data_path);
                 edits.remove(&chunk_root);
+                return edits.put(&meta_path, &to_json(&meta));
+            }
+            Change::Hide { until_ms } => {
+                // Hidden here only: this machine's own content (if it had a copy) stays, so
+                // other machines keep every line it wrote.
+                let meta = match old {
+                    Some(m) => FileMeta {
+                        state: FileState::Hidden {
+                            until_ms: *until_ms,
+                        },
+                        ..m
+                    },
+                    None => FileMeta {
+                        mtime_ms: 0,
+                        mode: 0o600,
+                        len: 0,
+                        lines: rel.is_lines(),
+                        state: FileState::Hidden {
+                            until_ms: *until_ms,
+                        },
+                    },
+                };
                 return edits.put(&meta_path, &to_json(&meta));
             }
             Change::Write { local, dirty_from } => (local, *dirty_from),
