@@ -694,3 +694,27 @@ fn a_tree_bomb_and_non_ascii_names_are_cut_short() {
             .any(|w| w.contains("\"aé\" is not a d./f. entry"))
     );
 }
+
+#[test]
+fn a_lock_left_by_a_kill_mid_commit_is_recovered() {
+    let m = machine("a1", "/home/al", "/home/al/src/proj");
+    m.write("s.jsonl", b"{\"uuid\":\"1\"}\n");
+    m.commit(vec![("s.jsonl", m.written("s.jsonl"))]).unwrap();
+    let lock = m.store.repo().path().join("refs/heads/machines/a1.lock");
+    std::fs::write(&lock, "").unwrap();
+    m.write("s.jsonl", b"{\"uuid\":\"1\"}\n{\"uuid\":\"2\"}\n");
+    let batch = |m: &Machine| Batch {
+        projects: vec![m.project.clone()],
+        files: vec![FileUpdate {
+            project_key: KEY.into(),
+            rel: RelPath::new("s.jsonl").unwrap(),
+            change: m.written("s.jsonl"),
+        }],
+    };
+    assert!(
+        m.store.commit(&m.record, &batch(&m)).is_err(),
+        "libgit2 refuses while the lock exists"
+    );
+    assert_eq!(m.store.recover_after_crash().unwrap(), 1);
+    assert!(m.store.commit(&m.record, &batch(&m)).unwrap().is_some());
+}

@@ -109,7 +109,9 @@ fn kill_9_at_random_points_loses_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
     // Whatever the last kill interrupted, a reconcile now brings the branch level with the disk.
+    // As the daemon does at start: clear what a kill mid-commit left locked.
     let store = Store::open(&state.join("store.git")).unwrap();
+    store.recover_after_crash().unwrap();
     let head = store.head("crashy", true).unwrap().unwrap();
     let machine = store.snapshot("own", head).unwrap().machine;
     let batch =

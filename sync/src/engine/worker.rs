@@ -70,14 +70,18 @@ impl Worker {
         }
     }
 
-    /// Commits whatever the upper layer holds that the branch lacks.
+    /// At start: clears locks a crash left, then commits whatever the upper layer holds that the
+    /// branch lacks.
     async fn reconcile(&mut self) {
-        let Some(upper) = self.config.upper.clone() else {
-            return;
-        };
+        let upper = self.config.upper.clone();
         let (path, machine) = (self.store_path.clone(), self.machine.clone());
         let done = tokio::task::spawn_blocking(move || {
             let store = Store::open(&path)?;
+            let locks = store.recover_after_crash()?;
+            if locks > 0 {
+                tracing::warn!(locks, "removed lock files left by a crash");
+            }
+            let Some(upper) = upper else { return Ok(None) };
             let batch = crate::upper::reconcile(&upper, &store, &machine, &[])?;
             store.commit(&machine, &batch)
         })

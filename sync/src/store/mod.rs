@@ -106,6 +106,37 @@ impl Store {
         Ok(Store { repo })
     }
 
+    /// Removes lock files a killed process left behind (`refs/**/*.lock`, `packed-refs.lock`).
+    /// libgit2 refuses to update a ref while its lock exists, so after a `kill -9` mid-commit
+    /// every later commit would fail. Only call this while no other process uses the store: the
+    /// daemon owns its store alone. Returns how many locks were removed.
+    pub fn recover_after_crash(&self) -> Result<usize, StoreError> {
+        fn sweep(dir: &Path, removed: &mut usize) -> Result<(), StoreError> {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(StoreError::io(dir, e)),
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    sweep(&path, removed)?;
+                } else if path.extension().is_some_and(|x| x == "lock") {
+                    std::fs::remove_file(&path).map_err(|err| StoreError::io(&path, err))?;
+                    *removed += 1;
+                }
+            }
+            Ok(())
+        }
+        let mut removed = 0;
+        sweep(&self.repo.path().join("refs"), &mut removed)?;
+        let packed = self.repo.path().join("packed-refs.lock");
+        if std::fs::remove_file(&packed).is_ok() {
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Opens an existing store.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Ok(Store {
