@@ -9,6 +9,19 @@ use std::time::{Duration, Instant};
 
 const KEY: &str = "github.com/o/proj";
 
+/// Runs a test's body on a fresh runtime, then shuts it down without waiting more than a few
+/// seconds for blocking git threads: a transfer stuck past libgit2's own timeouts must fail the
+/// test it belongs to, never hang the whole binary.
+fn run<F: std::future::Future<Output = ()>>(body: F) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(body);
+    rt.shutdown_timeout(Duration::from_secs(5));
+}
+
 struct Node {
     record: MachineRecord,
     project: ProjectRecord,
@@ -129,128 +142,134 @@ async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -
     start.elapsed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_line_written_on_a_reaches_b_and_b_is_told() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(&tmp.path().join("remote.git"));
-    let a = node(
-        tmp.path(),
-        "aaaa",
-        "/home/al",
-        "/home/al/src/proj",
-        Some(remote.clone()),
-    );
-    let b = node(
-        tmp.path(),
-        "bbbb",
-        "/Users/bob",
-        "/Users/bob/work/proj",
-        Some(remote),
-    );
-    let mut events = b.engine.subscribe();
-    a.append(&line("/home/al/src/proj", "a1"));
-    let took = wait_for("B to see A's line", Duration::from_secs(10), || {
-        b.view().contains(&line("/Users/bob/work/proj", "a1"))
-    })
-    .await;
-    assert!(took < Duration::from_secs(5), "visible after {took:?}");
-    let mut told = false;
-    while let Ok(ev) = events.try_recv() {
-        if let Event::Changed(paths) = ev {
-            told |= paths
+#[test]
+fn a_line_written_on_a_reaches_b_and_b_is_told() {
+    run(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let remote = bare(&tmp.path().join("remote.git"));
+        let a = node(
+            tmp.path(),
+            "aaaa",
+            "/home/al",
+            "/home/al/src/proj",
+            Some(remote.clone()),
+        );
+        let b = node(
+            tmp.path(),
+            "bbbb",
+            "/Users/bob",
+            "/Users/bob/work/proj",
+            Some(remote),
+        );
+        let mut events = b.engine.subscribe();
+        a.append(&line("/home/al/src/proj", "a1"));
+        let took = wait_for("B to see A's line", Duration::from_secs(10), || {
+            b.view().contains(&line("/Users/bob/work/proj", "a1"))
+        })
+        .await;
+        assert!(took < Duration::from_secs(5), "visible after {took:?}");
+        let mut told = false;
+        while let Ok(ev) = events.try_recv() {
+            if let Event::Changed(paths) = ev {
+                told |= paths
+                    .iter()
+                    .any(|(m, k, r)| m == "aaaa" && k == KEY && r.as_str() == "s.jsonl");
+            }
+        }
+        assert!(told, "B's subscribers heard about s.jsonl");
+        let status = a.engine.status();
+        assert_eq!(status.remote_reachable, Some(true));
+        assert!(status.last_push_ms.is_some() && status.last_commit_ms.is_some());
+        assert_eq!(status.machines[0].ahead, Some(0), "{status:?}");
+        let bs = b.engine.status();
+        assert!(
+            bs.machines
                 .iter()
-                .any(|(m, k, r)| m == "aaaa" && k == KEY && r.as_str() == "s.jsonl");
-        }
-    }
-    assert!(told, "B's subscribers heard about s.jsonl");
-    let status = a.engine.status();
-    assert_eq!(status.remote_reachable, Some(true));
-    assert!(status.last_push_ms.is_some() && status.last_commit_ms.is_some());
-    assert_eq!(status.machines[0].ahead, Some(0), "{status:?}");
-    let bs = b.engine.status();
-    assert!(
-        bs.machines
-            .iter()
-            .any(|m| m.id == "aaaa" && !m.this_machine && m.head.is_some()),
-        "{bs:?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_remote_never_blocks_commits_and_catches_up_when_it_appears() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote_path = tmp.path().join("later.git");
-    let a = node(
-        tmp.path(),
-        "aaaa",
-        "/home/al",
-        "/home/al/src/proj",
-        Some(remote_path.to_str().unwrap().into()),
-    );
-    a.append(&line("/home/al/src/proj", "a1"));
-    wait_for("a local commit", Duration::from_secs(5), || {
-        a.engine.status().last_commit_ms.is_some()
+                .any(|m| m.id == "aaaa" && !m.this_machine && m.head.is_some()),
+            "{bs:?}"
+        );
     })
-    .await;
-    let report = a.engine.sync_now().await;
-    assert_eq!(report.remote_ok, Some(false));
-    let status = a.engine.status();
-    assert_eq!(status.remote_reachable, Some(false));
-    assert!(status.last_error.is_some());
-    assert_eq!(
-        status.pending_paths, 0,
-        "committed locally despite the remote"
-    );
-    bare(&remote_path);
-    let remote = git2::Repository::open_bare(&remote_path).unwrap();
-    wait_for(
-        "the branch to reach the remote by itself",
-        Duration::from_secs(15),
-        || remote.refname_to_id("refs/heads/machines/aaaa").is_ok(),
-    )
-    .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalling_remote_times_out_without_holding_anything_up() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let _accepting = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().take(20) {
-            held.push(s);
-        }
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let a = node(
-        tmp.path(),
-        "aaaa",
-        "/home/al",
-        "/home/al/src/proj",
-        Some(format!("git://127.0.0.1:{port}/r.git")),
-    );
-    let start = Instant::now();
-    a.append(&line("/home/al/src/proj", "a1"));
-    let report = tokio::time::timeout(Duration::from_secs(30), a.engine.sync_now())
-        .await
-        .expect("sync_now returns");
-    assert!(
-        report.committed.is_some(),
-        "the commit happened: {report:?}"
-    );
-    assert_eq!(report.remote_ok, Some(false));
-    assert!(
-        start.elapsed() < Duration::from_secs(15),
-        "bounded by the timeout: {:?}",
-        start.elapsed()
-    );
-    a.append(&line("/home/al/src/proj", "a2"));
-    wait_for(
-        "a second local commit while the remote stalls",
-        Duration::from_secs(10),
-        || a.engine.status().pending_paths == 0,
-    )
-    .await;
+#[test]
+fn a_missing_remote_never_blocks_commits_and_catches_up_when_it_appears() {
+    run(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let remote_path = tmp.path().join("later.git");
+        let a = node(
+            tmp.path(),
+            "aaaa",
+            "/home/al",
+            "/home/al/src/proj",
+            Some(remote_path.to_str().unwrap().into()),
+        );
+        a.append(&line("/home/al/src/proj", "a1"));
+        wait_for("a local commit", Duration::from_secs(5), || {
+            a.engine.status().last_commit_ms.is_some()
+        })
+        .await;
+        let report = a.engine.sync_now().await;
+        assert_eq!(report.remote_ok, Some(false));
+        let status = a.engine.status();
+        assert_eq!(status.remote_reachable, Some(false));
+        assert!(status.last_error.is_some());
+        assert_eq!(
+            status.pending_paths, 0,
+            "committed locally despite the remote"
+        );
+        bare(&remote_path);
+        let remote = git2::Repository::open_bare(&remote_path).unwrap();
+        wait_for(
+            "the branch to reach the remote by itself",
+            Duration::from_secs(15),
+            || remote.refname_to_id("refs/heads/machines/aaaa").is_ok(),
+        )
+        .await;
+    })
+}
+
+#[test]
+fn a_stalling_remote_times_out_without_holding_anything_up() {
+    run(async {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _accepting = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in listener.incoming().take(20) {
+                held.push(s);
+            }
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let a = node(
+            tmp.path(),
+            "aaaa",
+            "/home/al",
+            "/home/al/src/proj",
+            Some(format!("git://127.0.0.1:{port}/r.git")),
+        );
+        let start = Instant::now();
+        a.append(&line("/home/al/src/proj", "a1"));
+        let report = tokio::time::timeout(Duration::from_secs(30), a.engine.sync_now())
+            .await
+            .expect("sync_now returns");
+        assert!(
+            report.committed.is_some(),
+            "the commit happened: {report:?}"
+        );
+        assert_eq!(report.remote_ok, Some(false));
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "bounded by the timeout: {:?}",
+            start.elapsed()
+        );
+        a.append(&line("/home/al/src/proj", "a2"));
+        wait_for(
+            "a second local commit while the remote stalls",
+            Duration::from_secs(10),
+            || a.engine.status().pending_paths == 0,
+        )
+        .await;
+    })
 }
 
 struct Daemon(std::process::Child);
@@ -306,246 +325,255 @@ fn git_daemon(base: &Path) -> (Daemon, u16) {
     (daemon, port)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_machines_over_git_daemon_keep_every_line_after_a_partition() {
-    let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("srv");
-    std::fs::create_dir_all(&base).unwrap();
-    bare(&base.join("sessions.git"));
-    let (daemon, port) = git_daemon(&base);
-    let url = format!("git://127.0.0.1:{port}/sessions.git");
-    let a = node(
-        tmp.path(),
-        "aaaa",
-        "/home/al",
-        "/home/al/src/proj",
-        Some(url.clone()),
-    );
-    let b = node(
-        tmp.path(),
-        "bbbb",
-        "/Users/bob",
-        "/Users/bob/work/proj",
-        Some(url.clone()),
-    );
-    a.append(&line("/home/al/src/proj", "p1"));
-    wait_for(
-        "B to have the shared start",
-        Duration::from_secs(10),
-        || b.view().contains("\"p1\""),
-    )
-    .await;
-    // B continues the session: its copy starts from what it sees.
-    std::fs::write(b.upper.join("s.jsonl"), b.view()).unwrap();
-    b.append("");
-    b.engine.sync_now().await;
-    // The remote goes away; both extend the same session.
-    drop(daemon);
-    a.append(&line("/home/al/src/proj", "a1"));
-    b.append(&line("/Users/bob/work/proj", "b1"));
-    a.append(&line("/home/al/src/proj", "a2"));
-    wait_for("both to commit offline", Duration::from_secs(5), || {
-        a.engine.status().pending_paths == 0 && b.engine.status().pending_paths == 0
-    })
-    .await;
-    assert!(
-        !a.view().contains("\"b1\"") && !b.view().contains("\"a1\""),
-        "partitioned"
-    );
-    // It comes back on the same port; nobody runs a command.
-    let _daemon = spawn_daemon(&base, port);
-    let c = node(
-        tmp.path(),
-        "cccc",
-        "/home/carol",
-        "/home/carol/code/proj",
-        Some(url),
-    );
-    for (n, root) in [
-        (&a, "/home/al/src/proj"),
-        (&b, "/Users/bob/work/proj"),
-        (&c, "/home/carol/code/proj"),
-    ] {
+#[test]
+fn three_machines_over_git_daemon_keep_every_line_after_a_partition() {
+    run(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("srv");
+        std::fs::create_dir_all(&base).unwrap();
+        bare(&base.join("sessions.git"));
+        let (daemon, port) = git_daemon(&base);
+        let url = format!("git://127.0.0.1:{port}/sessions.git");
+        let a = node(
+            tmp.path(),
+            "aaaa",
+            "/home/al",
+            "/home/al/src/proj",
+            Some(url.clone()),
+        );
+        let b = node(
+            tmp.path(),
+            "bbbb",
+            "/Users/bob",
+            "/Users/bob/work/proj",
+            Some(url.clone()),
+        );
+        a.append(&line("/home/al/src/proj", "p1"));
         wait_for(
-            &format!("{} to see every line", n.record.id),
-            Duration::from_secs(20),
-            || {
-                let v = n.view();
-                ["p1", "a1", "a2", "b1"]
-                    .iter()
-                    .all(|id| v.matches(&line(root, id)).count() == 1)
-            },
+            "B to have the shared start",
+            Duration::from_secs(10),
+            || b.view().contains("\"p1\""),
         )
         .await;
-        assert_eq!(
-            n.view().lines().count(),
-            4,
-            "nothing duplicated on {}",
-            n.record.id
+        // B continues the session: its copy starts from what it sees.
+        std::fs::write(b.upper.join("s.jsonl"), b.view()).unwrap();
+        b.append("");
+        b.engine.sync_now().await;
+        // The remote goes away; both extend the same session.
+        drop(daemon);
+        a.append(&line("/home/al/src/proj", "a1"));
+        b.append(&line("/Users/bob/work/proj", "b1"));
+        a.append(&line("/home/al/src/proj", "a2"));
+        wait_for("both to commit offline", Duration::from_secs(5), || {
+            a.engine.status().pending_paths == 0 && b.engine.status().pending_paths == 0
+        })
+        .await;
+        assert!(
+            !a.view().contains("\"b1\"") && !b.view().contains("\"a1\""),
+            "partitioned"
         );
-    }
+        // It comes back on the same port; nobody runs a command.
+        let _daemon = spawn_daemon(&base, port);
+        let c = node(
+            tmp.path(),
+            "cccc",
+            "/home/carol",
+            "/home/carol/code/proj",
+            Some(url),
+        );
+        for (n, root) in [
+            (&a, "/home/al/src/proj"),
+            (&b, "/Users/bob/work/proj"),
+            (&c, "/home/carol/code/proj"),
+        ] {
+            wait_for(
+                &format!("{} to see every line", n.record.id),
+                Duration::from_secs(20),
+                || {
+                    let v = n.view();
+                    ["p1", "a1", "a2", "b1"]
+                        .iter()
+                        .all(|id| v.matches(&line(root, id)).count() == 1)
+                },
+            )
+            .await;
+            assert_eq!(
+                n.view().lines().count(),
+                4,
+                "nothing duplicated on {}",
+                n.record.id
+            );
+        }
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_remote_with_a_huge_blob_is_refused_and_the_engine_keeps_working() {
-    let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("srv");
-    let remote_path = base.join("remote.git");
-    bare(&remote_path);
-    // A hostile machine branch holding 16 MB of incompressible bytes (4 MB allowed below), served over git://
-    // (the byte bound watches the transfer, which local-path remotes do not stream).
-    {
-        let repo = git2::Repository::open_bare(&remote_path).unwrap();
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let big: Vec<u8> = (0..16 << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        let blob = repo.blob(&big).unwrap();
-        let mut tb = repo.treebuilder(None).unwrap();
-        tb.insert("huge", blob, 0o100644).unwrap();
-        let tree = repo.find_tree(tb.write().unwrap()).unwrap();
-        let sig = git2::Signature::now("evil", "e@e").unwrap();
-        repo.commit(
-            Some("refs/heads/machines/evil"),
-            &sig,
-            &sig,
-            "huge",
-            &tree,
-            &[],
+#[test]
+fn a_remote_with_a_huge_blob_is_refused_and_the_engine_keeps_working() {
+    run(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("srv");
+        let remote_path = base.join("remote.git");
+        bare(&remote_path);
+        // A hostile machine branch holding 16 MB of incompressible bytes (4 MB allowed below), served over git://
+        // (the byte bound watches the transfer, which local-path remotes do not stream).
+        {
+            let repo = git2::Repository::open_bare(&remote_path).unwrap();
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            let big: Vec<u8> = (0..16 << 20)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let blob = repo.blob(&big).unwrap();
+            let mut tb = repo.treebuilder(None).unwrap();
+            tb.insert("huge", blob, 0o100644).unwrap();
+            let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+            let sig = git2::Signature::now("evil", "e@e").unwrap();
+            repo.commit(
+                Some("refs/heads/machines/evil"),
+                &sig,
+                &sig,
+                "huge",
+                &tree,
+                &[],
+            )
+            .unwrap();
+        }
+        let (_daemon, port) = git_daemon(&base);
+        let url = format!("git://127.0.0.1:{port}/remote.git");
+        let config = EngineConfig {
+            max_fetch_bytes: 4 << 20,
+            net_timeout: Duration::from_secs(10),
+            ..config()
+        };
+        let a = node_with(
+            tmp.path(),
+            "aaaa",
+            "/home/al",
+            "/home/al/src/proj",
+            Some(url),
+            config,
+        );
+        let report = a.engine.sync_now().await;
+        assert!(
+            !Store::open(&a.store_path)
+                .unwrap()
+                .remote_machines()
+                .unwrap()
+                .contains(&"evil".to_string()),
+            "nothing of it was taken: {report:?}"
+        );
+        assert_eq!(report.remote_ok, Some(false));
+        assert!(
+            report
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("refusing the rest"),
+            "{report:?}"
+        );
+        a.append(&line("/home/al/src/proj", "a1"));
+        wait_for(
+            "a local commit after the refusal",
+            Duration::from_secs(5),
+            || a.engine.status().pending_paths == 0 && a.engine.status().last_commit_ms.is_some(),
         )
-        .unwrap();
-    }
-    let (_daemon, port) = git_daemon(&base);
-    let url = format!("git://127.0.0.1:{port}/remote.git");
-    let config = EngineConfig {
-        max_fetch_bytes: 4 << 20,
-        net_timeout: Duration::from_secs(10),
-        ..config()
-    };
-    let a = node_with(
-        tmp.path(),
-        "aaaa",
-        "/home/al",
-        "/home/al/src/proj",
-        Some(url),
-        config,
-    );
-    let report = a.engine.sync_now().await;
-    assert!(
-        !Store::open(&a.store_path)
-            .unwrap()
-            .remote_machines()
-            .unwrap()
-            .contains(&"evil".to_string()),
-        "nothing of it was taken: {report:?}"
-    );
-    assert_eq!(report.remote_ok, Some(false));
-    assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("refusing the rest"),
-        "{report:?}"
-    );
-    a.append(&line("/home/al/src/proj", "a1"));
-    wait_for(
-        "a local commit after the refusal",
-        Duration::from_secs(5),
-        || a.engine.status().pending_paths == 0 && a.engine.status().last_commit_ms.is_some(),
-    )
-    .await;
+        .await;
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_push_says_so_and_keeps_everything_local() {
-    let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("srv");
-    let remote_path = base.join("remote.git");
-    bare(&remote_path);
-    let hook = remote_path.join("hooks/pre-receive");
-    std::fs::write(&hook, "#!/bin/sh\necho 'quota exceeded' >&2\nexit 1\n").unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&hook).unwrap().permissions(),
-        0o755,
-    );
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let (_daemon, port) = git_daemon(&base);
-    let a = node(
-        tmp.path(),
-        "aaaa",
-        "/home/al",
-        "/home/al/src/proj",
-        Some(format!("git://127.0.0.1:{port}/remote.git")),
-    );
-    a.append(&line("/home/al/src/proj", "a1"));
-    let report = a.engine.sync_now().await;
-    assert!(report.committed.is_some(), "{report:?}");
-    assert_eq!(report.remote_ok, Some(false));
-    let error = report.error.unwrap_or_default();
-    assert!(
-        error.contains("rejected") || error.contains("declined"),
-        "{error}"
-    );
-    assert_eq!(
-        a.engine.status().machines[0].ahead,
-        Some(1),
-        "the commit is still here, not yet pushed"
-    );
-    assert!(a.view().contains("\"a1\""));
+#[test]
+fn a_rejected_push_says_so_and_keeps_everything_local() {
+    run(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("srv");
+        let remote_path = base.join("remote.git");
+        bare(&remote_path);
+        let hook = remote_path.join("hooks/pre-receive");
+        std::fs::write(&hook, "#!/bin/sh\necho 'quota exceeded' >&2\nexit 1\n").unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut std::fs::metadata(&hook).unwrap().permissions(),
+            0o755,
+        );
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let (_daemon, port) = git_daemon(&base);
+        let a = node(
+            tmp.path(),
+            "aaaa",
+            "/home/al",
+            "/home/al/src/proj",
+            Some(format!("git://127.0.0.1:{port}/remote.git")),
+        );
+        a.append(&line("/home/al/src/proj", "a1"));
+        let report = a.engine.sync_now().await;
+        assert!(report.committed.is_some(), "{report:?}");
+        assert_eq!(report.remote_ok, Some(false));
+        let error = report.error.unwrap_or_default();
+        assert!(
+            error.contains("rejected") || error.contains("declined"),
+            "{error}"
+        );
+        assert_eq!(
+            a.engine.status().machines[0].ahead,
+            Some(1),
+            "the commit is still here, not yet pushed"
+        );
+        assert!(a.view().contains("\"a1\""));
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_connection_and_a_file_url_behave() {
-    let tmp = tempfile::tempdir().unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let a = node(
-        tmp.path(),
-        "aaaa",
-        "/home/al",
-        "/home/al/src/proj",
-        Some(format!("git://127.0.0.1:{closed}/r.git")),
-    );
-    a.append(&line("/home/al/src/proj", "a1"));
-    let report = a.engine.sync_now().await;
-    assert!(
-        report.committed.is_some() && report.remote_ok == Some(false),
-        "{report:?}"
-    );
-    // file:// works like a path, and several commits in a row get compacted (every 3 here).
-    let remote = tmp.path().join("file-remote.git");
-    bare(&remote);
-    let b = node(
-        tmp.path(),
-        "bbbb",
-        "/home/b",
-        "/home/b/src/proj",
-        Some(format!("file://{}", remote.display())),
-    );
-    for i in 0..7 {
-        b.append(&line("/home/b/src/proj", &format!("b{i}")));
-        assert_eq!(b.engine.sync_now().await.remote_ok, Some(true));
-    }
-    let packs = std::fs::read_dir(b.store_path.join("objects/pack"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".pack"))
-        .count();
-    assert_eq!(packs, 1, "compaction left exactly one pack");
-    assert_eq!(b.view().lines().count(), 7);
-    assert!(
-        git2::Repository::open_bare(&remote)
+#[test]
+fn a_refused_connection_and_a_file_url_behave() {
+    run(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
-            .refname_to_id("refs/heads/machines/bbbb")
-            .is_ok()
-    );
+            .local_addr()
+            .unwrap()
+            .port();
+        let a = node(
+            tmp.path(),
+            "aaaa",
+            "/home/al",
+            "/home/al/src/proj",
+            Some(format!("git://127.0.0.1:{closed}/r.git")),
+        );
+        a.append(&line("/home/al/src/proj", "a1"));
+        let report = a.engine.sync_now().await;
+        assert!(
+            report.committed.is_some() && report.remote_ok == Some(false),
+            "{report:?}"
+        );
+        // file:// works like a path, and several commits in a row get compacted (every 3 here).
+        let remote = tmp.path().join("file-remote.git");
+        bare(&remote);
+        let b = node(
+            tmp.path(),
+            "bbbb",
+            "/home/b",
+            "/home/b/src/proj",
+            Some(format!("file://{}", remote.display())),
+        );
+        for i in 0..7 {
+            b.append(&line("/home/b/src/proj", &format!("b{i}")));
+            assert_eq!(b.engine.sync_now().await.remote_ok, Some(true));
+        }
+        let packs = std::fs::read_dir(b.store_path.join("objects/pack"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".pack"))
+            .count();
+        assert_eq!(packs, 1, "compaction left exactly one pack");
+        assert_eq!(b.view().lines().count(), 7);
+        assert!(
+            git2::Repository::open_bare(&remote)
+                .unwrap()
+                .refname_to_id("refs/heads/machines/bbbb")
+                .is_ok()
+        );
+    })
 }
