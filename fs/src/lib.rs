@@ -3,6 +3,3 @@
 //! the placement of other machines' projects on this machine.
 
 pub mod placement;
-
-/// The codec the view uses to expand other machines' files on read.
-pub use ferry_sync::codec;

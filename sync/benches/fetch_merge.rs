@@ -5,6 +5,9 @@
 //! each, and 100 of them diverged (both B and C appended lines of their own). D fetches from
 //! the shared remote, reads the three branches and builds the merged, expanded view of all.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::store::{
     Batch, Change, FileUpdate, MachineRecord, ProjectRecord, RelPath, Store, mapping_for,
@@ -17,16 +20,7 @@ const SESSIONS: usize = 1000;
 fn machine(id: &str, home: &str) -> (MachineRecord, ProjectRecord) {
     let root = format!("{home}/src/proj");
     (
-        MachineRecord {
-            id: id.into(),
-            name: id.into(),
-            os: "linux".into(),
-            home: home.into(),
-            tmp: "/tmp".into(),
-            claude_dir: format!("{home}/.claude"),
-            claude_tmp: "/tmp/claude-0".into(),
-            last_seen_ms: 0,
-        },
+        common::linux_machine(id, home),
         ProjectRecord {
             key: "github.com/o/proj".into(),
             slug: ferry_sync::slug::slug(&root),

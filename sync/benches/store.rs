@@ -4,6 +4,9 @@
 //! DESIGN.md: one commit after appending 1 KB to a 50 MB transcript takes < 50 ms and adds
 //! < 64 KB; the repository stays within a small factor of the compressed raw data.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use ferry_sync::store::{Batch, Change, FileUpdate, MachineRecord, ProjectRecord, RelPath, Store};
 use std::io::Write;
 use std::path::Path;
@@ -68,16 +71,7 @@ fn line(i: usize, len: usize) -> String {
 
 fn setup(dir: &Path) -> (Store, MachineRecord, ProjectRecord) {
     let store = Store::init(&dir.join("store.git")).unwrap();
-    let machine = MachineRecord {
-        id: "bench".into(),
-        name: "bench".into(),
-        os: "linux".into(),
-        home: "/home/alice".into(),
-        tmp: "/tmp".into(),
-        claude_dir: "/home/alice/.claude".into(),
-        claude_tmp: "/tmp/claude-1000".into(),
-        last_seen_ms: 0,
-    };
+    let machine = common::linux_machine("bench", "/home/alice");
     let project = ProjectRecord {
         key: "github.com/o/ferry".into(),
         root: ROOT.into(),

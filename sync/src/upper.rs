@@ -33,13 +33,9 @@ pub fn transcript_cwd(file: &Path) -> Option<String> {
         .find(|c| !c.is_empty())
 }
 
-/// The project record for one slug directory of the upper layer.
-pub fn project_for_dir(
-    dir: &Path,
-    home: &Path,
-    links: &[Link],
-    known: &HashMap<String, ProjectRecord>,
-) -> Option<ProjectRecord> {
+/// The project record for a slug directory the branch does not know yet (a known one keeps its
+/// recorded key: see [`reconcile`]).
+pub fn project_for_dir(dir: &Path, home: &Path, links: &[Link]) -> Option<ProjectRecord> {
     let slug = dir.file_name()?.to_str()?.to_string();
     let mut transcripts: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
@@ -50,10 +46,7 @@ pub fn project_for_dir(
     transcripts.sort();
     let cwd = transcripts.iter().find_map(|t| transcript_cwd(t));
     let Some(cwd) = cwd else {
-        // No transcript names a cwd (a memory-only dir): keep what the branch knew, if anything.
-        if let Some(p) = known.values().find(|p| p.slug == slug) {
-            return Some(p.clone());
-        }
+        // No transcript names a cwd (a memory-only dir): a key that names the slug itself.
         let home = home.to_str()?.to_string();
         return Some(ProjectRecord {
             key: format!("slug:{slug}"),
@@ -121,8 +114,7 @@ pub fn reconcile(
         // moved or its remote changed since: recomputing it would orphan every committed file.
         let slug = dir.file_name().to_string_lossy().into_owned();
         let recorded = known.values().find(|p| p.slug == slug).cloned();
-        let Some(mut project) = recorded.or_else(|| project_for_dir(&path, &home, links, &known))
-        else {
+        let Some(mut project) = recorded.or_else(|| project_for_dir(&path, &home, links)) else {
             continue;
         };
         if project.git.is_some() || Path::new(&project.root).exists() {

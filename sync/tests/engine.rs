@@ -1,6 +1,8 @@
 //! The sync engine with real remotes: a bare repository on disk, `git daemon` on loopback, a
 //! remote that is missing, and one that accepts connections and never answers.
 
+mod common;
+
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::engine::{self, EngineConfig, EngineHandle, Event};
 use ferry_sync::store::{Change, MachineRecord, ProjectRecord, RelPath, Store, mapping_for};
@@ -55,16 +57,7 @@ fn node_with(
     remote: Option<String>,
     config: EngineConfig,
 ) -> Node {
-    let record = MachineRecord {
-        id: id.into(),
-        name: id.into(),
-        os: "linux".into(),
-        home: home.into(),
-        tmp: "/tmp".into(),
-        claude_dir: format!("{home}/.claude"),
-        claude_tmp: "/tmp/claude-0".into(),
-        last_seen_ms: 0,
-    };
+    let record = common::linux_machine(id, home);
     let slug = ferry_sync::slug::slug(root);
     let project = ProjectRecord {
         key: KEY.into(),

@@ -2,8 +2,10 @@
 //! git's own credential helper (`credential.helper store`), as a user's https remote would be.
 //! Its own test binary: it points HOME at a temp dir so git's global config is the test's.
 
+mod common;
+
 use ferry_sync::engine::{self, EngineConfig};
-use ferry_sync::store::{Change, MachineRecord, ProjectRecord, RelPath, Store};
+use ferry_sync::store::{Change, ProjectRecord, RelPath, Store};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -79,16 +81,7 @@ fn https_style_remote_with_a_credential_helper() {
         .unwrap();
 
         let url = format!("http://127.0.0.1:{port}/sessions.git");
-        let machine = MachineRecord {
-            id: "aaaa".into(),
-            name: "a".into(),
-            os: "linux".into(),
-            home: "/home/al".into(),
-            tmp: "/tmp".into(),
-            claude_dir: "/home/al/.claude".into(),
-            claude_tmp: "/tmp/claude-0".into(),
-            last_seen_ms: 0,
-        };
+        let machine = common::linux_machine("aaaa", "/home/al");
         let project = ProjectRecord {
             key: "k".into(),
             root: "/home/al/p".into(),

@@ -1,6 +1,8 @@
 //! Start-up reconcile of the upper layer with this machine's branch.
 
-use ferry_sync::store::{Change, FileState, MachineRecord, Store};
+mod common;
+
+use ferry_sync::store::{Change, FileState, Store};
 use ferry_sync::upper::reconcile;
 
 #[test]
@@ -16,16 +18,7 @@ fn reconcile_commits_what_is_new_records_deletions_and_skips_secrets() {
     std::fs::write(dir.join("s1.jsonl"), &line).unwrap();
     std::fs::write(dir.join("s1/tool-results/t.txt"), "out").unwrap();
     std::fs::write(dir.join(".credentials.json"), "{\"token\":\"secret\"}").unwrap();
-    let machine = MachineRecord {
-        id: "m1".into(),
-        name: "m1".into(),
-        os: "linux".into(),
-        home: home.to_str().unwrap().into(),
-        tmp: "/tmp".into(),
-        claude_dir: home.join(".claude").to_str().unwrap().into(),
-        claude_tmp: "/tmp/claude-0".into(),
-        last_seen_ms: 0,
-    };
+    let machine = common::linux_machine("m1", home.to_str().unwrap());
     let store = Store::init(&tmp.path().join("store.git")).unwrap();
     let batch = reconcile(&projects, &store, &machine, &[]).unwrap();
     let mut rels: Vec<&str> = batch.files.iter().map(|f| f.rel.as_str()).collect();
@@ -105,16 +98,7 @@ fn a_moved_checkout_or_changed_remote_never_turns_sessions_into_tombstones() {
         format!("{{\"cwd\":\"{}\",\"uuid\":\"1\"}}\n", root.display()),
     )
     .unwrap();
-    let machine = MachineRecord {
-        id: "m1".into(),
-        name: "m1".into(),
-        os: "linux".into(),
-        home: home.to_str().unwrap().into(),
-        tmp: "/tmp".into(),
-        claude_dir: home.join(".claude").to_str().unwrap().into(),
-        claude_tmp: "/tmp/claude-0".into(),
-        last_seen_ms: 0,
-    };
+    let machine = common::linux_machine("m1", home.to_str().unwrap());
     let store = Store::init(&tmp.path().join("store.git")).unwrap();
     let batch = reconcile(&projects, &store, &machine, &[]).unwrap();
     assert_eq!(batch.projects[0].key, "github.com/o/r");

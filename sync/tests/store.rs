@@ -1,6 +1,8 @@
 //! The git store without any mount: commit from an upper layer, read back, merge machines,
 //! history, and hostile content.
 
+mod common;
+
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::merge::{Version, merge_lines, resolve};
 use ferry_sync::store::{
@@ -21,16 +23,7 @@ const KEY: &str = "github.com/o/proj";
 
 fn machine(id: &str, home: &str, root: &str) -> Machine {
     let tmp = tempfile::tempdir().unwrap();
-    let record = MachineRecord {
-        id: id.into(),
-        name: format!("{id}-name"),
-        os: "linux".into(),
-        home: home.into(),
-        tmp: "/tmp".into(),
-        claude_dir: format!("{home}/.claude"),
-        claude_tmp: format!("/tmp/claude-{}", id.len()),
-        last_seen_ms: 0,
-    };
+    let record = common::linux_machine(id, home);
     let slug = ferry_sync::slug::slug(root);
     let project = ProjectRecord {
         key: KEY.into(),
@@ -477,6 +470,44 @@ fn hostile_branches_are_skipped_with_reasons_and_never_escape() {
     assert!(victim.store.snapshot("evil", c2).is_err());
 }
 
+/// Commits a branch for machine `evil` whose only project has `files` as its file tree, built
+/// with plain git so the tests can put anything in it.
+fn evil_commit(victim: &Machine, files: git2::Oid) -> git2::Oid {
+    let repo = victim.store.repo();
+    let tree = |entries: &[(&str, git2::Oid, i32)]| {
+        let mut tb = repo.treebuilder(None).unwrap();
+        for (name, id, mode) in entries {
+            tb.insert(name, *id, *mode).unwrap();
+        }
+        tb.write().unwrap()
+    };
+    let project_json = repo
+        .blob(&serde_json::to_vec(&victim.project).unwrap())
+        .unwrap();
+    let project = tree(&[
+        ("project.json", project_json, 0o100644),
+        ("t", files, 0o040000),
+    ]);
+    let projects = tree(&[(
+        ferry_sync::store::project_dir(KEY).as_str(),
+        project,
+        0o040000,
+    )]);
+    let record = MachineRecord {
+        id: "evil".into(),
+        ..victim.record.clone()
+    };
+    let machine_json = repo.blob(&serde_json::to_vec(&record).unwrap()).unwrap();
+    let root = repo
+        .find_tree(tree(&[
+            ("machine.json", machine_json, 0o100644),
+            ("p", projects, 0o040000),
+        ]))
+        .unwrap();
+    let sig = git2::Signature::now("evil", "e@e").unwrap();
+    repo.commit(None, &sig, &sig, "evil", &root, &[]).unwrap()
+}
+
 #[test]
 fn invalid_utf8_names_and_a_million_entries_are_bounded() {
     use std::os::unix::ffi::OsStrExt;
@@ -503,28 +534,7 @@ fn invalid_utf8_names_and_a_million_entries_are_bounded() {
         files.insert(format!("f.{i}"), file, 0o040000).unwrap();
     }
     let files = files.write().unwrap();
-    let project_json = serde_json::to_vec(&victim.project).unwrap();
-    let mut pt = repo.treebuilder(None).unwrap();
-    pt.insert("project.json", repo.blob(&project_json).unwrap(), 0o100644)
-        .unwrap();
-    pt.insert("t", files, 0o040000).unwrap();
-    let pt = pt.write().unwrap();
-    let mut p = repo.treebuilder(None).unwrap();
-    p.insert(ferry_sync::store::project_dir(KEY), pt, 0o040000)
-        .unwrap();
-    let p = p.write().unwrap();
-    let mut root = repo.treebuilder(None).unwrap();
-    let machine_json = serde_json::to_vec(&MachineRecord {
-        id: "evil".into(),
-        ..victim.record.clone()
-    })
-    .unwrap();
-    root.insert("machine.json", repo.blob(&machine_json).unwrap(), 0o100644)
-        .unwrap();
-    root.insert("p", p, 0o040000).unwrap();
-    let root = repo.find_tree(root.write().unwrap()).unwrap();
-    let sig = git2::Signature::now("evil", "e@e").unwrap();
-    let commit = repo.commit(None, &sig, &sig, "big", &root, &[]).unwrap();
+    let commit = evil_commit(&victim, files);
     eprintln!("built a 1,000,001-entry tree in {:?}", start.elapsed());
     let start = std::time::Instant::now();
     let snap = victim.store.snapshot("evil", commit).unwrap();
@@ -647,32 +657,7 @@ fn a_tree_bomb_and_non_ascii_names_are_cut_short() {
     files.insert("d.€", level, 0o040000).unwrap();
     files.insert("d.bomb", level, 0o040000).unwrap();
     let files = files.write().unwrap();
-    let mut pt = repo.treebuilder(None).unwrap();
-    pt.insert(
-        "project.json",
-        repo.blob(&serde_json::to_vec(&victim.project).unwrap())
-            .unwrap(),
-        0o100644,
-    )
-    .unwrap();
-    pt.insert("t", files, 0o040000).unwrap();
-    let pt = pt.write().unwrap();
-    let mut p = repo.treebuilder(None).unwrap();
-    p.insert(ferry_sync::store::project_dir(KEY), pt, 0o040000)
-        .unwrap();
-    let p = p.write().unwrap();
-    let mut root = repo.treebuilder(None).unwrap();
-    root.insert(
-        "machine.json",
-        repo.blob(&serde_json::to_vec(&victim.record).unwrap())
-            .unwrap(),
-        0o100644,
-    )
-    .unwrap();
-    root.insert("p", p, 0o040000).unwrap();
-    let root = repo.find_tree(root.write().unwrap()).unwrap();
-    let sig = git2::Signature::now("evil", "e@e").unwrap();
-    let commit = repo.commit(None, &sig, &sig, "bomb", &root, &[]).unwrap();
+    let commit = evil_commit(&victim, files);
     let start = std::time::Instant::now();
     let snap = victim.store.snapshot("evil", commit).unwrap();
     assert!(

@@ -70,8 +70,7 @@ fn main() {
         drop(f);
         writeln!(acks, "l{i}").unwrap();
         let p = project.get_or_insert_with(|| {
-            ferry_sync::upper::project_for_dir(&upper, &home, &[], &Default::default())
-                .expect("project record")
+            ferry_sync::upper::project_for_dir(&upper, &home, &[]).expect("project record")
         });
         engine.note(
             p,
