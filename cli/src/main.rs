@@ -2,6 +2,10 @@
 //!
 //! Exit codes: 0 success; 1 the command failed (the message says what to do next); 2 bad usage.
 
+mod daemon;
+mod lifecycle;
+mod state;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ferry_sync::project_key::{KeyKind, project_key};
@@ -23,6 +27,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Set this machine up: the state dir, the store, the machine's name and the remote.
+    Init {
+        /// The shared git remote (a path, file://, ssh:// or https:// URL).
+        #[arg(long)]
+        remote: Option<String>,
+        /// This machine's name (default: the hostname).
+        #[arg(long)]
+        machine: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mount the view at Claude Code's projects directory; returns once it is live.
+    Mount {
+        /// Stay in the foreground (for service managers) instead of starting a daemon.
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Unmount: commit, push within a deadline, unmount. Local data is safe even if the push fails.
+    Unmount {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show how ferry names a directory: its Claude Code slug and its portable project key.
     Where {
         /// The directory (default: the current one).
@@ -47,6 +75,13 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Where { path, json } => where_cmd(path, json),
+        Command::Init {
+            remote,
+            machine,
+            json,
+        } => lifecycle::init(remote, machine, json),
+        Command::Mount { foreground } => lifecycle::mount(foreground),
+        Command::Unmount { json } => lifecycle::unmount(json),
     }
 }
 

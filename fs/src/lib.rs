@@ -1,5 +1,21 @@
-//! The view that the mount presents: a platform-neutral filesystem core over the portable store
-//! and the upper layer, plus the thin FUSE adapter. Built out by the view issue; so far it holds
-//! the placement of other machines' projects on this machine.
+//! The view: what the mount shows at `~/.claude/projects`. A platform-neutral filesystem core
+//! ([`core::Fs`]) over this machine's upper layer and the other machines' files in the store,
+//! and a thin FUSE adapter ([`fuse`]) that only translates calls and errors.
+//!
+//! - [`placement`]: where another machine's project appears on this machine.
+//! - [`foreign`]: every file other machines provide, placed and resolved.
+//! - [`cache`]: the disk cache of their files expanded to this machine's paths.
+//! - [`upper`]: the real directory underneath the mount, reached through a directory fd.
 
+pub mod cache;
+#[cfg(unix)]
+pub mod core;
+pub mod error;
+pub mod foreign;
+#[cfg(unix)]
+pub mod fuse;
 pub mod placement;
+#[cfg(unix)]
+pub mod upper;
+
+pub use error::{FsError, FsResult};

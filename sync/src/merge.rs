@@ -74,7 +74,7 @@ pub fn resolve(versions: &[Version<'_>], viewer: &str, lines: bool) -> Resolutio
 }
 
 /// The top-level `uuid` of a transcript line, if it is a JSON object with one.
-fn uuid_of(line: &[u8]) -> Option<String> {
+pub fn uuid_of(line: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Line {
         uuid: Option<String>,

@@ -13,24 +13,71 @@ use std::path::{Path, PathBuf};
 /// Files never synced, wherever they appear: credentials and other secrets.
 pub const NEVER_SYNC: [&str; 3] = [".credentials.json", ".env", "id_rsa"];
 
-/// How much of a transcript is read to find its `cwd`.
-const CWD_SCAN: u64 = 256 * 1024;
+/// Names the mount uses for its own temporary files in the upper layer: never shown, never synced.
+pub const TEMP_PREFIX: &str = ".ferry-tmp-";
 
-/// The working directory a session ran in, from the first transcript line that names one.
-pub fn transcript_cwd(file: &Path) -> Option<String> {
+/// Whether a file name is never synced: a secret, or one of ferry's own temporary files.
+pub fn never_sync(name: &str) -> bool {
+    NEVER_SYNC.contains(&name) || name.starts_with(TEMP_PREFIX)
+}
+
+/// How much of a transcript is read to find its `cwd`.
+pub const CWD_SCAN: u64 = 256 * 1024;
+
+/// The working directory a session ran in, from the first line of `head` (the start of a
+/// transcript) that names one.
+pub fn cwd_in(head: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Line {
         cwd: Option<String>,
     }
+    head.split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<Line>(l).ok()?.cwd)
+        .find(|c| !c.is_empty())
+}
+
+/// The working directory a session ran in, from the first transcript line that names one.
+pub fn transcript_cwd(file: &Path) -> Option<String> {
     let mut buf = Vec::new();
     std::fs::File::open(file)
         .ok()?
         .take(CWD_SCAN)
         .read_to_end(&mut buf)
         .ok()?;
-    buf.split(|&b| b == b'\n')
-        .filter_map(|l| serde_json::from_slice::<Line>(l).ok()?.cwd)
-        .find(|c| !c.is_empty())
+    cwd_in(&buf)
+}
+
+/// The record of a slug directory whose sessions ran in `cwd` (`None`: no transcript names a
+/// cwd, which gives a key naming the slug itself).
+pub fn project_for_cwd(
+    slug: &str,
+    cwd: Option<&str>,
+    home: &Path,
+    links: &[Link],
+) -> Option<ProjectRecord> {
+    let Some(cwd) = cwd else {
+        // No transcript names a cwd (a memory-only dir): a key that names the slug itself.
+        let home = home.to_str()?.to_string();
+        return Some(ProjectRecord {
+            key: format!("slug:{slug}"),
+            root: home.clone(),
+            cwd: home,
+            slug: slug.to_string(),
+            git: None,
+        });
+    };
+    let key = project_key(Path::new(cwd), Some(home), links).ok()?;
+    let checkout = crate::project_key::discover(Path::new(cwd)).ok().flatten();
+    let root = checkout
+        .as_ref()
+        .map_or_else(|| cwd.to_string(), |c| c.root.clone());
+    Some(ProjectRecord {
+        key: key.to_string(),
+        git: git_state(Path::new(&root)),
+        root,
+        cwd: cwd.to_string(),
+        slug: slug.to_string(),
+    })
 }
 
 /// The project record for a slug directory the branch does not know yet (a known one keeps its
@@ -45,29 +92,7 @@ pub fn project_for_dir(dir: &Path, home: &Path, links: &[Link]) -> Option<Projec
         .collect();
     transcripts.sort();
     let cwd = transcripts.iter().find_map(|t| transcript_cwd(t));
-    let Some(cwd) = cwd else {
-        // No transcript names a cwd (a memory-only dir): a key that names the slug itself.
-        let home = home.to_str()?.to_string();
-        return Some(ProjectRecord {
-            key: format!("slug:{slug}"),
-            root: home.clone(),
-            cwd: home,
-            slug,
-            git: None,
-        });
-    };
-    let key = project_key(Path::new(&cwd), Some(home), links).ok()?;
-    let checkout = crate::project_key::discover(Path::new(&cwd)).ok().flatten();
-    let root = checkout
-        .as_ref()
-        .map_or_else(|| cwd.clone(), |c| c.root.clone());
-    Some(ProjectRecord {
-        key: key.to_string(),
-        git: git_state(Path::new(&root)),
-        root,
-        cwd,
-        slug,
-    })
+    project_for_cwd(&slug, cwd.as_deref(), home, links)
 }
 
 /// What in `upper` differs from this machine's branch: new or changed files to commit, and
@@ -175,7 +200,7 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<(RelPath, PathBuf, std::fs::Meta
             tracing::warn!(path = %e.path().display(), "skipping a file whose name is not UTF-8");
             continue;
         };
-        if NEVER_SYNC.contains(&name.as_str()) {
+        if never_sync(&name) {
             continue;
         }
         let rel = if prefix.is_empty() {

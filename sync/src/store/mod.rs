@@ -12,7 +12,7 @@ mod write;
 
 pub use chunks::CHUNK;
 pub use compact::CompactStats;
-pub use layout::{RelPath, project_dir};
+pub use layout::{RelPath, fnv1a, project_dir};
 pub use read::{FileEntry, HistoryEntry, MAX_FILE_BYTES, MAX_FILES, Snapshot};
 pub use records::{FileMeta, FileState, GitState, MachineRecord, ProjectRecord, mapping_for};
 pub use write::{Batch, Change, FileUpdate};

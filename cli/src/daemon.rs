@@ -1,0 +1,226 @@
+//! The daemon behind a mount: opens the upper layer, starts the sync engine, mounts the view,
+//! refreshes it after each fetch, and on SIGTERM, SIGINT or SIGHUP (what `ferry unmount` sends)
+//! unmounts, commits, pushes within a deadline and exits 0.
+
+use crate::state::{self, State};
+use anyhow::{Context, Result, bail};
+use ferry_fs::core::{Fs, FsConfig};
+use ferry_fs::upper::Upper;
+use ferry_platform::mount::{MountState, mount_state, unmount};
+use ferry_sync::engine::{self, EngineConfig, Event};
+use ferry_sync::store::Store;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the final push may take at unmount.
+pub const PUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The default byte budget of the disk cache.
+const CACHE_BUDGET: u64 = 2 << 30;
+
+/// What the last unmount did, for `ferry unmount` to report.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct UnmountReport {
+    /// The final commit, if anything was pending.
+    pub committed: Option<String>,
+    /// Whether the remote took the push (`None`: no remote).
+    pub pushed: Option<bool>,
+    /// Why not.
+    pub error: Option<String>,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+}
+
+/// Takes the daemon lock of the state dir, or says who holds it.
+#[cfg(unix)]
+fn lock(state: &State) -> Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.lock())
+        .with_context(|| format!("opening {}", state.lock().display()))?;
+    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => {
+            // Keep the descriptor (and so the lock) for the life of the process.
+            let f: &std::fs::File = &locked;
+            let dup = f.try_clone()?;
+            std::mem::forget(locked);
+            Ok(dup)
+        }
+        Err(_) => {
+            let pid = std::fs::read_to_string(state.pid()).unwrap_or_default();
+            bail!(
+                "a ferry daemon is already running for {} (pid {}); `ferry unmount` stops it",
+                state.dir.display(),
+                pid.trim()
+            )
+        }
+    }
+}
+
+/// Sends the daemon's logs to `ferry.log` in the state dir (level from `FERRY_LOG`, default
+/// `info`).
+fn init_logging(state: &State) -> Result<()> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.log())
+        .with_context(|| format!("opening {}", state.log().display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(log))
+        .try_init();
+    Ok(())
+}
+
+/// Clears what a crashed daemon left at the mount point; fails if a live mount is there.
+pub fn clear_mount_point(mountpoint: &Path) -> Result<()> {
+    match mount_state(mountpoint) {
+        MountState::None => Ok(()),
+        MountState::Stale => {
+            tracing::warn!(mountpoint = %mountpoint.display(), "recovering a stale mount left by a crashed daemon");
+            eprintln!(
+                "ferry: recovering the stale mount at {} (a previous daemon crashed)",
+                mountpoint.display()
+            );
+            unmount(mountpoint).with_context(|| {
+                format!(
+                    "cannot remove the dead mount at {}; run `fusermount3 -u -z {}`",
+                    mountpoint.display(),
+                    mountpoint.display()
+                )
+            })
+        }
+        MountState::Live => bail!(
+            "{} is already mounted; `ferry unmount` first if you want to remount",
+            mountpoint.display()
+        ),
+        MountState::Other => bail!(
+            "another filesystem is mounted at {}; unmount it first",
+            mountpoint.display()
+        ),
+    }
+}
+
+/// Runs the daemon in this process until a signal or an external unmount; `ready` is called
+/// once the mount is live.
+pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
+    let config = state.config()?;
+    let _lock = lock(state)?;
+    init_logging(state)?;
+    let mountpoint = state::mount_point()?;
+    clear_mount_point(&mountpoint)?;
+    let machine = state::machine_record(&config)?;
+    let store_path = state.store();
+    Store::init(&store_path)
+        .with_context(|| format!("opening the store {}", store_path.display()))?;
+    let upper =
+        Upper::open(&mountpoint).with_context(|| format!("opening {}", mountpoint.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let _guard = runtime.enter();
+    let engine = engine::start(
+        store_path.clone(),
+        machine.clone(),
+        config.remote.clone(),
+        EngineConfig {
+            upper: Some(upper.reach(Path::new(""))),
+            ..EngineConfig::default()
+        },
+    );
+    let events = engine.subscribe();
+    let fs = Fs::new(
+        upper,
+        FsConfig {
+            machine: machine.clone(),
+            store: store_path,
+            cache_dir: state.cache(),
+            cache_budget: CACHE_BUDGET,
+            links: Vec::new(),
+        },
+        Arc::new(engine.clone()),
+    )
+    .context("building the view")?;
+    let mounted = ferry_fs::fuse::mount(Arc::new(fs), &mountpoint)
+        .with_context(|| format!("mounting {}", mountpoint.display()))?;
+    std::fs::write(state.pid(), std::process::id().to_string())?;
+    tracing::info!(mountpoint = %mountpoint.display(), machine = %machine.name, "mounted");
+    ready();
+    let mounted = Arc::new(mounted);
+    let report = runtime.block_on(serve(mounted.clone(), engine.clone(), events, &mountpoint));
+    let _ = std::fs::remove_file(state.pid());
+    let text = serde_json::to_vec_pretty(&report)?;
+    let _ = std::fs::File::create(state.last_unmount()).and_then(|mut f| f.write_all(&text));
+    match &report.error {
+        Some(e) => tracing::warn!(error = %e, "unmounted; the push failed, data is safe locally"),
+        None => tracing::info!(commit = ?report.committed, "unmounted cleanly"),
+    }
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+/// Serves events until a stop signal or an external unmount, then shuts down in order.
+async fn serve(
+    mounted: Arc<ferry_fs::fuse::Mounted>,
+    engine: engine::EngineHandle,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    mountpoint: &Path,
+) -> UnmountReport {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    let mut check = tokio::time::interval(Duration::from_secs(2));
+    let mut external = false;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => break,
+            _ = check.tick() => {
+                if mount_state(mountpoint) == MountState::None {
+                    tracing::warn!("the mount went away from outside; shutting down");
+                    external = true;
+                    break;
+                }
+            }
+            ev = events.recv() => match ev {
+                Ok(Event::Changed(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let m = mounted.clone();
+                    match tokio::task::spawn_blocking(move || m.refresh()).await {
+                        Ok(Ok(n)) => tracing::debug!(paths = n, "view refreshed"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "refreshing the view failed"),
+                        Err(e) => tracing::warn!(error = %e, "refreshing the view failed"),
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            },
+        }
+    }
+    tracing::info!("stopping: unmount, commit, push");
+    if !external && let Err(e) = unmount(mountpoint) {
+        tracing::warn!(error = %e, "unmounting failed");
+    }
+    let m = mounted.clone();
+    let _ = tokio::task::spawn_blocking(move || m.fs().flush_unresolved()).await;
+    let report = engine.shutdown(PUSH_DEADLINE).await;
+    if let Ok(m) = Arc::try_unwrap(mounted) {
+        let _ = tokio::task::spawn_blocking(move || m.join(Duration::from_secs(3))).await;
+    }
+    UnmountReport {
+        committed: report.committed,
+        pushed: report.remote_ok,
+        error: report.error,
+        at_ms: engine::now_ms(),
+    }
+}

@@ -1,0 +1,228 @@
+//! `ferry init`, `ferry mount` and `ferry unmount`: setting a machine up, starting the daemon
+//! and returning once the mount is live, and stopping it cleanly.
+
+use crate::daemon::{self, PUSH_DEADLINE, UnmountReport};
+use crate::state::{self, Config, State};
+use anyhow::{Context, Result, bail};
+use ferry_platform::mount::{MountState, mount_state};
+use ferry_sync::store::Store;
+use std::time::{Duration, Instant};
+
+/// `ferry init`: creates the state dir and the store and records this machine; safe to re-run
+/// (it keeps the machine id and updates what is given).
+pub fn init(remote: Option<String>, name: Option<String>, json: bool) -> Result<()> {
+    let st = State::locate()?;
+    let existing = st.config().ok();
+    let config = Config {
+        machine_id: existing
+            .as_ref()
+            .map_or_else(state::new_machine_id, |c| c.machine_id.clone()),
+        machine_name: name
+            .or_else(|| existing.as_ref().map(|c| c.machine_name.clone()))
+            .unwrap_or_else(state::hostname),
+        remote: remote.or_else(|| existing.as_ref().and_then(|c| c.remote.clone())),
+    };
+    st.save(&config)?;
+    Store::init(&st.store())
+        .with_context(|| format!("creating the store {}", st.store().display()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "state_dir": st.dir,
+                "machine_id": config.machine_id,
+                "machine_name": config.machine_name,
+                "remote": config.remote.as_deref().map(ferry_sync::engine::redact),
+                "already_initialised": existing.is_some(),
+            })
+        );
+        return Ok(());
+    }
+    let verb = if existing.is_some() {
+        "updated"
+    } else {
+        "set up"
+    };
+    println!(
+        "ferry {verb} in {} for machine {} ({})",
+        st.dir.display(),
+        config.machine_name,
+        config.machine_id
+    );
+    match &config.remote {
+        Some(r) => println!("remote: {}", ferry_sync::engine::redact(r)),
+        None => println!(
+            "no remote: sessions stay on this machine; add one with `ferry init --remote URL`"
+        ),
+    }
+    println!("next: `ferry mount`");
+    Ok(())
+}
+
+/// `ferry mount`: in the foreground (for service managers) or as a daemon, returning once the
+/// mount is live.
+pub fn mount(foreground: bool) -> Result<()> {
+    let st = State::locate()?;
+    let config = st.config()?;
+    let mountpoint = state::mount_point()?;
+    if foreground {
+        return daemon::run(&st, || {
+            eprintln!("ferry: mounted {}", mountpoint.display());
+        });
+    }
+    if mount_state(&mountpoint) == MountState::Live {
+        bail!(
+            "{} is already mounted; `ferry unmount` first if you want to remount",
+            mountpoint.display()
+        );
+    }
+    state::create_private_dir(&st.dir)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(st.log())
+        .with_context(|| format!("opening {}", st.log().display()))?;
+    let log_start = log.metadata().map_or(0, |m| m.len());
+    let exe = std::env::current_exe().context("finding the ferry binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["mount", "--foreground"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().context("starting the ferry daemon")?;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read(st.log()).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&log[(log_start as usize).min(log.len())..]);
+            bail!(
+                "the ferry daemon exited ({status}) before the mount was live:\n{}",
+                tail.trim()
+            );
+        }
+        if mount_state(&mountpoint) == MountState::Live {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            bail!(
+                "the mount did not come up within 60 s; see {}",
+                st.log().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "ferry: mounted {} (machine {}, {})",
+        mountpoint.display(),
+        config.machine_name,
+        config.remote.as_deref().map_or_else(
+            || "no remote".to_string(),
+            |r| format!("remote {}", ferry_sync::engine::redact(r))
+        )
+    );
+    Ok(())
+}
+
+/// `ferry unmount`: asks the daemon to stop (it unmounts, commits and pushes within a deadline)
+/// and reports what happened. Clears a stale mount if the daemon is gone.
+pub fn unmount(json: bool) -> Result<()> {
+    let st = State::locate()?;
+    let mountpoint = state::mount_point()?;
+    let pid = std::fs::read_to_string(st.pid())
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .filter(|&p| alive(p));
+    let Some(pid) = pid else {
+        return match mount_state(&mountpoint) {
+            MountState::Stale | MountState::Live => {
+                ferry_platform::mount::unmount(&mountpoint)
+                    .with_context(|| format!("removing the mount at {}", mountpoint.display()))?;
+                println!(
+                    "ferry: removed a mount without a daemon at {}; nothing was pending",
+                    mountpoint.display()
+                );
+                Ok(())
+            }
+            _ => {
+                println!("ferry: not mounted");
+                Ok(())
+            }
+        };
+    };
+    let before = std::fs::metadata(st.last_unmount())
+        .and_then(|m| m.modified())
+        .ok();
+    #[cfg(unix)]
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .context("signalling the daemon")?;
+    let deadline = Instant::now() + PUSH_DEADLINE + Duration::from_secs(20);
+    while alive(pid) {
+        if Instant::now() > deadline {
+            bail!(
+                "the daemon (pid {pid}) did not stop; see {}",
+                st.log().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = std::fs::metadata(st.last_unmount())
+        .and_then(|m| m.modified())
+        .ok();
+    let report: Option<UnmountReport> = (after != before)
+        .then(|| std::fs::read(st.last_unmount()).ok())
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(report) = report else {
+        bail!(
+            "the daemon stopped without reporting; your files are in {} and will be committed at the next mount",
+            mountpoint.display()
+        );
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("ferry: unmounted {}", mountpoint.display());
+        match (&report.committed, report.pushed, &report.error) {
+            (_, Some(false), Some(e)) | (_, None, Some(e)) => println!(
+                "the push did not go through ({e}); every change is safe in {} and in the local store, and will be pushed at the next mount",
+                mountpoint.display()
+            ),
+            (Some(c), Some(true), _) => println!("committed {} and pushed", &c[..c.len().min(12)]),
+            (None, Some(true), _) => println!("nothing new to commit; the remote is up to date"),
+            (Some(c), None, _) => println!("committed {} (no remote)", &c[..c.len().min(12)]),
+            _ => println!("nothing new to commit"),
+        }
+    }
+    Ok(())
+}
+
+fn alive(pid: i32) -> bool {
+    #[cfg(unix)]
+    {
+        // Not a zombie either: a reaped or exited process does not count.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if !stat.is_empty() {
+            return !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z');
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
+}

@@ -1,0 +1,174 @@
+//! The state dir (`$FERRY_HOME`): this machine's identity and remote (`config.json`), the store,
+//! the disk cache, the daemon's lock, pid and log, and the outcome of the last unmount.
+
+use anyhow::{Context, Result, bail};
+use ferry_sync::store::MachineRecord;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What `ferry init` records.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Config {
+    /// Random, stable machine id.
+    pub machine_id: String,
+    /// The machine's name (default: hostname).
+    pub machine_name: String,
+    /// The shared remote, if any.
+    pub remote: Option<String>,
+}
+
+/// Where everything of one ferry installation lives.
+#[derive(Clone, Debug)]
+pub struct State {
+    /// The state dir.
+    pub dir: PathBuf,
+}
+
+impl State {
+    /// The state dir of this user (`$FERRY_HOME` or the platform default).
+    pub fn locate() -> Result<State> {
+        let dir = ferry_platform::ferry_home()
+            .context("cannot tell where ferry keeps its state: set HOME or FERRY_HOME")?;
+        Ok(State { dir })
+    }
+
+    /// `config.json`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+
+    /// The bare git store.
+    pub fn store(&self) -> PathBuf {
+        self.dir.join("store")
+    }
+
+    /// The disk cache of materialised files.
+    pub fn cache(&self) -> PathBuf {
+        self.dir.join("cache")
+    }
+
+    /// The daemon's log.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("ferry.log")
+    }
+
+    /// Held (flock) by the running daemon: one daemon per state dir.
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join("daemon.lock")
+    }
+
+    /// The running daemon's pid.
+    pub fn pid(&self) -> PathBuf {
+        self.dir.join("daemon.pid")
+    }
+
+    /// What the last unmount did (JSON).
+    pub fn last_unmount(&self) -> PathBuf {
+        self.dir.join("last-unmount.json")
+    }
+
+    /// Reads `config.json`; fails with what to do if ferry was never initialised here.
+    pub fn config(&self) -> Result<Config> {
+        let path = self.config_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "ferry is not set up in {}: run `ferry init` (with `--remote URL` to sync)",
+                self.dir.display()
+            ),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is damaged; fix it or remove it and run `ferry init` again",
+                path.display()
+            )
+        })
+    }
+
+    /// Writes `config.json` (mode 0600) atomically.
+    pub fn save(&self, config: &Config) -> Result<()> {
+        create_private_dir(&self.dir)?;
+        let tmp = self.dir.join("config.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(config)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        set_mode(&tmp, 0o600)?;
+        std::fs::rename(&tmp, self.config_path())?;
+        Ok(())
+    }
+}
+
+/// Creates `dir` (and parents) readable by this user only.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    set_mode(dir, 0o700)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// Claude Code's `projects/` directory: the mount point. Its parent is resolved (symlinks,
+/// `..`) so that it matches the kernel's mount table, without touching `projects/` itself,
+/// which may be a dead mount.
+pub fn mount_point() -> Result<PathBuf> {
+    let config = ferry_platform::claude_config_dir()
+        .context("cannot tell where Claude Code keeps its files: set HOME or CLAUDE_CONFIG_DIR")?;
+    create_private_dir(&config)?;
+    let config = config
+        .canonicalize()
+        .with_context(|| format!("resolving {}", config.display()))?;
+    Ok(config.join("projects"))
+}
+
+/// This machine's record, from the config and the current environment.
+pub fn machine_record(config: &Config) -> Result<MachineRecord> {
+    let home = ferry_platform::home_dir().context("HOME is not set")?;
+    let claude_dir = ferry_platform::claude_config_dir().context("HOME is not set")?;
+    let text = |p: PathBuf| {
+        p.to_str()
+            .map(str::to_string)
+            .with_context(|| format!("{} is not valid UTF-8", p.display()))
+    };
+    Ok(MachineRecord {
+        id: config.machine_id.clone(),
+        name: config.machine_name.clone(),
+        os: ferry_platform::os_name().into(),
+        home: text(home)?,
+        tmp: text(ferry_platform::temp_dir())?,
+        claude_dir: text(claude_dir)?,
+        claude_tmp: text(ferry_platform::claude_temp_dir())?,
+        last_seen_ms: ferry_sync::engine::now_ms(),
+    })
+}
+
+/// A random machine id: 16 hex digits.
+pub fn new_machine_id() -> String {
+    let mut bytes = [0u8; 8];
+    let filled = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if filled.is_err() {
+        // No /dev/urandom (Windows): the clock and the process id, hashed.
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        bytes = ferry_sync::store::fnv1a(seed.as_bytes()).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The host's name, the default machine name.
+pub fn hostname() -> String {
+    #[cfg(unix)]
+    if let Ok(h) = nix::unistd::gethostname()
+        && let Some(h) = h.to_str().filter(|h| !h.is_empty())
+    {
+        return h.to_string();
+    }
+    std::env::var("COMPUTERNAME").unwrap_or_else(|_| "machine".into())
+}

@@ -1,0 +1,135 @@
+//! The disk cache of materialised files: another machine's file, expanded to this machine's
+//! paths, written once under the state dir and then served from there (and from the page cache).
+//! Bounded by a byte budget; the least recently used files go first. Survives restarts, so a
+//! remount does not expand everything again.
+
+use lru::LruCache;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The cache directory and its index.
+pub struct DiskCache {
+    dir: PathBuf,
+    budget: u64,
+    used: u64,
+    entries: LruCache<u64, u64>,
+}
+
+impl DiskCache {
+    /// Opens (creating, mode 0700) the cache at `dir`, keeping what earlier runs left there.
+    pub fn open(dir: &Path, budget: u64) -> std::io::Result<DiskCache> {
+        std::fs::create_dir_all(dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let mut cache = DiskCache {
+            dir: dir.to_path_buf(),
+            budget,
+            used: 0,
+            entries: LruCache::unbounded(),
+        };
+        for e in std::fs::read_dir(dir)?.flatten() {
+            let name = e.file_name();
+            let key = name
+                .to_str()
+                .filter(|n| n.len() == 16)
+                .and_then(|n| u64::from_str_radix(n, 16).ok());
+            match (key, e.metadata()) {
+                (Some(k), Ok(md)) if md.is_file() => {
+                    cache.entries.put(k, md.len());
+                    cache.used += md.len();
+                }
+                // Leftovers of an interrupted write.
+                _ => {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        cache.evict(None);
+        Ok(cache)
+    }
+
+    /// Where the entry `key` lives.
+    pub fn path(&self, key: u64) -> PathBuf {
+        self.dir.join(format!("{key:016x}"))
+    }
+
+    /// The size of entry `key`, if cached (and marks it used).
+    pub fn get(&mut self, key: u64) -> Option<u64> {
+        self.entries.get(&key).copied()
+    }
+
+    /// Stores `bytes` as entry `key` and returns its size.
+    pub fn put(&mut self, key: u64, bytes: &[u8]) -> std::io::Result<u64> {
+        let path = self.path(key);
+        let tmp = self.dir.join(format!("{key:016x}.tmp"));
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        drop(f);
+        std::fs::rename(&tmp, &path)?;
+        let len = bytes.len() as u64;
+        if let Some(old) = self.entries.put(key, len) {
+            self.used -= old;
+        }
+        self.used += len;
+        self.evict(Some(key));
+        Ok(len)
+    }
+
+    /// Opens entry `key` for reading.
+    pub fn open_entry(&self, key: u64) -> std::io::Result<File> {
+        File::open(self.path(key))
+    }
+
+    /// Bytes held.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    /// Drops least recently used entries until the budget holds, keeping `keep`. Readers that
+    /// have an entry open keep reading it: the file is only unlinked.
+    fn evict(&mut self, keep: Option<u64>) {
+        while self.used > self.budget {
+            let Some((k, len)) = self.entries.pop_lru() else {
+                return;
+            };
+            if Some(k) == keep {
+                self.entries.put(k, len);
+                if self.entries.len() == 1 {
+                    return;
+                }
+                continue;
+            }
+            self.used -= len;
+            let _ = std::fs::remove_file(self.path(k));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_evicts_the_least_recently_used_and_reopening_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = DiskCache::open(dir.path(), 10).unwrap();
+        c.put(1, b"aaaa").unwrap();
+        c.put(2, b"bbbb").unwrap();
+        assert_eq!(c.get(1), Some(4)); // 1 is now the most recent
+        c.put(3, b"cccc").unwrap();
+        assert_eq!(c.get(2), None);
+        assert!(!c.path(2).exists());
+        assert_eq!(c.used(), 8);
+        // An entry bigger than the budget is still kept until the next one arrives.
+        c.put(4, b"0123456789abc").unwrap();
+        assert_eq!(c.get(4), Some(13));
+        drop(c);
+        let mut again = DiskCache::open(dir.path(), 100).unwrap();
+        assert_eq!(again.get(4), Some(13));
+        assert_eq!(std::fs::read(again.path(4)).unwrap(), b"0123456789abc");
+    }
+}

@@ -1,0 +1,399 @@
+//! The platform-neutral filesystem core: the view of `projects/` as paths, with every operation
+//! Claude Code performs, over the upper layer, the foreign index and the disk cache. The FUSE
+//! (and later WinFsp) adapters only translate calls to these methods and errors to errnos.
+//!
+//! Where a path's bytes come from ([`Node`]):
+//! - only this machine has it: the upper-layer file, served directly;
+//! - only other machines have it: their merged version, expanded into the disk cache;
+//! - both: the upper file if it already holds everything the others have (every line of a
+//!   transcript, or a newer mtime for other files), else the merge, from the disk cache.
+//!
+//! The first change to a file served from the cache copies the view up into the upper layer
+//! (write to a temporary name, then rename), then applies the change. Deleting follows DESIGN.md
+//! invariant 5: a tombstone when this machine's version is the newest, a local hide otherwise;
+//! until the engine commits it, an in-memory whiteout keeps the file out of the view.
+
+mod mutate;
+mod notes;
+mod refresh;
+mod resolve;
+
+use crate::cache::DiskCache;
+use crate::error::{FsError, FsResult};
+use crate::foreign::Foreign;
+use crate::upper::{Kind, Meta, Upper};
+use ferry_sync::engine::EngineHandle;
+use ferry_sync::project_key::Link;
+use ferry_sync::store::{Change, MachineRecord, ProjectRecord, RelPath, Store};
+use lru::LruCache;
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::fs::File;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+pub use resolve::Node;
+
+/// Where changes go to be committed: the sync engine, or a recorder in tests.
+pub trait Sink: Send + Sync {
+    /// Records one change of this machine's files.
+    fn note(&self, project: &ProjectRecord, rel: RelPath, change: Change, bytes: u64);
+}
+
+impl Sink for EngineHandle {
+    fn note(&self, project: &ProjectRecord, rel: RelPath, change: Change, bytes: u64) {
+        EngineHandle::note(self, project, rel, change, bytes);
+    }
+}
+
+/// What the core needs to know besides the upper layer.
+#[derive(Clone, Debug)]
+pub struct FsConfig {
+    /// This machine.
+    pub machine: MachineRecord,
+    /// The store.
+    pub store: PathBuf,
+    /// The disk cache directory.
+    pub cache_dir: PathBuf,
+    /// Most bytes the disk cache keeps.
+    pub cache_budget: u64,
+    /// `ferry link` entries.
+    pub links: Vec<Link>,
+}
+
+/// The attributes of a view entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    /// File or directory.
+    pub kind: Kind,
+    /// Exact length in bytes.
+    pub size: u64,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time (ns since the epoch).
+    pub mtime_ns: i128,
+    /// Access time.
+    pub atime_ns: i128,
+    /// Change time.
+    pub ctime_ns: i128,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// Attribute changes, as `setattr` carries them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// New length (truncate or extend).
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<crate::upper::SetTime>,
+    /// New modification time.
+    pub mtime: Option<crate::upper::SetTime>,
+    /// New permission bits.
+    pub mode: Option<u32>,
+}
+
+/// Which file an open descriptor is kept for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum FdKey {
+    Upper(PathBuf),
+    Cached(u64),
+}
+
+/// A decision about a path both layers have, valid while neither side changes.
+#[derive(Clone, Copy, Debug)]
+struct Decision {
+    upper_size: u64,
+    upper_mtime_ns: i128,
+    fingerprint: u64,
+    covered: bool,
+}
+
+/// Mutable state, behind one lock.
+struct Inner {
+    cache: DiskCache,
+    fds: LruCache<FdKey, Arc<File>>,
+    decisions: HashMap<String, Decision>,
+    /// View paths deleted here and not yet in the store: hidden up to this mtime (ms).
+    whiteouts: HashMap<String, i64>,
+    /// Projects of the upper layer's slug directories, once known.
+    projects: HashMap<String, ProjectRecord>,
+    /// Changes in slug directories whose project is not known yet (no transcript names a cwd).
+    unresolved: BTreeMap<String, Vec<(RelPath, Change, u64)>>,
+}
+
+/// The filesystem core.
+pub struct Fs {
+    upper: Upper,
+    store: Mutex<Store>,
+    foreign: RwLock<Arc<Foreign>>,
+    inner: Mutex<Inner>,
+    sink: Arc<dyn Sink>,
+    config: FsConfig,
+    uid: u32,
+    gid: u32,
+    /// When the core started: the times of directories that only other machines provide.
+    started_ns: i128,
+}
+
+/// A view path as the string the foreign index uses (`None`: not UTF-8, so upper-layer only).
+fn key_of(path: &Path) -> Option<&str> {
+    path.to_str()
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+impl Fs {
+    /// Builds the core over an opened upper layer and reads the store's current view.
+    pub fn new(upper: Upper, config: FsConfig, sink: Arc<dyn Sink>) -> FsResult<Fs> {
+        let store = Store::open(&config.store)?;
+        let foreign = Foreign::build(&store, &config.machine)?;
+        for r in &foreign.rejected {
+            tracing::warn!(rejected = %r, "skipping content from a remote branch");
+        }
+        let cache = DiskCache::open(&config.cache_dir, config.cache_budget)?;
+        #[cfg(unix)]
+        let (uid, gid) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        #[cfg(not(unix))]
+        let (uid, gid) = (0, 0);
+        Ok(Fs {
+            upper,
+            store: Mutex::new(store),
+            foreign: RwLock::new(Arc::new(foreign)),
+            inner: Mutex::new(Inner {
+                cache,
+                fds: LruCache::new(NonZeroUsize::new(256).expect("nonzero")),
+                decisions: HashMap::new(),
+                whiteouts: HashMap::new(),
+                projects: HashMap::new(),
+                unresolved: BTreeMap::new(),
+            }),
+            sink,
+            config,
+            uid,
+            gid,
+            started_ns: now_ns(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn foreign(&self) -> Arc<Foreign> {
+        self.foreign
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The upper layer.
+    pub fn upper(&self) -> &Upper {
+        &self.upper
+    }
+
+    /// The attributes of `path`.
+    pub fn getattr(&self, path: &Path) -> FsResult<Attr> {
+        let _span = tracing::debug_span!("getattr", ?path).entered();
+        let foreign = self.foreign();
+        let mut inner = self.lock();
+        let node = self
+            .node(&mut inner, &foreign, path)?
+            .ok_or_else(|| FsError::not_found(path))?;
+        Ok(self.attr(&node))
+    }
+
+    /// The entries of directory `path`, with their attributes, sorted by name.
+    pub fn readdir(&self, path: &Path) -> FsResult<Vec<(OsString, Attr)>> {
+        let _span = tracing::debug_span!("readdir", ?path).entered();
+        let foreign = self.foreign();
+        let mut inner = self.lock();
+        match self.node(&mut inner, &foreign, path)? {
+            Some(Node::Dir { .. }) => {}
+            Some(_) => return Err(FsError::new(libc::ENOTDIR, format!("{path:?}"))),
+            None => return Err(FsError::not_found(path)),
+        }
+        let mut out: BTreeMap<OsString, Attr> = BTreeMap::new();
+        for name in self.child_names(&foreign, path)? {
+            let child = path.join(&name);
+            if let Some(node) = self.node(&mut inner, &foreign, &child)? {
+                out.insert(name, self.attr(&node));
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Reads up to `size` bytes at `offset`.
+    pub fn read(&self, path: &Path, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let _span = tracing::debug_span!("read", ?path, offset, size).entered();
+        let file = {
+            let foreign = self.foreign();
+            let mut inner = self.lock();
+            match self.node(&mut inner, &foreign, path)? {
+                Some(Node::Upper(_)) => self.upper_fd(&mut inner, path)?,
+                Some(Node::Cached { key, .. }) => self.cached_fd(&mut inner, key)?,
+                Some(Node::Dir { .. }) => {
+                    return Err(FsError::new(libc::EISDIR, format!("{path:?}")));
+                }
+                None => return Err(FsError::not_found(path)),
+            }
+        };
+        let mut buf = vec![0; size as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            match read_at(&file, &mut buf[done..], offset + done as u64)? {
+                0 => break,
+                n => done += n,
+            }
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+
+    /// Space on the upper layer's filesystem: (block size, blocks, free, available, files,
+    /// free files, name length).
+    #[cfg(unix)]
+    pub fn statfs(&self) -> FsResult<nix::sys::statvfs::Statvfs> {
+        self.upper.statvfs()
+    }
+
+    /// Every name that may be in directory `path`: the upper layer's and the foreign index's.
+    fn child_names(&self, foreign: &Foreign, path: &Path) -> FsResult<Vec<OsString>> {
+        let mut names: Vec<OsString> = match self.upper.stat(path)? {
+            Some(m) if m.kind == Kind::Dir => self
+                .upper
+                .list(path)?
+                .into_iter()
+                .map(|(n, _)| n)
+                .filter(|n| !hidden_name(n))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if let Some(children) = key_of(path).and_then(|k| foreign.dirs.get(k)) {
+            names.extend(children.keys().map(OsString::from));
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn attr(&self, node: &Node) -> Attr {
+        let synthetic = |kind, size, mode, mtime_ns| Attr {
+            kind,
+            size,
+            mode,
+            mtime_ns,
+            atime_ns: mtime_ns,
+            ctime_ns: mtime_ns,
+            uid: self.uid,
+            gid: self.gid,
+        };
+        let from_meta = |m: &Meta| Attr {
+            kind: m.kind,
+            size: m.size,
+            mode: m.mode,
+            mtime_ns: m.mtime_ns,
+            atime_ns: m.atime_ns,
+            ctime_ns: m.ctime_ns,
+            uid: m.uid,
+            gid: m.gid,
+        };
+        match node {
+            Node::Dir { upper: Some(m) } | Node::Upper(m) => from_meta(m),
+            Node::Dir { upper: None } => synthetic(Kind::Dir, 0, 0o700, self.started_ns),
+            Node::Cached {
+                size,
+                mtime_ns,
+                upper,
+                ..
+            } => match upper {
+                Some(m) => Attr {
+                    size: *size,
+                    mtime_ns: *mtime_ns,
+                    ..from_meta(m)
+                },
+                None => synthetic(Kind::File, *size, 0o600, *mtime_ns),
+            },
+        }
+    }
+
+    fn upper_fd(&self, inner: &mut Inner, path: &Path) -> FsResult<Arc<File>> {
+        let key = FdKey::Upper(path.to_path_buf());
+        if let Some(f) = inner.fds.get(&key) {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(self.upper.open_file(path)?);
+        inner.fds.put(key, f.clone());
+        Ok(f)
+    }
+
+    fn cached_fd(&self, inner: &mut Inner, key: u64) -> FsResult<Arc<File>> {
+        let k = FdKey::Cached(key);
+        if let Some(f) = inner.fds.get(&k) {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(inner.cache.open_entry(key)?);
+        inner.fds.put(k, f.clone());
+        Ok(f)
+    }
+
+    /// Forgets open descriptors and decisions for `path` and everything under it.
+    fn forget(&self, inner: &mut Inner, path: &Path) {
+        let stale: Vec<FdKey> = inner
+            .fds
+            .iter()
+            .filter(|(k, _)| matches!(k, FdKey::Upper(p) if p.starts_with(path)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            inner.fds.pop(&k);
+        }
+        if let Some(k) = key_of(path) {
+            let prefix = format!("{k}/");
+            inner
+                .decisions
+                .retain(|p, _| p != k && !p.starts_with(&prefix));
+        }
+    }
+}
+
+/// Names the view never shows: ferry's own temporary files in the upper layer.
+fn hidden_name(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| n.starts_with(ferry_sync::upper::TEMP_PREFIX))
+}
+
+#[cfg(unix)]
+fn read_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(f, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(f, buf, offset)
+}
+
+#[cfg(unix)]
+fn write_at(f: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_at(f: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(f, buf, offset)?;
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}

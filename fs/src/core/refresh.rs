@@ -1,0 +1,59 @@
+//! Re-reading the store after a fetch: a new foreign index, and the list of view paths whose
+//! content or presence changed, so the adapter can drop the kernel's caches for them.
+
+use super::Fs;
+use crate::error::FsResult;
+use crate::foreign::Foreign;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+impl Fs {
+    /// Rebuilds the foreign index from the store; returns the view paths that changed (files
+    /// added, removed or changed, and the directories whose listing changed).
+    pub fn refresh(&self) -> FsResult<Vec<PathBuf>> {
+        let _span = tracing::debug_span!("refresh").entered();
+        let new = {
+            let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            Foreign::build(&store, &self.config.machine)?
+        };
+        for r in &new.rejected {
+            tracing::warn!(rejected = %r, "skipping content from a remote branch");
+        }
+        let old = self.foreign();
+        let mut changed: BTreeSet<String> = BTreeSet::new();
+        for (p, f) in &new.files {
+            if old
+                .files
+                .get(p)
+                .is_none_or(|o| o.fingerprint != f.fingerprint)
+            {
+                changed.insert(p.clone());
+            }
+        }
+        for p in old.files.keys() {
+            if !new.files.contains_key(p) {
+                changed.insert(p.clone());
+            }
+        }
+        let mut dirs: BTreeSet<String> = BTreeSet::new();
+        for p in &changed {
+            let mut cur = p.as_str();
+            while let Some((parent, _)) = cur.rsplit_once('/') {
+                dirs.insert(parent.to_string());
+                cur = parent;
+            }
+            dirs.insert(String::new());
+        }
+        {
+            let mut inner = self.lock();
+            for p in &changed {
+                inner.decisions.remove(p);
+            }
+            // Placements may have moved: projects are looked up again.
+            inner.projects.clear();
+            *self.foreign.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+        }
+        Ok(changed.into_iter().chain(dirs).map(PathBuf::from).collect())
+    }
+}

@@ -1,0 +1,275 @@
+//! Deciding where a path's bytes come from, and materialising them when other machines provide
+//! them.
+
+use super::{Decision, Fs, Inner, key_of};
+use crate::error::FsResult;
+use crate::foreign::{Foreign, ForeignFile};
+use crate::upper::{Kind, Meta};
+use ferry_sync::merge::{merge_lines, uuid_of};
+use ferry_sync::store::fnv1a;
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+
+/// What a view path is and where its bytes come from.
+#[derive(Clone, Debug)]
+pub enum Node {
+    /// A directory: in the upper layer, or implied by other machines' files.
+    Dir {
+        /// The upper-layer directory, if it exists there.
+        upper: Option<Meta>,
+    },
+    /// A file served from the upper layer as it is.
+    Upper(Meta),
+    /// A file served from the disk cache: other machines' version, or the merge of theirs and
+    /// the upper layer's. The first change copies it up.
+    Cached {
+        /// The disk cache entry.
+        key: u64,
+        /// Its exact length.
+        size: u64,
+        /// The mtime the view reports (ns).
+        mtime_ns: i128,
+        /// The upper-layer file it merges with, if any.
+        upper: Option<Meta>,
+        /// The foreign side.
+        file: ForeignFile,
+    },
+}
+
+impl Node {
+    /// File or directory.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Node::Dir { .. } => Kind::Dir,
+            _ => Kind::File,
+        }
+    }
+
+    /// The upper-layer metadata, if the upper layer has the path.
+    pub fn upper(&self) -> Option<&Meta> {
+        match self {
+            Node::Dir { upper } | Node::Cached { upper, .. } => upper.as_ref(),
+            Node::Upper(m) => Some(m),
+        }
+    }
+
+    /// The foreign side of a file, if other machines provide it.
+    pub fn foreign(&self) -> Option<&ForeignFile> {
+        match self {
+            Node::Cached { file, .. } => Some(file),
+            _ => None,
+        }
+    }
+}
+
+fn is_lines(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "jsonl")
+}
+
+/// Whether `upper` already holds every line of `theirs` (by uuid, else by bytes).
+fn holds_every_line(upper: &[u8], theirs: &[u8]) -> bool {
+    let mut uuids = HashSet::new();
+    let mut plain = HashSet::new();
+    for l in upper.split_inclusive(|&b| b == b'\n') {
+        match uuid_of(l) {
+            Some(u) => {
+                uuids.insert(u);
+            }
+            None => {
+                plain.insert(l.strip_suffix(b"\n").unwrap_or(l));
+            }
+        }
+    }
+    theirs
+        .split_inclusive(|&b| b == b'\n')
+        .all(|l| match uuid_of(l) {
+            Some(u) => uuids.contains(&u),
+            None => plain.contains(l.strip_suffix(b"\n").unwrap_or(l)),
+        })
+}
+
+impl Fs {
+    /// The foreign file at `path` unless a whiteout hides it.
+    pub(super) fn visible_foreign(
+        &self,
+        inner: &Inner,
+        foreign: &Foreign,
+        path: &Path,
+    ) -> Option<ForeignFile> {
+        let k = key_of(path)?;
+        let f = foreign.file(k)?;
+        match inner.whiteouts.get(k) {
+            Some(&until) if f.mtime_ms <= until => None,
+            _ => Some(f.clone()),
+        }
+    }
+
+    /// Whether a directory that only other machines provide still has a visible file.
+    fn foreign_dir_visible(&self, inner: &Inner, foreign: &Foreign, path: &Path) -> bool {
+        let Some(k) = key_of(path) else { return false };
+        if !foreign.is_dir(k) {
+            return false;
+        }
+        let prefix = if k.is_empty() {
+            String::new()
+        } else {
+            format!("{k}/")
+        };
+        foreign
+            .files
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .any(|(p, f)| !matches!(inner.whiteouts.get(p), Some(&u) if f.mtime_ms <= u))
+    }
+
+    /// What `path` is in the view, materialising other machines' bytes as needed.
+    pub(super) fn node(
+        &self,
+        inner: &mut Inner,
+        foreign: &Foreign,
+        path: &Path,
+    ) -> FsResult<Option<Node>> {
+        let upper = self.upper.stat(path)?;
+        if let Some(m) = upper.filter(|m| m.kind == Kind::Dir) {
+            return Ok(Some(Node::Dir { upper: Some(m) }));
+        }
+        if path.file_name().is_some_and(super::hidden_name) {
+            return Ok(None);
+        }
+        let theirs = self.visible_foreign(inner, foreign, path);
+        match (upper, theirs) {
+            (Some(m), None) => Ok(Some(Node::Upper(m))),
+            (None, None) => Ok(self
+                .foreign_dir_visible(inner, foreign, path)
+                .then_some(Node::Dir { upper: None })),
+            (None, Some(f)) => {
+                let key = f.fingerprint;
+                let size = self.materialised(inner, foreign, key, &f, None, path)?;
+                Ok(Some(Node::Cached {
+                    key,
+                    size,
+                    mtime_ns: f.mtime_ms as i128 * 1_000_000,
+                    upper: None,
+                    file: f,
+                }))
+            }
+            (Some(m), Some(f)) => {
+                if self.covered(inner, foreign, path, &m, &f)? {
+                    return Ok(Some(Node::Upper(m)));
+                }
+                let mut id = Vec::new();
+                id.extend_from_slice(&f.fingerprint.to_le_bytes());
+                id.extend_from_slice(&m.size.to_le_bytes());
+                id.extend_from_slice(&m.mtime_ns.to_le_bytes());
+                id.extend_from_slice(path.as_os_str().as_encoded_bytes());
+                let key = fnv1a(&id);
+                let size = self.materialised(inner, foreign, key, &f, Some(&m), path)?;
+                Ok(Some(Node::Cached {
+                    key,
+                    size,
+                    mtime_ns: m.mtime_ns.max(f.mtime_ms as i128 * 1_000_000),
+                    upper: Some(m),
+                    file: f,
+                }))
+            }
+        }
+    }
+
+    /// Whether the upper file at `path` already shows everything `f` has.
+    fn covered(
+        &self,
+        inner: &mut Inner,
+        foreign: &Foreign,
+        path: &Path,
+        m: &Meta,
+        f: &ForeignFile,
+    ) -> FsResult<bool> {
+        let k = key_of(path).unwrap_or_default().to_string();
+        if let Some(d) = inner.decisions.get(&k)
+            && d.upper_size == m.size
+            && d.upper_mtime_ns == m.mtime_ns
+            && d.fingerprint == f.fingerprint
+        {
+            return Ok(d.covered);
+        }
+        let covered = if is_lines(path) {
+            let theirs = self.expand_foreign(foreign, f)?;
+            let ours = self.read_upper(path)?;
+            holds_every_line(&ours, &theirs)
+        } else {
+            m.mtime_ms() >= f.mtime_ms
+        };
+        inner.decisions.insert(
+            k,
+            Decision {
+                upper_size: m.size,
+                upper_mtime_ns: m.mtime_ns,
+                fingerprint: f.fingerprint,
+                covered,
+            },
+        );
+        Ok(covered)
+    }
+
+    fn expand_foreign(&self, foreign: &Foreign, f: &ForeignFile) -> FsResult<Vec<u8>> {
+        let placement = foreign.placement(f).ok_or_else(|| {
+            crate::error::FsError::new(libc::EIO, "foreign file without placement")
+        })?;
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(f.materialise(&store, placement)?)
+    }
+
+    pub(super) fn read_upper(&self, path: &Path) -> FsResult<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.upper.open_file(path)?.read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// The size of disk cache entry `key`, writing it first if needed: `f` expanded, merged
+    /// with the upper file `with` when given.
+    fn materialised(
+        &self,
+        inner: &mut Inner,
+        foreign: &Foreign,
+        key: u64,
+        f: &ForeignFile,
+        with: Option<&Meta>,
+        path: &Path,
+    ) -> FsResult<u64> {
+        if let Some(size) = inner.cache.get(key) {
+            return Ok(size);
+        }
+        let _span = tracing::debug_span!("materialise", ?path, key).entered();
+        let theirs = self.expand_foreign(foreign, f)?;
+        let bytes = match with {
+            None => theirs,
+            // A transcript: every line of both, the older version's first.
+            Some(m) if is_lines(path) => {
+                let ours = self.read_upper(path)?;
+                if m.mtime_ms() <= f.mtime_ms {
+                    merge_lines(&[&ours, &theirs])
+                } else {
+                    merge_lines(&[&theirs, &ours])
+                }
+            }
+            // Another file that is not covered: theirs is newer and wins.
+            Some(_) => theirs,
+        };
+        Ok(inner.cache.put(key, &bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_every_line;
+
+    #[test]
+    fn coverage_is_by_uuid_then_by_bytes() {
+        let ours = b"{\"uuid\":\"a\",\"x\":1}\n{\"uuid\":\"b\"}\nplain\n";
+        assert!(holds_every_line(ours, b"{\"uuid\":\"a\",\"x\":2}\nplain"));
+        assert!(!holds_every_line(ours, b"{\"uuid\":\"c\"}\n"));
+        assert!(!holds_every_line(ours, b"other\n"));
+        assert!(holds_every_line(ours, b""));
+    }
+}

@@ -1,0 +1,643 @@
+//! The FUSE adapter: translates kernel requests into calls on the core ([`crate::core::Fs`]) and
+//! its errors into errnos, and keeps the only state the kernel protocol needs that the core does
+//! not: inode numbers for paths.
+//!
+//! Choices that make Claude Code's append cycle cheap (DESIGN.md's floor): OPEN, OPENDIR and
+//! FLUSH answer ENOSYS, so the kernel stops sending them and keeps page caches across opens; the
+//! core keeps descriptors per path. READDIRPLUS fills attributes while listing. Entries and
+//! attributes are cached by the kernel and dropped explicitly when a fetch changes a file.
+
+use crate::core::{Attr, Fs, SetAttr};
+use crate::error::FsError;
+use crate::upper::{Kind, SetTime};
+use fuser::{
+    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, MountOption, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, Request, TimeOrNow, WriteFlags,
+};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long the kernel may trust an entry or attributes: long, since every change either goes
+/// through this adapter or is invalidated explicitly after a fetch.
+const TTL: Duration = Duration::from_secs(60);
+
+/// A directory listing as the kernel reads it: inode, name and attributes of each entry.
+type Listing = Arc<Vec<(u64, OsString, Attr)>>;
+
+/// What to invalidate for one changed path: its inode, and its entry in its parent.
+type Invalidation = (Option<u64>, Option<(u64, OsString)>);
+
+/// Inode numbers for view paths. A path keeps its number until it is removed or renamed.
+#[derive(Default)]
+struct Inodes {
+    paths: HashMap<u64, PathBuf>,
+    inos: HashMap<PathBuf, u64>,
+    next: u64,
+    /// Directory listings being read, by directory inode (taken at offset 0).
+    listings: HashMap<u64, Listing>,
+}
+
+impl Inodes {
+    fn new() -> Inodes {
+        let mut i = Inodes {
+            next: 2,
+            ..Inodes::default()
+        };
+        i.paths.insert(1, PathBuf::new());
+        i.inos.insert(PathBuf::new(), 1);
+        i
+    }
+
+    fn path(&self, ino: INodeNo) -> Result<PathBuf, Errno> {
+        self.paths.get(&ino.0).cloned().ok_or(Errno::ESTALE)
+    }
+
+    fn ino(&mut self, path: &Path) -> u64 {
+        if let Some(&i) = self.inos.get(path) {
+            return i;
+        }
+        let i = self.next;
+        self.next += 1;
+        self.paths.insert(i, path.to_path_buf());
+        self.inos.insert(path.to_path_buf(), i);
+        i
+    }
+
+    fn known(&self, path: &Path) -> Option<u64> {
+        self.inos.get(path).copied()
+    }
+
+    /// Forgets `path` and everything under it: a new file there gets a new number.
+    fn remove(&mut self, path: &Path) {
+        let gone: Vec<PathBuf> = self
+            .inos
+            .keys()
+            .filter(|p| p.starts_with(path))
+            .cloned()
+            .collect();
+        for p in gone {
+            if let Some(i) = self.inos.remove(&p) {
+                self.paths.remove(&i);
+            }
+        }
+    }
+
+    /// Moves `from` and everything under it to `to`, keeping the numbers.
+    fn rename(&mut self, from: &Path, to: &Path) {
+        self.remove(to);
+        let moved: Vec<(PathBuf, u64)> = self
+            .inos
+            .iter()
+            .filter(|(p, _)| p.starts_with(from))
+            .map(|(p, &i)| (p.clone(), i))
+            .collect();
+        for (p, i) in moved {
+            self.inos.remove(&p);
+            let new = to.join(p.strip_prefix(from).expect("prefix"));
+            self.paths.insert(i, new.clone());
+            self.inos.insert(new, i);
+        }
+    }
+}
+
+/// The adapter the fuser session runs.
+struct Adapter {
+    fs: Arc<Fs>,
+    inodes: Arc<Mutex<Inodes>>,
+}
+
+fn errno(e: FsError) -> Errno {
+    if e.errno != libc::ENOENT {
+        tracing::debug!(error = %e, "operation failed");
+    }
+    Errno::from_i32(e.errno)
+}
+
+fn system_time(ns: i128) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs() as u64)
+    }
+}
+
+fn file_attr(ino: u64, a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: system_time(a.atime_ns),
+        mtime: system_time(a.mtime_ns),
+        ctime: system_time(a.ctime_ns),
+        crtime: system_time(a.mtime_ns),
+        kind: match a.kind {
+            Kind::Dir => FileType::Directory,
+            Kind::File => FileType::RegularFile,
+        },
+        perm: a.mode as u16,
+        nlink: if a.kind == Kind::Dir { 2 } else { 1 },
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
+    t.map(|t| match t {
+        TimeOrNow::Now => SetTime::Now,
+        TimeOrNow::SpecificTime(st) => SetTime::At(match st.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i128,
+            Err(e) => -(e.duration().as_nanos() as i128),
+        }),
+    })
+}
+
+impl Adapter {
+    fn inodes(&self) -> MutexGuard<'_, Inodes> {
+        self.inodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn path(&self, ino: INodeNo) -> Result<PathBuf, Errno> {
+        self.inodes().path(ino)
+    }
+
+    fn child(&self, parent: INodeNo, name: &OsStr) -> Result<PathBuf, Errno> {
+        Ok(self.path(parent)?.join(name))
+    }
+
+    fn entry(&self, path: &Path, attr: Result<Attr, FsError>, reply: ReplyEntry) {
+        match attr {
+            Ok(a) => {
+                let ino = self.inodes().ino(path);
+                reply.entry(&TTL, &file_attr(ino, &a), Generation(0));
+            }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn listing(&self, ino: INodeNo, offset: u64) -> Result<Listing, Errno> {
+        if offset > 0
+            && let Some(l) = self.inodes().listings.get(&ino.0)
+        {
+            return Ok(l.clone());
+        }
+        let path = self.path(ino)?;
+        let entries = self.fs.readdir(&path).map_err(errno)?;
+        let self_attr = self.fs.getattr(&path).map_err(errno)?;
+        let mut inodes = self.inodes();
+        let parent = path.parent().map_or(1, |p| inodes.ino(p));
+        let mut list = vec![
+            (ino.0, OsString::from("."), self_attr),
+            (parent, OsString::from(".."), self_attr),
+        ];
+        for (name, attr) in entries {
+            let i = inodes.ino(&path.join(&name));
+            list.push((i, name, attr));
+        }
+        let list = Arc::new(list);
+        inodes.listings.insert(ino.0, list.clone());
+        Ok(list)
+    }
+}
+
+impl Filesystem for Adapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        for flag in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ASYNC_READ,
+            InitFlags::FUSE_BIG_WRITES,
+        ] {
+            let _ = config.add_capabilities(flag);
+        }
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.child(parent, name) {
+            Ok(path) => {
+                let attr = self.fs.getattr(&path);
+                self.entry(&path, attr, reply)
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.path(ino) {
+            Ok(path) => match self.fs.getattr(&path) {
+                Ok(a) => reply.attr(&TTL, &file_attr(ino.0, &a)),
+                Err(e) => reply.error(errno(e)),
+            },
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let path = match self.path(ino) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        if let Ok(cur) = self.fs.getattr(&path)
+            && (uid.is_some_and(|u| u != cur.uid) || gid.is_some_and(|g| g != cur.gid))
+        {
+            return reply.error(Errno::EPERM);
+        }
+        let set = SetAttr {
+            size,
+            atime: set_time(atime),
+            mtime: set_time(mtime),
+            mode: mode.map(|m| m & 0o7777),
+        };
+        match self.fs.setattr(&path, set) {
+            Ok(a) => reply.attr(&TTL, &file_attr(ino.0, &a)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        match self.child(parent, name) {
+            Ok(path) => {
+                let attr = self.fs.mkdir(&path, mode);
+                self.entry(&path, attr, reply)
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let result = self
+            .child(parent, name)
+            .and_then(|p| self.fs.unlink(&p).map(|()| p).map_err(errno));
+        match result {
+            Ok(p) => {
+                self.inodes().remove(&p);
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let result = self
+            .child(parent, name)
+            .and_then(|p| self.fs.rmdir(&p).map(|()| p).map_err(errno));
+        match result {
+            Ok(p) => {
+                self.inodes().remove(&p);
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        {
+            return reply.error(Errno::EINVAL);
+        }
+        let (from, to) = match (self.child(parent, name), self.child(newparent, newname)) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+        };
+        let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+        match self.fs.rename(&from, &to, noreplace) {
+            Ok(()) => {
+                self.inodes().rename(&from, &to);
+                reply.ok()
+            }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        // Claude Code copies when a hard link fails this way.
+        reply.error(Errno::EXDEV);
+    }
+
+    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // Stateless I/O: the kernel stops sending OPEN and keeps its page cache.
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.path(ino) {
+            Ok(p) => match self.fs.read(&p, offset, size) {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(errno(e)),
+            },
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let append = flags.0 & libc::O_APPEND != 0;
+        match self.path(ino) {
+            Ok(p) => match self.fs.write(&p, offset, data, append) {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno(e)),
+            },
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: fuser::LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Writes are in the upper layer when they return: nothing to flush, and the kernel
+        // stops asking.
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.path(ino) {
+            Ok(p) => match self.fs.fsync(&p) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            },
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let list = match self.listing(ino, offset) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
+        for (i, (child, name, attr)) in list.iter().enumerate().skip(offset as usize) {
+            let kind = file_attr(*child, attr).kind;
+            if reply.add(INodeNo(*child), i as u64 + 1, kind, name) {
+                break;
+            }
+        }
+        reply.ok()
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let list = match self.listing(ino, offset) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
+        for (i, (child, name, attr)) in list.iter().enumerate().skip(offset as usize) {
+            let fa = file_attr(*child, attr);
+            if reply.add(
+                INodeNo(*child),
+                i as u64 + 1,
+                name,
+                &TTL,
+                &fa,
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok()
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.fs.statfs() {
+            Ok(s) => reply.statfs(
+                s.blocks(),
+                s.blocks_free(),
+                s.blocks_available(),
+                s.files(),
+                s.files_free(),
+                s.block_size() as u32,
+                s.name_max() as u32,
+                s.fragment_size() as u32,
+            ),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let path = match self.child(parent, name) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        match self.fs.create(&path, mode, flags & libc::O_EXCL != 0) {
+            Ok(a) => {
+                let ino = self.inodes().ino(&path);
+                reply.created(
+                    &TTL,
+                    &file_attr(ino, &a),
+                    Generation(0),
+                    FileHandle(0),
+                    FopenFlags::FOPEN_KEEP_CACHE,
+                )
+            }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+}
+
+/// A live mount: the session thread, and what is needed to drop the kernel's caches after a
+/// fetch.
+pub struct Mounted {
+    fs: Arc<Fs>,
+    inodes: Arc<Mutex<Inodes>>,
+    notifier: Notifier,
+    session: Option<fuser::BackgroundSession>,
+    mountpoint: PathBuf,
+}
+
+/// Mounts `fs` at `mountpoint` (private to this user, kernel permission checks on) and returns
+/// once the kernel has completed the handshake, so the mount is live.
+pub fn mount(fs: Arc<Fs>, mountpoint: &Path) -> std::io::Result<Mounted> {
+    let inodes = Arc::new(Mutex::new(Inodes::new()));
+    let adapter = Adapter {
+        fs: fs.clone(),
+        inodes: inodes.clone(),
+    };
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("ferry".into()),
+        MountOption::Subtype("ferry".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::NoAtime,
+        MountOption::RW,
+    ];
+    config.n_threads = Some(4);
+    config.clone_fd = true;
+    let session = fuser::Session::new(adapter, mountpoint, &config)?;
+    let notifier = session.notifier();
+    let session = session.spawn()?;
+    Ok(Mounted {
+        fs,
+        inodes,
+        notifier,
+        session: Some(session),
+        mountpoint: mountpoint.to_path_buf(),
+    })
+}
+
+impl Mounted {
+    /// The core behind the mount.
+    pub fn fs(&self) -> &Arc<Fs> {
+        &self.fs
+    }
+
+    /// Where it is mounted.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Re-reads the store after a fetch and drops the kernel's caches for what changed.
+    pub fn refresh(&self) -> Result<usize, FsError> {
+        let changed = self.fs.refresh()?;
+        let targets: Vec<Invalidation> = {
+            let mut inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+            inodes.listings.clear();
+            changed
+                .iter()
+                .map(|p| {
+                    let entry = match (p.parent(), p.file_name()) {
+                        (Some(parent), Some(name)) => {
+                            inodes.known(parent).map(|i| (i, name.to_os_string()))
+                        }
+                        _ => None,
+                    };
+                    (inodes.known(p), entry)
+                })
+                .collect()
+        };
+        // Outside every lock: the kernel may need to call back into the filesystem.
+        for (ino, entry) in targets {
+            if let Some(i) = ino {
+                let _ = self.notifier.inval_inode(INodeNo(i), 0, 0);
+            }
+            if let Some((parent, name)) = entry {
+                let _ = self.notifier.inval_entry(INodeNo(parent), &name);
+            }
+        }
+        Ok(changed.len())
+    }
+
+    /// Ends the session once the mount point has been unmounted (see `ferry_platform`), waiting
+    /// at most `wait` for the kernel to let go.
+    pub fn join(mut self, wait: Duration) {
+        if let Some(s) = self.session.take() {
+            let deadline = std::time::Instant::now() + wait;
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = s.join();
+                let _ = tx.send(());
+            });
+            let _ = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The upper layer: this machine's real `projects/` directory, reached through a directory fd
+//! opened before the mount covers it. Every access is relative to that fd (`openat` and
+//! friends), so the daemon never walks into its own mount, and when the mount goes away the
+//! directory holds every write as a plain file.
+
+use crate::error::FsResult;
+use nix::fcntl::{AtFlags, OFlag, RenameFlags};
+use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// What kind of entry a path is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+}
+
+/// The metadata of an upper-layer entry that the view reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// File or directory.
+    pub kind: Kind,
+    /// Length in bytes.
+    pub size: u64,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Access time, nanoseconds since the epoch.
+    pub atime_ns: i128,
+    /// Change time, nanoseconds since the epoch.
+    pub ctime_ns: i128,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+impl Meta {
+    // The casts differ in need per OS (`st_mode` is `u16` on macOS).
+    #[allow(clippy::unnecessary_cast)]
+    fn from_stat(st: &nix::sys::stat::FileStat) -> Option<Meta> {
+        let fmt = SFlag::from_bits_truncate(st.st_mode as _) & SFlag::S_IFMT;
+        let kind = if fmt == SFlag::S_IFREG {
+            Kind::File
+        } else if fmt == SFlag::S_IFDIR {
+            Kind::Dir
+        } else {
+            return None;
+        };
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        Some(Meta {
+            kind,
+            size: st.st_size as u64,
+            mode: st.st_mode as u32 & 0o7777,
+            mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            atime_ns: ns(st.st_atime as i64, st.st_atime_nsec as i64),
+            ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+            uid: st.st_uid,
+            gid: st.st_gid,
+        })
+    }
+
+    /// Modification time in ms, as the store records it.
+    pub fn mtime_ms(&self) -> i64 {
+        (self.mtime_ns / 1_000_000) as i64
+    }
+}
+
+/// A time to set: a given instant, or now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetTime {
+    /// Nanoseconds since the epoch.
+    At(i128),
+    /// The current time.
+    Now,
+}
+
+fn timespec(t: Option<SetTime>) -> TimeSpec {
+    match t {
+        None => TimeSpec::UTIME_OMIT,
+        Some(SetTime::Now) => TimeSpec::UTIME_NOW,
+        Some(SetTime::At(ns)) => TimeSpec::new(
+            ns.div_euclid(1_000_000_000) as _,
+            ns.rem_euclid(1_000_000_000) as _,
+        ),
+    }
+}
+
+/// The upper layer directory.
+pub struct Upper {
+    dir: OwnedFd,
+    root: PathBuf,
+}
+
+/// `rel` as an `*at` path: `.` for the root itself.
+fn at(rel: &Path) -> &Path {
+    if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    }
+}
+
+impl Upper {
+    /// Opens (creating, mode 0700) the directory at `root`. Call before mounting over it.
+    pub fn open(root: &Path) -> FsResult<Upper> {
+        match std::fs::create_dir_all(root) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+        let dir = nix::fcntl::open(
+            root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Upper {
+            dir,
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Where the directory was when it was opened (now covered by the mount).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A path that reaches `rel` in the upper layer by ordinary file APIs, even while the mount
+    /// covers it: on Linux through `/proc/self/fd`, which resolves to the covered directory.
+    /// Valid only inside this process. The sync engine reads committed files through it.
+    pub fn reach(&self, rel: &Path) -> PathBuf {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd())).join(rel)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            self.root.join(rel)
+        }
+    }
+
+    /// The metadata of `rel`, or `None` if it does not exist (or is neither file nor dir).
+    pub fn stat(&self, rel: &Path) -> FsResult<Option<Meta>> {
+        match nix::sys::stat::fstatat(self.dir.as_fd(), at(rel), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Meta::from_stat(&st)),
+            Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens the file `rel` for reading and writing (falling back to read-only).
+    pub fn open_file(&self, rel: &Path) -> FsResult<File> {
+        let flags = OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+        let fd =
+            match nix::fcntl::openat(self.dir.as_fd(), rel, flags | OFlag::O_RDWR, Mode::empty()) {
+                Err(nix::Error::EACCES | nix::Error::EROFS) => nix::fcntl::openat(
+                    self.dir.as_fd(),
+                    rel,
+                    flags | OFlag::O_RDONLY,
+                    Mode::empty(),
+                )?,
+                other => other?,
+            };
+        Ok(File::from(fd))
+    }
+
+    /// Creates the file `rel` with `mode` (failing if it exists when `excl`), truncating it
+    /// otherwise, and opens it for writing.
+    pub fn create_file(&self, rel: &Path, mode: u32, excl: bool) -> FsResult<File> {
+        let mut flags = OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_RDWR | OFlag::O_CREAT;
+        flags |= if excl { OFlag::O_EXCL } else { OFlag::O_TRUNC };
+        let fd = nix::fcntl::openat(
+            self.dir.as_fd(),
+            rel,
+            flags,
+            Mode::from_bits_truncate((mode & 0o7777) as _),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// The entries of directory `rel` with their metadata (files and dirs only).
+    pub fn list(&self, rel: &Path) -> FsResult<Vec<(OsString, Meta)>> {
+        let fd = nix::fcntl::openat(
+            self.dir.as_fd(),
+            at(rel),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )?;
+        let mut dir = nix::dir::Dir::from_fd(fd)?;
+        let mut out = Vec::new();
+        let dirfd = dir.as_fd().try_clone_to_owned()?;
+        for entry in dir.iter() {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let name = std::ffi::OsStr::from_bytes(name).to_os_string();
+            match nix::sys::stat::fstatat(
+                dirfd.as_fd(),
+                name.as_os_str(),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st) => {
+                    if let Some(m) = Meta::from_stat(&st) {
+                        out.push((name, m));
+                    }
+                }
+                Err(nix::Error::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates directory `rel` with `mode`.
+    pub fn mkdir(&self, rel: &Path, mode: u32) -> FsResult<()> {
+        nix::sys::stat::mkdirat(
+            self.dir.as_fd(),
+            rel,
+            Mode::from_bits_truncate((mode & 0o7777) as _),
+        )?;
+        Ok(())
+    }
+
+    /// Creates `rel` and any missing parents (mode 0700, as Claude Code's `mkdir -p` does).
+    pub fn mkdir_all(&self, rel: &Path) -> FsResult<()> {
+        let mut cur = PathBuf::new();
+        for c in rel.components() {
+            cur.push(c);
+            match self.stat(&cur)? {
+                Some(m) if m.kind == Kind::Dir => {}
+                Some(_) => return Err(nix::Error::ENOTDIR.into()),
+                None => match self.mkdir(&cur, 0o700) {
+                    Ok(()) => {}
+                    Err(e) if e.errno == libc::EEXIST => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the file `rel`.
+    pub fn unlink(&self, rel: &Path) -> FsResult<()> {
+        nix::unistd::unlinkat(
+            self.dir.as_fd(),
+            rel,
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        )?;
+        Ok(())
+    }
+
+    /// Removes the empty directory `rel`.
+    pub fn rmdir(&self, rel: &Path) -> FsResult<()> {
+        nix::unistd::unlinkat(self.dir.as_fd(), rel, nix::unistd::UnlinkatFlags::RemoveDir)?;
+        Ok(())
+    }
+
+    /// Renames `from` to `to` inside the upper layer (`noreplace`: fail if `to` exists).
+    pub fn rename(&self, from: &Path, to: &Path, noreplace: bool) -> FsResult<()> {
+        #[cfg(target_os = "linux")]
+        if noreplace {
+            nix::fcntl::renameat2(
+                self.dir.as_fd(),
+                from,
+                self.dir.as_fd(),
+                to,
+                RenameFlags::RENAME_NOREPLACE,
+            )?;
+            return Ok(());
+        }
+        #[cfg(not(target_os = "linux"))]
+        if noreplace && self.stat(to)?.is_some() {
+            return Err(nix::Error::EEXIST.into());
+        }
+        nix::fcntl::renameat(self.dir.as_fd(), from, self.dir.as_fd(), to)?;
+        Ok(())
+    }
+
+    /// Sets the access and modification times of `rel` (`None` leaves one unchanged).
+    pub fn set_times(
+        &self,
+        rel: &Path,
+        atime: Option<SetTime>,
+        mtime: Option<SetTime>,
+    ) -> FsResult<()> {
+        nix::sys::stat::utimensat(
+            self.dir.as_fd(),
+            at(rel),
+            &timespec(atime),
+            &timespec(mtime),
+            UtimensatFlags::NoFollowSymlink,
+        )?;
+        Ok(())
+    }
+
+    /// Sets the permission bits of `rel`.
+    pub fn set_mode(&self, rel: &Path, mode: u32) -> FsResult<()> {
+        nix::sys::stat::fchmodat(
+            self.dir.as_fd(),
+            at(rel),
+            Mode::from_bits_truncate((mode & 0o7777) as _),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )?;
+        Ok(())
+    }
+
+    /// Space left on the filesystem that holds the upper layer.
+    pub fn statvfs(&self) -> FsResult<nix::sys::statvfs::Statvfs> {
+        Ok(nix::sys::statvfs::fstatvfs(self.dir.as_fd())?)
+    }
+}

@@ -1,0 +1,125 @@
+//! Finding, and taking down, a mount at a path: a live ferry mount (mounting twice is an error),
+//! a stale one left by a crashed daemon (ENOTCONN, which `ferry mount` recovers by itself), or
+//! none.
+
+use std::path::Path;
+
+/// What is mounted at a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MountState {
+    /// Nothing: the path is a plain directory (or missing).
+    None,
+    /// A FUSE mount that answers.
+    Live,
+    /// A FUSE mount whose daemon is gone: every access fails with ENOTCONN.
+    Stale,
+    /// Some other filesystem is mounted there.
+    Other,
+}
+
+/// Undoes the octal escapes of `/proc/self/mountinfo` (`\040` for a space).
+#[cfg(target_os = "linux")]
+fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The filesystem type mounted exactly at `path`, from `/proc/self/mountinfo` (the last, i.e.
+/// topmost, mount there).
+#[cfg(target_os = "linux")]
+fn fstype_at(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = path.as_os_str().as_bytes();
+    let mut found = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        if fields.len() > 4 && unescape(fields[4]) == want {
+            found = fields.get(sep + 1).map(|s| s.to_string());
+        }
+    }
+    found
+}
+
+/// What is mounted at `path` (which should be absolute and free of symlinks).
+#[cfg(target_os = "linux")]
+pub fn mount_state(path: &Path) -> MountState {
+    match fstype_at(path) {
+        None => MountState::None,
+        Some(t) if t.starts_with("fuse") => match std::fs::metadata(path) {
+            Err(e) if e.raw_os_error() == Some(libc_enotconn()) => MountState::Stale,
+            _ => MountState::Live,
+        },
+        Some(_) => MountState::Other,
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn libc_enotconn() -> i32 {
+    nix::errno::Errno::ENOTCONN as i32
+}
+
+/// What is mounted at `path`; other systems: learnt from a failing `stat` only.
+#[cfg(not(target_os = "linux"))]
+pub fn mount_state(path: &Path) -> MountState {
+    match std::fs::metadata(path) {
+        Err(e) if e.raw_os_error() == Some(57) => MountState::Stale,
+        _ => MountState::None,
+    }
+}
+
+/// Detaches the mount at `path` at once, even while files in it are open (they keep working
+/// until closed; new opens see the directory underneath). As root by `umount2(MNT_DETACH)`,
+/// otherwise through `fusermount3 -u -z`.
+#[cfg(unix)]
+pub fn unmount(path: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if nix::unistd::geteuid().is_root() {
+        return nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
+            .map_err(std::io::Error::from);
+    }
+    let mut last = std::io::Error::other("no fusermount found");
+    for tool in ["fusermount3", "fusermount"] {
+        match std::process::Command::new(tool)
+            .args(["-u", "-z"])
+            .arg(path)
+            .output()
+        {
+            Ok(o) if o.status.success() => return Ok(()),
+            Ok(o) => {
+                last = std::io::Error::other(format!(
+                    "{tool} -u -z failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ))
+            }
+            Err(e) => last = e,
+        }
+    }
+    #[cfg(target_os = "macos")]
+    if let Ok(o) = std::process::Command::new("umount")
+        .arg("-f")
+        .arg(path)
+        .output()
+        && o.status.success()
+    {
+        return Ok(());
+    }
+    Err(last)
+}
