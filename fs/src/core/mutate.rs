@@ -214,7 +214,7 @@ impl Fs {
         if node.upper().is_some() {
             self.upper.unlink(path)?;
         }
-        self.retire(&mut inner, &foreign, path, &node)?;
+        self.retire(&mut inner, &foreign, path, &node, true)?;
         Ok(())
     }
 
@@ -227,6 +227,7 @@ impl Fs {
         foreign: &Foreign,
         path: &Path,
         node: &Node,
+        keep_dir: bool,
     ) -> FsResult<()> {
         self.forget(inner, path);
         let ours = node.upper().map(|m| m.mtime_ms());
@@ -252,8 +253,11 @@ impl Fs {
                 Change::Write { .. } => t.mtime_ms,
             };
             inner.whiteouts.insert(k.to_string(), until);
-            // Keep the directory until it is removed itself, as on a local disk.
-            self.upper.mkdir_all(parent(path))?;
+            // Keep the directory until it is removed itself, as on a local disk (not when the
+            // whole directory moved away).
+            if keep_dir {
+                self.upper.mkdir_all(parent(path))?;
+            }
         }
         self.note(inner, foreign, path, change, 0);
         Ok(())
@@ -302,7 +306,12 @@ impl Fs {
         rel: &Path,
         out: &mut Vec<(PathBuf, Node)>,
     ) -> FsResult<()> {
-        let dir = path.join(rel);
+        // `join("")` would add a trailing separator, which no index knows.
+        let dir = if rel.as_os_str().is_empty() {
+            path.to_path_buf()
+        } else {
+            path.join(rel)
+        };
         for name in self.child_names(foreign, &dir)? {
             let child = rel.join(&name);
             match self.node(inner, foreign, &path.join(&child))? {
@@ -355,7 +364,7 @@ impl Fs {
                     if dst.upper().is_some() {
                         self.upper.unlink(to)?;
                     }
-                    self.retire(&mut inner, &foreign, to, &dst)?;
+                    self.retire(&mut inner, &foreign, to, &dst, true)?;
                 }
             }
         }
@@ -379,6 +388,7 @@ impl Fs {
                     &from.join(&rel),
                     &to.join(&rel),
                     &node,
+                    false,
                 )?;
             }
         }
@@ -400,7 +410,7 @@ impl Fs {
             _ => {}
         }
         self.forget(inner, from);
-        self.moved(inner, foreign, from, to, node)
+        self.moved(inner, foreign, from, to, node, true)
     }
 
     /// After the upper layer's part of `from` moved to `to`: copies up what only the view had,
@@ -412,6 +422,7 @@ impl Fs {
         from: &Path,
         to: &Path,
         node: &Node,
+        keep_dir: bool,
     ) -> FsResult<()> {
         if let Node::Cached { key, mtime_ns, .. } = node {
             // What the view showed (computed before the move), over the moved upper file.
@@ -420,6 +431,6 @@ impl Fs {
         self.forget(inner, to);
         let size = self.upper.stat(to)?.map_or(0, |m| m.size);
         self.note_write(inner, foreign, to, None, size);
-        self.retire(inner, foreign, from, node)
+        self.retire(inner, foreign, from, node, keep_dir)
     }
 }

@@ -1,0 +1,184 @@
+//! A rig for the core's tests: this machine (`a`) with an upper layer and a store, and another
+//! machine (`b`, `/home/b`) whose commits arrive in the store as if fetched.
+
+#![allow(dead_code)]
+
+use ferry_fs::core::{Fs, FsConfig, Sink};
+use ferry_fs::upper::Upper;
+use ferry_sync::slug::slug;
+use ferry_sync::store::{
+    Batch, Change, FileUpdate, MachineRecord, ProjectRecord, REMOTE_PREFIX, RelPath, Store,
+};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What the core told the engine.
+#[derive(Default)]
+pub struct Recorder {
+    /// `(project key, rel, change)` in order.
+    pub notes: Mutex<Vec<(String, String, Change)>>,
+}
+
+impl Sink for Recorder {
+    fn note(&self, project: &ProjectRecord, rel: RelPath, change: Change, _bytes: u64) {
+        self.notes
+            .lock()
+            .unwrap()
+            .push((project.key.clone(), rel.as_str().to_string(), change));
+    }
+}
+
+/// The other machine's project root, in its own form.
+pub const B_ROOT: &str = "/home/b/src/proj";
+/// The project's key.
+pub const KEY: &str = "github.com/o/proj";
+
+/// The rig.
+pub struct Rig {
+    pub dir: tempfile::TempDir,
+    pub a: MachineRecord,
+    pub b: MachineRecord,
+    pub store: PathBuf,
+    pub upper: PathBuf,
+    pub fs: Fs,
+    pub recorder: Arc<Recorder>,
+}
+
+fn machine(id: &str, home: &str) -> MachineRecord {
+    MachineRecord {
+        id: id.into(),
+        name: id.into(),
+        os: "linux".into(),
+        home: home.into(),
+        tmp: "/tmp".into(),
+        claude_dir: format!("{home}/.claude"),
+        claude_tmp: "/tmp/claude-0".into(),
+        last_seen_ms: 0,
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+impl Rig {
+    /// A fresh rig; `setup` may fill the upper layer before the core starts.
+    pub fn new() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home-a");
+        let upper = home.join(".claude/projects");
+        std::fs::create_dir_all(&upper).unwrap();
+        let store = dir.path().join("store");
+        Store::init(&store).unwrap();
+        let a = machine("a", home.to_str().unwrap());
+        let b = machine("b", "/home/b");
+        let recorder = Arc::new(Recorder::default());
+        let fs = Fs::new(
+            Upper::open(&upper).unwrap(),
+            FsConfig {
+                machine: a.clone(),
+                store: store.clone(),
+                cache_dir: dir.path().join("cache"),
+                cache_budget: 64 << 20,
+                links: Vec::new(),
+            },
+            recorder.clone(),
+        )
+        .unwrap();
+        Rig {
+            dir,
+            a,
+            b,
+            store,
+            upper,
+            fs,
+            recorder,
+        }
+    }
+
+    /// This machine's root for the other machine's project (no checkout here: HOME-relative).
+    pub fn a_root(&self) -> String {
+        format!("{}/src/proj", self.a.home)
+    }
+
+    /// The slug the project appears under here.
+    pub fn slug(&self) -> String {
+        slug(&self.a_root())
+    }
+
+    /// Machine b commits `bytes` (in b's form) at `rel` with `mtime_ms`, and the commit arrives
+    /// here as fetched. The core is refreshed.
+    pub fn b_writes(&self, rel: &str, bytes: &[u8], mtime_ms: i64) -> Vec<PathBuf> {
+        let src = self.dir.path().join("b-files").join(rel);
+        std::fs::create_dir_all(src.parent().unwrap()).unwrap();
+        std::fs::write(&src, bytes).unwrap();
+        let f = std::fs::File::options().write(true).open(&src).unwrap();
+        f.set_modified(UNIX_EPOCH + Duration::from_millis(mtime_ms as u64))
+            .unwrap();
+        drop(f);
+        self.b_commit(
+            rel,
+            Change::Write {
+                local: src,
+                dirty_from: None,
+            },
+        )
+    }
+
+    /// Machine b deletes its file at `rel` (a tombstone).
+    pub fn b_deletes(&self, rel: &str, at_ms: i64) -> Vec<PathBuf> {
+        self.b_commit(rel, Change::Delete { at_ms })
+    }
+
+    fn b_commit(&self, rel: &str, change: Change) -> Vec<PathBuf> {
+        let store = Store::open(&self.store).unwrap();
+        let project = ProjectRecord {
+            key: KEY.into(),
+            root: B_ROOT.into(),
+            cwd: B_ROOT.into(),
+            slug: slug(B_ROOT),
+            git: None,
+        };
+        let batch = Batch {
+            projects: vec![project],
+            files: vec![FileUpdate {
+                project_key: KEY.into(),
+                rel: RelPath::new(rel).unwrap(),
+                change,
+            }],
+        };
+        let oid = store.commit(&self.b, &batch).unwrap().unwrap();
+        store
+            .repo()
+            .reference(&format!("{REMOTE_PREFIX}b"), oid, true, "as if fetched")
+            .unwrap();
+        self.fs.refresh().unwrap()
+    }
+
+    /// Reads a whole file through the core.
+    pub fn read(&self, path: &str) -> Result<Vec<u8>, i32> {
+        let size = self.fs.getattr(Path::new(path)).map_err(|e| e.errno)?.size;
+        let mut out = Vec::new();
+        while (out.len() as u64) < size {
+            let chunk = self
+                .fs
+                .read(Path::new(path), out.len() as u64, 1 << 16)
+                .map_err(|e| e.errno)?;
+            if chunk.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    /// The changes noted so far, then cleared.
+    pub fn take_notes(&self) -> Vec<(String, String, Change)> {
+        std::mem::take(&mut *self.recorder.notes.lock().unwrap())
+    }
+}

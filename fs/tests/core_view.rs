@@ -1,0 +1,262 @@
+//! The core without FUSE: other machines' files placed, expanded and merged; copy-up on the
+//! first write; deletion that belongs to the writer (DESIGN.md invariants 3, 4 and 5).
+
+mod common;
+
+use common::{B_ROOT, KEY, Rig, now_ms};
+use ferry_fs::core::SetAttr;
+use ferry_fs::upper::{Kind, SetTime};
+use ferry_sync::store::Change;
+use std::path::Path;
+
+fn line(uuid: &str, text: &str) -> String {
+    format!("{{\"uuid\":\"{uuid}\",\"cwd\":\"{B_ROOT}\",\"text\":\"{text} {B_ROOT}/main.rs\"}}\n")
+}
+
+fn local(rig: &Rig, l: &str) -> String {
+    l.replace(B_ROOT, &rig.a_root())
+}
+
+#[test]
+fn another_machines_session_appears_under_this_machines_slug_expanded_with_exact_size() {
+    let rig = Rig::new();
+    let t = now_ms() - 60_000;
+    let text = line("u1", "hello") + &line("u2", "more");
+    rig.b_writes("s1.jsonl", text.as_bytes(), t);
+    let path = format!("{}/s1.jsonl", rig.slug());
+    let want = local(&rig, &text);
+    let attr = rig.fs.getattr(Path::new(&path)).unwrap();
+    assert_eq!(attr.size, want.len() as u64);
+    assert_eq!(attr.kind, Kind::File);
+    assert_eq!(attr.mtime_ns / 1_000_000, t as i128);
+    assert_eq!(attr.mode, 0o600);
+    assert_eq!(rig.read(&path).unwrap(), want.as_bytes());
+    // Listed at the root and in its directory.
+    let root: Vec<_> = rig.fs.readdir(Path::new("")).unwrap();
+    assert!(
+        root.iter()
+            .any(|(n, a)| n == rig.slug().as_str() && a.kind == Kind::Dir)
+    );
+    let dir = rig.fs.readdir(Path::new(&rig.slug())).unwrap();
+    assert_eq!(dir.len(), 1);
+    // Nothing was written to the upper layer by reading.
+    assert!(!rig.upper.join(&path).exists());
+    assert!(rig.take_notes().is_empty());
+}
+
+#[test]
+fn the_first_append_copies_the_view_up_then_appends() {
+    let rig = Rig::new();
+    let text = line("u1", "from b");
+    rig.b_writes("s1.jsonl", text.as_bytes(), now_ms() - 60_000);
+    let path = format!("{}/s1.jsonl", rig.slug());
+    let mine = "{\"uuid\":\"a1\"}\n";
+    rig.fs
+        .write(Path::new(&path), 0, mine.as_bytes(), true)
+        .unwrap();
+    let want = local(&rig, &text) + mine;
+    assert_eq!(
+        std::fs::read(rig.upper.join(&path)).unwrap(),
+        want.as_bytes()
+    );
+    assert_eq!(rig.read(&path).unwrap(), want.as_bytes());
+    let notes = rig.take_notes();
+    assert!(notes.iter().all(|(k, r, _)| k == KEY && r == "s1.jsonl"));
+    assert!(matches!(notes.last().unwrap().2, Change::Write { .. }));
+    // b goes on writing: the view holds every line of both, ours not lost.
+    let more = text.clone() + &line("u2", "b again");
+    rig.b_writes("s1.jsonl", more.as_bytes(), now_ms() + 60_000);
+    let shown = String::from_utf8(rig.read(&path).unwrap()).unwrap();
+    for l in [
+        local(&rig, &line("u1", "from b")),
+        mine.to_string(),
+        local(&rig, &line("u2", "b again")),
+    ] {
+        assert_eq!(shown.matches(&l).count(), 1, "{l} once in {shown}");
+    }
+    // The next write copies the merge up and lands after it.
+    rig.fs
+        .write(Path::new(&path), 0, b"{\"uuid\":\"a2\"}\n", true)
+        .unwrap();
+    let upper = String::from_utf8(std::fs::read(rig.upper.join(&path)).unwrap()).unwrap();
+    assert!(upper.starts_with(&shown) && upper.ends_with("{\"uuid\":\"a2\"}\n"));
+}
+
+#[test]
+fn unlinking_anothers_newer_file_hides_it_here_and_a_newer_version_brings_it_back() {
+    let rig = Rig::new();
+    let t = now_ms() - 60_000;
+    rig.b_writes("s1.jsonl", line("u1", "x").as_bytes(), t);
+    let path = format!("{}/s1.jsonl", rig.slug());
+    rig.fs.unlink(Path::new(&path)).unwrap();
+    assert_eq!(
+        rig.fs.getattr(Path::new(&path)).unwrap_err().errno,
+        libc::ENOENT
+    );
+    let notes = rig.take_notes();
+    assert!(
+        matches!(notes[..], [(_, _, Change::Hide { until_ms })] if until_ms == t),
+        "{notes:?}"
+    );
+    // The directory stays until removed, as on a local disk; then it goes.
+    assert!(rig.fs.readdir(Path::new(&rig.slug())).unwrap().is_empty());
+    rig.fs.rmdir(Path::new(&rig.slug())).unwrap();
+    assert!(rig.fs.getattr(Path::new(&rig.slug())).is_err());
+    rig.b_writes(
+        "s1.jsonl",
+        (line("u1", "x") + &line("u2", "y")).as_bytes(),
+        t + 1000,
+    );
+    assert!(
+        rig.read(&path)
+            .unwrap()
+            .ends_with(local(&rig, &line("u2", "y")).as_bytes())
+    );
+}
+
+#[test]
+fn unlinking_ones_own_newest_version_records_a_tombstone() {
+    let rig = Rig::new();
+    rig.b_writes("s1.jsonl", line("u1", "x").as_bytes(), now_ms() - 60_000);
+    let path = format!("{}/s1.jsonl", rig.slug());
+    rig.fs
+        .write(Path::new(&path), 0, b"{\"uuid\":\"a1\"}\n", true)
+        .unwrap();
+    rig.take_notes();
+    rig.fs.unlink(Path::new(&path)).unwrap();
+    assert!(!rig.upper.join(&path).exists());
+    assert!(rig.fs.getattr(Path::new(&path)).is_err());
+    let notes = rig.take_notes();
+    assert!(
+        matches!(notes[..], [(_, _, Change::Delete { .. })]),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn newest_wins_for_other_files_and_a_local_newer_file_is_served_as_it_is() {
+    let rig = Rig::new();
+    let rel = "s1/tool-results/r.txt";
+    let path = format!("{}/{rel}", rig.slug());
+    rig.b_writes(
+        rel,
+        format!("output at {B_ROOT}\n").as_bytes(),
+        now_ms() - 60_000,
+    );
+    assert_eq!(
+        rig.read(&path).unwrap(),
+        format!("output at {}\n", rig.a_root()).as_bytes()
+    );
+    // Truncating to nothing needs none of the old bytes; the local version is now newest.
+    rig.fs
+        .setattr(
+            Path::new(&path),
+            SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
+    rig.fs.write(Path::new(&path), 0, b"mine", false).unwrap();
+    assert_eq!(rig.read(&path).unwrap(), b"mine");
+    // A newer version from b wins over it.
+    rig.b_writes(rel, b"theirs", now_ms() + 60_000);
+    assert_eq!(rig.read(&path).unwrap(), b"theirs");
+}
+
+#[test]
+fn renaming_a_session_and_its_directory_into_another_project_moves_the_view() {
+    let rig = Rig::new();
+    let t = now_ms() - 60_000;
+    rig.b_writes("s1.jsonl", line("u1", "x").as_bytes(), t);
+    rig.b_writes(
+        "s1/subagents/agent-1.jsonl",
+        line("g1", "sub").as_bytes(),
+        t,
+    );
+    let slug = rig.slug();
+    rig.fs.mkdir(Path::new("-elsewhere"), 0o700).unwrap();
+    rig.fs
+        .rename(
+            Path::new(&format!("{slug}/s1.jsonl")),
+            Path::new("-elsewhere/s1.jsonl"),
+            false,
+        )
+        .unwrap();
+    rig.fs
+        .rename(
+            Path::new(&format!("{slug}/s1")),
+            Path::new("-elsewhere/s1"),
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        rig.read("-elsewhere/s1.jsonl").unwrap(),
+        local(&rig, &line("u1", "x")).as_bytes()
+    );
+    assert_eq!(
+        rig.read("-elsewhere/s1/subagents/agent-1.jsonl").unwrap(),
+        local(&rig, &line("g1", "sub")).as_bytes()
+    );
+    assert!(
+        rig.fs
+            .getattr(Path::new(&format!("{slug}/s1.jsonl")))
+            .is_err()
+    );
+    assert!(rig.fs.getattr(Path::new(&format!("{slug}/s1"))).is_err());
+    // Both are plain files in the upper layer now.
+    assert!(
+        rig.upper
+            .join("-elsewhere/s1/subagents/agent-1.jsonl")
+            .is_file()
+    );
+}
+
+fn e<T: std::fmt::Debug>(r: Result<T, ferry_fs::FsError>) -> i32 {
+    r.unwrap_err().errno
+}
+
+#[test]
+fn errors_carry_the_errno_a_local_disk_gives() {
+    let rig = Rig::new();
+    rig.fs.mkdir(Path::new("-p"), 0o700).unwrap();
+    rig.fs.create(Path::new("-p/a.jsonl"), 0o600, true).unwrap();
+    assert_eq!(
+        e(rig.fs.create(Path::new("-p/a.jsonl"), 0o600, true)),
+        libc::EEXIST
+    );
+    assert_eq!(e(rig.fs.mkdir(Path::new("-p"), 0o700)), libc::EEXIST);
+    assert_eq!(
+        e(rig.fs.create(Path::new("-none/a"), 0o600, true)),
+        libc::ENOENT
+    );
+    assert_eq!(e(rig.fs.rmdir(Path::new("-p"))), libc::ENOTEMPTY);
+    assert_eq!(e(rig.fs.unlink(Path::new("-p"))), libc::EISDIR);
+    assert_eq!(e(rig.fs.rmdir(Path::new("-p/a.jsonl"))), libc::ENOTDIR);
+    assert_eq!(
+        e(rig.fs.rename(Path::new("-p"), Path::new("-p/x"), false)),
+        libc::EINVAL
+    );
+    assert_eq!(
+        e(rig
+            .fs
+            .rename(Path::new("-p/a.jsonl"), Path::new("-p"), false)),
+        libc::EISDIR
+    );
+    assert_eq!(e(rig.fs.read(Path::new("-p/none"), 0, 1)), libc::ENOENT);
+    // Modes are kept; utimens sets the time Claude Code asks for.
+    let a = rig.fs.mkdir(Path::new("-p/d"), 0o700).unwrap();
+    assert_eq!(a.mode, 0o700);
+    let a = rig
+        .fs
+        .setattr(
+            Path::new("-p/a.jsonl"),
+            SetAttr {
+                mtime: Some(SetTime::At(1_000_000_000_000)),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(a.mtime_ns, 1_000_000_000_000);
+    assert_eq!(a.mode, 0o600);
+}
