@@ -98,7 +98,13 @@ impl Inodes {
             .collect();
         for (p, i) in moved {
             self.inos.remove(&p);
-            let new = to.join(p.strip_prefix(from).expect("prefix"));
+            // `join("")` would add a trailing separator.
+            let rest = p.strip_prefix(from).expect("prefix");
+            let new = if rest.as_os_str().is_empty() {
+                to.to_path_buf()
+            } else {
+                to.join(rest)
+            };
             self.paths.insert(i, new.clone());
             self.inos.insert(new, i);
         }
@@ -112,9 +118,7 @@ struct Adapter {
 }
 
 fn errno(e: FsError) -> Errno {
-    if e.errno != libc::ENOENT {
-        tracing::debug!(error = %e, "operation failed");
-    }
+    tracing::debug!(error = %e, "operation failed");
     Errno::from_i32(e.errno)
 }
 

@@ -18,18 +18,51 @@ const FILES: [&str; 3] = ["x.jsonl", "y.txt", "d/z.jsonl"];
 
 #[derive(Clone, Debug)]
 enum Op {
-    Create { file: usize, excl: bool },
-    Append { file: usize },
-    PWrite { file: usize, off: u16, len: u8 },
-    Truncate { file: usize, len: u16 },
-    Touch { file: usize },
-    Unlink { file: usize },
-    Mkdir { dir: usize },
-    Rmdir { dir: usize },
-    RenameFile { a: usize, b: usize },
-    RenameDir { a: usize, b: usize, deep: bool },
-    Foreign { file: usize, append: bool, newer: bool },
-    ForeignDelete { file: usize },
+    Create {
+        file: usize,
+        excl: bool,
+    },
+    Append {
+        file: usize,
+    },
+    PWrite {
+        file: usize,
+        off: u16,
+        len: u8,
+    },
+    Truncate {
+        file: usize,
+        len: u16,
+    },
+    Touch {
+        file: usize,
+    },
+    Unlink {
+        file: usize,
+    },
+    Mkdir {
+        dir: usize,
+    },
+    Rmdir {
+        dir: usize,
+    },
+    RenameFile {
+        a: usize,
+        b: usize,
+    },
+    RenameDir {
+        a: usize,
+        b: usize,
+        deep: bool,
+    },
+    Foreign {
+        file: usize,
+        append: bool,
+        newer: bool,
+    },
+    ForeignDelete {
+        file: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -85,10 +118,12 @@ fn holds(ours: &[u8], theirs: &[u8]) -> bool {
             }
         }
     }
-    theirs.split_inclusive(|&b| b == b'\n').all(|l| match uuid_of(l) {
-        Some(u) => uuids.contains(&u),
-        None => plain.contains(l.strip_suffix(b"\n").unwrap_or(l)),
-    })
+    theirs
+        .split_inclusive(|&b| b == b'\n')
+        .all(|l| match uuid_of(l) {
+            Some(u) => uuids.contains(&u),
+            None => plain.contains(l.strip_suffix(b"\n").unwrap_or(l)),
+        })
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -273,7 +308,13 @@ impl Model {
             Op::Unlink { file } => {
                 let p = &files[*file];
                 self.file(p)?;
-                let ours = self.files.get_mut(p.as_str()).unwrap().upper.take().map(|u| u.1);
+                let ours = self
+                    .files
+                    .get_mut(p.as_str())
+                    .unwrap()
+                    .upper
+                    .take()
+                    .map(|u| u.1);
                 self.retire(p, ours, true);
             }
             Op::Mkdir { dir } => {
@@ -306,20 +347,33 @@ impl Model {
                 match self.node(b) {
                     Some(MNode::Dir) => return Err(libc::EISDIR),
                     Some(_) => {
-                        let ours = self.files.get_mut(b.as_str()).unwrap().upper.take().map(|u| u.1);
+                        let ours = self
+                            .files
+                            .get_mut(b.as_str())
+                            .unwrap()
+                            .upper
+                            .take()
+                            .map(|u| u.1);
                         self.retire(b, ours, true);
                     }
                     None => {}
                 }
                 self.mkdir_all(parent(b));
                 let ours = self.files.get_mut(a.as_str()).unwrap().upper.take();
-                let moved = if served { ours.clone().unwrap() } else { (content, mtime) };
+                let moved = if served {
+                    ours.clone().unwrap()
+                } else {
+                    (content, mtime)
+                };
                 self.files.entry(b.clone()).or_default().upper = Some(moved);
                 self.retire(a, ours.map(|u| u.1), true);
             }
             Op::RenameDir { a, b, deep } => {
                 let suffix = if *deep { "/d" } else { "" };
-                let (a, b) = (format!("{}{suffix}", self.tops[*a]), format!("{}{suffix}", self.tops[*b]));
+                let (a, b) = (
+                    format!("{}{suffix}", self.tops[*a]),
+                    format!("{}{suffix}", self.tops[*b]),
+                );
                 match self.node(&a) {
                     None => return Err(libc::ENOENT),
                     Some(MNode::File(..)) => return Err(libc::ENOTDIR),
@@ -358,7 +412,11 @@ impl Model {
                         self.udirs.remove(&d);
                         self.udirs.insert(format!("{b}{}", &d[a.len()..]));
                     }
-                    for p in self.file_paths().into_iter().filter(|p| p.starts_with(&prefix)) {
+                    for p in self
+                        .file_paths()
+                        .into_iter()
+                        .filter(|p| p.starts_with(&prefix))
+                    {
                         if let Some(u) = self.files.get_mut(&p).and_then(|f| f.upper.take()) {
                             let to = format!("{b}{}", &p[a.len()..]);
                             self.files.entry(to).or_default().upper = Some(u);
@@ -390,7 +448,11 @@ fn b_line(n: i64) -> String {
 fn core_tree(rig: &Rig, dir: &str, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
     for (name, attr) in rig.fs.readdir(Path::new(dir)).unwrap() {
         let name = name.to_str().unwrap();
-        let p = if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") };
+        let p = if dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{dir}/{name}")
+        };
         match attr.kind {
             Kind::Dir => {
                 out.insert(p.clone(), None);
@@ -436,16 +498,28 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for (step, op) in ops.iter().enumerate() {
         let p = |i: usize| Path::new(&files[i]).to_path_buf();
         let got: Result<(), i32> = match op {
-            Op::Foreign { file, append, newer } => {
+            Op::Foreign {
+                file,
+                append,
+                newer,
+            } => {
                 clock += 1;
                 let rel = FILES[*file];
-                let mut text = if *append { m.b_files.get(rel).cloned().unwrap_or_default() } else { Vec::new() };
+                let mut text = if *append {
+                    m.b_files.get(rel).cloned().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
                 text.extend_from_slice(b_line(clock).as_bytes());
                 let mtime = now_ms() + if *newer { 3_600_000 } else { -3_600_000 } + clock;
                 rig.b_writes(rel, &text, mtime);
-                let local = String::from_utf8(text.clone()).unwrap().replace(B_ROOT, &m.a_root);
-                m.files.entry(format!("{}/{rel}", m.tops[0])).or_default().foreign =
-                    Some((local.into_bytes(), mtime));
+                let local = String::from_utf8(text.clone())
+                    .unwrap()
+                    .replace(B_ROOT, &m.a_root);
+                m.files
+                    .entry(format!("{}/{rel}", m.tops[0]))
+                    .or_default()
+                    .foreign = Some((local.into_bytes(), mtime));
                 m.b_files.insert(rel.to_string(), text);
                 continue;
             }
@@ -454,7 +528,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if m.b_files.remove(rel).is_some() {
                     clock += 1;
                     rig.b_deletes(rel, now_ms() + 7_200_000 + clock);
-                    m.files.get_mut(&format!("{}/{rel}", m.tops[0])).unwrap().foreign = None;
+                    m.files
+                        .get_mut(&format!("{}/{rel}", m.tops[0]))
+                        .unwrap()
+                        .foreign = None;
                 }
                 continue;
             }
@@ -469,13 +546,22 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 .map(|_| ()),
             Op::Truncate { file, len } => rig
                 .fs
-                .setattr(&p(*file), SetAttr { size: Some(*len as u64), ..SetAttr::default() })
+                .setattr(
+                    &p(*file),
+                    SetAttr {
+                        size: Some(*len as u64),
+                        ..SetAttr::default()
+                    },
+                )
                 .map(|_| ()),
             Op::Touch { file } => rig
                 .fs
                 .setattr(
                     &p(*file),
-                    SetAttr { mtime: Some(SetTime::At(1_000_000_000_000)), ..SetAttr::default() },
+                    SetAttr {
+                        mtime: Some(SetTime::At(1_000_000_000_000)),
+                        ..SetAttr::default()
+                    },
                 )
                 .map(|_| ()),
             Op::Unlink { file } => rig.fs.unlink(&p(*file)),
@@ -500,11 +586,21 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         if tree != expected {
             let show = |t: &BTreeMap<String, Option<Vec<u8>>>| {
                 t.iter()
-                    .map(|(k, v)| format!("{k}: {:?}", v.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())))
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}: {:?}",
+                            v.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             };
-            prop_assert!(false, "step {step} {op:?}\ncore:\n{}\nmodel:\n{}", show(&tree), show(&expected));
+            prop_assert!(
+                false,
+                "step {step} {op:?}\ncore:\n{}\nmodel:\n{}",
+                show(&tree),
+                show(&expected)
+            );
         }
     }
     Ok(())
