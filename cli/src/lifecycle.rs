@@ -70,12 +70,8 @@ pub fn mount(foreground: bool) -> Result<()> {
             eprintln!("ferry: mounted {}", mountpoint.display());
         });
     }
-    if mount_state(&mountpoint) == MountState::Live {
-        bail!(
-            "{} is already mounted; `ferry unmount` first if you want to remount",
-            mountpoint.display()
-        );
-    }
+    // Refuses a live mount; recovers a dead one (a crashed daemon) by itself, saying so.
+    daemon::clear_mount_point(&mountpoint)?;
     state::create_private_dir(&st.dir)?;
     let log = std::fs::OpenOptions::new()
         .create(true)

@@ -84,6 +84,9 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Bytes and mtime (ms).
+type Content = (Vec<u8>, i64);
+
 #[derive(Clone, Debug, Default)]
 struct MFile {
     upper: Option<(Vec<u8>, i64)>,
@@ -391,7 +394,7 @@ impl Model {
                 }
                 self.mkdir_all(parent(&b));
                 let prefix = format!("{a}/");
-                let under: Vec<(String, MNode, Option<(Vec<u8>, i64)>)> = self
+                let under: Vec<(String, MNode, Option<Content>)> = self
                     .file_paths()
                     .into_iter()
                     .filter(|p| p.starts_with(&prefix))

@@ -63,17 +63,14 @@ fn fstype_at(path: &Path) -> Option<String> {
 pub fn mount_state(path: &Path) -> MountState {
     match fstype_at(path) {
         None => MountState::None,
-        Some(t) if t.starts_with("fuse") => match std::fs::metadata(path) {
-            Err(e) if e.raw_os_error() == Some(libc_enotconn()) => MountState::Stale,
+        // `statfs` always reaches the daemon (attributes may be answered from the kernel's
+        // cache even when the daemon is gone).
+        Some(t) if t.starts_with("fuse") => match nix::sys::statvfs::statvfs(path) {
+            Err(nix::errno::Errno::ENOTCONN | nix::errno::Errno::ECONNABORTED) => MountState::Stale,
             _ => MountState::Live,
         },
         Some(_) => MountState::Other,
     }
-}
-
-#[cfg(target_os = "linux")]
-fn libc_enotconn() -> i32 {
-    nix::errno::Errno::ENOTCONN as i32
 }
 
 /// What is mounted at `path`; other systems: learnt from a failing `stat` only.

@@ -47,8 +47,23 @@ impl User {
 
     /// Runs `claude <args>` in `cwd`, offline, and returns its output.
     pub fn run(&self, version: &str, cwd: &Path, args: &[&str]) -> Output {
-        Command::new(workspace_root().join("tests/claude/run-offline.sh"))
-            .arg(cwd)
+        self.run_with(version, cwd, args, None)
+    }
+
+    /// Like [`User::run`], with the fake API replying from `script` (see
+    /// `fake_messages_api.py`).
+    pub fn run_with(
+        &self,
+        version: &str,
+        cwd: &Path,
+        args: &[&str],
+        script: Option<&Path>,
+    ) -> Output {
+        let mut cmd = Command::new(workspace_root().join("tests/claude/run-offline.sh"));
+        if let Some(s) = script {
+            cmd.env("FAKE_API_SCRIPT", s);
+        }
+        cmd.arg(cwd)
             .arg("--")
             .args(args)
             .env("CLAUDE_BIN", bin(version))

@@ -2,6 +2,7 @@
 //! client offline.
 
 pub mod claude;
+pub mod ferry;
 
 use std::path::PathBuf;
 

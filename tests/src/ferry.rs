@@ -1,0 +1,136 @@
+//! Running the built `ferry` binary as one simulated machine: its own HOME, FERRY_HOME and
+//! Claude config dir.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The `ferry` binary cargo built next to this test.
+pub fn ferry_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let bin = dir.join("ferry");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` so the CLI is built",
+        bin.display()
+    );
+    bin
+}
+
+/// One simulated machine.
+pub struct Machine {
+    /// `$HOME`.
+    pub home: PathBuf,
+    /// `$FERRY_HOME`.
+    pub state: PathBuf,
+}
+
+impl Machine {
+    /// A machine under `dir` (created).
+    pub fn new(dir: &Path) -> Machine {
+        let m = Machine {
+            home: dir.join("home"),
+            state: dir.join("state"),
+        };
+        std::fs::create_dir_all(m.home.join(".claude")).expect("create home");
+        m
+    }
+
+    /// Claude Code's projects directory: the mount point.
+    pub fn projects(&self) -> PathBuf {
+        self.home.join(".claude/projects")
+    }
+
+    /// Runs `ferry <args>` as this machine.
+    pub fn ferry(&self, args: &[&str]) -> Output {
+        Command::new(ferry_bin())
+            .args(args)
+            .env("HOME", &self.home)
+            .env("FERRY_HOME", &self.state)
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .env("FERRY_LOG", "debug")
+            .output()
+            .expect("run ferry")
+    }
+
+    /// Runs `ferry <args>` and panics with its output unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.ferry(args);
+        assert!(
+            out.status.success(),
+            "ferry {args:?} failed ({}):\n{}\n{}\nlog:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The last lines of the daemon's log.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.state.join("ferry.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// The running daemon's pid.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.state.join("daemon.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Whether the view is mounted (per the kernel's mount table).
+    pub fn mounted(&self) -> bool {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let want = self.projects();
+        info.lines().any(|l| l.split(' ').nth(4) == want.to_str())
+    }
+
+    /// Waits until `pid` is gone (or panics after `limit`).
+    pub fn wait_gone(pid: i32, limit: Duration) {
+        let start = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+            {
+                return;
+            }
+            assert!(start.elapsed() < limit, "process {pid} did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Machine {
+    /// Never leaves a mount behind, whatever the test did.
+    fn drop(&mut self) {
+        if self.mounted() {
+            let _ = self.ferry(&["unmount"]);
+        }
+        if self.mounted() {
+            let _ = nix_umount(&self.projects());
+        }
+    }
+}
+
+fn nix_umount(path: &Path) -> std::io::Result<()> {
+    let status = Command::new("umount").arg("-l").arg(path).status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("umount -l failed"))
+    }
+}
