@@ -156,6 +156,7 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
     tracing::info!(mountpoint = %mountpoint.display(), machine = %machine.name, "mounted");
     ready();
     let mounted = Arc::new(mounted);
+    warm(&mounted);
     let report = runtime.block_on(serve(mounted.clone(), engine.clone(), events, &mountpoint));
     let _ = std::fs::remove_file(state.pid());
     let text = serde_json::to_vec_pretty(&report)?;
@@ -166,6 +167,17 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(())
+}
+
+/// Expands other machines' files into the disk cache in the background.
+fn warm(mounted: &Arc<ferry_fs::fuse::Mounted>) {
+    let m = mounted.clone();
+    tokio::task::spawn_blocking(move || {
+        let n = m.fs().warm();
+        if n > 0 {
+            tracing::info!(files = n, "expanded other machines' files ahead of use");
+        }
+    });
 }
 
 /// Serves events until a stop signal or an external unmount, then shuts down in order.
@@ -197,7 +209,10 @@ async fn serve(
                 Ok(Event::Changed(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     let m = mounted.clone();
                     match tokio::task::spawn_blocking(move || m.refresh()).await {
-                        Ok(Ok(n)) => tracing::debug!(paths = n, "view refreshed"),
+                        Ok(Ok(n)) => {
+                            tracing::debug!(paths = n, "view refreshed");
+                            warm(&mounted);
+                        }
                         Ok(Err(e)) => tracing::warn!(error = %e, "refreshing the view failed"),
                         Err(e) => tracing::warn!(error = %e, "refreshing the view failed"),
                     }

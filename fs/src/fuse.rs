@@ -575,8 +575,13 @@ pub fn mount(fs: Arc<Fs>, mountpoint: &Path) -> std::io::Result<Mounted> {
         MountOption::NoAtime,
         MountOption::RW,
     ];
-    config.n_threads = Some(4);
-    config.clone_fd = true;
+    // Two threads measured best on two cores (FERRY_FUSE_THREADS overrides, for measuring).
+    let threads: usize = std::env::var("FERRY_FUSE_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2);
+    config.n_threads = Some(threads);
+    config.clone_fd = threads > 1;
     let session = fuser::Session::new(adapter, mountpoint, &config)?;
     let notifier = session.notifier();
     let session = session.spawn()?;

@@ -56,4 +56,31 @@ impl Fs {
         }
         Ok(changed.into_iter().chain(dirs).map(PathBuf::from).collect())
     }
+
+    /// Expands every file other machines provide into the disk cache ahead of use, one at a
+    /// time so that requests are served in between; returns how many were expanded. The daemon
+    /// runs it in the background after each refresh, so a first listing finds them ready.
+    pub fn warm(&self) -> usize {
+        let foreign = self.foreign();
+        let mut done = 0;
+        for path in foreign.files.keys() {
+            // A newer index replaced this one: the next warm covers it.
+            if !Arc::ptr_eq(&foreign, &self.foreign()) {
+                break;
+            }
+            let mut inner = self.lock();
+            let path = std::path::Path::new(path);
+            let cached = foreign
+                .file(path.to_str().unwrap_or_default())
+                .is_some_and(|f| inner.cache.get(f.fingerprint).is_some());
+            if cached {
+                continue;
+            }
+            match self.node(&mut inner, &foreign, path) {
+                Ok(_) => done += 1,
+                Err(e) => tracing::warn!(?path, error = %e, "expanding ahead of use failed"),
+            }
+        }
+        done
+    }
 }

@@ -45,7 +45,8 @@ pub struct Rig {
     pub recorder: Arc<Recorder>,
 }
 
-fn machine(id: &str, home: &str) -> MachineRecord {
+/// A Linux machine record with `home` and Claude Code's default dirs.
+pub fn machine(id: &str, home: &str) -> MachineRecord {
     MachineRecord {
         id: id.into(),
         name: id.into(),
@@ -114,49 +115,40 @@ impl Rig {
     /// Machine b commits `bytes` (in b's form) at `rel` with `mtime_ms`, and the commit arrives
     /// here as fetched. The core is refreshed.
     pub fn b_writes(&self, rel: &str, bytes: &[u8], mtime_ms: i64) -> Vec<PathBuf> {
-        let src = self.dir.path().join("b-files").join(rel);
-        std::fs::create_dir_all(src.parent().unwrap()).unwrap();
-        std::fs::write(&src, bytes).unwrap();
-        let f = std::fs::File::options().write(true).open(&src).unwrap();
-        f.set_modified(UNIX_EPOCH + Duration::from_millis(mtime_ms as u64))
-            .unwrap();
-        drop(f);
-        self.b_commit(
-            rel,
-            Change::Write {
-                local: src,
-                dirty_from: None,
-            },
-        )
+        self.b_writes_many(&[(rel.to_string(), bytes.to_vec(), mtime_ms)])
+    }
+
+    /// Machine b commits many files at once (one commit), arriving here as fetched.
+    pub fn b_writes_many(&self, files: &[(String, Vec<u8>, i64)]) -> Vec<PathBuf> {
+        let changes = files
+            .iter()
+            .map(|(rel, bytes, mtime_ms)| {
+                let src = self.dir.path().join("b-files").join(rel);
+                std::fs::create_dir_all(src.parent().unwrap()).unwrap();
+                std::fs::write(&src, bytes).unwrap();
+                let f = std::fs::File::options().write(true).open(&src).unwrap();
+                f.set_modified(UNIX_EPOCH + Duration::from_millis(*mtime_ms as u64))
+                    .unwrap();
+                (
+                    rel.clone(),
+                    Change::Write {
+                        local: src,
+                        dirty_from: None,
+                    },
+                )
+            })
+            .collect();
+        commit_as_b(&self.store, &self.b, changes);
+        self.fs.refresh().unwrap()
     }
 
     /// Machine b deletes its file at `rel` (a tombstone).
     pub fn b_deletes(&self, rel: &str, at_ms: i64) -> Vec<PathBuf> {
-        self.b_commit(rel, Change::Delete { at_ms })
-    }
-
-    fn b_commit(&self, rel: &str, change: Change) -> Vec<PathBuf> {
-        let store = Store::open(&self.store).unwrap();
-        let project = ProjectRecord {
-            key: KEY.into(),
-            root: B_ROOT.into(),
-            cwd: B_ROOT.into(),
-            slug: slug(B_ROOT),
-            git: None,
-        };
-        let batch = Batch {
-            projects: vec![project],
-            files: vec![FileUpdate {
-                project_key: KEY.into(),
-                rel: RelPath::new(rel).unwrap(),
-                change,
-            }],
-        };
-        let oid = store.commit(&self.b, &batch).unwrap().unwrap();
-        store
-            .repo()
-            .reference(&format!("{REMOTE_PREFIX}b"), oid, true, "as if fetched")
-            .unwrap();
+        commit_as_b(
+            &self.store,
+            &self.b,
+            vec![(rel.to_string(), Change::Delete { at_ms })],
+        );
         self.fs.refresh().unwrap()
     }
 
@@ -181,4 +173,33 @@ impl Rig {
     pub fn take_notes(&self) -> Vec<(String, String, Change)> {
         std::mem::take(&mut *self.recorder.notes.lock().unwrap())
     }
+}
+
+/// Commits `changes` on machine `b`'s branch of the store at `store`, and points the fetched
+/// ref at it, as if it had arrived from the remote.
+pub fn commit_as_b(store: &Path, b: &MachineRecord, changes: Vec<(String, Change)>) {
+    let store = Store::open(store).unwrap();
+    let project = ProjectRecord {
+        key: KEY.into(),
+        root: B_ROOT.into(),
+        cwd: B_ROOT.into(),
+        slug: slug(B_ROOT),
+        git: None,
+    };
+    let batch = Batch {
+        projects: vec![project],
+        files: changes
+            .into_iter()
+            .map(|(rel, change)| FileUpdate {
+                project_key: KEY.into(),
+                rel: RelPath::new(&rel).unwrap(),
+                change,
+            })
+            .collect(),
+    };
+    let oid = store.commit(b, &batch).unwrap().unwrap();
+    store
+        .repo()
+        .reference(&format!("{REMOTE_PREFIX}b"), oid, true, "as if fetched")
+        .unwrap();
 }

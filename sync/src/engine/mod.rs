@@ -139,6 +139,10 @@ impl EngineHandle {
     pub fn note(&self, project: &ProjectRecord, rel: RelPath, change: Change, bytes: u64) {
         let mut p = self.shared.pending.lock().expect("pending lock");
         let now = Instant::now();
+        // Only the first pending change needs to wake the worker: it then sleeps until the
+        // quiet period after the latest change (or the maximum delay) by itself. Waking it on
+        // every append would cost a context switch per write on the mount's hot path.
+        let wake = p.first_at.is_none();
         p.first_at.get_or_insert(now);
         p.last_at = Some(now);
         p.projects
@@ -151,7 +155,9 @@ impl EngineHandle {
         };
         p.files.insert(key, merged);
         drop(p);
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
     }
 
     /// Asks for a commit, fetch and push as soon as possible; returns at once.
