@@ -325,9 +325,23 @@ fn main() {
         lat
     };
     let pct = |v: &[f64], p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
+    // One request to the daemon and back (statfs always reaches it): this machine's floor.
+    let round_trip = |path: &Path| -> Vec<f64> {
+        let mut lat: Vec<f64> = (0..cycles)
+            .map(|_| {
+                let t = Instant::now();
+                nix::sys::statvfs::statvfs(path).unwrap();
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        lat
+    };
     let native_lat = cycle(&native.join(own).join("append.jsonl"));
+    let native_rt = round_trip(&native);
     let live = bench.mount(false);
     let view_lat = cycle(&upper.join(own).join("append.jsonl"));
+    let view_rt = round_trip(&upper);
     bench.unmount(live);
     assert_eq!(
         std::fs::metadata(upper.join(own).join("append.jsonl"))
@@ -348,6 +362,16 @@ fn main() {
         pct(&view_lat, 0.5),
         pct(&view_lat, 0.99),
         pct(&view_lat, 0.5) / pct(&native_lat, 0.5)
+    );
+    println!(
+        "| statfs, native (no daemon) | {:.1} | {:.1} | |",
+        pct(&native_rt, 0.5),
+        pct(&native_rt, 0.99)
+    );
+    println!(
+        "| statfs through the view: one bare round trip to the daemon, the floor | {:.1} | {:.1} | |",
+        pct(&view_rt, 0.5),
+        pct(&view_rt, 0.99)
     );
 
     // 3. Listing the sessions, cold.
