@@ -146,6 +146,7 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
             cache_dir: state.cache(),
             cache_budget: CACHE_BUDGET,
             links: Vec::new(),
+            marks: state.dir.join("marks.json"),
         },
         Arc::new(engine.clone()),
     )

@@ -101,6 +101,7 @@ impl Bench {
                 cache_dir: cache,
                 cache_budget: 4 << 30,
                 links: Vec::new(),
+                marks: self.dir.path().join("marks.json"),
             },
             Arc::new(engine.clone()),
         )

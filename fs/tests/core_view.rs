@@ -260,3 +260,52 @@ fn errors_carry_the_errno_a_local_disk_gives() {
     assert_eq!(a.mtime_ns, 1_000_000_000_000);
     assert_eq!(a.mode, 0o600);
 }
+
+#[test]
+fn removing_a_message_from_a_resumed_session_keeps_the_file_as_written() {
+    let rig = Rig::new();
+    let text = line("u1", "one") + &line("u2", "two");
+    rig.b_writes("s1.jsonl", text.as_bytes(), now_ms() - 60_000);
+    let path = format!("{}/s1.jsonl", rig.slug());
+    let p = Path::new(&path);
+    // Resumed here: an append copies the session up.
+    rig.fs.write(p, 0, b"{\"uuid\":\"a1\"}\n", true).unwrap();
+    // Claude Code removes the last two messages: ftruncate, then pwrite of a new tail.
+    let keep = local(&rig, &line("u1", "one")).len() as u64;
+    let a = rig
+        .fs
+        .setattr(
+            p,
+            SetAttr {
+                size: Some(keep),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(a.size, keep, "the size is what was asked for, not a merge");
+    rig.fs
+        .write(p, keep, b"{\"uuid\":\"a2\"}\n", false)
+        .unwrap();
+    let want = local(&rig, &line("u1", "one")) + "{\"uuid\":\"a2\"}\n";
+    assert_eq!(String::from_utf8(rig.read(&path).unwrap()).unwrap(), want);
+    assert_eq!(
+        std::fs::read(rig.upper.join(&path)).unwrap(),
+        want.as_bytes()
+    );
+    // A rewrite with O_TRUNC of a session never copied up takes effect too.
+    rig.b_writes("s2.jsonl", text.as_bytes(), now_ms() - 60_000);
+    let p2 = format!("{}/s2.jsonl", rig.slug());
+    rig.fs
+        .setattr(
+            Path::new(&p2),
+            SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
+    rig.fs
+        .write(Path::new(&p2), 0, b"{\"uuid\":\"r\"}\n", false)
+        .unwrap();
+    assert_eq!(rig.read(&p2).unwrap(), b"{\"uuid\":\"r\"}\n");
+}

@@ -60,6 +60,9 @@ pub struct FsConfig {
     pub cache_budget: u64,
     /// `ferry link` entries.
     pub links: Vec<Link>,
+    /// Where the core keeps what must survive a restart besides the upper layer: which other
+    /// machines' versions each upper file has taken in.
+    pub marks: PathBuf,
 }
 
 /// The attributes of a view entry.
@@ -123,6 +126,10 @@ struct Inner {
     projects: HashMap<String, ProjectRecord>,
     /// Changes in slug directories whose project is not known yet (no transcript names a cwd).
     unresolved: BTreeMap<String, Vec<(RelPath, Change, u64)>>,
+    /// View paths whose upper file has taken in other machines' versions up to this mtime (ms),
+    /// by a copy-up or by already holding every line: those versions never count against the
+    /// upper file again, whatever local edits follow. Kept in `FsConfig::marks`.
+    absorbed: HashMap<String, i64>,
 }
 
 /// The filesystem core.
@@ -177,6 +184,7 @@ impl Fs {
                 whiteouts: HashMap::new(),
                 projects: HashMap::new(),
                 unresolved: BTreeMap::new(),
+                absorbed: load_marks(&config.marks),
             }),
             sink,
             config,
@@ -360,11 +368,44 @@ impl Fs {
         }
         if let Some(k) = key_of(path) {
             let prefix = format!("{k}/");
-            inner
-                .decisions
-                .retain(|p, _| p != k && !p.starts_with(&prefix));
+            let under = |p: &String| p == k || p.starts_with(&prefix);
+            inner.decisions.retain(|p, _| !under(p));
+            let before = inner.absorbed.len();
+            inner.absorbed.retain(|p, _| !under(p));
+            if inner.absorbed.len() != before {
+                self.save_marks(inner);
+            }
         }
     }
+
+    /// Records that the upper file at `path` holds other machines' versions up to `mtime_ms`.
+    fn absorb(&self, inner: &mut Inner, path: &Path, mtime_ms: i64) {
+        let Some(k) = key_of(path) else { return };
+        let mark = inner.absorbed.entry(k.to_string()).or_insert(i64::MIN);
+        if *mark < mtime_ms {
+            *mark = mtime_ms;
+            self.save_marks(inner);
+        }
+    }
+
+    fn save_marks(&self, inner: &Inner) {
+        let tmp = self.config.marks.with_extension("tmp");
+        let written = serde_json::to_vec(&inner.absorbed)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|()| std::fs::rename(&tmp, &self.config.marks));
+        if let Err(e) = written {
+            tracing::warn!(file = %self.config.marks.display(), error = %e, "saving the marks failed");
+        }
+    }
+}
+
+/// The marks a previous run saved (none if missing or unreadable).
+fn load_marks(path: &Path) -> HashMap<String, i64> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 /// Names the view never shows: ferry's own temporary files in the upper layer.

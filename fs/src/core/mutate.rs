@@ -18,6 +18,15 @@ fn parent(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new(""))
 }
 
+/// `base/rel`, or `base` itself for an empty `rel` (`join("")` would add a separator).
+fn join(base: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(rel)
+    }
+}
+
 impl Fs {
     fn existing(&self, inner: &mut Inner, foreign: &Foreign, path: &Path) -> FsResult<Node> {
         self.node(inner, foreign, path)?
@@ -59,11 +68,20 @@ impl Fs {
 
     /// Makes the view's bytes of `path` (served from the disk cache) a plain upper-layer file.
     fn copy_up(&self, inner: &mut Inner, foreign: &Foreign, path: &Path) -> FsResult<()> {
-        let Some(Node::Cached { key, mtime_ns, .. }) = self.node(inner, foreign, path)? else {
+        let Some(Node::Cached {
+            key,
+            mtime_ns,
+            file,
+            ..
+        }) = self.node(inner, foreign, path)?
+        else {
             return Ok(());
         };
         let _span = tracing::debug_span!("copy_up", ?path).entered();
         self.install_cached(inner, key, mtime_ns, path)?;
+        // The upper file now holds that version: later local edits (a truncate, a rewrite)
+        // must not bring its lines back.
+        self.absorb(inner, path, file.mtime_ms);
         let size = self.upper.stat(path)?.map_or(0, |m| m.size);
         self.note_write(inner, foreign, path, None, size);
         Ok(())
@@ -154,15 +172,17 @@ impl Fs {
                 return Err(FsError::new(libc::EISDIR, format!("{path:?}")));
             }
             self.upper.mkdir_all(path)?;
-        } else if let Node::Cached { upper, .. } = &node {
+        } else if let Node::Cached { upper, file, .. } = &node {
             if set.size == Some(0) {
-                // Truncating to nothing needs none of the old bytes.
+                // Truncating to nothing needs none of the old bytes; the empty file replaces
+                // the other machines' version here for good.
                 self.upper.mkdir_all(parent(path))?;
                 if upper.is_some() {
                     self.upper.unlink(path)?;
                 }
                 self.upper.create_file(path, 0o600, true)?;
                 self.forget(&mut inner, path);
+                self.absorb(&mut inner, path, file.mtime_ms);
             } else {
                 self.copy_up(&mut inner, &foreign, path)?;
             }
@@ -173,6 +193,8 @@ impl Fs {
         }
         if let Some(mode) = set.mode {
             self.upper.set_mode(path, mode)?;
+            // A descriptor opened under the old mode may no longer fit.
+            inner.fds.pop(&super::FdKey::Upper(path.to_path_buf()));
         }
         if set.atime.is_some() || set.mtime.is_some() {
             self.upper.set_times(path, set.atime, set.mtime)?;
@@ -306,12 +328,7 @@ impl Fs {
         rel: &Path,
         out: &mut Vec<(PathBuf, Node)>,
     ) -> FsResult<()> {
-        // `join("")` would add a trailing separator, which no index knows.
-        let dir = if rel.as_os_str().is_empty() {
-            path.to_path_buf()
-        } else {
-            path.join(rel)
-        };
+        let dir = join(path, rel);
         for name in self.child_names(foreign, &dir)? {
             let child = rel.join(&name);
             match self.node(inner, foreign, &path.join(&child))? {
@@ -368,69 +385,38 @@ impl Fs {
                 }
             }
         }
-        self.upper.mkdir_all(parent(to))?;
-        if src.kind() == Kind::File {
-            self.move_file(&mut inner, &foreign, from, to, &src)?;
+        // Whatever the view shows under `from` from the disk cache is first made a plain upper
+        // file where it is (copy-up), so that one rename in the upper layer moves everything
+        // and no local byte is ever removed before its new home exists.
+        let files = if src.kind() == Kind::File {
+            vec![(PathBuf::new(), src.clone())]
         } else {
             let mut files = Vec::new();
             self.files_under(&mut inner, &foreign, from, Path::new(""), &mut files)?;
-            if src.upper().is_some() {
-                self.upper.rename(from, to, false)?;
-            } else {
-                self.upper.mkdir(to, 0o700)?;
+            files
+        };
+        for (rel, node) in &files {
+            if matches!(node, Node::Cached { .. }) {
+                self.copy_up(&mut inner, &foreign, &join(from, rel))?;
             }
-            self.forget(&mut inner, from);
-            self.forget(&mut inner, to);
-            for (rel, node) in files {
-                self.moved(
-                    &mut inner,
-                    &foreign,
-                    &from.join(&rel),
-                    &to.join(&rel),
-                    &node,
-                    false,
-                )?;
-            }
+        }
+        self.upper.mkdir_all(parent(to))?;
+        if self.upper.stat(from)?.is_some() {
+            self.upper.rename(from, to, false)?;
+        } else {
+            // A directory only other machines provided, with nothing in it any more.
+            self.upper.mkdir(to, 0o700)?;
+        }
+        self.forget(&mut inner, from);
+        self.forget(&mut inner, to);
+        let keep_dir = src.kind() == Kind::File;
+        for (rel, node) in files {
+            let (f, t) = (join(from, &rel), join(to, &rel));
+            let size = self.upper.stat(&t)?.map_or(0, |m| m.size);
+            self.note_write(&mut inner, &foreign, &t, None, size);
+            // The removal at `from` is judged on what it was before the copy-up.
+            self.retire(&mut inner, &foreign, &f, &node, keep_dir)?;
         }
         Ok(())
-    }
-
-    fn move_file(
-        &self,
-        inner: &mut Inner,
-        foreign: &Foreign,
-        from: &Path,
-        to: &Path,
-        node: &Node,
-    ) -> FsResult<()> {
-        match node {
-            Node::Upper(_) => self.upper.rename(from, to, false)?,
-            // The view's bytes (theirs, or the merge) are installed at `to` by `moved`.
-            _ if node.upper().is_some() => self.upper.unlink(from)?,
-            _ => {}
-        }
-        self.forget(inner, from);
-        self.moved(inner, foreign, from, to, node, true)
-    }
-
-    /// After the upper layer's part of `from` moved to `to`: copies up what only the view had,
-    /// and records the write at `to` and the removal at `from`.
-    fn moved(
-        &self,
-        inner: &mut Inner,
-        foreign: &Foreign,
-        from: &Path,
-        to: &Path,
-        node: &Node,
-        keep_dir: bool,
-    ) -> FsResult<()> {
-        if let Node::Cached { key, mtime_ns, .. } = node {
-            // What the view showed (computed before the move), over the moved upper file.
-            self.install_cached(inner, *key, *mtime_ns, to)?;
-        }
-        self.forget(inner, to);
-        let size = self.upper.stat(to)?.map_or(0, |m| m.size);
-        self.note_write(inner, foreign, to, None, size);
-        self.retire(inner, foreign, from, node, keep_dir)
     }
 }

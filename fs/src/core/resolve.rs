@@ -155,7 +155,14 @@ impl Fs {
                 }))
             }
             (Some(m), Some(f)) => {
+                let absorbed = key_of(path)
+                    .and_then(|k| inner.absorbed.get(k))
+                    .is_some_and(|&mark| f.mtime_ms <= mark);
+                if absorbed {
+                    return Ok(Some(Node::Upper(m)));
+                }
                 if self.covered(inner, foreign, path, &m, &f)? {
+                    self.absorb(inner, path, f.mtime_ms);
                     return Ok(Some(Node::Upper(m)));
                 }
                 let mut id = Vec::new();

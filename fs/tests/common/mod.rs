@@ -87,6 +87,7 @@ impl Rig {
                 cache_dir: dir.path().join("cache"),
                 cache_budget: 64 << 20,
                 links: Vec::new(),
+                marks: dir.path().join("marks.json"),
             },
             recorder.clone(),
         )
