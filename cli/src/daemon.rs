@@ -62,6 +62,15 @@ fn lock(state: &State) -> Result<std::fs::File> {
     }
 }
 
+/// Whether a daemon holds the lock of this state dir.
+#[cfg(unix)]
+pub fn lock_held(state: &State) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new().read(true).open(state.lock()) else {
+        return false;
+    };
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockSharedNonblock).is_err()
+}
+
 /// Sends the daemon's logs to `ferry.log` in the state dir (level from `FERRY_LOG`, default
 /// `info`).
 fn init_logging(state: &State) -> Result<()> {
@@ -151,14 +160,23 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
         Arc::new(engine.clone()),
     )
     .context("building the view")?;
+    // Before the mount is live: a `ferry unmount` right after `ferry mount` returns must find
+    // the pid and a handler for its SIGTERM.
+    let signals = Signals::new()?;
+    std::fs::write(state.pid(), std::process::id().to_string())?;
     let mounted = ferry_fs::fuse::mount(Arc::new(fs), &mountpoint)
         .with_context(|| format!("mounting {}", mountpoint.display()))?;
-    std::fs::write(state.pid(), std::process::id().to_string())?;
     tracing::info!(mountpoint = %mountpoint.display(), machine = %machine.name, "mounted");
     ready();
     let mounted = Arc::new(mounted);
     warm(&mounted);
-    let report = runtime.block_on(serve(mounted.clone(), engine.clone(), events, &mountpoint));
+    let report = runtime.block_on(serve(
+        mounted.clone(),
+        engine.clone(),
+        events,
+        signals,
+        &mountpoint,
+    ));
     let _ = std::fs::remove_file(state.pid());
     let text = serde_json::to_vec_pretty(&report)?;
     let _ = std::fs::File::create(state.last_unmount()).and_then(|mut f| f.write_all(&text));
@@ -181,17 +199,38 @@ fn warm(mounted: &Arc<ferry_fs::fuse::Mounted>) {
     });
 }
 
+/// The stop signals, caught from before the mount is live.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (needs the runtime entered).
+    fn new() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+}
+
 /// Serves events until a stop signal or an external unmount, then shuts down in order.
 async fn serve(
     mounted: Arc<ferry_fs::fuse::Mounted>,
     engine: engine::EngineHandle,
     mut events: tokio::sync::broadcast::Receiver<Event>,
+    signals: Signals,
     mountpoint: &Path,
 ) -> UnmountReport {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     let mut check = tokio::time::interval(Duration::from_secs(2));
     let mut external = false;
     loop {
@@ -200,7 +239,7 @@ async fn serve(
             _ = int.recv() => break,
             _ = hup.recv() => break,
             _ = check.tick() => {
-                if mount_state(mountpoint) == MountState::None {
+                if !ferry_platform::mount::is_mounted(mountpoint) {
                     tracing::warn!("the mount went away from outside; shutting down");
                     external = true;
                     break;
@@ -228,7 +267,11 @@ async fn serve(
         tracing::warn!(error = %e, "unmounting failed");
     }
     let m = mounted.clone();
-    let _ = tokio::task::spawn_blocking(move || m.fs().flush_unresolved()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        m.fs().flush_unresolved();
+        m.fs().close();
+    })
+    .await;
     let report = engine.shutdown(PUSH_DEADLINE).await;
     if let Ok(m) = Arc::try_unwrap(mounted) {
         let _ = tokio::task::spawn_blocking(move || m.join(Duration::from_secs(3))).await;

@@ -130,10 +130,12 @@ pub fn mount(foreground: bool) -> Result<()> {
 pub fn unmount(json: bool) -> Result<()> {
     let st = State::locate()?;
     let mountpoint = state::mount_point()?;
+    // The pid file is trusted only while the daemon holds its lock: after a crash the pid may
+    // belong to an unrelated process by now.
     let pid = std::fs::read_to_string(st.pid())
         .ok()
         .and_then(|p| p.trim().parse::<i32>().ok())
-        .filter(|&p| alive(p));
+        .filter(|&p| alive(p) && daemon::lock_held(&st));
     let Some(pid) = pid else {
         return match mount_state(&mountpoint) {
             MountState::Stale | MountState::Live => {

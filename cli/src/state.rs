@@ -125,7 +125,20 @@ pub fn mount_point() -> Result<PathBuf> {
     let config = config
         .canonicalize()
         .with_context(|| format!("resolving {}", config.display()))?;
-    Ok(config.join("projects"))
+    let projects = config.join("projects");
+    // A `projects` that is a symlink is mounted at its target, which is what the mount table
+    // then shows. Resolve it by reading the link: the target may be a dead mount, which
+    // `canonicalize` cannot pass.
+    if let Ok(target) = std::fs::read_link(&projects) {
+        let target = config.join(target);
+        if let (Some(parent), Some(name)) = (target.parent(), target.file_name()) {
+            let parent = parent
+                .canonicalize()
+                .with_context(|| format!("resolving {}", target.display()))?;
+            return Ok(parent.join(name));
+        }
+    }
+    Ok(projects)
 }
 
 /// This machine's record, from the config and the current environment.

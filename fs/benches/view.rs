@@ -116,7 +116,10 @@ impl Bench {
 
     fn unmount(&self, mut live: Live) {
         ferry_platform::mount::unmount(&self.upper).unwrap();
-        live.mounted.take().unwrap().join(Duration::from_secs(10));
+        let mounted = live.mounted.take().unwrap();
+        let fs = mounted.fs().clone();
+        mounted.join(Duration::from_secs(10));
+        fs.close();
         self.runtime
             .block_on(live.engine.shutdown(Duration::from_secs(5)));
     }

@@ -8,6 +8,9 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Present while the cache is closed cleanly.
+const CLEAN: &str = ".clean";
+
 /// The cache directory and its index.
 pub struct DiskCache {
     dir: PathBuf,
@@ -31,6 +34,16 @@ impl DiskCache {
             used: 0,
             entries: LruCache::unbounded(),
         };
+        // Entries are written without fsync: after a crash or power loss one may be cut short,
+        // so only a cache that was closed cleanly is trusted. Until this run closes cleanly it
+        // is not.
+        let marker = dir.join(CLEAN);
+        let trusted = marker.exists();
+        match std::fs::remove_file(&marker) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         for e in std::fs::read_dir(dir)?.flatten() {
             let name = e.file_name();
             let key = name
@@ -38,11 +51,11 @@ impl DiskCache {
                 .filter(|n| n.len() == 16)
                 .and_then(|n| u64::from_str_radix(n, 16).ok());
             match (key, e.metadata()) {
-                (Some(k), Ok(md)) if md.is_file() => {
+                (Some(k), Ok(md)) if md.is_file() && trusted => {
                     cache.entries.put(k, md.len());
                     cache.used += md.len();
                 }
-                // Leftovers of an interrupted write.
+                // Leftovers of an interrupted write, or of a run that did not close cleanly.
                 _ => {
                     let _ = std::fs::remove_file(e.path());
                 }
@@ -89,6 +102,21 @@ impl DiskCache {
         self.used
     }
 
+    /// Flushes every entry to disk and marks the cache as closed cleanly, so the next run
+    /// trusts it. Call once nothing writes to it any more.
+    pub fn mark_clean(&self) -> std::io::Result<()> {
+        let dir = File::open(&self.dir)?;
+        #[cfg(target_os = "linux")]
+        nix::unistd::syncfs(&dir).map_err(std::io::Error::from)?;
+        #[cfg(not(target_os = "linux"))]
+        for (k, _) in self.entries.iter() {
+            File::open(self.path(*k))?.sync_all()?;
+        }
+        let marker = File::create(self.dir.join(CLEAN))?;
+        marker.sync_all()?;
+        dir.sync_all()
+    }
+
     /// Drops least recently used entries until the budget holds, keeping `keep`. Readers that
     /// have an entry open keep reading it: the file is only unlinked.
     fn evict(&mut self, keep: Option<u64>) {
@@ -127,9 +155,16 @@ mod tests {
         // An entry bigger than the budget is still kept until the next one arrives.
         c.put(4, b"0123456789abc").unwrap();
         assert_eq!(c.get(4), Some(13));
+        c.mark_clean().unwrap();
         drop(c);
         let mut again = DiskCache::open(dir.path(), 100).unwrap();
         assert_eq!(again.get(4), Some(13));
         assert_eq!(std::fs::read(again.path(4)).unwrap(), b"0123456789abc");
+        // Not closed cleanly this time (a crash): nothing is trusted.
+        drop(again);
+        let mut after_crash = DiskCache::open(dir.path(), 100).unwrap();
+        assert_eq!(after_crash.get(4), None);
+        assert!(!after_crash.path(4).exists());
+        assert_eq!(after_crash.used(), 0);
     }
 }

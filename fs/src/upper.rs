@@ -11,6 +11,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// What kind of entry a path is.
@@ -112,10 +113,12 @@ fn at(rel: &Path) -> &Path {
 impl Upper {
     /// Opens (creating, mode 0700) the directory at `root`. Call before mounting over it.
     pub fn open(root: &Path) -> FsResult<Upper> {
-        match std::fs::create_dir_all(root) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e.into()),
+        if !root.exists() {
+            // Claude Code's own mode for its directories: this user's alone.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)?;
         }
         let dir = nix::fcntl::open(
             root,
@@ -149,8 +152,9 @@ impl Upper {
     }
 
     /// The metadata of `rel`, or `None` if it does not exist (or is neither file nor dir).
+    /// Symlinks the user placed in the upper layer are followed, as Claude Code follows them.
     pub fn stat(&self, rel: &Path) -> FsResult<Option<Meta>> {
-        match nix::sys::stat::fstatat(self.dir.as_fd(), at(rel), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        match nix::sys::stat::fstatat(self.dir.as_fd(), at(rel), AtFlags::empty()) {
             Ok(st) => Ok(Meta::from_stat(&st)),
             Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => Ok(None),
             Err(e) => Err(e.into()),
@@ -159,7 +163,7 @@ impl Upper {
 
     /// Opens the file `rel` for reading and writing (falling back to read-only).
     pub fn open_file(&self, rel: &Path) -> FsResult<File> {
-        let flags = OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+        let flags = OFlag::O_CLOEXEC;
         let fd =
             match nix::fcntl::openat(self.dir.as_fd(), rel, flags | OFlag::O_RDWR, Mode::empty()) {
                 Err(nix::Error::EACCES | nix::Error::EROFS) => nix::fcntl::openat(
@@ -176,7 +180,7 @@ impl Upper {
     /// Creates the file `rel` with `mode` (failing if it exists when `excl`), truncating it
     /// otherwise, and opens it for writing.
     pub fn create_file(&self, rel: &Path, mode: u32, excl: bool) -> FsResult<File> {
-        let mut flags = OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_RDWR | OFlag::O_CREAT;
+        let mut flags = OFlag::O_CLOEXEC | OFlag::O_RDWR | OFlag::O_CREAT;
         flags |= if excl { OFlag::O_EXCL } else { OFlag::O_TRUNC };
         let fd = nix::fcntl::openat(
             self.dir.as_fd(),
@@ -192,7 +196,7 @@ impl Upper {
         let fd = nix::fcntl::openat(
             self.dir.as_fd(),
             at(rel),
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?;
         let mut dir = nix::dir::Dir::from_fd(fd)?;
@@ -205,11 +209,7 @@ impl Upper {
                 continue;
             }
             let name = std::ffi::OsStr::from_bytes(name).to_os_string();
-            match nix::sys::stat::fstatat(
-                dirfd.as_fd(),
-                name.as_os_str(),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            ) {
+            match nix::sys::stat::fstatat(dirfd.as_fd(), name.as_os_str(), AtFlags::empty()) {
                 Ok(st) => {
                     if let Some(m) = Meta::from_stat(&st) {
                         out.push((name, m));

@@ -58,6 +58,19 @@ fn fstype_at(path: &Path) -> Option<String> {
     found
 }
 
+/// Whether anything is mounted at `path`, from the mount table alone (never touches the mount,
+/// so it cannot hang on a daemon that does not answer).
+#[cfg(target_os = "linux")]
+pub fn is_mounted(path: &Path) -> bool {
+    fstype_at(path).is_some()
+}
+
+/// Whether anything is mounted at `path`; other systems: by `statfs` of the path.
+#[cfg(not(target_os = "linux"))]
+pub fn is_mounted(path: &Path) -> bool {
+    mount_state(path) != MountState::None
+}
+
 /// What is mounted at `path` (which should be absolute and free of symlinks).
 #[cfg(target_os = "linux")]
 pub fn mount_state(path: &Path) -> MountState {

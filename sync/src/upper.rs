@@ -48,12 +48,15 @@ pub fn transcript_cwd(file: &Path) -> Option<String> {
 }
 
 /// The record of a slug directory whose sessions ran in `cwd` (`None`: no transcript names a
-/// cwd, which gives a key naming the slug itself).
+/// cwd, which gives a key naming the slug itself). `with_git` adds the checkout's state, which
+/// walks the checkout: the mount leaves it out (a checkout at HOME would walk into the mount
+/// itself) and the reconcile at the next start fills it in.
 pub fn project_for_cwd(
     slug: &str,
     cwd: Option<&str>,
     home: &Path,
     links: &[Link],
+    with_git: bool,
 ) -> Option<ProjectRecord> {
     let Some(cwd) = cwd else {
         // No transcript names a cwd (a memory-only dir): a key that names the slug itself.
@@ -73,7 +76,11 @@ pub fn project_for_cwd(
         .map_or_else(|| cwd.to_string(), |c| c.root.clone());
     Some(ProjectRecord {
         key: key.to_string(),
-        git: git_state(Path::new(&root)),
+        git: if with_git {
+            git_state(Path::new(&root))
+        } else {
+            None
+        },
         root,
         cwd: cwd.to_string(),
         slug: slug.to_string(),
@@ -92,7 +99,7 @@ pub fn project_for_dir(dir: &Path, home: &Path, links: &[Link]) -> Option<Projec
         .collect();
     transcripts.sort();
     let cwd = transcripts.iter().find_map(|t| transcript_cwd(t));
-    project_for_cwd(&slug, cwd.as_deref(), home, links)
+    project_for_cwd(&slug, cwd.as_deref(), home, links, true)
 }
 
 /// What in `upper` differs from this machine's branch: new or changed files to commit, and

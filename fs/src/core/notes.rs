@@ -97,6 +97,7 @@ impl Fs {
                 Some(&cwd),
                 Path::new(&self.config.machine.home),
                 &self.config.links,
+                false,
             )
         })?;
         inner.projects.insert(slug.to_string(), found.clone());
@@ -139,6 +140,7 @@ impl Fs {
                 None,
                 Path::new(&self.config.machine.home),
                 &self.config.links,
+                false,
             ) else {
                 continue;
             };

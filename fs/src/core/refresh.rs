@@ -63,7 +63,13 @@ impl Fs {
     pub fn warm(&self) -> usize {
         let foreign = self.foreign();
         let mut done = 0;
+        // Within half the budget, so that warming never evicts what it just expanded (and
+        // never loops expanding more than fits).
+        let mut bytes = 0u64;
         for path in foreign.files.keys() {
+            if bytes > self.config.cache_budget / 2 {
+                break;
+            }
             // A newer index replaced this one: the next warm covers it.
             if !Arc::ptr_eq(&foreign, &self.foreign()) {
                 break;
@@ -77,10 +83,22 @@ impl Fs {
                 continue;
             }
             match self.node(&mut inner, &foreign, path) {
-                Ok(_) => done += 1,
+                Ok(Some(super::Node::Cached { size, .. })) => {
+                    done += 1;
+                    bytes += size;
+                }
+                Ok(_) => {}
                 Err(e) => tracing::warn!(?path, error = %e, "expanding ahead of use failed"),
             }
         }
         done
+    }
+
+    /// Marks the disk cache as closed cleanly (see [`crate::cache::DiskCache::mark_clean`]).
+    /// Call after unmounting.
+    pub fn close(&self) {
+        if let Err(e) = self.lock().cache.mark_clean() {
+            tracing::warn!(error = %e, "closing the disk cache failed; it will be rebuilt");
+        }
     }
 }
