@@ -267,3 +267,102 @@ fn kill_9_of_the_daemon_mid_appends_then_remount_loses_nothing() {
 fn libc_enotconn() -> i32 {
     107
 }
+
+/// Polls `f` every 100 ms for up to `limit`.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn another_machines_session_appears_expanded_and_follows_its_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("remote.git");
+    git2::Repository::init_bare(&remote).unwrap();
+    let url = format!("file://{}", remote.display());
+    let a = Machine::new(&tmp.path().join("a"));
+    let b = Machine::new(&tmp.path().join("b"));
+    let (a_proj, b_proj) = (a.home.join("work/proj"), b.home.join("work/proj"));
+    std::fs::create_dir_all(&a_proj).unwrap();
+    std::fs::create_dir_all(&b_proj).unwrap();
+    a.ok(&["init", "--machine", "a", "--remote", &url]);
+    b.ok(&["init", "--machine", "b", "--remote", &url]);
+    a.ok(&["mount"]);
+    b.ok(&["mount"]);
+    // A session on a, written through its mount, naming a's paths.
+    let user_a = User::new(&tmp.path().join("a"));
+    let out = user_a.run(VERSIONS[0], &a_proj, &["-p", "hello from a"]);
+    assert!(stdout(&out).starts_with("ACK#"));
+    let a_dir = a
+        .projects()
+        .join(ferry_sync::slug::slug(a_proj.to_str().unwrap()));
+    let session = transcripts(&a_dir).pop().expect("a's session");
+    let name = session.file_name().unwrap().to_owned();
+    // On b it appears under b's slug for the same project, with b's paths.
+    let b_dir = b
+        .projects()
+        .join(ferry_sync::slug::slug(b_proj.to_str().unwrap()));
+    let b_session = b_dir.join(&name);
+    assert!(
+        eventually(Duration::from_secs(30), || b_session.exists()),
+        "a's session reached b's view:\n{}",
+        b.log_tail()
+    );
+    let seen = std::fs::read_to_string(&b_session).unwrap();
+    assert!(
+        seen.contains(b_proj.to_str().unwrap()),
+        "b's paths in b's view"
+    );
+    assert!(
+        !seen.contains(a.home.to_str().unwrap()),
+        "no path of a's left"
+    );
+    assert_eq!(
+        std::fs::metadata(&b_session).unwrap().len(),
+        seen.len() as u64
+    );
+    // b resumes it in its own checkout.
+    let user_b = User::new(&tmp.path().join("b"));
+    let id = name
+        .to_str()
+        .unwrap()
+        .trim_end_matches(".jsonl")
+        .to_string();
+    let out = user_b.run(
+        VERSIONS[0],
+        &b_proj,
+        &["-p", "--resume", &id, "hello from b"],
+    );
+    let ack = stdout(&out);
+    let n: usize = ack.trim_start_matches("ACK#").parse().unwrap_or(0);
+    assert!(n >= 3, "b's request carried a's turns: {ack}");
+    // a goes on; b's view, read and cached by its kernel, follows.
+    let out = user_a.run(
+        VERSIONS[0],
+        &a_proj,
+        &["-p", "--resume", &id, "more from a"],
+    );
+    assert!(stdout(&out).starts_with("ACK#"));
+    assert!(
+        eventually(Duration::from_secs(30), || std::fs::read_to_string(
+            &b_session
+        )
+        .is_ok_and(|t| t.contains("more from a") && t.contains("hello from b"))),
+        "b's view shows both machines' lines:\n{}",
+        b.log_tail()
+    );
+    let text = std::fs::read_to_string(&b_session).unwrap();
+    assert_eq!(
+        std::fs::metadata(&b_session).unwrap().len(),
+        text.len() as u64,
+        "exact size after the change"
+    );
+    a.ok(&["unmount"]);
+    b.ok(&["unmount"]);
+}
