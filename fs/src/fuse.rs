@@ -6,6 +6,11 @@
 //! FLUSH answer ENOSYS, so the kernel stops sending them and keeps page caches across opens; the
 //! core keeps descriptors per path. READDIRPLUS fills attributes while listing. Entries and
 //! attributes are cached by the kernel and dropped explicitly when a fetch changes a file.
+//!
+//! Why not FUSE passthrough (kernel 6.9+), which would serve upper-layer reads and writes at
+//! native speed: registering a backing file needs CAP_SYS_ADMIN, which a user's own daemon does
+//! not have, and it works per OPEN, so every open would cost a round trip again. The stateless
+//! design serves every user the same way; warm reads come from the kernel's page cache.
 
 use crate::core::{Attr, Fs, SetAttr};
 use crate::error::FsError;
