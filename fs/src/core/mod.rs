@@ -350,7 +350,17 @@ impl Fs {
         if let Some(f) = inner.fds.get(&k) {
             return Ok(f.clone());
         }
-        let f = Arc::new(inner.cache.open_entry(key)?);
+        let f = inner.cache.open_entry(key)?;
+        // Expanded files are read start to end (a resume, a listing's head and tail): start
+        // the whole read from disk now rather than one request at a time.
+        #[cfg(target_os = "linux")]
+        let _ = nix::fcntl::posix_fadvise(
+            &f,
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+        );
+        let f = Arc::new(f);
         inner.fds.put(k, f.clone());
         Ok(f)
     }
