@@ -127,6 +127,7 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
     let mountpoint = state::mount_point()?;
     clear_mount_point(&mountpoint)?;
     let machine = state::machine_record(&config)?;
+    let links = crate::projects::load_links(state)?;
     let store_path = state.store();
     Store::init(&store_path)
         .with_context(|| format!("opening the store {}", store_path.display()))?;
@@ -143,6 +144,7 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
         config.remote.clone(),
         EngineConfig {
             upper: Some(upper.reach(Path::new(""))),
+            links: links.clone(),
             ..EngineConfig::default()
         },
     );
@@ -154,7 +156,7 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
             store: store_path,
             cache_dir: state.cache(),
             cache_budget: CACHE_BUDGET,
-            links: Vec::new(),
+            links,
             marks: state.dir.join("marks.json"),
         },
         Arc::new(engine.clone()),
@@ -176,7 +178,9 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
         events,
         signals,
         &mountpoint,
+        state,
     ));
+    let _ = std::fs::remove_file(state.status());
     let _ = std::fs::remove_file(state.pid());
     let text = serde_json::to_vec_pretty(&report)?;
     let _ = std::fs::File::create(state.last_unmount()).and_then(|mut f| f.write_all(&text));
@@ -186,6 +190,28 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(())
+}
+
+/// Writes `value` as JSON to `path` atomically (a reader never sees half a file).
+pub fn write_json(path: &Path, value: &impl Serialize) {
+    let tmp = path.with_extension("tmp");
+    let written = serde_json::to_vec_pretty(value)
+        .map_err(std::io::Error::other)
+        .and_then(|b| std::fs::write(&tmp, b))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        tracing::warn!(file = %path.display(), error = %e, "writing failed");
+    }
+}
+
+/// Publishes the engine's status for `ferry status` when it changed.
+fn write_status(state: &State, engine: &engine::EngineHandle, last: &mut String) {
+    let status = engine.status();
+    let text = serde_json::to_string(&status).unwrap_or_default();
+    if text != *last {
+        write_json(&state.status(), &status);
+        *last = text;
+    }
 }
 
 /// Expands other machines' files into the disk cache in the background.
@@ -199,11 +225,14 @@ fn warm(mounted: &Arc<ferry_fs::fuse::Mounted>) {
     });
 }
 
-/// The stop signals, caught from before the mount is live.
+/// The signals the daemon answers, caught from before the mount is live: the stop signals,
+/// SIGUSR1 (`ferry sync --soon`) and SIGUSR2 (`ferry sync`, which waits for the report).
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -214,6 +243,8 @@ impl Signals {
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
             hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            usr1: signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?,
+            usr2: signal(SignalKind::user_defined2()).context("installing the SIGUSR2 handler")?,
         })
     }
 }
@@ -225,12 +256,16 @@ async fn serve(
     mut events: tokio::sync::broadcast::Receiver<Event>,
     signals: Signals,
     mountpoint: &Path,
+    state: &State,
 ) -> UnmountReport {
     let Signals {
         mut term,
         mut int,
         mut hup,
+        mut usr1,
+        mut usr2,
     } = signals;
+    let mut last_status = String::new();
     let mut check = tokio::time::interval(Duration::from_secs(2));
     let mut external = false;
     loop {
@@ -238,7 +273,18 @@ async fn serve(
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => break,
+            _ = usr1.recv() => engine.sync_soon(),
+            _ = usr2.recv() => {
+                let (engine, state) = (engine.clone(), state.clone());
+                tokio::spawn(async move {
+                    let report = engine.sync_now().await;
+                    let report = crate::sync_cmd::Report::from(report);
+                    write_json(&state.sync_report(), &report);
+                    write_status(&state, &engine, &mut String::new());
+                });
+            }
             _ = check.tick() => {
+                write_status(state, &engine, &mut last_status);
                 if !ferry_platform::mount::is_mounted(mountpoint) {
                     tracing::warn!("the mount went away from outside; shutting down");
                     external = true;

@@ -1,10 +1,14 @@
 //! The `ferry` command: thin commands over the libraries, human output and `--json`.
 //!
-//! Exit codes: 0 success; 1 the command failed (the message says what to do next); 2 bad usage.
+//! Exit codes: 0 success; 1 the command failed (the message says what to do next); 2 bad usage;
+//! 3 `ferry sync` committed locally but could not reach the remote.
 
 mod daemon;
 mod lifecycle;
+mod projects;
 mod state;
+mod status;
+mod sync_cmd;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -18,7 +22,7 @@ use std::process::ExitCode;
 #[command(
     version,
     about,
-    after_help = "Exit codes: 0 success, 1 failure, 2 bad usage."
+    after_help = "Exit codes: 0 success, 1 failure (the message says what to do next), 2 bad usage, 3 `ferry sync` committed locally but could not reach the remote."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +55,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show sync state: the mount, the remote, every machine, what is pending, conflicts, errors.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make every session in a checkout belong to a project key (default: its key now, pinned).
+    Link {
+        /// The checkout.
+        path: PathBuf,
+        /// The project key, e.g. github.com/owner/repo.
+        #[arg(long)]
+        key: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every project with its local path on this machine.
+    Projects {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Commit, fetch and push now. Exit code 3: committed locally, but the remote was not reached.
+    Sync {
+        /// Ask the running daemon to sync and return at once.
+        #[arg(long)]
+        soon: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show how ferry names a directory: its Claude Code slug and its portable project key.
     Where {
         /// The directory (default: the current one).
@@ -63,8 +99,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match cli.command {
+        Command::Sync { soon, json } => sync_cmd::run(soon, json),
+        command => run(Cli { command }).map(|()| 0),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("ferry: {e:#}");
             ExitCode::from(1)
@@ -82,6 +122,10 @@ fn run(cli: Cli) -> Result<()> {
         } => lifecycle::init(remote, machine, json),
         Command::Mount { foreground } => lifecycle::mount(foreground),
         Command::Unmount { json } => lifecycle::unmount(json),
+        Command::Status { json } => status::run(json),
+        Command::Link { path, key, json } => projects::link(path, key, json),
+        Command::Projects { json } => projects::list(json),
+        Command::Sync { .. } => unreachable!("handled with its own exit code"),
     }
 }
 
@@ -90,15 +134,8 @@ fn where_cmd(path: Option<PathBuf>, json: bool) -> Result<()> {
         Some(p) => p,
         None => std::env::current_dir().context("reading the current directory")?,
     };
-    let real = path.canonicalize().with_context(|| {
-        format!(
-            "{} does not exist; pass an existing directory",
-            path.display()
-        )
-    })?;
-    let real_str = real
-        .to_str()
-        .context("the path is not valid UTF-8; Claude Code cannot run there either")?;
+    let (real, real_str) = state::real_dir(&path)?;
+    let real_str = real_str.as_str();
     let home = ferry_platform::home_dir();
     let key = project_key(&real, home.as_deref(), &[])
         .with_context(|| format!("computing the project key of {real_str}"))?;

@@ -67,6 +67,21 @@ impl State {
         self.dir.join("last-unmount.json")
     }
 
+    /// The running daemon's engine status, refreshed every 2 s (JSON).
+    pub fn status(&self) -> PathBuf {
+        self.dir.join("status.json")
+    }
+
+    /// What the last `ferry sync` asked of the daemon did (JSON).
+    pub fn sync_report(&self) -> PathBuf {
+        self.dir.join("sync-report.json")
+    }
+
+    /// `ferry link` entries (JSON).
+    pub fn links(&self) -> PathBuf {
+        self.dir.join("links.json")
+    }
+
     /// Reads `config.json`; fails with what to do if ferry was never initialised here.
     pub fn config(&self) -> Result<Config> {
         let path = self.config_path();
@@ -96,6 +111,21 @@ impl State {
         std::fs::rename(&tmp, self.config_path())?;
         Ok(())
     }
+}
+
+/// `path` resolved (symlinks, `..`) and as text, or an error that says what to pass instead.
+pub fn real_dir(path: &Path) -> Result<(PathBuf, String)> {
+    let real = path.canonicalize().with_context(|| {
+        format!(
+            "{} does not exist; pass an existing directory",
+            path.display()
+        )
+    })?;
+    let text = real
+        .to_str()
+        .context("the path is not valid UTF-8; Claude Code cannot run there either")?
+        .to_string();
+    Ok((real, text))
 }
 
 /// Creates `dir` (and parents) readable by this user only.

@@ -5,6 +5,7 @@
 use crate::placement::{Placement, place};
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::merge::merge_lines;
+use ferry_sync::project_key::Link;
 use ferry_sync::store::{
     FileEntry, MachineRecord, ProjectRecord, RelPath, Snapshot, Store, StoreError, fnv1a,
 };
@@ -73,17 +74,25 @@ impl Foreign {
     }
 
     /// Builds the index from the store, as machine `local` sees it.
-    pub fn build(store: &Store, local: &MachineRecord) -> Result<Foreign, StoreError> {
+    pub fn build(
+        store: &Store,
+        local: &MachineRecord,
+        links: &[Link],
+    ) -> Result<Foreign, StoreError> {
         let snaps = snapshots(store, &local.id)?;
-        Ok(Foreign::from_snapshots(&snaps, local))
+        Ok(Foreign::from_snapshots(&snaps, local, links))
     }
 
     /// Builds the index from already-read snapshots (one per machine, this one's included).
-    pub fn from_snapshots(snaps: &[Snapshot], local: &MachineRecord) -> Foreign {
+    pub fn from_snapshots(snaps: &[Snapshot], local: &MachineRecord, links: &[Link]) -> Foreign {
         let mut out = Foreign::default();
         let own = snaps.iter().find(|s| s.machine.id == local.id);
-        // This machine's checkouts decide where a project appears: key base -> local root.
-        let mut checkouts: HashMap<String, String> = HashMap::new();
+        // This machine's checkouts decide where a project appears: key base -> local root. A
+        // `ferry link` entry comes first.
+        let mut checkouts: HashMap<String, String> = links
+            .iter()
+            .map(|l| (l.key.clone(), l.path.clone()))
+            .collect();
         for f in own.iter().flat_map(|s| s.files.iter()) {
             let base = f
                 .project

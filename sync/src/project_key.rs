@@ -57,7 +57,7 @@ pub struct Checkout {
 }
 
 /// A `ferry link` entry: every cwd inside `path` belongs to project `key`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Link {
     /// The local directory.
     pub path: String,

@@ -42,6 +42,7 @@ fn config() -> EngineConfig {
         max_fetch_bytes: 64 << 20,
         compact_every: 3,
         upper: None,
+        links: Vec::new(),
     }
 }
 

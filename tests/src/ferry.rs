@@ -114,6 +114,44 @@ impl Machine {
     }
 }
 
+/// Two machines, `a` and `b`, set up (`ferry init`) with one shared bare `file://` remote and
+/// a checkout of the same project at `~/work/proj` under each HOME.
+pub struct Pair {
+    /// The bare remote.
+    pub remote: PathBuf,
+    /// Machine a.
+    pub a: Machine,
+    /// Machine b.
+    pub b: Machine,
+    /// a's checkout.
+    pub a_proj: PathBuf,
+    /// b's checkout.
+    pub b_proj: PathBuf,
+}
+
+impl Pair {
+    /// Sets the pair up under `dir`.
+    pub fn new(dir: &Path) -> Pair {
+        let remote = dir.join("remote.git");
+        git2::Repository::init_bare(&remote).expect("bare remote");
+        let url = format!("file://{}", remote.display());
+        let a = Machine::new(&dir.join("a"));
+        let b = Machine::new(&dir.join("b"));
+        let (a_proj, b_proj) = (a.home.join("work/proj"), b.home.join("work/proj"));
+        for (m, proj, name) in [(&a, &a_proj, "a"), (&b, &b_proj, "b")] {
+            std::fs::create_dir_all(proj).expect("checkout dir");
+            m.ok(&["init", "--machine", name, "--remote", &url]);
+        }
+        Pair {
+            remote,
+            a,
+            b,
+            a_proj,
+            b_proj,
+        }
+    }
+}
+
 impl Drop for Machine {
     /// Never leaves a mount behind, whatever the test did.
     fn drop(&mut self) {

@@ -4,7 +4,7 @@
 //! middle of appends followed by a remount that recovers the dead mount and loses nothing.
 
 use ferry_tests::claude::{User, VERSIONS};
-use ferry_tests::ferry::Machine;
+use ferry_tests::ferry::{Machine, Pair};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -283,16 +283,13 @@ fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 #[test]
 fn another_machines_session_appears_expanded_and_follows_its_changes() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = tmp.path().join("remote.git");
-    git2::Repository::init_bare(&remote).unwrap();
-    let url = format!("file://{}", remote.display());
-    let a = Machine::new(&tmp.path().join("a"));
-    let b = Machine::new(&tmp.path().join("b"));
-    let (a_proj, b_proj) = (a.home.join("work/proj"), b.home.join("work/proj"));
-    std::fs::create_dir_all(&a_proj).unwrap();
-    std::fs::create_dir_all(&b_proj).unwrap();
-    a.ok(&["init", "--machine", "a", "--remote", &url]);
-    b.ok(&["init", "--machine", "b", "--remote", &url]);
+    let Pair {
+        remote: _,
+        a,
+        b,
+        a_proj,
+        b_proj,
+    } = Pair::new(tmp.path());
     a.ok(&["mount"]);
     b.ok(&["mount"]);
     // A session on a, written through its mount, naming a's paths.

@@ -161,7 +161,7 @@ impl Fs {
     /// Builds the core over an opened upper layer and reads the store's current view.
     pub fn new(upper: Upper, config: FsConfig, sink: Arc<dyn Sink>) -> FsResult<Fs> {
         let store = Store::open(&config.store)?;
-        let foreign = Foreign::build(&store, &config.machine)?;
+        let foreign = Foreign::build(&store, &config.machine, &config.links)?;
         for r in &foreign.rejected {
             tracing::warn!(rejected = %r, "skipping content from a remote branch");
         }

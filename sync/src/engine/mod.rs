@@ -44,6 +44,8 @@ pub struct EngineConfig {
     /// This machine's `projects/` directory, reconciled with the branch at start: whatever it
     /// holds that the branch lacks (a crash, edits while unmounted) is committed first.
     pub upper: Option<PathBuf>,
+    /// `ferry link` entries, for the projects of directories found at the reconcile.
+    pub links: Vec<crate::project_key::Link>,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +59,7 @@ impl Default for EngineConfig {
             max_fetch_bytes: 8 << 30,
             compact_every: 1000,
             upper: None,
+            links: Vec::new(),
         }
     }
 }

@@ -1,9 +1,9 @@
 //! What the engine reports (the future `ferry status --json`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One machine as this machine's store knows it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineStatus {
     /// Machine id.
     pub id: String,
@@ -20,7 +20,7 @@ pub struct MachineStatus {
 }
 
 /// The engine's state, cheap to copy out.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     /// The remote, credentials removed; `None` when working locally only.
     pub remote: Option<String>,

@@ -73,7 +73,7 @@ impl Worker {
     /// At start: clears locks a crash left, then commits whatever the upper layer holds that the
     /// branch lacks.
     async fn reconcile(&mut self) {
-        let upper = self.config.upper.clone();
+        let (upper, links) = (self.config.upper.clone(), self.config.links.clone());
         let (path, machine) = (self.store_path.clone(), self.machine.clone());
         let done = tokio::task::spawn_blocking(move || {
             let store = Store::open(&path)?;
@@ -82,7 +82,7 @@ impl Worker {
                 tracing::warn!(locks, "removed lock files left by a crash");
             }
             let Some(upper) = upper else { return Ok(None) };
-            let batch = crate::upper::reconcile(&upper, &store, &machine, &[])?;
+            let batch = crate::upper::reconcile(&upper, &store, &machine, &links)?;
             store.commit(&machine, &batch)
         })
         .await;

@@ -43,6 +43,7 @@ fn main() {
         max_fetch_bytes: 1 << 30,
         compact_every: 40,
         upper: Some(home.join(".claude/projects")),
+        links: Vec::new(),
     };
     let engine = engine::start(store_path, machine.clone(), remote, config);
     let transcript = upper.join("s.jsonl");

@@ -1,0 +1,155 @@
+//! `ferry sync [--soon]`: commit, fetch and push now. With a daemon running it asks the daemon
+//! (SIGUSR2, then waits for its report; `--soon`: SIGUSR1 and return); without one it runs the
+//! engine in this process over the unmounted directory.
+
+use crate::daemon;
+use crate::state::{self, State};
+use anyhow::{Context, Result, bail};
+use ferry_sync::engine::{self, EngineConfig, SyncReport};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// Exit code of `ferry sync` when the local commit happened but the remote was not reached.
+pub const UNREACHABLE: u8 = 3;
+
+/// What one sync did, as `ferry sync` prints it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// The commit made, if anything was pending.
+    pub committed: Option<String>,
+    /// Whether fetch and push reached the remote (`None`: no remote).
+    pub remote_ok: Option<bool>,
+    /// Why not.
+    pub error: Option<String>,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+}
+
+impl From<SyncReport> for Report {
+    fn from(r: SyncReport) -> Report {
+        Report {
+            committed: r.committed,
+            remote_ok: r.remote_ok,
+            error: r.error,
+            at_ms: engine::now_ms(),
+        }
+    }
+}
+
+/// The running daemon's pid, if one holds the state dir's lock.
+pub fn daemon_pid(st: &State) -> Option<i32> {
+    let pid = std::fs::read_to_string(st.pid())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    daemon::lock_held(st).then_some(pid)
+}
+
+fn signal(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).context("signalling the daemon")
+}
+
+/// Runs `ferry sync`; returns the exit code.
+pub fn run(soon: bool, json: bool) -> Result<u8> {
+    let st = State::locate()?;
+    let config = st.config()?;
+    let report = match daemon_pid(&st) {
+        Some(pid) if soon => {
+            signal(pid, nix::sys::signal::Signal::SIGUSR1)?;
+            if json {
+                println!("{}", serde_json::json!({"asked": true, "daemon_pid": pid}));
+            } else {
+                println!("ferry: asked the daemon (pid {pid}) to commit, fetch and push");
+            }
+            return Ok(0);
+        }
+        Some(pid) => {
+            let before = std::fs::metadata(st.sync_report())
+                .and_then(|m| m.modified())
+                .ok();
+            let asked = Instant::now();
+            signal(pid, nix::sys::signal::Signal::SIGUSR2)?;
+            loop {
+                let now = std::fs::metadata(st.sync_report())
+                    .and_then(|m| m.modified())
+                    .ok();
+                if now.is_some() && now != before {
+                    let bytes = std::fs::read(st.sync_report())?;
+                    break serde_json::from_slice::<Report>(&bytes)
+                        .context("reading the daemon's sync report")?;
+                }
+                if asked.elapsed() > Duration::from_secs(60) {
+                    bail!(
+                        "the daemon did not report within 60 s; see {}",
+                        st.log().display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        None => {
+            // No daemon: the unmounted directory is this machine's truth; commit it, then
+            // fetch and push.
+            let machine = state::machine_record(&config)?;
+            let head = |id: &str| {
+                ferry_sync::store::Store::init(&st.store())
+                    .and_then(|s| s.head(id, true))
+                    .ok()
+                    .flatten()
+            };
+            let before = head(&machine.id);
+            let id = machine.id.clone();
+            let upper = state::mount_point()?;
+            let links = crate::projects::load_links(&st)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(async {
+                let engine = engine::start(
+                    st.store(),
+                    machine,
+                    config.remote.clone(),
+                    EngineConfig {
+                        upper: Some(upper),
+                        links,
+                        ..EngineConfig::default()
+                    },
+                );
+                let report = engine.sync_now().await;
+                let _ = engine.shutdown(Duration::from_secs(10)).await;
+                Report::from(report)
+            });
+            // The engine's start-up reconcile commits what the directory holds by itself.
+            let after = head(&id);
+            let mut report = report;
+            if report.committed.is_none() && after != before {
+                report.committed = after.map(|h| h.to_string());
+            }
+            report
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        match &report.committed {
+            Some(c) => println!("committed {}", &c[..c.len().min(12)]),
+            None => println!("nothing new to commit"),
+        }
+        match (report.remote_ok, &report.error) {
+            (None, _) => println!(
+                "no remote: sessions stay on this machine; add one with `ferry init --remote URL`"
+            ),
+            (Some(true), _) => println!("fetched and pushed"),
+            (Some(false), e) => println!(
+                "the remote could not be reached ({}); everything is committed locally and will be pushed when it can",
+                e.as_deref().unwrap_or("unknown error")
+            ),
+        }
+    }
+    Ok(match report.remote_ok {
+        Some(false) => UNREACHABLE,
+        _ => 0,
+    })
+}
