@@ -6,9 +6,13 @@
 mod daemon;
 mod lifecycle;
 mod projects;
+mod restore;
+mod sessions;
 mod state;
 mod status;
 mod sync_cmd;
+mod transcript;
+mod view;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -78,6 +82,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List sessions across machines, newest first.
+    Sessions {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Only sessions this machine (by name) has.
+        #[arg(long)]
+        machine: Option<String>,
+        /// Only sessions whose project key contains this.
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Print a brief for picking a session up on this machine (no model call).
+    Handoff {
+        /// The session id (a unique prefix is enough).
+        session: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring back a deleted or overwritten file from any machine's history.
+    Restore {
+        /// The file, inside Claude Code's projects directory (absolute, or relative to it).
+        path: PathBuf,
+        /// Which version: a commit (prefix) or a time, YYYY-MM-DD[THH:MM[:SS]] UTC (default: the newest).
+        #[arg(long)]
+        at: Option<String>,
+        /// Only versions from this machine (name or id).
+        #[arg(long)]
+        machine: Option<String>,
+        /// List the versions instead of restoring.
+        #[arg(long)]
+        list: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Commit, fetch and push now. Exit code 3: committed locally, but the remote was not reached.
     Sync {
         /// Ask the running daemon to sync and return at once.
@@ -123,6 +164,19 @@ fn run(cli: Cli) -> Result<()> {
         Command::Mount { foreground } => lifecycle::mount(foreground),
         Command::Unmount { json } => lifecycle::unmount(json),
         Command::Status { json } => status::run(json),
+        Command::Restore {
+            path,
+            at,
+            machine,
+            list,
+            json,
+        } => restore::run(path, at, machine, list, json),
+        Command::Sessions {
+            json,
+            machine,
+            project,
+        } => sessions::list(json, machine, project),
+        Command::Handoff { session, json } => sessions::handoff(&session, json),
         Command::Link { path, key, json } => projects::link(path, key, json),
         Command::Projects { json } => projects::list(json),
         Command::Sync { .. } => unreachable!("handled with its own exit code"),
