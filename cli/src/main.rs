@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the command failed (the message says what to do next); 2 bad usage;
 //! 3 `ferry sync` committed locally but could not reach the remote.
 
+mod bundle;
 mod daemon;
 mod lifecycle;
 mod projects;
@@ -119,6 +120,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write one session to a single portable file, for moving it without a shared remote.
+    Export {
+        /// The session id (a unique prefix is enough).
+        session: String,
+        /// The file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Bring in a session exported on another machine, placed and expanded for this one.
+    Import {
+        /// The bundle.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Commit, fetch and push now. Exit code 3: committed locally, but the remote was not reached.
     Sync {
         /// Ask the running daemon to sync and return at once.
@@ -164,6 +181,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Mount { foreground } => lifecycle::mount(foreground),
         Command::Unmount { json } => lifecycle::unmount(json),
         Command::Status { json } => status::run(json),
+        Command::Export { session, output } => bundle::export(&session, &output),
+        Command::Import { file, json } => bundle::import(&file, json),
         Command::Restore {
             path,
             at,

@@ -182,19 +182,24 @@ pub fn list(json_out: bool, machine: Option<String>, project: Option<String>) ->
     Ok(())
 }
 
+/// The one session whose id starts with `prefix`, or an error that says what to do.
+pub fn find<'a>(all: &'a [Session], prefix: &str) -> Result<&'a Session> {
+    let matches: Vec<&Session> = all.iter().filter(|s| s.id.starts_with(prefix)).collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => bail!("no session {prefix}; `ferry sessions` lists them"),
+        _ => bail!(
+            "{prefix} matches {} sessions; give more of the id",
+            matches.len()
+        ),
+    }
+}
+
 /// `ferry handoff SESSION`: a brief for picking the work up on this machine.
 pub fn handoff(id: &str, json_out: bool) -> Result<()> {
     let st = State::locate()?;
     let all = collect(&st)?;
-    let matches: Vec<&Session> = all.iter().filter(|s| s.id.starts_with(id)).collect();
-    let s = match matches.as_slice() {
-        [one] => *one,
-        [] => bail!("no session {id}; `ferry sessions` lists them"),
-        _ => bail!(
-            "{id} matches {} sessions; give more of the id",
-            matches.len()
-        ),
-    };
+    let s = find(&all, id)?;
     let here: Option<GitState> = s.cwd.as_deref().and_then(|c| git_state(Path::new(c)));
     let task = s
         .summary

@@ -12,6 +12,23 @@ use ferry_sync::store::{
 use ferry_sync::view::{snapshots, view_of};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// This machine's checkouts, which decide where another machine's project appears: project key
+/// base to local root, from `ferry link` entries first, then this machine's own projects (`own`:
+/// its snapshot).
+pub fn checkouts(own: Option<&Snapshot>, links: &[Link]) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = links
+        .iter()
+        .map(|l| (l.key.clone(), l.path.clone()))
+        .collect();
+    for f in own.iter().flat_map(|s| s.files.iter()) {
+        let key = f.project.key.as_str();
+        let base = key.split_once("//").map_or(key, |p| p.0);
+        out.entry(base.to_string())
+            .or_insert_with(|| f.project.root.clone());
+    }
+    out
+}
+
 /// One path of the view that other machines provide.
 #[derive(Clone, Debug)]
 pub struct ForeignFile {
@@ -87,21 +104,8 @@ impl Foreign {
     pub fn from_snapshots(snaps: &[Snapshot], local: &MachineRecord, links: &[Link]) -> Foreign {
         let mut out = Foreign::default();
         let own = snaps.iter().find(|s| s.machine.id == local.id);
-        // This machine's checkouts decide where a project appears: key base -> local root. A
-        // `ferry link` entry comes first.
-        let mut checkouts: HashMap<String, String> = links
-            .iter()
-            .map(|l| (l.key.clone(), l.path.clone()))
-            .collect();
+        let checkouts = checkouts(own, links);
         for f in own.iter().flat_map(|s| s.files.iter()) {
-            let base = f
-                .project
-                .key
-                .split_once("//")
-                .map_or(f.project.key.as_str(), |p| p.0);
-            checkouts
-                .entry(base.to_string())
-                .or_insert_with(|| f.project.root.clone());
             out.projects_by_slug
                 .entry(f.project.slug.clone())
                 .or_insert_with(|| f.project.clone());

@@ -1,0 +1,241 @@
+//! `ferry export SESSION -o FILE` and `ferry import FILE`: one session as a single portable
+//! file, for moving it without a shared remote (a USB stick, e-mail). The bundle holds the
+//! session's transcript and its directory (tool results, subagents) in portable form, with the
+//! exporting machine's and project's records, so the importing machine places and expands it
+//! as it would a fetched session. Nothing in a bundle is trusted: paths are checked like a
+//! remote's, and sizes are bounded.
+
+use crate::state::{self, State};
+use crate::view::View;
+use anyhow::{Context, Result, bail};
+use ferry_fs::foreign::{Foreign, checkouts};
+use ferry_fs::placement::place;
+use ferry_sync::codec::{Codec, Format};
+use ferry_sync::merge::merge_lines;
+use ferry_sync::store::{MachineRecord, ProjectRecord, RelPath, Store, mapping_for};
+use ferry_sync::view::snapshots;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+const FORMAT: &str = "ferry-session-1";
+/// Largest bundle accepted.
+const MAX_BUNDLE: u64 = 2 << 30;
+
+/// One file of a bundle.
+#[derive(Serialize, Deserialize)]
+struct BundleFile {
+    /// Path inside the project directory.
+    rel: String,
+    mtime_ms: i64,
+    /// Portable bytes, when they are UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    /// Portable bytes in hex otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hex: Option<String>,
+}
+
+/// The bundle.
+#[derive(Serialize, Deserialize)]
+struct Bundle {
+    format: String,
+    session: String,
+    origin: MachineRecord,
+    project: ProjectRecord,
+    files: Vec<BundleFile>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Every file under view dir `dir`, relative to `base`.
+fn walk(view: &View, base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for (name, is_dir) in view.list(&base.join(dir))? {
+        let rel = dir.join(&name);
+        if is_dir {
+            walk(view, base, &rel, out)?;
+        } else {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+/// `ferry export`.
+pub fn export(session: &str, output: &Path) -> Result<()> {
+    let st = State::locate()?;
+    let config = st.config()?;
+    let me = state::machine_record(&config)?;
+    let all = crate::sessions::collect(&st)?;
+    let s = crate::sessions::find(&all, session)?;
+    let store = Store::init(&st.store())?;
+    let snaps = snapshots(&store, &me.id)?;
+    let foreign = Foreign::from_snapshots(&snaps, &me, &crate::projects::load_links(&st)?);
+    let slug = s
+        .path
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .context("session outside a project directory")?
+        .to_string();
+    let project = match foreign.projects_by_slug.get(&slug) {
+        Some(p) => p.clone(),
+        // Not committed yet: the project as the transcript's cwd names it.
+        None => ferry_sync::upper::project_for_cwd(
+            &slug,
+            s.summary.cwd.as_deref(),
+            Path::new(&me.home),
+            &crate::projects::load_links(&st)?,
+            true,
+        )
+        .with_context(|| format!("cannot tell which project {slug} belongs to"))?,
+    };
+    let codec = Codec::new(&mapping_for(&me, &project)?);
+    let view = View::open(&st, &me)?;
+    let base = PathBuf::from(&slug);
+    let mut rels = vec![PathBuf::from(format!("{}.jsonl", s.id))];
+    if view
+        .list(&base)
+        .map(|l| l.iter().any(|(n, d)| *d && *n == s.id))
+        .unwrap_or(false)
+    {
+        walk(&view, &base, Path::new(&s.id), &mut rels)?;
+    }
+    let mut files = Vec::new();
+    for rel in rels {
+        let (bytes, mtime_ms) = view.read(&base.join(&rel))?;
+        let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let portable = codec.virtualise(&bytes, Format::for_file_name(name));
+        let (text, hexed) = match String::from_utf8(portable) {
+            Ok(t) => (Some(t), None),
+            Err(e) => (None, Some(hex(e.as_bytes()))),
+        };
+        files.push(BundleFile {
+            rel: rel.to_str().context("non-UTF-8 name")?.to_string(),
+            mtime_ms,
+            text,
+            hex: hexed,
+        });
+    }
+    let bundle = Bundle {
+        format: FORMAT.into(),
+        session: s.id.clone(),
+        origin: me,
+        project,
+        files,
+    };
+    let n = bundle.files.len();
+    std::fs::write(output, serde_json::to_vec(&bundle)?)
+        .with_context(|| format!("writing {}", output.display()))?;
+    println!(
+        "exported session {} ({n} file(s)) to {}; on the other machine: `ferry import {}`",
+        s.id,
+        output.display(),
+        output.display()
+    );
+    Ok(())
+}
+
+/// `ferry import`.
+pub fn import(input: &Path, json_out: bool) -> Result<()> {
+    let st = State::locate()?;
+    let config = st.config()?;
+    let me = state::machine_record(&config)?;
+    let len = std::fs::metadata(input)
+        .with_context(|| format!("reading {}", input.display()))?
+        .len();
+    if len > MAX_BUNDLE {
+        bail!(
+            "{} is {len} bytes, more than a session bundle may be",
+            input.display()
+        );
+    }
+    let bundle: Bundle = serde_json::from_slice(&std::fs::read(input)?)
+        .with_context(|| format!("{} is not a ferry session bundle", input.display()))?;
+    if bundle.format != FORMAT {
+        bail!(
+            "{} has format {:?}; this ferry reads {FORMAT}",
+            input.display(),
+            bundle.format
+        );
+    }
+    ferry_sync::store::RelPath::new(&format!("{}.jsonl", bundle.session))
+        .context("the bundle's session id is not a valid name")?;
+    let store = Store::init(&st.store())?;
+    let snaps = snapshots(&store, &me.id)?;
+    let own = snaps.iter().find(|s| s.machine.id == me.id);
+    let links = crate::projects::load_links(&st)?;
+    let placement = place(
+        &me,
+        &checkouts(own, &links),
+        &bundle.origin,
+        &bundle.project,
+    )
+    .context("placing the bundle's project on this machine")?;
+    let codec = Codec::new(&placement.mapping);
+    let dir = state::mount_point()?.join(&placement.project.slug);
+    let mut written = 0;
+    for f in &bundle.files {
+        let rel =
+            RelPath::new(&f.rel).with_context(|| format!("bad path {:?} in the bundle", f.rel))?;
+        let inside = rel.as_str() == format!("{}.jsonl", bundle.session)
+            || rel.as_str().starts_with(&format!("{}/", bundle.session));
+        if !inside {
+            bail!(
+                "{} in the bundle is not part of session {}",
+                rel.as_str(),
+                bundle.session
+            );
+        }
+        let portable = match (&f.text, &f.hex) {
+            (Some(t), _) => t.as_bytes().to_vec(),
+            (None, Some(h)) => unhex(h).with_context(|| format!("bad hex for {}", rel.as_str()))?,
+            _ => bail!("no content for {} in the bundle", rel.as_str()),
+        };
+        let name = rel.as_str().rsplit('/').next().unwrap_or_default();
+        let bytes = codec.expand(&portable, Format::for_file_name(name));
+        let target = dir.join(rel.as_str());
+        std::fs::create_dir_all(target.parent().expect("inside the project dir"))?;
+        let bytes = match std::fs::read(&target) {
+            // Already here: a transcript keeps every line of both; another file the newer.
+            Ok(existing) if rel.is_lines() => merge_lines(&[&existing, &bytes]),
+            Ok(existing) => {
+                let theirs_newer = std::fs::metadata(&target)?
+                    .modified()?
+                    .duration_since(UNIX_EPOCH)
+                    .is_ok_and(|d| (d.as_millis() as i64) < f.mtime_ms);
+                if theirs_newer { bytes } else { existing }
+            }
+            Err(_) => bytes,
+        };
+        std::fs::write(&target, &bytes).with_context(|| format!("writing {}", target.display()))?;
+        let file = std::fs::File::options().write(true).open(&target)?;
+        file.set_modified(UNIX_EPOCH + Duration::from_millis(f.mtime_ms.max(0) as u64))?;
+        written += 1;
+    }
+    if json_out {
+        println!(
+            "{}",
+            json!({"session": bundle.session, "dir": dir, "files": written})
+        );
+    } else {
+        println!(
+            "imported session {} ({written} file(s)) into {}; resume it in {} with `claude --resume {}`",
+            bundle.session,
+            dir.display(),
+            placement.project.cwd,
+            bundle.session
+        );
+    }
+    Ok(())
+}
