@@ -25,6 +25,8 @@ pub fn init(remote: Option<String>, name: Option<String>, json: bool) -> Result<
     st.save(&config)?;
     Store::init(&st.store())
         .with_context(|| format!("creating the store {}", st.store().display()))?;
+    let imported = crate::import::run(&st, &config, json)?;
+    let sync = imported.sync.as_ref();
     if json {
         println!(
             "{}",
@@ -34,6 +36,10 @@ pub fn init(remote: Option<String>, name: Option<String>, json: bool) -> Result<
                 "machine_name": config.machine_name,
                 "remote": config.remote.as_deref().map(ferry_sync::engine::redact),
                 "already_initialised": existing.is_some(),
+                "imported_files": imported.files,
+                "imported_bytes": imported.bytes,
+                "remote_ok": sync.and_then(|s| s.remote_ok),
+                "error": sync.and_then(|s| s.error.clone()),
             })
         );
         return Ok(());
@@ -49,9 +55,29 @@ pub fn init(remote: Option<String>, name: Option<String>, json: bool) -> Result<
         config.machine_name,
         config.machine_id
     );
-    match &config.remote {
-        Some(r) => println!("remote: {}", ferry_sync::engine::redact(r)),
-        None => println!(
+    if imported.files > 0 {
+        println!(
+            "imported {} existing file(s), {} bytes, from {}",
+            imported.files,
+            imported.bytes,
+            state::mount_point()?.display()
+        );
+    }
+    match (&config.remote, sync) {
+        (Some(r), Some(s)) if s.remote_ok == Some(false) => println!(
+            "remote: {} could not be reached ({}); ferry will retry once mounted",
+            ferry_sync::engine::redact(r),
+            s.error.as_deref().unwrap_or("unknown error")
+        ),
+        (Some(r), Some(_)) => println!(
+            "remote: {} (fetched and pushed)",
+            ferry_sync::engine::redact(r)
+        ),
+        (Some(r), None) => println!(
+            "remote: {} (the running daemon syncs with it)",
+            ferry_sync::engine::redact(r)
+        ),
+        (None, _) => println!(
             "no remote: sessions stay on this machine; add one with `ferry init --remote URL`"
         ),
     }

@@ -5,6 +5,7 @@
 
 mod bundle;
 mod daemon;
+mod import;
 mod lifecycle;
 mod projects;
 mod restore;

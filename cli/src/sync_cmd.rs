@@ -88,47 +88,7 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        None => {
-            // No daemon: the unmounted directory is this machine's truth; commit it, then
-            // fetch and push.
-            let machine = state::machine_record(&config)?;
-            let head = |id: &str| {
-                ferry_sync::store::Store::init(&st.store())
-                    .and_then(|s| s.head(id, true))
-                    .ok()
-                    .flatten()
-            };
-            let before = head(&machine.id);
-            let id = machine.id.clone();
-            let upper = state::mount_point()?;
-            let links = crate::projects::load_links(&st)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            let report = runtime.block_on(async {
-                let engine = engine::start(
-                    st.store(),
-                    machine,
-                    config.remote.clone(),
-                    EngineConfig {
-                        upper: Some(upper),
-                        links,
-                        ..EngineConfig::default()
-                    },
-                );
-                let report = engine.sync_now().await;
-                let _ = engine.shutdown(Duration::from_secs(10)).await;
-                Report::from(report)
-            });
-            // The engine's start-up reconcile commits what the directory holds by itself.
-            let after = head(&id);
-            let mut report = report;
-            if report.committed.is_none() && after != before {
-                report.committed = after.map(|h| h.to_string());
-            }
-            report
-        }
+        None => sync_here(&st, &config)?,
     };
     if json {
         println!("{}", serde_json::to_string(&report)?);
@@ -152,4 +112,45 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
         Some(false) => UNREACHABLE,
         _ => 0,
     })
+}
+
+/// Commits, fetches and pushes from this process, with no daemon: the unmounted directory is
+/// this machine's truth and is committed first.
+pub fn sync_here(st: &State, config: &crate::state::Config) -> Result<Report> {
+    let machine = state::machine_record(config)?;
+    let head = |id: &str| {
+        ferry_sync::store::Store::init(&st.store())
+            .and_then(|s| s.head(id, true))
+            .ok()
+            .flatten()
+    };
+    let before = head(&machine.id);
+    let id = machine.id.clone();
+    let upper = state::mount_point()?;
+    let links = crate::projects::load_links(st)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut report = runtime.block_on(async {
+        let engine = engine::start(
+            st.store(),
+            machine,
+            config.remote.clone(),
+            EngineConfig {
+                upper: Some(upper),
+                links,
+                ..EngineConfig::default()
+            },
+        );
+        let report = engine.sync_now().await;
+        let _ = engine.shutdown(Duration::from_secs(10)).await;
+        Report::from(report)
+    });
+    // The engine's start-up reconcile commits what the directory holds by itself.
+    let after = head(&id);
+    if report.committed.is_none() && after != before {
+        report.committed = after.map(|h| h.to_string());
+    }
+    Ok(report)
 }

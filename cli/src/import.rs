@@ -1,0 +1,78 @@
+//! The first sync of `ferry init`: this machine's existing sessions committed into its branch
+//! (with a progress bar over the bytes), then every other machine's fetched. Running it again
+//! commits only what changed.
+
+use crate::state::{self, Config, State};
+use crate::sync_cmd::{Report, sync_here};
+use anyhow::Result;
+use ferry_platform::mount::{MountState, mount_state};
+use ferry_sync::store::{Batch, Change, Store};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Duration;
+
+/// Files per commit while importing: each commit stays small and the bar moves.
+const PER_COMMIT: usize = 500;
+
+/// What the first sync did.
+pub struct Imported {
+    /// Files committed from the existing directory.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The fetch and push that followed (`None`: the view is mounted; the daemon syncs).
+    pub sync: Option<Report>,
+}
+
+/// Imports the existing sessions and fetches the others; quiet when `quiet`.
+pub fn run(st: &State, config: &Config, quiet: bool) -> Result<Imported> {
+    let mountpoint = state::mount_point()?;
+    if mount_state(&mountpoint) != MountState::None {
+        return Ok(Imported {
+            files: 0,
+            bytes: 0,
+            sync: None,
+        });
+    }
+    let machine = state::machine_record(config)?;
+    let store = Store::init(&st.store())?;
+    let links = crate::projects::load_links(st)?;
+    let batch = ferry_sync::upper::reconcile(&mountpoint, &store, &machine, &links)?;
+    let size = |c: &Change| match c {
+        Change::Write { local, .. } => std::fs::metadata(local).map_or(0, |m| m.len()),
+        _ => 0,
+    };
+    let bytes: u64 = batch.files.iter().map(|f| size(&f.change)).sum();
+    let bar = if quiet || batch.files.is_empty() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(bytes)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("importing {msg} {wide_bar} {bytes}/{total_bytes} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("{} file(s)", batch.files.len()));
+    for chunk in batch.files.chunks(PER_COMMIT) {
+        let part = Batch {
+            projects: batch.projects.clone(),
+            files: chunk.to_vec(),
+        };
+        store.commit(&machine, &part)?;
+        bar.inc(chunk.iter().map(|f| size(&f.change)).sum());
+    }
+    bar.finish_and_clear();
+    let spinner = if quiet || config.remote.is_none() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    spinner.set_message("fetching every machine's sessions and pushing this one's");
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let report = sync_here(st, config)?;
+    spinner.finish_and_clear();
+    Ok(Imported {
+        files: batch.files.len(),
+        bytes,
+        sync: Some(report),
+    })
+}
