@@ -5,6 +5,7 @@
 
 mod bundle;
 mod daemon;
+mod hooks;
 mod import;
 mod lifecycle;
 mod projects;
@@ -95,6 +96,10 @@ enum Command {
         /// Only sessions whose project key contains this.
         #[arg(long)]
         project: Option<String>,
+        /// Only sessions whose Claude Code never ended (no SessionEnd since the last write):
+        /// what was left unfinished. Needs `ferry hooks install` on every machine.
+        #[arg(long)]
+        open: bool,
     },
     /// Print a brief for picking a session up on this machine (no model call).
     Handoff {
@@ -137,6 +142,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Claude Code hooks: commit at once when a turn stops, mark sessions that ended.
+    Hooks {
+        #[command(subcommand)]
+        action: HooksAction,
+    },
     /// Commit, fetch and push now. Exit code 3: committed locally, but the remote was not reached.
     Sync {
         /// Ask the running daemon to sync and return at once.
@@ -153,6 +163,27 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum HooksAction {
+    /// Add ferry's Stop and SessionEnd hooks to Claude Code's settings.json.
+    Install {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove them, keeping every other setting.
+    Uninstall {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a hook runs (Claude Code calls it, with the hook's JSON on stdin).
+    Run {
+        /// `stop` or `session-end`.
+        event: String,
     },
 }
 
@@ -182,6 +213,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Mount { foreground } => lifecycle::mount(foreground),
         Command::Unmount { json } => lifecycle::unmount(json),
         Command::Status { json } => status::run(json),
+        Command::Hooks { action } => match action {
+            HooksAction::Install { json } => hooks::set(true, json),
+            HooksAction::Uninstall { json } => hooks::set(false, json),
+            HooksAction::Run { event } => hooks::run(&event),
+        },
         Command::Export { session, output } => bundle::export(&session, &output),
         Command::Import { file, json } => bundle::import(&file, json),
         Command::Restore {
@@ -195,7 +231,8 @@ fn run(cli: Cli) -> Result<()> {
             json,
             machine,
             project,
-        } => sessions::list(json, machine, project),
+            open,
+        } => sessions::list(json, machine, project, open),
         Command::Handoff { session, json } => sessions::handoff(&session, json),
         Command::Link { path, key, json } => projects::link(path, key, json),
         Command::Projects { json } => projects::list(json),

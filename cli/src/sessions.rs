@@ -39,6 +39,9 @@ pub struct Session {
     pub summary: Summary,
     /// Where the last writer's checkout stood.
     pub their_git: Option<GitState>,
+    /// Whether its Claude Code never ended since the last write (no SessionEnd marker newer
+    /// than the transcript).
+    pub open: bool,
 }
 
 impl Session {
@@ -48,7 +51,7 @@ impl Session {
             "machines": self.machines, "last_writer": self.last_writer,
             "updated_ms": self.updated_ms, "title": self.summary.title,
             "first_prompt": self.summary.first_prompt, "branch": self.summary.branch,
-            "resumable_here": self.resumable_here,
+            "resumable_here": self.resumable_here, "open": self.open,
         })
     }
 }
@@ -90,6 +93,13 @@ pub fn collect(st: &State) -> Result<Vec<Session>> {
                 continue;
             };
             let summary = summarise(&bytes);
+            let ended = view
+                .read(&Path::new(&slug).join(id).join(crate::hooks::ENDED))
+                .ok()
+                .and_then(|(b, _)| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v["ended_ms"].as_i64());
+            // The marker is written after the last line; allow for the view's ms rounding.
+            let open = ended.is_none_or(|e| e + 1000 < mtime);
             let project = foreign.projects_by_slug.get(&slug);
             let key = project
                 .map(|p| p.key.clone())
@@ -123,6 +133,7 @@ pub fn collect(st: &State) -> Result<Vec<Session>> {
                 updated_ms: mtime,
                 their_git: newest.and_then(|n| n.2),
                 summary,
+                open,
             });
         }
     }
@@ -131,7 +142,12 @@ pub fn collect(st: &State) -> Result<Vec<Session>> {
 }
 
 /// `ferry sessions`.
-pub fn list(json_out: bool, machine: Option<String>, project: Option<String>) -> Result<()> {
+pub fn list(
+    json_out: bool,
+    machine: Option<String>,
+    project: Option<String>,
+    open: bool,
+) -> Result<()> {
     let st = State::locate()?;
     let sessions: Vec<Session> = collect(&st)?
         .into_iter()
@@ -145,6 +161,7 @@ pub fn list(json_out: bool, machine: Option<String>, project: Option<String>) ->
                 .as_ref()
                 .is_none_or(|p| s.project.contains(p.as_str()))
         })
+        .filter(|s| !open || s.open)
         .collect();
     if json_out {
         let rows: Vec<Value> = sessions.iter().map(Session::json).collect();
@@ -162,7 +179,7 @@ pub fn list(json_out: bool, machine: Option<String>, project: Option<String>) ->
             .or_else(|| s.summary.first_prompt.clone())
             .unwrap_or_default();
         println!(
-            "{}  {:<12} by {:<10} {}{}\n    {}  {}",
+            "{}  {:<12} by {:<10} {}{}\n    {}{}  {}",
             s.id,
             ago(Some(s.updated_ms)),
             s.last_writer,
@@ -176,6 +193,7 @@ pub fn list(json_out: bool, machine: Option<String>, project: Option<String>) ->
             } else {
                 "no checkout here"
             },
+            if s.open { ", open (never ended)" } else { "" },
             clip(&what, 80)
         );
     }
