@@ -21,7 +21,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 const FORMAT: &str = "ferry-session-1";
 /// Largest bundle accepted.
-const MAX_BUNDLE: u64 = 2 << 30;
+const MAX_BUNDLE: u64 = 512 << 20;
 
 /// One file of a bundle.
 #[derive(Serialize, Deserialize)]
@@ -135,8 +135,8 @@ pub fn export(session: &str, output: &Path) -> Result<()> {
         files,
     };
     let n = bundle.files.len();
-    std::fs::write(output, serde_json::to_vec(&bundle)?)
-        .with_context(|| format!("writing {}", output.display()))?;
+    // The whole transcript is in there: this user's alone, like the session itself.
+    state::write_private(output, &serde_json::to_vec(&bundle)?)?;
     println!(
         "exported session {} ({n} file(s)) to {}; on the other machine: `ferry import {}`",
         s.id,
@@ -205,7 +205,11 @@ pub fn import(input: &Path, json_out: bool) -> Result<()> {
         let name = rel.as_str().rsplit('/').next().unwrap_or_default();
         let bytes = codec.expand(&portable, Format::for_file_name(name));
         let target = dir.join(rel.as_str());
-        std::fs::create_dir_all(target.parent().expect("inside the project dir"))?;
+        let current_mtime = std::fs::metadata(&target)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64);
         let bytes = match std::fs::read(&target) {
             // Already here: a transcript keeps every line of both; another file the newer.
             Ok(existing) if rel.is_lines() => merge_lines(&[&existing, &bytes]),
@@ -218,9 +222,11 @@ pub fn import(input: &Path, json_out: bool) -> Result<()> {
             }
             Err(_) => bytes,
         };
-        std::fs::write(&target, &bytes).with_context(|| format!("writing {}", target.display()))?;
+        state::write_private(&target, &bytes)?;
+        // The later of the two: a kept or merged newer file must not look older.
+        let mtime = current_mtime.map_or(f.mtime_ms, |c| c.max(f.mtime_ms));
         let file = std::fs::File::options().write(true).open(&target)?;
-        file.set_modified(UNIX_EPOCH + Duration::from_millis(f.mtime_ms.max(0) as u64))?;
+        file.set_modified(UNIX_EPOCH + Duration::from_millis(mtime.max(0) as u64))?;
         written += 1;
     }
     if json_out {

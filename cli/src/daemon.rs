@@ -19,7 +19,7 @@ use std::time::Duration;
 pub const PUSH_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The default byte budget of the disk cache.
-const CACHE_BUDGET: u64 = 2 << 30;
+pub const CACHE_BUDGET: u64 = 2 << 30;
 
 /// What the last unmount did, for `ferry unmount` to report.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -36,7 +36,7 @@ pub struct UnmountReport {
 
 /// Takes the daemon lock of the state dir, or says who holds it.
 #[cfg(unix)]
-fn lock(state: &State) -> Result<std::fs::File> {
+pub fn lock(state: &State) -> Result<std::fs::File> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -192,14 +192,22 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
     Ok(())
 }
 
-/// Writes `value` as JSON to `path` atomically (a reader never sees half a file).
-pub fn write_json(path: &Path, value: &impl Serialize) {
+/// Writes `value` as JSON to `path` atomically (a reader never sees half a file), readable by
+/// this user only.
+pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let written = serde_json::to_vec_pretty(value)
-        .map_err(std::io::Error::other)
-        .and_then(|b| std::fs::write(&tmp, b))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
+    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&tmp)?.write_all(&bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// [`write_json`] for the daemon's own files: a failure is logged, never fatal.
+fn publish(path: &Path, value: &impl Serialize) {
+    if let Err(e) = write_json(path, value) {
         tracing::warn!(file = %path.display(), error = %e, "writing failed");
     }
 }
@@ -209,7 +217,7 @@ fn write_status(state: &State, engine: &engine::EngineHandle, last: &mut String)
     let status = engine.status();
     let text = serde_json::to_string(&status).unwrap_or_default();
     if text != *last {
-        write_json(&state.status(), &status);
+        publish(&state.status(), &status);
         *last = text;
     }
 }
@@ -279,7 +287,7 @@ async fn serve(
                 tokio::spawn(async move {
                     let report = engine.sync_now().await;
                     let report = crate::sync_cmd::Report::from(report);
-                    write_json(&state.sync_report(), &report);
+                    publish(&state.sync_report(), &report);
                     write_status(&state, &engine, &mut String::new());
                 });
             }

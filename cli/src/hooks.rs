@@ -42,9 +42,10 @@ fn command(event: &str) -> Result<String> {
 
 fn is_ours(entry: &Value) -> bool {
     entry["hooks"].as_array().into_iter().flatten().any(|h| {
-        h["command"]
-            .as_str()
-            .is_some_and(|c| c.contains(" hooks run "))
+        h["command"].as_str().is_some_and(|c| {
+            c.contains("ferry")
+                && (c.ends_with(" hooks run stop") || c.ends_with(" hooks run session-end"))
+        })
     })
 }
 
@@ -91,10 +92,17 @@ pub fn set(install: bool, json_out: bool) -> Result<()> {
             list.push(json!({"hooks": [{"type": "command", "command": command(arg)?}]}));
         }
     }
-    if let Some(parent) = path.parent() {
+    // A settings.json that is a symlink (dotfiles) is written where it points, keeping its mode.
+    let target = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    let mode = std::fs::metadata(&target).map(|m| m.permissions()).ok();
+    if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    crate::daemon::write_json(&path, &settings);
+    crate::daemon::write_json(&target, &settings)
+        .with_context(|| format!("writing {}", target.display()))?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(&target, mode)?;
+    }
     let verb = if install { "installed" } else { "removed" };
     if json_out {
         println!("{}", json!({"settings": path, "hooks": verb}));
@@ -135,12 +143,14 @@ fn mark_ended(hook: &Value) -> Option<()> {
     if transcript.file_stem()?.to_str()? != id {
         return None;
     }
-    let dir = transcript.parent()?.join(id);
-    std::fs::create_dir_all(&dir).ok()?;
+    let machine = State::locate()
+        .and_then(|st| st.config())
+        .map_or_else(|_| crate::state::hostname(), |c| c.machine_name);
     let marker = json!({
         "ended_ms": ferry_sync::engine::now_ms(),
-        "machine": crate::state::hostname(),
+        "machine": machine,
         "reason": hook["reason"],
     });
-    std::fs::write(dir.join(ENDED), marker.to_string()).ok()
+    let path = transcript.parent()?.join(id).join(ENDED);
+    crate::state::write_private(&path, marker.to_string().as_bytes()).ok()
 }

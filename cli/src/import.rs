@@ -3,7 +3,7 @@
 //! commits only what changed.
 
 use crate::state::{self, Config, State};
-use crate::sync_cmd::{Report, sync_here};
+use crate::sync_cmd::{Report, sync_here_locked};
 use anyhow::Result;
 use ferry_platform::mount::{MountState, mount_state};
 use ferry_sync::store::{Batch, Change, Store};
@@ -26,7 +26,9 @@ pub struct Imported {
 /// Imports the existing sessions and fetches the others; quiet when `quiet`.
 pub fn run(st: &State, config: &Config, quiet: bool) -> Result<Imported> {
     let mountpoint = state::mount_point()?;
-    if mount_state(&mountpoint) != MountState::None {
+    // A running daemon (or a mount) does this itself.
+    let lock = crate::daemon::lock(st);
+    if mount_state(&mountpoint) != MountState::None || lock.is_err() {
         return Ok(Imported {
             files: 0,
             bytes: 0,
@@ -68,7 +70,8 @@ pub fn run(st: &State, config: &Config, quiet: bool) -> Result<Imported> {
     };
     spinner.set_message("fetching every machine's sessions and pushing this one's");
     spinner.enable_steady_tick(Duration::from_millis(120));
-    let report = sync_here(st, config)?;
+    let report = sync_here_locked(st, config)?;
+    drop(lock);
     spinner.finish_and_clear();
     Ok(Imported {
         files: batch.files.len(),

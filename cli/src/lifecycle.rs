@@ -12,7 +12,18 @@ use std::time::{Duration, Instant};
 /// (it keeps the machine id and updates what is given).
 pub fn init(remote: Option<String>, name: Option<String>, json: bool) -> Result<()> {
     let st = State::locate()?;
-    let existing = st.config().ok();
+    // Missing means a new machine; damaged is an error (a new id would make this machine's own
+    // sessions look like another's).
+    let existing = if st.config_path().exists() {
+        Some(st.config()?)
+    } else {
+        None
+    };
+    // A local remote given as a relative path is kept absolute: `ferry mount` runs elsewhere.
+    let remote = remote.map(|r| match std::fs::canonicalize(&r) {
+        Ok(p) if !r.contains("://") => p.to_string_lossy().into_owned(),
+        _ => r,
+    });
     let config = Config {
         machine_id: existing
             .as_ref()
@@ -158,10 +169,7 @@ pub fn unmount(json: bool) -> Result<()> {
     let mountpoint = state::mount_point()?;
     // The pid file is trusted only while the daemon holds its lock: after a crash the pid may
     // belong to an unrelated process by now.
-    let pid = std::fs::read_to_string(st.pid())
-        .ok()
-        .and_then(|p| p.trim().parse::<i32>().ok())
-        .filter(|&p| alive(p) && daemon::lock_held(&st));
+    let pid = crate::sync_cmd::daemon_pid(&st).filter(|&p| alive(p));
     let Some(pid) = pid else {
         return match mount_state(&mountpoint) {
             MountState::Stale | MountState::Live => {

@@ -248,7 +248,11 @@ fn where_cmd(path: Option<PathBuf>, json: bool) -> Result<()> {
     let (real, real_str) = state::real_dir(&path)?;
     let real_str = real_str.as_str();
     let home = ferry_platform::home_dir();
-    let key = project_key(&real, home.as_deref(), &[])
+    let links = state::State::locate()
+        .ok()
+        .and_then(|st| projects::load_links(&st).ok())
+        .unwrap_or_default();
+    let key = project_key(&real, home.as_deref(), &links)
         .with_context(|| format!("computing the project key of {real_str}"))?;
     let portable = match key.kind {
         KeyKind::Remote | KeyKind::Linked => "yes",

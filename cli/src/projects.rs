@@ -47,7 +47,8 @@ pub fn link(path: PathBuf, key: Option<String>, json_out: bool) -> Result<()> {
         key: key.clone(),
     });
     links.sort_by(|a, b| a.path.cmp(&b.path));
-    crate::daemon::write_json(&st.links(), &links);
+    crate::daemon::write_json(&st.links(), &links)
+        .with_context(|| format!("writing {}", st.links().display()))?;
     if json_out {
         println!("{}", json!({"path": real_str, "key": key}));
     } else {

@@ -138,26 +138,30 @@ pub fn run(
         .iter()
         .filter(|(_, h)| h.file.meta.state == FileState::Present);
     let chosen = match at.as_deref() {
-        Some(a) if a.len() >= 4 && a.chars().all(|c| c.is_ascii_hexdigit()) => present
-            .clone()
-            .find(|(_, h)| h.commit.to_string().starts_with(a))
-            .with_context(|| {
-                format!("no version of {} in commit {a}; see `--list`", rel.as_str())
-            })?,
-        Some(a) => {
-            let t = parse_time(a).with_context(|| {
-                format!("{a:?} is neither a commit nor a time (YYYY-MM-DD[THH:MM[:SS]], UTC)")
-            })?;
-            present
-                .clone()
-                .find(|(_, h)| h.time <= t)
-                .with_context(|| {
+        // A commit (prefix) first: a plain number may be either.
+        Some(a) => match present.clone().find(|(_, h)| {
+            a.len() >= 4
+                && a.chars().all(|c| c.is_ascii_hexdigit())
+                && h.commit.to_string().starts_with(a)
+        }) {
+            Some(found) => found,
+            None => {
+                let t = parse_time(a).with_context(|| {
                     format!(
-                        "no version of {} at or before {a}; see `--list`",
-                        rel.as_str()
+                        "{a:?} is neither a commit nor a time (YYYY-MM-DD[THH:MM[:SS]], UTC); see `--list`"
                     )
-                })?
-        }
+                })?;
+                present
+                    .clone()
+                    .find(|(_, h)| h.time <= t)
+                    .with_context(|| {
+                        format!(
+                            "no version of {} at or before {a}; see `--list`",
+                            rel.as_str()
+                        )
+                    })?
+            }
+        },
         None => present
             .clone()
             .next()
@@ -173,8 +177,13 @@ pub fn run(
     let bytes = Codec::new(&mapping).expand(&portable, Format::for_file_name(name));
     // Through the mount when it is live (a write like any other), else into the directory.
     let target = mountpoint.join(&rel_path);
-    std::fs::create_dir_all(target.parent().expect("inside projects"))?;
-    std::fs::write(&target, &bytes).with_context(|| format!("writing {}", target.display()))?;
+    // A transcript that is still there keeps every line it has now: the restored version's
+    // lines are merged in, never written over the current ones.
+    let bytes = match std::fs::read(&target) {
+        Ok(current) if rel.is_lines() => ferry_sync::merge::merge_lines(&[&bytes, &current]),
+        _ => bytes,
+    };
+    crate::state::write_private(&target, &bytes)?;
     if json_out {
         println!(
             "{}",

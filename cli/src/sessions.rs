@@ -56,6 +56,22 @@ impl Session {
     }
 }
 
+/// The first and last bytes of a file.
+type Ends = (Vec<u8>, Vec<u8>);
+
+/// The first and last 64 KiB of a transcript, and its mtime.
+fn head_and_tail(view: &View, rel: &Path) -> Result<(Ends, i64)> {
+    const SPAN: u64 = 64 << 10;
+    let (size, mtime) = view.stat(rel)?;
+    let head = view.read_at(rel, 0, SPAN as u32)?;
+    let tail = if size > SPAN {
+        view.read_at(rel, size - SPAN, SPAN as u32)?
+    } else {
+        Vec::new()
+    };
+    Ok(((head, tail), mtime))
+}
+
 /// Every session in the view, newest first.
 pub fn collect(st: &State) -> Result<Vec<Session>> {
     let config = st.config()?;
@@ -89,10 +105,15 @@ pub fn collect(st: &State) -> Result<Vec<Session>> {
                 continue;
             };
             let rel = Path::new(&slug).join(&name);
-            let Ok((bytes, mtime)) = view.read(&rel) else {
+            let Ok(((head, tail), mtime)) = head_and_tail(&view, &rel) else {
                 continue;
             };
-            let summary = summarise(&bytes);
+            // As Claude Code lists sessions: the first and last 64 KiB only.
+            let mut summary = summarise(&head);
+            let last = summarise(&tail);
+            summary.title = last.title.or(summary.title);
+            summary.branch = last.branch.or(summary.branch);
+            summary.last_assistant = last.last_assistant.or(summary.last_assistant);
             let ended = view
                 .read(&Path::new(&slug).join(id).join(crate::hooks::ENDED))
                 .ok()
@@ -218,19 +239,33 @@ pub fn handoff(id: &str, json_out: bool) -> Result<()> {
     let st = State::locate()?;
     let all = collect(&st)?;
     let s = find(&all, id)?;
+    // The brief reads the whole transcript, not just the ends a listing reads.
+    let machine = state::machine_record(&st.config()?)?;
+    let view = View::open(&st, &machine)?;
+    let rel: PathBuf = s
+        .path
+        .iter()
+        .rev()
+        .take(2)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let full = view.read(&rel).map(|(b, _)| summarise(&b)).ok();
+    let summary = full.as_ref().unwrap_or(&s.summary);
     let here: Option<GitState> = s.cwd.as_deref().and_then(|c| git_state(Path::new(c)));
     let task = s
         .summary
         .title
         .clone()
-        .or_else(|| s.summary.first_prompt.clone());
-    let last_prompts: Vec<&String> = s.summary.prompts.iter().rev().take(3).rev().collect();
+        .or_else(|| summary.first_prompt.clone());
+    let last_prompts: Vec<&String> = summary.prompts.iter().rev().take(3).rev().collect();
     if json_out {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "session": s.json(), "task": task, "last_prompts": last_prompts,
-                "files_touched": s.summary.files, "last_assistant": s.summary.last_assistant,
+                "files_touched": summary.files, "last_assistant": summary.last_assistant,
                 "their_checkout": s.their_git, "this_checkout": here,
             }))?
         );
@@ -256,10 +291,10 @@ pub fn handoff(id: &str, json_out: bool) -> Result<()> {
     }
     println!();
     println!("## Files touched");
-    if s.summary.files.is_empty() {
+    if summary.files.is_empty() {
         println!("- none recorded");
     }
-    for f in &s.summary.files {
+    for f in &summary.files {
         println!("- {f}");
     }
     println!();

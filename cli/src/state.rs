@@ -104,12 +104,8 @@ impl State {
     /// Writes `config.json` (mode 0600) atomically.
     pub fn save(&self, config: &Config) -> Result<()> {
         create_private_dir(&self.dir)?;
-        let tmp = self.dir.join("config.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(config)?)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        set_mode(&tmp, 0o600)?;
-        std::fs::rename(&tmp, self.config_path())?;
-        Ok(())
+        crate::daemon::write_json(&self.config_path(), config)
+            .with_context(|| format!("writing {}", self.config_path().display()))
     }
 }
 
@@ -126,6 +122,29 @@ pub fn real_dir(path: &Path) -> Result<(PathBuf, String)> {
         .context("the path is not valid UTF-8; Claude Code cannot run there either")?
         .to_string();
     Ok((real, text))
+}
+
+/// Writes `bytes` to `path` readable by this user only (0600), creating missing parents as
+/// 0700: Claude Code's own modes. Used for files in `projects/`, where it is an ordinary write
+/// through the view.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = path.parent().context("a file needs a directory")?;
+    if !parent.exists() {
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        #[cfg(not(unix))]
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Creates `dir` (and parents) readable by this user only.

@@ -61,9 +61,17 @@ fn conflicts(snaps: &[Snapshot], me: &str) -> (Vec<Value>, Vec<Value>) {
             by_path
                 .entry((f.project.key.clone(), f.rel.as_str().to_string()))
                 .or_default()
-                .push((s.machine.name.as_str(), f));
+                .push((s.machine.id.as_str(), f));
         }
     }
+    // `resolve` works on ids (a hide counts only on the machine that recorded it); people read
+    // names.
+    let name = |id: &str| {
+        snaps
+            .iter()
+            .find(|s| s.machine.id == id)
+            .map_or_else(|| id.to_string(), |s| s.machine.name.clone())
+    };
     let (mut divergent, mut lost) = (Vec::new(), Vec::new());
     for ((key, rel), versions) in by_path {
         if versions.len() < 2 {
@@ -83,12 +91,12 @@ fn conflicts(snaps: &[Snapshot], me: &str) -> (Vec<Value>, Vec<Value>) {
             trees.sort();
             trees.dedup();
             if trees.len() > 1 {
-                let machines: Vec<&str> = r.shown.iter().map(|&i| versions[i].0).collect();
+                let machines: Vec<String> = r.shown.iter().map(|&i| name(versions[i].0)).collect();
                 divergent.push(json!({"project": key, "path": rel, "machines": machines}));
             }
         } else if !r.losers.is_empty() {
-            let shown = r.shown.first().map(|&i| versions[i].0);
-            let losers: Vec<&str> = r.losers.iter().map(|&i| versions[i].0).collect();
+            let shown = r.shown.first().map(|&i| name(versions[i].0));
+            let losers: Vec<String> = r.losers.iter().map(|&i| name(versions[i].0)).collect();
             lost.push(json!({"project": key, "path": rel, "shown": shown, "losers": losers}));
         }
     }
@@ -114,7 +122,8 @@ pub fn run(json_out: bool) -> Result<()> {
     }
     if live.is_none() && mount == MountState::None {
         // No daemon: what the unmounted directory holds that the branch lacks.
-        let batch = ferry_sync::upper::reconcile(&mountpoint, &store, &machine, &[])?;
+        let links = crate::projects::load_links(&st)?;
+        let batch = ferry_sync::upper::reconcile(&mountpoint, &store, &machine, &links)?;
         status.pending_paths = batch.files.len();
         status.pending_bytes = batch
             .files

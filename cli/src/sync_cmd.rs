@@ -115,8 +115,22 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
 }
 
 /// Commits, fetches and pushes from this process, with no daemon: the unmounted directory is
-/// this machine's truth and is committed first.
+/// this machine's truth and is committed first. Holds the daemon's lock meanwhile, so that no
+/// daemon starts on the same store.
 pub fn sync_here(st: &State, config: &crate::state::Config) -> Result<Report> {
+    let _lock = daemon::lock(st)?;
+    sync_here_locked(st, config)
+}
+
+/// [`sync_here`] for a caller that holds the lock already.
+pub fn sync_here_locked(st: &State, config: &crate::state::Config) -> Result<Report> {
+    let mountpoint = state::mount_point()?;
+    if ferry_platform::mount::mount_state(&mountpoint) == ferry_platform::mount::MountState::Stale {
+        bail!(
+            "the mount at {} is dead (a daemon crashed); run `ferry mount`, which recovers it and syncs",
+            mountpoint.display()
+        );
+    }
     let machine = state::machine_record(config)?;
     let head = |id: &str| {
         ferry_sync::store::Store::init(&st.store())

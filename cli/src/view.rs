@@ -21,8 +21,9 @@ impl Sink for ReadOnly {
 pub enum View {
     /// The live mount at this path.
     Mounted(PathBuf),
-    /// A core over the unmounted directory.
-    Core(Box<Fs>),
+    /// A core over the unmounted directory, with a disk cache and marks of its own (a scratch
+    /// directory, removed afterwards): a command never writes the daemon's.
+    Core(Box<Fs>, PathBuf),
 }
 
 impl View {
@@ -36,21 +37,28 @@ impl View {
                 mountpoint.display()
             ),
             _ => {
+                let scratch =
+                    std::env::temp_dir().join(format!("ferry-view-{}", std::process::id()));
+                std::fs::create_dir_all(&scratch)?;
+                // The daemon's marks say which other machines' versions each file took in; read
+                // a copy, so the view is the same without ever writing the daemon's.
+                let marks = scratch.join("marks.json");
+                let _ = std::fs::copy(st.dir.join("marks.json"), &marks);
                 let fs = Fs::new(
                     Upper::open(&mountpoint)
                         .with_context(|| format!("opening {}", mountpoint.display()))?,
                     FsConfig {
                         machine: machine.clone(),
                         store: st.store(),
-                        cache_dir: st.cache(),
-                        cache_budget: 2 << 30,
+                        cache_dir: scratch.join("cache"),
+                        cache_budget: crate::daemon::CACHE_BUDGET,
                         links: crate::projects::load_links(st)?,
-                        marks: st.dir.join("marks.json"),
+                        marks,
                     },
                     Arc::new(ReadOnly),
                 )
                 .context("reading the store")?;
-                Ok(View::Core(Box::new(fs)))
+                Ok(View::Core(Box::new(fs), scratch))
             }
         }
     }
@@ -65,7 +73,7 @@ impl View {
                     Some((e.file_name().to_str()?.to_string(), dir))
                 })
                 .collect()),
-            View::Core(fs) => Ok(fs
+            View::Core(fs, _) => Ok(fs
                 .readdir(dir)?
                 .into_iter()
                 .filter_map(|(n, a)| Some((n.to_str()?.to_string(), a.kind == Kind::Dir)))
@@ -85,7 +93,7 @@ impl View {
                     .map_or(0, |d| d.as_millis() as i64);
                 Ok((std::fs::read(&p)?, mtime))
             }
-            View::Core(fs) => {
+            View::Core(fs, _) => {
                 let attr = fs.getattr(path)?;
                 let mut out = Vec::with_capacity(attr.size as usize);
                 while (out.len() as u64) < attr.size {
@@ -104,15 +112,49 @@ impl View {
     pub fn local_path(&self, path: &Path) -> PathBuf {
         match self {
             View::Mounted(root) => root.join(path),
-            View::Core(fs) => fs.upper().root().join(path),
+            View::Core(fs, _) => fs.upper().root().join(path),
+        }
+    }
+}
+
+impl View {
+    /// Up to `len` bytes of `path` from `offset`.
+    pub fn read_at(&self, path: &Path, offset: u64, len: u32) -> Result<Vec<u8>> {
+        match self {
+            View::Mounted(root) => {
+                let f = std::fs::File::open(root.join(path))?;
+                let mut buf = vec![0; len as usize];
+                let n = std::os::unix::fs::FileExt::read_at(&f, &mut buf, offset)?;
+                buf.truncate(n);
+                Ok(buf)
+            }
+            View::Core(fs, _) => Ok(fs.read(path, offset, len)?),
+        }
+    }
+
+    /// The size and mtime (ms) of `path`.
+    pub fn stat(&self, path: &Path) -> Result<(u64, i64)> {
+        match self {
+            View::Mounted(root) => {
+                let md = std::fs::metadata(root.join(path))?;
+                let mtime = md
+                    .modified()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                Ok((md.len(), mtime))
+            }
+            View::Core(fs, _) => {
+                let a = fs.getattr(path)?;
+                Ok((a.size, (a.mtime_ns / 1_000_000) as i64))
+            }
         }
     }
 }
 
 impl Drop for View {
     fn drop(&mut self) {
-        if let View::Core(fs) = self {
-            fs.close();
+        if let View::Core(_, scratch) = self {
+            let _ = std::fs::remove_dir_all(scratch);
         }
     }
 }

@@ -36,6 +36,9 @@ fn a_session_moves_as_one_file() {
     let bundle = tmp.path().join("session.json");
     let out = a.ok(&["export", &id[..8], "-o", bundle.to_str().unwrap()]);
     assert!(out.contains("ferry import"), "{out}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&bundle).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the bundle is this user's alone");
     let raw = std::fs::read_to_string(&bundle).unwrap();
     let parsed: Value = serde_json::from_str(&raw).unwrap();
     for f in parsed["files"].as_array().unwrap() {

@@ -102,6 +102,19 @@ fn sessions_handoff_and_restore() {
     let out = a.ok(&["restore", path]);
     assert!(out.contains("restored"), "{out}");
     assert_eq!(std::fs::read_to_string(&a_file).unwrap(), text);
+    // Restoring over a transcript that is still there keeps the lines it has now.
+    let extra =
+        "{\"type\":\"user\",\"uuid\":\"u9\",\"message\":{\"content\":\"not yet committed\"}}\n";
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&a_file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, extra.as_bytes()))
+        .unwrap();
+    a.ok(&["restore", path]);
+    assert_eq!(
+        std::fs::read_to_string(&a_file).unwrap(),
+        text.clone() + extra
+    );
     let bad = a.ferry(&["restore", path, "--at", "1999-01-01"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--list"));

@@ -119,7 +119,7 @@ struct Decision {
 struct Inner {
     cache: DiskCache,
     fds: LruCache<FdKey, Arc<File>>,
-    decisions: HashMap<String, Decision>,
+    decisions: BTreeMap<String, Decision>,
     /// View paths deleted here and not yet in the store: hidden up to this mtime (ms).
     whiteouts: HashMap<String, i64>,
     /// Projects of the upper layer's slug directories, once known.
@@ -129,7 +129,7 @@ struct Inner {
     /// View paths whose upper file has taken in other machines' versions up to this mtime (ms),
     /// by a copy-up or by already holding every line: those versions never count against the
     /// upper file again, whatever local edits follow. Kept in `FsConfig::marks`.
-    absorbed: HashMap<String, i64>,
+    absorbed: BTreeMap<String, i64>,
 }
 
 /// The filesystem core.
@@ -180,7 +180,7 @@ impl Fs {
             inner: Mutex::new(Inner {
                 cache,
                 fds: LruCache::new(NonZeroUsize::new(256).expect("nonzero")),
-                decisions: HashMap::new(),
+                decisions: BTreeMap::new(),
                 whiteouts: HashMap::new(),
                 projects: HashMap::new(),
                 unresolved: BTreeMap::new(),
@@ -367,6 +367,7 @@ impl Fs {
 
     /// Forgets open descriptors and decisions for `path` and everything under it.
     fn forget(&self, inner: &mut Inner, path: &Path) {
+        // At most 256 descriptors: a scan is cheap next to the syscalls around it.
         let stale: Vec<FdKey> = inner
             .fds
             .iter()
@@ -377,12 +378,8 @@ impl Fs {
             inner.fds.pop(&k);
         }
         if let Some(k) = key_of(path) {
-            let prefix = format!("{k}/");
-            let under = |p: &String| p == k || p.starts_with(&prefix);
-            inner.decisions.retain(|p, _| !under(p));
-            let before = inner.absorbed.len();
-            inner.absorbed.retain(|p, _| !under(p));
-            if inner.absorbed.len() != before {
+            remove_under(&mut inner.decisions, k);
+            if remove_under(&mut inner.absorbed, k) {
                 self.save_marks(inner);
             }
         }
@@ -410,8 +407,25 @@ impl Fs {
     }
 }
 
+/// Removes `key` and every key under `key/` from `map`, by range (this runs on every create,
+/// unlink and rename); returns whether anything went.
+fn remove_under<V>(map: &mut BTreeMap<String, V>, key: &str) -> bool {
+    let before = map.len();
+    map.remove(key);
+    let prefix = format!("{key}/");
+    let under: Vec<String> = map
+        .range(prefix.clone()..)
+        .take_while(|(p, _)| p.starts_with(&prefix))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for p in under {
+        map.remove(&p);
+    }
+    map.len() != before
+}
+
 /// The marks a previous run saved (none if missing or unreadable).
-fn load_marks(path: &Path) -> HashMap<String, i64> {
+fn load_marks(path: &Path) -> BTreeMap<String, i64> {
     std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
