@@ -482,6 +482,9 @@ impl Model {
                 }
                 self.forget(&a);
                 self.forget(&b);
+                // The core copies what only the view had up in place first, which makes the
+                // source's parent a real directory; as on a local disk, it stays.
+                self.mkdir_all(parent(&a));
                 for (p, n, up) in under {
                     let to = format!("{b}{}", &p[a.len()..]);
                     if let MNode::File(c, m, false) = n {
