@@ -120,6 +120,24 @@ pub fn run(json_out: bool) -> Result<()> {
     if status.machines.is_empty() {
         status.machines = machines_from_store(&store, &snaps, &machine.id);
     }
+    // Before its first commit this machine is in no branch, and the daemon knows it by id only.
+    if !status.machines.iter().any(|m| m.this_machine) {
+        status.machines.insert(
+            0,
+            MachineStatus {
+                id: machine.id.clone(),
+                this_machine: true,
+                ..MachineStatus::default()
+            },
+        );
+    }
+    for m in status
+        .machines
+        .iter_mut()
+        .filter(|m| m.this_machine && m.name.is_empty())
+    {
+        m.name = machine.name.clone();
+    }
     if live.is_none() && mount == MountState::None {
         // No daemon: what the unmounted directory holds that the branch lacks.
         let links = crate::projects::load_links(&st)?;
@@ -201,7 +219,7 @@ pub fn run(json_out: bool) -> Result<()> {
             if let Some(a) = m.ahead {
                 line.push_str(&format!(", {a} commit(s) not pushed"));
             }
-            if pid.is_some() {
+            if pid.is_some() && config.remote.is_some() {
                 line.push_str(&format!(
                     ", last fetch {}, last push {}",
                     ago(status.last_fetch_ms),

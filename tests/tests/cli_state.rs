@@ -41,6 +41,11 @@ fn status_sync_link_and_projects() {
     let st = json(&a.ok(&["status", "--json"]));
     assert_eq!(st["mount"]["state"], "none");
     assert_eq!(st["pending"]["paths"], 1, "{st}");
+    assert_eq!(
+        st["machines"][0]["name"], "a",
+        "this machine is listed before its first commit"
+    );
+    assert!(st["machines"][0]["last_commit_ms"].is_null());
     let human = a.ok(&["status"]);
     assert!(
         human.contains("not mounted") && human.contains("pending:  1 path"),
