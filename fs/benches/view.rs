@@ -11,12 +11,12 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{B_ROOT, commit_as_b, machine};
+use common::{B_ROOT, commit_as_b};
 use ferry_fs::core::{Fs, FsConfig};
 use ferry_fs::upper::Upper;
 use ferry_sync::engine::{self, EngineConfig};
 use ferry_sync::slug::slug;
-use ferry_sync::store::{Change, MachineRecord, Store};
+use ferry_sync::store::{Change, MachineRecord};
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -182,13 +182,7 @@ fn write_with_mtime(path: &Path, bytes: &[u8], mtime_ms: i64) {
 fn main() {
     let scratch = std::env::var("FERRY_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
     let dir = tempfile::tempdir_in(scratch).unwrap();
-    let home = dir.path().join("home-a");
-    let upper = home.join(".claude/projects");
-    std::fs::create_dir_all(&upper).unwrap();
-    let store = dir.path().join("store");
-    Store::init(&store).unwrap();
-    let a = machine("a", home.to_str().unwrap());
-    let b = machine("b", "/home/b");
+    let (upper, store, a, b) = common::layout(dir.path());
     let a_root = format!("{}/src/proj", a.home);
     let fslug = slug(&a_root);
     let native = dir.path().join("native");

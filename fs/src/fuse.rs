@@ -191,6 +191,26 @@ impl Adapter {
         }
     }
 
+    /// Unlink or rmdir: the core removes `name`, then its inode number is forgotten.
+    fn remove(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        op: fn(&Fs, &Path) -> Result<(), FsError>,
+        reply: ReplyEmpty,
+    ) {
+        let result = self
+            .child(parent, name)
+            .and_then(|p| op(&self.fs, &p).map(|()| p).map_err(errno));
+        match result {
+            Ok(p) => {
+                self.inodes().remove(&p);
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn listing(&self, ino: INodeNo, offset: u64) -> Result<Listing, Errno> {
         if offset > 0
             && let Some(l) = self.inodes().listings.get(&ino.0)
@@ -310,29 +330,11 @@ impl Filesystem for Adapter {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let result = self
-            .child(parent, name)
-            .and_then(|p| self.fs.unlink(&p).map(|()| p).map_err(errno));
-        match result {
-            Ok(p) => {
-                self.inodes().remove(&p);
-                reply.ok()
-            }
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, Fs::unlink, reply)
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let result = self
-            .child(parent, name)
-            .and_then(|p| self.fs.rmdir(&p).map(|()| p).map_err(errno));
-        match result {
-            Ok(p) => {
-                self.inodes().remove(&p);
-                reply.ok()
-            }
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, Fs::rmdir, reply)
     }
 
     fn rename(

@@ -21,13 +21,7 @@ fn machine(id: &str, home: &str) -> (MachineRecord, ProjectRecord) {
     let root = format!("{home}/src/proj");
     (
         common::linux_machine(id, home),
-        ProjectRecord {
-            key: "github.com/o/proj".into(),
-            slug: ferry_sync::slug::slug(&root),
-            cwd: root.clone(),
-            root,
-            git: None,
-        },
+        common::project("github.com/o/proj", &root),
     )
 }
 

@@ -72,13 +72,7 @@ fn line(i: usize, len: usize) -> String {
 fn setup(dir: &Path) -> (Store, MachineRecord, ProjectRecord) {
     let store = Store::init(&dir.join("store.git")).unwrap();
     let machine = common::linux_machine("bench", "/home/alice");
-    let project = ProjectRecord {
-        key: "github.com/o/ferry".into(),
-        root: ROOT.into(),
-        cwd: ROOT.into(),
-        slug: ferry_sync::slug::slug(ROOT),
-        git: None,
-    };
+    let project = common::project("github.com/o/ferry", ROOT);
     (store, machine, project)
 }
 

@@ -11,18 +11,7 @@ use std::time::{Duration, Instant};
 
 const KEY: &str = "github.com/o/proj";
 
-/// Runs a test's body on a fresh runtime, then shuts it down without waiting more than a few
-/// seconds for blocking git threads: a transfer stuck past libgit2's own timeouts must fail the
-/// test it belongs to, never hang the whole binary.
-fn run<F: std::future::Future<Output = ()>>(body: F) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(body);
-    rt.shutdown_timeout(Duration::from_secs(5));
-}
+use common::run;
 
 struct Node {
     record: MachineRecord,
@@ -59,14 +48,8 @@ fn node_with(
     config: EngineConfig,
 ) -> Node {
     let record = common::linux_machine(id, home);
-    let slug = ferry_sync::slug::slug(root);
-    let project = ProjectRecord {
-        key: KEY.into(),
-        root: root.into(),
-        cwd: root.into(),
-        slug: slug.clone(),
-        git: None,
-    };
+    let project = common::project(KEY, root);
+    let slug = project.slug.clone();
     let upper = dir.join(id).join("projects").join(&slug);
     std::fs::create_dir_all(&upper).unwrap();
     let store_path = dir.join(id).join("store.git");

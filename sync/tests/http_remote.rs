@@ -5,22 +5,11 @@
 mod common;
 
 use ferry_sync::engine::{self, EngineConfig};
-use ferry_sync::store::{Change, ProjectRecord, RelPath, Store};
+use ferry_sync::store::{Change, RelPath, Store};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Runs a test's body on a fresh runtime, then shuts it down without waiting more than a few
-/// seconds for blocking git threads: a transfer stuck past libgit2's own timeouts must fail the
-/// test it belongs to, never hang the whole binary.
-fn run<F: std::future::Future<Output = ()>>(body: F) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(body);
-    rt.shutdown_timeout(Duration::from_secs(5));
-}
+use common::run;
 
 struct Server(std::process::Child);
 impl Drop for Server {
@@ -82,13 +71,7 @@ fn https_style_remote_with_a_credential_helper() {
 
         let url = format!("http://127.0.0.1:{port}/sessions.git");
         let machine = common::linux_machine("aaaa", "/home/al");
-        let project = ProjectRecord {
-            key: "k".into(),
-            root: "/home/al/p".into(),
-            cwd: "/home/al/p".into(),
-            slug: "-home-al-p".into(),
-            git: None,
-        };
+        let project = common::project("k", "/home/al/p");
         let store_path = tmp.path().join("store.git");
         Store::init(&store_path).unwrap();
         let handle = engine::start(

@@ -24,14 +24,8 @@ const KEY: &str = "github.com/o/proj";
 fn machine(id: &str, home: &str, root: &str) -> Machine {
     let tmp = tempfile::tempdir().unwrap();
     let record = common::linux_machine(id, home);
-    let slug = ferry_sync::slug::slug(root);
-    let project = ProjectRecord {
-        key: KEY.into(),
-        root: root.into(),
-        cwd: root.into(),
-        slug: slug.clone(),
-        git: None,
-    };
+    let project = common::project(KEY, root);
+    let slug = project.slug.clone();
     let upper = tmp.path().join("projects").join(&slug);
     std::fs::create_dir_all(&upper).unwrap();
     let store = Store::init(&tmp.path().join("store.git")).unwrap();
@@ -580,13 +574,7 @@ fn projects_whose_slugs_collide_stay_apart_in_the_store() {
     // `/a/b_c` and `/a/b.c` share Claude Code's slug `-a-b-c`; the store keys by project key, so
     // their files never mix (where each shows in the view is the view's decision).
     let m = machine("a1", "/home/al", "/home/al/src/proj");
-    let mk = |key: &str, root: &str| ProjectRecord {
-        key: key.into(),
-        root: root.into(),
-        cwd: root.into(),
-        slug: ferry_sync::slug::slug(root),
-        git: None,
-    };
+    let mk = common::project;
     let (p1, p2) = (
         mk("~/a/b_c", "/home/al/a/b_c"),
         mk("~/a/b.c", "/home/al/a/b.c"),

@@ -21,7 +21,7 @@ mod resolve;
 use crate::cache::DiskCache;
 use crate::error::{FsError, FsResult};
 use crate::foreign::Foreign;
-use crate::upper::{Kind, Meta, Upper};
+use crate::upper::{Kind, Upper};
 use ferry_sync::engine::EngineHandle;
 use ferry_sync::project_key::Link;
 use ferry_sync::store::{Change, MachineRecord, ProjectRecord, RelPath, Store};
@@ -65,26 +65,9 @@ pub struct FsConfig {
     pub marks: PathBuf,
 }
 
-/// The attributes of a view entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Attr {
-    /// File or directory.
-    pub kind: Kind,
-    /// Exact length in bytes.
-    pub size: u64,
-    /// Permission bits.
-    pub mode: u32,
-    /// Modification time (ns since the epoch).
-    pub mtime_ns: i128,
-    /// Access time.
-    pub atime_ns: i128,
-    /// Change time.
-    pub ctime_ns: i128,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-}
+/// The attributes of a view entry: what an upper-layer entry has, whichever layer it comes
+/// from.
+pub use crate::upper::Meta as Attr;
 
 /// Attribute changes, as `setattr` carries them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -306,18 +289,8 @@ impl Fs {
             uid: self.uid,
             gid: self.gid,
         };
-        let from_meta = |m: &Meta| Attr {
-            kind: m.kind,
-            size: m.size,
-            mode: m.mode,
-            mtime_ns: m.mtime_ns,
-            atime_ns: m.atime_ns,
-            ctime_ns: m.ctime_ns,
-            uid: m.uid,
-            gid: m.gid,
-        };
         match node {
-            Node::Dir { upper: Some(m) } | Node::Upper(m) => from_meta(m),
+            Node::Dir { upper: Some(m) } | Node::Upper(m) => *m,
             Node::Dir { upper: None } => synthetic(Kind::Dir, 0, 0o700, self.started_ns),
             Node::Cached {
                 size,
@@ -328,7 +301,7 @@ impl Fs {
                 Some(m) => Attr {
                     size: *size,
                     mtime_ns: *mtime_ns,
-                    ..from_meta(m)
+                    ..*m
                 },
                 None => synthetic(Kind::File, *size, 0o600, *mtime_ns),
             },

@@ -45,19 +45,11 @@ pub struct Rig {
     pub recorder: Arc<Recorder>,
 }
 
+#[path = "../../../sync/tests/common/mod.rs"]
+mod sync_common;
+
 /// A Linux machine record with `home` and Claude Code's default dirs.
-pub fn machine(id: &str, home: &str) -> MachineRecord {
-    MachineRecord {
-        id: id.into(),
-        name: id.into(),
-        os: "linux".into(),
-        home: home.into(),
-        tmp: "/tmp".into(),
-        claude_dir: format!("{home}/.claude"),
-        claude_tmp: "/tmp/claude-0".into(),
-        last_seen_ms: 0,
-    }
-}
+pub use sync_common::linux_machine as machine;
 
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> i64 {
@@ -67,17 +59,23 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// Under `root`: this machine `a` (HOME `root/home-a`) with an empty upper layer and a fresh
+/// store, and machine `b` (HOME `/home/b`). Returns the upper layer, the store, `a` and `b`.
+pub fn layout(root: &Path) -> (PathBuf, PathBuf, MachineRecord, MachineRecord) {
+    let home = root.join("home-a");
+    let upper = home.join(".claude/projects");
+    std::fs::create_dir_all(&upper).unwrap();
+    let store = root.join("store");
+    Store::init(&store).unwrap();
+    let a = machine("a", home.to_str().unwrap());
+    (upper, store, a, machine("b", "/home/b"))
+}
+
 impl Rig {
     /// A fresh rig; `setup` may fill the upper layer before the core starts.
     pub fn new() -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home-a");
-        let upper = home.join(".claude/projects");
-        std::fs::create_dir_all(&upper).unwrap();
-        let store = dir.path().join("store");
-        Store::init(&store).unwrap();
-        let a = machine("a", home.to_str().unwrap());
-        let b = machine("b", "/home/b");
+        let (upper, store, a, b) = layout(dir.path());
         let recorder = Arc::new(Recorder::default());
         let fs = Fs::new(
             Upper::open(&upper).unwrap(),
@@ -180,13 +178,7 @@ impl Rig {
 /// ref at it, as if it had arrived from the remote.
 pub fn commit_as_b(store: &Path, b: &MachineRecord, changes: Vec<(String, Change)>) {
     let store = Store::open(store).unwrap();
-    let project = ProjectRecord {
-        key: KEY.into(),
-        root: B_ROOT.into(),
-        cwd: B_ROOT.into(),
-        slug: slug(B_ROOT),
-        git: None,
-    };
+    let project = sync_common::project(KEY, B_ROOT);
     let batch = Batch {
         projects: vec![project],
         files: changes
