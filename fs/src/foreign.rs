@@ -72,6 +72,9 @@ pub struct Foreign {
     pub projects_by_slug: HashMap<String, ProjectRecord>,
     /// What was rejected from remote branches, for the log and `ferry status`.
     pub rejected: Vec<String>,
+    /// This machine's checkouts by project key base (see [`checkouts`]): where a project has a
+    /// place here already.
+    pub checkouts: HashMap<String, String>,
 }
 
 impl Foreign {
@@ -184,6 +187,7 @@ impl Foreign {
             out.add_dirs(&path);
             out.files.insert(path, file);
         }
+        out.checkouts = checkouts;
         out
     }
 

@@ -14,6 +14,7 @@
 
 use crate::core::{Attr, Fs, SetAttr};
 use crate::error::FsError;
+use crate::requester::Requesters;
 use crate::upper::{Kind, SetTime};
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
@@ -120,6 +121,7 @@ impl Inodes {
 struct Adapter {
     fs: Arc<Fs>,
     inodes: Arc<Mutex<Inodes>>,
+    requesters: Requesters,
 }
 
 fn errno(e: FsError) -> Errno {
@@ -175,6 +177,17 @@ impl Adapter {
 
     fn path(&self, ino: INodeNo) -> Result<PathBuf, Errno> {
         self.inodes().path(ino)
+    }
+
+    /// Adopts the checkout process `pid` works in (see `core::adopt`); whether the view changed.
+    fn adopt(&self, pid: u32) -> bool {
+        let Some((root, key)) = self.requesters.checkout_of(pid) else {
+            return false;
+        };
+        self.fs.adopt_checkout(&root, &key).unwrap_or_else(|e| {
+            tracing::warn!(%e, root, "adopting a checkout failed");
+            false
+        })
     }
 
     fn child(&self, parent: INodeNo, name: &OsStr) -> Result<PathBuf, Errno> {
@@ -252,10 +265,16 @@ impl Filesystem for Adapter {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.child(parent, name) {
             Ok(path) => {
-                let attr = self.fs.getattr(&path);
+                let mut attr = self.fs.getattr(&path);
+                // A project directory that is not there, looked up from a checkout of a project
+                // other machines have: Claude Code starting in it. Place the project there.
+                let missing = matches!(&attr, Err(e) if e.errno == libc::ENOENT);
+                if missing && parent == INodeNo::ROOT && self.adopt(req.pid()) {
+                    attr = self.fs.getattr(&path);
+                }
                 self.entry(&path, attr, reply)
             }
             Err(e) => reply.error(e),
@@ -571,6 +590,7 @@ pub fn mount(fs: Arc<Fs>, mountpoint: &Path) -> std::io::Result<Mounted> {
     let adapter = Adapter {
         fs: fs.clone(),
         inodes: inodes.clone(),
+        requesters: Requesters::new(mountpoint),
     };
     let mut config = Config::default();
     config.mount_options = vec![

@@ -5,6 +5,7 @@
 //! - [`placement`]: where another machine's project appears on this machine.
 //! - [`foreign`]: every file other machines provide, placed and resolved.
 //! - [`cache`]: the disk cache of their files expanded to this machine's paths.
+//! - [`requester`]: the checkout a process calling into the mount works in.
 //! - [`upper`]: the real directory underneath the mount, reached through a directory fd.
 
 pub mod cache;
@@ -15,6 +16,7 @@ pub mod foreign;
 #[cfg(unix)]
 pub mod fuse;
 pub mod placement;
+pub mod requester;
 #[cfg(unix)]
 pub mod upper;
 

@@ -309,3 +309,42 @@ fn removing_a_message_from_a_resumed_session_keeps_the_file_as_written() {
         .unwrap();
     assert_eq!(rig.read(&p2).unwrap(), b"{\"uuid\":\"r\"}\n");
 }
+
+#[test]
+fn a_checkout_where_the_client_runs_is_adopted_as_the_projects_place() {
+    let rig = Rig::new();
+    let text = line("u1", "from b");
+    rig.b_writes("s1.jsonl", text.as_bytes(), now_ms() - 60_000);
+    let elsewhere = format!("{}/work/clients/proj", rig.a.home);
+    let at = |root: &str| format!("{}/s1.jsonl", ferry_sync::slug::slug(root));
+    // No checkout known here: the origin's HOME-relative place.
+    assert!(rig.read(&at(&rig.a_root())).is_ok());
+    assert_eq!(rig.read(&at(&elsewhere)), Err(libc::ENOENT));
+    // A checkout of another project, or of nothing any machine has, changes nothing.
+    assert!(
+        !rig.fs
+            .adopt_checkout(&elsewhere, "github.com/o/other")
+            .unwrap()
+    );
+    // A checkout of this project is adopted: the session moves there, in its terms.
+    assert!(rig.fs.adopt_checkout(&elsewhere, KEY).unwrap());
+    assert_eq!(
+        rig.read(&at(&elsewhere)).unwrap(),
+        text.replace(B_ROOT, &elsewhere).as_bytes()
+    );
+    assert_eq!(rig.read(&at(&rig.a_root())), Err(libc::ENOENT));
+    // Once placed, a second checkout does not move it again.
+    let third = format!("{}/third/proj", rig.a.home);
+    assert!(!rig.fs.adopt_checkout(&third, KEY).unwrap());
+    // Writes there are this machine's changes of the same project.
+    rig.fs
+        .write(Path::new(&at(&elsewhere)), 0, b"{\"uuid\":\"a1\"}\n", true)
+        .unwrap();
+    let notes = rig.take_notes();
+    assert!(
+        notes
+            .iter()
+            .any(|(k, rel, _)| k == KEY && rel == "s1.jsonl"),
+        "{notes:?}"
+    );
+}

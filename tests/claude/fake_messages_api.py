@@ -11,13 +11,14 @@ Every request is appended to --log as one JSON line: {"n","method","path","body"
 (body parsed as JSON when possible, else the raw text).
 
 Replies: default text is "ACK#<len(body.messages)>". --script names a JSON list of replies,
-each {"text": "..."} and/or {"tool_use": {"name": "Bash", "input": {...}, "id": optional}},
+each {"text": "..."} and/or {"tool_use": {"name": "Bash", "input": {...}, "id": optional}}
+(ids default to unique ones, so sessions continued across runs never repeat one),
 consumed in order by *agent* requests only (those carrying a non-empty "tools" list, so side
 requests such as title generation never eat script entries). When the last message carries
 a tool_result, the reply is text: the next entry is consumed only if it has no tool_use,
 otherwise the ACK text is sent. Once the script is exhausted the ACK text is used.
 """
-import argparse, itertools, json, os, sys, threading
+import argparse, itertools, json, os, sys, threading, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
@@ -56,7 +57,7 @@ def choose_reply(body, n):
         blocks.append({"type": "text", "text": entry["text"]})
     tu = entry.get("tool_use")
     if isinstance(tu, dict):
-        blocks.append({"type": "tool_use", "id": str(tu.get("id") or "toolu_fake%04d" % n),
+        blocks.append({"type": "tool_use", "id": str(tu.get("id") or "toolu_fake%04d_%s" % (n, uuid.uuid4().hex[:12])),
                        "name": str(tu.get("name", "Bash")), "input": tu.get("input") or {}})
     return blocks or ack
 

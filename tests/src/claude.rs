@@ -36,10 +36,15 @@ pub struct User {
 impl User {
     /// A fresh user under `dir`.
     pub fn new(dir: &Path) -> User {
+        User::at(&dir.join("home"), dir.join("api.jsonl"))
+    }
+
+    /// A user whose HOME is `home` (config dir `~/.claude`), logging requests to `api_log`.
+    pub fn at(home: &Path, api_log: PathBuf) -> User {
         let user = User {
-            home: dir.join("home"),
-            config_dir: dir.join("home/.claude"),
-            api_log: dir.join("api.jsonl"),
+            home: home.to_path_buf(),
+            config_dir: home.join(".claude"),
+            api_log,
         };
         std::fs::create_dir_all(&user.config_dir).expect("create config dir");
         user
@@ -59,6 +64,19 @@ impl User {
         args: &[&str],
         script: Option<&Path>,
     ) -> Output {
+        self.command(version, cwd, args, script)
+            .output()
+            .expect("run-offline.sh starts")
+    }
+
+    /// The command [`User::run_with`] runs, to be started by the caller.
+    pub fn command(
+        &self,
+        version: &str,
+        cwd: &Path,
+        args: &[&str],
+        script: Option<&Path>,
+    ) -> Command {
         let mut cmd = Command::new(workspace_root().join("tests/claude/run-offline.sh"));
         if let Some(s) = script {
             cmd.env("FAKE_API_SCRIPT", s);
@@ -70,8 +88,7 @@ impl User {
             .env("HOME", &self.home)
             .env("CLAUDE_CONFIG_DIR", &self.config_dir)
             .env("FAKE_API_LOG", &self.api_log)
-            .env("RUN_OFFLINE_TIMEOUT", "120")
-            .output()
-            .expect("run-offline.sh starts")
+            .env("RUN_OFFLINE_TIMEOUT", "120");
+        cmd
     }
 }

@@ -32,12 +32,13 @@ pub struct Machine {
 impl Machine {
     /// A machine under `dir` (created).
     pub fn new(dir: &Path) -> Machine {
-        let m = Machine {
-            home: dir.join("home"),
-            state: dir.join("state"),
-        };
-        std::fs::create_dir_all(m.home.join(".claude")).expect("create home");
-        m
+        Machine::at(dir.join("home"), dir.join("state"))
+    }
+
+    /// A machine with this HOME and state dir (HOME and `~/.claude` are created).
+    pub fn at(home: PathBuf, state: PathBuf) -> Machine {
+        std::fs::create_dir_all(home.join(".claude")).expect("create home");
+        Machine { home, state }
     }
 
     /// Claude Code's projects directory: the mount point.

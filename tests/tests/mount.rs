@@ -5,6 +5,7 @@
 
 use ferry_tests::claude::{User, VERSIONS};
 use ferry_tests::ferry::{Machine, Pair};
+use ferry_tests::rig::eventually;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -266,18 +267,6 @@ fn kill_9_of_the_daemon_mid_appends_then_remount_loses_nothing() {
 
 fn libc_enotconn() -> i32 {
     107
-}
-
-/// Polls `f` every 100 ms for up to `limit`.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 #[test]

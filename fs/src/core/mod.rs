@@ -13,6 +13,7 @@
 //! invariant 5: a tombstone when this machine's version is the newest, a local hide otherwise;
 //! until the engine commits it, an in-memory whiteout keeps the file out of the view.
 
+mod adopt;
 mod mutate;
 mod notes;
 mod refresh;
@@ -123,6 +124,8 @@ pub struct Fs {
     inner: Mutex<Inner>,
     sink: Arc<dyn Sink>,
     config: FsConfig,
+    /// `ferry link` entries, and checkouts adopted since the start.
+    links: RwLock<Vec<Link>>,
     uid: u32,
     gid: u32,
     /// When the core started: the times of directories that only other machines provide.
@@ -170,6 +173,7 @@ impl Fs {
                 absorbed: load_marks(&config.marks),
             }),
             sink,
+            links: RwLock::new(config.links.clone()),
             config,
             uid,
             gid,
@@ -186,6 +190,10 @@ impl Fs {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    fn links(&self) -> Vec<Link> {
+        self.links.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The upper layer.

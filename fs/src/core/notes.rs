@@ -96,7 +96,7 @@ impl Fs {
                 slug,
                 Some(&cwd),
                 Path::new(&self.config.machine.home),
-                &self.config.links,
+                &self.links(),
                 false,
             )
         })?;
@@ -139,7 +139,7 @@ impl Fs {
                 &slug,
                 None,
                 Path::new(&self.config.machine.home),
-                &self.config.links,
+                &self.links(),
                 false,
             ) else {
                 continue;
