@@ -155,6 +155,13 @@ fn render(items: &[Item], m: &Mapping, f: Format, a_home: &str) -> String {
         let token = format!("${{{}}}", v.name());
         String::from_utf8(codec.expand(token.as_bytes(), f)).unwrap()
     };
+    // The rest of a path is written with the machine's separator (rule 6).
+    let sep = match (m.style(), f) {
+        (PathStyle::Windows, Format::Json) => r"\\",
+        (PathStyle::Windows, Format::Text) => r"\",
+        _ => "/",
+    };
+    let rest = |tail: &str| tail.replace('/', sep);
     let mut out = String::new();
     for item in items {
         out.push(' ');
@@ -162,12 +169,13 @@ fn render(items: &[Item], m: &Mapping, f: Format, a_home: &str) -> String {
             Item::Literal(s) => out.push_str(s),
             Item::Path(Var::ProjectSlug, tail) => {
                 out.push_str(&format!(
-                    "{}/projects/{}{tail}",
+                    "{}{sep}projects{sep}{}{}",
                     spelled(Var::ClaudeDir),
-                    spelled(Var::ProjectSlug)
+                    spelled(Var::ProjectSlug),
+                    rest(tail)
                 ));
             }
-            Item::Path(v, tail) => out.push_str(&format!("{}{tail}", spelled(*v))),
+            Item::Path(v, tail) => out.push_str(&format!("{}{}", spelled(*v), rest(tail))),
             Item::NearMiss(tail) => out.push_str(&format!("{a_home}{tail}")),
         }
         out.push(' ');
@@ -200,5 +208,34 @@ proptest! {
         let portable = virtualise(on_a.as_bytes(), &a, f);
         let on_b = Codec::new(&b).expand(&portable, f);
         prop_assert_eq!(String::from_utf8(on_b).unwrap(), render(&doc, &b, f, "/home/al"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// The other way: a Windows machine's paths, with the rest of each path in backslashes,
+    /// become the Unix machine's paths with slashes.
+    #[test]
+    fn translation_maps_windows_paths_to_unix_paths(doc in items(), f in format()) {
+        let a = Mapping::from_values(
+            PathStyle::Windows,
+            &[
+                (Var::Home, r"C:\Users\al"),
+                (Var::ProjectRoot, r"D:\w\proj"),
+                (Var::ClaudeDir, r"C:\Users\al\.claude"),
+                (Var::Tmp, r"C:\Temp"),
+                (Var::ProjectSlug, "D--w-proj"),
+            ],
+        )
+        .unwrap();
+        let b = unix_machine("/Users/bob");
+        let a_home = Codec::new(&a).expand(b"${HOME}", f);
+        let a_home = String::from_utf8(a_home).unwrap();
+        let on_a = render(&doc, &a, f, &a_home);
+        let portable = virtualise(on_a.as_bytes(), &a, f);
+        prop_assert_eq!(Codec::new(&a).expand(&portable, f), on_a.as_bytes(), "round trip on a");
+        let on_b = Codec::new(&b).expand(&portable, f);
+        prop_assert_eq!(String::from_utf8(on_b).unwrap(), render(&doc, &b, f, &a_home));
     }
 }

@@ -71,25 +71,37 @@ pub fn layout(root: &Path) -> (PathBuf, PathBuf, MachineRecord, MachineRecord) {
     (upper, store, a, machine("b", "/home/b"))
 }
 
+/// A core running as `machine` over the upper layer `upper` and the store `store`, keeping its
+/// cache and marks under `dir`.
+pub fn core(
+    dir: &Path,
+    machine: &MachineRecord,
+    upper: &Path,
+    store: &Path,
+) -> (Fs, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let fs = Fs::new(
+        Upper::open(upper).unwrap(),
+        FsConfig {
+            machine: machine.clone(),
+            store: store.to_path_buf(),
+            cache_dir: dir.join("cache"),
+            cache_budget: 64 << 20,
+            links: Vec::new(),
+            marks: dir.join("marks.json"),
+        },
+        recorder.clone(),
+    )
+    .unwrap();
+    (fs, recorder)
+}
+
 impl Rig {
     /// A fresh rig; `setup` may fill the upper layer before the core starts.
     pub fn new() -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let (upper, store, a, b) = layout(dir.path());
-        let recorder = Arc::new(Recorder::default());
-        let fs = Fs::new(
-            Upper::open(&upper).unwrap(),
-            FsConfig {
-                machine: a.clone(),
-                store: store.clone(),
-                cache_dir: dir.path().join("cache"),
-                cache_budget: 64 << 20,
-                links: Vec::new(),
-                marks: dir.path().join("marks.json"),
-            },
-            recorder.clone(),
-        )
-        .unwrap();
+        let (fs, recorder) = core(dir.path(), &a, &upper, &store);
         Rig {
             dir,
             a,
@@ -177,8 +189,19 @@ impl Rig {
 /// Commits `changes` on machine `b`'s branch of the store at `store`, and points the fetched
 /// ref at it, as if it had arrived from the remote.
 pub fn commit_as_b(store: &Path, b: &MachineRecord, changes: Vec<(String, Change)>) {
+    commit_as(store, b, B_ROOT, changes);
+}
+
+/// Commits `changes` to project [`KEY`], checked out at `root`, on `machine`'s branch, and points
+/// the fetched ref at it, as if it had arrived from the remote.
+pub fn commit_as(
+    store: &Path,
+    machine: &MachineRecord,
+    root: &str,
+    changes: Vec<(String, Change)>,
+) {
     let store = Store::open(store).unwrap();
-    let project = sync_common::project(KEY, B_ROOT);
+    let project = sync_common::project(KEY, root);
     let batch = Batch {
         projects: vec![project],
         files: changes
@@ -190,9 +213,14 @@ pub fn commit_as_b(store: &Path, b: &MachineRecord, changes: Vec<(String, Change
             })
             .collect(),
     };
-    let oid = store.commit(b, &batch).unwrap().unwrap();
+    let oid = store.commit(machine, &batch).unwrap().unwrap();
     store
         .repo()
-        .reference(&format!("{REMOTE_PREFIX}b"), oid, true, "as if fetched")
+        .reference(
+            &format!("{REMOTE_PREFIX}{}", machine.id),
+            oid,
+            true,
+            "as if fetched",
+        )
         .unwrap();
 }

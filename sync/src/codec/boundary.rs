@@ -51,3 +51,37 @@ pub(super) fn right_ok(hay: &[u8], e: usize) -> bool {
         Some(&b) => !is_name_byte(b),
     }
 }
+
+/// The most bytes of a path's rest after a token whose separators are rewritten (rule 6). It
+/// bounds the look-ahead of streaming; longer rests keep their separators from there on.
+pub(super) const TAIL_MAX: usize = 1024;
+
+/// Copies the rest of a path that starts at `i` to `out`, writing `to` for each separator
+/// `from`; returns where the rest ended. The rest is a run of name bytes and `.`, with
+/// separators between them; it ends at anything else, at a `$` (a token or its escape, handled by
+/// the caller), or after [`TAIL_MAX`] bytes.
+pub(super) fn convert_tail(
+    hay: &[u8],
+    mut i: usize,
+    from: &[u8],
+    to: &[u8],
+    out: &mut Vec<u8>,
+) -> usize {
+    let in_tail = |b: u8| (is_name_byte(b) || b == b'.') && b != b'$';
+    let end = hay.len().min(i + TAIL_MAX);
+    while i < end {
+        let sep_then_name = hay[i..].starts_with(from)
+            && i + from.len() < end
+            && (in_tail(hay[i + from.len()]) || hay[i + from.len()] == b'$');
+        if sep_then_name {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else if in_tail(hay[i]) {
+            out.push(hay[i]);
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    i
+}

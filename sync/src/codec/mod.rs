@@ -26,9 +26,14 @@
 //!    machine the same spelling is rebuilt in that machine's style. Backslash depth defaults to the
 //!    [`Format`]: inside JSON files (`.json`, `.jsonl`) a Windows path is written with `\\`, so a
 //!    Linux path expanded for Windows stays valid JSON.
-//! 6. **Only the prefix moves.** The part of a path after the matched value is left as written: a
-//!    Linux `${PROJECT_ROOT}/src/a.rs` becomes `C:\\Users\\bob\\proj/src/a.rs` on Windows, which
-//!    Windows accepts. Rewriting the tail could not be undone exactly.
+//! 6. **The rest of a path takes the reader's separators.** Tokens written on a Windows machine
+//!    carry the `w` flag. Expanding on a machine of the other style rewrites the separators of the
+//!    rest of the path (a run of name bytes and `.` joined by separators, up to 1 KiB, stopping at
+//!    the next token): Windows `${PROJECT_ROOT:w}\\src\\a.rs` becomes `/home/al/src/proj/src/a.rs`
+//!    on Linux, and Linux `${PROJECT_ROOT}/src/a.rs` becomes `C:\\Users\\bob\\proj\\src\\a.rs` on
+//!    Windows. Expanding on a machine of the writer's style leaves the rest as written, so rule 1
+//!    holds; a path that went to the other style and back comes back as it was when its separators
+//!    were uniform.
 //! 7. **Slugs are segments.** `${PROJECT_SLUG}` and `${ROOT_SLUG}` match only as a whole path
 //!    component: after a separator and followed by a separator or a non-name byte.
 //! 8. **Streaming.** [`Stream`] gives byte-for-byte the result of the whole input at once, for any
@@ -36,7 +41,7 @@
 //!    4 bytes) ahead and 16 bytes back.
 //!
 //! Not recognised (documented limits): paths inside `\uXXXX`-escaped JSON, Windows paths with
-//! mixed separators, case variants of Windows paths beyond the drive letter, and Unix paths whose
+//! mixed separators in the matched prefix, case variants of Windows paths beyond the drive letter, and Unix paths whose
 //! names need JSON escaping (`"` or `\` in a directory name).
 
 mod boundary;

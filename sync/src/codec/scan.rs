@@ -1,7 +1,7 @@
 //! The two scanners: virtualise (find this machine's paths, escape token look-alikes) and expand
 //! (replace tokens with this machine's spellings).
 
-use super::boundary::{LEFT_CONTEXT, LOOKAHEAD, left_ok, right_ok};
+use super::boundary::{LEFT_CONTEXT, LOOKAHEAD, TAIL_MAX, convert_tail, left_ok, right_ok};
 use super::mapping::{Mapping, Var};
 use super::token::{self, ESCAPE, MAX_TOKEN_LEN, Sep, Spelling, Token};
 use super::{Format, Stream, stream::Direction};
@@ -201,7 +201,7 @@ impl Codec {
             patterns,
             finder,
             token_start: memmem::Finder::new(b"${").into_owned(),
-            window: longest.max(MAX_TOKEN_LEN) + LOOKAHEAD,
+            window: longest.max(MAX_TOKEN_LEN + TAIL_MAX) + LOOKAHEAD,
         }
     }
 
@@ -288,7 +288,7 @@ impl Codec {
                 }
             } else if let Some(p) = self.accept_at(hay, q, id) {
                 out.extend_from_slice(&hay[emitted..q]);
-                token::write(out, p.var, p.spelling, format);
+                token::write(out, p.var, p.spelling, format, self.windows());
                 emitted = q + p.len;
                 search = emitted;
                 continue;
@@ -298,6 +298,32 @@ impl Codec {
         let end = limit.max(emitted);
         out.extend_from_slice(&hay[emitted..end]);
         end
+    }
+
+    fn windows(&self) -> bool {
+        self.mapping.style() == PathStyle::Windows
+    }
+
+    /// The separators to rewrite in the rest of a path whose token is `spelling`, written on a
+    /// Windows machine if `windows` (rule 6): `(from, to)`, or `None` when the writer's style is
+    /// this machine's own (then the bytes stay exactly as written) or the spelling is unusual.
+    fn tail_separators(
+        &self,
+        spelling: Spelling,
+        windows: bool,
+        format: Format,
+    ) -> Option<(Vec<u8>, Vec<u8>)> {
+        let backslashes = |d: u8| vec![b'\\'; 1 << d];
+        match (self.windows(), windows, spelling.sep) {
+            (false, true, Sep::Native) => {
+                Some((backslashes(format.default_depth()), b"/".to_vec()))
+            }
+            (false, true, Sep::Depth(d)) => Some((backslashes(d), b"/".to_vec())),
+            (true, false, Sep::Native) => {
+                Some((b"/".to_vec(), backslashes(format.default_depth())))
+            }
+            _ => None,
+        }
     }
 
     /// Expands positions `start..limit` of `hay`; returns where it stopped.
@@ -314,11 +340,13 @@ impl Codec {
             if i >= limit {
                 break;
             }
+            let mut tail = None;
             let replacement: Option<(&[u8], usize)> = match token::parse(&hay[i..]) {
                 Some((Token::Dollar, len)) => Some((b"$", len)),
-                Some((Token::Var(var, spelling), len)) => {
+                Some((Token::Var(var, spelling, windows), len)) => {
                     let idx =
                         table_index(var, sep_index(spelling.sep), spelling.lower_drive, format);
+                    tail = self.tail_separators(spelling, windows, format);
                     self.spellings[idx].as_deref().map(|s| (s, len))
                 }
                 None => None,
@@ -328,6 +356,9 @@ impl Codec {
                     out.extend_from_slice(&hay[emitted..i]);
                     out.extend_from_slice(bytes);
                     emitted = i + len;
+                    if let Some((from, to)) = tail {
+                        emitted = convert_tail(hay, emitted, &from, &to, out);
+                    }
                     search = emitted;
                 }
                 None => search = i + 1,

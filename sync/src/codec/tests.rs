@@ -289,24 +289,33 @@ fn windows_forms_round_trip_and_translate() {
         &w,
         &l,
         Format::Json,
-        r#"{"cwd":"C:\\Users\\bob\\work\\proj\\src"}"#,
-        r#"{"cwd":"${PROJECT_ROOT}\\src"}"#,
-        r#"{"cwd":"/home/al/src/proj\\src"}"#,
+        r#"{"cwd":"C:\\Users\\bob\\work\\proj\\src\\a.rs"}"#,
+        r#"{"cwd":"${PROJECT_ROOT:w}\\src\\a.rs"}"#,
+        r#"{"cwd":"/home/al/src/proj/src/a.rs"}"#,
+    );
+    // The rest of a path takes the reader's separators; JSON escapes and text around it stay.
+    check(
+        &w,
+        &l,
+        Format::Json,
+        r#""C:\\Users\\bob\\.claude\\projects\\C--Users-bob-work-proj\\s1\\t.txt\nnext \\x""#,
+        r#""${CLAUDE_DIR:w}\\projects\\${PROJECT_SLUG:w}\\s1\\t.txt\nnext \\x""#,
+        r#""/home/al/.claude/projects/-home-al-src-proj/s1/t.txt\nnext \\x""#,
     );
     check(
         &w,
         &l,
         Format::Text,
-        r"cd C:\Users\bob\work\proj",
-        r"cd ${PROJECT_ROOT}",
-        "cd /home/al/src/proj",
+        r"cd C:\Users\bob\work\proj\src",
+        r"cd ${PROJECT_ROOT:w}\src",
+        "cd /home/al/src/proj/src",
     );
     check(
         &w,
         &l,
         Format::Text,
         "C:/Users/bob/x c:/Users/bob",
-        "${HOME:f}/x ${HOME:fl}",
+        "${HOME:fw}/x ${HOME:flw}",
         "/home/al/x /home/al",
     );
     check(
@@ -314,7 +323,7 @@ fn windows_forms_round_trip_and_translate() {
         &l,
         Format::Json,
         r#""c:\\Users\\bob""#,
-        r#""${HOME:l}""#,
+        r#""${HOME:lw}""#,
         r#""/home/al""#,
     );
     check(
@@ -322,7 +331,7 @@ fn windows_forms_round_trip_and_translate() {
         &l,
         Format::Json,
         r#""C:\Users\bob" "C:\\\\Users\\\\bob""#,
-        r#""${HOME:0}" "${HOME:2}""#,
+        r#""${HOME:0w}" "${HOME:2w}""#,
         r#""/home/al" "/home/al""#,
     );
     check(
@@ -338,7 +347,7 @@ fn windows_forms_round_trip_and_translate() {
         &l,
         Format::Text,
         "x/C--Users-bob-work-proj/y",
-        "x/${PROJECT_SLUG}/y",
+        "x/${PROJECT_SLUG:w}/y",
         "x/-home-al-src-proj/y",
     );
 }
@@ -353,13 +362,16 @@ fn linux_to_windows_writes_valid_json() {
     assert_eq!(parsed.get("cwd"), r"C:\Users\bob\work\proj");
     assert_eq!(
         parsed.get("file_path"),
-        r"C:\Users\bob\.claude/projects/C--Users-bob-work-proj/a.txt"
+        r"C:\Users\bob\.claude\projects\C--Users-bob-work-proj\a.txt"
     );
     assert_eq!(parsed.get("t"), r"cd C:\Users\bob");
-    // And back: Windows virtualises its own expansion to the same portable form.
-    assert_eq!(virtualise(&on_w, &w, Format::Json), p);
-    // A text file gets single backslashes.
-    assert_eq!(x("${HOME}/a", &w, Format::Text), r"C:\Users\bob/a");
+    // And back: Windows's own form of it comes back to Linux as the original.
+    let back = virtualise(&on_w, &w, Format::Json);
+    assert_eq!(expand(&back, &l, Format::Json), line.as_bytes());
+    // A text file gets single backslashes; a path's rest does too.
+    assert_eq!(x("${HOME}/a/b", &w, Format::Text), r"C:\Users\bob\a\b");
+    // Text after the path keeps its slashes: `a/b c/d` is a path and then other text.
+    assert_eq!(x("${HOME}/a c/d", &w, Format::Text), r"C:\Users\bob\a c/d");
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //!   when it differs from the format's default depth (text 0, JSON 1);
 //! - `f`: forward slashes on a Windows path (`C:/Users/bob`);
 //! - `s`: JSON's escaped slash (`\/home\/al`);
-//! - `l`: a lower-case drive letter.
+//! - `l`: a lower-case drive letter;
+//! - `w`: written on a Windows machine, so the separators in the rest of the path are Windows
+//!   ones (see rule 6 in the module above).
 
 use super::Format;
 use super::mapping::Var;
@@ -16,7 +18,7 @@ use super::mapping::Var;
 pub const ESCAPE: &[u8] = b"${$}";
 
 /// The longest possible token, for look-ahead windows.
-pub const MAX_TOKEN_LEN: usize = 2 + 12 + 1 + 3 + 1;
+pub const MAX_TOKEN_LEN: usize = 2 + 12 + 1 + 4 + 1;
 
 /// How the separators of a matched path were written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,15 +55,16 @@ impl Spelling {
 pub enum Token {
     /// `${$}`.
     Dollar,
-    /// A placeholder with the spelling of the original.
-    Var(Var, Spelling),
+    /// A placeholder with the spelling of the original, and whether a Windows machine wrote it.
+    Var(Var, Spelling, bool),
 }
 
-/// Writes the token for `var` spelled as `spelling` in a file of `format`.
-pub fn write(out: &mut Vec<u8>, var: Var, spelling: Spelling, format: Format) {
+/// Writes the token for `var` spelled as `spelling` in a file of `format`, by a Windows machine
+/// if `windows`.
+pub fn write(out: &mut Vec<u8>, var: Var, spelling: Spelling, format: Format, windows: bool) {
     out.extend_from_slice(b"${");
     out.extend_from_slice(var.name().as_bytes());
-    let mut flags = [0u8; 3];
+    let mut flags = [0u8; 4];
     let mut n = 0;
     match spelling.sep {
         Sep::Native => {}
@@ -81,6 +84,10 @@ pub fn write(out: &mut Vec<u8>, var: Var, spelling: Spelling, format: Format) {
     }
     if spelling.lower_drive {
         flags[n] = b'l';
+        n += 1;
+    }
+    if windows {
+        flags[n] = b'w';
         n += 1;
     }
     if n > 0 {
@@ -109,6 +116,7 @@ pub fn parse(s: &[u8]) -> Option<(Token, usize)> {
     };
     let var = Var::from_name(name)?;
     let mut spelling = Spelling::PLAIN;
+    let mut windows = false;
     if let Some(flags) = flags {
         let mut rest = flags;
         if let [d @ b'0'..=b'2', tail @ ..] = rest {
@@ -126,9 +134,13 @@ pub fn parse(s: &[u8]) -> Option<(Token, usize)> {
             spelling.lower_drive = true;
             rest = tail;
         }
+        if let [b'w', tail @ ..] = rest {
+            windows = true;
+            rest = tail;
+        }
         if flags.is_empty() || !rest.is_empty() {
             return None;
         }
     }
-    Some((Token::Var(var, spelling), 2 + end + 1))
+    Some((Token::Var(var, spelling, windows), 2 + end + 1))
 }
