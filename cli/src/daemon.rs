@@ -2,16 +2,24 @@
 //! refreshes it after each fetch, and on SIGTERM, SIGINT or SIGHUP (what `ferry unmount` sends)
 //! unmounts, commits, pushes within a deadline and exits 0.
 
-use crate::state::{self, State};
+#[cfg(unix)]
+use crate::state;
+use crate::state::State;
 use anyhow::{Context, Result, bail};
+#[cfg(unix)]
 use ferry_fs::core::{Fs, FsConfig};
+#[cfg(unix)]
 use ferry_fs::upper::Upper;
+#[cfg(unix)]
 use ferry_platform::mount::{MountState, mount_state, unmount};
+#[cfg(unix)]
 use ferry_sync::engine::{self, EngineConfig, Event};
+#[cfg(unix)]
 use ferry_sync::store::Store;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
+#[cfg(unix)]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +43,7 @@ pub struct UnmountReport {
 }
 
 /// Takes the daemon lock of the state dir, or says who holds it.
-#[cfg(unix)]
+/// The lock lasts as long as the returned file is open.
 pub fn lock(state: &State) -> Result<std::fs::File> {
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -43,14 +51,8 @@ pub fn lock(state: &State) -> Result<std::fs::File> {
         .write(true)
         .open(state.lock())
         .with_context(|| format!("opening {}", state.lock().display()))?;
-    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-        Ok(locked) => {
-            // Keep the descriptor (and so the lock) for the life of the process.
-            let f: &std::fs::File = &locked;
-            let dup = f.try_clone()?;
-            std::mem::forget(locked);
-            Ok(dup)
-        }
+    match f.try_lock() {
+        Ok(()) => Ok(f),
         Err(_) => {
             let pid = std::fs::read_to_string(state.pid()).unwrap_or_default();
             bail!(
@@ -63,14 +65,14 @@ pub fn lock(state: &State) -> Result<std::fs::File> {
 }
 
 /// Whether a daemon holds the lock of this state dir.
-#[cfg(unix)]
 pub fn lock_held(state: &State) -> bool {
     let Ok(f) = std::fs::OpenOptions::new().read(true).open(state.lock()) else {
         return false;
     };
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockSharedNonblock).is_err()
+    f.try_lock_shared().is_err()
 }
 
+#[cfg(unix)]
 /// Sends the daemon's logs to `ferry.log` in the state dir (level from `FERRY_LOG`, default
 /// `info`).
 fn init_logging(state: &State) -> Result<()> {
@@ -89,6 +91,7 @@ fn init_logging(state: &State) -> Result<()> {
     Ok(())
 }
 
+#[cfg(unix)]
 /// Clears what a crashed daemon left at the mount point; fails if a live mount is there.
 pub fn clear_mount_point(mountpoint: &Path) -> Result<()> {
     match mount_state(mountpoint) {
@@ -118,6 +121,7 @@ pub fn clear_mount_point(mountpoint: &Path) -> Result<()> {
     }
 }
 
+#[cfg(unix)]
 /// Runs the daemon in this process until a signal or an external unmount; `ready` is called
 /// once the mount is live.
 pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
@@ -205,6 +209,7 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+#[cfg(unix)]
 /// [`write_json`] for the daemon's own files: a failure is logged, never fatal.
 fn publish(path: &Path, value: &impl Serialize) {
     if let Err(e) = write_json(path, value) {
@@ -212,6 +217,7 @@ fn publish(path: &Path, value: &impl Serialize) {
     }
 }
 
+#[cfg(unix)]
 /// Publishes the engine's status for `ferry status` when it changed.
 fn write_status(state: &State, engine: &engine::EngineHandle, last: &mut String) {
     let status = engine.status();
@@ -222,6 +228,7 @@ fn write_status(state: &State, engine: &engine::EngineHandle, last: &mut String)
     }
 }
 
+#[cfg(unix)]
 /// Expands other machines' files into the disk cache in the background.
 fn warm(mounted: &Arc<ferry_fs::fuse::Mounted>) {
     let m = mounted.clone();
@@ -233,6 +240,7 @@ fn warm(mounted: &Arc<ferry_fs::fuse::Mounted>) {
     });
 }
 
+#[cfg(unix)]
 /// The signals the daemon answers, caught from before the mount is live: the stop signals,
 /// SIGUSR1 (`ferry sync --soon`) and SIGUSR2 (`ferry sync`, which waits for the report).
 struct Signals {
@@ -243,6 +251,7 @@ struct Signals {
     usr2: tokio::signal::unix::Signal,
 }
 
+#[cfg(unix)]
 impl Signals {
     /// Installs the handlers (needs the runtime entered).
     fn new() -> Result<Signals> {
@@ -257,6 +266,7 @@ impl Signals {
     }
 }
 
+#[cfg(unix)]
 /// Serves events until a stop signal or an external unmount, then shuts down in order.
 async fn serve(
     mounted: Arc<ferry_fs::fuse::Mounted>,
@@ -336,4 +346,19 @@ async fn serve(
         error: report.error,
         at_ms: engine::now_ms(),
     }
+}
+
+/// The daemon serves the view through FUSE, which this OS does not have; the WinFsp adapter is
+/// not built yet (see the README).
+#[cfg(not(unix))]
+pub fn run(_state: &State, _ready: impl FnOnce()) -> Result<()> {
+    bail!(
+        "`ferry mount` is not available on this OS yet: ferry mounts through FUSE (Linux, macOS); the Windows adapter is not built yet. `ferry sync`, `ferry sessions` and the other commands work without a mount"
+    )
+}
+
+/// Nothing can be mounted on this OS yet, so there is nothing to clear.
+#[cfg(not(unix))]
+pub fn clear_mount_point(_mountpoint: &Path) -> Result<()> {
+    Ok(())
 }

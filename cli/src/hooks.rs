@@ -127,10 +127,7 @@ pub fn run(event: &str) -> Result<()> {
     if let Ok(st) = State::locate()
         && let Some(pid) = crate::sync_cmd::daemon_pid(&st)
     {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGUSR1,
-        );
+        let _ = crate::sync_cmd::signal(pid, false);
     }
     Ok(())
 }

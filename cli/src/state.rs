@@ -42,6 +42,7 @@ impl State {
         self.dir.join("store")
     }
 
+    #[cfg_attr(not(unix), allow(dead_code))] // the daemon and its cache are Unix only so far
     /// The disk cache of materialised files.
     pub fn cache(&self) -> PathBuf {
         self.dir.join("cache")

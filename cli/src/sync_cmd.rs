@@ -46,8 +46,22 @@ pub fn daemon_pid(st: &State) -> Option<i32> {
     daemon::lock_held(st).then_some(pid)
 }
 
-fn signal(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
+/// Asks the daemon `pid` to sync: soon (SIGUSR1) or now, writing its report (SIGUSR2).
+#[cfg(unix)]
+pub fn signal(pid: i32, now: bool) -> Result<()> {
+    use nix::sys::signal::Signal;
+    let sig = if now {
+        Signal::SIGUSR2
+    } else {
+        Signal::SIGUSR1
+    };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).context("signalling the daemon")
+}
+
+/// No daemon runs on this OS yet, so there is none to ask.
+#[cfg(not(unix))]
+pub fn signal(pid: i32, _now: bool) -> Result<()> {
+    anyhow::bail!("cannot signal the daemon (pid {pid}) on this OS")
 }
 
 /// Runs `ferry sync`; returns the exit code.
@@ -56,7 +70,7 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
     let config = st.config()?;
     let report = match daemon_pid(&st) {
         Some(pid) if soon => {
-            signal(pid, nix::sys::signal::Signal::SIGUSR1)?;
+            signal(pid, false)?;
             if json {
                 println!("{}", serde_json::json!({"asked": true, "daemon_pid": pid}));
             } else {
@@ -69,7 +83,7 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
                 .and_then(|m| m.modified())
                 .ok();
             let asked = Instant::now();
-            signal(pid, nix::sys::signal::Signal::SIGUSR2)?;
+            signal(pid, true)?;
             loop {
                 let now = std::fs::metadata(st.sync_report())
                     .and_then(|m| m.modified())

@@ -122,10 +122,11 @@ impl View {
     pub fn read_at(&self, path: &Path, offset: u64, len: u32) -> Result<Vec<u8>> {
         match self {
             View::Mounted(root) => {
-                let f = std::fs::File::open(root.join(path))?;
-                let mut buf = vec![0; len as usize];
-                let n = std::os::unix::fs::FileExt::read_at(&f, &mut buf, offset)?;
-                buf.truncate(n);
+                use std::io::{Read, Seek, SeekFrom};
+                let mut f = std::fs::File::open(root.join(path))?;
+                f.seek(SeekFrom::Start(offset))?;
+                let mut buf = Vec::with_capacity(len as usize);
+                f.take(u64::from(len)).read_to_end(&mut buf)?;
                 Ok(buf)
             }
             View::Core(fs, _) => Ok(fs.read(path, offset, len)?),

@@ -33,17 +33,40 @@ impl FsError {
 
 impl From<std::io::Error> for FsError {
     fn from(e: std::io::Error) -> FsError {
-        FsError::new(e.raw_os_error().unwrap_or(libc::EIO), e.to_string())
+        FsError::new(errno_of(&e), e.to_string())
+    }
+}
+
+/// The errno of an I/O error: the OS's own on Unix.
+#[cfg(unix)]
+fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// The errno of an I/O error on Windows, whose OS codes are not errnos: by its kind.
+#[cfg(not(unix))]
+fn errno_of(e: &std::io::Error) -> i32 {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => libc::ENOENT,
+        K::PermissionDenied => libc::EACCES,
+        K::AlreadyExists => libc::EEXIST,
+        K::DirectoryNotEmpty => libc::ENOTEMPTY,
+        K::NotADirectory => libc::ENOTDIR,
+        K::IsADirectory => libc::EISDIR,
+        K::StorageFull => libc::ENOSPC,
+        K::InvalidInput | K::InvalidFilename => libc::EINVAL,
+        K::ReadOnlyFilesystem => libc::EROFS,
+        _ => libc::EIO,
     }
 }
 
 impl From<StoreError> for FsError {
     fn from(e: StoreError) -> FsError {
         match e {
-            StoreError::Io { source, path } => FsError::new(
-                source.raw_os_error().unwrap_or(libc::EIO),
-                format!("{}: {source}", path.display()),
-            ),
+            StoreError::Io { source, path } => {
+                FsError::new(errno_of(&source), format!("{}: {source}", path.display()))
+            }
             other => FsError::new(libc::EIO, other.to_string()),
         }
     }

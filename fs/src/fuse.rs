@@ -117,6 +117,28 @@ impl Inodes {
     }
 }
 
+/// What a rename's flags ask for: an exchange or whiteout (refused), and no-replace.
+#[cfg(target_os = "linux")]
+fn rename_mode(flags: RenameFlags) -> (bool, bool) {
+    (
+        flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT),
+        flags.contains(RenameFlags::RENAME_NOREPLACE),
+    )
+}
+
+/// What a rename's flags ask for on macOS, where macFUSE passes `renamex_np`'s flags:
+/// `RENAME_SWAP` (refused) and `RENAME_EXCL` (no-replace).
+#[cfg(not(target_os = "linux"))]
+fn rename_mode(flags: RenameFlags) -> (bool, bool) {
+    const RENAME_SWAP: u32 = 0x2;
+    const RENAME_EXCL: u32 = 0x4;
+    (
+        flags.bits() & RENAME_SWAP != 0,
+        flags.bits() & RENAME_EXCL != 0,
+    )
+}
+
 /// The adapter the fuser session runs.
 struct Adapter {
     fs: Arc<Fs>,
@@ -366,16 +388,14 @@ impl Filesystem for Adapter {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        if flags.contains(RenameFlags::RENAME_EXCHANGE)
-            || flags.contains(RenameFlags::RENAME_WHITEOUT)
-        {
+        let (refused, noreplace) = rename_mode(flags);
+        if refused {
             return reply.error(Errno::EINVAL);
         }
         let (from, to) = match (self.child(parent, name), self.child(newparent, newname)) {
             (Ok(f), Ok(t)) => (f, t),
             (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
-        let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         match self.fs.rename(&from, &to, noreplace) {
             Ok(()) => {
                 self.inodes().rename(&from, &to);
@@ -530,14 +550,14 @@ impl Filesystem for Adapter {
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         match self.fs.statfs() {
             Ok(s) => reply.statfs(
-                s.blocks(),
-                s.blocks_free(),
-                s.blocks_available(),
-                s.files(),
-                s.files_free(),
-                s.block_size() as u32,
-                s.name_max() as u32,
-                s.fragment_size() as u32,
+                s.blocks,
+                s.blocks_free,
+                s.blocks_available,
+                s.files,
+                s.files_free,
+                s.block_size,
+                s.name_max,
+                s.fragment_size,
             ),
             Err(e) => reply.error(errno(e)),
         }

@@ -9,7 +9,6 @@
 //! - [`upper`]: the real directory underneath the mount, reached through a directory fd.
 
 pub mod cache;
-#[cfg(unix)]
 pub mod core;
 pub mod error;
 pub mod foreign;
@@ -17,7 +16,6 @@ pub mod foreign;
 pub mod fuse;
 pub mod placement;
 pub mod requester;
-#[cfg(unix)]
 pub mod upper;
 
 pub use error::{FsError, FsResult};

@@ -133,3 +133,15 @@ pub fn unmount(path: &Path) -> std::io::Result<()> {
     }
     Err(last)
 }
+
+/// Mounts are not made on this OS yet: there is none to detach.
+#[cfg(not(unix))]
+pub fn unmount(path: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!(
+            "no ferry mount can exist at {} on this OS yet",
+            path.display()
+        ),
+    ))
+}

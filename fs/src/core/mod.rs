@@ -262,8 +262,8 @@ impl Fs {
     /// Space on the upper layer's filesystem: (block size, blocks, free, available, files,
     /// free files, name length).
     #[cfg(unix)]
-    pub fn statfs(&self) -> FsResult<nix::sys::statvfs::Statvfs> {
-        self.upper.statvfs()
+    pub fn statfs(&self) -> FsResult<crate::upper::Space> {
+        self.upper.space()
     }
 
     /// Every name that may be in directory `path`: the upper layer's and the foreign index's.

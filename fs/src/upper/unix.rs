@@ -1,10 +1,11 @@
-//! The upper layer: this machine's real `projects/` directory, reached through a directory fd
-//! opened before the mount covers it. Every access is relative to that fd (`openat` and
-//! friends), so the daemon never walks into its own mount, and when the mount goes away the
-//! directory holds every write as a plain file.
+//! The upper layer on Unix: every access is relative to a directory fd (`openat` and friends)
+//! opened before the mount covers the directory, so the daemon never walks into its own mount.
 
+use super::{Kind, Meta, SetTime, Space};
 use crate::error::FsResult;
-use nix::fcntl::{AtFlags, OFlag, RenameFlags};
+#[cfg(target_os = "linux")]
+use nix::fcntl::RenameFlags;
+use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use std::ffi::OsString;
@@ -14,74 +15,28 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-/// What kind of entry a path is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Dir,
-}
-
-/// The metadata of an upper-layer entry that the view reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Meta {
-    /// File or directory.
-    pub kind: Kind,
-    /// Length in bytes.
-    pub size: u64,
-    /// Permission bits.
-    pub mode: u32,
-    /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i128,
-    /// Access time, nanoseconds since the epoch.
-    pub atime_ns: i128,
-    /// Change time, nanoseconds since the epoch.
-    pub ctime_ns: i128,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-}
-
-impl Meta {
-    // The casts differ in need per OS (`st_mode` is `u16` on macOS).
-    #[allow(clippy::unnecessary_cast)]
-    fn from_stat(st: &nix::sys::stat::FileStat) -> Option<Meta> {
-        let fmt = SFlag::from_bits_truncate(st.st_mode as _) & SFlag::S_IFMT;
-        let kind = if fmt == SFlag::S_IFREG {
-            Kind::File
-        } else if fmt == SFlag::S_IFDIR {
-            Kind::Dir
-        } else {
-            return None;
-        };
-        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
-        Some(Meta {
-            kind,
-            size: st.st_size as u64,
-            mode: st.st_mode as u32 & 0o7777,
-            mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
-            atime_ns: ns(st.st_atime as i64, st.st_atime_nsec as i64),
-            ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
-            uid: st.st_uid,
-            gid: st.st_gid,
-        })
-    }
-
-    /// Modification time in ms, as the store records it.
-    pub fn mtime_ms(&self) -> i64 {
-        (self.mtime_ns / 1_000_000) as i64
-    }
-}
-
-/// A time to set: a given instant, or now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SetTime {
-    /// Nanoseconds since the epoch.
-    At(i128),
-    /// The current time.
-    Now,
+// The casts differ in need per OS (`st_mode` is `u16` on macOS).
+#[allow(clippy::unnecessary_cast)]
+fn meta(st: &nix::sys::stat::FileStat) -> Option<Meta> {
+    let fmt = SFlag::from_bits_truncate(st.st_mode as _) & SFlag::S_IFMT;
+    let kind = if fmt == SFlag::S_IFREG {
+        Kind::File
+    } else if fmt == SFlag::S_IFDIR {
+        Kind::Dir
+    } else {
+        return None;
+    };
+    let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+    Some(Meta {
+        kind,
+        size: st.st_size as u64,
+        mode: st.st_mode as u32 & 0o7777,
+        mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+        atime_ns: ns(st.st_atime as i64, st.st_atime_nsec as i64),
+        ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        uid: st.st_uid,
+        gid: st.st_gid,
+    })
 }
 
 fn timespec(t: Option<SetTime>) -> TimeSpec {
@@ -155,7 +110,7 @@ impl Upper {
     /// Symlinks the user placed in the upper layer are followed, as Claude Code follows them.
     pub fn stat(&self, rel: &Path) -> FsResult<Option<Meta>> {
         match nix::sys::stat::fstatat(self.dir.as_fd(), at(rel), AtFlags::empty()) {
-            Ok(st) => Ok(Meta::from_stat(&st)),
+            Ok(st) => Ok(meta(&st)),
             Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -211,7 +166,7 @@ impl Upper {
             let name = std::ffi::OsStr::from_bytes(name).to_os_string();
             match nix::sys::stat::fstatat(dirfd.as_fd(), name.as_os_str(), AtFlags::empty()) {
                 Ok(st) => {
-                    if let Some(m) = Meta::from_stat(&st) {
+                    if let Some(m) = meta(&st) {
                         out.push((name, m));
                     }
                 }
@@ -229,24 +184,6 @@ impl Upper {
             rel,
             Mode::from_bits_truncate((mode & 0o7777) as _),
         )?;
-        Ok(())
-    }
-
-    /// Creates `rel` and any missing parents (mode 0700, as Claude Code's `mkdir -p` does).
-    pub fn mkdir_all(&self, rel: &Path) -> FsResult<()> {
-        let mut cur = PathBuf::new();
-        for c in rel.components() {
-            cur.push(c);
-            match self.stat(&cur)? {
-                Some(m) if m.kind == Kind::Dir => {}
-                Some(_) => return Err(nix::Error::ENOTDIR.into()),
-                None => match self.mkdir(&cur, 0o700) {
-                    Ok(()) => {}
-                    Err(e) if e.errno == libc::EEXIST => {}
-                    Err(e) => return Err(e),
-                },
-            }
-        }
         Ok(())
     }
 
@@ -315,8 +252,19 @@ impl Upper {
         Ok(())
     }
 
-    /// Space left on the filesystem that holds the upper layer.
-    pub fn statvfs(&self) -> FsResult<nix::sys::statvfs::Statvfs> {
-        Ok(nix::sys::statvfs::fstatvfs(self.dir.as_fd())?)
+    /// Space on the filesystem that holds the upper layer.
+    #[allow(clippy::useless_conversion)] // the C types are narrower on some Unixes
+    pub fn space(&self) -> FsResult<Space> {
+        let s = nix::sys::statvfs::fstatvfs(self.dir.as_fd())?;
+        Ok(Space {
+            blocks: s.blocks().into(),
+            blocks_free: s.blocks_free().into(),
+            blocks_available: s.blocks_available().into(),
+            files: s.files().into(),
+            files_free: s.files_free().into(),
+            block_size: s.block_size() as u32,
+            fragment_size: s.fragment_size() as u32,
+            name_max: s.name_max() as u32,
+        })
     }
 }
