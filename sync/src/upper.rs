@@ -10,15 +10,33 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Files never synced, wherever they appear: credentials and other secrets.
-pub const NEVER_SYNC: [&str; 3] = [".credentials.json", ".env", "id_rsa"];
+/// Files never synced, wherever they appear: credentials and other secrets, by exact name.
+pub const NEVER_SYNC: [&str; 11] = [
+    ".credentials.json",
+    ".env",
+    ".envrc",
+    ".netrc",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+];
+
+/// Endings of key and certificate files, never synced either.
+pub const NEVER_SYNC_ENDINGS: [&str; 5] = [".pem", ".key", ".p12", ".pfx", ".keystore"];
 
 /// Names the mount uses for its own temporary files in the upper layer: never shown, never synced.
 pub const TEMP_PREFIX: &str = ".ferry-tmp-";
 
 /// Whether a file name is never synced: a secret, or one of ferry's own temporary files.
 pub fn never_sync(name: &str) -> bool {
-    NEVER_SYNC.contains(&name) || name.starts_with(TEMP_PREFIX)
+    NEVER_SYNC.contains(&name)
+        || name.starts_with(".env.")
+        || NEVER_SYNC_ENDINGS.iter().any(|e| name.ends_with(e))
+        || name.starts_with(TEMP_PREFIX)
 }
 
 /// How much of a transcript is read to find its `cwd`.

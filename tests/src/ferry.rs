@@ -35,6 +35,17 @@ impl Machine {
         Machine::at(dir.join("home"), dir.join("state"))
     }
 
+    /// Machine `a` under `dir`, set up with no remote and mounted, with an empty project dir
+    /// `-work-proj` in its view; returns the machine and that dir.
+    pub fn mounted_alone(dir: &Path) -> (Machine, PathBuf) {
+        let m = Machine::new(dir);
+        m.ok(&["init", "--machine", "a"]);
+        m.ok(&["mount"]);
+        let proj = m.projects().join("-work-proj");
+        std::fs::create_dir_all(&proj).expect("project dir");
+        (m, proj)
+    }
+
     /// A machine with this HOME and state dir (HOME and `~/.claude` are created).
     pub fn at(home: PathBuf, state: PathBuf) -> Machine {
         std::fs::create_dir_all(home.join(".claude")).expect("create home");

@@ -195,11 +195,7 @@ fn claude_code_2_1_330_works_through_the_mount() {
 #[test]
 fn kill_9_of_the_daemon_mid_appends_then_remount_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = Machine::new(tmp.path());
-    m.ok(&["init", "--machine", "a"]);
-    m.ok(&["mount"]);
-    let dir = m.projects().join("-work-proj");
-    std::fs::create_dir_all(&dir).unwrap();
+    let (m, dir) = Machine::mounted_alone(tmp.path());
     let file = dir.join("s.jsonl");
     let pid = m.daemon_pid().unwrap();
     let mut acked = Vec::new();
