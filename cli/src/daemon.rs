@@ -149,6 +149,7 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
         EngineConfig {
             upper: Some(upper.reach(Path::new(""))),
             links: links.clone(),
+            secrets: config.secrets,
             ..EngineConfig::default()
         },
     );
@@ -223,6 +224,7 @@ fn write_status(state: &State, engine: &engine::EngineHandle, last: &mut String)
     let status = engine.status();
     let text = serde_json::to_string(&status).unwrap_or_default();
     if text != *last {
+        state.record_findings(&status.secrets);
         publish(&state.status(), &status);
         *last = text;
     }

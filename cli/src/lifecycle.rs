@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 
 /// `ferry init`: creates the state dir and the store and records this machine; safe to re-run
 /// (it keeps the machine id and updates what is given).
-pub fn init(remote: Option<String>, name: Option<String>, json: bool) -> Result<()> {
+pub fn init(
+    remote: Option<String>,
+    name: Option<String>,
+    secrets: Option<ferry_sync::secrets::Policy>,
+    json: bool,
+) -> Result<()> {
     let st = State::locate()?;
     // Missing means a new machine; damaged is an error (a new id would make this machine's own
     // sessions look like another's).
@@ -32,6 +37,9 @@ pub fn init(remote: Option<String>, name: Option<String>, json: bool) -> Result<
             .or_else(|| existing.as_ref().map(|c| c.machine_name.clone()))
             .unwrap_or_else(state::hostname),
         remote: remote.or_else(|| existing.as_ref().and_then(|c| c.remote.clone())),
+        secrets: secrets
+            .or_else(|| existing.as_ref().map(|c| c.secrets))
+            .unwrap_or_default(),
     };
     st.save(&config)?;
     Store::init(&st.store())

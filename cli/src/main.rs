@@ -46,6 +46,11 @@ enum Command {
         /// This machine's name (default: the hostname).
         #[arg(long)]
         machine: Option<String>,
+        /// What to do with API keys, tokens and private keys found in new content before it is
+        /// pushed: warn (default: push, and list them in `ferry status`), redact (push with each
+        /// replaced by [REDACTED:kind]; the local file keeps it) or block (hold the file back).
+        #[arg(long, value_name = "warn|redact|block")]
+        secrets: Option<ferry_sync::secrets::Policy>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -208,8 +213,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Init {
             remote,
             machine,
+            secrets,
             json,
-        } => lifecycle::init(remote, machine, json),
+        } => lifecycle::init(remote, machine, secrets, json),
         Command::Mount { foreground } => lifecycle::mount(foreground),
         Command::Unmount { json } => lifecycle::unmount(json),
         Command::Status { json } => status::run(json),

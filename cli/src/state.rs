@@ -15,6 +15,9 @@ pub struct Config {
     pub machine_name: String,
     /// The shared remote, if any.
     pub remote: Option<String>,
+    /// What commits do with secrets in new content: warn (default), redact or block.
+    #[serde(default)]
+    pub secrets: ferry_sync::secrets::Policy,
 }
 
 /// Where everything of one ferry installation lives.
@@ -71,6 +74,35 @@ impl State {
     /// The running daemon's engine status, refreshed every 2 s (JSON).
     pub fn status(&self) -> PathBuf {
         self.dir.join("status.json")
+    }
+
+    /// `secrets.json`: the secrets found in new content, kept across runs for `ferry status`.
+    pub fn secrets(&self) -> PathBuf {
+        self.dir.join("secrets.json")
+    }
+
+    /// The secrets found so far (newest last).
+    pub fn findings(&self) -> Vec<ferry_sync::secrets::Finding> {
+        std::fs::read(self.secrets())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Adds `found` to `secrets.json` (each place and kind once, the newest kept).
+    pub fn record_findings(&self, found: &[ferry_sync::secrets::Finding]) {
+        if found.is_empty() {
+            return;
+        }
+        let mut all = ferry_sync::engine::Status {
+            secrets: self.findings(),
+            ..Default::default()
+        };
+        let before = all.secrets.clone();
+        all.add_findings(found.to_vec());
+        if all.secrets != before {
+            let _ = crate::daemon::write_json(&self.secrets(), &all.secrets);
+        }
     }
 
     /// What the last `ferry sync` asked of the daemon did (JSON).

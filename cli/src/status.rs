@@ -153,6 +153,7 @@ pub fn run(json_out: bool) -> Result<()> {
             .sum();
     }
     let (divergent, lost) = conflicts(&snaps, &machine.id);
+    let findings = st.findings();
     let mount_word = match mount {
         MountState::Live => "live",
         MountState::Stale => "stale (the daemon died; `ferry mount` recovers it)",
@@ -187,6 +188,7 @@ pub fn run(json_out: bool) -> Result<()> {
                 "lost_newest_wins": lost,
                 "last_error": status.last_error.as_ref().map(|(at, e)| json!({"at_ms": at, "message": e})),
                 "rejected": status.rejected,
+                "secrets": {"policy": config.secrets, "findings": findings},
             }))?
         );
         return Ok(());
@@ -256,6 +258,32 @@ pub fn run(json_out: bool) -> Result<()> {
         println!(
             "  {} in {}: shown from {}, older from {} (restore with `ferry restore`)",
             l["path"], l["project"], l["shown"], l["losers"]
+        );
+    }
+    let policy = serde_json::to_value(config.secrets)?;
+    println!(
+        "secrets in new content (policy {}): {}",
+        policy.as_str().unwrap_or("warn"),
+        if findings.is_empty() {
+            "none found".to_string()
+        } else {
+            findings.len().to_string()
+        }
+    );
+    for f in &findings {
+        println!(
+            "  {} in {} at byte {}: {}, {} {}",
+            f.path,
+            f.project,
+            f.offset,
+            f.kind,
+            f.action,
+            ago(Some(f.at_ms))
+        );
+    }
+    if findings.iter().any(|f| f.action == "pushed") {
+        println!(
+            "  a pushed secret is in the remote's history: revoke it; `ferry init --secrets redact` redacts new ones"
         );
     }
     match &status.last_error {

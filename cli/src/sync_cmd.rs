@@ -168,10 +168,12 @@ pub fn sync_here_locked(st: &State, config: &crate::state::Config) -> Result<Rep
             EngineConfig {
                 upper: Some(upper),
                 links,
+                secrets: config.secrets,
                 ..EngineConfig::default()
             },
         );
         let report = engine.sync_now().await;
+        st.record_findings(&engine.status().secrets);
         let _ = engine.shutdown(Duration::from_secs(10)).await;
         Report::from(report)
     });

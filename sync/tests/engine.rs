@@ -32,6 +32,7 @@ fn config() -> EngineConfig {
         compact_every: 3,
         upper: None,
         links: Vec::new(),
+        ..EngineConfig::default()
     }
 }
 

@@ -46,6 +46,8 @@ pub struct EngineConfig {
     pub upper: Option<PathBuf>,
     /// `ferry link` entries, for the projects of directories found at the reconcile.
     pub links: Vec<crate::project_key::Link>,
+    /// What commits do with secrets in new content.
+    pub secrets: crate::secrets::Policy,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +62,7 @@ impl Default for EngineConfig {
             compact_every: 1000,
             upper: None,
             links: Vec::new(),
+            secrets: crate::secrets::Policy::default(),
         }
     }
 }

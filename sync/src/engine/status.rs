@@ -42,6 +42,26 @@ pub struct Status {
     pub last_error: Option<(i64, String)>,
     /// Remote entries that were skipped as invalid at the last fetch.
     pub rejected: Vec<String>,
+    /// Secrets found in new content (the newest [`MAX_FINDINGS`]), and what was done.
+    #[serde(default)]
+    pub secrets: Vec<crate::secrets::Finding>,
+}
+
+/// Most secret findings the status keeps.
+pub const MAX_FINDINGS: usize = 100;
+
+impl Status {
+    /// Adds `found` to the findings, each place and kind once, keeping the newest.
+    pub fn add_findings(&mut self, found: Vec<crate::secrets::Finding>) {
+        for f in found {
+            self.secrets.retain(|o| {
+                (&o.project, &o.path, o.offset, &o.kind) != (&f.project, &f.path, f.offset, &f.kind)
+            });
+            self.secrets.push(f);
+        }
+        let excess = self.secrets.len().saturating_sub(MAX_FINDINGS);
+        self.secrets.drain(..excess);
+    }
 }
 
 /// Milliseconds since the epoch, now.

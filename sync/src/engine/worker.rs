@@ -75,17 +75,31 @@ impl Worker {
     async fn reconcile(&mut self) {
         let (upper, links) = (self.config.upper.clone(), self.config.links.clone());
         let (path, machine) = (self.store_path.clone(), self.machine.clone());
+        let secrets = self.config.secrets;
         let done = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&path)?;
+            let store = Store::open(&path)?.with_secrets(secrets);
             let locks = store.recover_after_crash()?;
             if locks > 0 {
                 tracing::warn!(locks, "removed lock files left by a crash");
             }
-            let Some(upper) = upper else { return Ok(None) };
+            let Some(upper) = upper else {
+                return Ok::<_, StoreError>((None, Vec::new()));
+            };
             let batch = crate::upper::reconcile(&upper, &store, &machine, &links)?;
-            store.commit(&machine, &batch)
+            let commit = store.commit(&machine, &batch)?;
+            Ok((commit, store.take_findings()))
         })
         .await;
+        let done = done.map(|r| {
+            r.map(|(c, found)| {
+                self.shared
+                    .status
+                    .lock()
+                    .expect("status lock")
+                    .add_findings(found);
+                c
+            })
+        });
         match done {
             Ok(Ok(Some(c))) => {
                 tracing::info!(commit = %c, "reconciled the upper layer");
@@ -207,10 +221,22 @@ impl Worker {
         };
         let path = self.store_path.clone();
         let machine = self.machine.clone();
-        let result =
-            tokio::task::spawn_blocking(move || Store::open(&path)?.commit(&machine, &batch))
-                .await
-                .unwrap_or_else(|e| Err(StoreError::BadPath(format!("commit task failed: {e}"))));
+        let secrets = self.config.secrets;
+        let result = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&path)?.with_secrets(secrets);
+            let commit = store.commit(&machine, &batch)?;
+            Ok((commit, store.take_findings()))
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::BadPath(format!("commit task failed: {e}"))));
+        let result = result.map(|(c, found)| {
+            self.shared
+                .status
+                .lock()
+                .expect("status lock")
+                .add_findings(found);
+            c
+        });
         match result {
             Ok(commit) => {
                 let id = commit.map(|c| c.to_string());

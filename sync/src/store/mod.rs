@@ -74,6 +74,10 @@ impl StoreError {
 /// The local bare repository.
 pub struct Store {
     repo: git2::Repository,
+    /// What a commit does with secrets in new content.
+    secrets: crate::secrets::Policy,
+    /// Secrets found by commits since the last [`Store::take_findings`].
+    findings: std::sync::Mutex<Vec<crate::secrets::Finding>>,
 }
 
 /// The ref of a machine's own branch in its own store.
@@ -85,6 +89,25 @@ pub fn own_ref(machine_id: &str) -> String {
 pub const REMOTE_PREFIX: &str = "refs/remotes/origin/machines/";
 
 impl Store {
+    fn wrap(repo: git2::Repository) -> Store {
+        Store {
+            repo,
+            secrets: crate::secrets::Policy::default(),
+            findings: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// This store, with commits applying `policy` to secrets in new content.
+    pub fn with_secrets(mut self, policy: crate::secrets::Policy) -> Store {
+        self.secrets = policy;
+        self
+    }
+
+    /// The secrets found by commits since the last call.
+    pub fn take_findings(&self) -> Vec<crate::secrets::Finding> {
+        std::mem::take(&mut *self.findings.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Creates the store at `path` (a bare repository, private to the user), or opens it.
     pub fn init(path: &Path) -> Result<Store, StoreError> {
         let repo = match git2::Repository::open_bare(path) {
@@ -103,7 +126,7 @@ impl Store {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| StoreError::io(path, e))?;
         }
-        Ok(Store { repo })
+        Ok(Store::wrap(repo))
     }
 
     /// Removes lock files a killed process left behind (`refs/**/*.lock`, `packed-refs.lock`).
@@ -139,9 +162,7 @@ impl Store {
 
     /// Opens an existing store.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store {
-            repo: git2::Repository::open_bare(path)?,
-        })
+        Ok(Store::wrap(git2::Repository::open_bare(path)?))
     }
 
     /// The underlying repository, for the sync engine's fetch and push.

@@ -5,6 +5,7 @@ use super::layout::{self, RelPath};
 use super::records::{FileMeta, FileState, MachineRecord, ProjectRecord, mapping_for};
 use super::{Store, StoreError, own_ref};
 use crate::codec::{Codec, Format};
+use crate::secrets::{self, Finding, Policy};
 use git2::build::TreeUpdateBuilder;
 use git2::{FileMode, Oid, Tree};
 use std::collections::HashMap;
@@ -304,6 +305,9 @@ impl Store {
             let restart =
                 chunks::restart_point(from, |a, b| read_range(&mut f, a, b)).map_err(io)?;
             let tail = read_range(&mut f, restart, len).map_err(io)?;
+            if !self.screen(project, rel, &tail, restart) {
+                return Ok(());
+            }
             let fresh = chunks::split(&tail, restart);
             let first_stale = if continuing { restart / CHUNK } else { 0 };
             for k in edits.chunks_from(&chunk_root, first_stale)? {
@@ -318,9 +322,10 @@ impl Store {
             for c in fresh {
                 out.clear();
                 let bytes = &tail[(c.start - restart) as usize..(c.end - restart) as usize];
+                let bytes = self.redacted(bytes);
                 codec.convert_into(
                     crate::codec::Direction::Virtualise,
-                    bytes,
+                    &bytes,
                     Format::Json,
                     &mut out,
                 );
@@ -332,11 +337,62 @@ impl Store {
         } else {
             let mut bytes = Vec::with_capacity(len as usize);
             f.read_to_end(&mut bytes).map_err(io)?;
+            if !self.screen(project, rel, &bytes, 0) {
+                return Ok(());
+            }
             let format = Format::for_file_name(rel.as_str());
             edits.remove(&chunk_root);
-            edits.put(&data_path, &codec.virtualise(&bytes, format))?;
+            edits.put(
+                &data_path,
+                &codec.virtualise(&self.redacted(&bytes), format),
+            )?;
         }
         edits.put(&meta_path, &to_json(&meta))
+    }
+}
+
+impl Store {
+    /// Scans new content (`bytes`, from offset `at` of the file) for secrets and records what
+    /// the policy does with them; whether the file may be committed.
+    fn screen(&self, project: &ProjectRecord, rel: &RelPath, bytes: &[u8], at: u64) -> bool {
+        let hits = secrets::scan(bytes);
+        if hits.is_empty() {
+            return true;
+        }
+        let action = match self.secrets {
+            Policy::Warn => "pushed",
+            Policy::Redact => "redacted",
+            Policy::Block => "held back",
+        };
+        let found = hits.iter().map(|h| Finding {
+            project: project.key.clone(),
+            path: rel.as_str().to_string(),
+            offset: at + h.range.start as u64,
+            kind: h.kind.to_string(),
+            action: action.to_string(),
+            at_ms: now_ms(),
+        });
+        for f in found {
+            tracing::warn!(project = %f.project, path = %f.path, offset = f.offset, kind = %f.kind, action = %f.action, "a secret in new content");
+            self.findings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(f);
+        }
+        self.secrets != Policy::Block
+    }
+
+    /// `bytes` as committed: with secrets replaced under the `redact` policy, else as they are.
+    fn redacted<'b>(&self, bytes: &'b [u8]) -> std::borrow::Cow<'b, [u8]> {
+        if self.secrets != Policy::Redact {
+            return std::borrow::Cow::Borrowed(bytes);
+        }
+        let hits = secrets::scan(bytes);
+        if hits.is_empty() {
+            std::borrow::Cow::Borrowed(bytes)
+        } else {
+            std::borrow::Cow::Owned(secrets::redact(bytes, &hits))
+        }
     }
 }
 

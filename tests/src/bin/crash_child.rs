@@ -44,6 +44,7 @@ fn main() {
         compact_every: 40,
         upper: Some(home.join(".claude/projects")),
         links: Vec::new(),
+        ..EngineConfig::default()
     };
     let engine = engine::start(store_path, machine.clone(), remote, config);
     let transcript = upper.join("s.jsonl");

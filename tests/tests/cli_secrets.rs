@@ -1,0 +1,153 @@
+//! Secret scanning before push, with the built binary and a real `file://` remote: `warn` pushes
+//! and lists the finding in `ferry status`, `redact` pushes every other byte unchanged and keeps
+//! the secret in the local file only, `block` holds the file back until the secret is gone.
+
+use ferry_tests::ferry::{Machine, Pair};
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn key() -> String {
+    format!("sk-ant-api03-{}", "Zq7x".repeat(20))
+}
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// A transcript in a's project dir (unmounted: the plain directory), naming a's checkout.
+fn write(m: &Machine, proj: &std::path::Path, name: &str, lines: &[String]) -> PathBuf {
+    let dir = m
+        .projects()
+        .join(ferry_sync::slug::slug(proj.to_str().unwrap()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("")).unwrap();
+    path
+}
+
+fn line(uuid: &str, cwd: &std::path::Path, text: &str) -> String {
+    format!(
+        "{}\n",
+        serde_json::json!({"uuid": uuid, "cwd": cwd, "message": {"content": text}})
+    )
+}
+
+/// Whether `ferry status` on `m` lists a finding in `path` with `action`.
+fn listed(m: &Machine, path: &str, action: &str) -> bool {
+    let st = json(&m.ok(&["status", "--json"]));
+    st["secrets"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["path"] == path && f["action"] == action)
+}
+
+/// What b's view shows of `name` (mounted for the read, then unmounted).
+fn on_b(b: &Machine, proj: &std::path::Path, name: &str) -> Option<String> {
+    b.ok(&["mount"]);
+    let path = b
+        .projects()
+        .join(ferry_sync::slug::slug(proj.to_str().unwrap()))
+        .join(name);
+    let text = std::fs::read_to_string(path).ok();
+    b.ok(&["unmount"]);
+    text
+}
+
+#[test]
+fn warn_redact_and_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Pair {
+        a,
+        b,
+        a_proj,
+        b_proj,
+        ..
+    } = Pair::new(tmp.path());
+    let key = key();
+    let leak = format!("export ANTHROPIC_API_KEY={key} && make deploy");
+
+    // warn (the default): pushed, and listed with its place.
+    let first = line("w1", &a_proj, "no secret here");
+    write(
+        &a,
+        &a_proj,
+        "warn.jsonl",
+        &[first.clone(), line("w2", &a_proj, &leak)],
+    );
+    assert_eq!(a.ferry(&["sync"]).status.code(), Some(0));
+    let st = json(&a.ok(&["status", "--json"]));
+    let f = &st["secrets"]["findings"];
+    assert_eq!(f.as_array().unwrap().len(), 1, "{st}");
+    assert_eq!(f[0]["kind"], "anthropic-api-key");
+    assert_eq!(f[0]["action"], "pushed");
+    assert_eq!(f[0]["path"], "warn.jsonl");
+    let at = f[0]["offset"].as_u64().unwrap() as usize;
+    let local = std::fs::read_to_string(
+        a.projects()
+            .join(ferry_sync::slug::slug(a_proj.to_str().unwrap()))
+            .join("warn.jsonl"),
+    )
+    .unwrap();
+    assert!(
+        local[at..].starts_with("sk-ant-"),
+        "the offset points at it"
+    );
+    assert!(
+        !st.to_string().contains(&key),
+        "status never shows the secret"
+    );
+    let text = a.ok(&["status"]);
+    assert!(
+        text.contains("anthropic-api-key") && text.contains("revoke"),
+        "{text}"
+    );
+    b.ok(&["sync"]);
+    assert!(on_b(&b, &b_proj, "warn.jsonl").unwrap().contains(&key));
+
+    // redact: every other byte arrives unchanged; the local file keeps the secret.
+    a.ok(&["init", "--secrets", "redact"]);
+    let lines = [
+        line(
+            "r1",
+            &a_proj,
+            &format!("read {}/src/main.rs", a_proj.display()),
+        ),
+        line("r2", &a_proj, &leak),
+        line("r3", &a_proj, "é and \u{0} and \\n stay"),
+    ];
+    let local = write(&a, &a_proj, "redact.jsonl", &lines);
+    assert_eq!(a.ferry(&["sync"]).status.code(), Some(0));
+    assert!(std::fs::read_to_string(&local).unwrap().contains(&key));
+    b.ok(&["sync"]);
+    let seen = on_b(&b, &b_proj, "redact.jsonl").expect("redacted file arrived");
+    let want = lines
+        .concat()
+        .replace(a.home.to_str().unwrap(), b.home.to_str().unwrap())
+        .replace(&key, "[REDACTED:anthropic-api-key]");
+    assert_eq!(seen, want);
+    assert!(listed(&a, "redact.jsonl", "redacted"));
+
+    // block: nothing of the file leaves until the secret is gone.
+    a.ok(&["init", "--secrets", "block"]);
+    write(
+        &a,
+        &a_proj,
+        "block.jsonl",
+        &[first.clone(), line("b2", &a_proj, &leak)],
+    );
+    assert_eq!(a.ferry(&["sync"]).status.code(), Some(0));
+    b.ok(&["sync"]);
+    assert_eq!(on_b(&b, &b_proj, "block.jsonl"), None, "held back");
+    assert!(listed(&a, "block.jsonl", "held back"));
+    write(
+        &a,
+        &a_proj,
+        "block.jsonl",
+        &[first.clone(), line("b3", &a_proj, "rotated")],
+    );
+    assert_eq!(a.ferry(&["sync"]).status.code(), Some(0));
+    b.ok(&["sync"]);
+    let seen = on_b(&b, &b_proj, "block.jsonl").expect("sent once clean");
+    assert!(seen.contains("rotated") && !seen.contains(&key));
+}
