@@ -114,8 +114,10 @@ fn assert_local(text: &str, here: &Host, other: &Host) {
     );
 }
 
-/// Each line once, and the same lines on every host.
+/// Each line once, and the same lines on every host, once the last writes have synced.
 fn assert_same_lines(id: &str, hosts: &[&Host]) {
+    let set = |h: &Host| uuids(&h.read(id)).into_iter().collect::<BTreeSet<String>>();
+    eventually(SYNC, || hosts.iter().all(|h| set(h) == set(hosts[0])));
     let first: BTreeSet<String> = uuids(&hosts[0].read(id)).into_iter().collect();
     assert!(!first.is_empty());
     for h in hosts {

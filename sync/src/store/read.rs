@@ -196,6 +196,13 @@ impl Store {
             let entry = RelPath::new(&rel).and_then(|rel| {
                 let ftree = self.repo.find_tree(e.id())?;
                 let meta: FileMeta = self.record(branch, &ftree, layout::META)?;
+                if meta.len > MAX_FILE_BYTES {
+                    return Err(StoreError::Rejected {
+                        branch: branch.into(),
+                        path: rel.to_string(),
+                        why: format!("claims {} bytes, more than {MAX_FILE_BYTES}", meta.len),
+                    });
+                }
                 Ok(FileEntry {
                     project: project.clone(),
                     rel,
