@@ -691,3 +691,26 @@ fn a_lock_left_by_a_kill_mid_commit_is_recovered() {
     assert_eq!(m.store.recover_after_crash().unwrap(), 1);
     assert!(m.store.commit(&m.record, &batch(&m)).unwrap().is_some());
 }
+
+#[test]
+fn a_secret_is_reported_once_and_only_where_content_is_new() {
+    let m = machine("aaaa", "/home/a", "/home/a/p");
+    let key = format!("sk-ant-{}", "k".repeat(40));
+    let first = format!("{{\"uuid\":\"1\",\"t\":\"{key}\"}}\n");
+    m.write("s.jsonl", first.as_bytes());
+    m.commit(vec![("s.jsonl", m.written("s.jsonl"))]);
+    let found = m.store.take_findings();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].offset, first.find("sk-ant-").unwrap() as u64);
+    assert_eq!(found[0].action, "pushed");
+    // An append in the same chunk: the old secret is not new content.
+    let path = m.write("s.jsonl", (first.clone() + "{\"uuid\":\"2\"}\n").as_bytes());
+    m.commit(vec![(
+        "s.jsonl",
+        Change::Write {
+            local: path,
+            dirty_from: Some(first.len() as u64),
+        },
+    )]);
+    assert!(m.store.take_findings().is_empty());
+}

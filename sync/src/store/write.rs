@@ -305,7 +305,14 @@ impl Store {
             let restart =
                 chunks::restart_point(from, |a, b| read_range(&mut f, a, b)).map_err(io)?;
             let tail = read_range(&mut f, restart, len).map_err(io)?;
-            if !self.screen(project, rel, &tail, restart) {
+            // Only what is new is reported; the whole rewritten chunk is still redacted below.
+            let new = (from.max(restart) - restart) as usize;
+            if !self.screen(
+                project,
+                rel,
+                &tail[new.min(tail.len())..],
+                restart + new as u64,
+            ) {
                 return Ok(());
             }
             let fresh = chunks::split(&tail, restart);
