@@ -1,0 +1,126 @@
+//! What a tool costs: wall time, CPU seconds and peak memory, for commands (through GNU time)
+//! and for long-running daemons (from /proc).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Wall, CPU and peak resident memory of some work.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cost {
+    /// Wall-clock time.
+    pub wall: Duration,
+    /// User plus system CPU time.
+    pub cpu: Duration,
+    /// Peak resident set of the largest process, in KiB.
+    pub peak_kib: u64,
+}
+
+impl Cost {
+    /// Adds `other` to this: times add up, peaks take the larger.
+    pub fn add(&mut self, other: Cost) {
+        self.wall += other.wall;
+        self.cpu += other.cpu;
+        self.peak_kib = self.peak_kib.max(other.peak_kib);
+    }
+}
+
+/// Runs `cmd` under `/usr/bin/time`, panicking with its output unless it succeeds; returns
+/// its stdout and what it cost (its children included).
+pub fn run(cmd: &mut Command) -> (String, Cost) {
+    let report = tempfile::NamedTempFile::new().expect("time report");
+    let program = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .arg("-f")
+        .arg("%U %S %M")
+        .arg("-o")
+        .arg(report.path())
+        .arg(&program)
+        .args(&args);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        timed.current_dir(dir);
+    }
+    let start = Instant::now();
+    let out = timed
+        .output()
+        .expect("/usr/bin/time runs (apt-get install time)");
+    let wall = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{program:?} {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(report.path()).expect("time's report");
+    let f: Vec<f64> = text
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    assert_eq!(f.len(), 3, "time's report: {text}");
+    let cost = Cost {
+        wall,
+        cpu: Duration::from_secs_f64(f[0] + f[1]),
+        peak_kib: f[2] as u64,
+    };
+    (String::from_utf8_lossy(&out.stdout).into_owned(), cost)
+}
+
+/// A running process's CPU time so far and its peak resident set (KiB), from /proc.
+pub fn process(pid: i32) -> Cost {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after the comm), in clock ticks.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|x| x.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let hz = clock_ticks();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    Cost {
+        wall: Duration::ZERO,
+        cpu: Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / hz),
+        peak_kib,
+    }
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Total size of the files under `dir`, in bytes.
+pub fn du(dir: &Path) -> u64 {
+    super::corpus::files(dir)
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
