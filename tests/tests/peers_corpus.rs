@@ -37,10 +37,15 @@ fn synthetic_sessions_hold_every_tricky_form_on_a() {
             path.display(),
             text.len()
         );
+        let mut message_ids = std::collections::BTreeSet::new();
         for line in text.lines() {
             let v: serde_json::Value = serde_json::from_str(line).expect("JSON lines");
             assert_eq!(v["cwd"], a.dir(p).to_str().unwrap());
+            if let Some(m) = v["message"]["id"].as_str() {
+                assert!(message_ids.insert(m.to_string()), "message id {m} twice");
+            }
         }
+        assert!(message_ids.len() > 1);
         assert_eq!(expects.len(), 5);
         for e in &expects {
             assert!(text.contains(&e.on_a), "{} missing: {}", e.what, e.on_a);

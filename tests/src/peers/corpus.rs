@@ -224,11 +224,11 @@ impl Writer<'_> {
                 esc(t)
             )
         };
-        let assistant = |t: &str| {
+        // Every assistant message has its own id: the client groups streamed chunks by it.
+        let assistant = |k: usize, t: &str| {
             format!(
-                r#""type":"assistant","message":{{"id":"msg_{n}","type":"message","role":"assistant","model":"claude-opus-5-5","content":[{{"type":"text","text":{}}}],"stop_reason":"end_turn","stop_sequence":null,"usage":{{"input_tokens":10,"output_tokens":5}}}}"#,
-                esc(t),
-                n = seed
+                r#""type":"assistant","message":{{"id":"msg_{seed:x}_{k}","type":"message","role":"assistant","model":"claude-opus-5-5","content":[{{"type":"text","text":{}}}],"stop_reason":"end_turn","stop_sequence":null,"usage":{{"input_tokens":10,"output_tokens":5}}}}"#,
+                esc(t)
             )
         };
         let marks = format!(
@@ -237,7 +237,7 @@ impl Writer<'_> {
             result_file.display()
         );
         line(&mut text, user(&marks), &mut parent);
-        line(&mut text, assistant("I will read them."), &mut parent);
+        line(&mut text, assistant(0, "I will read them."), &mut parent);
         let mut i = 0;
         while text.len() < size {
             i += 1;
@@ -250,7 +250,7 @@ impl Writer<'_> {
                 while t.len() < 1500 {
                     t.push_str(PROSE);
                 }
-                assistant(&t)
+                assistant(i, &t)
             };
             line(&mut text, body, &mut parent);
         }
@@ -270,7 +270,7 @@ impl Writer<'_> {
                 let body = if k % 2 == 0 {
                     user(&format!("search {cwd} for TODO {k}"))
                 } else {
-                    assistant(&format!("found {cwd}/src/lib.rs:{k}"))
+                    assistant(k as usize, &format!("found {cwd}/src/lib.rs:{k}"))
                 };
                 let uuid = esc(&uuid(seed ^ 0xa6e, k + 1));
                 let _ = writeln!(

@@ -1,7 +1,6 @@
 //! What a tool costs: wall time, CPU seconds and peak memory, for commands (through GNU time)
 //! and for long-running daemons (from /proc).
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -114,13 +113,4 @@ fn clock_ticks() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
         .unwrap_or(100.0)
-}
-
-/// Total size of the files under `dir`, in bytes.
-pub fn du(dir: &Path) -> u64 {
-    super::corpus::files(dir)
-        .iter()
-        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-        .map(|m| m.len())
-        .sum()
 }
