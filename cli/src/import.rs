@@ -36,7 +36,8 @@ pub fn run(st: &State, config: &Config, quiet: bool) -> Result<Imported> {
         });
     }
     let machine = state::machine_record(config)?;
-    let store = Store::init(&st.store())?;
+    // The configured secrets policy applies to the first import too: it is pushed right after.
+    let store = Store::init(&st.store())?.with_secrets(config.secrets);
     let links = crate::projects::load_links(st)?;
     let batch = ferry_sync::upper::reconcile(&mountpoint, &store, &machine, &links)?;
     let size = |c: &Change| match c {
@@ -62,6 +63,7 @@ pub fn run(st: &State, config: &Config, quiet: bool) -> Result<Imported> {
         store.commit(&machine, &part)?;
         bar.inc(chunk.iter().map(|f| size(&f.change)).sum());
     }
+    st.record_findings(&store.take_findings());
     bar.finish_and_clear();
     let spinner = if quiet || config.remote.is_none() {
         ProgressBar::hidden()

@@ -52,7 +52,14 @@ impl ForeignFile {
             .iter()
             .map(|v| store.read(v))
             .collect::<Result<Vec<_>, _>>()?;
-        let merged = merge_lines(&texts.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        // One version (the common case) is expanded as read: a copy of a large transcript
+        // would only raise the daemon's peak memory.
+        let merged = match texts.as_slice() {
+            [one] => std::borrow::Cow::Borrowed(one.as_slice()),
+            _ => std::borrow::Cow::Owned(merge_lines(
+                &texts.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            )),
+        };
         let name = self.rel.as_str().rsplit('/').next().unwrap_or_default();
         Ok(Codec::new(&placement.mapping).expand(&merged, Format::for_file_name(name)))
     }

@@ -57,16 +57,20 @@ impl Machine {
         self.home.join(".claude/projects")
     }
 
-    /// Runs `ferry <args>` as this machine.
-    pub fn ferry(&self, args: &[&str]) -> Output {
-        Command::new(ferry_bin())
-            .args(args)
+    /// The command that runs `ferry <args>` as this machine, for a caller that wants to time it.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(ferry_bin());
+        cmd.args(args)
             .env("HOME", &self.home)
             .env("FERRY_HOME", &self.state)
             .env_remove("CLAUDE_CONFIG_DIR")
-            .env("FERRY_LOG", "debug")
-            .output()
-            .expect("run ferry")
+            .env("FERRY_LOG", "debug");
+        cmd
+    }
+
+    /// Runs `ferry <args>` as this machine.
+    pub fn ferry(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run ferry")
     }
 
     /// Runs `ferry <args>` and panics with its output unless it succeeds.

@@ -151,3 +151,71 @@ fn warn_redact_and_block() {
     let seen = on_b(&b, &b_proj, "block.jsonl").expect("sent once clean");
     assert!(seen.contains("rotated") && !seen.contains(&key));
 }
+
+/// Every blob in the bare repository at `repo`, as text.
+fn blobs(repo: &std::path::Path) -> Vec<String> {
+    let repo = git2::Repository::open_bare(repo).unwrap();
+    let odb = repo.odb().unwrap();
+    let mut out = Vec::new();
+    odb.foreach(|id| {
+        let o = odb.read(*id).unwrap();
+        if o.kind() == git2::ObjectType::Blob {
+            out.push(String::from_utf8_lossy(o.data()).into_owned());
+        }
+        true
+    })
+    .unwrap();
+    out
+}
+
+/// The policy holds for sessions that exist before `ferry init`: the first import is pushed
+/// right away, so it must redact or hold back like any later commit.
+#[test]
+fn the_first_import_applies_the_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leak = format!("my key is {} ok", key());
+    for policy in ["redact", "block"] {
+        let dir = tmp.path().join(policy);
+        let remote = dir.join("remote.git");
+        git2::Repository::init_bare(&remote).unwrap();
+        let a = Machine::new(&dir.join("a"));
+        let proj = a.home.join("work/proj");
+        std::fs::create_dir_all(&proj).unwrap();
+        write(&a, &proj, "old.jsonl", &[line("o1", &proj, &leak)]);
+        write(
+            &a,
+            &proj,
+            "clean.jsonl",
+            &[line("c1", &proj, "nothing here")],
+        );
+        let url = format!("file://{}", remote.display());
+        a.ok(&[
+            "init",
+            "--machine",
+            "a",
+            "--remote",
+            &url,
+            "--secrets",
+            policy,
+        ]);
+        let pushed = blobs(&remote);
+        assert!(
+            pushed.iter().any(|b| b.contains("nothing here")),
+            "{policy}: the import was pushed"
+        );
+        assert!(
+            !pushed.iter().any(|b| b.contains(&key())),
+            "{policy}: the secret reached the remote"
+        );
+        let redacted = pushed
+            .iter()
+            .any(|b| b.contains("[REDACTED:anthropic-api-key]"));
+        assert_eq!(redacted, policy == "redact", "{policy}");
+        let action = if policy == "redact" {
+            "redacted"
+        } else {
+            "held back"
+        };
+        assert!(listed(&a, "old.jsonl", action), "{policy}: status lists it");
+    }
+}

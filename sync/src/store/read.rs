@@ -250,29 +250,34 @@ impl Store {
     /// The portable bytes of a file version (empty for a deleted or hidden one).
     pub fn read(&self, entry: &FileEntry) -> Result<Vec<u8>, StoreError> {
         let tree = self.repo.find_tree(entry.tree)?;
-        let mut out = Vec::new();
-        let too_big = || StoreError::Rejected {
-            branch: String::new(),
-            path: entry.rel.to_string(),
-            why: format!("larger than {MAX_FILE_BYTES} bytes"),
-        };
-        let odb = self.repo.odb()?;
-        let push = |id: Oid, out: &mut Vec<u8>| -> Result<(), StoreError> {
-            // Check the size before inflating: a small compressed object can be huge.
-            let (size, _) = odb.read_header(id)?;
-            if (out.len() + size) as u64 > MAX_FILE_BYTES {
-                return Err(too_big());
-            }
-            let blob = self.repo.find_blob(id)?;
-            out.extend_from_slice(blob.content());
-            Ok(())
-        };
-        if let Some(data) = tree.get_name(layout::DATA) {
-            push(data.id(), &mut out)?;
+        let ids: Vec<Oid> = if let Some(data) = tree.get_name(layout::DATA) {
+            vec![data.id()]
         } else if let Some(c) = tree.get_name(layout::CHUNKS) {
-            for (_, id) in chunk_list(&self.repo, c.id())? {
-                push(id, &mut out)?;
+            chunk_list(&self.repo, c.id())?
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Sizes first, from the headers: a small compressed object can be huge, so the limit is
+        // checked before anything is inflated, and the output is allocated once (growing it
+        // chunk by chunk would hold up to twice the file at a time).
+        let odb = self.repo.odb()?;
+        let mut total = 0u64;
+        for id in &ids {
+            total += odb.read_header(*id)?.0 as u64;
+            if total > MAX_FILE_BYTES {
+                return Err(StoreError::Rejected {
+                    branch: String::new(),
+                    path: entry.rel.to_string(),
+                    why: format!("larger than {MAX_FILE_BYTES} bytes"),
+                });
             }
+        }
+        let mut out = Vec::with_capacity(total as usize);
+        for id in ids {
+            out.extend_from_slice(self.repo.find_blob(id)?.content());
         }
         Ok(out)
     }

@@ -8,6 +8,7 @@ use crate::codec::{Codec, Format};
 use crate::secrets::{self, Finding, Policy};
 use git2::build::TreeUpdateBuilder;
 use git2::{FileMode, Oid, Tree};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -62,20 +63,44 @@ struct Edits<'a> {
     repo: &'a git2::Repository,
     builder: TreeUpdateBuilder,
     changed: bool,
+    /// The base's subtrees looked up so far, by path: a commit of many files in one project
+    /// reads the project's large tree once, not once per file.
+    trees: RefCell<HashMap<String, Option<Tree<'a>>>>,
 }
 
 impl<'a> Edits<'a> {
+    /// The base's tree at `dir` ("" for the root), if there is one.
+    fn tree_at(&self, dir: &str) -> Option<Tree<'a>> {
+        if dir.is_empty() {
+            return self.base.cloned();
+        }
+        if let Some(t) = self.trees.borrow().get(dir) {
+            return t.clone();
+        }
+        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir));
+        let tree = self
+            .tree_at(parent)
+            .and_then(|p| p.get_name(name).map(|e| e.id()))
+            .and_then(|id| self.repo.find_tree(id).ok());
+        self.trees
+            .borrow_mut()
+            .insert(dir.to_string(), tree.clone());
+        tree
+    }
+
+    /// The id of the base's entry at `path`, if there is one.
+    fn id_at(&self, path: &str) -> Option<Oid> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        self.tree_at(dir)?.get_name(name).map(|e| e.id())
+    }
+
     fn exists(&self, path: &str) -> bool {
-        self.base.is_some_and(|t| t.get_path(path.as_ref()).is_ok())
+        self.id_at(path).is_some()
     }
 
     fn put(&mut self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let id = self.repo.blob(bytes)?;
-        let same = self
-            .base
-            .and_then(|t| t.get_path(path.as_ref()).ok())
-            .is_some_and(|e| e.id() == id);
-        if !same {
+        if self.id_at(path) != Some(id) {
             self.builder.upsert(path, id, FileMode::Blob);
             self.changed = true;
         }
@@ -90,17 +115,16 @@ impl<'a> Edits<'a> {
     }
 
     fn read_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Option<T> {
-        let entry = self.base?.get_path(path.as_ref()).ok()?;
-        let blob = self.repo.find_blob(entry.id()).ok()?;
+        let blob = self.repo.find_blob(self.id_at(path)?).ok()?;
         serde_json::from_slice(blob.content()).ok()
     }
 
     /// Chunk indexes at or above `from` in the chunk tree at `path`.
     fn chunks_from(&self, path: &str, from: u64) -> Result<Vec<u64>, StoreError> {
-        let Some(entry) = self.base.and_then(|t| t.get_path(path.as_ref()).ok()) else {
+        let Some(id) = self.id_at(path) else {
             return Ok(Vec::new());
         };
-        let all = super::read::chunk_list(self.repo, entry.id())?;
+        let all = super::read::chunk_list(self.repo, id)?;
         Ok(all
             .into_iter()
             .map(|(k, _)| k)
@@ -153,6 +177,7 @@ impl Store {
             repo: &self.repo,
             builder: TreeUpdateBuilder::new(),
             changed: false,
+            trees: RefCell::default(),
         };
         let mut projects: HashMap<&str, &ProjectRecord> = HashMap::new();
         for p in &batch.projects {

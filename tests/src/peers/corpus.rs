@@ -305,3 +305,30 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Appends a user turn saying `text` to the transcript at `path`, chained to its last line, as
+/// the client would on the machine whose project dir is `cwd`.
+pub fn append_user(path: &Path, id: &str, cwd: &Path, text: &str, n: u64) {
+    use std::io::Write as _;
+    let old = std::fs::read_to_string(path).expect("transcript");
+    let parent = old
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            Some(v["uuid"].as_str()?.to_string())
+        })
+        .map_or("null".to_string(), |u| esc(&u));
+    let line = format!(
+        r#"{{"parentUuid":{parent},"isSidechain":false,"type":"user","message":{{"role":"user","content":{}}},"uuid":{},"timestamp":"2026-11-22T12:00:{:02}.000Z","userType":"external","entrypoint":"cli","cwd":{},"sessionId":"{id}","version":"2.1.330","gitBranch":"main"}}"#,
+        esc(text),
+        esc(&uuid(0xc4a96e, n)),
+        n % 60,
+        esc(cwd.to_str().expect("UTF-8"))
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    writeln!(f, "{line}").expect("append");
+}

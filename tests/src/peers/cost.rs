@@ -13,6 +13,8 @@ pub struct Cost {
     pub cpu: Duration,
     /// Peak resident set of the largest process, in KiB.
     pub peak_kib: u64,
+    /// Commands that failed.
+    pub failed: usize,
 }
 
 impl Cost {
@@ -21,12 +23,23 @@ impl Cost {
         self.wall += other.wall;
         self.cpu += other.cpu;
         self.peak_kib = self.peak_kib.max(other.peak_kib);
+        self.failed += other.failed;
     }
 }
 
 /// Runs `cmd` under `/usr/bin/time`, panicking with its output unless it succeeds; returns
 /// its stdout and what it cost (its children included).
 pub fn run(cmd: &mut Command) -> (String, Cost) {
+    let (out, cost) = attempt(cmd);
+    match out {
+        Ok(stdout) => (stdout, cost),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Runs `cmd` under `/usr/bin/time`; its stdout, or why it failed (its command line and
+/// output), and what it cost either way (a failure counted in [`Cost::failed`]).
+pub fn attempt(cmd: &mut Command) -> (Result<String, String>, Cost) {
     let report = tempfile::NamedTempFile::new().expect("time report");
     let program = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
@@ -52,13 +65,6 @@ pub fn run(cmd: &mut Command) -> (String, Cost) {
         .output()
         .expect("/usr/bin/time runs (apt-get install time)");
     let wall = start.elapsed();
-    assert!(
-        out.status.success(),
-        "{program:?} {args:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = std::fs::read_to_string(report.path()).expect("time's report");
     let f: Vec<f64> = text
         .lines()
@@ -67,13 +73,25 @@ pub fn run(cmd: &mut Command) -> (String, Cost) {
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
+    // A failed command's report starts with "Command exited with non-zero status N".
     assert_eq!(f.len(), 3, "time's report: {text}");
     let cost = Cost {
         wall,
         cpu: Duration::from_secs_f64(f[0] + f[1]),
         peak_kib: f[2] as u64,
+        failed: usize::from(!out.status.success()),
     };
-    (String::from_utf8_lossy(&out.stdout).into_owned(), cost)
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        (Ok(stdout), cost)
+    } else {
+        let why = format!(
+            "{program:?} {args:?} failed ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (Err(why), cost)
+    }
 }
 
 /// A running process's CPU time so far and its peak resident set (KiB), from /proc.
@@ -103,6 +121,7 @@ pub fn process(pid: i32) -> Cost {
         wall: Duration::ZERO,
         cpu: Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / hz),
         peak_kib,
+        failed: 0,
     }
 }
 
