@@ -224,6 +224,8 @@ fn change_one(w: &World, tool: &mut dyn Tool, s: &Session) -> Late {
     };
     let mut marker = String::new();
     for n in 0..CHANGES {
+        // Changes at different moments of B's fetch cycle (every 2 s), not in step with it.
+        std::thread::sleep(Duration::from_millis(u64::from(n) * 450));
         marker = format!("late change {n} on A");
         append_user(
             &w.transcript(true, s),

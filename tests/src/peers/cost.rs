@@ -111,12 +111,7 @@ pub fn process(pid: i32) -> Cost {
             .unwrap_or(0)
     };
     let hz = clock_ticks();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let peak_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
+    let peak_kib = status_kib(pid, "VmHWM:");
     Cost {
         wall: Duration::ZERO,
         cpu: Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / hz),
@@ -132,4 +127,14 @@ fn clock_ticks() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// A `/proc/<pid>/status` memory field (`VmHWM:`, `VmRSS:`, ...) in KiB (0 if unreadable).
+pub fn status_kib(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }

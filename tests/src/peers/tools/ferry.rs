@@ -57,10 +57,11 @@ impl Ferry {
             if let Some(pid) = m.daemon_pid() {
                 let c = cost::process(pid);
                 eprintln!(
-                    "  ferry daemon of {}: {:.2} s CPU so far, peak {} KiB",
+                    "  ferry daemon of {}: {:.2} s CPU so far, peak {} KiB, resident now {} KiB",
                     m.home.display(),
                     c.cpu.as_secs_f64(),
-                    c.peak_kib
+                    c.peak_kib,
+                    cost::status_kib(pid, "VmRSS:")
                 );
                 total.cpu += c.cpu;
                 total.peak_kib = total.peak_kib.max(c.peak_kib);
