@@ -212,9 +212,14 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
 
 #[cfg(unix)]
 /// [`write_json`] for the daemon's own files: a failure is logged, never fatal.
-fn publish(path: &Path, value: &impl Serialize) {
-    if let Err(e) = write_json(path, value) {
-        tracing::warn!(file = %path.display(), error = %e, "writing failed");
+/// Writes `value` to `path`; whether it was written (a full disk, say, makes it fail).
+fn publish(path: &Path, value: &impl Serialize) -> bool {
+    match write_json(path, value) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "writing failed");
+            false
+        }
     }
 }
 
@@ -223,10 +228,12 @@ fn publish(path: &Path, value: &impl Serialize) {
 fn write_status(state: &State, engine: &engine::EngineHandle, last: &mut String) {
     let status = engine.status();
     let text = serde_json::to_string(&status).unwrap_or_default();
+    // Until it is written (a full disk), it is tried again on the next tick.
     if text != *last {
         state.record_findings(&status.secrets);
-        publish(&state.status(), &status);
-        *last = text;
+        if publish(&state.status(), &status) {
+            *last = text;
+        }
     }
 }
 
@@ -299,7 +306,7 @@ async fn serve(
                 tokio::spawn(async move {
                     let report = engine.sync_now().await;
                     let report = crate::sync_cmd::Report::from(report);
-                    publish(&state.sync_report(), &report);
+                    let _ = publish(&state.sync_report(), &report);
                     write_status(&state, &engine, &mut String::new());
                 });
             }

@@ -3,6 +3,7 @@
 
 pub mod claude;
 pub mod ferry;
+pub mod git;
 pub mod peers;
 pub mod rig;
 

@@ -3,6 +3,7 @@
 //! the secret in the local file only, `block` holds the file back until the secret is gone.
 
 use ferry_tests::ferry::{Machine, Pair};
+use ferry_tests::git::blobs;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -150,22 +151,6 @@ fn warn_redact_and_block() {
     b.ok(&["sync"]);
     let seen = on_b(&b, &b_proj, "block.jsonl").expect("sent once clean");
     assert!(seen.contains("rotated") && !seen.contains(&key));
-}
-
-/// Every blob in the bare repository at `repo`, as text.
-fn blobs(repo: &std::path::Path) -> Vec<String> {
-    let repo = git2::Repository::open_bare(repo).unwrap();
-    let odb = repo.odb().unwrap();
-    let mut out = Vec::new();
-    odb.foreach(|id| {
-        let o = odb.read(*id).unwrap();
-        if o.kind() == git2::ObjectType::Blob {
-            out.push(String::from_utf8_lossy(o.data()).into_owned());
-        }
-        true
-    })
-    .unwrap();
-    out
 }
 
 /// The policy holds for sessions that exist before `ferry init`: the first import is pushed

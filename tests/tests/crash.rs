@@ -5,25 +5,10 @@
 
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::store::{Store, mapping_for};
+use ferry_tests::git::fsck;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
-
-fn fsck(repo: &Path) {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(repo)
-        .args(["fsck", "--full", "--no-dangling"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git fsck {}: {}{}",
-        repo.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The transcript as committed on the crash child's branch, in local form.
 fn committed(state: &Path) -> Option<String> {

@@ -184,15 +184,17 @@ fn continue_on_b_and_back(version: &str, scenario: &'static str) {
     let a_text = a.read(&id);
     assert_local(&a_text, &a, &b);
 
-    // bob has it, with no command run; bob has never used Claude Code in its checkout.
-    b.wait_for(&id, &["alpha: agent"], SYNC);
+    // bob has it, with no command run; bob has never used Claude Code in its checkout. Wait for
+    // alice's last line: a commit during alice's last run may carry its prompt but not its end.
+    let a_uuids = uuids(&a_text);
+    let last = a_uuids.last().expect("alice's lines");
+    b.wait_for(&id, &["alpha: agent", last.as_str()], SYNC);
 
     // `--resume <id>` on bob, in bob's checkout: the request carries alice's turns in bob's terms.
     let req = resume(&b, version, &id, "bravo: resume");
     // The session now lives under bob's slug, with bob's paths, and so do its files.
     let b_text = std::fs::read_to_string(b.transcript(&id)).unwrap();
     assert_local(&b_text, &b, &a);
-    let a_uuids = uuids(&a_text);
     assert_eq!(
         uuids(&b_text)[..a_uuids.len()],
         a_uuids,

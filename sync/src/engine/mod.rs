@@ -237,6 +237,7 @@ pub fn start(
         config,
         heads: HashMap::new(),
         backoff: None,
+        commit_failures: 0,
         unpushed: true,
         commits_since_compact: 0,
         in_flight: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -255,6 +256,8 @@ struct Worker {
     heads: HashMap<String, git2::Oid>,
     /// While the remote fails: when to try again, and the current delay.
     backoff: Option<(Instant, Duration)>,
+    /// Commits failed in a row (a full disk, say): the next try waits longer, up to a minute.
+    commit_failures: u32,
     /// Whether the branch may hold commits the remote lacks (true at start: a previous run may
     /// have committed offline).
     unpushed: bool,

@@ -239,6 +239,7 @@ impl Worker {
         });
         match result {
             Ok(commit) => {
+                self.commit_failures = 0;
                 let id = commit.map(|c| c.to_string());
                 if let Some(id) = &id {
                     self.shared
@@ -267,9 +268,13 @@ impl Worker {
                     };
                     p.files.insert(k, merged);
                 }
-                let now = Instant::now();
-                p.first_at.get_or_insert(now);
-                p.last_at = Some(now);
+                // Try again after 0.3 s, 0.6 s, 1.2 s ... at most a minute: a disk that stays
+                // full is retried without filling the log. A new write tries sooner.
+                self.commit_failures = self.commit_failures.saturating_add(1);
+                let wait = self.config.quiet * 2u32.pow(self.commit_failures.min(8) - 1);
+                let retry = Instant::now() + wait.min(Duration::from_secs(60)) - self.config.quiet;
+                p.first_at = Some(retry);
+                p.last_at = Some(retry);
                 None
             }
         }
