@@ -168,6 +168,23 @@ impl Pair {
     }
 }
 
+impl Pair {
+    /// Mounts both machines and returns transcript `name` of the project as each view shows
+    /// it (on a, then on b), with its dir created on a.
+    pub fn mounted_session(&self, name: &str) -> (PathBuf, PathBuf) {
+        self.a.ok(&["mount"]);
+        self.b.ok(&["mount"]);
+        let at = |m: &Machine, proj: &Path| {
+            m.projects()
+                .join(ferry_sync::slug::slug(proj.to_str().expect("UTF-8")))
+                .join(name)
+        };
+        let (on_a, on_b) = (at(&self.a, &self.a_proj), at(&self.b, &self.b_proj));
+        std::fs::create_dir_all(on_a.parent().expect("a slug dir")).expect("project dir");
+        (on_a, on_b)
+    }
+}
+
 impl Drop for Machine {
     /// Never leaves a mount behind, whatever the test did.
     fn drop(&mut self) {

@@ -6,6 +6,7 @@ pub mod ferry;
 pub mod git;
 pub mod peers;
 pub mod rig;
+pub mod rng;
 
 use std::path::PathBuf;
 

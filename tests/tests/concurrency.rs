@@ -56,12 +56,7 @@ fn expected(writers: &[(&str, usize)]) -> BTreeSet<String> {
 fn concurrent_writers_on_one_session_keep_every_line() {
     let tmp = tempfile::tempdir().unwrap();
     let p = Pair::new(tmp.path());
-    p.a.ok(&["mount"]);
-    p.b.ok(&["mount"]);
-    let slug = |proj: &Path| ferry_sync::slug::slug(proj.to_str().unwrap());
-    let on_a = p.a.projects().join(slug(&p.a_proj)).join("s.jsonl");
-    let on_b = p.b.projects().join(slug(&p.b_proj)).join("s.jsonl");
-    std::fs::create_dir_all(on_a.parent().unwrap()).unwrap();
+    let (on_a, on_b) = p.mounted_session("s.jsonl");
 
     // Two writers on machine A at once (two Claude Code processes on one session).
     std::thread::scope(|s| {

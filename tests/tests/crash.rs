@@ -6,9 +6,10 @@
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::store::{Store, mapping_for};
 use ferry_tests::git::fsck;
+use ferry_tests::rng::{XorShift, seed};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// The transcript as committed on the crash child's branch, in local form.
 fn committed(state: &Path) -> Option<String> {
@@ -23,30 +24,9 @@ fn committed(state: &Path) -> Option<String> {
     Some(String::from_utf8(codec.expand(&bytes, Format::Json)).unwrap())
 }
 
-/// A small PRNG, seeded from the clock and printed, so a failing run can be repeated.
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn kill_9_at_random_points_loses_nothing() {
-    let seed = std::env::var("FERRY_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("FERRY_CRASH_SEED={seed}");
+    let seed = seed("FERRY_CRASH_SEED");
     let mut rng = XorShift(seed);
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
@@ -59,7 +39,7 @@ fn kill_9_at_random_points_loses_nothing() {
             .arg(remote.to_str().unwrap())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(150 + rng.next() % 900));
+        std::thread::sleep(Duration::from_millis(150 + rng.below(900)));
         child.kill().unwrap();
         let status = child.wait().unwrap();
         assert!(

@@ -376,6 +376,21 @@ impl Worker {
             Ok(Err(e)) => self.error(format!("reading fetched branches: {e}")),
             Err(e) => self.error(format!("reading fetched branches: {e}")),
         }
+        // The remote's copy of this machine's branch should be what was last pushed. If it is
+        // not (history rewritten by a force-push, or the branch deleted), push it again now
+        // rather than on the next write: other machines would see lines vanish meanwhile.
+        let (path, own) = (self.store_path.clone(), self.machine.id.clone());
+        let differs = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&path)?;
+            Ok::<_, StoreError>(store.head(&own, true)? != store.head(&own, false)?)
+        })
+        .await;
+        if matches!(differs, Ok(Ok(true))) && !self.unpushed {
+            tracing::warn!(
+                "the remote's copy of this machine's branch was rewritten or removed; pushing it again"
+            );
+            self.unpushed = true;
+        }
         self.refresh_status().await;
         Ok(())
     }
