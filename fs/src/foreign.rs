@@ -3,13 +3,14 @@
 //! Rebuilt after each fetch; cheap to share (the core swaps in a new `Arc`).
 
 use crate::placement::{Placement, place};
+use ferry_sync::clock::Skews;
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::merge::merge_lines;
 use ferry_sync::project_key::Link;
 use ferry_sync::store::{
     FileEntry, MachineRecord, ProjectRecord, RelPath, Snapshot, Store, StoreError, fnv1a,
 };
-use ferry_sync::view::{snapshots, view_of};
+use ferry_sync::view::{snapshots_with, view_of};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// This machine's checkouts, which decide where another machine's project appears: project key
@@ -100,13 +101,15 @@ impl Foreign {
         self.dirs.contains_key(path)
     }
 
-    /// Builds the index from the store, as machine `local` sees it.
+    /// Builds the index from the store, as machine `local` sees it, with the clock leads of
+    /// other machines seen so far (updated).
     pub fn build(
         store: &Store,
         local: &MachineRecord,
         links: &[Link],
+        skews: &mut Skews,
     ) -> Result<Foreign, StoreError> {
-        let snaps = snapshots(store, &local.id)?;
+        let snaps = snapshots_with(store, &local.id, skews)?;
         Ok(Foreign::from_snapshots(&snaps, local, links))
     }
 

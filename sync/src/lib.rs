@@ -6,6 +6,7 @@
 //! - [`project_key`]: the portable name of a project, the same on every machine.
 //! - [`path_style`]: another machine's paths handled as strings, whatever OS spelled them.
 
+pub mod clock;
 pub mod codec;
 pub mod engine;
 pub mod merge;

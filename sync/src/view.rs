@@ -70,8 +70,18 @@ pub fn view_of<'a>(snapshots: &'a [Snapshot], viewer: &str, key: &str, rel: &str
     }
 }
 
-/// Every machine's newest snapshot in this store: the viewer's own branch and all fetched ones.
+/// Every machine's newest snapshot in this store: the viewer's own branch and all fetched ones,
+/// other machines' file times on the viewer's clock (see [`crate::clock`]).
 pub fn snapshots(store: &Store, viewer: &str) -> Result<Vec<Snapshot>, StoreError> {
+    snapshots_with(store, viewer, &mut crate::clock::Skews::new())
+}
+
+/// [`snapshots`], with the clock leads seen so far (kept by a long-running caller).
+pub fn snapshots_with(
+    store: &Store,
+    viewer: &str,
+    skews: &mut crate::clock::Skews,
+) -> Result<Vec<Snapshot>, StoreError> {
     let mut out = Vec::new();
     if let Some(h) = store.head(viewer, true)? {
         out.push(store.snapshot(viewer, h)?);
@@ -89,5 +99,6 @@ pub fn snapshots(store: &Store, viewer: &str) -> Result<Vec<Snapshot>, StoreErro
             }
         }
     }
+    crate::clock::sanitise(&mut out, viewer, crate::engine::now_ms(), skews);
     Ok(out)
 }

@@ -120,6 +120,8 @@ struct Inner {
 pub struct Fs {
     upper: Upper,
     store: Mutex<Store>,
+    /// How far other machines' clocks were seen running ahead (see `ferry_sync::clock`).
+    skews: Mutex<ferry_sync::clock::Skews>,
     foreign: RwLock<Arc<Foreign>>,
     inner: Mutex<Inner>,
     sink: Arc<dyn Sink>,
@@ -147,7 +149,8 @@ impl Fs {
     /// Builds the core over an opened upper layer and reads the store's current view.
     pub fn new(upper: Upper, config: FsConfig, sink: Arc<dyn Sink>) -> FsResult<Fs> {
         let store = Store::open(&config.store)?;
-        let foreign = Foreign::build(&store, &config.machine, &config.links)?;
+        let mut skews = ferry_sync::clock::Skews::new();
+        let foreign = Foreign::build(&store, &config.machine, &config.links, &mut skews)?;
         for r in &foreign.rejected {
             tracing::warn!(rejected = %r, "skipping content from a remote branch");
         }
@@ -162,6 +165,7 @@ impl Fs {
         Ok(Fs {
             upper,
             store: Mutex::new(store),
+            skews: Mutex::new(skews),
             foreign: RwLock::new(Arc::new(foreign)),
             inner: Mutex::new(Inner {
                 cache,

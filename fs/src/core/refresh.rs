@@ -15,7 +15,8 @@ impl Fs {
         let _span = tracing::debug_span!("refresh").entered();
         let new = {
             let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-            Foreign::build(&store, &self.config.machine, &self.links())?
+            let mut skews = self.skews.lock().unwrap_or_else(|e| e.into_inner());
+            Foreign::build(&store, &self.config.machine, &self.links(), &mut skews)?
         };
         for r in &new.rejected {
             tracing::warn!(rejected = %r, "skipping content from a remote branch");
