@@ -211,8 +211,8 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
 }
 
 #[cfg(unix)]
-/// [`write_json`] for the daemon's own files: a failure is logged, never fatal.
-/// Writes `value` to `path`; whether it was written (a full disk, say, makes it fail).
+/// [`write_json`] for the daemon's own files: a failure (a full disk, say) is logged, never
+/// fatal; returns whether the file was written.
 fn publish(path: &Path, value: &impl Serialize) -> bool {
     match write_json(path, value) {
         Ok(()) => true,
