@@ -1,27 +1,50 @@
 //! The daemon behind a mount: opens the upper layer, starts the sync engine, mounts the view,
-//! refreshes it after each fetch, and on SIGTERM, SIGINT or SIGHUP (what `ferry unmount` sends)
-//! unmounts, commits, pushes within a deadline and exits 0.
+//! refreshes it after each fetch, and when asked to stop (SIGTERM, SIGINT or SIGHUP on Unix, a
+//! request file on Windows: see [`control`]) unmounts, commits, pushes within a deadline and
+//! exits 0.
 
-#[cfg(unix)]
+pub mod control;
+#[cfg(mounts)]
+mod place;
+
+#[cfg(mounts)]
 use crate::state;
 use crate::state::State;
 use anyhow::{Context, Result, bail};
-#[cfg(unix)]
+#[cfg(mounts)]
+use control::{Control, Request};
+#[cfg(mounts)]
 use ferry_fs::core::{Fs, FsConfig};
 #[cfg(unix)]
-use ferry_fs::upper::Upper;
-#[cfg(unix)]
 use ferry_platform::mount::{MountState, mount_state, unmount};
-#[cfg(unix)]
+#[cfg(mounts)]
 use ferry_sync::engine::{self, EngineConfig, Event};
-#[cfg(unix)]
+#[cfg(mounts)]
 use ferry_sync::store::Store;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
-#[cfg(unix)]
+#[cfg(mounts)]
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The live mount: FUSE on Unix, WinFsp on Windows.
+#[cfg(unix)]
+type Mounted = ferry_fs::fuse::Mounted;
+#[cfg(all(windows, mounts))]
+type Mounted = ferry_fs::winfsp::Mounted;
+
+/// Mounts the view at `mountpoint` and returns once it is live.
+#[cfg(unix)]
+fn mount_view(fs: Arc<Fs>, mountpoint: &Path) -> std::io::Result<Mounted> {
+    ferry_fs::fuse::mount(fs, mountpoint)
+}
+
+/// Mounts the view at `mountpoint` and returns once it is live.
+#[cfg(all(windows, mounts))]
+fn mount_view(fs: Arc<Fs>, mountpoint: &Path) -> std::io::Result<Mounted> {
+    ferry_fs::winfsp::mount(fs, mountpoint)
+}
 
 /// How long the final push may take at unmount.
 pub const PUSH_DEADLINE: Duration = Duration::from_secs(10);
@@ -72,7 +95,7 @@ pub fn lock_held(state: &State) -> bool {
     f.try_lock_shared().is_err()
 }
 
-#[cfg(unix)]
+#[cfg(mounts)]
 /// Sends the daemon's logs to `ferry.log` in the state dir (level from `FERRY_LOG`, default
 /// `info`).
 fn init_logging(state: &State) -> Result<()> {
@@ -134,10 +157,10 @@ fn limit_malloc_arenas() {
     }
 }
 
-#[cfg(all(unix, not(all(target_os = "linux", target_env = "gnu"))))]
+#[cfg(all(mounts, not(all(target_os = "linux", target_env = "gnu"))))]
 fn limit_malloc_arenas() {}
 
-#[cfg(unix)]
+#[cfg(mounts)]
 /// Runs the daemon in this process until a signal or an external unmount; `ready` is called
 /// once the mount is live.
 pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
@@ -146,14 +169,13 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
     let _lock = lock(state)?;
     init_logging(state)?;
     let mountpoint = state::mount_point()?;
-    clear_mount_point(&mountpoint)?;
+    let _ = std::fs::remove_file(state.mounted());
+    let upper = place::open_upper(state, &mountpoint)?;
     let machine = state::machine_record(&config)?;
     let links = crate::projects::load_links(state)?;
     let store_path = state.store();
     Store::init(&store_path)
         .with_context(|| format!("opening the store {}", store_path.display()))?;
-    let upper =
-        Upper::open(&mountpoint).with_context(|| format!("opening {}", mountpoint.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -186,11 +208,12 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
     .context("building the view")?;
     // Before the mount is live: a `ferry unmount` right after `ferry mount` returns must find
     // the pid and a handler for its SIGTERM.
-    let signals = Signals::new()?;
+    let control = Control::new(state)?;
     std::fs::write(state.pid(), std::process::id().to_string())?;
-    let mounted = ferry_fs::fuse::mount(Arc::new(fs), &mountpoint)
+    let mounted = mount_view(Arc::new(fs), &mountpoint)
         .with_context(|| format!("mounting {}", mountpoint.display()))?;
     tracing::info!(mountpoint = %mountpoint.display(), machine = %machine.name, "mounted");
+    let _ = std::fs::write(state.mounted(), mountpoint.to_string_lossy().as_bytes());
     ready();
     let mounted = Arc::new(mounted);
     warm(&mounted);
@@ -198,10 +221,11 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
         mounted.clone(),
         engine.clone(),
         events,
-        signals,
+        control,
         &mountpoint,
         state,
     ));
+    let _ = std::fs::remove_file(state.mounted());
     let _ = std::fs::remove_file(state.status());
     let _ = std::fs::remove_file(state.pid());
     let text = serde_json::to_vec_pretty(&report)?;
@@ -227,7 +251,7 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-#[cfg(unix)]
+#[cfg(mounts)]
 /// [`write_json`] for the daemon's own files: a failure (a full disk, say) is logged, never
 /// fatal; returns whether the file was written.
 fn publish(path: &Path, value: &impl Serialize) -> bool {
@@ -240,7 +264,7 @@ fn publish(path: &Path, value: &impl Serialize) -> bool {
     }
 }
 
-#[cfg(unix)]
+#[cfg(mounts)]
 /// Publishes the engine's status for `ferry status` when it changed.
 fn write_status(state: &State, engine: &engine::EngineHandle, last: &mut String) {
     let status = engine.status();
@@ -254,9 +278,9 @@ fn write_status(state: &State, engine: &engine::EngineHandle, last: &mut String)
     }
 }
 
-#[cfg(unix)]
+#[cfg(mounts)]
 /// Expands other machines' files into the disk cache in the background.
-fn warm(mounted: &Arc<ferry_fs::fuse::Mounted>) {
+fn warm(mounted: &Arc<Mounted>) {
     let m = mounted.clone();
     tokio::task::spawn_blocking(move || {
         let n = m.fs().warm();
@@ -266,69 +290,39 @@ fn warm(mounted: &Arc<ferry_fs::fuse::Mounted>) {
     });
 }
 
-#[cfg(unix)]
-/// The signals the daemon answers, caught from before the mount is live: the stop signals,
-/// SIGUSR1 (`ferry sync --soon`) and SIGUSR2 (`ferry sync`, which waits for the report).
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    usr1: tokio::signal::unix::Signal,
-    usr2: tokio::signal::unix::Signal,
-}
-
-#[cfg(unix)]
-impl Signals {
-    /// Installs the handlers (needs the runtime entered).
-    fn new() -> Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals {
-            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
-            usr1: signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?,
-            usr2: signal(SignalKind::user_defined2()).context("installing the SIGUSR2 handler")?,
-        })
-    }
-}
-
-#[cfg(unix)]
+#[cfg(mounts)]
 /// Serves events until a stop signal or an external unmount, then shuts down in order.
 async fn serve(
-    mounted: Arc<ferry_fs::fuse::Mounted>,
+    mounted: Arc<Mounted>,
     engine: engine::EngineHandle,
     mut events: tokio::sync::broadcast::Receiver<Event>,
-    signals: Signals,
+    mut control: Control,
     mountpoint: &Path,
     state: &State,
 ) -> UnmountReport {
-    let Signals {
-        mut term,
-        mut int,
-        mut hup,
-        mut usr1,
-        mut usr2,
-    } = signals;
     let mut last_status = String::new();
     let mut check = tokio::time::interval(Duration::from_secs(2));
+    #[cfg(unix)]
     let mut external = false;
     loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => break,
-            _ = usr1.recv() => engine.sync_soon(),
-            _ = usr2.recv() => {
-                let (engine, state) = (engine.clone(), state.clone());
-                tokio::spawn(async move {
-                    let report = engine.sync_now().await;
-                    let report = crate::sync_cmd::Report::from(report);
-                    let _ = publish(&state.sync_report(), &report);
-                    write_status(&state, &engine, &mut String::new());
-                });
-            }
+            request = control.next() => match request {
+                Request::Stop => break,
+                Request::SyncSoon => engine.sync_soon(),
+                Request::SyncNow => {
+                    let (engine, state) = (engine.clone(), state.clone());
+                    tokio::spawn(async move {
+                        let report = engine.sync_now().await;
+                        let report = crate::sync_cmd::Report::from(report);
+                        let _ = publish(&state.sync_report(), &report);
+                        write_status(&state, &engine, &mut String::new());
+                    });
+                }
+            },
             _ = check.tick() => {
                 write_status(state, &engine, &mut last_status);
+                // Only FUSE mounts can be taken away from outside (`umount`).
+                #[cfg(unix)]
                 if !ferry_platform::mount::is_mounted(mountpoint) {
                     tracing::warn!("the mount went away from outside; shutting down");
                     external = true;
@@ -353,9 +347,13 @@ async fn serve(
         }
     }
     tracing::info!("stopping: unmount, commit, push");
+    #[cfg(unix)]
     if !external && let Err(e) = unmount(mountpoint) {
         tracing::warn!(error = %e, "unmounting failed");
     }
+    #[cfg(not(unix))]
+    mounted.unmount();
+    place::after_unmount(mountpoint, mounted.fs().upper().root());
     let m = mounted.clone();
     let _ = tokio::task::spawn_blocking(move || {
         m.fs().flush_unresolved();
@@ -363,6 +361,7 @@ async fn serve(
     })
     .await;
     let report = engine.shutdown(PUSH_DEADLINE).await;
+    #[cfg(unix)]
     if let Ok(m) = Arc::try_unwrap(mounted) {
         let _ = tokio::task::spawn_blocking(move || m.join(Duration::from_secs(3))).await;
     }
@@ -374,16 +373,15 @@ async fn serve(
     }
 }
 
-/// The daemon serves the view through FUSE, which this OS does not have; the WinFsp adapter is
-/// not built yet (see the README).
-#[cfg(not(unix))]
+/// This build has no way to mount: Windows without the `winfsp` feature.
+#[cfg(not(mounts))]
 pub fn run(_state: &State, _ready: impl FnOnce()) -> Result<()> {
     bail!(
-        "`ferry mount` is not available on this OS yet: ferry mounts through FUSE (Linux, macOS); the Windows adapter is not built yet. `ferry sync`, `ferry sessions` and the other commands work without a mount"
+        "this ferry was built without the Windows mount: build it with `cargo install --path cli --features winfsp` (WinFsp installed; see the README). `ferry sync`, `ferry sessions` and the other commands work without a mount"
     )
 }
 
-/// Nothing can be mounted on this OS yet, so there is nothing to clear.
+/// Nothing is mounted from outside on Windows: the daemon clears its own mount point.
 #[cfg(not(unix))]
 pub fn clear_mount_point(_mountpoint: &Path) -> Result<()> {
     Ok(())

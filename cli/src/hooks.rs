@@ -127,7 +127,7 @@ pub fn run(event: &str) -> Result<()> {
     if let Ok(st) = State::locate()
         && let Some(pid) = crate::sync_cmd::daemon_pid(&st)
     {
-        let _ = crate::sync_cmd::signal(pid, false);
+        let _ = crate::sync_cmd::signal(&st, pid, false);
     }
     Ok(())
 }

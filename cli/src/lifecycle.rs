@@ -117,6 +117,12 @@ pub fn mount(foreground: bool) -> Result<()> {
     }
     // Refuses a live mount; recovers a dead one (a crashed daemon) by itself, saying so.
     daemon::clear_mount_point(&mountpoint)?;
+    if daemon::lock_held(&st) {
+        bail!(
+            "ferry is already mounted at {}; `ferry unmount` first if you want to remount",
+            mountpoint.display()
+        );
+    }
     state::create_private_dir(&st.dir)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -135,6 +141,14 @@ pub fn mount(foreground: bool) -> Result<()> {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
+    #[cfg(windows)]
+    {
+        // Its own hidden console: no window, and it outlives the one `ferry mount` ran in.
+        use std::os::windows::process::CommandExt;
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+        cmd.creation_flags(CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW);
+    }
     let mut child = cmd.spawn().context("starting the ferry daemon")?;
     let started = Instant::now();
     loop {
@@ -146,7 +160,7 @@ pub fn mount(foreground: bool) -> Result<()> {
                 tail.trim()
             );
         }
-        if mount_state(&mountpoint) == MountState::Live {
+        if live(&st, &mountpoint) {
             break;
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -177,7 +191,7 @@ pub fn unmount(json: bool) -> Result<()> {
     let mountpoint = state::mount_point()?;
     // The pid file is trusted only while the daemon holds its lock: after a crash the pid may
     // belong to an unrelated process by now.
-    let pid = crate::sync_cmd::daemon_pid(&st).filter(|&p| alive(p));
+    let pid = crate::sync_cmd::daemon_pid(&st).filter(|&p| alive(&st, p));
     let Some(pid) = pid else {
         return match mount_state(&mountpoint) {
             MountState::Stale | MountState::Live => {
@@ -198,14 +212,9 @@ pub fn unmount(json: bool) -> Result<()> {
     let before = std::fs::metadata(st.last_unmount())
         .and_then(|m| m.modified())
         .ok();
-    #[cfg(unix)]
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .context("signalling the daemon")?;
+    daemon::control::ask(&st, pid, daemon::control::Request::Stop)?;
     let deadline = Instant::now() + PUSH_DEADLINE + Duration::from_secs(20);
-    while alive(pid) {
+    while alive(&st, pid) {
         if Instant::now() > deadline {
             bail!(
                 "the daemon (pid {pid}) did not stop; see {}",
@@ -245,9 +254,21 @@ pub fn unmount(json: bool) -> Result<()> {
     Ok(())
 }
 
-fn alive(pid: i32) -> bool {
+/// Whether the mount the daemon is starting is live: from the mount table, or on Windows, where
+/// a junction and a mount look alike, from the daemon's own word.
+fn live(st: &State, mountpoint: &std::path::Path) -> bool {
+    if cfg!(unix) {
+        mount_state(mountpoint) == MountState::Live
+    } else {
+        st.mounted().exists()
+    }
+}
+
+/// Whether daemon `pid` of state dir `st` still runs.
+fn alive(st: &State, pid: i32) -> bool {
     #[cfg(unix)]
     {
+        let _ = st;
         // Not a zombie either: a reaped or exited process does not count.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         if !stat.is_empty() {
@@ -262,7 +283,8 @@ fn alive(pid: i32) -> bool {
     }
     #[cfg(not(unix))]
     {
+        // Its lock is released when it exits.
         let _ = pid;
-        false
+        daemon::lock_held(st)
     }
 }

@@ -10,6 +10,7 @@ mod import;
 mod lifecycle;
 mod projects;
 mod restore;
+mod service;
 mod sessions;
 mod state;
 mod status;
@@ -152,6 +153,11 @@ enum Command {
         #[command(subcommand)]
         action: HooksAction,
     },
+    /// Mount at every login through the OS's login manager (systemd, launchd, Task Scheduler).
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
     /// Commit, fetch and push now. Exit code 3: committed locally, but the remote was not reached.
     Sync {
         /// Ask the running daemon to sync and return at once.
@@ -165,6 +171,22 @@ enum Command {
     Where {
         /// The directory (default: the current one).
         path: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceAction {
+    /// Install and start the login service (it runs `ferry mount --foreground`).
+    Install {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop it (unmount, commit, push) and remove it.
+    Uninstall {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -223,6 +245,10 @@ fn run(cli: Cli) -> Result<()> {
             HooksAction::Install { json } => hooks::set(true, json),
             HooksAction::Uninstall { json } => hooks::set(false, json),
             HooksAction::Run { event } => hooks::run(&event),
+        },
+        Command::Service { action } => match action {
+            ServiceAction::Install { json } => service::install(json),
+            ServiceAction::Uninstall { json } => service::uninstall(json),
         },
         Command::Export { session, output } => bundle::export(&session, &output),
         Command::Import { file, json } => bundle::import(&file, json),

@@ -45,10 +45,23 @@ impl State {
         self.dir.join("store")
     }
 
-    #[cfg_attr(not(unix), allow(dead_code))] // the daemon and its cache are Unix only so far
+    #[cfg_attr(not(mounts), allow(dead_code))] // only the daemon uses the cache
     /// The disk cache of materialised files.
     pub fn cache(&self) -> PathBuf {
         self.dir.join("cache")
+    }
+
+    #[cfg_attr(not(mounts), allow(dead_code))]
+    /// Written by the daemon once its mount is live, removed when it stops: how `ferry mount`
+    /// knows where the mount table cannot tell (Windows).
+    pub fn mounted(&self) -> PathBuf {
+        self.dir.join("mounted")
+    }
+
+    /// The upper layer on Windows, where the mount point cannot be a real directory.
+    #[cfg_attr(any(unix, not(mounts)), allow(dead_code))]
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
     }
 
     /// The daemon's log.

@@ -46,22 +46,18 @@ pub fn daemon_pid(st: &State) -> Option<i32> {
     daemon::lock_held(st).then_some(pid)
 }
 
-/// Asks the daemon `pid` to sync: soon (SIGUSR1) or now, writing its report (SIGUSR2).
-#[cfg(unix)]
-pub fn signal(pid: i32, now: bool) -> Result<()> {
-    use nix::sys::signal::Signal;
-    let sig = if now {
-        Signal::SIGUSR2
-    } else {
-        Signal::SIGUSR1
-    };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).context("signalling the daemon")
-}
-
-/// No daemon runs on this OS yet, so there is none to ask.
-#[cfg(not(unix))]
-pub fn signal(pid: i32, _now: bool) -> Result<()> {
-    anyhow::bail!("cannot signal the daemon (pid {pid}) on this OS")
+/// Asks the daemon `pid` of `st` to sync: soon, or now, writing its report.
+pub fn signal(st: &State, pid: i32, now: bool) -> Result<()> {
+    use daemon::control::{Request, ask};
+    ask(
+        st,
+        pid,
+        if now {
+            Request::SyncNow
+        } else {
+            Request::SyncSoon
+        },
+    )
 }
 
 /// Runs `ferry sync`; returns the exit code.
@@ -70,7 +66,7 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
     let config = st.config()?;
     let report = match daemon_pid(&st) {
         Some(pid) if soon => {
-            signal(pid, false)?;
+            signal(&st, pid, false)?;
             if json {
                 println!("{}", serde_json::json!({"asked": true, "daemon_pid": pid}));
             } else {
@@ -83,7 +79,7 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
                 .and_then(|m| m.modified())
                 .ok();
             let asked = Instant::now();
-            signal(pid, true)?;
+            signal(&st, pid, true)?;
             loop {
                 let now = std::fs::metadata(st.sync_report())
                     .and_then(|m| m.modified())

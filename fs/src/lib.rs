@@ -7,6 +7,7 @@
 //! - [`cache`]: the disk cache of their files expanded to this machine's paths.
 //! - [`requester`]: the checkout a process calling into the mount works in.
 //! - [`upper`]: the real directory underneath the mount, reached through a directory fd.
+//! - [`winfsp`]: the Windows adapter over the same core.
 
 pub mod cache;
 pub mod core;
@@ -17,5 +18,6 @@ pub mod fuse;
 pub mod placement;
 pub mod requester;
 pub mod upper;
+pub mod winfsp;
 
 pub use error::{FsError, FsResult};

@@ -2,6 +2,8 @@
 //! the view and CLI issues; for now it knows where Claude Code keeps its files.
 
 pub mod mount;
+pub mod relocate;
+pub mod service;
 
 use std::path::PathBuf;
 

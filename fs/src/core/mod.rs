@@ -27,6 +27,7 @@ use ferry_sync::engine::EngineHandle;
 use ferry_sync::project_key::Link;
 use ferry_sync::store::{Change, MachineRecord, ProjectRecord, RelPath, Store};
 use lru::LruCache;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fs::File;
@@ -134,9 +135,16 @@ pub struct Fs {
     started_ns: i128,
 }
 
-/// A view path as the string the foreign index uses (`None`: not UTF-8, so upper-layer only).
-fn key_of(path: &Path) -> Option<&str> {
-    path.to_str()
+/// A view path as the string the foreign index uses, with `/` between names on every OS (on
+/// Windows, paths joined here or given by WinFsp use `\\`); `None`: not UTF-8, so upper-layer
+/// only.
+fn key_of(path: &Path) -> Option<Cow<'_, str>> {
+    let s = path.to_str()?;
+    if cfg!(windows) && s.contains('\\') {
+        Some(Cow::Owned(s.replace('\\', "/")))
+    } else {
+        Some(Cow::Borrowed(s))
+    }
 }
 
 fn now_ns() -> i128 {
@@ -265,7 +273,6 @@ impl Fs {
 
     /// Space on the upper layer's filesystem: (block size, blocks, free, available, files,
     /// free files, name length).
-    #[cfg(unix)]
     pub fn statfs(&self) -> FsResult<crate::upper::Space> {
         self.upper.space()
     }
@@ -282,7 +289,7 @@ impl Fs {
                 .collect(),
             _ => Vec::new(),
         };
-        if let Some(children) = key_of(path).and_then(|k| foreign.dirs.get(k)) {
+        if let Some(children) = key_of(path).and_then(|k| foreign.dirs.get(k.as_ref())) {
             names.extend(children.keys().map(OsString::from));
         }
         names.sort();
@@ -363,8 +370,8 @@ impl Fs {
             inner.fds.pop(&k);
         }
         if let Some(k) = key_of(path) {
-            remove_under(&mut inner.decisions, k);
-            if remove_under(&mut inner.absorbed, k) {
+            remove_under(&mut inner.decisions, &k);
+            if remove_under(&mut inner.absorbed, &k) {
                 self.save_marks(inner);
             }
         }

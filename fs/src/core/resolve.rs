@@ -98,8 +98,8 @@ impl Fs {
         path: &Path,
     ) -> Option<ForeignFile> {
         let k = key_of(path)?;
-        let f = foreign.file(k)?;
-        match inner.whiteouts.get(k) {
+        let f = foreign.file(&k)?;
+        match inner.whiteouts.get(k.as_ref()) {
             Some(&until) if f.mtime_ms <= until => None,
             _ => Some(f.clone()),
         }
@@ -108,7 +108,7 @@ impl Fs {
     /// Whether a directory that only other machines provide still has a visible file.
     fn foreign_dir_visible(&self, inner: &Inner, foreign: &Foreign, path: &Path) -> bool {
         let Some(k) = key_of(path) else { return false };
-        if !foreign.is_dir(k) {
+        if !foreign.is_dir(&k) {
             return false;
         }
         let prefix = if k.is_empty() {
@@ -156,7 +156,7 @@ impl Fs {
             }
             (Some(m), Some(f)) => {
                 let absorbed = key_of(path)
-                    .and_then(|k| inner.absorbed.get(k))
+                    .and_then(|k| inner.absorbed.get(k.as_ref()))
                     .is_some_and(|&mark| f.mtime_ms <= mark);
                 if absorbed {
                     return Ok(Some(Node::Upper(m)));

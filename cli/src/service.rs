@@ -1,0 +1,157 @@
+//! `ferry service install|uninstall`: mount at login through the OS's own login manager (see
+//! `ferry_platform::service`), so the view is there before Claude Code is first started and is
+//! unmounted, committed and pushed when the session ends.
+
+use crate::state::State;
+use anyhow::{Context, Result, bail};
+use ferry_platform::service::{self, Dirs, Manager, Plan, Spec};
+use serde_json::json;
+
+/// The variables the service must pass on: the state dir when it is not the default, and Claude
+/// Code's config dir when it is set.
+fn environment(state: &State) -> Vec<(String, String)> {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let mut env = Vec::new();
+    // The default state dir follows XDG_DATA_HOME, which a login manager may not have.
+    if set("FERRY_HOME") || (!cfg!(windows) && set("XDG_DATA_HOME")) {
+        env.push((
+            "FERRY_HOME".into(),
+            state.dir.to_string_lossy().into_owned(),
+        ));
+    }
+    if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        env.push((
+            "CLAUDE_CONFIG_DIR".into(),
+            dir.to_string_lossy().into_owned(),
+        ));
+    }
+    env
+}
+
+/// This machine's plan.
+fn plan(state: &State) -> Result<Plan> {
+    let exe = std::env::current_exe()
+        .and_then(|e| e.canonicalize())
+        .context("finding the ferry binary")?;
+    let spec = Spec {
+        exe,
+        env: environment(state),
+        log: state.log(),
+    };
+    let dirs = Dirs::here(&state.dir).context("HOME is not set")?;
+    service::install_plan(Manager::here(), &spec, &dirs).map_err(anyhow::Error::msg)
+}
+
+/// What to try when the login manager refused.
+fn hint(manager: Manager) -> &'static str {
+    match manager {
+        Manager::Systemd => {
+            "is a systemd user session running (`systemctl --user status`)? From your login session, run `systemctl --user daemon-reload && systemctl --user enable --now ferry.service`"
+        }
+        Manager::Launchd => {
+            "run `launchctl bootstrap gui/$(id -u) ~/Library/LaunchAgents/dev.ferry.mount.plist` from your login session"
+        }
+        Manager::Task => {
+            "if Task Scheduler refused for lack of rights, run this again from an elevated prompt"
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file, so a reader never sees half of it.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let parent = path.parent().context("a file needs a directory")?;
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `ferry service install`.
+pub fn install(json_out: bool) -> Result<()> {
+    let state = State::locate()?;
+    state.config()?;
+    let plan = plan(&state)?;
+    write_atomic(&plan.file, &plan.contents)?;
+    // launchd's `bootout` of a copy that was never loaded fails; that is expected.
+    let tolerate = |c: &service::Command| c.get(1).is_some_and(|a| a == "bootout");
+    if let Err(e) = service::run(&plan.enable, tolerate) {
+        bail!(
+            "wrote {}, but {} did not take it: {e}. {}",
+            plan.file.display(),
+            plan.manager.name(),
+            hint(plan.manager)
+        );
+    }
+    let running = crate::daemon::lock_held(&state);
+    if !running && let Err(e) = service::run(&plan.start, |_| false) {
+        bail!(
+            "installed {}, but starting it failed: {e}. See {} and run `ferry mount`",
+            plan.file.display(),
+            state.log().display()
+        );
+    }
+    let started = !running;
+    if json_out {
+        let j = json!({"manager": plan.manager.name(), "file": plan.file, "installed": true, "started": started});
+        println!("{j}");
+    } else {
+        println!(
+            "ferry: installed the login service ({}, {})",
+            plan.manager.name(),
+            plan.file.display()
+        );
+        if started {
+            println!("it mounts the view at every login, and is starting now");
+        } else {
+            println!(
+                "a mount started by hand is running now; the service mounts from the next login"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `ferry service uninstall`: stops the service's mount (a clean unmount with a final push)
+/// and removes the definition.
+pub fn uninstall(json_out: bool) -> Result<()> {
+    let state = State::locate()?;
+    let plan = plan(&state)?;
+    if !plan.file.exists() {
+        if json_out {
+            println!(
+                "{}",
+                json!({"manager": plan.manager.name(), "file": plan.file, "installed": false})
+            );
+        } else {
+            println!("ferry: no login service is installed");
+        }
+        return Ok(());
+    }
+    let told = service::run(&plan.disable, |_| false);
+    std::fs::remove_file(&plan.file)
+        .with_context(|| format!("removing {}", plan.file.display()))?;
+    if let Err(e) = told {
+        bail!(
+            "removed {}, but {} could not be told: {e}. It will not start at the next login",
+            plan.file.display(),
+            plan.manager.name()
+        );
+    }
+    if json_out {
+        println!(
+            "{}",
+            json!({"manager": plan.manager.name(), "file": plan.file, "installed": false})
+        );
+    } else {
+        let after = match plan.manager {
+            Manager::Task => "a mount running now stays until `ferry unmount`",
+            _ => "a mount it started was unmounted, committed and pushed",
+        };
+        println!(
+            "ferry: removed the login service ({}); {after}",
+            plan.manager.name()
+        );
+    }
+    Ok(())
+}
