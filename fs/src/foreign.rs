@@ -10,7 +10,7 @@ use ferry_sync::project_key::Link;
 use ferry_sync::store::{
     FileEntry, MachineRecord, ProjectRecord, RelPath, Snapshot, Store, StoreError, fnv1a,
 };
-use ferry_sync::view::{snapshots_with, view_of};
+use ferry_sync::view::{Index, snapshots_with};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// This machine's checkouts, which decide where another machine's project appears: project key
@@ -155,11 +155,19 @@ impl Foreign {
                     .push(format!("cannot place project {key} on this machine: {e}")),
             }
         }
+        let index = Index::new(snaps);
+        // What each placement adds to its files' fingerprints, made once per project.
+        let mappings: BTreeMap<String, String> = out
+            .placements
+            .iter()
+            .map(|(k, p)| (k.clone(), format!("{:?}", p.mapping)))
+            .collect();
         for (key, rel) in paths {
-            let Some(placement) = out.placements.get(&key) else {
+            let (Some(placement), Some(mapping)) = (out.placements.get(&key), mappings.get(&key))
+            else {
                 continue;
             };
-            let view = view_of(snaps, &local.id, &key, &rel);
+            let view = index.view(&local.id, &key, &rel);
             // This machine's own present version is the upper layer's business; only its hide
             // and delete markers (already applied by `resolve`) matter here.
             let shown: Vec<&FileEntry> = view
@@ -179,7 +187,7 @@ impl Foreign {
             }
             fp.extend_from_slice(placement.project.root.as_bytes());
             fp.push(0);
-            fp.extend_from_slice(format!("{:?}", placement.mapping).as_bytes());
+            fp.extend_from_slice(mapping.as_bytes());
             let path = format!("{}/{rel}", placement.project.slug);
             if out.files.contains_key(&path) {
                 out.rejected.push(format!(

@@ -4,6 +4,7 @@
 
 use crate::merge::{Resolution, Version, merge_lines, resolve};
 use crate::store::{FileEntry, Snapshot, Store, StoreError};
+use std::collections::HashMap;
 
 /// One path as the view shows it.
 #[derive(Debug)]
@@ -44,7 +45,7 @@ impl ViewFile<'_> {
 }
 
 /// The view of `rel` in project `key` as machine `viewer` sees it, from every machine's
-/// snapshot (including the viewer's own).
+/// snapshot (including the viewer's own). Scans every snapshot: for many paths, use [`Index`].
 pub fn view_of<'a>(snapshots: &'a [Snapshot], viewer: &str, key: &str, rel: &str) -> ViewFile<'a> {
     let versions: Vec<(&str, &FileEntry)> = snapshots
         .iter()
@@ -55,6 +56,51 @@ pub fn view_of<'a>(snapshots: &'a [Snapshot], viewer: &str, key: &str, rel: &str
                 .map(|f| (s.machine.id.as_str(), f))
         })
         .collect();
+    resolved(versions, viewer, rel)
+}
+
+/// Every path's versions in a set of snapshots, found in one pass, so that the view of each of
+/// N paths costs no scan of every snapshot (which made building a 10,000-session view
+/// quadratic).
+pub struct Index<'a> {
+    /// By (project key, path): each snapshot's first entry for it, in snapshot order.
+    by_path: HashMap<(&'a str, &'a str), Vec<Found<'a>>>,
+}
+
+/// One version found: the snapshot's position, its machine id, the entry.
+type Found<'a> = (usize, &'a str, &'a FileEntry);
+
+impl<'a> Index<'a> {
+    /// Indexes `snapshots`.
+    pub fn new(snapshots: &'a [Snapshot]) -> Index<'a> {
+        let mut by_path: HashMap<_, Vec<Found>> = HashMap::new();
+        for (i, s) in snapshots.iter().enumerate() {
+            for f in &s.files {
+                let versions = by_path
+                    .entry((f.project.key.as_str(), f.rel.as_str()))
+                    .or_default();
+                // A snapshot's first entry for a path is its version, as in [`view_of`].
+                if versions.last().is_none_or(|&(j, _, _)| j != i) {
+                    versions.push((i, s.machine.id.as_str(), f));
+                }
+            }
+        }
+        Index { by_path }
+    }
+
+    /// [`view_of`] for `rel` in project `key`.
+    pub fn view(&self, viewer: &str, key: &str, rel: &str) -> ViewFile<'a> {
+        let versions = self
+            .by_path
+            .get(&(key, rel))
+            .map(|v| v.iter().map(|&(_, m, f)| (m, f)).collect())
+            .unwrap_or_default();
+        resolved(versions, viewer, rel)
+    }
+}
+
+/// The view of a path from its versions.
+fn resolved<'a>(versions: Vec<(&'a str, &'a FileEntry)>, viewer: &str, rel: &str) -> ViewFile<'a> {
     let lines = rel.ends_with(".jsonl");
     let merge_input: Vec<Version> = versions
         .iter()
@@ -101,4 +147,100 @@ pub fn snapshots_with(
     }
     crate::clock::sanitise(&mut out, viewer, crate::engine::now_ms(), skews);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{FileMeta, FileState, MachineRecord, ProjectRecord, RelPath};
+
+    fn entry(key: &str, rel: &str, mtime_ms: i64, state: FileState) -> FileEntry {
+        FileEntry {
+            project: ProjectRecord {
+                key: key.into(),
+                root: "/r".into(),
+                cwd: "/r".into(),
+                slug: "-r".into(),
+                git: None,
+            },
+            rel: RelPath::new(rel).unwrap(),
+            meta: FileMeta {
+                mtime_ms,
+                mode: 0o600,
+                len: 1,
+                lines: rel.ends_with(".jsonl"),
+                state,
+            },
+            tree: git2::Oid::ZERO_SHA1,
+        }
+    }
+
+    fn snapshot(id: &str, files: Vec<FileEntry>) -> Snapshot {
+        Snapshot {
+            commit: git2::Oid::ZERO_SHA1,
+            machine: MachineRecord {
+                id: id.into(),
+                name: id.into(),
+                os: "linux".into(),
+                home: "/h".into(),
+                tmp: "/tmp".into(),
+                claude_dir: "/h/.claude".into(),
+                claude_tmp: "/tmp/claude".into(),
+                last_seen_ms: 0,
+            },
+            files,
+            rejected: vec![],
+        }
+    }
+
+    #[test]
+    fn the_index_finds_what_a_scan_finds() {
+        let deleted = FileState::Deleted { at_ms: 50 };
+        let snaps = vec![
+            snapshot(
+                "a",
+                vec![
+                    entry("k", "s.jsonl", 10, FileState::Present),
+                    entry("k", "n.txt", 30, FileState::Present),
+                    // A second entry for a path in one snapshot: the first one counts.
+                    entry("k", "s.jsonl", 99, FileState::Present),
+                ],
+            ),
+            snapshot(
+                "b",
+                vec![
+                    entry("k", "s.jsonl", 20, FileState::Present),
+                    entry("k", "n.txt", 20, deleted),
+                    entry("other", "s.jsonl", 5, FileState::Present),
+                ],
+            ),
+            snapshot("c", vec![entry("k", "n.txt", 40, FileState::Present)]),
+        ];
+        let index = Index::new(&snaps);
+        for viewer in ["a", "b", "c", "z"] {
+            for key in ["k", "other", "none"] {
+                for rel in ["s.jsonl", "n.txt", "x"] {
+                    let (scan, fast) = (
+                        view_of(&snaps, viewer, key, rel),
+                        index.view(viewer, key, rel),
+                    );
+                    let ids = |v: &ViewFile| {
+                        v.versions
+                            .iter()
+                            .map(|(m, f)| (m.to_string(), f.meta.mtime_ms))
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(ids(&scan), ids(&fast), "{viewer} {key} {rel}");
+                    assert_eq!(
+                        format!("{:?}", scan.resolution),
+                        format!("{:?}", fast.resolution)
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            index.view("a", "k", "s.jsonl").versions[0].1.meta.mtime_ms,
+            10
+        );
+    }
 }

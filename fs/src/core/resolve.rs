@@ -169,7 +169,12 @@ impl Fs {
                 id.extend_from_slice(&f.fingerprint.to_le_bytes());
                 id.extend_from_slice(&m.size.to_le_bytes());
                 id.extend_from_slice(&m.mtime_ns.to_le_bytes());
-                id.extend_from_slice(path.as_os_str().as_encoded_bytes());
+                // The path as the foreign index spells it, so that every adapter's spelling
+                // (`\` on Windows) finds the merge `warm` prepared.
+                match key_of(path) {
+                    Some(k) => id.extend_from_slice(k.as_bytes()),
+                    None => id.extend_from_slice(path.as_os_str().as_encoded_bytes()),
+                }
                 let key = fnv1a(&id);
                 let size = self.materialised(inner, foreign, key, &f, Some(&m), path)?;
                 Ok(Some(Node::Cached {

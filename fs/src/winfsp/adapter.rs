@@ -3,16 +3,23 @@
 //! opened at, plus the listing being read through it.
 //!
 //! Deleting follows Windows' three steps: `set_delete` only checks (a directory must be empty),
-//! and the delete happens at `cleanup` with its delete flag. Files carry no security
-//! descriptors: the mount sits in the user's own profile, which other users cannot enter.
+//! and the delete happens at the `cleanup` that carries the delete flag (whichever handle that
+//! is, and also for files opened delete-on-close). Every entry carries the security descriptor of
+//! the upper layer's directory, read at mount: the same owner and access as this user's own
+//! files, so WinFsp's access checks keep other users out as the real directory does. Handles
+//! follow renames: an open handle keeps reaching its file after it, or a directory above it, is
+//! renamed.
 
 use super::translate::{self, attributes, filetime, mode_for, unix_ns, view_path};
 use crate::core::{Attr, Fs, SetAttr};
 use crate::error::FsError;
 use crate::upper::{Kind, SetTime};
+use std::collections::HashMap;
 use std::ffi::c_void;
+use std::os::windows::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use winfsp::filesystem::{
     DirBuffer, DirInfo, DirMarker, FileInfo, FileSecurity, FileSystemContext, OpenFileInfo,
     VolumeInfo, WideNameInfo,
@@ -52,43 +59,128 @@ fn fill(info: &mut FileInfo, a: &Attr) {
     info.ea_size = 0;
 }
 
+/// A view path that renames move.
+type SharedPath = Arc<RwLock<PathBuf>>;
+
 /// An open file or directory.
 pub struct Handle {
-    path: PathBuf,
+    id: u64,
+    path: SharedPath,
     dir: bool,
-    /// Whether `cleanup` is to delete it (`set_delete`).
-    delete: Mutex<bool>,
     /// The listing read through this handle, filled at its first read.
     listing: DirBuffer,
 }
 
 impl Handle {
-    fn new(path: PathBuf, kind: Kind) -> Handle {
-        Handle {
-            path,
-            dir: kind == Kind::Dir,
-            delete: Mutex::new(false),
-            listing: DirBuffer::new(),
-        }
+    /// Where it is now.
+    fn path(&self) -> PathBuf {
+        self.path.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+#[link(name = "advapi32")]
+unsafe extern "system" {
+    fn GetFileSecurityW(
+        name: *const u16,
+        requested: u32,
+        descriptor: *mut c_void,
+        length: u32,
+        needed: *mut u32,
+    ) -> i32;
+}
+
+/// The self-relative security descriptor (owner, group, access list) of `dir`; empty if it
+/// cannot be read, which leaves access unchecked by WinFsp.
+fn descriptor_of(dir: &Path) -> Vec<u8> {
+    const OWNER_GROUP_DACL: u32 = 0x1 | 0x2 | 0x4;
+    let name: Vec<u16> = dir.as_os_str().encode_wide().chain([0]).collect();
+    let mut needed = 0u32;
+    // SAFETY: a NUL-terminated name; a null buffer of length 0 only asks for the size.
+    unsafe {
+        GetFileSecurityW(
+            name.as_ptr(),
+            OWNER_GROUP_DACL,
+            std::ptr::null_mut(),
+            0,
+            &mut needed,
+        )
+    };
+    let mut buf = vec![0u8; needed as usize];
+    // SAFETY: `buf` holds `needed` bytes.
+    let ok = needed > 0
+        && unsafe {
+            GetFileSecurityW(
+                name.as_ptr(),
+                OWNER_GROUP_DACL,
+                buf.as_mut_ptr().cast(),
+                needed,
+                &mut needed,
+            )
+        } != 0;
+    if !ok {
+        tracing::warn!(dir = %dir.display(), "cannot read the upper layer's security descriptor; entries carry none");
+        buf.clear();
+    }
+    buf
 }
 
 /// What WinFsp calls into.
 pub struct Adapter {
     fs: Arc<Fs>,
+    /// The security descriptor every entry carries.
+    descriptor: Vec<u8>,
+    /// The paths of open handles, by handle id, for renames to move.
+    open: Mutex<HashMap<u64, SharedPath>>,
+    next: AtomicU64,
 }
 
 impl Adapter {
+    fn handle(&self, path: PathBuf, kind: Kind) -> Handle {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let path = Arc::new(RwLock::new(path));
+        self.handles().insert(id, path.clone());
+        Handle {
+            id,
+            path,
+            dir: kind == Kind::Dir,
+            listing: DirBuffer::new(),
+        }
+    }
+
+    fn handles(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SharedPath>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn attr(&self, path: &Path, info: &mut FileInfo) -> winfsp::Result<Attr> {
         let a = self.fs.getattr(path).map_err(err)?;
         fill(info, &a);
         Ok(a)
     }
 
+    /// Applies `set`; one that changes nothing only reports (the core would copy another
+    /// machine's file up for it).
     fn set(&self, path: &Path, set: SetAttr, info: &mut FileInfo) -> winfsp::Result<()> {
+        if set == SetAttr::default() {
+            return self.attr(path, info).map(|_| ());
+        }
         let a = self.fs.setattr(path, set).map_err(err)?;
         fill(info, &a);
         Ok(())
+    }
+
+    /// Copies the descriptor into WinFsp's buffer, if one is given; its size.
+    fn give_descriptor(&self, out: Option<&mut [c_void]>) -> winfsp::Result<u64> {
+        let sd = &self.descriptor;
+        if let Some(buf) = out {
+            if buf.len() < sd.len() {
+                return Err(status(translate::status::BUFFER_OVERFLOW));
+            }
+            // SAFETY: `buf` has room for `sd.len()` bytes, checked above.
+            unsafe {
+                std::ptr::copy_nonoverlapping(sd.as_ptr(), buf.as_mut_ptr().cast::<u8>(), sd.len())
+            };
+        }
+        Ok(sd.len() as u64)
     }
 }
 
@@ -98,14 +190,14 @@ impl FileSystemContext for Adapter {
     fn get_security_by_name(
         &self,
         file_name: &U16CStr,
-        _security_descriptor: Option<&mut [c_void]>,
+        security_descriptor: Option<&mut [c_void]>,
         _resolver: impl FnOnce(&U16CStr) -> Option<FileSecurity>,
     ) -> winfsp::Result<FileSecurity> {
         let path = path_of(file_name)?;
         let a = self.fs.getattr(&path).map_err(err)?;
         Ok(FileSecurity {
             reparse: false,
-            sz_security_descriptor: 0,
+            sz_security_descriptor: self.give_descriptor(security_descriptor)?,
             attributes: attributes(a.kind, a.mode),
         })
     }
@@ -119,7 +211,7 @@ impl FileSystemContext for Adapter {
     ) -> winfsp::Result<Handle> {
         let path = path_of(file_name)?;
         let a = self.attr(&path, file_info.as_mut())?;
-        Ok(Handle::new(path, a.kind))
+        Ok(self.handle(path, a.kind))
     }
 
     fn create(
@@ -142,24 +234,25 @@ impl FileSystemContext for Adapter {
         }
         .map_err(err)?;
         fill(file_info.as_mut(), &a);
-        Ok(Handle::new(path, a.kind))
+        Ok(self.handle(path, a.kind))
     }
 
-    fn close(&self, _context: Handle) {}
+    fn close(&self, context: Handle) {
+        self.handles().remove(&context.id);
+    }
 
     fn cleanup(&self, context: &Handle, _file_name: Option<&U16CStr>, flags: u32) {
-        let delete = *context.delete.lock().unwrap_or_else(|e| e.into_inner());
-        if flags & CLEANUP_DELETE == 0 || !delete {
+        if flags & CLEANUP_DELETE == 0 {
             return;
         }
         let result = if context.dir {
-            self.fs.rmdir(&context.path)
+            self.fs.rmdir(&context.path())
         } else {
-            self.fs.unlink(&context.path)
+            self.fs.unlink(&context.path())
         };
         // Windows has no way to report a failed cleanup.
         if let Err(e) = result {
-            tracing::warn!(path = ?context.path, error = %e, "deleting failed");
+            tracing::warn!(path = ?context.path(), error = %e, "deleting failed");
         }
     }
 
@@ -168,21 +261,21 @@ impl FileSystemContext for Adapter {
             return Ok(());
         };
         if !h.dir {
-            self.fs.fsync(&h.path).map_err(err)?;
+            self.fs.fsync(&h.path()).map_err(err)?;
         }
-        self.attr(&h.path, file_info).map(|_| ())
+        self.attr(&h.path(), file_info).map(|_| ())
     }
 
     fn get_file_info(&self, context: &Handle, file_info: &mut FileInfo) -> winfsp::Result<()> {
-        self.attr(&context.path, file_info).map(|_| ())
+        self.attr(&context.path(), file_info).map(|_| ())
     }
 
     fn get_security(
         &self,
         _context: &Handle,
-        _security_descriptor: Option<&mut [c_void]>,
+        security_descriptor: Option<&mut [c_void]>,
     ) -> winfsp::Result<u64> {
-        Ok(0)
+        self.give_descriptor(security_descriptor)
     }
 
     fn overwrite(
@@ -198,7 +291,7 @@ impl FileSystemContext for Adapter {
             size: Some(0),
             ..SetAttr::default()
         };
-        self.set(&context.path, set, file_info)
+        self.set(&context.path(), set, file_info)
     }
 
     fn read_directory(
@@ -209,20 +302,29 @@ impl FileSystemContext for Adapter {
         buffer: &mut [u8],
     ) -> winfsp::Result<u32> {
         // Filled when a listing starts (no marker); later reads page through it.
-        if let Ok(lock) = context.listing.acquire(marker.is_none(), None) {
+        // `acquire` answers STATUS_SUCCESS as an error when the buffer needs no filling.
+        let lock = match context.listing.acquire(marker.is_none(), None) {
+            Ok(lock) => Some(lock),
+            Err(e) if e.to_ntstatus() == 0 => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(lock) = lock {
+            let path = context.path();
             let mut entries = Vec::new();
-            if !context.path.as_os_str().is_empty() {
-                let me = self.fs.getattr(&context.path).map_err(err)?;
-                let parent = context.path.parent().unwrap_or(Path::new(""));
+            if !path.as_os_str().is_empty() {
+                let me = self.fs.getattr(&path).map_err(err)?;
+                let parent = path.parent().unwrap_or(Path::new(""));
                 let up = self.fs.getattr(parent).unwrap_or(me);
                 entries.push((".".into(), me));
                 entries.push(("..".into(), up));
             }
-            entries.extend(self.fs.readdir(&context.path).map_err(err)?);
+            entries.extend(self.fs.readdir(&path).map_err(err)?);
             let mut info: DirInfo = DirInfo::new();
             for (name, a) in entries {
                 info.reset();
-                if info.set_name(&name).is_err() {
+                // No terminating NUL: WinFsp takes the name's length from the entry's size.
+                let wide: Vec<u16> = name.encode_wide().collect();
+                if info.set_name_raw(wide.as_slice()).is_err() {
                     tracing::warn!(
                         ?name,
                         "a name too long for Windows is left out of a listing"
@@ -244,7 +346,22 @@ impl FileSystemContext for Adapter {
         replace_if_exists: bool,
     ) -> winfsp::Result<()> {
         let (from, to) = (path_of(file_name)?, path_of(new_file_name)?);
-        self.fs.rename(&from, &to, !replace_if_exists).map_err(err)
+        self.fs
+            .rename(&from, &to, !replace_if_exists)
+            .map_err(err)?;
+        // Open handles at or below the old name now reach the new one.
+        for path in self.handles().values() {
+            let mut p = path.write().unwrap_or_else(|e| e.into_inner());
+            if let Ok(rest) = p.strip_prefix(&from) {
+                let moved = if rest.as_os_str().is_empty() {
+                    to.clone()
+                } else {
+                    to.join(rest)
+                };
+                *p = moved;
+            }
+        }
+        Ok(())
     }
 
     fn set_basic_info(
@@ -257,7 +374,7 @@ impl FileSystemContext for Adapter {
         _last_change_time: u64,
         file_info: &mut FileInfo,
     ) -> winfsp::Result<()> {
-        let cur = self.fs.getattr(&context.path).map_err(err)?;
+        let cur = self.fs.getattr(&context.path()).map_err(err)?;
         // INVALID_FILE_ATTRIBUTES (all bits) leaves them as they are.
         let mode = (file_attributes != u32::MAX && !context.dir)
             .then(|| mode_for(file_attributes, cur.mode))
@@ -268,7 +385,7 @@ impl FileSystemContext for Adapter {
             mtime: unix_ns(last_write_time).map(SetTime::At),
             mode,
         };
-        self.set(&context.path, set, file_info)
+        self.set(&context.path(), set, file_info)
     }
 
     fn set_delete(
@@ -277,10 +394,11 @@ impl FileSystemContext for Adapter {
         _file_name: &U16CStr,
         delete_file: bool,
     ) -> winfsp::Result<()> {
-        if delete_file && context.dir && !self.fs.readdir(&context.path).map_err(err)?.is_empty() {
+        // Only a check: the delete itself happens at cleanup.
+        if delete_file && context.dir && !self.fs.readdir(&context.path()).map_err(err)?.is_empty()
+        {
             return Err(status(translate::status::DIRECTORY_NOT_EMPTY));
         }
-        *context.delete.lock().unwrap_or_else(|e| e.into_inner()) = delete_file;
         Ok(())
     }
 
@@ -291,7 +409,7 @@ impl FileSystemContext for Adapter {
         set_allocation_size: bool,
         file_info: &mut FileInfo,
     ) -> winfsp::Result<()> {
-        let cur = self.fs.getattr(&context.path).map_err(err)?;
+        let cur = self.fs.getattr(&context.path()).map_err(err)?;
         // An allocation size below the file's size cuts it; above, nothing is preallocated.
         let size = if set_allocation_size {
             (new_size < cur.size).then_some(new_size)
@@ -302,13 +420,13 @@ impl FileSystemContext for Adapter {
             size,
             ..SetAttr::default()
         };
-        self.set(&context.path, set, file_info)
+        self.set(&context.path(), set, file_info)
     }
 
     fn read(&self, context: &Handle, buffer: &mut [u8], offset: u64) -> winfsp::Result<u32> {
         let data = self
             .fs
-            .read(&context.path, offset, buffer.len() as u32)
+            .read(&context.path(), offset, buffer.len() as u32)
             .map_err(err)?;
         if data.is_empty() && !buffer.is_empty() {
             return Err(status(translate::status::END_OF_FILE));
@@ -329,17 +447,17 @@ impl FileSystemContext for Adapter {
         let mut data = buffer;
         if constrained_io {
             // Paging I/O never extends the file.
-            let size = self.fs.getattr(&context.path).map_err(err)?.size;
+            let size = self.fs.getattr(&context.path()).map_err(err)?.size;
             if offset >= size {
-                return self.attr(&context.path, file_info).map(|_| 0);
+                return self.attr(&context.path(), file_info).map(|_| 0);
             }
             data = &data[..data.len().min((size - offset) as usize)];
         }
         let n = self
             .fs
-            .write(&context.path, offset, data, write_to_eof)
+            .write(&context.path(), offset, data, write_to_eof)
             .map_err(err)?;
-        self.attr(&context.path, file_info)?;
+        self.attr(&context.path(), file_info)?;
         Ok(n)
     }
 
@@ -385,7 +503,12 @@ pub fn mount(fs: Arc<Fs>, mountpoint: &Path) -> std::io::Result<Mounted> {
         .post_cleanup_when_modified_only(true)
         // Attributes are trusted for a second: other machines' changes show within that.
         .file_info_timeout(1000);
-    let adapter = Adapter { fs: fs.clone() };
+    let adapter = Adapter {
+        descriptor: descriptor_of(fs.upper().root()),
+        fs: fs.clone(),
+        open: Mutex::new(HashMap::new()),
+        next: AtomicU64::new(1),
+    };
     let mut host =
         FileSystemHost::new_with_options(FileSystemParams::default_params(volume), adapter)
             .map_err(|e| fail("starting WinFsp", e))?;

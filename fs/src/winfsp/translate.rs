@@ -37,6 +37,8 @@ pub mod status {
     pub const END_OF_FILE: i32 = 0xC000_0011_u32 as i32;
     /// Out of memory or handles.
     pub const INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
+    /// The caller's buffer is too small (a warning severity).
+    pub const BUFFER_OVERFLOW: i32 = 0x8000_0005_u32 as i32;
     /// Read-only media.
     pub const MEDIA_WRITE_PROTECTED: i32 = 0xC000_00A2_u32 as i32;
 }
