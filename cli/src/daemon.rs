@@ -241,13 +241,19 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
 /// Writes `value` as JSON to `path` atomically (a reader never sees half a file), readable by
 /// this user only.
 pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it (a reader never sees half a
+/// file), readable by this user only.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(&tmp)?.write_all(&bytes)?;
+    options.open(&tmp)?.write_all(bytes)?;
     std::fs::rename(&tmp, path)
 }
 

@@ -57,22 +57,15 @@ fn hint(manager: Manager) -> &'static str {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file, so a reader never sees half of it.
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let parent = path.parent().context("a file needs a directory")?;
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("writing {}", path.display()))
-}
-
 /// `ferry service install`.
 pub fn install(json_out: bool) -> Result<()> {
     let state = State::locate()?;
     state.config()?;
     let plan = plan(&state)?;
-    write_atomic(&plan.file, &plan.contents)?;
+    let dir = plan.file.parent().context("a file needs a directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::daemon::write_atomic(&plan.file, &plan.contents)
+        .with_context(|| format!("writing {}", plan.file.display()))?;
     // launchd's `bootout` of a copy that was never loaded fails; that is expected.
     let tolerate = |c: &service::Command| c.get(1).is_some_and(|a| a == "bootout");
     if let Err(e) = service::run(&plan.enable, tolerate) {

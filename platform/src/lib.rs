@@ -1,5 +1,6 @@
-//! What differs per OS: directories, mounting and unmounting, login services, signals. Grows with
-//! the view and CLI issues; for now it knows where Claude Code keeps its files.
+//! What differs per OS: where Claude Code and ferry keep their files (this module), finding and
+//! taking down mounts ([`mount`]), login services ([`service`]) and the upper layer's own place
+//! on Windows ([`relocate`]).
 
 pub mod mount;
 pub mod relocate;

@@ -134,13 +134,14 @@ pub fn unmount(path: &Path) -> std::io::Result<()> {
     Err(last)
 }
 
-/// Mounts are not made on this OS yet: there is none to detach.
+/// On Windows a WinFsp mount ends with the daemon that serves it: there is nothing to detach
+/// from outside.
 #[cfg(not(unix))]
 pub fn unmount(path: &Path) -> std::io::Result<()> {
     Err(std::io::Error::new(
         std::io::ErrorKind::Unsupported,
         format!(
-            "no ferry mount can exist at {} on this OS yet",
+            "the mount at {} ends with its daemon; `ferry unmount` stops it",
             path.display()
         ),
     ))

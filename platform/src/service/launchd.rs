@@ -2,7 +2,7 @@
 //! crashes (not after a clean `ferry unmount`), and given 40 s after SIGTERM at logout to
 //! unmount, commit and push.
 
-use super::{Dirs, Plan, Spec, text, xml_escape};
+use super::{Dirs, Plan, Spec, command, text, xml_escape};
 
 /// The agent's label, which is also its file name.
 pub const LABEL: &str = "dev.ferry.mount";
@@ -52,21 +52,15 @@ pub fn plan(spec: &Spec, dirs: &Dirs, uid: &str) -> Plan {
         .join("Library/LaunchAgents")
         .join(format!("{LABEL}.plist"));
     let domain = format!("gui/{uid}");
-    let ctl = |args: &[&str]| -> Vec<String> {
-        std::iter::once("launchctl")
-            .chain(args.iter().copied())
-            .map(str::to_string)
-            .collect()
-    };
     let file_text = text(&file);
     let service = format!("{domain}/{LABEL}");
     Plan {
         manager: super::Manager::Launchd,
         // Unloading an older copy first lets a reinstall take the new definition; launchd
         // starts nothing at login that is not in this directory, so writing it is enabling it.
-        enable: vec![ctl(&["bootout", &service])],
-        start: vec![ctl(&["bootstrap", &domain, &file_text])],
-        disable: vec![ctl(&["bootout", &service])],
+        enable: vec![command(&["launchctl", "bootout", &service])],
+        start: vec![command(&["launchctl", "bootstrap", &domain, &file_text])],
+        disable: vec![command(&["launchctl", "bootout", &service])],
         contents: plist(spec).into_bytes(),
         file,
     }

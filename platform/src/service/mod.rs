@@ -59,6 +59,11 @@ impl Manager {
 /// A command line, program first.
 pub type Command = Vec<String>;
 
+/// The command line of `words`.
+pub(crate) fn command(words: &[&str]) -> Command {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
 /// Everything `ferry service install` or `uninstall` does, worked out before any of it is done.
 #[derive(Clone, Debug)]
 pub struct Plan {

@@ -2,7 +2,7 @@
 //! stopped with SIGTERM at logout or shutdown (the daemon then unmounts, commits and pushes
 //! within its deadline, so the unit allows it 40 s).
 
-use super::{Dirs, Plan, Spec, text};
+use super::{Dirs, Plan, Spec, command, text};
 
 /// The unit's name.
 pub const UNIT: &str = "ferry.service";
@@ -60,20 +60,19 @@ pub fn plan(spec: &Spec, dirs: &Dirs) -> Plan {
         .xdg_config
         .clone()
         .unwrap_or_else(|| dirs.home.join(".config"));
-    let ctl = |args: &[&str]| -> Vec<String> {
-        ["systemctl", "--user"]
-            .iter()
-            .chain(args)
-            .map(|s| s.to_string())
-            .collect()
-    };
     Plan {
         manager: super::Manager::Systemd,
         file: config.join("systemd/user").join(UNIT),
         contents: unit(spec).into_bytes(),
-        enable: vec![ctl(&["daemon-reload"]), ctl(&["enable", UNIT])],
-        start: vec![ctl(&["start", UNIT])],
-        disable: vec![ctl(&["disable", "--now", UNIT]), ctl(&["daemon-reload"])],
+        enable: vec![
+            command(&["systemctl", "--user", "daemon-reload"]),
+            command(&["systemctl", "--user", "enable", UNIT]),
+        ],
+        start: vec![command(&["systemctl", "--user", "start", UNIT])],
+        disable: vec![
+            command(&["systemctl", "--user", "disable", "--now", UNIT]),
+            command(&["systemctl", "--user", "daemon-reload"]),
+        ],
     }
 }
 

@@ -6,7 +6,7 @@
 //! A task cannot carry environment variables, so when `FERRY_HOME` or `CLAUDE_CONFIG_DIR` must
 //! be passed, the task runs `cmd.exe /d /c set "K=V" && … && "ferry.exe" mount`.
 
-use super::{Dirs, Plan, Spec, text, xml_escape};
+use super::{Dirs, Plan, Spec, command, text, xml_escape};
 
 /// The task's name.
 pub const NAME: &str = "ferry";
@@ -80,19 +80,15 @@ fn utf16(s: &str) -> Vec<u8> {
 /// older one), then run once now.
 pub fn plan(spec: &Spec, dirs: &Dirs, user: &str) -> Result<Plan, String> {
     let file = dirs.state.join("ferry-task.xml");
-    let cmd = |args: &[&str]| -> Vec<String> {
-        std::iter::once("schtasks")
-            .chain(args.iter().copied())
-            .map(str::to_string)
-            .collect()
-    };
     let file_text = text(&file);
     Ok(Plan {
         manager: super::Manager::Task,
         contents: utf16(&xml(spec, user)?),
-        enable: vec![cmd(&["/Create", "/TN", NAME, "/XML", &file_text, "/F"])],
-        start: vec![cmd(&["/Run", "/TN", NAME])],
-        disable: vec![cmd(&["/Delete", "/TN", NAME, "/F"])],
+        enable: vec![command(&[
+            "schtasks", "/Create", "/TN", NAME, "/XML", &file_text, "/F",
+        ])],
+        start: vec![command(&["schtasks", "/Run", "/TN", NAME])],
+        disable: vec![command(&["schtasks", "/Delete", "/TN", NAME, "/F"])],
         file,
     })
 }
