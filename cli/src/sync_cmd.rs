@@ -91,7 +91,7 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
                 }
                 if asked.elapsed() > Duration::from_secs(60) {
                     bail!(
-                        "the daemon did not report within 60 s; see {}",
+                        "the daemon did not finish within 60 s (a slow remote, or a big first transfer); it goes on in the background: watch `ferry status`, and see {}",
                         st.log().display()
                     );
                 }

@@ -1,5 +1,6 @@
 //! The sync engine with real remotes: a bare repository on disk, `git daemon` on loopback, a
-//! remote that is missing, and one that accepts connections and never answers.
+//! remote that is missing, one that accepts connections and never answers, and one behind a
+//! slow link.
 
 mod common;
 
@@ -303,14 +304,21 @@ fn git_daemon(base: &Path) -> (Daemon, u16) {
     (daemon, port)
 }
 
+/// An empty `sessions.git` under `dir/srv`, served by `git daemon`: the base, the daemon and
+/// its port.
+fn served(dir: &Path) -> (PathBuf, Daemon, u16) {
+    let base = dir.join("srv");
+    std::fs::create_dir_all(&base).unwrap();
+    bare(&base.join("sessions.git"));
+    let (daemon, port) = git_daemon(&base);
+    (base, daemon, port)
+}
+
 #[test]
 fn three_machines_over_git_daemon_keep_every_line_after_a_partition() {
     run(async {
         let tmp = tempfile::tempdir().unwrap();
-        let base = tmp.path().join("srv");
-        std::fs::create_dir_all(&base).unwrap();
-        bare(&base.join("sessions.git"));
-        let (daemon, port) = git_daemon(&base);
+        let (base, daemon, port) = served(tmp.path());
         let url = format!("git://127.0.0.1:{port}/sessions.git");
         let a = node(
             tmp.path(),
@@ -553,5 +561,135 @@ fn a_refused_connection_and_a_file_url_behave() {
                 .refname_to_id("refs/heads/machines/bbbb")
                 .is_ok()
         );
+    })
+}
+
+/// A TCP proxy on loopback to `port` passing at most `rate` bytes a second each way, in slices
+/// every 50 ms: a slow link that never stalls. Returns the proxy's port.
+fn slow_link(port: u16, rate: usize) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            let pairs = [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ];
+            for (from, to) in pairs {
+                std::thread::spawn(move || pump(from, to, rate / 20));
+            }
+        }
+    });
+    proxy
+}
+
+fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, slice: usize) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0; slice];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// `n` transcript lines of about 4 KB each that zlib cannot shrink much.
+fn bulky_lines(root: &str, n: usize) -> String {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..n)
+        .map(|i| {
+            let noise: String = (0..4000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % 62) as usize] as char
+                })
+                .collect();
+            format!("{{\"cwd\":\"{root}\",\"uuid\":\"bulk{i}\",\"message\":\"{noise}\"}}\n")
+        })
+        .collect()
+}
+
+#[test]
+fn a_slow_remote_that_keeps_moving_is_waited_for_and_commits_go_on_meanwhile() {
+    run(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let (base, _daemon, port) = served(tmp.path());
+        // 160 KiB/s each way; about 1.2 MB of packed transcript takes several times the idle
+        // bound (2 x net_timeout = 4 s) to cross it.
+        let slow = slow_link(port, 160 << 10);
+        let url = format!("git://127.0.0.1:{slow}/sessions.git");
+        let idle = config().net_timeout * 2;
+        let a = node(
+            tmp.path(),
+            "aaaa",
+            "/home/al",
+            "/home/al/src/proj",
+            Some(url.clone()),
+        );
+        a.append(&bulky_lines("/home/al/src/proj", 400));
+        wait_for("the bulky commit", Duration::from_secs(10), || {
+            a.engine.status().pending_paths == 0
+        })
+        .await;
+        let start = Instant::now();
+        let engine = a.engine.clone();
+        let push = tokio::spawn(async move { engine.sync_now().await });
+        // While the push crawls, a new line still commits within the usual delay.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        a.append(&line("/home/al/src/proj", "during"));
+        let took = wait_for(
+            "a commit while the push runs",
+            Duration::from_secs(3),
+            || a.engine.status().pending_paths == 0,
+        )
+        .await;
+        assert!(!push.is_finished(), "the push was still running ({took:?})");
+        let report = push.await.unwrap();
+        let pushed_in = start.elapsed();
+        assert_eq!(report.remote_ok, Some(true), "{report:?}");
+        assert!(
+            pushed_in > idle,
+            "the push took {pushed_in:?}, longer than the {idle:?} a stalled one is allowed"
+        );
+        // The line committed during the push goes out on the next push, unasked.
+        let remote = git2::Repository::open_bare(base.join("sessions.git")).unwrap();
+        wait_for(
+            "the line committed mid-push to reach the remote",
+            Duration::from_secs(60),
+            || {
+                let own = a.engine.status().machines[0].head.clone();
+                let there = remote
+                    .refname_to_id("refs/heads/machines/aaaa")
+                    .ok()
+                    .map(|o| o.to_string());
+                own.is_some() && own == there
+            },
+        )
+        .await;
+        // Another machine's first fetch over the same link crawls too, and succeeds.
+        let b = node(
+            tmp.path(),
+            "bbbb",
+            "/Users/bob",
+            "/Users/bob/work/proj",
+            Some(url),
+        );
+        let start = Instant::now();
+        let report = b.engine.sync_now().await;
+        let fetched_in = start.elapsed();
+        assert_eq!(report.remote_ok, Some(true), "{report:?}");
+        assert!(fetched_in > idle, "the fetch took {fetched_in:?}");
+        let view = b.view();
+        assert!(view.contains("\"bulk399\"") && view.contains("\"during\""));
+        assert_eq!(b.engine.status().last_error, None);
+        eprintln!("pushed in {pushed_in:?}, fetched in {fetched_in:?}, idle bound {idle:?}");
     })
 }

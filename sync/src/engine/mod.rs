@@ -2,12 +2,15 @@
 //! branch, periodic and on-demand fetches, and notices of what other machines changed.
 //!
 //! No caller ever waits on the network: [`EngineHandle::note`] only records a change, and every
-//! git operation runs on a blocking thread, bounded by timeouts. When the remote fails, the
-//! engine backs off (doubling up to a limit) and keeps committing locally.
+//! git operation runs on a blocking thread. A transfer is given up once it stops moving, and
+//! commits go on while one runs. When the remote fails, the engine backs off (doubling up to a
+//! limit) and keeps committing locally.
 
 mod credentials;
 mod remote;
 mod status;
+mod transfer;
+mod watch;
 
 pub use remote::{RemoteError, redact};
 pub use status::{MachineStatus, Status, now_ms};
@@ -33,7 +36,8 @@ pub struct EngineConfig {
     pub max_delay: Duration,
     /// Fetch this often.
     pub fetch_every: Duration,
-    /// Bound on one fetch or push.
+    /// The network's time scale: the connect timeout, and the unit of the bounds on a fetch or
+    /// push (`watch::Bounds`). A transfer that keeps moving is never cut short by it.
     pub net_timeout: Duration,
     /// Longest wait between retries while the remote fails.
     pub backoff_max: Duration,
@@ -218,7 +222,10 @@ pub fn start(
     remote: Option<String>,
     config: EngineConfig,
 ) -> EngineHandle {
-    remote::set_timeouts(config.net_timeout);
+    remote::set_timeouts(
+        config.net_timeout,
+        config.net_timeout * watch::SOCKET_FACTOR,
+    );
     let (events, _) = broadcast::channel(256);
     let shared = Arc::new(Shared {
         pending: Mutex::new(Pending::default()),
@@ -239,6 +246,7 @@ pub fn start(
         backoff: None,
         commit_failures: 0,
         unpushed: true,
+        commits: 0,
         commits_since_compact: 0,
         in_flight: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
@@ -261,6 +269,8 @@ struct Worker {
     /// Whether the branch may hold commits the remote lacks (true at start: a previous run may
     /// have committed offline).
     unpushed: bool,
+    /// Commits made by this run, so a push can tell whether one landed while it ran.
+    commits: u64,
     /// Commits since the store was last compacted.
     commits_since_compact: u32,
     /// Whether a fetch or push is running on a blocking thread (possibly past its timeout).

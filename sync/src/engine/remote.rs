@@ -1,8 +1,28 @@
-//! Fetch and push through git2, each bounded in time, never called from a filesystem path.
+//! Fetch and push through git2, reporting progress to a watcher, never called from a filesystem
+//! path.
 //! This machine pushes only its own branch; every machine's branch is fetched.
 
 use crate::store::{REMOTE_PREFIX, Store, own_ref};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Counts the callbacks of a running transfer, so that a slow transfer that still moves is told
+/// apart from one that stalled (see `engine::watch`).
+#[derive(Clone, Debug, Default)]
+pub struct Progress(Arc<AtomicU64>);
+
+impl Progress {
+    /// Notes that the transfer moved.
+    pub fn tick(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times it has moved so far.
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// A network failure, with the remote URL stripped of credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,14 +47,14 @@ pub fn redact(url: &str) -> String {
     url.to_string()
 }
 
-/// Sets libgit2's socket timeouts once per process, so a stalled server cannot hold a network
-/// operation forever.
-pub fn set_timeouts(timeout: Duration) {
-    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+/// Sets libgit2's socket timeouts (process-wide), so a stalled server cannot hold a network
+/// operation's thread forever: `connect` to connect, `read` for any one read or write.
+pub fn set_timeouts(connect: Duration, read: Duration) {
+    let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: these set process-wide integers in libgit2; concurrent operations read them.
     unsafe {
-        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
-        let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms(connect));
+        let _ = git2::opts::set_server_timeout_in_milliseconds(ms(read));
     }
 }
 
@@ -49,7 +69,12 @@ fn error(op: &'static str, url: &str, message: impl ToString) -> RemoteError {
 /// Fetches every machine's branch into `refs/remotes/origin/machines/*`, giving up once the
 /// remote has sent more than `max_bytes` (a hostile or broken remote cannot fill the disk).
 /// Local-path remotes copy objects without a transfer to watch; the bound is for networks.
-pub fn fetch(store: &Store, url: &str, max_bytes: u64) -> Result<(), RemoteError> {
+pub fn fetch(
+    store: &Store,
+    url: &str,
+    max_bytes: u64,
+    progress: &Progress,
+) -> Result<(), RemoteError> {
     let mut remote = store
         .repo()
         .remote_anonymous(url)
@@ -58,7 +83,12 @@ pub fn fetch(store: &Store, url: &str, max_bytes: u64) -> Result<(), RemoteError
     let too_big = std::cell::Cell::new(false);
     let mut callbacks = git2::RemoteCallbacks::new();
     super::credentials::install(&mut callbacks, crate::engine::home_dir());
+    callbacks.sideband_progress(|_| {
+        progress.tick();
+        true
+    });
     callbacks.transfer_progress(|p| {
+        progress.tick();
         let over = p.received_bytes() as u64 > max_bytes;
         too_big.set(over);
         !over
@@ -79,7 +109,12 @@ pub fn fetch(store: &Store, url: &str, max_bytes: u64) -> Result<(), RemoteError
 
 /// Pushes this machine's branch (forced: the branch is this machine's alone) and records the
 /// pushed commit as the remote's copy of it.
-pub fn push(store: &Store, url: &str, machine_id: &str) -> Result<(), RemoteError> {
+pub fn push(
+    store: &Store,
+    url: &str,
+    machine_id: &str,
+    progress: &Progress,
+) -> Result<(), RemoteError> {
     let own = own_ref(machine_id);
     let Ok(head) = store.repo().refname_to_id(&own) else {
         return Ok(());
@@ -91,6 +126,16 @@ pub fn push(store: &Store, url: &str, machine_id: &str) -> Result<(), RemoteErro
     let rejected = std::cell::RefCell::new(None);
     let mut callbacks = git2::RemoteCallbacks::new();
     super::credentials::install(&mut callbacks, crate::engine::home_dir());
+    callbacks.push_negotiation(|_| {
+        progress.tick();
+        Ok(())
+    });
+    callbacks.pack_progress(|_, _, _| progress.tick());
+    callbacks.push_transfer_progress(|_, _, _| progress.tick());
+    callbacks.sideband_progress(|_| {
+        progress.tick();
+        true
+    });
     callbacks.push_update_reference(|name, status| {
         if let Some(msg) = status {
             *rejected.borrow_mut() = Some(format!("the remote rejected {name}: {msg}"));

@@ -4,22 +4,12 @@
 use super::remote::{self, RemoteError};
 use super::status::{MachineStatus, now_ms};
 use super::{Event, Pending, SyncReport, Worker};
-use crate::store::{Batch, FileUpdate, REMOTE_PREFIX, Snapshot, Store, StoreError};
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::store::{Batch, FileUpdate, REMOTE_PREFIX, Store, StoreError};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-const FAR: Duration = Duration::from_secs(3600);
-
-/// Clears the in-flight flag when a network operation's thread finishes, however it finishes.
-struct ClearOnDrop(Arc<AtomicBool>);
-
-impl Drop for ClearOnDrop {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
+/// Far enough away to mean never.
+pub(super) const FAR: Duration = Duration::from_secs(3600);
 
 impl Worker {
     pub(super) async fn run(mut self) {
@@ -55,8 +45,8 @@ impl Worker {
                 continue;
             }
             // Network failures are recorded in the status and retried after a backoff.
-            if due && self.commit().await.is_some() {
-                self.unpushed = true;
+            if due {
+                self.commit().await;
             }
             if self.unpushed && self.net_allowed() {
                 let _ = self.push().await;
@@ -132,12 +122,19 @@ impl Worker {
         }
     }
 
-    fn next_wake(&self, next_fetch: Instant) -> Instant {
+    /// When pending changes come due for a commit, if any are pending.
+    pub(super) fn commit_at(&self) -> Option<Instant> {
         let p = self.shared.pending.lock().expect("pending lock");
-        let mut at = Instant::now() + FAR;
-        if let (Some(first), Some(last)) = (p.first_at, p.last_at) {
-            at = at.min((last + self.config.quiet).min(first + self.config.max_delay));
+        match (p.first_at, p.last_at) {
+            (Some(first), Some(last)) => {
+                Some((last + self.config.quiet).min(first + self.config.max_delay))
+            }
+            _ => None,
         }
+    }
+
+    fn next_wake(&self, next_fetch: Instant) -> Instant {
+        let mut at = self.commit_at().unwrap_or_else(|| Instant::now() + FAR);
         if self.remote.is_some() {
             let fetch_at = match self.backoff {
                 Some((retry, _)) => retry.max(next_fetch),
@@ -157,7 +154,6 @@ impl Worker {
 
     async fn full_sync(&mut self) -> SyncReport {
         let committed = self.commit().await;
-        self.unpushed |= committed.is_some();
         let mut report = SyncReport {
             committed,
             ..SyncReport::default()
@@ -178,6 +174,9 @@ impl Worker {
             ..SyncReport::default()
         };
         if self.remote.is_some() {
+            // A transfer still running from before the stop holds the slot: let it end first.
+            let waited = self.settle(deadline).await;
+            let deadline = deadline.saturating_sub(waited);
             let pushed = tokio::time::timeout(deadline, self.push()).await;
             let result = pushed.unwrap_or_else(|_| {
                 Err(RemoteError {
@@ -197,7 +196,7 @@ impl Worker {
     }
 
     /// Commits everything pending. On failure the changes go back to pending: nothing is lost.
-    async fn commit(&mut self) -> Option<String> {
+    pub(super) async fn commit(&mut self) -> Option<String> {
         let (batch, taken) = {
             let mut p = self.shared.pending.lock().expect("pending lock");
             if p.files.is_empty() {
@@ -242,6 +241,8 @@ impl Worker {
                 self.commit_failures = 0;
                 let id = commit.map(|c| c.to_string());
                 if let Some(id) = &id {
+                    self.unpushed = true;
+                    self.commits += 1;
                     self.shared
                         .status
                         .lock()
@@ -280,126 +281,13 @@ impl Worker {
         }
     }
 
-    async fn network<F>(&mut self, op: F) -> Result<(), RemoteError>
-    where
-        F: FnOnce(&Store, &str, &str) -> Result<(), RemoteError> + Send + 'static,
-    {
-        let Some(url) = self.remote.clone() else {
-            return Ok(());
-        };
-        let (path, id) = (self.store_path.clone(), self.machine.id.clone());
-        let bound = self.config.net_timeout * 2;
-        let url2 = url.clone();
-        // A timed-out operation keeps running on its thread (git2 cannot be cancelled); start no
-        // other until it ends, so transfers never pile up or race a compaction.
-        if self.in_flight.swap(true, Ordering::SeqCst) {
-            return Err(RemoteError {
-                op: "network",
-                url: remote::redact(&url),
-                message: "the previous fetch or push is still running".into(),
-            });
-        }
-        let flag = self.in_flight.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let _clear = ClearOnDrop(flag);
-            let store = Store::open(&path).map_err(|e| RemoteError {
-                op: "open",
-                url: remote::redact(&url2),
-                message: e.to_string(),
-            })?;
-            op(&store, &url2, &id)
-        });
-        let result = match tokio::time::timeout(bound, task).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => Err(RemoteError {
-                op: "network",
-                url: remote::redact(&url),
-                message: e.to_string(),
-            }),
-            Err(_) => Err(RemoteError {
-                op: "network",
-                url: remote::redact(&url),
-                message: format!("no answer within {bound:?}"),
-            }),
-        };
-        {
-            let mut s = self.shared.status.lock().expect("status lock");
-            s.remote_reachable = Some(result.is_ok());
-        }
-        match &result {
-            Ok(()) => self.backoff = None,
-            Err(e) => {
-                let delay = self.backoff.map_or(Duration::from_secs(1), |(_, d)| {
-                    (d * 2).min(self.config.backoff_max)
-                });
-                self.backoff = Some((Instant::now() + delay, delay));
-                tracing::warn!(error = %e, retry_in = ?delay, "remote failed; working offline");
-                self.error(e.to_string());
-            }
-        }
-        result
-    }
-
-    async fn push(&mut self) -> Result<(), RemoteError> {
-        let r = self.network(remote::push).await;
-        if r.is_ok() {
-            self.unpushed = false;
-            self.shared.status.lock().expect("status lock").last_push_ms = Some(now_ms());
-            self.refresh_status().await;
-        }
-        r
-    }
-
-    async fn fetch(&mut self) -> Result<(), RemoteError> {
-        let max = self.config.max_fetch_bytes;
-        self.network(move |store, url, _| remote::fetch(store, url, max))
-            .await?;
-        self.shared
-            .status
-            .lock()
-            .expect("status lock")
-            .last_fetch_ms = Some(now_ms());
-        let (path, own, before) = (
-            self.store_path.clone(),
-            self.machine.id.clone(),
-            self.heads.clone(),
-        );
-        let diffed = tokio::task::spawn_blocking(move || changes_since(&path, &own, &before)).await;
-        match diffed {
-            Ok(Ok((heads, changed, rejected))) => {
-                self.heads = heads;
-                self.shared.status.lock().expect("status lock").rejected = rejected;
-                if !changed.is_empty() {
-                    let _ = self.shared.events.send(Event::Changed(changed));
-                }
-            }
-            Ok(Err(e)) => self.error(format!("reading fetched branches: {e}")),
-            Err(e) => self.error(format!("reading fetched branches: {e}")),
-        }
-        // The remote's copy of this machine's branch should be what was last pushed. If it is
-        // not (history rewritten by a force-push, or the branch deleted), push it again now
-        // rather than on the next write: other machines would see lines vanish meanwhile.
-        let (path, own) = (self.store_path.clone(), self.machine.id.clone());
-        let differs = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&path)?;
-            Ok::<_, StoreError>(store.head(&own, true)? != store.head(&own, false)?)
-        })
-        .await;
-        if matches!(differs, Ok(Ok(true))) && !self.unpushed {
-            tracing::warn!(
-                "the remote's copy of this machine's branch was rewritten or removed; pushing it again"
-            );
-            self.unpushed = true;
-        }
-        self.refresh_status().await;
-        Ok(())
-    }
-
-    fn error(&self, message: String) {
+    /// Records `message` as the status's last error.
+    pub(super) fn error(&self, message: String) {
         self.shared.status.lock().expect("status lock").last_error = Some((now_ms(), message));
     }
 
-    async fn refresh_status(&self) {
+    /// Reads every machine's head and how far this one is ahead into the status.
+    pub(super) async fn refresh_status(&self) {
         let (path, own) = (self.store_path.clone(), self.machine.id.clone());
         if let Ok(Ok(machines)) =
             tokio::task::spawn_blocking(move || machine_statuses(&path, &own)).await
@@ -409,60 +297,12 @@ impl Worker {
     }
 }
 
-fn commit_due(p: &Pending, config: &super::EngineConfig, now: Instant) -> bool {
+/// Whether pending changes should be committed now.
+pub(super) fn commit_due(p: &Pending, config: &super::EngineConfig, now: Instant) -> bool {
     match (p.first_at, p.last_at) {
         (Some(first), Some(last)) => now >= last + config.quiet || now >= first + config.max_delay,
         _ => false,
     }
-}
-
-type Changed = Vec<(String, String, crate::store::RelPath)>;
-
-/// Heads after a fetch, what changed, and what was rejected.
-type FetchOutcome = (HashMap<String, git2::Oid>, Changed, Vec<String>);
-
-/// Other machines' heads now, the files that changed since `before`, and rejected entries.
-fn changes_since(
-    path: &std::path::Path,
-    own: &str,
-    before: &HashMap<String, git2::Oid>,
-) -> Result<FetchOutcome, StoreError> {
-    let store = Store::open(path)?;
-    let mut heads = HashMap::new();
-    let mut changed = Vec::new();
-    let mut rejected = Vec::new();
-    for id in store.remote_machines()? {
-        if id == own {
-            continue;
-        }
-        let Some(head) = store.head(&id, false)? else {
-            continue;
-        };
-        heads.insert(id.clone(), head);
-        if before.get(&id) == Some(&head) {
-            continue;
-        }
-        let new = match store.snapshot(&id, head) {
-            Ok(s) => s,
-            Err(e) => {
-                rejected.push(format!("machine {id}: {e}"));
-                continue;
-            }
-        };
-        rejected.extend(new.rejected.iter().map(|e| e.to_string()));
-        let old: Option<Snapshot> = before.get(&id).and_then(|&h| store.snapshot(&id, h).ok());
-        let old_trees: HashMap<(&str, &str), git2::Oid> = old
-            .iter()
-            .flat_map(|s| s.files.iter())
-            .map(|f| ((f.project.key.as_str(), f.rel.as_str()), f.tree))
-            .collect();
-        for f in &new.files {
-            if old_trees.get(&(f.project.key.as_str(), f.rel.as_str())) != Some(&f.tree) {
-                changed.push((id.clone(), f.project.key.clone(), f.rel.clone()));
-            }
-        }
-    }
-    Ok((heads, changed, rejected))
 }
 
 fn machine_statuses(path: &std::path::Path, own: &str) -> Result<Vec<MachineStatus>, StoreError> {

@@ -1,0 +1,256 @@
+//! Fetch and push as the engine runs them: on a blocking thread, one at a time, watched for
+//! progress rather than bounded in total (a slow link may take minutes, a stalled one is given
+//! up), with local commits going on while a transfer runs.
+
+use super::remote::{self, Progress, RemoteError};
+use super::status::now_ms;
+use super::watch::{Bounds, watch};
+use super::worker::{FAR, commit_due};
+use super::{Event, Worker};
+use crate::store::{Snapshot, Store, StoreError};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Clears the in-flight flag when a network operation's thread finishes, however it finishes.
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Worker {
+    /// Runs `op` on a blocking thread, watched for progress, committing meanwhile; records
+    /// the outcome in the status and the backoff.
+    async fn network<F>(&mut self, op: F) -> Result<(), RemoteError>
+    where
+        F: FnOnce(&Store, &str, &str, &Progress) -> Result<(), RemoteError> + Send + 'static,
+    {
+        let Some(url) = self.remote.clone() else {
+            return Ok(());
+        };
+        let stopping = |url: &str| RemoteError {
+            op: "network",
+            url: remote::redact(url),
+            message: "not started or not awaited: ferry is stopping".into(),
+        };
+        if self
+            .shared
+            .pending
+            .lock()
+            .expect("pending lock")
+            .stop
+            .is_some()
+        {
+            return Err(stopping(&url));
+        }
+        let (path, id) = (self.store_path.clone(), self.machine.id.clone());
+        let bounds = Bounds::for_timeout(self.config.net_timeout);
+        let url2 = url.clone();
+        let progress = Progress::default();
+        let moved = progress.clone();
+        // A timed-out operation keeps running on its thread (git2 cannot be cancelled); start no
+        // other until it ends, so transfers never pile up or race a compaction.
+        if self.in_flight.swap(true, Ordering::SeqCst) {
+            return Err(RemoteError {
+                op: "network",
+                url: remote::redact(&url),
+                message: "the previous fetch or push is still running".into(),
+            });
+        }
+        let flag = self.in_flight.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _clear = ClearOnDrop(flag);
+            let store = Store::open(&path).map_err(|e| RemoteError {
+                op: "open",
+                url: remote::redact(&url2),
+                message: e.to_string(),
+            })?;
+            op(&store, &url2, &id, &moved)
+        });
+        let watched = watch(task, progress, bounds);
+        let Some(outcome) = self.commit_while(watched).await else {
+            return Err(stopping(&url));
+        };
+        let result = match outcome {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(RemoteError {
+                op: "network",
+                url: remote::redact(&url),
+                message: e.to_string(),
+            }),
+            Err(why) => Err(RemoteError {
+                op: "network",
+                url: remote::redact(&url),
+                message: format!("{why}; gave up this attempt"),
+            }),
+        };
+        {
+            let mut s = self.shared.status.lock().expect("status lock");
+            s.remote_reachable = Some(result.is_ok());
+        }
+        match &result {
+            Ok(()) => self.backoff = None,
+            Err(e) => {
+                let delay = self.backoff.map_or(Duration::from_secs(1), |(_, d)| {
+                    (d * 2).min(self.config.backoff_max)
+                });
+                self.backoff = Some((Instant::now() + delay, delay));
+                tracing::warn!(error = %e, retry_in = ?delay, "remote failed; working offline");
+                self.error(e.to_string());
+            }
+        }
+        result
+    }
+
+    /// Pushes this machine's branch. Commits made while the push ran leave it unpushed.
+    pub(super) async fn push(&mut self) -> Result<(), RemoteError> {
+        let commits = self.commits;
+        let r = self.network(remote::push).await;
+        if r.is_ok() {
+            self.unpushed = self.commits != commits;
+            self.shared.status.lock().expect("status lock").last_push_ms = Some(now_ms());
+            self.refresh_status().await;
+        }
+        r
+    }
+
+    /// Fetches every machine's branch and tells subscribers which files changed.
+    pub(super) async fn fetch(&mut self) -> Result<(), RemoteError> {
+        let max = self.config.max_fetch_bytes;
+        self.network(move |store, url, _, moved| remote::fetch(store, url, max, moved))
+            .await?;
+        self.shared
+            .status
+            .lock()
+            .expect("status lock")
+            .last_fetch_ms = Some(now_ms());
+        let (path, own, before) = (
+            self.store_path.clone(),
+            self.machine.id.clone(),
+            self.heads.clone(),
+        );
+        let diffed = tokio::task::spawn_blocking(move || changes_since(&path, &own, &before)).await;
+        match diffed {
+            Ok(Ok((heads, changed, rejected))) => {
+                self.heads = heads;
+                self.shared.status.lock().expect("status lock").rejected = rejected;
+                if !changed.is_empty() {
+                    let _ = self.shared.events.send(Event::Changed(changed));
+                }
+            }
+            Ok(Err(e)) => self.error(format!("reading fetched branches: {e}")),
+            Err(e) => self.error(format!("reading fetched branches: {e}")),
+        }
+        // The remote's copy of this machine's branch should be what was last pushed. If it is
+        // not (history rewritten by a force-push, or the branch deleted), push it again now
+        // rather than on the next write: other machines would see lines vanish meanwhile.
+        let (path, own) = (self.store_path.clone(), self.machine.id.clone());
+        let differs = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&path)?;
+            Ok::<_, StoreError>(store.head(&own, true)? != store.head(&own, false)?)
+        })
+        .await;
+        if matches!(differs, Ok(Ok(true))) && !self.unpushed {
+            tracing::warn!(
+                "the remote's copy of this machine's branch was rewritten or removed; pushing it again"
+            );
+            self.unpushed = true;
+        }
+        self.refresh_status().await;
+        Ok(())
+    }
+
+    /// Waits for `transfer`, committing meanwhile whenever changes come due: a slow remote never
+    /// holds local commits up. `None` when asked to stop first (the transfer's thread runs on,
+    /// and `in_flight` says when it ends).
+    async fn commit_while<T>(&mut self, transfer: impl Future<Output = T>) -> Option<T> {
+        tokio::pin!(transfer);
+        let out = loop {
+            let due_at = self.commit_at().unwrap_or_else(|| Instant::now() + FAR);
+            tokio::select! {
+                out = &mut transfer => break Some(out),
+                _ = self.shared.wake.notified() => {}
+                _ = tokio::time::sleep_until(due_at.into()) => {}
+            }
+            let (stop, due) = {
+                let p = self.shared.pending.lock().expect("pending lock");
+                (
+                    p.stop.is_some(),
+                    commit_due(&p, &self.config, Instant::now()),
+                )
+            };
+            if stop {
+                break None;
+            }
+            if due {
+                self.commit().await;
+            }
+        };
+        // A wake taken here may have been meant for the loop (a sync or stop request).
+        self.shared.wake.notify_one();
+        out
+    }
+
+    /// Waits up to `limit` for a transfer still running on its thread to end; returns how long
+    /// that took.
+    pub(super) async fn settle(&self, limit: Duration) -> Duration {
+        let start = Instant::now();
+        while self.in_flight.load(Ordering::SeqCst) && start.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        start.elapsed()
+    }
+}
+type Changed = Vec<(String, String, crate::store::RelPath)>;
+
+/// Heads after a fetch, what changed, and what was rejected.
+type FetchOutcome = (HashMap<String, git2::Oid>, Changed, Vec<String>);
+
+/// Other machines' heads now, the files that changed since `before`, and rejected entries.
+fn changes_since(
+    path: &std::path::Path,
+    own: &str,
+    before: &HashMap<String, git2::Oid>,
+) -> Result<FetchOutcome, StoreError> {
+    let store = Store::open(path)?;
+    let mut heads = HashMap::new();
+    let mut changed = Vec::new();
+    let mut rejected = Vec::new();
+    for id in store.remote_machines()? {
+        if id == own {
+            continue;
+        }
+        let Some(head) = store.head(&id, false)? else {
+            continue;
+        };
+        heads.insert(id.clone(), head);
+        if before.get(&id) == Some(&head) {
+            continue;
+        }
+        let new = match store.snapshot(&id, head) {
+            Ok(s) => s,
+            Err(e) => {
+                rejected.push(format!("machine {id}: {e}"));
+                continue;
+            }
+        };
+        rejected.extend(new.rejected.iter().map(|e| e.to_string()));
+        let old: Option<Snapshot> = before.get(&id).and_then(|&h| store.snapshot(&id, h).ok());
+        let old_trees: HashMap<(&str, &str), git2::Oid> = old
+            .iter()
+            .flat_map(|s| s.files.iter())
+            .map(|f| ((f.project.key.as_str(), f.rel.as_str()), f.tree))
+            .collect();
+        for f in &new.files {
+            if old_trees.get(&(f.project.key.as_str(), f.rel.as_str())) != Some(&f.tree) {
+                changed.push((id.clone(), f.project.key.clone(), f.rel.clone()));
+            }
+        }
+    }
+    Ok((heads, changed, rejected))
+}
