@@ -288,11 +288,9 @@ fn write_status(state: &State, engine: &engine::EngineHandle, last: &mut String)
 /// Expands other machines' files into the disk cache in the background.
 fn warm(mounted: &Arc<Mounted>) {
     let m = mounted.clone();
-    tokio::task::spawn_blocking(move || {
-        let n = m.fs().warm();
-        if n > 0 {
-            tracing::info!(files = n, "expanded other machines' files ahead of use");
-        }
+    tokio::task::spawn_blocking(move || match m.fs().warm() {
+        0 => tracing::debug!("nothing new to expand ahead of use"),
+        n => tracing::info!(files = n, "expanded other machines' files ahead of use"),
     });
 }
 

@@ -13,6 +13,7 @@ impl Fs {
     /// added, removed or changed, and the directories whose listing changed).
     pub fn refresh(&self) -> FsResult<Vec<PathBuf>> {
         let _span = tracing::debug_span!("refresh").entered();
+        tracing::debug!("rebuilding the foreign index");
         let new = {
             let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
             let mut skews = self.skews.lock().unwrap_or_else(|e| e.into_inner());
