@@ -254,6 +254,7 @@ pub fn machine_record(config: &Config) -> Result<MachineRecord> {
         claude_dir: text(claude_dir)?,
         claude_tmp: text(ferry_platform::claude_temp_dir())?,
         last_seen_ms: ferry_sync::engine::now_ms(),
+        seen_ms: Default::default(),
     })
 }
 

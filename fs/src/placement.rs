@@ -111,6 +111,7 @@ mod tests {
                 "/tmp/claude-0".into()
             },
             last_seen_ms: 0,
+            seen_ms: Default::default(),
         }
     }
 

@@ -22,6 +22,7 @@ fn windows(id: &str, home: &str) -> MachineRecord {
         claude_dir: format!(r"{home}\.claude"),
         claude_tmp: format!(r"{home}\AppData\Local\Temp\claude"),
         last_seen_ms: 0,
+        seen_ms: Default::default(),
     }
 }
 
@@ -35,6 +36,7 @@ fn macos(id: &str, home: &str) -> MachineRecord {
         claude_dir: format!("{home}/.claude"),
         claude_tmp: "/var/folders/zz/x1/T/claude-501".into(),
         last_seen_ms: 0,
+        seen_ms: Default::default(),
     }
 }
 

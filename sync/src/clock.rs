@@ -1,22 +1,29 @@
 //! Other machines' clocks. File times in a machine's branch are that machine's own clock
 //! readings, and newest-wins choices and Claude Code's session order both compare them with
 //! this machine's. A machine whose clock runs hours ahead would win every newest-wins choice
-//! and keep its sessions at the top of the list until real time caught up, so its times are
+//! and keep its sessions at the top of the list until real time caught up; one running hours
+//! behind would lose every choice and sink its fresh sessions down the list. So its times are
 //! brought onto this machine's clock before anything compares them.
 
 use crate::store::Snapshot;
 use std::collections::HashMap;
 
-/// Per machine id, how far (ms) its clock has been seen running ahead of this one. Kept
-/// across refreshes by the daemon, so an estimate only grows: a lead is seen best just after
-/// the machine commits.
+/// Per machine id, how far (ms) its clock has been seen running ahead of this one (behind when
+/// negative). Kept across refreshes by the daemon, so an estimate only grows: a lead or a lag
+/// is seen best just after the machine commits.
 pub type Skews = HashMap<String, i64>;
 
 /// Moves other machines' file times in `snaps` onto this machine's clock, `now_ms` being its
-/// time now: a commit time (the machine record's `last_seen_ms`) later than now means the
-/// writer's clock runs ahead by at least that much, so its times move back by the largest lead
-/// seen. The viewer's own branch is left alone. A single file dated after its own commit is not
-/// clamped: the view's newest-wins rules (and their reference model) treat file times as given.
+/// time now. The viewer's own branch is left alone. Two signs, each a lower bound:
+/// - ahead: a commit time (the record's `last_seen_ms`) later than now means the writer's clock
+///   runs ahead by at least that much;
+/// - behind: a commit dated before a commit of this machine that the writer had already
+///   fetched (`seen_ms`, in this machine's clock) means the writer's clock runs behind by at
+///   least the difference. Never more than would put the commit after now, so a record that
+///   lies cannot push a machine's sessions into the future.
+///
+/// A single file dated after its own commit is not clamped: the view's newest-wins rules (and
+/// their reference model) treat file times as given.
 pub fn sanitise(snaps: &mut [Snapshot], viewer: &str, now_ms: i64, skews: &mut Skews) {
     for s in snaps.iter_mut().filter(|s| s.machine.id != viewer) {
         let committed = s.machine.last_seen_ms;
@@ -24,8 +31,18 @@ pub fn sanitise(snaps: &mut [Snapshot], viewer: &str, now_ms: i64, skews: &mut S
         if committed <= 0 {
             continue;
         }
+        let lead = committed - now_ms;
+        let lag = s
+            .machine
+            .seen_ms
+            .get(viewer)
+            .map_or(0, |&seen| (seen - committed).min(now_ms - committed));
         let skew = skews.entry(s.machine.id.clone()).or_insert(0);
-        *skew = (*skew).max(committed - now_ms);
+        if lead > 0 {
+            *skew = (*skew).max(lead);
+        } else if lag > 0 && *skew <= 0 {
+            *skew = (*skew).min(-lag);
+        }
         for f in &mut s.files {
             f.meta.mtime_ms -= *skew;
         }
@@ -50,6 +67,7 @@ mod tests {
             claude_dir: "/home/x/.claude".into(),
             claude_tmp: "/tmp/claude".into(),
             last_seen_ms: committed,
+            seen_ms: Default::default(),
         };
         let project = ProjectRecord {
             key: "p".into(),
@@ -110,6 +128,42 @@ mod tests {
         sanitise(&mut again, "me", later, &mut skews);
         assert_eq!(mtimes(&again[0]), [now]);
         assert_eq!(skews["ahead"], 3 * HOUR);
+    }
+
+    #[test]
+    fn a_clock_behind_is_brought_forward_by_what_it_had_seen_of_ours() {
+        let now = 1_000 * HOUR;
+        // "behind" runs 3 h slow: it fetched our commit of 10 minutes ago, then committed
+        // 5 minutes ago, which its clock calls 3 h 5 min ago.
+        let seen = now - HOUR / 6;
+        let committed = now - HOUR / 12 - 3 * HOUR;
+        let mut b = snap("behind", committed, &[committed, committed - HOUR]);
+        b.machine.seen_ms.insert("me".into(), seen);
+        // "liar" claims to have seen a commit of ours a day from now: never past now.
+        let mut liar = snap("liar", now - 10 * HOUR, &[now - 10 * HOUR]);
+        liar.machine.seen_ms.insert("me".into(), now + 24 * HOUR);
+        // "other" saw another machine's commit, which says nothing about our clock.
+        let mut other = snap("other", now - 4 * HOUR, &[now - 4 * HOUR]);
+        other.machine.seen_ms.insert("ahead".into(), now);
+        let mut snaps = vec![b, liar, other];
+        let mut skews = Skews::new();
+        sanitise(&mut snaps, "me", now, &mut skews);
+        let lag = seen - committed;
+        assert_eq!(mtimes(&snaps[0]), [committed + lag, committed + lag - HOUR]);
+        assert!(
+            mtimes(&snaps[0])[0] >= now - HOUR / 6 && mtimes(&snaps[0])[0] <= now,
+            "the fresh session sorts as fresh"
+        );
+        assert_eq!(mtimes(&snaps[1]), [now]);
+        assert_eq!(mtimes(&snaps[2]), [now - 4 * HOUR]);
+
+        // Later, a commit made long after its last fetch shows a smaller lag: the larger
+        // estimate stands.
+        let mut again = vec![snap("behind", now - 5 * HOUR, &[now - 5 * HOUR])];
+        again[0].machine.seen_ms.insert("me".into(), now - 4 * HOUR);
+        sanitise(&mut again, "me", now, &mut skews);
+        assert_eq!(skews["behind"], -lag);
+        assert_eq!(mtimes(&again[0]), [now - 5 * HOUR + lag]);
     }
 
     #[test]

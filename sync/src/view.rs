@@ -187,6 +187,7 @@ mod tests {
                 claude_dir: "/h/.claude".into(),
                 claude_tmp: "/tmp/claude".into(),
                 last_seen_ms: 0,
+                seen_ms: Default::default(),
             },
             files,
             rejected: vec![],

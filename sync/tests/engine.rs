@@ -121,25 +121,31 @@ async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -
     start.elapsed()
 }
 
+/// Machine `aaaa` (Linux) and `bbbb` (macOS) under `dir`, sharing a bare remote there.
+fn linux_and_mac(dir: &Path) -> (Node, Node) {
+    let remote = bare(&dir.join("remote.git"));
+    let a = node(
+        dir,
+        "aaaa",
+        "/home/al",
+        "/home/al/src/proj",
+        Some(remote.clone()),
+    );
+    let b = node(
+        dir,
+        "bbbb",
+        "/Users/bob",
+        "/Users/bob/work/proj",
+        Some(remote),
+    );
+    (a, b)
+}
+
 #[test]
 fn a_line_written_on_a_reaches_b_and_b_is_told() {
     run(async {
         let tmp = tempfile::tempdir().unwrap();
-        let remote = bare(&tmp.path().join("remote.git"));
-        let a = node(
-            tmp.path(),
-            "aaaa",
-            "/home/al",
-            "/home/al/src/proj",
-            Some(remote.clone()),
-        );
-        let b = node(
-            tmp.path(),
-            "bbbb",
-            "/Users/bob",
-            "/Users/bob/work/proj",
-            Some(remote),
-        );
+        let (a, b) = linux_and_mac(tmp.path());
         let mut events = b.engine.subscribe();
         a.append(&line("/home/al/src/proj", "a1"));
         let took = wait_for("B to see A's line", Duration::from_secs(10), || {
@@ -147,15 +153,20 @@ fn a_line_written_on_a_reaches_b_and_b_is_told() {
         })
         .await;
         assert!(took < Duration::from_secs(5), "visible after {took:?}");
-        let mut told = false;
-        while let Ok(ev) = events.try_recv() {
-            if let Event::Changed(paths) = ev {
-                told |= paths
-                    .iter()
-                    .any(|(m, k, r)| m == "aaaa" && k == KEY && r.as_str() == "s.jsonl");
+        // The event follows the fetch that the view already shows.
+        let told = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Ok(Event::Changed(paths)) = events.recv().await
+                    && paths
+                        .iter()
+                        .any(|(m, k, r)| m == "aaaa" && k == KEY && r.as_str() == "s.jsonl")
+                {
+                    break;
+                }
             }
-        }
-        assert!(told, "B's subscribers heard about s.jsonl");
+        })
+        .await;
+        assert!(told.is_ok(), "B's subscribers heard about s.jsonl");
         let status = a.engine.status();
         assert_eq!(status.remote_reachable, Some(true));
         assert!(status.last_push_ms.is_some() && status.last_commit_ms.is_some());
@@ -691,5 +702,39 @@ fn a_slow_remote_that_keeps_moving_is_waited_for_and_commits_go_on_meanwhile() {
         assert!(view.contains("\"bulk399\"") && view.contains("\"during\""));
         assert_eq!(b.engine.status().last_error, None);
         eprintln!("pushed in {pushed_in:?}, fetched in {fetched_in:?}, idle bound {idle:?}");
+    })
+}
+
+#[test]
+fn a_commit_records_when_each_machine_it_had_fetched_last_committed() {
+    run(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = linux_and_mac(tmp.path());
+        a.append(&line("/home/al/src/proj", "a1"));
+        wait_for("B to see A's line", Duration::from_secs(10), || {
+            b.view().contains("\"a1\"")
+        })
+        .await;
+        b.append(&line("/Users/bob/work/proj", "b1"));
+        b.engine.sync_now().await;
+        let store = Store::open(&b.store_path).unwrap();
+        let a_head = store.head("aaaa", false).unwrap().unwrap();
+        let a_time = store.repo().find_commit(a_head).unwrap().time().seconds() * 1000;
+        let b_head = store.head("bbbb", true).unwrap().unwrap();
+        let record = store.machine_record("bbbb", b_head).unwrap();
+        assert_eq!(
+            record.seen_ms.get("aaaa"),
+            Some(&a_time),
+            "b's record names a's head as seen: {record:?}"
+        );
+        assert!(!record.seen_ms.contains_key("bbbb"), "not itself");
+        // a reads it back from the remote: b's clock is not behind, so nothing moves.
+        a.engine.sync_now().await;
+        let store = Store::open(&a.store_path).unwrap();
+        let mut skews = ferry_sync::clock::Skews::new();
+        let snaps = ferry_sync::view::snapshots_with(&store, "aaaa", &mut skews).unwrap();
+        let theirs = snaps.iter().find(|s| s.machine.id == "bbbb").unwrap();
+        assert_eq!(theirs.machine.seen_ms.get("aaaa"), Some(&a_time));
+        assert_eq!(skews.get("bbbb").copied().unwrap_or(0), 0, "{skews:?}");
     })
 }

@@ -247,6 +247,7 @@ pub fn start(
         commit_failures: 0,
         unpushed: true,
         commits: 0,
+        early_commit: None,
         commits_since_compact: 0,
         in_flight: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
@@ -271,6 +272,8 @@ struct Worker {
     unpushed: bool,
     /// Commits made by this run, so a push can tell whether one landed while it ran.
     commits: u64,
+    /// A commit made while a sync request waited for a running transfer, for its report.
+    early_commit: Option<String>,
     /// Commits since the store was last compacted.
     commits_since_compact: u32,
     /// Whether a fetch or push is running on a blocking thread (possibly past its timeout).

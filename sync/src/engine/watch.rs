@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// libgit2's read timeout, in `net_timeout`s. Generous: after a pack is sent the server may
 /// check it for a while before it answers, and a slow link drains what the socket buffered
 /// without any callback saying so.
-pub(super) const SOCKET_FACTOR: u32 = 8;
+pub(super) const SOCKET_FACTOR: u32 = 4;
 
 /// How long a wait may go on without the transfer moving.
 #[derive(Clone, Copy, Debug)]
@@ -24,7 +24,7 @@ pub(super) struct Bounds {
 }
 
 impl Bounds {
-    /// The bounds for the engine's `net_timeout`: 2, 16 and 120 times it (30 s, 4 min and
+    /// The bounds for the engine's `net_timeout`: 2, 8 and 120 times it (30 s, 2 min and
     /// 30 min by default).
     pub(super) fn for_timeout(net_timeout: Duration) -> Bounds {
         Bounds {

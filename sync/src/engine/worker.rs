@@ -153,7 +153,8 @@ impl Worker {
     }
 
     async fn full_sync(&mut self) -> SyncReport {
-        let committed = self.commit().await;
+        let committed = self.commit().await.or(self.early_commit.take());
+        self.early_commit = None;
         let mut report = SyncReport {
             committed,
             ..SyncReport::default()
@@ -243,6 +244,17 @@ impl Worker {
                 if let Some(id) = &id {
                     self.unpushed = true;
                     self.commits += 1;
+                    // Made while a sync request waited for a transfer: that sync reports it.
+                    if !self
+                        .shared
+                        .pending
+                        .lock()
+                        .expect("pending lock")
+                        .waiters
+                        .is_empty()
+                    {
+                        self.early_commit = Some(id.clone());
+                    }
                     self.shared
                         .status
                         .lock()

@@ -197,4 +197,26 @@ impl Store {
         out.sort();
         Ok(out)
     }
+
+    /// Per other machine fetched, the time of its head commit in its own clock (ms): what a
+    /// commit records as seen (`MachineRecord::seen_ms`). At most the 64 newest, so a remote
+    /// with thousands of branches cannot bloat the record.
+    pub fn seen_heads(
+        &self,
+        own: &str,
+    ) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        let mut seen = Vec::new();
+        for id in self.remote_machines()? {
+            if id == own {
+                continue;
+            }
+            if let Some(head) = self.head(&id, false)?
+                && let Ok(c) = self.repo.find_commit(head)
+            {
+                seen.push((c.time().seconds().saturating_mul(1000), id));
+            }
+        }
+        seen.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(seen.into_iter().take(64).map(|(t, id)| (id, t)).collect())
+    }
 }

@@ -4,6 +4,7 @@
 use crate::codec::{Mapping, MappingError, Var};
 use crate::path_style::PathStyle;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One machine, as recorded at the root of its branch (`machine.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +25,11 @@ pub struct MachineRecord {
     pub claude_tmp: String,
     /// When the machine last committed, in ms since the epoch.
     pub last_seen_ms: i64,
+    /// Per other machine, the time of its newest commit this machine had fetched when it
+    /// committed, in that machine's clock: a commit dated before one its machine had already
+    /// seen shows a clock running behind (`crate::clock`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub seen_ms: BTreeMap<String, i64>,
 }
 
 impl MachineRecord {

@@ -236,6 +236,7 @@ impl Store {
         }
         let mut record = machine.clone();
         record.last_seen_ms = now_ms();
+        record.seen_ms = self.seen_heads(&machine.id)?;
         edits.put(layout::MACHINE_FILE, &to_json(&record))?;
         let tree_id = match &base {
             Some(b) => edits.builder.create_updated(&self.repo, b)?,

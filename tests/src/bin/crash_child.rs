@@ -29,6 +29,7 @@ fn main() {
         claude_dir: home.join(".claude").to_str().unwrap().into(),
         claude_tmp: "/tmp/claude-0".into(),
         last_seen_ms: 0,
+        seen_ms: Default::default(),
     };
     let store_path = state.join("store.git");
     Store::init(&store_path).unwrap();
