@@ -5,7 +5,7 @@
 //! behind would lose every choice and sink its fresh sessions down the list. So its times are
 //! brought onto this machine's clock before anything compares them.
 
-use crate::store::Snapshot;
+use crate::store::{FileState, Snapshot};
 use std::collections::HashMap;
 
 /// Per machine id, how far (ms) its clock has been seen running ahead of this one (behind when
@@ -21,6 +21,9 @@ pub type Skews = HashMap<String, i64>;
 ///   fetched (`seen_ms`, in this machine's clock) means the writer's clock runs behind by at
 ///   least the difference. Never more than would put the commit after now, so a record that
 ///   lies cannot push a machine's sessions into the future.
+///
+/// Both file times and deletion times move: a tombstone from a machine hours ahead would
+/// otherwise hide every version of the path written here for those hours.
 ///
 /// A single file dated after its own commit is not clamped: the view's newest-wins rules (and
 /// their reference model) treat file times as given.
@@ -43,8 +46,12 @@ pub fn sanitise(snaps: &mut [Snapshot], viewer: &str, now_ms: i64, skews: &mut S
         } else if lag > 0 && *skew <= 0 {
             *skew = (*skew).min(-lag);
         }
+        let onto_ours = |t: i64| t.saturating_sub(*skew);
         for f in &mut s.files {
-            f.meta.mtime_ms -= *skew;
+            f.meta.mtime_ms = onto_ours(f.meta.mtime_ms);
+            if let FileState::Deleted { at_ms } = &mut f.meta.state {
+                *at_ms = onto_ours(*at_ms);
+            }
         }
     }
 }
@@ -52,6 +59,7 @@ pub fn sanitise(snaps: &mut [Snapshot], viewer: &str, now_ms: i64, skews: &mut S
 #[cfg(test)]
 mod tests {
     use super::{Skews, sanitise};
+    use crate::merge::{Version, resolve};
     use crate::store::Snapshot;
     use crate::store::{FileEntry, FileMeta, FileState, MachineRecord, ProjectRecord, RelPath};
 
@@ -164,6 +172,39 @@ mod tests {
         sanitise(&mut again, "me", now, &mut skews);
         assert_eq!(skews["behind"], -lag);
         assert_eq!(mtimes(&again[0]), [now - 5 * HOUR + lag]);
+    }
+
+    #[test]
+    fn a_deletion_from_a_clock_ahead_does_not_hide_what_is_written_after_it() {
+        let now = 1_000 * HOUR;
+        // "ahead" (3 h fast) deleted the session just now; then this machine writes it again.
+        let mut ahead = snap("ahead", now + 3 * HOUR, &[now + 3 * HOUR]);
+        ahead.files[0].meta.state = FileState::Deleted {
+            at_ms: now + 3 * HOUR,
+        };
+        let mut snaps = vec![ahead];
+        sanitise(&mut snaps, "me", now, &mut Skews::new());
+        let FileState::Deleted { at_ms } = snaps[0].files[0].meta.state else {
+            panic!("{:?}", snaps[0].files[0].meta.state)
+        };
+        assert_eq!(at_ms, now);
+
+        let mine = snap("me", now, &[now + 60_000]);
+        let versions = [
+            Version {
+                machine: "ahead",
+                meta: snaps[0].files[0].meta,
+            },
+            Version {
+                machine: "me",
+                meta: mine.files[0].meta,
+            },
+        ];
+        assert_eq!(
+            resolve(&versions, "me", true).shown,
+            [1],
+            "written after, so it stays"
+        );
     }
 
     #[test]
