@@ -95,7 +95,7 @@ const OBJECT_CACHE_BYTES: isize = 2 << 20;
 
 /// Bounds libgit2's object cache, once per process, and keeps trees out of it. A refresh, a
 /// read and a push each walk tens of thousands of small trees at 10,000 sessions; cached, they
-/// held 40 MB of the daemon's 100 MB peak (heaptrack), and the cache's size bound counts their
+/// held 40 MB of the daemon's 120 MB heap peak (heaptrack), and the cache's size bound counts their
 /// raw bytes, not their parsed form. Parsing a tree again costs less than that memory: file
 /// records are cached parsed (see `read.rs`), and CPU per change fell with this.
 fn bound_object_cache() {

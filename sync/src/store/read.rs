@@ -32,23 +32,8 @@ const META_CACHE: usize = 400_000;
 /// never goes stale, and every refresh after a fetch re-reads whole branches of which nearly
 /// every file is unchanged: without this, each one costs a tree lookup, a blob read and a
 /// JSON parse per file (at 10,000 sessions, most of a refresh).
-static METAS: std::sync::Mutex<Option<std::collections::HashMap<Oid, FileMeta>>> =
-    std::sync::Mutex::new(None);
-
-fn known_meta(tree: Oid) -> Option<FileMeta> {
-    let metas = METAS.lock().unwrap_or_else(|e| e.into_inner());
-    metas.as_ref()?.get(&tree).copied()
-}
-
-fn remember_meta(tree: Oid, meta: FileMeta) {
-    let mut metas = METAS.lock().unwrap_or_else(|e| e.into_inner());
-    let metas = metas.get_or_insert_with(Default::default);
-    // Past the bound, start again rather than track use: the next refresh refills it.
-    if metas.len() >= META_CACHE {
-        metas.clear();
-    }
-    metas.insert(tree, meta);
-}
+static METAS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Oid, FileMeta>>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// One file of one machine's branch.
 #[derive(Clone, Debug)]
@@ -219,29 +204,10 @@ impl Store {
                 format!("{}/{base}", dirs.join("/"))
             };
             let entry = RelPath::new(&rel).and_then(|rel| {
-                let meta = match known_meta(e.id()) {
-                    Some(meta) => meta,
-                    None => {
-                        let ftree = self.repo.find_tree(e.id())?;
-                        let meta: FileMeta = self.record(branch, &ftree, layout::META)?;
-                        if meta.len > MAX_FILE_BYTES {
-                            return Err(StoreError::Rejected {
-                                branch: branch.into(),
-                                path: rel.to_string(),
-                                why: format!(
-                                    "claims {} bytes, more than {MAX_FILE_BYTES}",
-                                    meta.len
-                                ),
-                            });
-                        }
-                        remember_meta(e.id(), meta);
-                        meta
-                    }
-                };
                 Ok(FileEntry {
                     project: project.clone(),
+                    meta: self.file_meta(branch, e.id(), &rel)?,
                     rel,
-                    meta,
                     tree: e.id(),
                 })
             });
@@ -250,6 +216,29 @@ impl Store {
                 Err(err) => reject_into(snap, err),
             }
         }
+    }
+
+    /// The metadata of the file whose tree is `tree`, parsed once per process (see [`METAS`]);
+    /// one claiming more than [`MAX_FILE_BYTES`] is rejected, and never remembered.
+    fn file_meta(&self, branch: &str, tree: Oid, rel: &RelPath) -> Result<FileMeta, StoreError> {
+        if let Some(meta) = METAS.lock().unwrap_or_else(|e| e.into_inner()).get(&tree) {
+            return Ok(*meta);
+        }
+        let meta: FileMeta = self.record(branch, &self.repo.find_tree(tree)?, layout::META)?;
+        if meta.len > MAX_FILE_BYTES {
+            return Err(StoreError::Rejected {
+                branch: branch.into(),
+                path: rel.to_string(),
+                why: format!("claims {} bytes, more than {MAX_FILE_BYTES}", meta.len),
+            });
+        }
+        let mut metas = METAS.lock().unwrap_or_else(|e| e.into_inner());
+        // Past the bound, start again rather than track use: the next refresh refills it.
+        if metas.len() >= META_CACHE {
+            metas.clear();
+        }
+        metas.insert(tree, meta);
+        Ok(meta)
     }
 
     fn record<T: serde::de::DeserializeOwned>(
