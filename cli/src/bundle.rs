@@ -8,7 +8,7 @@
 use crate::state::{self, State};
 use crate::view::View;
 use anyhow::{Context, Result, bail};
-use ferry_fs::foreign::{Foreign, checkouts};
+use ferry_fs::foreign::{candidates, key_base};
 use ferry_fs::placement::place;
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::merge::merge_lines;
@@ -80,7 +80,8 @@ pub fn export(session: &str, output: &Path) -> Result<()> {
     let s = crate::sessions::find(&all, session)?;
     let store = Store::init(&st.store())?;
     let snaps = snapshots(&store, &me.id)?;
-    let foreign = Foreign::from_snapshots(&snaps, &me, &crate::projects::load_links(&st)?);
+    let links = crate::projects::load_links(&st)?;
+    let foreign = crate::projects::foreign_view(&st, &snaps, &me, &links);
     let slug = s
         .path
         .parent()
@@ -175,12 +176,17 @@ pub fn import(input: &Path, json_out: bool) -> Result<()> {
     let snaps = snapshots(&store, &me.id)?;
     let own = snaps.iter().find(|s| s.machine.id == me.id);
     let links = crate::projects::load_links(&st)?;
-    let placement = place(
-        &me,
-        &checkouts(own, &links),
-        &bundle.origin,
-        &bundle.project,
-    )
+    // The project's place by the daemon's rule (see ferry_fs::places).
+    let base = key_base(&bundle.project.key);
+    let mut book = ferry_fs::places::PlaceBook::load(&st.places());
+    let candidates = candidates(own, &links);
+    book.decide(base, candidates.get(base).map_or(&[], Vec::as_slice));
+    let roots: std::collections::HashMap<String, String> = book
+        .root(base)
+        .map(|r| (base.to_string(), r.to_string()))
+        .into_iter()
+        .collect();
+    let placement = place(&me, &roots, &bundle.origin, &bundle.project)
     .context("placing the bundle's project on this machine")?;
     let codec = Codec::new(&placement.mapping);
     let dir = state::mount_point()?.join(&placement.project.slug);

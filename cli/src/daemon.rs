@@ -202,6 +202,7 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
             cache_budget: CACHE_BUDGET,
             links,
             marks: state.dir.join("marks.json"),
+            places: state.places(),
         },
         Arc::new(engine.clone()),
     )

@@ -25,6 +25,18 @@ pub fn load_links(st: &State) -> Result<Vec<Link>> {
     }
 }
 
+/// The view of other machines' files as the daemon places them: its place book read, never
+/// written.
+pub fn foreign_view(
+    st: &State,
+    snaps: &[ferry_sync::store::Snapshot],
+    machine: &ferry_sync::store::MachineRecord,
+    links: &[Link],
+) -> Foreign {
+    let mut book = ferry_fs::places::PlaceBook::load(&st.places());
+    Foreign::from_snapshots(snaps, machine, links, &mut book)
+}
+
 /// `ferry link`: makes every cwd inside PATH belong to project KEY (default: the key PATH has
 /// now, pinned). Takes effect at the next mount.
 pub fn link(path: PathBuf, key: Option<String>, json_out: bool) -> Result<()> {
@@ -66,7 +78,7 @@ pub fn list(json_out: bool) -> Result<()> {
     let links = load_links(&st)?;
     let store = Store::init(&st.store())?;
     let snaps = snapshots(&store, &machine.id)?;
-    let foreign = Foreign::from_snapshots(&snaps, &machine, &links);
+    let foreign = foreign_view(&st, &snaps, &machine, &links);
     // key -> (local path, machines, sessions)
     let mut projects: BTreeMap<String, (Option<String>, Vec<String>, usize)> = BTreeMap::new();
     for s in &snaps {

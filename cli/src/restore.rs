@@ -5,7 +5,6 @@
 
 use crate::state::{self, State};
 use anyhow::{Context, Result, bail};
-use ferry_fs::foreign::Foreign;
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::store::{FileState, HistoryEntry, RelPath, Store, mapping_for};
 use ferry_sync::view::snapshots;
@@ -88,7 +87,7 @@ pub fn run(
     let store = Store::init(&st.store())?;
     let snaps = snapshots(&store, &me.id)?;
     let links = crate::projects::load_links(&st)?;
-    let foreign = Foreign::from_snapshots(&snaps, &me, &links);
+    let foreign = crate::projects::foreign_view(&st, &snaps, &me, &links);
     let Some(project) = foreign.projects_by_slug.get(&slug).cloned() else {
         bail!("no machine has recorded project directory {slug}; `ferry projects` lists them");
     };
@@ -100,8 +99,17 @@ pub fn run(
         {
             continue;
         }
-        for h in store.history(s.commit, &project.key, &rel, 200)? {
-            versions.push((s.machine.name.clone(), h));
+        // Every place of the project on that machine (a checkout, its worktrees, ...).
+        let places: std::collections::BTreeSet<_> = s
+            .files
+            .iter()
+            .filter(|f| f.project.key == project.key)
+            .map(|f| f.project.place())
+            .collect();
+        for place in places {
+            for h in store.history(s.commit, &place, &rel, 200)? {
+                versions.push((s.machine.name.clone(), h));
+            }
         }
     }
     versions.sort_by_key(|v| std::cmp::Reverse(v.1.time));

@@ -6,7 +6,6 @@ use crate::status::ago;
 use crate::transcript::{Summary, clip, summarise};
 use crate::view::View;
 use anyhow::{Result, bail};
-use ferry_fs::foreign::Foreign;
 use ferry_sync::project_key::git_state;
 use ferry_sync::store::{GitState, Store};
 use ferry_sync::view::snapshots;
@@ -79,7 +78,7 @@ pub fn collect(st: &State) -> Result<Vec<Session>> {
     let links = crate::projects::load_links(st)?;
     let store = Store::init(&st.store())?;
     let snaps = snapshots(&store, &machine.id)?;
-    let foreign = Foreign::from_snapshots(&snaps, &machine, &links);
+    let foreign = crate::projects::foreign_view(st, &snaps, &machine, &links);
     // (key, rel) -> every machine's (name, mtime, git state) for it.
     let mut versions: HashMap<(String, String), Vec<Known>> = HashMap::new();
     for s in &snaps {

@@ -123,6 +123,11 @@ impl State {
         self.dir.join("sync-report.json")
     }
 
+    /// The place chosen for each project on this machine (JSON, kept by the daemon).
+    pub fn places(&self) -> PathBuf {
+        self.dir.join("places.json")
+    }
+
     /// `ferry link` entries (JSON).
     pub fn links(&self) -> PathBuf {
         self.dir.join("links.json")

@@ -81,6 +81,7 @@ fn conflicts(snaps: &[Snapshot], me: &str) -> (Vec<Value>, Vec<Value>) {
             .iter()
             .map(|(m, f)| Version {
                 machine: m,
+                place: &f.project.slug,
                 meta: f.meta,
             })
             .collect();

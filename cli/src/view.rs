@@ -44,6 +44,7 @@ impl View {
                 // a copy, so the view is the same without ever writing the daemon's.
                 let marks = scratch.join("marks.json");
                 let _ = std::fs::copy(st.dir.join("marks.json"), &marks);
+                let _ = std::fs::copy(st.places(), scratch.join("places.json"));
                 let fs = Fs::new(
                     Upper::open(&mountpoint)
                         .with_context(|| format!("opening {}", mountpoint.display()))?,
@@ -54,6 +55,7 @@ impl View {
                         cache_budget: crate::daemon::CACHE_BUDGET,
                         links: crate::projects::load_links(st)?,
                         marks,
+                        places: scratch.join("places.json"),
                     },
                     Arc::new(ReadOnly),
                 )

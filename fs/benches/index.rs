@@ -62,7 +62,7 @@ fn main() {
     let mut files = 0;
     for _ in 0..5 {
         let t = Instant::now();
-        let f = Foreign::from_snapshots(&snaps, &a, &[]);
+        let f = Foreign::from_snapshots(&snaps, &a, &[], &mut Default::default());
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         files = f.files.len();
     }

@@ -102,6 +102,7 @@ impl Bench {
                 cache_budget: 4 << 30,
                 links: Vec::new(),
                 marks: self.dir.path().join("marks.json"),
+                places: self.dir.path().join("places.json"),
             },
             Arc::new(engine.clone()),
         )

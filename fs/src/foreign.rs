@@ -3,31 +3,58 @@
 //! Rebuilt after each fetch; cheap to share (the core swaps in a new `Arc`).
 
 use crate::placement::{Placement, place};
+use crate::places::{Candidate, PlaceBook, Why, is_main_checkout};
 use ferry_sync::clock::Skews;
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::merge::merge_lines;
 use ferry_sync::project_key::Link;
 use ferry_sync::store::{
-    FileEntry, MachineRecord, ProjectRecord, RelPath, Snapshot, Store, StoreError, fnv1a,
+    FileEntry, FileState, MachineRecord, ProjectRecord, RelPath, Snapshot, Store, StoreError,
+    fnv1a, mapping_for,
 };
 use ferry_sync::view::{Index, snapshots_with};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// This machine's checkouts, which decide where another machine's project appears: project key
-/// base to local root, from `ferry link` entries first, then this machine's own projects (`own`:
-/// its snapshot).
-pub fn checkouts(own: Option<&Snapshot>, links: &[Link]) -> HashMap<String, String> {
-    let mut out: HashMap<String, String> = links
-        .iter()
-        .map(|l| (l.key.clone(), l.path.clone()))
-        .collect();
+/// This machine's candidate places for each project key base (see [`crate::places`]): its
+/// `ferry link` entries, then the places its own files were written in whose directory exists
+/// here (a main checkout ranks above any other place), each with when it was last written.
+pub fn candidates(own: Option<&Snapshot>, links: &[Link]) -> HashMap<String, Vec<Candidate>> {
+    let mut out: HashMap<String, Vec<Candidate>> = HashMap::new();
+    for l in links {
+        out.entry(l.key.clone()).or_default().push(Candidate {
+            root: l.path.clone(),
+            why: Why::Link,
+            used_ms: i64::MAX,
+        });
+    }
+    let mut used: HashMap<(&str, &str), i64> = HashMap::new();
     for f in own.iter().flat_map(|s| s.files.iter()) {
-        let key = f.project.key.as_str();
-        let base = key.split_once("//").map_or(key, |p| p.0);
-        out.entry(base.to_string())
-            .or_insert_with(|| f.project.root.clone());
+        let at = used
+            .entry((key_base(&f.project.key), f.project.root.as_str()))
+            .or_insert(i64::MIN);
+        *at = (*at).max(f.meta.mtime_ms);
+    }
+    for ((base, root), used_ms) in used {
+        if !std::path::Path::new(root).is_dir() {
+            continue;
+        }
+        let why = if is_main_checkout(root) {
+            Why::Checkout
+        } else {
+            Why::Recent
+        };
+        out.entry(base.to_string()).or_default().push(Candidate {
+            root: root.to_string(),
+            why,
+            used_ms,
+        });
     }
     out
+}
+
+/// The repository half of a project key (`github.com/o/r` of `github.com/o/r//sub`).
+pub fn key_base(key: &str) -> &str {
+    key.split_once("//").map_or(key, |(base, _)| base)
 }
 
 /// One path of the view that other machines provide.
@@ -35,6 +62,9 @@ pub fn checkouts(own: Option<&Snapshot>, links: &[Link]) -> HashMap<String, Stri
 pub struct ForeignFile {
     /// The project key.
     pub key: String,
+    /// The slug dir it is shown in: its project's place, or this machine's own place that
+    /// already holds the session.
+    pub slug: String,
     /// The path inside the project directory.
     pub rel: RelPath,
     /// The versions shown (merged for a transcript, else the single winner), oldest first.
@@ -76,13 +106,18 @@ pub struct Foreign {
     pub dirs: HashMap<String, BTreeMap<String, bool>>,
     /// Where each foreign project key is placed on this machine.
     pub placements: HashMap<String, Placement>,
+    /// This machine's own places that show other machines' versions of a session they hold,
+    /// by slug.
+    pub homes: HashMap<String, Placement>,
+    /// View paths of this machine's own copies of a session that is shown in another place
+    /// (a place the project left, or a second copy): hidden, their lines merged there.
+    pub moved: BTreeSet<String>,
     /// Projects by slug: placed foreign projects and this machine's own recorded ones.
     pub projects_by_slug: HashMap<String, ProjectRecord>,
     /// What was rejected from remote branches, for the log and `ferry status`.
     pub rejected: Vec<String>,
-    /// This machine's checkouts by project key base (see [`checkouts`]): where a project has a
-    /// place here already.
-    pub checkouts: HashMap<String, String>,
+    /// The chosen root of each project key base that has one here (not HOME-relative).
+    pub roots: HashMap<String, String>,
 }
 
 impl Foreign {
@@ -91,9 +126,18 @@ impl Foreign {
         self.files.get(path)
     }
 
-    /// The placement of a foreign file's project.
+    /// The placement a foreign file is expanded for: its project's, or the own place it shows
+    /// in.
     pub fn placement(&self, f: &ForeignFile) -> Option<&Placement> {
-        self.placements.get(&f.key)
+        match self.placements.get(&f.key) {
+            Some(p) if p.project.slug == f.slug => Some(p),
+            _ => self.homes.get(&f.slug),
+        }
+    }
+
+    /// Whether the upper-layer file at view path `path` is a copy shown in another place.
+    pub fn is_moved(&self, path: &str) -> bool {
+        self.moved.contains(path)
     }
 
     /// Whether `path` is a directory that foreign files imply.
@@ -102,22 +146,28 @@ impl Foreign {
     }
 
     /// Builds the index from the store, as machine `local` sees it, with the clock leads of
-    /// other machines seen so far (updated).
+    /// other machines seen so far and the places chosen so far (both updated).
     pub fn build(
         store: &Store,
         local: &MachineRecord,
         links: &[Link],
         skews: &mut Skews,
+        book: &mut PlaceBook,
     ) -> Result<Foreign, StoreError> {
         let snaps = snapshots_with(store, &local.id, skews)?;
-        Ok(Foreign::from_snapshots(&snaps, local, links))
+        Ok(Foreign::from_snapshots(&snaps, local, links, book))
     }
 
-    /// Builds the index from already-read snapshots (one per machine, this one's included).
-    pub fn from_snapshots(snaps: &[Snapshot], local: &MachineRecord, links: &[Link]) -> Foreign {
+    /// Builds the index from already-read snapshots (one per machine, this one's included),
+    /// choosing places by the rule of [`crate::places`] and recording the choices in `book`.
+    pub fn from_snapshots(
+        snaps: &[Snapshot],
+        local: &MachineRecord,
+        links: &[Link],
+        book: &mut PlaceBook,
+    ) -> Foreign {
         let mut out = Foreign::default();
         let own = snaps.iter().find(|s| s.machine.id == local.id);
-        let checkouts = checkouts(own, links);
         for f in own.iter().flat_map(|s| s.files.iter()) {
             out.projects_by_slug
                 .entry(f.project.slug.clone())
@@ -131,7 +181,7 @@ impl Foreign {
             );
         }
         // Every (key, rel) another machine holds, and the first machine (by id) holding the key:
-        // that one's record decides the placement when this machine has no checkout.
+        // that one's record decides the placement when this machine has no place of its own.
         let mut paths: BTreeSet<(String, String)> = BTreeSet::new();
         let mut origin: BTreeMap<String, (&MachineRecord, &ProjectRecord)> = BTreeMap::new();
         for s in snaps.iter().filter(|s| s.machine.id != local.id) {
@@ -142,21 +192,9 @@ impl Foreign {
                     .or_insert((&s.machine, &f.project));
             }
         }
-        for (key, (machine, project)) in &origin {
-            match place(local, &checkouts, machine, project) {
-                Ok(p) => {
-                    out.projects_by_slug
-                        .entry(p.project.slug.clone())
-                        .or_insert_with(|| p.project.clone());
-                    out.placements.insert(key.clone(), p);
-                }
-                Err(e) => out
-                    .rejected
-                    .push(format!("cannot place project {key} on this machine: {e}")),
-            }
-        }
+        out.place_projects(local, &origin, &candidates(own, links), book);
         let index = Index::new(snaps);
-        // What each placement adds to its files' fingerprints, made once per project.
+        // What each placement adds to its files' fingerprints, made once per place.
         let mappings: BTreeMap<String, String> = out
             .placements
             .iter()
@@ -168,27 +206,65 @@ impl Foreign {
                 continue;
             };
             let view = index.view(&local.id, &key, &rel);
-            // This machine's own present version is the upper layer's business; only its hide
-            // and delete markers (already applied by `resolve`) matter here.
+            // This machine's live copies, by place: the session shows where one already is
+            // (its project's place first), else in its project's place.
+            let base = key_base(&key);
+            let own_places: BTreeSet<&str> = view
+                .versions
+                .iter()
+                .filter(|(m, f)| {
+                    *m == local.id
+                        && f.meta.state == FileState::Present
+                        && !book.is_retired(base, &f.project.slug)
+                })
+                .map(|(_, f)| f.project.slug.as_str())
+                .collect();
+            let slug = match own_places.first() {
+                Some(first) if !own_places.contains(placement.project.slug.as_str()) => *first,
+                _ => placement.project.slug.as_str(),
+            }
+            .to_string();
+            // The copy there is the upper layer's business; every other copy of this machine is
+            // merged in and hidden where it lies.
             let shown: Vec<&FileEntry> = view
                 .resolution
                 .shown
                 .iter()
                 .map(|&i| view.versions[i])
-                .filter(|(m, _)| *m != local.id)
+                .filter(|(m, f)| *m != local.id || f.project.slug != slug)
                 .map(|(_, f)| f)
                 .collect();
+            for (_, f) in view.versions.iter().filter(|(m, f)| {
+                *m == local.id && f.project.slug != slug && f.meta.state == FileState::Present
+            }) {
+                out.moved.insert(format!("{}/{rel}", f.project.slug));
+            }
             if shown.is_empty() {
                 continue;
+            }
+            if slug != placement.project.slug && !out.homes.contains_key(&slug) {
+                let Some(home) = out.home(local, &slug) else {
+                    continue;
+                };
+                out.homes.insert(slug.clone(), home);
             }
             let mut fp = Vec::new();
             for f in &shown {
                 fp.extend_from_slice(f.tree.as_bytes());
             }
-            fp.extend_from_slice(placement.project.root.as_bytes());
-            fp.push(0);
-            fp.extend_from_slice(mapping.as_bytes());
-            let path = format!("{}/{rel}", placement.project.slug);
+            match out.homes.get(&slug).filter(|_| slug != placement.project.slug) {
+                Some(home) => {
+                    fp.extend_from_slice(home.project.root.as_bytes());
+                    fp.push(0);
+                    fp.extend_from_slice(format!("{:?}", home.mapping).as_bytes());
+                }
+                None => {
+                    fp.extend_from_slice(placement.project.root.as_bytes());
+                    fp.push(0);
+                    fp.extend_from_slice(mapping.as_bytes());
+                }
+            }
+            let path = format!("{slug}/{rel}");
             if out.files.contains_key(&path) {
                 out.rejected.push(format!(
                     "{path}: two projects place a file at the same path; showing the first"
@@ -197,6 +273,7 @@ impl Foreign {
             }
             let file = ForeignFile {
                 key: key.clone(),
+                slug,
                 rel: shown[0].rel.clone(),
                 mtime_ms: shown.iter().map(|f| f.meta.mtime_ms).max().unwrap_or(0),
                 versions: shown.into_iter().cloned().collect(),
@@ -205,8 +282,68 @@ impl Foreign {
             out.add_dirs(&path);
             out.files.insert(path, file);
         }
-        out.checkouts = checkouts;
+        // A copy shown where it lies is not moved (a second project placed at one slug).
+        let files = &out.files;
+        out.moved.retain(|p| !files.contains_key(p));
         out
+    }
+
+    /// Decides each project's place (recorded in `book`, which remembers the places a project
+    /// left) and places every foreign project key there.
+    fn place_projects(
+        &mut self,
+        local: &MachineRecord,
+        origin: &BTreeMap<String, (&MachineRecord, &ProjectRecord)>,
+        candidates: &HashMap<String, Vec<Candidate>>,
+        book: &mut PlaceBook,
+    ) {
+        let before = book.clone();
+        let bases: BTreeSet<&str> = origin.keys().map(|k| key_base(k)).collect();
+        for base in &bases {
+            book.decide(base, candidates.get(*base).map_or(&[], Vec::as_slice));
+        }
+        let roots_of = |b: &PlaceBook| -> HashMap<String, String> {
+            b.chosen
+                .keys()
+                .filter_map(|base| Some((base.clone(), b.root(base)?.to_string())))
+                .collect()
+        };
+        let (old_roots, roots) = (roots_of(&before), roots_of(book));
+        for (key, (machine, project)) in origin {
+            let base = key_base(key);
+            match place(local, &roots, machine, project) {
+                Ok(p) => {
+                    // The project moved here from another place: remember the one it left.
+                    let moved_from = before
+                        .chosen
+                        .contains_key(base)
+                        .then(|| place(local, &old_roots, machine, project).ok())
+                        .flatten()
+                        .map(|old| old.project.slug)
+                        .filter(|old| *old != p.project.slug);
+                    if let Some(old) = moved_from {
+                        tracing::info!(key, from = %old, to = %p.project.slug, "a project's place changed");
+                        book.retire(base, &old);
+                    }
+                    book.unretire(base, &p.project.slug);
+                    self.projects_by_slug
+                        .entry(p.project.slug.clone())
+                        .or_insert_with(|| p.project.clone());
+                    self.placements.insert(key.clone(), p);
+                }
+                Err(e) => self
+                    .rejected
+                    .push(format!("cannot place project {key} on this machine: {e}")),
+            }
+        }
+        self.roots = roots;
+    }
+
+    /// The placement of this machine's own place `slug`: its recorded project and mapping.
+    fn home(&self, local: &MachineRecord, slug: &str) -> Option<Placement> {
+        let project = self.projects_by_slug.get(slug)?.clone();
+        let mapping = mapping_for(local, &project).ok()?;
+        Some(Placement { project, mapping })
     }
 
     fn add_dirs(&mut self, path: &str) {

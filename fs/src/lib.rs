@@ -16,6 +16,7 @@ pub mod foreign;
 #[cfg(unix)]
 pub mod fuse;
 pub mod placement;
+pub mod places;
 pub mod requester;
 pub mod upper;
 pub mod winfsp;

@@ -316,6 +316,7 @@ fn a_checkout_where_the_client_runs_is_adopted_as_the_projects_place() {
     let text = line("u1", "from b");
     rig.b_writes("s1.jsonl", text.as_bytes(), now_ms() - 60_000);
     let elsewhere = format!("{}/work/clients/proj", rig.a.home);
+    std::fs::create_dir_all(&elsewhere).unwrap();
     let at = |root: &str| format!("{}/s1.jsonl", ferry_sync::slug::slug(root));
     // No checkout known here: the origin's HOME-relative place.
     assert!(rig.read(&at(&rig.a_root())).is_ok());

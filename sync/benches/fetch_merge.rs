@@ -45,7 +45,7 @@ fn publish(dir: &Path, id: &str, home: &str, remote: &str, extra: Option<&str>) 
         let path = upper.join(format!("s{s}.jsonl"));
         std::fs::write(&path, text).unwrap();
         files.push(FileUpdate {
-            project_key: p.key.clone(),
+            place: p.place(),
             rel: RelPath::new(&format!("s{s}.jsonl")).unwrap(),
             change: Change::Write {
                 local: path,

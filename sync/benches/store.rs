@@ -86,7 +86,7 @@ fn commit(
     let batch = Batch {
         projects: vec![p.clone()],
         files: vec![FileUpdate {
-            project_key: p.key.clone(),
+            place: p.place(),
             rel: RelPath::new("s.jsonl").unwrap(),
             change: Change::Write {
                 local: file.to_path_buf(),

@@ -193,10 +193,12 @@ mod tests {
         let versions = [
             Version {
                 machine: "ahead",
+                place: "-p",
                 meta: snaps[0].files[0].meta,
             },
             Version {
                 machine: "me",
+                place: "-p",
                 meta: mine.files[0].meta,
             },
         ];

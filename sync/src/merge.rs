@@ -3,7 +3,9 @@
 //! - **Deletion belongs to the writer.** A tombstone (`Deleted`) from any machine hides every
 //!   version not newer than it, everywhere. A `Hidden` marker hides versions not newer than it,
 //!   but only on the machine that wrote it; elsewhere that machine's content still counts. A
-//!   version written after either survives.
+//!   version written after either survives. A machine's tombstone in one place (a slug dir)
+//!   never hides that machine's own version in another place: its live copy there shows it was
+//!   not deleted (Claude Code moves a session to another project dir by renaming it).
 //! - **Transcripts keep every line.** The surviving versions are merged line by line: their
 //!   common prefix, then each version's remaining lines, oldest version first (so the newest
 //!   machine's `last-prompt` comes last and `--resume` continues from it). A line with a top-level
@@ -21,6 +23,8 @@ use std::collections::{HashMap, HashSet};
 pub struct Version<'a> {
     /// The machine that wrote it.
     pub machine: &'a str,
+    /// The place (slug dir) on that machine it was written in.
+    pub place: &'a str,
     /// Its metadata.
     pub meta: FileMeta,
 }
@@ -37,16 +41,24 @@ pub struct Resolution {
 
 /// Decides what `viewer` sees of a path given every machine's version of it.
 pub fn resolve(versions: &[Version<'_>], viewer: &str, lines: bool) -> Resolution {
-    let mut hide_upto = i64::MIN;
-    for v in versions {
-        match v.meta.state {
-            FileState::Deleted { at_ms } => hide_upto = hide_upto.max(at_ms),
-            FileState::Hidden { until_ms } if v.machine == viewer => {
-                hide_upto = hide_upto.max(until_ms)
+    // The newest hide that applies to version `v`.
+    let hidden_upto = |v: &Version<'_>| {
+        let mut upto = i64::MIN;
+        for t in versions {
+            match t.meta.state {
+                FileState::Deleted { at_ms }
+                    if !(t.machine == v.machine && t.place != v.place) =>
+                {
+                    upto = upto.max(at_ms)
+                }
+                FileState::Hidden { until_ms } if t.machine == viewer => {
+                    upto = upto.max(until_ms)
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
+        upto
+    };
     // Another machine's hide marker still carries that machine's content: it counts as present.
     let shows = |v: &Version<'_>| match v.meta.state {
         FileState::Present => true,
@@ -54,11 +66,11 @@ pub fn resolve(versions: &[Version<'_>], viewer: &str, lines: bool) -> Resolutio
         FileState::Deleted { .. } => false,
     };
     let mut alive: Vec<usize> = (0..versions.len())
-        .filter(|&i| shows(&versions[i]) && versions[i].meta.mtime_ms > hide_upto)
+        .filter(|&i| shows(&versions[i]) && versions[i].meta.mtime_ms > hidden_upto(&versions[i]))
         .collect();
     alive.sort_by(|&a, &b| {
         let (va, vb) = (&versions[a], &versions[b]);
-        (va.meta.mtime_ms, va.machine).cmp(&(vb.meta.mtime_ms, vb.machine))
+        (va.meta.mtime_ms, va.machine, va.place).cmp(&(vb.meta.mtime_ms, vb.machine, vb.place))
     });
     if lines || alive.len() <= 1 {
         return Resolution {

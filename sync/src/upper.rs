@@ -4,7 +4,8 @@
 
 use crate::project_key::{Link, git_state, project_key};
 use crate::store::{
-    Batch, Change, FileState, FileUpdate, MachineRecord, ProjectRecord, RelPath, Store, StoreError,
+    Batch, Change, FileState, FileUpdate, MachineRecord, PlaceId, ProjectRecord, RelPath, Store,
+    StoreError,
 };
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -133,18 +134,19 @@ pub fn reconcile(
         Some(h) => Some(store.snapshot("own", h)?),
         None => None,
     };
-    let known: HashMap<String, ProjectRecord> = own
+    // By place: each slug dir of this machine is one place, with its own record.
+    let known: HashMap<PlaceId, ProjectRecord> = own
         .iter()
         .flat_map(|s| s.files.iter())
-        .map(|f| (f.project.key.clone(), f.project.clone()))
+        .map(|f| (f.project.place(), f.project.clone()))
         .collect();
-    let committed: HashMap<(String, String), crate::store::FileMeta> = own
+    let committed: HashMap<(PlaceId, String), crate::store::FileMeta> = own
         .iter()
         .flat_map(|s| s.files.iter())
-        .map(|f| ((f.project.key.clone(), f.rel.as_str().to_string()), f.meta))
+        .map(|f| ((f.project.place(), f.rel.as_str().to_string()), f.meta))
         .collect();
     let mut batch = Batch::default();
-    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut seen: HashSet<(PlaceId, String)> = HashSet::new();
     let entries = match std::fs::read_dir(upper) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(batch),
@@ -173,7 +175,7 @@ pub fn reconcile(
         let mut files = Vec::new();
         walk(&path, "", &mut files);
         for (rel, local, md) in files {
-            let key = (project.key.clone(), rel.as_str().to_string());
+            let key = (project.place(), rel.as_str().to_string());
             seen.insert(key.clone());
             let mtime = md
                 .modified()
@@ -185,7 +187,7 @@ pub fn reconcile(
             });
             if !same {
                 batch.files.push(FileUpdate {
-                    project_key: project.key.clone(),
+                    place: project.place(),
                     rel,
                     change: Change::Write {
                         local,
@@ -197,17 +199,27 @@ pub fn reconcile(
         batch.projects.push(project);
     }
     let now = crate::engine::now_ms();
-    for ((key, rel), meta) in &committed {
+    // The places of each key in `upper`, to tell a file that is gone from one that a release
+    // before places recorded in another place's dir (it collapsed a key's places into one).
+    let mut places_of: HashMap<&str, Vec<&str>> = HashMap::new();
+    for p in &batch.projects {
+        places_of.entry(&p.key).or_default().push(&p.slug);
+    }
+    for ((place, rel), meta) in &committed {
         // Deleted only if the file is really gone from where this machine keeps it, not merely
-        // unaccounted for (an unreadable directory, a key that could not be computed).
+        // unaccounted for (an unreadable directory, a key that could not be computed), and not
+        // held by another place of the project here.
+        let here = |slug: &str| upper.join(slug).join(rel).exists();
         let gone = meta.state == FileState::Present
-            && !seen.contains(&(key.clone(), rel.clone()))
-            && known
-                .get(key)
-                .is_some_and(|p| !upper.join(&p.slug).join(rel).exists());
+            && !seen.contains(&(place.clone(), rel.clone()))
+            && known.contains_key(place)
+            && !here(&place.slug)
+            && !places_of
+                .get(place.key.as_str())
+                .is_some_and(|slugs| slugs.iter().any(|s| here(s)));
         if let Some(rel) = RelPath::new(rel).ok().filter(|_| gone) {
             batch.files.push(FileUpdate {
-                project_key: key.clone(),
+                place: place.clone(),
                 rel,
                 change: Change::Delete { at_ms: now },
             });

@@ -45,44 +45,51 @@ impl ViewFile<'_> {
 }
 
 /// The view of `rel` in project `key` as machine `viewer` sees it, from every machine's
-/// snapshot (including the viewer's own). Scans every snapshot: for many paths, use [`Index`].
+/// snapshot (including the viewer's own), with every place's version of a machine. Scans every
+/// snapshot: for many paths, use [`Index`].
 pub fn view_of<'a>(snapshots: &'a [Snapshot], viewer: &str, key: &str, rel: &str) -> ViewFile<'a> {
-    let versions: Vec<(&str, &FileEntry)> = snapshots
-        .iter()
-        .filter_map(|s| {
-            s.files
-                .iter()
-                .find(|f| f.project.key == key && f.rel.as_str() == rel)
-                .map(|f| (s.machine.id.as_str(), f))
-        })
-        .collect();
+    let mut versions: Vec<(&str, &FileEntry)> = Vec::new();
+    for s in snapshots {
+        for f in s
+            .files
+            .iter()
+            .filter(|f| f.project.key == key && f.rel.as_str() == rel)
+        {
+            push_version(&mut versions, s.machine.id.as_str(), f);
+        }
+    }
     resolved(versions, viewer, rel)
+}
+
+/// Adds a machine's version unless that machine already gave one for the same place (a remote
+/// holding two dirs for one place): one version per machine and place, the first one found.
+fn push_version<'a>(out: &mut Vec<(&'a str, &'a FileEntry)>, machine: &'a str, f: &'a FileEntry) {
+    if !out
+        .iter()
+        .any(|(m, g)| *m == machine && g.project.slug == f.project.slug)
+    {
+        out.push((machine, f));
+    }
 }
 
 /// Every path's versions in a set of snapshots, found in one pass, so that the view of each of
 /// N paths costs no scan of every snapshot (which made building a 10,000-session view
 /// quadratic).
 pub struct Index<'a> {
-    /// By (project key, path): each snapshot's first entry for it, in snapshot order.
-    by_path: HashMap<(&'a str, &'a str), Vec<Found<'a>>>,
+    /// By (project key, path): each machine's versions of it, one per place, in snapshot order.
+    by_path: HashMap<(&'a str, &'a str), Vec<(&'a str, &'a FileEntry)>>,
 }
-
-/// One version found: the snapshot's position, its machine id, the entry.
-type Found<'a> = (usize, &'a str, &'a FileEntry);
 
 impl<'a> Index<'a> {
     /// Indexes `snapshots`.
     pub fn new(snapshots: &'a [Snapshot]) -> Index<'a> {
-        let mut by_path: HashMap<_, Vec<Found>> = HashMap::new();
-        for (i, s) in snapshots.iter().enumerate() {
+        let mut by_path: HashMap<_, Vec<(&str, &FileEntry)>> = HashMap::new();
+        for s in snapshots {
             for f in &s.files {
                 let versions = by_path
                     .entry((f.project.key.as_str(), f.rel.as_str()))
                     .or_default();
-                // A snapshot's first entry for a path is its version, as in [`view_of`].
-                if versions.last().is_none_or(|&(j, _, _)| j != i) {
-                    versions.push((i, s.machine.id.as_str(), f));
-                }
+                push_version(versions, s.machine.id.as_str(), f);
             }
         }
         Index { by_path }
@@ -90,11 +97,7 @@ impl<'a> Index<'a> {
 
     /// [`view_of`] for `rel` in project `key`.
     pub fn view(&self, viewer: &str, key: &str, rel: &str) -> ViewFile<'a> {
-        let versions = self
-            .by_path
-            .get(&(key, rel))
-            .map(|v| v.iter().map(|&(_, m, f)| (m, f)).collect())
-            .unwrap_or_default();
+        let versions = self.by_path.get(&(key, rel)).cloned().unwrap_or_default();
         resolved(versions, viewer, rel)
     }
 }
@@ -106,6 +109,7 @@ fn resolved<'a>(versions: Vec<(&'a str, &'a FileEntry)>, viewer: &str, rel: &str
         .iter()
         .map(|(m, f)| Version {
             machine: m,
+            place: &f.project.slug,
             meta: f.meta,
         })
         .collect();

@@ -50,7 +50,7 @@ impl Machine {
         let files = changes
             .into_iter()
             .map(|(rel, change)| FileUpdate {
-                project_key: KEY.into(),
+                place: self.project.place(),
                 rel: RelPath::new(rel).unwrap(),
                 change,
             })
@@ -273,7 +273,7 @@ fn deletes_are_tombstones_and_history_restores() {
     assert!(m.store.read(&snap.files[0]).unwrap().is_empty());
     let h = m
         .store
-        .history(head, KEY, &RelPath::new("s.jsonl").unwrap(), 10)
+        .history(head, &m.project.place(), &RelPath::new("s.jsonl").unwrap(), 10)
         .unwrap();
     assert_eq!(h.len(), 3, "tombstone and two versions");
     assert_eq!(h[2].commit, first);
@@ -344,10 +344,12 @@ fn two_machines_diverge_and_the_view_keeps_every_line_in_each_machines_paths() {
         let versions = [
             Version {
                 machine: &mine.machine.id,
+                place: &mine.files[0].project.slug,
                 meta: mine.files[0].meta,
             },
             Version {
                 machine: &theirs.machine.id,
+                place: &theirs.files[0].project.slug,
                 meta: theirs.files[0].meta,
             },
         ];
@@ -584,7 +586,7 @@ fn projects_whose_slugs_collide_stay_apart_in_the_store() {
     let f2 = m.write("two.jsonl", b"{\"uuid\":\"2\"}\n");
     let files = vec![
         FileUpdate {
-            project_key: p1.key.clone(),
+            place: p1.place(),
             rel: RelPath::new("s.jsonl").unwrap(),
             change: Change::Write {
                 local: f1,
@@ -592,7 +594,7 @@ fn projects_whose_slugs_collide_stay_apart_in_the_store() {
             },
         },
         FileUpdate {
-            project_key: p2.key.clone(),
+            place: p2.place(),
             rel: RelPath::new("s.jsonl").unwrap(),
             change: Change::Write {
                 local: f2,
@@ -679,7 +681,7 @@ fn a_lock_left_by_a_kill_mid_commit_is_recovered() {
     let batch = |m: &Machine| Batch {
         projects: vec![m.project.clone()],
         files: vec![FileUpdate {
-            project_key: KEY.into(),
+            place: m.project.place(),
             rel: RelPath::new("s.jsonl").unwrap(),
             change: m.written("s.jsonl"),
         }],

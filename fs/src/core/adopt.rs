@@ -2,37 +2,34 @@
 //! Code in its checkout of a project has no record of where that checkout is, so other machines'
 //! sessions of the project appear at the origin's HOME-relative path. When the client runs in the
 //! checkout and looks for its project directory, the adapter learns the client's cwd, and the
-//! core places the project there from then on, as a `ferry link` would.
+//! core makes that checkout the project's place from then on (kept in the place book, see
+//! [`crate::places`]); what this machine wrote in the old place is shown there, merged.
 
 use super::Fs;
 use crate::error::FsResult;
-use ferry_sync::project_key::Link;
-
-/// The repository half of a project key (`github.com/o/r` of `github.com/o/r//sub`).
-fn key_base(key: &str) -> &str {
-    key.split_once("//").map_or(key, |(base, _)| base)
-}
+use crate::foreign::key_base;
 
 impl Fs {
     /// Makes the checkout at `root`, whose normalised origin is `key`, the place where other
-    /// machines' sessions of that project appear, if they have any and this machine has no place
-    /// for it yet (no own sessions, no link). Returns whether the view changed.
+    /// machines' sessions of that project appear, if they have any and no link or checkout was
+    /// chosen for it yet. Returns whether the view changed.
     pub fn adopt_checkout(&self, root: &str, key: &str) -> FsResult<bool> {
         let _span = tracing::debug_span!("adopt", root, key).entered();
         let foreign = self.foreign();
         let wanted = foreign.placements.keys().any(|k| key_base(k) == key);
-        if !wanted || foreign.checkouts.contains_key(key) {
+        if !wanted || foreign.roots.get(key).is_some_and(|r| r == root) {
             return Ok(false);
         }
         {
-            let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
-            if links.iter().any(|l| l.key == key) {
+            let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+            if !book.adopt(key, root) {
                 return Ok(false);
             }
-            links.push(Link {
-                path: root.to_string(),
-                key: key.to_string(),
-            });
+            // The places the project leaves: this machine's copies there come along.
+            for p in foreign.placements.iter().filter(|(k, _)| key_base(k) == key) {
+                book.retire(key, &p.1.project.slug);
+            }
+            super::save_book(&book, &self.config.places);
         }
         tracing::info!(
             root,

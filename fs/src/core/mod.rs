@@ -65,6 +65,8 @@ pub struct FsConfig {
     /// Where the core keeps what must survive a restart besides the upper layer: which other
     /// machines' versions each upper file has taken in.
     pub marks: PathBuf,
+    /// Where the core keeps the place chosen for each project ([`crate::places::PlaceBook`]).
+    pub places: PathBuf,
 }
 
 /// The attributes of a view entry: what an upper-layer entry has, whichever layer it comes
@@ -127,8 +129,10 @@ pub struct Fs {
     inner: Mutex<Inner>,
     sink: Arc<dyn Sink>,
     config: FsConfig,
-    /// `ferry link` entries, and checkouts adopted since the start.
+    /// `ferry link` entries.
     links: RwLock<Vec<Link>>,
+    /// The place chosen for each project, kept in `FsConfig::places`.
+    book: Mutex<crate::places::PlaceBook>,
     uid: u32,
     gid: u32,
     /// When the core started: the times of directories that only other machines provide.
@@ -158,7 +162,15 @@ impl Fs {
     pub fn new(upper: Upper, config: FsConfig, sink: Arc<dyn Sink>) -> FsResult<Fs> {
         let store = Store::open(&config.store)?;
         let mut skews = ferry_sync::clock::Skews::new();
-        let foreign = Foreign::build(&store, &config.machine, &config.links, &mut skews)?;
+        let mut book = crate::places::PlaceBook::load(&config.places);
+        let foreign = Foreign::build(
+            &store,
+            &config.machine,
+            &config.links,
+            &mut skews,
+            &mut book,
+        )?;
+        save_book(&book, &config.places);
         for r in &foreign.rejected {
             tracing::warn!(rejected = %r, "skipping content from a remote branch");
         }
@@ -186,6 +198,7 @@ impl Fs {
             }),
             sink,
             links: RwLock::new(config.links.clone()),
+            book: Mutex::new(book),
             config,
             uid,
             gid,
@@ -422,6 +435,13 @@ fn load_marks(path: &Path) -> BTreeMap<String, i64> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
+}
+
+/// Saves the place book, logging a failure (the same rule decides again at the next start).
+fn save_book(book: &crate::places::PlaceBook, path: &Path) {
+    if let Err(e) = book.save(path) {
+        tracing::warn!(file = %path.display(), error = %e, "saving the place book failed");
+    }
 }
 
 /// Names the view never shows: ferry's own temporary files in the upper layer.

@@ -17,7 +17,19 @@ impl Fs {
         let new = {
             let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
             let mut skews = self.skews.lock().unwrap_or_else(|e| e.into_inner());
-            Foreign::build(&store, &self.config.machine, &self.links(), &mut skews)?
+            let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+            let before = book.clone();
+            let new = Foreign::build(
+                &store,
+                &self.config.machine,
+                &self.links(),
+                &mut skews,
+                &mut book,
+            )?;
+            if *book != before {
+                super::save_book(&book, &self.config.places);
+            }
+            new
         };
         for r in &new.rejected {
             tracing::warn!(rejected = %r, "skipping content from a remote branch");
@@ -38,6 +50,8 @@ impl Fs {
                 changed.insert(p.clone());
             }
         }
+        // Copies hidden or shown again where they lie.
+        changed.extend(new.moved.symmetric_difference(&old.moved).cloned());
         let mut dirs: BTreeSet<String> = BTreeSet::new();
         for p in &changed {
             let mut cur = p.as_str();

@@ -134,6 +134,8 @@ impl Fs {
         if let Some(m) = upper.filter(|m| m.kind == Kind::Dir) {
             return Ok(Some(Node::Dir { upper: Some(m) }));
         }
+        // A copy of a session that shows, merged, in another place of this machine.
+        let upper = upper.filter(|_| !key_of(path).is_some_and(|k| foreign.is_moved(&k)));
         if path.file_name().is_some_and(super::hidden_name) {
             return Ok(None);
         }

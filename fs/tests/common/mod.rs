@@ -89,6 +89,7 @@ pub fn core(
             cache_budget: 64 << 20,
             links: Vec::new(),
             marks: dir.join("marks.json"),
+            places: dir.join("places.json"),
         },
         recorder.clone(),
     )
@@ -203,11 +204,11 @@ pub fn commit_as(
     let store = Store::open(store).unwrap();
     let project = sync_common::project(KEY, root);
     let batch = Batch {
-        projects: vec![project],
+        projects: vec![project.clone()],
         files: changes
             .into_iter()
             .map(|(rel, change)| FileUpdate {
-                project_key: KEY.into(),
+                place: project.place(),
                 rel: RelPath::new(&rel).unwrap(),
                 change,
             })

@@ -15,7 +15,7 @@ mod watch;
 pub use remote::{RemoteError, redact};
 pub use status::{MachineStatus, Status, now_ms};
 
-use crate::store::{Change, MachineRecord, ProjectRecord, RelPath};
+use crate::store::{Change, MachineRecord, PlaceId, ProjectRecord, RelPath};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -93,8 +93,9 @@ pub struct SyncReport {
 
 #[derive(Default)]
 struct Pending {
-    files: BTreeMap<(String, RelPath), (Change, u64)>,
-    projects: HashMap<String, ProjectRecord>,
+    /// By place and path: two places of one project never merge their changes.
+    files: BTreeMap<(PlaceId, RelPath), (Change, u64)>,
+    projects: HashMap<PlaceId, ProjectRecord>,
     first_at: Option<Instant>,
     last_at: Option<Instant>,
     waiters: Vec<oneshot::Sender<SyncReport>>,
@@ -155,10 +156,11 @@ impl EngineHandle {
         let wake = p.first_at.is_none();
         p.first_at.get_or_insert(now);
         p.last_at = Some(now);
+        let place = project.place();
         p.projects
-            .entry(project.key.clone())
+            .entry(place.clone())
             .or_insert_with(|| project.clone());
-        let key = (project.key.clone(), rel);
+        let key = (place, rel);
         let merged = match p.files.remove(&key) {
             Some(earlier) => combine(earlier, (change, bytes)),
             None => (change, bytes),

@@ -241,13 +241,18 @@ fn changes_since(
         };
         rejected.extend(new.rejected.iter().map(|e| e.to_string()));
         let old: Option<Snapshot> = before.get(&id).and_then(|&h| store.snapshot(&id, h).ok());
-        let old_trees: HashMap<(&str, &str), git2::Oid> = old
+        // By place: two places of one project each have their own version of a path.
+        let old_trees: HashMap<(&str, &str, &str), git2::Oid> = old
             .iter()
             .flat_map(|s| s.files.iter())
-            .map(|f| ((f.project.key.as_str(), f.rel.as_str()), f.tree))
+            .map(|f| {
+                let at = (f.project.key.as_str(), f.project.slug.as_str(), f.rel.as_str());
+                (at, f.tree)
+            })
             .collect();
         for f in &new.files {
-            if old_trees.get(&(f.project.key.as_str(), f.rel.as_str())) != Some(&f.tree) {
+            let at = (f.project.key.as_str(), f.project.slug.as_str(), f.rel.as_str());
+            if old_trees.get(&at) != Some(&f.tree) {
                 changed.push((id.clone(), f.project.key.clone(), f.rel.clone()));
             }
         }

@@ -211,8 +211,8 @@ impl Worker {
             p.last_at = None;
             let files = taken
                 .iter()
-                .map(|((key, rel), (change, _))| FileUpdate {
-                    project_key: key.clone(),
+                .map(|((place, rel), (change, _))| FileUpdate {
+                    place: place.clone(),
                     rel: rel.clone(),
                     change: change.clone(),
                 })

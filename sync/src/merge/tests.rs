@@ -16,6 +16,7 @@ fn meta(mtime_ms: i64, state: FileState) -> FileMeta {
 fn v(machine: &str, mtime: i64, state: FileState) -> Version<'_> {
     Version {
         machine,
+        place: "-p",
         meta: meta(mtime, state),
     }
 }
@@ -138,6 +139,7 @@ fn a_hide_keeps_the_hiders_own_lines_for_everyone_else() {
         v("a", 20, FileState::Present),
         Version {
             machine: "b",
+            place: "-p",
             meta: FileMeta {
                 mtime_ms: 15,
                 ..meta(0, FileState::Hidden { until_ms: 20 })

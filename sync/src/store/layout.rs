@@ -3,13 +3,16 @@
 //!
 //! ```text
 //! machine.json                              MachineRecord
-//! p/<project dir>/project.json              ProjectRecord
-//! p/<project dir>/t/d.<dir>/…/f.<file>/     one file:
+//! p/<place dir>/project.json                ProjectRecord (key, root, cwd, slug)
+//! p/<place dir>/t/d.<dir>/…/f.<file>/       one file:
 //!     meta.json                             FileMeta
 //!     data                                  portable bytes (plain files), or
 //!     c/<a>/<b>/<c>                          line-aligned chunks of a transcript (chunk k at
 //!                                           a = k>>12, b = (k>>6)&63, c = k&63)
 //! ```
+//! A place dir is [`place_dir`] of the project key and the place's slug: one per place, so a
+//! worktree and its main checkout keep their own files and records. Stores written before places
+//! have one dir per key, [`project_dir`]; such a dir keeps serving the place its record names.
 //! Directory and file names get `d.` and `f.` prefixes so a directory can never be mistaken for
 //! a file's own tree, whatever the user's files are called.
 
@@ -110,6 +113,11 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 /// The store's directory name for a project key: readable, and unique per key thanks to a hash.
 pub fn project_dir(key: &str) -> String {
+    format!("{}-{:016x}", readable(key), fnv1a(key.as_bytes()))
+}
+
+/// The readable part of a directory name for `key`: safe characters, at most 80 of them.
+fn readable(key: &str) -> String {
     let mut readable: String = key
         .chars()
         .map(|c| {
@@ -121,8 +129,23 @@ pub fn project_dir(key: &str) -> String {
         })
         .collect();
     readable.truncate(80);
-    let readable = readable.trim_start_matches('.');
-    format!("{readable}-{:016x}", fnv1a(key.as_bytes()))
+    readable.trim_start_matches('.').to_string()
+}
+
+/// The store's directory name for one place of a project (key and slug): readable, and unique
+/// per place thanks to a hash of both.
+pub fn place_dir(key: &str, slug: &str) -> String {
+    let mut id = Vec::with_capacity(key.len() + slug.len() + 1);
+    id.extend_from_slice(key.as_bytes());
+    id.push(0);
+    id.extend_from_slice(slug.as_bytes());
+    format!("{}-{:016x}", readable(key), fnv1a(&id))
+}
+
+/// Whether `name` is a right directory name for the record `(key, slug)`: its place dir, or the
+/// per-key dir of a store written before places.
+pub fn dir_matches(name: &str, key: &str, slug: &str) -> bool {
+    name == place_dir(key, slug) || name == project_dir(key)
 }
 
 /// The tree path of chunk `k` inside a file's `c/` tree: three levels of at most 64 entries, so
@@ -168,6 +191,11 @@ mod tests {
         assert!(a.starts_with("github.com_o_r-"));
         assert!(check_name(&project_dir("../../etc")).is_ok());
         assert!(!project_dir("..").starts_with('.'));
+        let (w, m) = (place_dir("k", "-a-wt"), place_dir("k", "-a"));
+        assert_ne!(w, m);
+        assert!(w.starts_with("k-") && check_name(&w).is_ok());
+        assert!(dir_matches(&w, "k", "-a-wt") && !dir_matches(&w, "k", "-a"));
+        assert!(dir_matches(&project_dir("k"), "k", "-a"), "a dir from before places");
     }
 
     #[test]

@@ -12,9 +12,10 @@ mod write;
 
 pub use chunks::CHUNK;
 pub use compact::CompactStats;
-pub use layout::{RelPath, fnv1a, project_dir};
+pub use layout::{RelPath, fnv1a, place_dir, project_dir};
 pub use read::{FileEntry, HistoryEntry, MAX_FILE_BYTES, MAX_FILES, Snapshot};
-pub use records::{FileMeta, FileState, GitState, MachineRecord, ProjectRecord, mapping_for};
+pub use records::{FileMeta, FileState, GitState, MachineRecord, PlaceId, ProjectRecord, mapping_for,
+};
 pub use write::{Batch, Change, FileUpdate};
 
 use std::path::{Path, PathBuf};
@@ -57,8 +58,8 @@ pub enum StoreError {
     /// A mapping value of a record is unusable.
     #[error(transparent)]
     Mapping(#[from] crate::codec::MappingError),
-    /// A project named by an update has no record.
-    #[error("no project record for key {0:?}; pass it in the batch")]
+    /// A place named by an update has no record.
+    #[error("no project record for {0}; pass it in the batch")]
     UnknownProject(String),
 }
 

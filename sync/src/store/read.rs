@@ -3,7 +3,7 @@
 //! reported, never fatal.
 
 use super::layout::{self, RelPath};
-use super::records::{FileMeta, MachineRecord, ProjectRecord};
+use super::records::{FileMeta, MachineRecord, PlaceId, ProjectRecord};
 use super::{Store, StoreError};
 use git2::{ObjectType, Oid};
 
@@ -107,7 +107,7 @@ impl Store {
                     continue;
                 }
             };
-            if layout::project_dir(&project.key) != name {
+            if !layout::dir_matches(&name, &project.key, &project.slug) {
                 snap.rejected
                     .push(reject(&name, "directory does not match the project key"));
                 continue;
@@ -350,28 +350,20 @@ pub struct HistoryEntry {
 }
 
 impl Store {
-    /// Every distinct version of `rel` in `project_key` on the branch whose head is `head`,
-    /// newest first: what `ferry restore` chooses from.
+    /// Every distinct version of `rel` in `place` on the branch whose head is `head`, newest
+    /// first: what `ferry restore` chooses from. Follows the place into the per-key dir of a
+    /// store written before places.
     pub fn history(
         &self,
         head: Oid,
-        project_key: &str,
+        place: &PlaceId,
         rel: &RelPath,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        let path = format!(
-            "{}/{}/{}/{}",
-            layout::PROJECTS,
-            layout::project_dir(project_key),
-            layout::FILES,
-            rel.tree_path()
-        );
-        let project_path = format!(
-            "{}/{}/{}",
-            layout::PROJECTS,
-            layout::project_dir(project_key),
-            layout::PROJECT_FILE
-        );
+        let dirs = [
+            layout::place_dir(&place.key, &place.slug),
+            layout::project_dir(&place.key),
+        ];
         let mut walk = self.repo.revwalk()?;
         walk.push(head)?;
         walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
@@ -379,23 +371,40 @@ impl Store {
         for id in walk {
             let commit = self.repo.find_commit(id?)?;
             let tree = commit.tree()?;
-            let Ok(entry) = tree.get_path(path.as_ref()) else {
+            let mut found = None;
+            for dir in &dirs {
+                let project_path = format!("{}/{dir}/{}", layout::PROJECTS, layout::PROJECT_FILE);
+                let path = format!(
+                    "{}/{dir}/{}/{}",
+                    layout::PROJECTS,
+                    layout::FILES,
+                    rel.tree_path()
+                );
+                let (Ok(entry), Ok(ptree_entry)) = (
+                    tree.get_path(path.as_ref()),
+                    tree.get_path(project_path.as_ref()),
+                ) else {
+                    continue;
+                };
+                let project: ProjectRecord = serde_json::from_slice(
+                    self.repo.find_blob(ptree_entry.id())?.content(),
+                )
+                .map_err(|source| StoreError::Malformed {
+                    what: project_path.clone(),
+                    source,
+                })?;
+                if project.slug == place.slug {
+                    found = Some((entry.id(), project));
+                    break;
+                }
+            }
+            let Some((entry_id, project)) = found else {
                 continue;
             };
-            if out.last().is_some_and(|h| h.file.tree == entry.id()) {
+            if out.last().is_some_and(|h| h.file.tree == entry_id) {
                 continue;
             }
-            let ftree = self.repo.find_tree(entry.id())?;
-            let Ok(ptree_entry) = tree.get_path(project_path.as_ref()) else {
-                continue;
-            };
-            let project: ProjectRecord = serde_json::from_slice(
-                self.repo.find_blob(ptree_entry.id())?.content(),
-            )
-            .map_err(|source| StoreError::Malformed {
-                what: project_path.clone(),
-                source,
-            })?;
+            let ftree = self.repo.find_tree(entry_id)?;
             let meta: FileMeta = self.record("history", &ftree, layout::META)?;
             out.push(HistoryEntry {
                 commit: commit.id(),
@@ -404,7 +413,7 @@ impl Store {
                     project,
                     rel: rel.clone(),
                     meta,
-                    tree: entry.id(),
+                    tree: entry_id,
                 },
             });
             if out.len() >= limit {

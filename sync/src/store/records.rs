@@ -66,6 +66,27 @@ pub struct ProjectRecord {
     pub git: Option<GitState>,
 }
 
+impl ProjectRecord {
+    /// The place these files live in on their machine: what the store keeps apart.
+    pub fn place(&self) -> PlaceId {
+        PlaceId {
+            key: self.key.clone(),
+            slug: self.slug.clone(),
+        }
+    }
+}
+
+/// One place of a project on one machine: its key and the slug directory of the local directory
+/// it is used in. Worktrees and clones of one project share a key but not a place, and the store
+/// keeps each place's files (and its mapping) apart, so no place's lines overwrite another's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PlaceId {
+    /// The project key.
+    pub key: String,
+    /// The slug of the place's directory on its machine.
+    pub slug: String,
+}
+
 /// Whether a path is present, deleted by its writer, or hidden on one machine only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase")]

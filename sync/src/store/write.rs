@@ -2,7 +2,7 @@
 
 use super::chunks::{self, CHUNK};
 use super::layout::{self, RelPath};
-use super::records::{FileMeta, FileState, MachineRecord, ProjectRecord, mapping_for};
+use super::records::{FileMeta, FileState, MachineRecord, PlaceId, ProjectRecord, mapping_for};
 use super::{Store, StoreError, own_ref};
 use crate::codec::{Codec, Format};
 use crate::secrets::{self, Finding, Policy};
@@ -40,8 +40,8 @@ pub enum Change {
 /// One file's change.
 #[derive(Clone, Debug)]
 pub struct FileUpdate {
-    /// The project it belongs to.
-    pub project_key: String,
+    /// The place it belongs to (project key and slug).
+    pub place: PlaceId,
     /// Its path inside the project directory.
     pub rel: RelPath,
     /// What happened.
@@ -119,6 +119,17 @@ impl<'a> Edits<'a> {
         serde_json::from_slice(blob.content()).ok()
     }
 
+    /// The directory under `p/` that holds `place`: the per-key dir of a store written before
+    /// places if its record names this place, else the place's own dir.
+    fn place_dir(&self, place: &PlaceId) -> String {
+        let legacy = layout::project_dir(&place.key);
+        let record = format!("{}/{legacy}/{}", layout::PROJECTS, layout::PROJECT_FILE);
+        match self.read_json::<ProjectRecord>(&record) {
+            Some(p) if p.slug == place.slug => legacy,
+            _ => layout::place_dir(&place.key, &place.slug),
+        }
+    }
+
     /// Chunk indexes at or above `from` in the chunk tree at `path`.
     fn chunks_from(&self, path: &str, from: u64) -> Result<Vec<u64>, StoreError> {
         let Some(id) = self.id_at(path) else {
@@ -179,30 +190,35 @@ impl Store {
             changed: false,
             trees: RefCell::default(),
         };
-        let mut projects: HashMap<&str, &ProjectRecord> = HashMap::new();
+        let mut dirs: HashMap<PlaceId, String> = HashMap::new();
+        let mut projects: HashMap<PlaceId, &ProjectRecord> = HashMap::new();
         for p in &batch.projects {
-            let path = format!(
-                "{}/{}/{}",
-                layout::PROJECTS,
-                layout::project_dir(&p.key),
-                layout::PROJECT_FILE
-            );
+            let place = p.place();
+            let dir = edits.place_dir(&place);
+            let path = format!("{}/{dir}/{}", layout::PROJECTS, layout::PROJECT_FILE);
             edits.put(&path, &to_json(p))?;
-            projects.insert(&p.key, p);
+            dirs.insert(place.clone(), dir);
+            projects.insert(place, p);
         }
-        let mut loaded: HashMap<String, ProjectRecord> = HashMap::new();
+        let mut loaded: HashMap<PlaceId, ProjectRecord> = HashMap::new();
         for update in &batch.files {
-            let dir = layout::project_dir(&update.project_key);
-            let project = match projects.get(update.project_key.as_str()) {
+            let dir = dirs
+                .entry(update.place.clone())
+                .or_insert_with(|| edits.place_dir(&update.place))
+                .clone();
+            let project = match projects.get(&update.place) {
                 Some(p) => (*p).clone(),
-                None => match loaded.get(&update.project_key) {
+                None => match loaded.get(&update.place) {
                     Some(p) => p.clone(),
                     None => {
                         let path = format!("{}/{dir}/{}", layout::PROJECTS, layout::PROJECT_FILE);
                         let p: ProjectRecord = edits.read_json(&path).ok_or_else(|| {
-                            StoreError::UnknownProject(update.project_key.clone())
+                            StoreError::UnknownProject(format!(
+                                "{} in {}",
+                                update.place.key, update.place.slug
+                            ))
                         })?;
-                        loaded.insert(update.project_key.clone(), p.clone());
+                        loaded.insert(update.place.clone(), p.clone());
                         p
                     }
                 },
