@@ -187,7 +187,7 @@ pub fn import(input: &Path, json_out: bool) -> Result<()> {
         .into_iter()
         .collect();
     let placement = place(&me, &roots, &bundle.origin, &bundle.project)
-    .context("placing the bundle's project on this machine")?;
+        .context("placing the bundle's project on this machine")?;
     let codec = Codec::new(&placement.mapping);
     let dir = state::mount_point()?.join(&placement.project.slug);
     let mut written = 0;

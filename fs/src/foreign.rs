@@ -71,6 +71,12 @@ pub struct ForeignFile {
     pub versions: Vec<FileEntry>,
     /// The newest mtime among them (ms): what the view reports.
     pub mtime_ms: i64,
+    /// The newest mtime among other machines' versions (ms): how far an upper file that took
+    /// them in has absorbed them (`i64::MIN` if none).
+    pub theirs_ms: i64,
+    /// Whether it merges in a copy of this machine's from another place: such a copy is never
+    /// taken as absorbed by time, since this machine's own clock wrote it.
+    pub has_own: bool,
     /// Identifies the content: changes whenever the versions or the expansion change.
     pub fingerprint: u64,
 }
@@ -109,9 +115,11 @@ pub struct Foreign {
     /// This machine's own places that show other machines' versions of a session they hold,
     /// by slug.
     pub homes: HashMap<String, Placement>,
-    /// View paths of this machine's own copies of a session that is shown in another place
-    /// (a place the project left, or a second copy): hidden, their lines merged there.
-    pub moved: BTreeSet<String>,
+    /// View paths of this machine's own copies of a session that is listed in another place (a
+    /// place the project left, or a second copy), with what they show besides their own lines:
+    /// their lines are merged there, and looked up by name they show every line too (an open
+    /// handle or a `--resume` there keeps working), but no listing shows them.
+    pub moved: BTreeMap<String, ForeignFile>,
     /// Projects by slug: placed foreign projects and this machine's own recorded ones.
     pub projects_by_slug: HashMap<String, ProjectRecord>,
     /// What was rejected from remote branches, for the log and `ferry status`.
@@ -135,9 +143,9 @@ impl Foreign {
         }
     }
 
-    /// Whether the upper-layer file at view path `path` is a copy shown in another place.
+    /// Whether the upper-layer file at view path `path` is a copy listed in another place.
     pub fn is_moved(&self, path: &str) -> bool {
-        self.moved.contains(path)
+        self.moved.contains_key(path)
     }
 
     /// Whether `path` is a directory that foreign files imply.
@@ -224,46 +232,72 @@ impl Foreign {
                 _ => placement.project.slug.as_str(),
             }
             .to_string();
-            // The copy there is the upper layer's business; every other copy of this machine is
-            // merged in and hidden where it lies.
-            let shown: Vec<&FileEntry> = view
-                .resolution
-                .shown
-                .iter()
-                .map(|&i| view.versions[i])
-                .filter(|(m, f)| *m != local.id || f.project.slug != slug)
-                .map(|(_, f)| f)
-                .collect();
-            for (_, f) in view.versions.iter().filter(|(m, f)| {
-                *m == local.id && f.project.slug != slug && f.meta.state == FileState::Present
-            }) {
-                out.moved.insert(format!("{}/{rel}", f.project.slug));
-            }
-            if shown.is_empty() {
-                continue;
-            }
             if slug != placement.project.slug && !out.homes.contains_key(&slug) {
                 let Some(home) = out.home(local, &slug) else {
                     continue;
                 };
                 out.homes.insert(slug.clone(), home);
             }
-            let mut fp = Vec::new();
-            for f in &shown {
-                fp.extend_from_slice(f.tree.as_bytes());
-            }
-            match out.homes.get(&slug).filter(|_| slug != placement.project.slug) {
-                Some(home) => {
-                    fp.extend_from_slice(home.project.root.as_bytes());
-                    fp.push(0);
-                    fp.extend_from_slice(format!("{:?}", home.mapping).as_bytes());
+            let expansion = match out
+                .homes
+                .get(&slug)
+                .filter(|_| slug != placement.project.slug)
+            {
+                Some(home) => format!("{}\0{:?}", home.project.root, home.mapping),
+                None => format!("{}\0{mapping}", placement.project.root),
+            };
+            // What a copy of this machine's at `at` shows: every shown version but that copy
+            // itself (the upper layer's business), expanded for the place the session is in.
+            let file_at = |at: &str| {
+                let shown: Vec<(&str, &FileEntry)> = view
+                    .resolution
+                    .shown
+                    .iter()
+                    .map(|&i| view.versions[i])
+                    .filter(|(m, f)| *m != local.id || f.project.slug != at)
+                    .collect();
+                let theirs_ms = shown
+                    .iter()
+                    .filter(|(m, _)| *m != local.id)
+                    .map(|(_, f)| f.meta.mtime_ms)
+                    .max()
+                    .unwrap_or(i64::MIN);
+                let has_own = shown.iter().any(|(m, _)| *m == local.id);
+                let shown: Vec<&FileEntry> = shown.into_iter().map(|(_, f)| f).collect();
+                let mut fp = Vec::new();
+                for f in &shown {
+                    fp.extend_from_slice(f.tree.as_bytes());
                 }
-                None => {
-                    fp.extend_from_slice(placement.project.root.as_bytes());
-                    fp.push(0);
-                    fp.extend_from_slice(mapping.as_bytes());
+                fp.extend_from_slice(expansion.as_bytes());
+                Some(ForeignFile {
+                    key: key.clone(),
+                    slug: slug.clone(),
+                    rel: shown.first()?.rel.clone(),
+                    mtime_ms: shown.iter().map(|f| f.meta.mtime_ms).max().unwrap_or(0),
+                    theirs_ms,
+                    has_own,
+                    versions: shown.into_iter().cloned().collect(),
+                    fingerprint: fnv1a(&fp),
+                })
+            };
+            // Every other copy of this machine is merged in, and listed only there; so is a copy
+            // in a place the project left, committed or not yet.
+            let elsewhere: BTreeSet<&str> = view
+                .versions
+                .iter()
+                .filter(|(m, f)| *m == local.id && f.meta.state == FileState::Present)
+                .map(|(_, f)| f.project.slug.as_str())
+                .chain(book.retired(base))
+                .filter(|s| *s != slug)
+                .collect();
+            for at in elsewhere {
+                if let Some(file) = file_at(at) {
+                    out.moved.insert(format!("{at}/{rel}"), file);
                 }
             }
+            let Some(file) = file_at(&slug) else {
+                continue;
+            };
             let path = format!("{slug}/{rel}");
             if out.files.contains_key(&path) {
                 out.rejected.push(format!(
@@ -271,20 +305,14 @@ impl Foreign {
                 ));
                 continue;
             }
-            let file = ForeignFile {
-                key: key.clone(),
-                slug,
-                rel: shown[0].rel.clone(),
-                mtime_ms: shown.iter().map(|f| f.meta.mtime_ms).max().unwrap_or(0),
-                versions: shown.into_iter().cloned().collect(),
-                fingerprint: fnv1a(&fp),
-            };
             out.add_dirs(&path);
             out.files.insert(path, file);
         }
         // A copy shown where it lies is not moved (a second project placed at one slug).
         let files = &out.files;
-        out.moved.retain(|p| !files.contains_key(p));
+        out.moved.retain(|p, f| {
+            !files.contains_key(p) && files.contains_key(&format!("{}/{}", f.slug, f.rel))
+        });
         out
     }
 

@@ -156,6 +156,14 @@ impl PlaceBook {
             .is_some_and(|c| c.retired.contains(slug))
     }
 
+    /// The slug dirs `base` left.
+    pub fn retired(&self, base: &str) -> impl Iterator<Item = &str> {
+        self.chosen
+            .get(base)
+            .into_iter()
+            .flat_map(|c| c.retired.iter().map(String::as_str))
+    }
+
     /// Remembers that `base` left the place at `slug`.
     pub fn retire(&mut self, base: &str, slug: &str) {
         if let Some(c) = self.chosen.get_mut(base) {
@@ -165,7 +173,11 @@ impl PlaceBook {
 
     /// Forgets that `base` left `slug`: it is the project's place again.
     pub fn unretire(&mut self, base: &str, slug: &str) {
-        if let Some(c) = self.chosen.get_mut(base).filter(|c| c.retired.contains(slug)) {
+        if let Some(c) = self
+            .chosen
+            .get_mut(base)
+            .filter(|c| c.retired.contains(slug))
+        {
             c.retired.remove(slug);
         }
     }

@@ -46,14 +46,10 @@ pub fn resolve(versions: &[Version<'_>], viewer: &str, lines: bool) -> Resolutio
         let mut upto = i64::MIN;
         for t in versions {
             match t.meta.state {
-                FileState::Deleted { at_ms }
-                    if !(t.machine == v.machine && t.place != v.place) =>
-                {
+                FileState::Deleted { at_ms } if !(t.machine == v.machine && t.place != v.place) => {
                     upto = upto.max(at_ms)
                 }
-                FileState::Hidden { until_ms } if t.machine == viewer => {
-                    upto = upto.max(until_ms)
-                }
+                FileState::Hidden { until_ms } if t.machine == viewer => upto = upto.max(until_ms),
                 _ => {}
             }
         }

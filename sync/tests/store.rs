@@ -273,7 +273,12 @@ fn deletes_are_tombstones_and_history_restores() {
     assert!(m.store.read(&snap.files[0]).unwrap().is_empty());
     let h = m
         .store
-        .history(head, &m.project.place(), &RelPath::new("s.jsonl").unwrap(), 10)
+        .history(
+            head,
+            &m.project.place(),
+            &RelPath::new("s.jsonl").unwrap(),
+            10,
+        )
         .unwrap();
     assert_eq!(h.len(), 3, "tombstone and two versions");
     assert_eq!(h[2].commit, first);

@@ -26,7 +26,11 @@ impl Fs {
                 return Ok(false);
             }
             // The places the project leaves: this machine's copies there come along.
-            for p in foreign.placements.iter().filter(|(k, _)| key_base(k) == key) {
+            for p in foreign
+                .placements
+                .iter()
+                .filter(|(k, _)| key_base(k) == key)
+            {
                 book.retire(key, &p.1.project.slug);
             }
             super::save_book(&book, &self.config.places);

@@ -250,6 +250,10 @@ impl Fs {
         let mut out: BTreeMap<OsString, Attr> = BTreeMap::new();
         for name in self.child_names(&foreign, path)? {
             let child = path.join(&name);
+            // A copy of a session listed in another place: found by name only.
+            if key_of(&child).is_some_and(|k| foreign.is_moved(&k)) {
+                continue;
+            }
             if let Some(node) = self.node(&mut inner, &foreign, &child)? {
                 out.insert(name, self.attr(&node));
             }

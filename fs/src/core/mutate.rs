@@ -81,7 +81,7 @@ impl Fs {
         self.install_cached(inner, key, mtime_ns, path)?;
         // The upper file now holds that version: later local edits (a truncate, a rewrite)
         // must not bring its lines back.
-        self.absorb(inner, path, file.mtime_ms);
+        self.absorb(inner, path, file.theirs_ms);
         let size = self.upper.stat(path)?.map_or(0, |m| m.size);
         self.note_write(inner, foreign, path, None, size);
         Ok(())
@@ -182,7 +182,7 @@ impl Fs {
                 }
                 self.upper.create_file(path, 0o600, true)?;
                 self.forget(&mut inner, path);
-                self.absorb(&mut inner, path, file.mtime_ms);
+                self.absorb(&mut inner, path, file.theirs_ms);
             } else {
                 self.copy_up(&mut inner, &foreign, path)?;
             }

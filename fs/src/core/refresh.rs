@@ -51,7 +51,14 @@ impl Fs {
             }
         }
         // Copies hidden or shown again where they lie.
-        changed.extend(new.moved.symmetric_difference(&old.moved).cloned());
+        for p in new.moved.keys().chain(old.moved.keys()) {
+            let fp = |m: &std::collections::BTreeMap<String, crate::foreign::ForeignFile>| {
+                m.get(p).map(|f| f.fingerprint)
+            };
+            if fp(&new.moved) != fp(&old.moved) {
+                changed.insert(p.clone());
+            }
+        }
         let mut dirs: BTreeSet<String> = BTreeSet::new();
         for p in &changed {
             let mut cur = p.as_str();

@@ -90,7 +90,9 @@ fn holds_every_line(upper: &[u8], theirs: &[u8]) -> bool {
 }
 
 impl Fs {
-    /// The foreign file at `path` unless a whiteout hides it.
+    /// The foreign file at `path` unless a whiteout hides it. At a copy of a session that
+    /// shows in another place (see `Foreign::moved`), the file shown there: the copy, looked up
+    /// by name, shows every line too.
     pub(super) fn visible_foreign(
         &self,
         inner: &Inner,
@@ -98,7 +100,7 @@ impl Fs {
         path: &Path,
     ) -> Option<ForeignFile> {
         let k = key_of(path)?;
-        let f = foreign.file(&k)?;
+        let f = foreign.moved.get(k.as_ref()).or_else(|| foreign.file(&k))?;
         match inner.whiteouts.get(k.as_ref()) {
             Some(&until) if f.mtime_ms <= until => None,
             _ => Some(f.clone()),
@@ -134,12 +136,13 @@ impl Fs {
         if let Some(m) = upper.filter(|m| m.kind == Kind::Dir) {
             return Ok(Some(Node::Dir { upper: Some(m) }));
         }
-        // A copy of a session that shows, merged, in another place of this machine.
-        let upper = upper.filter(|_| !key_of(path).is_some_and(|k| foreign.is_moved(&k)));
         if path.file_name().is_some_and(super::hidden_name) {
             return Ok(None);
         }
-        let theirs = self.visible_foreign(inner, foreign, path);
+        // A place that lists the session elsewhere shows it by name only over a copy it has.
+        let theirs = self
+            .visible_foreign(inner, foreign, path)
+            .filter(|_| upper.is_some() || !key_of(path).is_some_and(|k| foreign.is_moved(&k)));
         match (upper, theirs) {
             (Some(m), None) => Ok(Some(Node::Upper(m))),
             (None, None) => Ok(self
@@ -159,12 +162,12 @@ impl Fs {
             (Some(m), Some(f)) => {
                 let absorbed = key_of(path)
                     .and_then(|k| inner.absorbed.get(k.as_ref()))
-                    .is_some_and(|&mark| f.mtime_ms <= mark);
+                    .is_some_and(|&mark| f.theirs_ms <= mark && !f.has_own);
                 if absorbed {
                     return Ok(Some(Node::Upper(m)));
                 }
                 if self.covered(inner, foreign, path, &m, &f)? {
-                    self.absorb(inner, path, f.mtime_ms);
+                    self.absorb(inner, path, f.theirs_ms);
                     return Ok(Some(Node::Upper(m)));
                 }
                 let mut id = Vec::new();

@@ -50,6 +50,9 @@ mod sync_common;
 
 /// A Linux machine record with `home` and Claude Code's default dirs.
 pub use sync_common::linux_machine as machine;
+/// A project record whose cwd is its root.
+#[allow(unused_imports)]
+pub use sync_common::project;
 
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> i64 {
@@ -179,6 +182,38 @@ impl Rig {
             out.extend_from_slice(&chunk);
         }
         Ok(out)
+    }
+
+    /// This machine commits its upper-layer files `rels` of `project` (one of its places) on its
+    /// own branch, as the engine would, and the core is refreshed.
+    pub fn a_commits(&self, project: &ProjectRecord, rels: &[&str]) {
+        let files = rels
+            .iter()
+            .map(|rel| FileUpdate {
+                place: project.place(),
+                rel: RelPath::new(rel).unwrap(),
+                change: Change::Write {
+                    local: self.upper.join(&project.slug).join(rel),
+                    dirty_from: None,
+                },
+            })
+            .collect();
+        let batch = Batch {
+            projects: vec![project.clone()],
+            files,
+        };
+        Store::open(&self.store)
+            .unwrap()
+            .commit(&self.a, &batch)
+            .unwrap();
+        self.fs.refresh().unwrap();
+    }
+
+    /// Stops the core and starts a new one over the same upper layer, store and state.
+    pub fn restart(&mut self) {
+        let (fs, recorder) = core(self.dir.path(), &self.a, &self.upper, &self.store);
+        self.fs = fs;
+        self.recorder = recorder;
     }
 
     /// The changes noted so far, then cleared.

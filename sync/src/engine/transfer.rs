@@ -246,12 +246,20 @@ fn changes_since(
             .iter()
             .flat_map(|s| s.files.iter())
             .map(|f| {
-                let at = (f.project.key.as_str(), f.project.slug.as_str(), f.rel.as_str());
+                let at = (
+                    f.project.key.as_str(),
+                    f.project.slug.as_str(),
+                    f.rel.as_str(),
+                );
                 (at, f.tree)
             })
             .collect();
         for f in &new.files {
-            let at = (f.project.key.as_str(), f.project.slug.as_str(), f.rel.as_str());
+            let at = (
+                f.project.key.as_str(),
+                f.project.slug.as_str(),
+                f.rel.as_str(),
+            );
             if old_trees.get(&at) != Some(&f.tree) {
                 changed.push((id.clone(), f.project.key.clone(), f.rel.clone()));
             }

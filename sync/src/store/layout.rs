@@ -195,7 +195,10 @@ mod tests {
         assert_ne!(w, m);
         assert!(w.starts_with("k-") && check_name(&w).is_ok());
         assert!(dir_matches(&w, "k", "-a-wt") && !dir_matches(&w, "k", "-a"));
-        assert!(dir_matches(&project_dir("k"), "k", "-a"), "a dir from before places");
+        assert!(
+            dir_matches(&project_dir("k"), "k", "-a"),
+            "a dir from before places"
+        );
     }
 
     #[test]

@@ -14,7 +14,8 @@ pub use chunks::CHUNK;
 pub use compact::CompactStats;
 pub use layout::{RelPath, fnv1a, place_dir, project_dir};
 pub use read::{FileEntry, HistoryEntry, MAX_FILE_BYTES, MAX_FILES, Snapshot};
-pub use records::{FileMeta, FileState, GitState, MachineRecord, PlaceId, ProjectRecord, mapping_for,
+pub use records::{
+    FileMeta, FileState, GitState, MachineRecord, PlaceId, ProjectRecord, mapping_for,
 };
 pub use write::{Batch, Change, FileUpdate};
 

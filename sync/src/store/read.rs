@@ -386,13 +386,12 @@ impl Store {
                 ) else {
                     continue;
                 };
-                let project: ProjectRecord = serde_json::from_slice(
-                    self.repo.find_blob(ptree_entry.id())?.content(),
-                )
-                .map_err(|source| StoreError::Malformed {
-                    what: project_path.clone(),
-                    source,
-                })?;
+                let project: ProjectRecord =
+                    serde_json::from_slice(self.repo.find_blob(ptree_entry.id())?.content())
+                        .map_err(|source| StoreError::Malformed {
+                            what: project_path.clone(),
+                            source,
+                        })?;
                 if project.slug == place.slug {
                     found = Some((entry.id(), project));
                     break;
