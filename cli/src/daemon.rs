@@ -188,6 +188,7 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
         EngineConfig {
             upper: Some(upper.reach(Path::new(""))),
             links: links.clone(),
+            placed: crate::projects::placed(state),
             secrets: config.secrets,
             ..EngineConfig::default()
         },
@@ -296,6 +297,26 @@ fn warm(mounted: &Arc<Mounted>) {
 }
 
 #[cfg(mounts)]
+/// Rebuilds the view from the store on a blocking thread; returns whether it worked.
+async fn refresh(mounted: &Arc<Mounted>) -> bool {
+    let m = mounted.clone();
+    match tokio::task::spawn_blocking(move || m.refresh()).await {
+        Ok(Ok(n)) => {
+            tracing::debug!(paths = n, "view refreshed");
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "refreshing the view failed");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refreshing the view failed");
+            false
+        }
+    }
+}
+
+#[cfg(mounts)]
 /// Serves events until a stop signal or an external unmount, then shuts down in order.
 async fn serve(
     mounted: Arc<Mounted>,
@@ -336,15 +357,14 @@ async fn serve(
             }
             ev = events.recv() => match ev {
                 Ok(Event::Changed(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    let m = mounted.clone();
-                    match tokio::task::spawn_blocking(move || m.refresh()).await {
-                        Ok(Ok(n)) => {
-                            tracing::debug!(paths = n, "view refreshed");
-                            warm(&mounted);
-                        }
-                        Ok(Err(e)) => tracing::warn!(error = %e, "refreshing the view failed"),
-                        Err(e) => tracing::warn!(error = %e, "refreshing the view failed"),
+                    if refresh(&mounted).await {
+                        warm(&mounted);
                     }
+                }
+                // Written in a place other than where another machine's project is listed: a copy
+                // to merge there, or a place that may now receive the project.
+                Ok(Event::Committed(_, places)) if mounted.fs().commit_matters(&places) => {
+                    refresh(&mounted).await;
                 }
                 Ok(_) => {}
                 Err(_) => break,

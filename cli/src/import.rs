@@ -39,7 +39,8 @@ pub fn run(st: &State, config: &Config, quiet: bool) -> Result<Imported> {
     // The configured secrets policy applies to the first import too: it is pushed right after.
     let store = Store::init(&st.store())?.with_secrets(config.secrets);
     let links = crate::projects::load_links(st)?;
-    let batch = ferry_sync::upper::reconcile(&mountpoint, &store, &machine, &links)?;
+    let placed = crate::projects::placed(st);
+    let batch = ferry_sync::upper::reconcile(&mountpoint, &store, &machine, &links, &placed)?;
     let size = |c: &Change| match c {
         Change::Write { local, .. } => std::fs::metadata(local).map_or(0, |m| m.len()),
         _ => 0,

@@ -37,6 +37,15 @@ pub fn foreign_view(
     Foreign::from_snapshots(snaps, machine, links, &mut book)
 }
 
+/// The records of the slug dirs where the daemon placed other machines' projects, by slug (see
+/// `ferry_sync::upper::reconcile`).
+pub fn placed(st: &State) -> std::collections::HashMap<String, ferry_sync::store::ProjectRecord> {
+    ferry_fs::places::PlaceBook::load(&st.places())
+        .placed
+        .into_iter()
+        .collect()
+}
+
 /// `ferry link`: makes every cwd inside PATH belong to project KEY (default: the key PATH has
 /// now, pinned). Takes effect at the next mount.
 pub fn link(path: PathBuf, key: Option<String>, json_out: bool) -> Result<()> {

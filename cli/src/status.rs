@@ -142,7 +142,8 @@ pub fn run(json_out: bool) -> Result<()> {
     if live.is_none() && mount == MountState::None {
         // No daemon: what the unmounted directory holds that the branch lacks.
         let links = crate::projects::load_links(&st)?;
-        let batch = ferry_sync::upper::reconcile(&mountpoint, &store, &machine, &links)?;
+        let placed = crate::projects::placed(&st);
+        let batch = ferry_sync::upper::reconcile(&mountpoint, &store, &machine, &links, &placed)?;
         status.pending_paths = batch.files.len();
         status.pending_bytes = batch
             .files

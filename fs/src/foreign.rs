@@ -188,16 +188,22 @@ impl Foreign {
                     .map(|e| format!("{}: {e}", s.machine.name)),
             );
         }
-        // Every (key, rel) another machine holds, and the first machine (by id) holding the key:
-        // that one's record decides the placement when this machine has no place of its own.
+        // Every (key, rel) another machine holds, and the first machine (by id) holding the key
+        // with its place of the shortest root (a main checkout before its worktrees): that
+        // record decides the placement when this machine has no place of its own.
         let mut paths: BTreeSet<(String, String)> = BTreeSet::new();
         let mut origin: BTreeMap<String, (&MachineRecord, &ProjectRecord)> = BTreeMap::new();
         for s in snaps.iter().filter(|s| s.machine.id != local.id) {
             for f in &s.files {
                 paths.insert((f.project.key.clone(), f.rel.as_str().to_string()));
-                origin
+                let at = origin
                     .entry(f.project.key.clone())
                     .or_insert((&s.machine, &f.project));
+                let shorter =
+                    (f.project.root.len(), &f.project.root) < (at.1.root.len(), &at.1.root);
+                if at.0.id == s.machine.id && shorter {
+                    *at = (&s.machine, &f.project);
+                }
             }
         }
         out.place_projects(local, &origin, &candidates(own, links), book);
@@ -354,6 +360,10 @@ impl Foreign {
                         book.retire(base, &old);
                     }
                     book.unretire(base, &p.project.slug);
+                    if book.placed.get(&p.project.slug) != Some(&p.project) {
+                        book.placed
+                            .insert(p.project.slug.clone(), p.project.clone());
+                    }
                     self.projects_by_slug
                         .entry(p.project.slug.clone())
                         .or_insert_with(|| p.project.clone());

@@ -61,6 +61,11 @@ pub struct Candidate {
 pub struct PlaceBook {
     /// By project key base (`github.com/o/r`, `~/notes`).
     pub chosen: BTreeMap<String, Choice>,
+    /// The record of every slug dir another machine's project was placed in, by slug: what
+    /// this machine's writes there belong to, even after the project moved on, and what the
+    /// reconcile at start files such a dir under before its first commit.
+    #[serde(default)]
+    pub placed: BTreeMap<String, ferry_sync::store::ProjectRecord>,
 }
 
 impl PlaceBook {

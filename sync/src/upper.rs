@@ -122,12 +122,15 @@ pub fn project_for_dir(dir: &Path, home: &Path, links: &[Link]) -> Option<Projec
 }
 
 /// What in `upper` differs from this machine's branch: new or changed files to commit, and
-/// files gone from `upper` to record as deleted.
+/// files gone from `upper` to record as deleted. `placed` holds the records of the slug dirs
+/// where the view placed other machines' projects (by slug): a dir the branch does not know yet
+/// belongs to that project, whatever key its cwd alone would give.
 pub fn reconcile(
     upper: &Path,
     store: &Store,
     machine: &MachineRecord,
     links: &[Link],
+    placed: &HashMap<String, ProjectRecord>,
 ) -> Result<Batch, StoreError> {
     let home = PathBuf::from(&machine.home);
     let own = match store.head(&machine.id, true)? {
@@ -165,7 +168,11 @@ pub fn reconcile(
         // A directory the branch already knows keeps its project key, even if the checkout has
         // moved or its remote changed since: recomputing it would orphan every committed file.
         let slug = dir.file_name().to_string_lossy().into_owned();
-        let recorded = known.values().find(|p| p.slug == slug).cloned();
+        let recorded = known
+            .values()
+            .find(|p| p.slug == slug)
+            .or_else(|| placed.get(&slug))
+            .cloned();
         let Some(mut project) = recorded.or_else(|| project_for_dir(&path, &home, links)) else {
             continue;
         };

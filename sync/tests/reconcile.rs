@@ -20,7 +20,7 @@ fn reconcile_commits_what_is_new_records_deletions_and_skips_secrets() {
     std::fs::write(dir.join(".credentials.json"), "{\"token\":\"secret\"}").unwrap();
     let machine = common::linux_machine("m1", home.to_str().unwrap());
     let store = Store::init(&tmp.path().join("store.git")).unwrap();
-    let batch = reconcile(&projects, &store, &machine, &[]).unwrap();
+    let batch = reconcile(&projects, &store, &machine, &[], &Default::default()).unwrap();
     let mut rels: Vec<&str> = batch.files.iter().map(|f| f.rel.as_str()).collect();
     rels.sort();
     assert_eq!(
@@ -34,13 +34,13 @@ fn reconcile_commits_what_is_new_records_deletions_and_skips_secrets() {
     store.commit(&machine, &batch).unwrap().unwrap();
 
     // Level with the disk: nothing to do.
-    let again = reconcile(&projects, &store, &machine, &[]).unwrap();
+    let again = reconcile(&projects, &store, &machine, &[], &Default::default()).unwrap();
     assert!(again.files.is_empty(), "{:?}", again.files);
 
     // A file deleted while ferry was not running becomes a tombstone; a changed one is written.
     std::fs::remove_file(dir.join("s1/tool-results/t.txt")).unwrap();
     std::fs::write(dir.join("s1.jsonl"), format!("{line}{line}")).unwrap();
-    let batch = reconcile(&projects, &store, &machine, &[]).unwrap();
+    let batch = reconcile(&projects, &store, &machine, &[], &Default::default()).unwrap();
     let change = |rel: &str| {
         batch
             .files
@@ -100,7 +100,7 @@ fn a_moved_checkout_or_changed_remote_never_turns_sessions_into_tombstones() {
     .unwrap();
     let machine = common::linux_machine("m1", home.to_str().unwrap());
     let store = Store::init(&tmp.path().join("store.git")).unwrap();
-    let batch = reconcile(&projects, &store, &machine, &[]).unwrap();
+    let batch = reconcile(&projects, &store, &machine, &[], &Default::default()).unwrap();
     assert_eq!(batch.projects[0].key, "github.com/o/r");
     store.commit(&machine, &batch).unwrap().unwrap();
     // The remote changes and the checkout goes away; the session files stay where they are.
@@ -111,7 +111,7 @@ fn a_moved_checkout_or_changed_remote_never_turns_sessions_into_tombstones() {
         "git@github.com:o/renamed.git",
     ]);
     std::fs::remove_dir_all(&root).unwrap();
-    let batch = reconcile(&projects, &store, &machine, &[]).unwrap();
+    let batch = reconcile(&projects, &store, &machine, &[], &Default::default()).unwrap();
     assert!(
         batch
             .files

@@ -269,13 +269,15 @@ impl Host {
     /// `claude <args>` in the checkout, offline, with the fake API replying from `script` (a
     /// JSON list, see `fake_messages_api.py`).
     pub fn claude(&self, version: &str, args: &[&str], script: Option<&str>) -> Run {
+        self.claude_in(&self.checkout, version, args, script)
+    }
+
+    /// `claude <args>` in `cwd` (another place of the project: a worktree, a second clone).
+    pub fn claude_in(&self, cwd: &Path, version: &str, args: &[&str], script: Option<&str>) -> Run {
         let before = std::fs::metadata(&self.user.api_log).map_or(0, |m| m.len());
-        let out = self.user.run_with(
-            version,
-            &self.checkout,
-            args,
-            self.script(script).as_deref(),
-        );
+        let out = self
+            .user
+            .run_with(version, cwd, args, self.script(script).as_deref());
         let log = std::fs::read(&self.user.api_log).unwrap_or_default();
         let requests = String::from_utf8_lossy(&log[before as usize..])
             .lines()

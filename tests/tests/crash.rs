@@ -79,9 +79,14 @@ fn kill_9_at_random_points_loses_nothing() {
     store.recover_after_crash().unwrap();
     let head = store.head("crashy", true).unwrap().unwrap();
     let machine = store.snapshot("own", head).unwrap().machine;
-    let batch =
-        ferry_sync::upper::reconcile(&state.join("home/.claude/projects"), &store, &machine, &[])
-            .unwrap();
+    let batch = ferry_sync::upper::reconcile(
+        &state.join("home/.claude/projects"),
+        &store,
+        &machine,
+        &[],
+        &Default::default(),
+    )
+    .unwrap();
     store.commit(&machine, &batch).unwrap();
     let branch = committed(&state).unwrap();
     let acks = std::fs::read_to_string(state.join("acks")).unwrap();

@@ -10,6 +10,19 @@ use crate::error::FsResult;
 use crate::foreign::key_base;
 
 impl Fs {
+    /// Whether this machine's commit of `places` can change the view: a place of a project
+    /// other machines have, other than the one their sessions are listed in (a copy to merge
+    /// there, or a place that may now receive the project).
+    pub fn commit_matters(&self, places: &[ferry_sync::store::PlaceId]) -> bool {
+        let foreign = self.foreign();
+        places.iter().any(|p| {
+            foreign
+                .placements
+                .get(&p.key)
+                .is_some_and(|at| at.project.slug != p.slug)
+        })
+    }
+
     /// Makes the checkout at `root`, whose normalised origin is `key`, the place where other
     /// machines' sessions of that project appear, if they have any and no link or checkout was
     /// chosen for it yet. Returns whether the view changed.

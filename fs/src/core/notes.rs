@@ -90,16 +90,25 @@ impl Fs {
         if let Some(p) = inner.projects.get(slug) {
             return Some(p.clone());
         }
-        let found = foreign.projects_by_slug.get(slug).cloned().or_else(|| {
-            let cwd = self.cwd_of_slug(slug)?;
-            project_for_cwd(
-                slug,
-                Some(&cwd),
-                Path::new(&self.config.machine.home),
-                &self.links(),
-                false,
-            )
-        })?;
+        let placed = || {
+            let book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+            book.placed.get(slug).cloned()
+        };
+        let found = foreign
+            .projects_by_slug
+            .get(slug)
+            .cloned()
+            .or_else(placed)
+            .or_else(|| {
+                let cwd = self.cwd_of_slug(slug)?;
+                project_for_cwd(
+                    slug,
+                    Some(&cwd),
+                    Path::new(&self.config.machine.home),
+                    &self.links(),
+                    false,
+                )
+            })?;
         inner.projects.insert(slug.to_string(), found.clone());
         Some(found)
     }

@@ -50,6 +50,9 @@ pub struct EngineConfig {
     pub upper: Option<PathBuf>,
     /// `ferry link` entries, for the projects of directories found at the reconcile.
     pub links: Vec<crate::project_key::Link>,
+    /// The records of the slug dirs where the view placed other machines' projects, by slug:
+    /// what the reconcile files such a dir under when the branch does not know it yet.
+    pub placed: HashMap<String, ProjectRecord>,
     /// What commits do with secrets in new content.
     pub secrets: crate::secrets::Policy,
 }
@@ -66,6 +69,7 @@ impl Default for EngineConfig {
             compact_every: 1000,
             upper: None,
             links: Vec::new(),
+            placed: HashMap::new(),
             secrets: crate::secrets::Policy::default(),
         }
     }
@@ -76,8 +80,8 @@ impl Default for EngineConfig {
 pub enum Event {
     /// Another machine's files changed: `(machine id, project key, path)`.
     Changed(Vec<(String, String, RelPath)>),
-    /// This machine committed.
-    Committed(String),
+    /// This machine committed: the commit, and the places it changed.
+    Committed(String, Vec<PlaceId>),
 }
 
 /// What one explicit sync did.

@@ -4,7 +4,7 @@
 use super::remote::{self, RemoteError};
 use super::status::{MachineStatus, now_ms};
 use super::{Event, Pending, SyncReport, Worker};
-use crate::store::{Batch, FileUpdate, REMOTE_PREFIX, Store, StoreError};
+use crate::store::{Batch, FileUpdate, PlaceId, REMOTE_PREFIX, Store, StoreError};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,7 @@ impl Worker {
     /// branch lacks.
     async fn reconcile(&mut self) {
         let (upper, links) = (self.config.upper.clone(), self.config.links.clone());
+        let placed = self.config.placed.clone();
         let (path, machine) = (self.store_path.clone(), self.machine.clone());
         let secrets = self.config.secrets;
         let done = tokio::task::spawn_blocking(move || {
@@ -75,7 +76,7 @@ impl Worker {
             let Some(upper) = upper else {
                 return Ok::<_, StoreError>((None, Vec::new()));
             };
-            let batch = crate::upper::reconcile(&upper, &store, &machine, &links)?;
+            let batch = crate::upper::reconcile(&upper, &store, &machine, &links, &placed)?;
             let commit = store.commit(&machine, &batch)?;
             Ok((commit, store.take_findings()))
         })
@@ -219,6 +220,8 @@ impl Worker {
                 .collect();
             (Batch { projects, files }, taken)
         };
+        let mut places: Vec<PlaceId> = batch.files.iter().map(|f| f.place.clone()).collect();
+        places.dedup();
         let path = self.store_path.clone();
         let machine = self.machine.clone();
         let secrets = self.config.secrets;
@@ -260,7 +263,10 @@ impl Worker {
                         .lock()
                         .expect("status lock")
                         .last_commit_ms = Some(now_ms());
-                    let _ = self.shared.events.send(Event::Committed(id.clone()));
+                    let _ = self
+                        .shared
+                        .events
+                        .send(Event::Committed(id.clone(), std::mem::take(&mut places)));
                     tracing::debug!(commit = %id, "committed");
                     self.commits_since_compact += 1;
                 }
