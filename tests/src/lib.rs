@@ -7,6 +7,7 @@ pub mod git;
 pub mod peers;
 pub mod rig;
 pub mod rng;
+pub mod scenario;
 
 use std::path::PathBuf;
 

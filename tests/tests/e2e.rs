@@ -4,129 +4,11 @@
 //! the project sit at different places under them. Each scenario prints its wall time.
 
 use ferry_tests::claude::VERSIONS;
-use ferry_tests::rig::{GitDaemon, Host, cwds, eventually, paths_under, uuids};
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant, SystemTime};
-
-/// How long a change may take to reach another machine in these tests (not a performance
-/// target: the latency bench measures that).
-const SYNC: Duration = Duration::from_secs(60);
-
-/// A remote, and the machines on it.
-struct Rig {
-    tmp: tempfile::TempDir,
-    remote: GitDaemon,
-    start: Instant,
-    scenario: &'static str,
-}
-
-impl Rig {
-    fn new(scenario: &'static str) -> Rig {
-        let tmp = tempfile::tempdir().unwrap();
-        let remote = GitDaemon::start(&tmp.path().join("remote"));
-        Rig {
-            tmp,
-            remote,
-            start: Instant::now(),
-            scenario,
-        }
-    }
-
-    fn host(&self, name: &str, home: &str, checkout: &str) -> Host {
-        let host = Host::new(self.tmp.path(), name, home, checkout, &self.remote.url());
-        host.ferry(&["mount"]);
-        host
-    }
-
-    fn alice(&self) -> Host {
-        self.host("alice", "home/alice", "src/proj")
-    }
-
-    fn bob(&self) -> Host {
-        self.host("bob", "Users/bob", "work/clients/proj")
-    }
-
-    fn carol(&self) -> Host {
-        self.host("carol", "home/carol", "code/proj")
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        eprintln!(
-            "scenario {}: {:.1} s",
-            self.scenario,
-            self.start.elapsed().as_secs_f64()
-        );
-    }
-}
-
-fn json(items: &str) -> String {
-    format!("[{items}]")
-}
-
-fn tool(name: &str, input: serde_json::Value, then: &str) -> String {
-    json(&format!(
-        r#"{{"tool_use":{{"name":"{name}","input":{input}}}}},{{"text":"{then}"}}"#
-    ))
-}
-
-/// A new session on `host` whose first prompt is `prompt`; returns its id.
-fn new_session(host: &Host, version: &str, prompt: &str) -> String {
-    let before: BTreeSet<String> = host.sessions().into_iter().collect();
-    let ack = host.claude(version, &["-p", prompt], None).text();
-    assert!(ack.starts_with("ACK#"), "{ack}");
-    let mut new: Vec<String> = host
-        .sessions()
-        .into_iter()
-        .filter(|s| !before.contains(s))
-        .collect();
-    assert_eq!(new.len(), 1, "one new session: {new:?}");
-    new.pop().unwrap()
-}
-
-/// `claude -p --resume <id> <prompt>` on `host`; returns the main request the client sent.
-fn resume(host: &Host, version: &str, id: &str, prompt: &str) -> String {
-    let run = host.claude(version, &["-p", "--resume", id, prompt], None);
-    let ack = run.text();
-    assert!(ack.starts_with("ACK#"), "{ack}");
-    run.agent_request()
-}
-
-fn s(p: &std::path::Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// No path of `other`'s in `text`, and every `cwd` is `here`'s checkout.
-fn assert_local(text: &str, here: &Host, other: &Host) {
-    assert!(
-        !text.contains(s(&other.machine.home)),
-        "{} still names {}'s home {}:\n{text}",
-        here.name,
-        other.name,
-        other.machine.home.display()
-    );
-    let cwds = cwds(text);
-    assert!(
-        cwds.iter().all(|c| c == s(&here.checkout)),
-        "{}'s cwds: {cwds:?}",
-        here.name
-    );
-}
-
-/// Each line once, and the same lines on every host, once the last writes have synced.
-fn assert_same_lines(id: &str, hosts: &[&Host]) {
-    let set = |h: &Host| uuids(&h.read(id)).into_iter().collect::<BTreeSet<String>>();
-    eventually(SYNC, || hosts.iter().all(|h| set(h) == set(hosts[0])));
-    let first: BTreeSet<String> = uuids(&hosts[0].read(id)).into_iter().collect();
-    assert!(!first.is_empty());
-    for h in hosts {
-        let all = uuids(&h.read(id));
-        let set: BTreeSet<String> = all.iter().cloned().collect();
-        assert_eq!(set.len(), all.len(), "a line twice on {}", h.name);
-        assert_eq!(set, first, "{} and {} differ", h.name, hosts[0].name);
-    }
-}
+use ferry_tests::rig::{Host, eventually, paths_under, uuids};
+use ferry_tests::scenario::{
+    Rig, SYNC, assert_local, assert_same_lines, kill_daemon, new_session, resume, s, tool,
+};
+use std::time::{Duration, SystemTime};
 
 /// Scenarios 1 and 2: a session with text turns, a big Bash output, a Read, a Write and a
 /// subagent on alice continues on bob (`--resume` and `--continue`) with bob's paths, and
@@ -446,15 +328,7 @@ fn lifecycle_unmount_and_kill_9() {
         "the tool call was written"
     );
     let acked = a.read(&id);
-    let pid = a.machine.daemon_pid().unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    ferry_tests::ferry::Machine::wait_gone(pid, Duration::from_secs(10));
+    kill_daemon(&a);
     let _ = child.wait_with_output();
     let out = a.machine.ferry(&["mount"]);
     assert!(out.status.success(), "{}", a.machine.log_tail());

@@ -1,0 +1,203 @@
+//! Places end to end (issue 19, DESIGN.md invariant 6), with the real client on simulated
+//! machines over a `git daemon` remote: one project used in several places of one machine (a
+//! main checkout and a `git worktree` where Claude Code makes them, a HOME-relative guess before
+//! the client ever ran in the checkout). The other machine's requests carry only its own paths,
+//! and every turn of every place reaches every machine, across unmounts and `kill -9`.
+
+use ferry_tests::claude::VERSIONS;
+use ferry_tests::rig::{Host, cwds, eventually, uuids};
+use ferry_tests::scenario::{
+    Rig, SYNC, assert_local, assert_same_lines, kill_daemon, new_session, resume, s,
+};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// `git -C dir <args>`, which must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A worktree of `host`'s checkout where Claude Code's `--worktree` makes them.
+fn worktree(host: &Host, name: &str) -> PathBuf {
+    git(&host.checkout, &["add", "-A"]);
+    git(&host.checkout, &["commit", "-q", "-m", "start"]);
+    let at = host.checkout.join(".claude/worktrees").join(name);
+    git(
+        &host.checkout,
+        &["worktree", "add", "-q", "-b", name, s(&at)],
+    );
+    at
+}
+
+/// `host`'s project dir for the place `dir`.
+fn dir_of(host: &Host, dir: &Path) -> PathBuf {
+    host.machine.projects().join(ferry_sync::slug::slug(s(dir)))
+}
+
+/// The sessions listed in `host`'s project dir for the place `dir`.
+fn listed(host: &Host, dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir_of(host, dir))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .into_string()
+                .ok()?
+                .strip_suffix(".jsonl")
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn read_at(host: &Host, dir: &Path, id: &str) -> String {
+    std::fs::read_to_string(dir_of(host, dir).join(format!("{id}.jsonl"))).unwrap_or_default()
+}
+
+/// A session started in alice's worktree reaches bob in bob's terms (not as a path under
+/// alice's main checkout, which she used first), and bob's turn comes back to the worktree in
+/// alice's worktree terms.
+fn a_worktree_session_travels_in_its_own_terms(version: &str, scenario: &'static str) {
+    let rig = Rig::new(scenario);
+    let a = rig.alice();
+    let b = rig.bob();
+    new_session(&a, version, "alpha: main checkout");
+    let wt = worktree(&a, "feat");
+    let before = listed(&a, &wt);
+    let ack = a
+        .claude_in(&wt, version, &["-p", "alpha: in the worktree"], None)
+        .text();
+    assert!(ack.starts_with("ACK#"), "{ack}");
+    let new: Vec<String> = listed(&a, &wt).difference(&before).cloned().collect();
+    assert_eq!(new.len(), 1, "one session in the worktree: {new:?}");
+    let id = new[0].clone();
+    assert_eq!(
+        cwds(&read_at(&a, &wt, &id)),
+        BTreeSet::from([s(&wt).to_string()])
+    );
+
+    b.wait_for(&id, &["alpha: in the worktree"], SYNC);
+    let req = resume(&b, version, &id, "bravo: resume");
+    assert!(
+        req.contains("alpha: in the worktree"),
+        "alice's turn missing on bob"
+    );
+    assert!(!req.contains(s(&a.machine.home)), "alice's paths on bob");
+    let b_text = std::fs::read_to_string(b.transcript(&id)).unwrap();
+    assert_local(&b_text, &b, &a);
+    assert!(
+        !b_text.contains(&ferry_sync::slug::slug(s(&wt))),
+        "alice's worktree slug on bob: {b_text}"
+    );
+
+    // Back on alice: in the worktree, in the worktree's terms, and listed nowhere else.
+    let back = eventually(SYNC, || read_at(&a, &wt, &id).contains("bravo: resume"));
+    assert!(back, "{}\n{}", read_at(&a, &wt, &id), a.machine.log_tail());
+    assert_eq!(
+        cwds(&read_at(&a, &wt, &id)),
+        BTreeSet::from([s(&wt).to_string()])
+    );
+    assert!(
+        !listed(&a, &a.checkout).contains(&id),
+        "listed twice on alice"
+    );
+    let run = a.claude_in(&wt, version, &["-p", "--resume", &id, "alpha: again"], None);
+    assert!(run.text().starts_with("ACK#"));
+    let req = run.agent_request();
+    assert!(req.contains("bravo: resume"), "bob's turn missing on alice");
+    assert!(!req.contains(s(&b.machine.home)), "bob's paths on alice");
+    b.wait_for(&id, &["alpha: again"], SYNC);
+    a.ferry(&["unmount"]);
+    b.ferry(&["unmount"]);
+}
+
+#[test]
+fn a_worktree_session_travels_in_its_own_terms_2_1_197() {
+    a_worktree_session_travels_in_its_own_terms(VERSIONS[0], "places (2.1.197): worktree");
+}
+
+#[test]
+fn a_worktree_session_travels_in_its_own_terms_2_1_330() {
+    a_worktree_session_travels_in_its_own_terms(VERSIONS[1], "places (2.1.330): worktree");
+}
+
+/// bob resumes alice's session in the HOME-relative place it sits in before bob ever ran the
+/// client in his checkout; `kill -9`; then bob works in his checkout, which becomes the place:
+/// the first turn comes along, the session is listed there only, across an unmount, and alice
+/// gets every turn.
+fn a_turn_in_the_guessed_place_comes_along(version: &str, scenario: &'static str) {
+    let rig = Rig::new(scenario);
+    let a = rig.alice();
+    let b = rig.bob();
+    let id = new_session(&a, version, "alpha: start");
+    b.wait_for(&id, &["alpha: start"], SYNC);
+    let guessed = b.machine.home.join("src/proj");
+    assert!(
+        listed(&b, &guessed).contains(&id),
+        "at the HOME-relative guess"
+    );
+    std::fs::create_dir_all(&guessed).unwrap();
+    let run = b.claude_in(
+        &guessed,
+        version,
+        &["-p", "--resume", &id, "bravo: guessed"],
+        None,
+    );
+    assert!(run.text().starts_with("ACK#"));
+    assert!(run.agent_request().contains("alpha: start"));
+    kill_daemon(&b);
+    b.ferry(&["mount"]);
+    assert!(read_at(&b, &guessed, &id).contains("bravo: guessed"));
+
+    let req = resume(&b, version, &id, "bravo: in the checkout");
+    for turn in ["alpha: start", "bravo: guessed"] {
+        assert!(
+            req.contains(turn),
+            "{turn:?} missing from bob's request in his checkout"
+        );
+    }
+    for round in ["mounted", "after an unmount"] {
+        let text = std::fs::read_to_string(b.transcript(&id)).unwrap();
+        let all = uuids(&text);
+        let once: BTreeSet<&String> = all.iter().collect();
+        assert_eq!(once.len(), all.len(), "{round}: a line twice");
+        assert!(text.contains("bravo: guessed"), "{round}: {text}");
+        assert!(
+            !listed(&b, &guessed).contains(&id),
+            "{round}: listed twice on bob"
+        );
+        b.ferry(&["unmount"]);
+        b.ferry(&["mount"]);
+    }
+    a.wait_for(&id, &["bravo: guessed", "bravo: in the checkout"], SYNC);
+    assert_local(&a.read(&id), &a, &b);
+    assert_same_lines(&id, &[&a, &b]);
+    let req = resume(&a, version, &id, "alpha: after");
+    assert!(req.contains("bravo: guessed") && req.contains("bravo: in the checkout"));
+    a.ferry(&["unmount"]);
+    b.ferry(&["unmount"]);
+}
+
+#[test]
+fn a_turn_in_the_guessed_place_comes_along_2_1_197() {
+    a_turn_in_the_guessed_place_comes_along(VERSIONS[0], "places (2.1.197): guessed place");
+}
+
+#[test]
+fn a_turn_in_the_guessed_place_comes_along_2_1_330() {
+    a_turn_in_the_guessed_place_comes_along(VERSIONS[1], "places (2.1.330): guessed place");
+}
