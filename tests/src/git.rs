@@ -36,3 +36,19 @@ pub fn blobs(repo: &Path) -> Vec<String> {
     .expect("its objects");
     out
 }
+
+/// `git -C dir <args>` with a fixed identity, which must succeed.
+pub fn run(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -5,31 +5,13 @@
 //! and every turn of every place reaches every machine, across unmounts and `kill -9`.
 
 use ferry_tests::claude::VERSIONS;
+use ferry_tests::git::run as git;
 use ferry_tests::rig::{Host, cwds, eventually, uuids};
 use ferry_tests::scenario::{
     Rig, SYNC, assert_local, assert_same_lines, kill_daemon, new_session, resume, s,
 };
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-
-/// `git -C dir <args>`, which must succeed.
-fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A worktree of `host`'s checkout where Claude Code's `--worktree` makes them.
 fn worktree(host: &Host, name: &str) -> PathBuf {
