@@ -339,7 +339,8 @@ async fn serve(
                     let (engine, state) = (engine.clone(), state.clone());
                     tokio::spawn(async move {
                         let report = engine.sync_now().await;
-                        let report = crate::sync_cmd::Report::from(report);
+                        let mut report = crate::sync_cmd::Report::from(report);
+                        report.waiting = engine.status().waiting;
                         let _ = publish(&state.sync_report(), &report);
                         write_status(&state, &engine, &mut String::new());
                     });

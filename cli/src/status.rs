@@ -185,7 +185,7 @@ pub fn run(json_out: bool) -> Result<()> {
                 "machines": machines,
                 "last_fetch_ms": status.last_fetch_ms,
                 "last_push_ms": status.last_push_ms,
-                "pending": {"paths": status.pending_paths, "bytes": status.pending_bytes},
+                "pending": {"paths": status.pending_paths, "bytes": status.pending_bytes, "waiting": status.waiting},
                 "divergent_sessions": divergent,
                 "lost_newest_wins": lost,
                 "last_error": status.last_error.as_ref().map(|(at, e)| json!({"at_ms": at, "message": e})),
@@ -237,6 +237,9 @@ pub fn run(json_out: bool) -> Result<()> {
         "pending:  {} path(s), {} byte(s) not yet committed",
         status.pending_paths, status.pending_bytes
     );
+    for w in &status.waiting {
+        println!("  of which {} in {} wait: {}", w.paths, w.dir, w.why);
+    }
     println!(
         "divergent sessions: {}",
         if divergent.is_empty() {

@@ -23,6 +23,9 @@ pub struct Report {
     pub error: Option<String>,
     /// When (ms since the epoch).
     pub at_ms: i64,
+    /// Changes held back until their project is known (a daemon's only).
+    #[serde(default)]
+    pub waiting: Vec<ferry_sync::engine::Waiting>,
 }
 
 impl From<SyncReport> for Report {
@@ -32,6 +35,7 @@ impl From<SyncReport> for Report {
             remote_ok: r.remote_ok,
             error: r.error,
             at_ms: engine::now_ms(),
+            waiting: Vec::new(),
         }
     }
 }
@@ -105,7 +109,11 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
     } else {
         match &report.committed {
             Some(c) => println!("committed {}", &c[..c.len().min(12)]),
-            None => println!("nothing new to commit"),
+            None if report.waiting.is_empty() => println!("nothing new to commit"),
+            None => println!("nothing committed"),
+        }
+        for w in &report.waiting {
+            println!("waiting: {} path(s) in {}: {}", w.paths, w.dir, w.why);
         }
         match (report.remote_ok, &report.error) {
             (None, _) => println!(

@@ -408,3 +408,68 @@ proptest::proptest! {
         places_keep_every_line(&steps)?;
     }
 }
+
+#[test]
+fn memory_at_the_git_root_belongs_to_the_project_and_other_changes_wait_visibly() {
+    let rig = Rig::new();
+    let root = format!("{}/code/r", rig.a.home);
+    let sub = format!("{root}/pkg");
+    std::fs::create_dir_all(&sub).unwrap();
+    git2::Repository::init(&root)
+        .unwrap()
+        .remote("origin", "https://github.com/o/proj.git")
+        .unwrap();
+    let (root_slug, sub_slug) = (slug(&root), slug(&sub));
+    // A session in the subdirectory, then the project's memory at the git root's slug.
+    for (dir, file, text) in [
+        (&sub_slug, "s.jsonl", line("u1", &sub, "hi")),
+        (&root_slug, "memory/MEMORY.md", "- remember\n".to_string()),
+    ] {
+        let path = format!("{dir}/{file}");
+        rig.fs
+            .upper()
+            .mkdir_all(Path::new(&path).parent().unwrap())
+            .unwrap();
+        rig.fs.create(Path::new(&path), 0o600, false).unwrap();
+        rig.fs
+            .write(Path::new(&path), 0, text.as_bytes(), true)
+            .unwrap();
+    }
+    let notes = rig.take_notes();
+    let key_of = |rel: &str| {
+        notes
+            .iter()
+            .find(|(_, r, _)| r == rel)
+            .map(|(k, _, _)| k.clone())
+    };
+    assert_eq!(key_of("s.jsonl").as_deref(), Some("github.com/o/proj//pkg"));
+    assert_eq!(
+        key_of("memory/MEMORY.md").as_deref(),
+        Some(KEY),
+        "{notes:?}"
+    );
+    assert!(rig.recorder.waiting.lock().unwrap().is_empty());
+
+    // A directory that is nobody's: its change waits, and says so.
+    let lone = "-nowhere-in-particular/memory/MEMORY.md";
+    rig.fs
+        .upper()
+        .mkdir_all(Path::new(lone).parent().unwrap())
+        .unwrap();
+    rig.fs.create(Path::new(lone), 0o600, false).unwrap();
+    assert!(rig.take_notes().is_empty());
+    let waiting = rig.recorder.waiting.lock().unwrap().clone();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(
+        (waiting[0].dir.as_str(), waiting[0].paths),
+        ("-nowhere-in-particular", 1)
+    );
+    // At unmount it is handed over under a key naming the directory.
+    rig.fs.flush_unresolved();
+    assert!(rig.recorder.waiting.lock().unwrap().is_empty());
+    assert!(
+        rig.take_notes()
+            .iter()
+            .any(|(k, _, _)| k == "slug:-nowhere-in-particular")
+    );
+}

@@ -66,6 +66,30 @@ pub fn transcript_cwd(file: &Path) -> Option<String> {
     cwd_in(&buf)
 }
 
+/// How the key of a slug directory no project could be found for begins (`slug:<dir>`).
+pub const SLUG_KEY: &str = "slug:";
+
+/// The project whose root has the slug `slug`, among `known`, as a record at its root: Claude
+/// Code keeps a project's memory under the slug of its git root, where no session may run, so
+/// that directory belongs to the project (its key without the path below the root).
+pub fn project_at_root(slug: &str, known: &[ProjectRecord]) -> Option<ProjectRecord> {
+    let p = known
+        .iter()
+        .filter(|p| crate::slug::slug(&p.root) == slug)
+        .min_by(|a, b| (&a.key, &a.root).cmp(&(&b.key, &b.root)))?;
+    Some(ProjectRecord {
+        key: p
+            .key
+            .split_once("//")
+            .map_or(p.key.as_str(), |k| k.0)
+            .to_string(),
+        root: p.root.clone(),
+        cwd: p.root.clone(),
+        slug: slug.to_string(),
+        git: p.git.clone(),
+    })
+}
+
 /// The record of a slug directory whose sessions ran in `cwd` (`None`: no transcript names a
 /// cwd, which gives a key naming the slug itself). `with_git` adds the checkout's state, which
 /// walks the checkout: the mount leaves it out (a checkout at HOME would walk into the mount
@@ -81,7 +105,7 @@ pub fn project_for_cwd(
         // No transcript names a cwd (a memory-only dir): a key that names the slug itself.
         let home = home.to_str()?.to_string();
         return Some(ProjectRecord {
-            key: format!("slug:{slug}"),
+            key: format!("{SLUG_KEY}{slug}"),
             root: home.clone(),
             cwd: home,
             slug: slug.to_string(),
@@ -160,6 +184,7 @@ pub fn reconcile(
             });
         }
     };
+    let mut dirs: Vec<(PathBuf, ProjectRecord)> = Vec::new();
     for dir in entries.flatten() {
         let path = dir.path();
         if !dir.file_type().is_ok_and(|t| t.is_dir()) {
@@ -170,12 +195,44 @@ pub fn reconcile(
         let slug = dir.file_name().to_string_lossy().into_owned();
         let recorded = known
             .values()
-            .find(|p| p.slug == slug)
+            .filter(|p| p.slug == slug)
+            .min_by_key(|p| (p.key.starts_with(SLUG_KEY), &p.key))
             .or_else(|| placed.get(&slug))
             .cloned();
-        let Some(mut project) = recorded.or_else(|| project_for_dir(&path, &home, links)) else {
-            continue;
-        };
+        if let Some(project) = recorded.or_else(|| project_for_dir(&path, &home, links)) {
+            dirs.push((path, project));
+        }
+    }
+    // A directory no transcript names a cwd for may be a project's root (its memory lives at
+    // the git root's slug, where no session need run): it belongs to that project.
+    let named: Vec<ProjectRecord> = dirs
+        .iter()
+        .map(|(_, p)| p)
+        .chain(known.values())
+        .chain(placed.values())
+        .filter(|p| !p.key.starts_with(SLUG_KEY))
+        .cloned()
+        .collect();
+    // What was committed under the slug's own key before is filed under the project now: the
+    // old copy goes (its tombstone hides only that key's paths).
+    let mut refiled: HashSet<PlaceId> = HashSet::new();
+    for (_, project) in &mut dirs {
+        if project.key.starts_with(SLUG_KEY)
+            && let Some(root) = project_at_root(&project.slug, &named)
+        {
+            *project = root;
+        }
+        if !project.key.starts_with(SLUG_KEY) {
+            let old = PlaceId {
+                key: format!("{SLUG_KEY}{}", project.slug),
+                slug: project.slug.clone(),
+            };
+            if known.contains_key(&old) {
+                refiled.insert(old);
+            }
+        }
+    }
+    for (path, mut project) in dirs {
         if project.git.is_some() || Path::new(&project.root).exists() {
             project.git = git_state(Path::new(&project.root));
         }
@@ -220,10 +277,11 @@ pub fn reconcile(
         let gone = meta.state == FileState::Present
             && !seen.contains(&(place.clone(), rel.clone()))
             && known.contains_key(place)
-            && !here(&place.slug)
-            && !places_of
-                .get(place.key.as_str())
-                .is_some_and(|slugs| slugs.iter().any(|s| here(s)));
+            && (refiled.contains(place)
+                || !here(&place.slug)
+                    && !places_of
+                        .get(place.key.as_str())
+                        .is_some_and(|slugs| slugs.iter().any(|s| here(s))));
         if let Some(rel) = RelPath::new(rel).ok().filter(|_| gone) {
             batch.files.push(FileUpdate {
                 place: place.clone(),

@@ -125,3 +125,91 @@ fn a_moved_checkout_or_changed_remote_never_turns_sessions_into_tombstones() {
         "the recorded key is kept"
     );
 }
+
+#[test]
+fn a_memory_dir_at_the_git_root_belongs_to_the_project_even_when_filed_under_its_slug_before() {
+    // Sessions run in a subdirectory; Claude Code keeps the project's memory under the git
+    // root's slug, where no transcript names a cwd.
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let root = home.join("src/r");
+    let sub = root.join("pkg");
+    std::fs::create_dir_all(&sub).unwrap();
+    let repo = git2::Repository::init(&root).unwrap();
+    repo.remote("origin", "git@github.com:o/r.git").unwrap();
+    let projects = home.join(".claude/projects");
+    let (root_s, sub_s) = (root.to_str().unwrap(), sub.to_str().unwrap());
+    let (root_dir, sub_dir) = (
+        projects.join(ferry_sync::slug::slug(root_s)),
+        projects.join(ferry_sync::slug::slug(sub_s)),
+    );
+    std::fs::create_dir_all(root_dir.join("memory")).unwrap();
+    std::fs::create_dir_all(&sub_dir).unwrap();
+    std::fs::write(root_dir.join("memory/MEMORY.md"), "- notes\n").unwrap();
+    let line = format!("{{\"cwd\":\"{sub_s}\",\"uuid\":\"u1\"}}\n");
+    std::fs::write(sub_dir.join("s.jsonl"), &line).unwrap();
+    let machine = common::linux_machine("m1", home.to_str().unwrap());
+    let store = Store::init(&tmp.path().join("store.git")).unwrap();
+
+    // As the release before filed it: under a key naming the slug, placed at HOME elsewhere.
+    let mut old = reconcile(&projects, &store, &machine, &[], &Default::default()).unwrap();
+    let memory_place = |b: &ferry_sync::store::Batch| {
+        b.files
+            .iter()
+            .find(|f| f.rel.as_str() == "memory/MEMORY.md")
+            .map(|f| f.place.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        memory_place(&old).key,
+        "github.com/o/r",
+        "filed under the project"
+    );
+    let root_record = old
+        .projects
+        .iter()
+        .find(|p| p.slug == ferry_sync::slug::slug(root_s))
+        .unwrap();
+    assert_eq!(
+        (root_record.root.as_str(), root_record.cwd.as_str()),
+        (root_s, root_s)
+    );
+    for p in &mut old.projects {
+        if p.slug == ferry_sync::slug::slug(root_s) {
+            p.key = format!("slug:{}", p.slug);
+            p.root = home.to_str().unwrap().into();
+            p.cwd = p.root.clone();
+        }
+    }
+    for f in &mut old.files {
+        if f.rel.as_str() == "memory/MEMORY.md" {
+            f.place.key = format!("slug:{}", f.place.slug);
+        }
+    }
+    store.commit(&machine, &old).unwrap().unwrap();
+
+    // Today's start files it under the project and retires the old copy.
+    let batch = reconcile(&projects, &store, &machine, &[], &Default::default()).unwrap();
+    let changes: Vec<(String, bool)> = batch
+        .files
+        .iter()
+        .filter(|f| f.rel.as_str() == "memory/MEMORY.md")
+        .map(|f| {
+            (
+                f.place.key.clone(),
+                matches!(f.change, Change::Delete { .. }),
+            )
+        })
+        .collect();
+    assert!(
+        changes.contains(&("github.com/o/r".into(), false)),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&(format!("slug:{}", ferry_sync::slug::slug(root_s)), true)),
+        "{changes:?}"
+    );
+    store.commit(&machine, &batch).unwrap().unwrap();
+    let again = reconcile(&projects, &store, &machine, &[], &Default::default()).unwrap();
+    assert!(again.files.is_empty(), "{:?}", again.files);
+}

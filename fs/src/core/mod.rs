@@ -41,11 +41,18 @@ pub use resolve::Node;
 pub trait Sink: Send + Sync {
     /// Records one change of this machine's files.
     fn note(&self, project: &ProjectRecord, rel: RelPath, change: Change, bytes: u64);
+
+    /// Reports the changes held back until their project is known (all of them, each time).
+    fn waiting(&self, _waiting: Vec<ferry_sync::engine::Waiting>) {}
 }
 
 impl Sink for EngineHandle {
     fn note(&self, project: &ProjectRecord, rel: RelPath, change: Change, bytes: u64) {
         EngineHandle::note(self, project, rel, change, bytes);
+    }
+
+    fn waiting(&self, waiting: Vec<ferry_sync::engine::Waiting>) {
+        self.set_waiting(waiting);
     }
 }
 

@@ -65,18 +65,56 @@ impl Fs {
         match self.project_of(inner, foreign, &slug) {
             Some(p) => {
                 self.sink.note(&p, rel, change, bytes);
-                if let Some(waiting) = inner.unresolved.remove(&slug) {
-                    for (rel, change, bytes) in waiting {
-                        self.sink.note(&p, rel, change, bytes);
-                    }
+                if !inner.unresolved.is_empty() {
+                    self.retry_unresolved(inner, foreign);
                 }
             }
-            None => inner
-                .unresolved
-                .entry(slug)
-                .or_default()
-                .push((rel, change, bytes)),
+            None => {
+                let changes = inner.unresolved.entry(slug).or_default();
+                let new_path = !changes.iter().any(|(r, _, _)| *r == rel);
+                changes.push((rel, change, bytes));
+                if new_path {
+                    self.report_waiting(inner);
+                }
+            }
         }
+    }
+
+    /// Hands over the changes of every waiting directory whose project is known now (its first
+    /// transcript arrived, or it is the root of a project now known).
+    fn retry_unresolved(&self, inner: &mut Inner, foreign: &Foreign) {
+        let slugs: Vec<String> = inner.unresolved.keys().cloned().collect();
+        let mut any = false;
+        for slug in slugs {
+            if let Some(p) = self.project_of(inner, foreign, &slug) {
+                for (rel, change, bytes) in inner.unresolved.remove(&slug).unwrap_or_default() {
+                    self.sink.note(&p, rel, change, bytes);
+                }
+                any = true;
+            }
+        }
+        if any {
+            self.report_waiting(inner);
+        }
+    }
+
+    /// Tells the engine which changes wait for their project, so `ferry status` and
+    /// `ferry sync` can say so.
+    fn report_waiting(&self, inner: &Inner) {
+        let waiting = inner
+            .unresolved
+            .iter()
+            .map(|(slug, changes)| {
+                let paths: std::collections::BTreeSet<&RelPath> =
+                    changes.iter().map(|(r, _, _)| r).collect();
+                ferry_sync::engine::Waiting {
+                    dir: slug.clone(),
+                    paths: paths.len(),
+                    why: "no transcript there names its working directory yet; committed as soon as one does, or at unmount".into(),
+                }
+            })
+            .collect();
+        self.sink.waiting(waiting);
     }
 
     /// The project of slug directory `slug`: recorded, placed from another machine, or found
@@ -94,9 +132,12 @@ impl Fs {
             let book = self.book.lock().unwrap_or_else(|e| e.into_inner());
             book.placed.get(slug).cloned()
         };
+        // A record under the slug's own key (a memory dir filed before its project was known)
+        // gives way to the project found now.
         let found = foreign
             .projects_by_slug
             .get(slug)
+            .filter(|p| !p.key.starts_with(ferry_sync::upper::SLUG_KEY))
             .cloned()
             .or_else(placed)
             .or_else(|| {
@@ -108,9 +149,24 @@ impl Fs {
                     &self.links(),
                     false,
                 )
-            })?;
+            })
+            .or_else(|| self.root_project(inner, foreign, slug))?;
         inner.projects.insert(slug.to_string(), found.clone());
         Some(found)
+    }
+
+    /// The project whose root has slug `slug` (its memory dir), among those known here.
+    fn root_project(&self, inner: &Inner, foreign: &Foreign, slug: &str) -> Option<ProjectRecord> {
+        let book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        let known: Vec<ProjectRecord> = foreign
+            .projects_by_slug
+            .values()
+            .chain(inner.projects.values())
+            .chain(book.placed.values())
+            .filter(|p| !p.key.starts_with(ferry_sync::upper::SLUG_KEY))
+            .cloned()
+            .collect();
+        ferry_sync::upper::project_at_root(slug, &known)
     }
 
     /// The first `cwd` named by a transcript in the upper layer's `slug` directory.
@@ -143,14 +199,19 @@ impl Fs {
     pub fn flush_unresolved(&self) {
         let mut inner = self.lock();
         let waiting = std::mem::take(&mut inner.unresolved);
+        self.report_waiting(&inner);
         for (slug, changes) in waiting {
-            let Some(p) = project_for_cwd(
-                &slug,
-                None,
-                Path::new(&self.config.machine.home),
-                &self.links(),
-                false,
-            ) else {
+            let foreign = self.foreign();
+            let root = self.root_project(&inner, &foreign, &slug);
+            let Some(p) = root.or_else(|| {
+                project_for_cwd(
+                    &slug,
+                    None,
+                    Path::new(&self.config.machine.home),
+                    &self.links(),
+                    false,
+                )
+            }) else {
                 continue;
             };
             for (rel, change, bytes) in changes {

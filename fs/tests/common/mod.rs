@@ -18,6 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Recorder {
     /// `(project key, rel, change)` in order.
     pub notes: Mutex<Vec<(String, String, Change)>>,
+    /// The last report of changes waiting for their project.
+    pub waiting: Mutex<Vec<ferry_sync::engine::Waiting>>,
 }
 
 impl Sink for Recorder {
@@ -26,6 +28,10 @@ impl Sink for Recorder {
             .lock()
             .unwrap()
             .push((project.key.clone(), rel.as_str().to_string(), change));
+    }
+
+    fn waiting(&self, waiting: Vec<ferry_sync::engine::Waiting>) {
+        *self.waiting.lock().unwrap() = waiting;
     }
 }
 

@@ -13,7 +13,7 @@ mod transfer;
 mod watch;
 
 pub use remote::{RemoteError, redact};
-pub use status::{MachineStatus, Status, now_ms};
+pub use status::{MachineStatus, Status, Waiting, now_ms};
 
 use crate::store::{Change, MachineRecord, PlaceId, ProjectRecord, RelPath};
 use std::collections::{BTreeMap, HashMap};
@@ -176,6 +176,11 @@ impl EngineHandle {
         }
     }
 
+    /// Records which changes wait for their project to be known (see [`Waiting`]).
+    pub fn set_waiting(&self, waiting: Vec<Waiting>) {
+        self.shared.status.lock().expect("status lock").waiting = waiting;
+    }
+
     /// Asks for a commit, fetch and push as soon as possible; returns at once.
     pub fn sync_soon(&self) {
         self.shared
@@ -210,7 +215,8 @@ impl EngineHandle {
     pub fn status(&self) -> Status {
         let mut s = self.shared.status.lock().expect("status lock").clone();
         let p = self.shared.pending.lock().expect("pending lock");
-        s.pending_paths = p.files.len();
+        // Changes that wait for their project are pending too, only not the engine's yet.
+        s.pending_paths = p.files.len() + s.waiting.iter().map(|w| w.paths).sum::<usize>();
         s.pending_bytes = p.files.values().map(|(_, b)| b).sum();
         s
     }

@@ -45,6 +45,21 @@ pub struct Status {
     /// Secrets found in new content (the newest [`MAX_FINDINGS`]), and what was done.
     #[serde(default)]
     pub secrets: Vec<crate::secrets::Finding>,
+    /// Changes held back until their project is known, per project directory.
+    #[serde(default)]
+    pub waiting: Vec<Waiting>,
+}
+
+/// Changes in one project directory that wait for its project to be known: they are not pending
+/// for the engine yet, but they are not lost either.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// The project directory (slug) under `projects/`.
+    pub dir: String,
+    /// How many paths changed there.
+    pub paths: usize,
+    /// Why they wait, and when they go.
+    pub why: String,
 }
 
 /// Most secret findings the status keeps.
