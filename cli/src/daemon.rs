@@ -328,6 +328,14 @@ async fn serve(
 ) -> UnmountReport {
     let mut last_status = String::new();
     let mut check = tokio::time::interval(Duration::from_secs(2));
+    let links_changed = |seen: &mut Option<std::time::SystemTime>| {
+        let now = std::fs::metadata(state.links())
+            .and_then(|m| m.modified())
+            .ok();
+        std::mem::replace(seen, now) != now
+    };
+    let mut links_seen = None;
+    links_changed(&mut links_seen);
     #[cfg(unix)]
     let mut external = false;
     loop {
@@ -348,6 +356,19 @@ async fn serve(
             },
             _ = check.tick() => {
                 write_status(state, &engine, &mut last_status);
+                // `ferry link` while mounted: its project moves now, with what was written.
+                if links_changed(&mut links_seen) {
+                    match crate::projects::load_links(state) {
+                        Ok(links) => {
+                            let m = mounted.clone();
+                            let set = tokio::task::spawn_blocking(move || m.fs().set_links(links));
+                            if let Ok(Err(e)) = set.await {
+                                tracing::warn!(error = %e, "applying the new links failed");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reading the links failed"),
+                    }
+                }
                 // Only FUSE mounts can be taken away from outside (`umount`).
                 #[cfg(unix)]
                 if !ferry_platform::mount::is_mounted(mountpoint) {

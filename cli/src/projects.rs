@@ -47,7 +47,7 @@ pub fn placed(st: &State) -> std::collections::HashMap<String, ferry_sync::store
 }
 
 /// `ferry link`: makes every cwd inside PATH belong to project KEY (default: the key PATH has
-/// now, pinned). Takes effect at the next mount.
+/// now, pinned). A running daemon takes it within 2 s.
 pub fn link(path: PathBuf, key: Option<String>, json_out: bool) -> Result<()> {
     let st = State::locate()?;
     st.config()?;
@@ -74,47 +74,111 @@ pub fn link(path: PathBuf, key: Option<String>, json_out: bool) -> Result<()> {
         println!("{}", json!({"path": real_str, "key": key}));
     } else {
         println!("linked {real_str} to project {key}");
-        println!("it takes effect at the next `ferry mount` (or now, if not mounted)");
+        println!(
+            "other machines' sessions of it are listed there from now on (a running daemon takes it within 2 s)"
+        );
     }
     Ok(())
 }
 
-/// `ferry projects`: every project known here, with its local path on this machine.
-pub fn list(json_out: bool) -> Result<()> {
-    let st = State::locate()?;
+/// One place of a project on this machine, as `ferry projects` shows it.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PlaceRow {
+    /// The local directory.
+    pub path: String,
+    /// Its project directory under `projects/`.
+    pub slug: String,
+    /// Whether other machines' sessions of the project are listed here.
+    pub receives: bool,
+    /// Whether the directory exists here.
+    pub exists: bool,
+}
+
+/// One project, as `ferry projects` shows it.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ProjectRow {
+    /// The project key.
+    pub key: String,
+    /// The place that receives other machines' sessions (its cwd), if any.
+    pub local_path: Option<String>,
+    /// Whether that place exists here.
+    pub checkout_here: bool,
+    /// Why that place receives them: `link`, `checkout`, `recent` or `home`.
+    pub chosen_by: Option<String>,
+    /// Every place of the project on this machine.
+    pub places: Vec<PlaceRow>,
+    /// The machines that have it.
+    pub machines: Vec<String>,
+    /// How many sessions (top-level transcripts) the machines have, counted per machine.
+    pub sessions: usize,
+}
+
+/// Every project known here with its places on this machine.
+pub fn rows(st: &State) -> Result<Vec<ProjectRow>> {
     let config = st.config()?;
     let machine = state::machine_record(&config)?;
-    let links = load_links(&st)?;
+    let links = load_links(st)?;
     let store = Store::init(&st.store())?;
     let snaps = snapshots(&store, &machine.id)?;
-    let foreign = foreign_view(&st, &snaps, &machine, &links);
-    // key -> (local path, machines, sessions)
-    let mut projects: BTreeMap<String, (Option<String>, Vec<String>, usize)> = BTreeMap::new();
+    let mut book = ferry_fs::places::PlaceBook::load(&st.places());
+    let foreign = Foreign::from_snapshots(&snaps, &machine, &links, &mut book);
+    let mut projects: BTreeMap<String, ProjectRow> = BTreeMap::new();
     for s in &snaps {
         for f in &s.files {
-            let e = projects.entry(f.project.key.clone()).or_default();
-            if s.machine.id == machine.id {
-                e.0 = Some(f.project.cwd.clone());
+            let row = projects.entry(f.project.key.clone()).or_default();
+            if s.machine.id == machine.id && !row.places.iter().any(|p| p.slug == f.project.slug) {
+                row.places.push(PlaceRow {
+                    path: f.project.cwd.clone(),
+                    slug: f.project.slug.clone(),
+                    receives: false,
+                    exists: std::path::Path::new(&f.project.cwd).is_dir(),
+                });
             }
-            if !e.1.contains(&s.machine.name) {
-                e.1.push(s.machine.name.clone());
+            if !row.machines.contains(&s.machine.name) {
+                row.machines.push(s.machine.name.clone());
             }
             if f.rel.as_str().ends_with(".jsonl") && !f.rel.as_str().contains('/') {
-                e.2 += 1;
+                row.sessions += 1;
             }
         }
     }
     for (key, p) in &foreign.placements {
-        let e = projects.entry(key.clone()).or_default();
-        e.0.get_or_insert_with(|| p.project.cwd.clone());
+        let row = projects.entry(key.clone()).or_default();
+        match row.places.iter_mut().find(|r| r.slug == p.project.slug) {
+            Some(r) => r.receives = true,
+            None => row.places.push(PlaceRow {
+                path: p.project.cwd.clone(),
+                slug: p.project.slug.clone(),
+                receives: true,
+                exists: std::path::Path::new(&p.project.cwd).is_dir(),
+            }),
+        }
+        row.local_path = Some(p.project.cwd.clone());
+        row.chosen_by = book
+            .chosen
+            .get(ferry_fs::foreign::key_base(key))
+            .map(|c| format!("{:?}", c.why).to_lowercase());
     }
-    let rows: Vec<_> = projects
-        .into_iter()
-        .map(|(key, (path, machines, sessions))| {
-            let exists = path.as_deref().is_some_and(|p| std::path::Path::new(p).is_dir());
-            json!({"key": key, "local_path": path, "checkout_here": exists, "machines": machines, "sessions": sessions})
-        })
-        .collect();
+    for (key, row) in &mut projects {
+        row.key = key.clone();
+        if row.local_path.is_none() {
+            row.local_path = row.places.first().map(|p| p.path.clone());
+        }
+        row.checkout_here = row
+            .local_path
+            .as_deref()
+            .is_some_and(|p| std::path::Path::new(p).is_dir());
+        row.places
+            .sort_by(|a, b| (!a.receives, &a.path).cmp(&(!b.receives, &b.path)));
+    }
+    Ok(projects.into_values().collect())
+}
+
+/// `ferry projects`: every project known here, with its places on this machine and the one
+/// that receives other machines' sessions.
+pub fn list(json_out: bool) -> Result<()> {
+    let st = State::locate()?;
+    let rows = rows(&st)?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -125,17 +189,22 @@ pub fn list(json_out: bool) -> Result<()> {
         );
     }
     for r in &rows {
+        println!("{}", r.key);
+        for p in &r.places {
+            let why = match (p.receives, r.chosen_by.as_deref()) {
+                (true, Some("link")) => "  <- other machines' sessions (ferry link)",
+                (true, Some("checkout")) => "  <- other machines' sessions (a checkout here)",
+                (true, Some("recent")) => "  <- other machines' sessions (used most recently)",
+                (true, _) => "  <- other machines' sessions (no checkout here: `ferry link` one)",
+                (false, _) => "",
+            };
+            let missing = if p.exists { "" } else { " (not on disk)" };
+            println!("  {}{missing}{why}", p.path);
+        }
         println!(
-            "{}\n  here: {}{}\n  machines: {}, sessions: {}",
-            r["key"].as_str().unwrap_or_default(),
-            r["local_path"].as_str().unwrap_or("-"),
-            if r["checkout_here"].as_bool() == Some(true) {
-                ""
-            } else {
-                " (no checkout here: `ferry link` one)"
-            },
-            r["machines"],
-            r["sessions"]
+            "  machines: {}, sessions: {}",
+            r.machines.join(", "),
+            r.sessions
         );
     }
     Ok(())

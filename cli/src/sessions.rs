@@ -79,6 +79,7 @@ pub fn collect(st: &State) -> Result<Vec<Session>> {
     let store = Store::init(&st.store())?;
     let snaps = snapshots(&store, &machine.id)?;
     let foreign = crate::projects::foreign_view(st, &snaps, &machine, &links);
+    let placed = crate::projects::placed(st);
     // (key, rel) -> every machine's (name, mtime, git state) for it.
     let mut versions: HashMap<(String, String), Vec<Known>> = HashMap::new();
     for s in &snaps {
@@ -120,7 +121,23 @@ pub fn collect(st: &State) -> Result<Vec<Session>> {
                 .and_then(|v| v["ended_ms"].as_i64());
             // The marker is written after the last line; allow for the view's ms rounding.
             let open = ended.is_none_or(|e| e + 1000 < mtime);
-            let project = foreign.projects_by_slug.get(&slug);
+            // As the daemon files the directory: recorded, placed, else from the transcript's
+            // cwd (a session not committed yet).
+            let project = foreign
+                .projects_by_slug
+                .get(&slug)
+                .or_else(|| placed.get(&slug))
+                .cloned()
+                .or_else(|| {
+                    ferry_sync::upper::project_for_cwd(
+                        &slug,
+                        Some(summary.cwd.as_deref()?),
+                        Path::new(&machine.home),
+                        &links,
+                        false,
+                    )
+                });
+            let project = project.as_ref();
             let key = project
                 .map(|p| p.key.clone())
                 .unwrap_or_else(|| format!("slug:{slug}"));

@@ -244,6 +244,7 @@ pub fn mount_point() -> Result<PathBuf> {
 /// This machine's record, from the config and the current environment.
 pub fn machine_record(config: &Config) -> Result<MachineRecord> {
     let home = ferry_platform::home_dir().context("HOME is not set")?;
+    let home_real = real_home(&home);
     let claude_dir = ferry_platform::claude_config_dir().context("HOME is not set")?;
     let text = |p: PathBuf| {
         p.to_str()
@@ -260,7 +261,21 @@ pub fn machine_record(config: &Config) -> Result<MachineRecord> {
         claude_tmp: text(ferry_platform::claude_temp_dir())?,
         last_seen_ms: ferry_sync::engine::now_ms(),
         seen_ms: Default::default(),
+        home_real,
     })
+}
+
+/// HOME with symlinks resolved, if that spells it differently (Claude Code resolves the cwd, so
+/// its project directories are named after this spelling). Not on Windows, where resolving
+/// gives a verbatim `\\?\` path that nothing else uses.
+fn real_home(home: &Path) -> Option<String> {
+    if cfg!(windows) {
+        return None;
+    }
+    let real = home.canonicalize().ok()?;
+    (real != home)
+        .then(|| real.to_str().map(str::to_string))
+        .flatten()
 }
 
 /// A random machine id: 16 hex digits.

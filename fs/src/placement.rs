@@ -3,7 +3,9 @@
 //! the codec mapping that expands them.
 //!
 //! 1. A `ferry link` entry or a checkout of the same project on this machine decides.
-//! 2. Otherwise the origin's path relative to its HOME is mapped into this HOME.
+//! 2. Otherwise the origin's path relative to its HOME is mapped into this HOME. Both are taken
+//!    with symlinks resolved where the machine records that spelling (a HOME reached through a
+//!    symlink): Claude Code names project directories after resolved paths.
 //! 3. Otherwise (a path outside HOME: not portable) the same absolute path is used when both
 //!    machines spell paths alike, else `~/ferry-elsewhere/<last component>`.
 
@@ -56,20 +58,21 @@ pub fn place(
     let root = if let Some(local_root) = checkouts.get(key_base(&project.key)) {
         local_root.clone()
     } else {
-        let origin_home = SplitPath::parse(&origin.home);
-        let in_home = match (&origin_root, &origin_home) {
-            (Some(r), Some(h)) => r.strip_prefix(h),
-            _ => None,
-        };
+        // Under either spelling of the origin's HOME (as written, or resolved: Claude Code
+        // records resolved paths), mapped under this HOME as Claude Code spells it (resolved).
+        let in_home = origin
+            .homes()
+            .filter_map(SplitPath::parse)
+            .find_map(|h| origin_root.as_ref()?.strip_prefix(&h));
         match (in_home, &origin_root) {
-            (Some(rel), _) => join(&local.home, &rel, style),
+            (Some(rel), _) => join(local.home_for_places(), &rel, style),
             (None, Some(r)) if r.style == style => project.root.clone(),
             (None, r) => {
                 let last = r
                     .as_ref()
                     .and_then(|r| r.components.last().copied())
                     .unwrap_or("project");
-                join(&local.home, &["ferry-elsewhere", last], style)
+                join(local.home_for_places(), &["ferry-elsewhere", last], style)
             }
         }
     };
@@ -112,6 +115,7 @@ mod tests {
             },
             last_seen_ms: 0,
             seen_ms: Default::default(),
+            home_real: None,
         }
     }
 
@@ -149,6 +153,23 @@ mod tests {
             p.mapping.get(ferry_sync::codec::Var::ProjectRoot),
             Some("/Users/bob/work/r")
         );
+    }
+
+    #[test]
+    fn a_home_reached_through_a_symlink_is_taken_resolved_on_both_sides() {
+        let mut al = machine("/home/al");
+        al.home_real = Some("/data/al".into());
+        let mut bob = machine("/home/bob");
+        bob.home_real = Some("/vol/bob".into());
+        let p = place(
+            &bob,
+            &HashMap::new(),
+            &al,
+            &project("~/notes", "/data/al/notes", "/data/al/notes"),
+        )
+        .unwrap();
+        assert_eq!(p.project.cwd, "/vol/bob/notes");
+        assert_eq!(p.project.slug, "-vol-bob-notes");
     }
 
     #[test]

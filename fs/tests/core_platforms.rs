@@ -23,6 +23,7 @@ fn windows(id: &str, home: &str) -> MachineRecord {
         claude_tmp: format!(r"{home}\AppData\Local\Temp\claude"),
         last_seen_ms: 0,
         seen_ms: Default::default(),
+        home_real: None,
     }
 }
 
@@ -37,6 +38,7 @@ fn macos(id: &str, home: &str) -> MachineRecord {
         claude_tmp: "/var/folders/zz/x1/T/claude-501".into(),
         last_seen_ms: 0,
         seen_ms: Default::default(),
+        home_real: None,
     }
 }
 

@@ -76,6 +76,7 @@ mod tests {
             claude_tmp: "/tmp/claude".into(),
             last_seen_ms: committed,
             seen_ms: Default::default(),
+            home_real: None,
         };
         let project = ProjectRecord {
             key: "p".into(),

@@ -192,6 +192,7 @@ mod tests {
                 claude_tmp: "/tmp/claude".into(),
                 last_seen_ms: 0,
                 seen_ms: Default::default(),
+                home_real: None,
             },
             files,
             rejected: vec![],

@@ -10,6 +10,14 @@ use crate::error::FsResult;
 use crate::foreign::key_base;
 
 impl Fs {
+    /// Takes new `ferry link` entries: projects placed by a link move now, and what this
+    /// machine wrote in the place they leave comes along (see [`crate::places`]).
+    pub fn set_links(&self, links: Vec<ferry_sync::project_key::Link>) -> FsResult<()> {
+        *self.links.write().unwrap_or_else(|e| e.into_inner()) = links;
+        self.refresh()?;
+        Ok(())
+    }
+
     /// Whether this machine's commit of `places` can change the view: a place of a project
     /// other machines have, other than the one their sessions are listed in (a copy to merge
     /// there, or a place that may now receive the project).

@@ -30,12 +30,27 @@ pub struct MachineRecord {
     /// seen shows a clock running behind (`crate::clock`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub seen_ms: BTreeMap<String, i64>,
+    /// The home directory with symlinks resolved, when that differs from `home`: Claude Code
+    /// names project directories after resolved paths, so a project's root may be under this
+    /// spelling rather than `home`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_real: Option<String>,
 }
 
 impl MachineRecord {
     /// The style of this machine's paths.
     pub fn style(&self) -> PathStyle {
         PathStyle::of(&self.home)
+    }
+
+    /// Both spellings of the home directory: as written, then resolved (if it differs).
+    pub fn homes(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.home.as_str()).chain(self.home_real.as_deref())
+    }
+
+    /// The home directory as Claude Code spells the directories under it: resolved.
+    pub fn home_for_places(&self) -> &str {
+        self.home_real.as_deref().unwrap_or(&self.home)
     }
 }
 

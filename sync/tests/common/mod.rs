@@ -17,6 +17,7 @@ pub fn linux_machine(id: &str, home: &str) -> MachineRecord {
         claude_tmp: "/tmp/claude-0".into(),
         last_seen_ms: 0,
         seen_ms: Default::default(),
+        home_real: None,
     }
 }
 

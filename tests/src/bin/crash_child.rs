@@ -30,6 +30,7 @@ fn main() {
         claude_tmp: "/tmp/claude-0".into(),
         last_seen_ms: 0,
         seen_ms: Default::default(),
+        home_real: None,
     };
     let store_path = state.join("store.git");
     Store::init(&store_path).unwrap();
