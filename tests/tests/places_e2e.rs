@@ -183,3 +183,154 @@ fn a_turn_in_the_guessed_place_comes_along_2_1_197() {
 fn a_turn_in_the_guessed_place_comes_along_2_1_330() {
     a_turn_in_the_guessed_place_comes_along(VERSIONS[1], "places (2.1.330): guessed place");
 }
+
+/// `new_session` in another place of `host`: the id of the one session the run adds there.
+fn new_session_in(host: &Host, dir: &Path, version: &str, prompt: &str) -> String {
+    let before = listed(host, dir);
+    let ack = host.claude_in(dir, version, &["-p", prompt], None).text();
+    assert!(ack.starts_with("ACK#"), "{ack}");
+    let new: Vec<String> = listed(host, dir).difference(&before).cloned().collect();
+    assert_eq!(
+        new.len(),
+        1,
+        "one new session in {}: {new:?}",
+        dir.display()
+    );
+    new[0].clone()
+}
+
+/// bob has two clones of the project and has used one: alice's session is listed there, stays
+/// there after bob uses the other clone more recently and restarts, `ferry projects` says so,
+/// and every turn reaches alice.
+fn two_clones_keep_one_place(version: &str, scenario: &'static str) {
+    let rig = Rig::new(scenario);
+    let a = rig.alice();
+    let b = rig.bob();
+    let second = b.machine.home.join("other/proj");
+    git(&b.checkout, &["add", "-A"]);
+    git(&b.checkout, &["commit", "-q", "-m", "start"]);
+    git(
+        &b.machine.home,
+        &["clone", "-q", s(&b.checkout), s(&second)],
+    );
+    git(
+        &second,
+        &["remote", "set-url", "origin", ferry_tests::rig::ORIGIN],
+    );
+    // bob works in the second clone first: it receives other machines' sessions.
+    new_session_in(&b, &second, version, "bravo: own work");
+    let id = new_session(&a, version, "alpha: start");
+    let at_second = || listed(&b, &second).contains(&id);
+    assert!(eventually(SYNC, at_second), "{}", b.machine.log_tail());
+    // Then bob uses his first checkout, more recently, and restarts: the choice is kept.
+    new_session(&b, version, "bravo: in the first clone");
+    b.ferry(&["unmount"]);
+    b.ferry(&["mount"]);
+    assert!(at_second(), "moved after a restart");
+    assert!(!listed(&b, &b.checkout).contains(&id));
+    let projects: serde_json::Value =
+        serde_json::from_str(&b.ferry(&["projects", "--json"])).unwrap();
+    let row = projects
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "github.com/ferry-e2e/proj")
+        .expect("the project");
+    let receiving: Vec<&str> = row["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["receives"] == true)
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(receiving, [s(&second)], "{row}");
+    assert_eq!(row["places"].as_array().unwrap().len(), 2, "{row}");
+    // A resume there carries alice's turn in bob's terms, and the turn reaches alice.
+    let run = b.claude_in(
+        &second,
+        version,
+        &["-p", "--resume", &id, "bravo: resume"],
+        None,
+    );
+    assert!(run.text().starts_with("ACK#"));
+    let req = run.agent_request();
+    assert!(req.contains("alpha: start"), "alice's turn missing on bob");
+    assert!(!req.contains(s(&a.machine.home)), "alice's paths on bob");
+    let text = read_at(&b, &second, &id);
+    assert_eq!(cwds(&text), BTreeSet::from([s(&second).to_string()]));
+    a.wait_for(&id, &["bravo: resume"], SYNC);
+    assert_local(&a.read(&id), &a, &b);
+    a.ferry(&["unmount"]);
+    b.ferry(&["unmount"]);
+}
+
+#[test]
+fn two_clones_keep_one_place_2_1_197() {
+    two_clones_keep_one_place(VERSIONS[0], "places (2.1.197): two clones");
+}
+
+#[test]
+fn two_clones_keep_one_place_2_1_330() {
+    two_clones_keep_one_place(VERSIONS[1], "places (2.1.330): two clones");
+}
+
+/// bob's HOME is reached through a symlink, as Claude Code resolves it: alice's session of a
+/// plain directory (no git) is found by `--continue` in bob's same directory.
+fn a_symlinked_home_finds_a_plain_directorys_session(version: &str, scenario: &'static str) {
+    let rig = Rig::new(scenario);
+    let a = rig.alice();
+    let real = rig.tmp.path().join("bob-disk/bob");
+    std::fs::create_dir_all(&real).unwrap();
+    let link = rig.tmp.path().join("bob/Users/bob");
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let b = rig.bob();
+    assert_eq!(b.machine.home, link);
+    let notes_a = a.machine.home.join("notes");
+    std::fs::create_dir_all(&notes_a).unwrap();
+    let id = new_session_in(&a, &notes_a, version, "alpha: notes");
+    let notes_b = b.machine.home.join("notes");
+    std::fs::create_dir_all(&notes_b).unwrap();
+    let resolved = real.join("notes");
+    let found = eventually(SYNC, || listed(&b, &resolved).contains(&id));
+    assert!(
+        found,
+        "not under the resolved slug: {}",
+        b.machine.log_tail()
+    );
+    let run = b.claude_in(
+        &notes_b,
+        version,
+        &["-p", "--continue", "bravo: continue"],
+        None,
+    );
+    assert!(run.text().starts_with("ACK#"));
+    let req = run.agent_request();
+    assert!(
+        req.contains("alpha: notes"),
+        "--continue started a fresh session on bob"
+    );
+    assert!(!req.contains(s(&a.machine.home)), "alice's paths on bob");
+    let back = eventually(SYNC, || {
+        read_at(&a, &notes_a, &id).contains("bravo: continue")
+    });
+    assert!(back, "{}", a.machine.log_tail());
+    a.ferry(&["unmount"]);
+    b.ferry(&["unmount"]);
+}
+
+#[test]
+fn a_symlinked_home_finds_a_plain_directorys_session_2_1_197() {
+    a_symlinked_home_finds_a_plain_directorys_session(
+        VERSIONS[0],
+        "places (2.1.197): symlinked HOME",
+    );
+}
+
+#[test]
+fn a_symlinked_home_finds_a_plain_directorys_session_2_1_330() {
+    a_symlinked_home_finds_a_plain_directorys_session(
+        VERSIONS[1],
+        "places (2.1.330): symlinked HOME",
+    );
+}
