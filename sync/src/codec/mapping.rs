@@ -21,11 +21,15 @@ pub enum Var {
     ProjectSlug,
     /// The slug of the project's git root, which names the `memory/` dir (a path segment).
     RootSlug,
+    /// The user's home directory with symlinks resolved, on a machine where that spells it
+    /// differently (Claude Code writes resolved paths). Expands to the home directory on a
+    /// machine with no such second spelling.
+    HomeReal,
 }
 
 impl Var {
     /// Every placeholder, in a fixed order.
-    pub const ALL: [Var; 7] = [
+    pub const ALL: [Var; 8] = [
         Var::Home,
         Var::Tmp,
         Var::ClaudeDir,
@@ -33,6 +37,7 @@ impl Var {
         Var::ProjectRoot,
         Var::ProjectSlug,
         Var::RootSlug,
+        Var::HomeReal,
     ];
 
     /// The name inside `${…}`.
@@ -45,6 +50,7 @@ impl Var {
             Var::ProjectRoot => "PROJECT_ROOT",
             Var::ProjectSlug => "PROJECT_SLUG",
             Var::RootSlug => "ROOT_SLUG",
+            Var::HomeReal => "HOME_REAL",
         }
     }
 
@@ -56,6 +62,14 @@ impl Var {
     /// Segment variables match only as a whole path component; the others are path prefixes.
     pub fn is_segment(self) -> bool {
         matches!(self, Var::ProjectSlug | Var::RootSlug)
+    }
+
+    /// What a token of this variable expands to on a machine that has no value for it.
+    pub fn fallback(self) -> Option<Var> {
+        match self {
+            Var::HomeReal => Some(Var::Home),
+            _ => None,
+        }
     }
 
     fn index(self) -> usize {

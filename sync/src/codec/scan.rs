@@ -20,12 +20,13 @@ const SEPS: [Sep; 6] = [
 ];
 
 /// Variables in order of preference when two have the same value.
-const PRIORITY: [Var; 7] = [
+const PRIORITY: [Var; 8] = [
     Var::ProjectRoot,
     Var::ClaudeDir,
     Var::ClaudeTmp,
     Var::Tmp,
     Var::Home,
+    Var::HomeReal,
     Var::ProjectSlug,
     Var::RootSlug,
 ];
@@ -150,7 +151,11 @@ impl Codec {
     pub fn new(mapping: &Mapping) -> Codec {
         let mut spellings = vec![None; Var::ALL.len() * SEPS.len() * 4];
         for var in Var::ALL {
-            let Some(value) = mapping.get(var) else {
+            // A second spelling this machine lacks expands as the first.
+            let value = mapping
+                .get(var)
+                .or_else(|| var.fallback().and_then(|f| mapping.get(f)));
+            let Some(value) = value else {
                 continue;
             };
             for (si, &sep) in SEPS.iter().enumerate() {

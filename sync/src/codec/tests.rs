@@ -477,3 +477,30 @@ mod serde_json_like {
         Value(out)
     }
 }
+
+#[test]
+fn both_spellings_of_a_symlinked_home_virtualise_and_round_trip() {
+    let al = Mapping::new(PathStyle::Unix)
+        .with(Var::Home, "/home/al")
+        .unwrap()
+        .with(Var::HomeReal, "/data/al")
+        .unwrap();
+    let bob = Mapping::new(PathStyle::Unix)
+        .with(Var::Home, "/Users/bob")
+        .unwrap();
+    let text = "{\"cwd\":\"/data/al/notes\",\"cfg\":\"/home/al/.claude\"}";
+    let portable = Codec::new(&al).virtualise(text.as_bytes(), Format::Json);
+    assert_eq!(
+        String::from_utf8_lossy(&portable),
+        "{\"cwd\":\"${HOME_REAL}/notes\",\"cfg\":\"${HOME}/.claude\"}"
+    );
+    assert_eq!(
+        Codec::new(&al).expand(&portable, Format::Json),
+        text.as_bytes()
+    );
+    // A machine with one spelling expands both to it.
+    assert_eq!(
+        x(&String::from_utf8_lossy(&portable), &bob, Format::Json),
+        "{\"cwd\":\"/Users/bob/notes\",\"cfg\":\"/Users/bob/.claude\"}"
+    );
+}

@@ -155,6 +155,10 @@ pub fn mapping_for(
         (Var::ProjectRoot, &project.root),
         (Var::ProjectSlug, &project.slug),
         (Var::RootSlug, &root_slug),
+        (
+            Var::HomeReal,
+            machine.home_real.as_deref().unwrap_or_default(),
+        ),
     ];
     for (var, value) in values {
         if value.is_empty() {
