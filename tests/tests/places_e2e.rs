@@ -334,3 +334,77 @@ fn a_symlinked_home_finds_a_plain_directorys_session_2_1_330() {
         "places (2.1.330): symlinked HOME",
     );
 }
+
+/// alice's sessions run in a subdirectory of her checkout, and the project's memory sits under
+/// the git root's slug, where no session runs: while mounted it reaches bob under bob's root
+/// slug (never his HOME's), and the subdirectory's session resumes in bob's subdirectory.
+fn memory_at_the_root_and_a_session_in_a_subdirectory(version: &str, scenario: &'static str) {
+    let rig = Rig::new(scenario);
+    let a = rig.alice();
+    let b = rig.bob();
+    let (pkg_a, pkg_b) = (a.checkout.join("pkg"), b.checkout.join("pkg"));
+    std::fs::create_dir_all(&pkg_a).unwrap();
+    std::fs::create_dir_all(&pkg_b).unwrap();
+    let id = new_session_in(&a, &pkg_a, version, "alpha: in pkg");
+    let memory = a.slug_dir().join("memory");
+    std::fs::create_dir_all(&memory).unwrap();
+    let note = format!("- the build lives in {}\n", s(&a.checkout.join("build")));
+    std::fs::write(memory.join("MEMORY.md"), &note).unwrap();
+
+    // bob works in his subdirectory: his checkout becomes the project's place.
+    b.wait_for(&id, &["alpha: in pkg"], SYNC);
+    let run = b.claude_in(
+        &pkg_b,
+        version,
+        &["-p", "--resume", &id, "bravo: in pkg"],
+        None,
+    );
+    assert!(run.text().starts_with("ACK#"));
+    let req = run.agent_request();
+    assert!(req.contains("alpha: in pkg"), "alice's turn missing on bob");
+    assert!(!req.contains(s(&a.machine.home)), "alice's paths on bob");
+    assert_eq!(
+        cwds(&read_at(&b, &pkg_b, &id)),
+        BTreeSet::from([s(&pkg_b).to_string()])
+    );
+
+    let at_root = b.slug_dir().join("memory/MEMORY.md");
+    let want = format!("- the build lives in {}\n", s(&b.checkout.join("build")));
+    let arrived = eventually(SYNC, || {
+        std::fs::read_to_string(&at_root).ok() == Some(want.clone())
+    });
+    assert!(
+        arrived,
+        "bob's root slug has no memory: {}",
+        a.machine.log_tail()
+    );
+    let home_slug = dir_of(&b, &b.machine.home).join("memory/MEMORY.md");
+    assert!(
+        !home_slug.exists(),
+        "the memory landed under bob's HOME slug"
+    );
+    let status: serde_json::Value = serde_json::from_str(&a.ferry(&["status", "--json"])).unwrap();
+    assert_eq!(
+        status["pending"]["waiting"],
+        serde_json::json!([]),
+        "{status}"
+    );
+    a.ferry(&["unmount"]);
+    b.ferry(&["unmount"]);
+}
+
+#[test]
+fn memory_at_the_root_and_a_session_in_a_subdirectory_2_1_197() {
+    memory_at_the_root_and_a_session_in_a_subdirectory(
+        VERSIONS[0],
+        "places (2.1.197): memory at the root",
+    );
+}
+
+#[test]
+fn memory_at_the_root_and_a_session_in_a_subdirectory_2_1_330() {
+    memory_at_the_root_and_a_session_in_a_subdirectory(
+        VERSIONS[1],
+        "places (2.1.330): memory at the root",
+    );
+}
