@@ -189,6 +189,7 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
             upper: Some(upper.reach(Path::new(""))),
             links: links.clone(),
             placed: crate::projects::placed(state),
+            state_dir: Some(state.dir.clone()),
             secrets: config.secrets,
             ..EngineConfig::default()
         },

@@ -118,6 +118,19 @@ pub fn run(json_out: bool) -> Result<()> {
         .and_then(|_| std::fs::read(st.status()).ok())
         .and_then(|b| serde_json::from_slice(&b).ok());
     let mut status = live.clone().unwrap_or_default();
+    // The last `ferry sync`, daemon or not, may have failed since the daemon's last error.
+    let synced: Option<crate::sync_cmd::Report> = std::fs::read(st.sync_report())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(r) = synced
+        && let Some(e) = r.error
+        && status
+            .last_error
+            .as_ref()
+            .is_none_or(|(at, _)| *at < r.at_ms)
+    {
+        status.last_error = Some((r.at_ms, e));
+    }
     if status.machines.is_empty() {
         status.machines = machines_from_store(&store, &snaps, &machine.id);
     }
@@ -181,7 +194,7 @@ pub fn run(json_out: bool) -> Result<()> {
             serde_json::to_string_pretty(&json!({
                 "mount": {"path": mountpoint, "state": format!("{mount:?}").to_lowercase(), "daemon_pid": pid},
                 "machine": {"id": machine.id, "name": machine.name},
-                "remote": {"url": remote, "reachable": status.remote_reachable},
+                "remote": {"url": remote, "reachable": status.remote_reachable, "transport": status.transport, "paused": status.paused},
                 "machines": machines,
                 "last_fetch_ms": status.last_fetch_ms,
                 "last_push_ms": status.last_push_ms,
@@ -203,11 +216,20 @@ pub fn run(json_out: bool) -> Result<()> {
             "none: sessions stay here; add one with `ferry init --remote URL`".to_string()
         }
         (Some(r), Some(true), _) => format!("{r} (reachable)"),
+        (Some(r), Some(false), _) if status.paused.is_some() => {
+            format!("{r} (transfers paused until you act: see below)")
+        }
         (Some(r), Some(false), _) => format!("{r} (unreachable; retrying with backoff)"),
         (Some(r), None, Some(_)) => format!("{r} (not tried yet)"),
         (Some(r), None, None) => format!("{r} (not mounted; `ferry sync` tries it now)"),
     };
     println!("remote:   {reach}");
+    if let Some(t) = &status.transport {
+        println!("transport: {t}");
+    }
+    if let Some(why) = &status.paused {
+        println!("paused:   {why}");
+    }
     println!("machines:");
     for m in &status.machines {
         let mut line = format!(

@@ -102,7 +102,12 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        None => sync_here(&st, &config)?,
+        None => {
+            let report = sync_here(&st, &config)?;
+            // For `ferry status`, which has no daemon to ask.
+            let _ = crate::daemon::write_json(&st.sync_report(), &report);
+            report
+        }
     };
     if json {
         println!("{}", serde_json::to_string(&report)?);
@@ -121,7 +126,7 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
             ),
             (Some(true), _) => println!("fetched and pushed"),
             (Some(false), e) => println!(
-                "the remote could not be reached ({}); everything is committed locally and will be pushed when it can",
+                "the remote failed: {}\neverything is committed locally and will be pushed once the remote works",
                 e.as_deref().unwrap_or("unknown error")
             ),
         }
@@ -171,6 +176,7 @@ pub fn sync_here_locked(st: &State, config: &crate::state::Config) -> Result<Rep
             config.remote.clone(),
             EngineConfig {
                 upper: Some(upper),
+                placed: crate::projects::placed(st),
                 links,
                 secrets: config.secrets,
                 ..EngineConfig::default()

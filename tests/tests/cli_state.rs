@@ -159,7 +159,7 @@ fn status_sync_link_and_projects() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("committed") && text.contains("could not be reached"),
+        text.contains("committed") && text.contains("the remote failed"),
         "{text}"
     );
 }

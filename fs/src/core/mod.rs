@@ -44,6 +44,10 @@ pub trait Sink: Send + Sync {
 
     /// Reports the changes held back until their project is known (all of them, each time).
     fn waiting(&self, _waiting: Vec<ferry_sync::engine::Waiting>) {}
+
+    /// Says the view was looked at (a listing, a project directory): after a quiet spell the
+    /// engine fetches at once, in the background.
+    fn touch(&self) {}
 }
 
 impl Sink for EngineHandle {
@@ -53,6 +57,10 @@ impl Sink for EngineHandle {
 
     fn waiting(&self, waiting: Vec<ferry_sync::engine::Waiting>) {
         self.set_waiting(waiting);
+    }
+
+    fn touch(&self) {
+        EngineHandle::touch(self);
     }
 }
 
@@ -236,6 +244,10 @@ impl Fs {
     /// The attributes of `path`.
     pub fn getattr(&self, path: &Path) -> FsResult<Attr> {
         let _span = tracing::debug_span!("getattr", ?path).entered();
+        // The projects dir or a project dir: Claude Code starting up and looking for sessions.
+        if path.components().count() <= 1 {
+            self.sink.touch();
+        }
         let foreign = self.foreign();
         let mut inner = self.lock();
         let node = self
@@ -247,6 +259,7 @@ impl Fs {
     /// The entries of directory `path`, with their attributes, sorted by name.
     pub fn readdir(&self, path: &Path) -> FsResult<Vec<(OsString, Attr)>> {
         let _span = tracing::debug_span!("readdir", ?path).entered();
+        self.sink.touch();
         let foreign = self.foreign();
         let mut inner = self.lock();
         match self.node(&mut inner, &foreign, path)? {

@@ -7,12 +7,14 @@
 //! limit) and keeps committing locally.
 
 mod credentials;
+mod git_cli;
 mod remote;
 mod status;
 mod transfer;
 mod watch;
 
-pub use remote::{RemoteError, redact};
+pub use git_cli::{GitCli, classify};
+pub use remote::{Failure, RemoteError, redact};
 pub use status::{MachineStatus, Status, Waiting, now_ms};
 
 use crate::store::{Change, MachineRecord, PlaceId, ProjectRecord, RelPath};
@@ -27,6 +29,9 @@ pub(crate) fn home_dir() -> Option<PathBuf> {
     std::env::var_os(if cfg!(windows) { "USERPROFILE" } else { "HOME" }).map(PathBuf::from)
 }
 
+/// How long the view must have gone untouched for a touch to ask for a fetch at once.
+const TOUCH_QUIET: Duration = Duration::from_secs(30);
+
 /// Timing of the engine; the defaults make a line visible on another machine within seconds.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -34,8 +39,20 @@ pub struct EngineConfig {
     pub quiet: Duration,
     /// Commit at the latest this long after the first pending change.
     pub max_delay: Duration,
-    /// Fetch this often.
+    /// Fetch this often while this machine or another one is active.
     pub fetch_every: Duration,
+    /// Fetch this often when every machine is quiet.
+    pub idle_fetch_every: Duration,
+    /// How long after the last sign of activity (a change here, a new commit of another
+    /// machine's) fetching stays at `fetch_every`.
+    pub active_for: Duration,
+    /// How long transfers pause after a failure only the user can fix (a refused login, an
+    /// unknown host key), unless `ferry sync` asks sooner.
+    pub auth_pause: Duration,
+    /// How the network is reached: the user's `git` (the default), or libgit2.
+    pub transport: TransportChoice,
+    /// Where ssh control sockets go (the state dir), for reusing connections.
+    pub state_dir: Option<PathBuf>,
     /// The network's time scale: the connect timeout, and the unit of the bounds on a fetch or
     /// push (`watch::Bounds`). A transfer that keeps moving is never cut short by it.
     pub net_timeout: Duration,
@@ -63,6 +80,11 @@ impl Default for EngineConfig {
             quiet: Duration::from_millis(300),
             max_delay: Duration::from_secs(2),
             fetch_every: Duration::from_secs(2),
+            idle_fetch_every: Duration::from_secs(30),
+            active_for: Duration::from_secs(180),
+            auth_pause: Duration::from_secs(600),
+            transport: TransportChoice::Git,
+            state_dir: None,
             net_timeout: Duration::from_secs(15),
             backoff_max: Duration::from_secs(60),
             max_fetch_bytes: 8 << 30,
@@ -71,6 +93,46 @@ impl Default for EngineConfig {
             links: Vec::new(),
             placed: HashMap::new(),
             secrets: crate::secrets::Policy::default(),
+        }
+    }
+}
+
+/// Which transport to use for fetch and push.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TransportChoice {
+    /// The user's `git` on PATH, falling back to libgit2 if there is none.
+    #[default]
+    Git,
+    /// libgit2 only.
+    Libgit2,
+}
+
+/// The transport the engine runs transfers with.
+#[derive(Clone, Debug)]
+pub(crate) enum Transport {
+    /// The user's `git`.
+    Git(GitCli),
+    /// libgit2 (no usable `git`, or asked for).
+    Libgit2,
+}
+
+impl Transport {
+    fn choose(config: &EngineConfig) -> Transport {
+        match config.transport {
+            TransportChoice::Git => GitCli::probe(config.state_dir.as_deref())
+                .map_or(Transport::Libgit2, Transport::Git),
+            TransportChoice::Libgit2 => Transport::Libgit2,
+        }
+    }
+
+    /// How `ferry status` names it.
+    fn describe(&self, asked: TransportChoice) -> String {
+        match (self, asked) {
+            (Transport::Git(g), _) => g.version.clone(),
+            (Transport::Libgit2, TransportChoice::Libgit2) => "libgit2".into(),
+            (Transport::Libgit2, TransportChoice::Git) => {
+                "libgit2: no usable `git` on PATH, so ssh config, agents' confirmations and credential helpers work only as libgit2 supports them; install git".into()
+            }
         }
     }
 }
@@ -104,10 +166,14 @@ struct Pending {
     last_at: Option<Instant>,
     waiters: Vec<oneshot::Sender<SyncReport>>,
     sync_requested: bool,
+    /// A fetch is wanted at once (the view was touched after a quiet spell).
+    fetch_requested: bool,
     stop: Option<(Duration, oneshot::Sender<SyncReport>)>,
 }
 
 struct Shared {
+    /// When the view was last touched (ms since the epoch), read on the mount's paths.
+    touched_ms: std::sync::atomic::AtomicI64,
     pending: Mutex<Pending>,
     status: Mutex<Status>,
     wake: Notify,
@@ -181,6 +247,22 @@ impl EngineHandle {
         self.shared.status.lock().expect("status lock").waiting = waiting;
     }
 
+    /// Notes that the view was used (Claude Code looking at its projects): after a quiet
+    /// spell, that asks for a fetch at once, without anything waiting for it.
+    pub fn touch(&self) {
+        use std::sync::atomic::Ordering;
+        let now = now_ms();
+        let last = self.shared.touched_ms.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(last) >= TOUCH_QUIET.as_millis() as i64 {
+            self.shared
+                .pending
+                .lock()
+                .expect("pending lock")
+                .fetch_requested = true;
+            self.shared.wake.notify_one();
+        }
+    }
+
     /// Asks for a commit, fetch and push as soon as possible; returns at once.
     pub fn sync_soon(&self) {
         self.shared
@@ -239,15 +321,21 @@ pub fn start(
         config.net_timeout * watch::SOCKET_FACTOR,
     );
     let (events, _) = broadcast::channel(256);
+    let transport = Transport::choose(&config);
     let shared = Arc::new(Shared {
+        touched_ms: std::sync::atomic::AtomicI64::new(now_ms()),
         pending: Mutex::new(Pending::default()),
         status: Mutex::new(Status {
             remote: remote.as_deref().map(redact),
+            transport: remote
+                .is_some()
+                .then(|| transport.describe(config.transport)),
             ..Status::default()
         }),
         wake: Notify::new(),
         events,
     });
+    let active_for = config.active_for;
     let worker = Worker {
         shared: shared.clone(),
         store_path,
@@ -262,6 +350,9 @@ pub fn start(
         early_commit: None,
         commits_since_compact: 0,
         in_flight: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        transport,
+        // Just started (a login, a mount): likely about to be used.
+        active_until: Instant::now() + active_for,
     };
     tokio::spawn(worker.run());
     EngineHandle { shared }
@@ -290,6 +381,11 @@ struct Worker {
     commits_since_compact: u32,
     /// Whether a fetch or push is running on a blocking thread (possibly past its timeout).
     in_flight: Arc<std::sync::atomic::AtomicBool>,
+    /// How fetches and pushes reach the remote.
+    transport: Transport,
+    /// Until when some machine counts as active: fetches run at `fetch_every` until then, at
+    /// `idle_fetch_every` after.
+    active_until: Instant,
 }
 
 mod worker;

@@ -1,5 +1,5 @@
-//! Fetch and push through git2, reporting progress to a watcher, never called from a filesystem
-//! path.
+//! Fetch and push through git2 (the fallback when no `git` is on PATH; see `git_cli.rs`),
+//! reporting progress to a watcher, never called from a filesystem path.
 //! This machine pushes only its own branch; every machine's branch is fetched.
 
 use crate::store::{REMOTE_PREFIX, Store, own_ref};
@@ -8,11 +8,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Counts the callbacks of a running transfer, so that a slow transfer that still moves is told
-/// apart from one that stalled (see `engine::watch`).
+/// apart from one that stalled (see `engine::watch`), and carries the watcher's word to stop.
 #[derive(Clone, Debug, Default)]
-pub struct Progress(Arc<AtomicU64>);
+pub struct Progress(Arc<AtomicU64>, Arc<std::sync::atomic::AtomicBool>);
 
 impl Progress {
+    /// Asks the transfer to stop (a `git` subprocess is killed; libgit2 cannot be).
+    pub fn cancel(&self) {
+        self.1.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the watcher gave up on the transfer.
+    pub fn cancelled(&self) -> bool {
+        self.1.load(Ordering::SeqCst)
+    }
+
     /// Notes that the transfer moved.
     pub fn tick(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
@@ -34,6 +44,43 @@ pub struct RemoteError {
     pub url: String,
     /// What went wrong.
     pub message: String,
+    /// Which kind of failure: an authentication failure pauses transfers.
+    pub kind: Failure,
+}
+
+/// Kinds of remote failure that need different answers from the user.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failure {
+    /// The network or the server failed (down, refused, timed out): retried with a backoff.
+    #[default]
+    Network,
+    /// The login was refused (no usable key, a wrong password, no credentials, an untrusted
+    /// certificate): never retried in a loop.
+    Auth,
+    /// The server's ssh host key is not in known_hosts.
+    HostKeyUnknown,
+    /// The server's ssh host key differs from the one in known_hosts.
+    HostKeyChanged,
+    /// The host (or ssh alias) does not resolve.
+    Resolve,
+    /// The repository does not exist, or the account cannot reach it.
+    NoAccess,
+    /// Anything else (a refused push, a local problem).
+    Other,
+}
+
+impl Failure {
+    /// Whether trying again without the user acting would only fail again and count against
+    /// the account (a refused login) or the user's trust (a host key). A name that does not
+    /// resolve or a missing repository is retried with the backoff: the network may be down, a
+    /// disk not mounted yet.
+    pub fn needs_the_user(self) -> bool {
+        matches!(
+            self,
+            Failure::Auth | Failure::HostKeyUnknown | Failure::HostKeyChanged
+        )
+    }
 }
 
 /// Removes `user:password@` from a URL before it reaches a log or a status line.
@@ -63,6 +110,7 @@ fn error(op: &'static str, url: &str, message: impl ToString) -> RemoteError {
         op,
         url: redact(url),
         message: redact(&message.to_string()),
+        kind: Failure::Network,
     }
 }
 

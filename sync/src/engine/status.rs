@@ -48,6 +48,13 @@ pub struct Status {
     /// Changes held back until their project is known, per project directory.
     #[serde(default)]
     pub waiting: Vec<Waiting>,
+    /// How fetch and push reach the remote (`git version …`, or libgit2 and why).
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// Why transfers are paused until the user acts (a refused login, an unknown host key), and
+    /// what to do; `ferry sync` tries again at once.
+    #[serde(default)]
+    pub paused: Option<String>,
 }
 
 /// Changes in one project directory that wait for its project to be known: they are not pending

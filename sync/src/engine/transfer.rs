@@ -2,11 +2,11 @@
 //! progress rather than bounded in total (a slow link may take minutes, a stalled one is given
 //! up), with local commits going on while a transfer runs.
 
-use super::remote::{self, Progress, RemoteError};
+use super::remote::{self, Failure, Progress, RemoteError};
 use super::status::now_ms;
 use super::watch::{Bounds, watch};
 use super::worker::{FAR, commit_due};
-use super::{Event, Worker};
+use super::{Event, Transport, Worker};
 use crate::store::{Snapshot, Store, StoreError};
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,18 +25,22 @@ impl Drop for ClearOnDrop {
 
 impl Worker {
     /// Runs `op` on a blocking thread, watched for progress, committing meanwhile; records
-    /// the outcome in the status and the backoff.
+    /// the outcome in the status and the backoff (or, for a failure only the user can fix, the
+    /// pause).
     async fn network<F>(&mut self, op: F) -> Result<(), RemoteError>
     where
-        F: FnOnce(&Store, &str, &str, &Progress) -> Result<(), RemoteError> + Send + 'static,
+        F: FnOnce(&Transport, &Store, &str, &str, &Progress) -> Result<(), RemoteError>
+            + Send
+            + 'static,
     {
         let Some(url) = self.remote.clone() else {
             return Ok(());
         };
-        let stopping = |url: &str| RemoteError {
+        let fail = |message: String| RemoteError {
             op: "network",
-            url: remote::redact(url),
-            message: "not started or not awaited: ferry is stopping".into(),
+            url: remote::redact(&url),
+            message,
+            kind: Failure::Other,
         };
         if self
             .shared
@@ -46,21 +50,19 @@ impl Worker {
             .stop
             .is_some()
         {
-            return Err(stopping(&url));
+            return Err(fail("not started or not awaited: ferry is stopping".into()));
         }
         let (path, id) = (self.store_path.clone(), self.machine.id.clone());
         let bounds = Bounds::for_timeout(self.config.net_timeout);
         let url2 = url.clone();
         let progress = Progress::default();
         let moved = progress.clone();
-        // A timed-out operation keeps running on its thread (git2 cannot be cancelled); start no
-        // other until it ends, so transfers never pile up or race a compaction.
+        let transport = self.transport.clone();
+        // A timed-out libgit2 operation keeps running on its thread (it cannot be cancelled; a
+        // git subprocess is killed); start no other until it ends, so transfers never pile up
+        // or race a compaction.
         if self.in_flight.swap(true, Ordering::SeqCst) {
-            return Err(RemoteError {
-                op: "network",
-                url: remote::redact(&url),
-                message: "the previous fetch or push is still running".into(),
-            });
+            return Err(fail("the previous fetch or push is still running".into()));
         }
         let flag = self.in_flight.clone();
         let task = tokio::task::spawn_blocking(move || {
@@ -69,24 +71,20 @@ impl Worker {
                 op: "open",
                 url: remote::redact(&url2),
                 message: e.to_string(),
+                kind: Failure::Other,
             })?;
-            op(&store, &url2, &id, &moved)
+            op(&transport, &store, &url2, &id, &moved)
         });
         let watched = watch(task, progress, bounds);
         let Some(outcome) = self.commit_while(watched).await else {
-            return Err(stopping(&url));
+            return Err(fail("not started or not awaited: ferry is stopping".into()));
         };
         let result = match outcome {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => Err(RemoteError {
-                op: "network",
-                url: remote::redact(&url),
-                message: e.to_string(),
-            }),
+            Ok(Err(e)) => Err(fail(e.to_string())),
             Err(why) => Err(RemoteError {
-                op: "network",
-                url: remote::redact(&url),
-                message: format!("{why}; gave up this attempt"),
+                kind: Failure::Network,
+                ..fail(format!("{why}; gave up this attempt"))
             }),
         };
         {
@@ -94,7 +92,19 @@ impl Worker {
             s.remote_reachable = Some(result.is_ok());
         }
         match &result {
-            Ok(()) => self.backoff = None,
+            Ok(()) => {
+                self.backoff = None;
+                self.set_paused(None);
+            }
+            // One refused login, then nothing until the user acts (`ferry sync`) or a long
+            // pause passes: the same credentials are never retried in a loop.
+            Err(e) if e.kind.needs_the_user() => {
+                let until = Instant::now() + self.config.auth_pause;
+                tracing::warn!(error = %e, pause = ?self.config.auth_pause, "the remote needs the user; transfers paused");
+                self.backoff = Some((until, self.config.auth_pause));
+                self.set_paused(Some(e.message.clone()));
+                self.error(e.to_string());
+            }
             Err(e) => {
                 let delay = self.backoff.map_or(Duration::from_secs(1), |(_, d)| {
                     (d * 2).min(self.config.backoff_max)
@@ -107,10 +117,20 @@ impl Worker {
         result
     }
 
+    /// Records whether transfers are paused until the user acts, and why.
+    fn set_paused(&mut self, why: Option<String>) {
+        self.shared.status.lock().expect("status lock").paused = why;
+    }
+
     /// Pushes this machine's branch. Commits made while the push ran leave it unpushed.
     pub(super) async fn push(&mut self) -> Result<(), RemoteError> {
         let commits = self.commits;
-        let r = self.network(remote::push).await;
+        let r = self
+            .network(|t, store, url, id, moved| match t {
+                Transport::Git(git) => git.push(store, url, id, moved),
+                Transport::Libgit2 => remote::push(store, url, id, moved),
+            })
+            .await;
         if r.is_ok() {
             self.unpushed = self.commits != commits;
             self.shared.status.lock().expect("status lock").last_push_ms = Some(now_ms());
@@ -122,8 +142,11 @@ impl Worker {
     /// Fetches every machine's branch and tells subscribers which files changed.
     pub(super) async fn fetch(&mut self) -> Result<(), RemoteError> {
         let max = self.config.max_fetch_bytes;
-        self.network(move |store, url, _, moved| remote::fetch(store, url, max, moved))
-            .await?;
+        self.network(move |t, store, url, _, moved| match t {
+            Transport::Git(git) => git.fetch(store, url, max, moved),
+            Transport::Libgit2 => remote::fetch(store, url, max, moved),
+        })
+        .await?;
         self.shared
             .status
             .lock()
@@ -140,6 +163,7 @@ impl Worker {
                 self.heads = heads;
                 self.shared.status.lock().expect("status lock").rejected = rejected;
                 if !changed.is_empty() {
+                    self.active();
                     let _ = self.shared.events.send(Event::Changed(changed));
                 }
             }

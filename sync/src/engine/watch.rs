@@ -35,10 +35,23 @@ impl Bounds {
     }
 }
 
-/// Waits for `task` within `bounds`, watching `progress`; on giving up, says why.
+/// Waits for `task` within `bounds`, watching `progress`; on giving up, cancels it through
+/// `progress` and says why.
 pub(super) async fn watch<T>(
     task: impl Future<Output = T>,
     progress: Progress,
+    bounds: Bounds,
+) -> Result<T, String> {
+    let out = watch_inner(task, &progress, bounds).await;
+    if out.is_err() {
+        progress.cancel();
+    }
+    out
+}
+
+async fn watch_inner<T>(
+    task: impl Future<Output = T>,
+    progress: &Progress,
     bounds: Bounds,
 ) -> Result<T, String> {
     tokio::pin!(task);

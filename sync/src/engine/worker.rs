@@ -11,11 +11,16 @@ use std::time::{Duration, Instant};
 /// Far enough away to mean never.
 pub(super) const FAR: Duration = Duration::from_secs(3600);
 
+/// How far the wall clock may run ahead of the monotonic one between two turns of the loop
+/// before it counts as the machine having slept.
+const WAKE_GAP: Duration = Duration::from_secs(10);
+
 impl Worker {
     pub(super) async fn run(mut self) {
         let mut next_fetch = Instant::now();
         self.reconcile().await;
         self.refresh_status().await;
+        let mut clocks = (Instant::now(), std::time::SystemTime::now());
         loop {
             let wake_at = self.next_wake(next_fetch);
             tokio::select! {
@@ -23,12 +28,39 @@ impl Worker {
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
             }
             let now = Instant::now();
-            let (stop, explicit, due) = {
+            // The monotonic clock stands still while the machine sleeps and the wall clock does
+            // not: a gap between them is a wake-up, when other machines have likely moved on
+            // and the network may be back.
+            let wall = std::time::SystemTime::now();
+            let slept = wall
+                .duration_since(clocks.1)
+                .unwrap_or_default()
+                .saturating_sub(now - clocks.0);
+            clocks = (now, wall);
+            if slept > WAKE_GAP {
+                tracing::info!(?slept, "woke from sleep; fetching now");
+                next_fetch = now;
+                if self
+                    .shared
+                    .status
+                    .lock()
+                    .expect("status lock")
+                    .paused
+                    .is_none()
+                {
+                    self.backoff = None;
+                }
+            }
+            let (stop, explicit, due, fetch_now) = {
                 let mut p = self.shared.pending.lock().expect("pending lock");
                 let due = commit_due(&p, &self.config, now);
                 let explicit = std::mem::take(&mut p.sync_requested);
-                (p.stop.take(), explicit, due)
+                let fetch_now = std::mem::take(&mut p.fetch_requested);
+                (p.stop.take(), explicit, due, fetch_now)
             };
+            if fetch_now {
+                next_fetch = next_fetch.min(now);
+            }
             if let Some((deadline, reply)) = stop {
                 let report = self.final_sync(deadline).await;
                 let _ = reply.send(report);
@@ -37,8 +69,10 @@ impl Worker {
             if explicit {
                 let waiters =
                     std::mem::take(&mut self.shared.pending.lock().expect("pending lock").waiters);
+                // The user asked: a pause or backoff gives way to one try now.
+                self.backoff = None;
                 let report = self.full_sync().await;
-                next_fetch = Instant::now() + self.config.fetch_every;
+                next_fetch = Instant::now() + self.fetch_interval();
                 for w in waiters {
                     let _ = w.send(report.clone());
                 }
@@ -55,7 +89,7 @@ impl Worker {
                 if self.net_allowed() {
                     let _ = self.fetch().await;
                 }
-                next_fetch = Instant::now() + self.config.fetch_every;
+                next_fetch = Instant::now() + self.fetch_interval();
             }
         }
     }
@@ -146,6 +180,22 @@ impl Worker {
         at
     }
 
+    /// How long until the next periodic fetch: short while any machine is active, long when
+    /// every machine is quiet (a person moving between machines takes longer than that, and
+    /// touching the view after a quiet spell fetches at once).
+    pub(super) fn fetch_interval(&self) -> Duration {
+        if Instant::now() < self.active_until {
+            self.config.fetch_every
+        } else {
+            self.config.idle_fetch_every
+        }
+    }
+
+    /// Notes a sign of activity (a change here, another machine's new commit).
+    pub(super) fn active(&mut self) {
+        self.active_until = Instant::now() + self.config.active_for;
+    }
+
     fn net_allowed(&self) -> bool {
         self.remote.is_some()
             && self
@@ -189,6 +239,7 @@ impl Worker {
                         .map(remote::redact)
                         .unwrap_or_default(),
                     message: format!("no answer within {deadline:?}"),
+                    kind: remote::Failure::Network,
                 })
             });
             report.error = result.err().map(|e| e.to_string());
@@ -247,6 +298,7 @@ impl Worker {
                 if let Some(id) = &id {
                     self.unpushed = true;
                     self.commits += 1;
+                    self.active();
                     // Made while a sync request waited for a transfer: that sync reports it.
                     if !self
                         .shared

@@ -1,0 +1,543 @@
+//! Fetch and push through the user's own `git`, as a subprocess in the store (as Cargo's
+//! `net.git-fetch-with-cli` and jj's subprocess fetch do): ssh config and `Host` aliases, agents,
+//! `IdentityFile`, `ProxyJump`, known_hosts, `insteadOf`, `http.sslCAInfo`, proxies and every
+//! credential helper behave exactly as in `git fetch`. It never prompts: no terminal prompts, no
+//! askpass, ssh in batch mode. libgit2 keeps all local object work; with no usable `git` on
+//! PATH the engine falls back to libgit2 (`remote.rs`) and says so in the status.
+//!
+//! ssh connections are reused through a control socket under the state dir when the user has
+//! not set an ssh command of their own, so active syncing does not cost a handshake per fetch.
+
+use super::remote::{Failure, Progress, RemoteError, redact};
+use crate::store::{REMOTE_PREFIX, Store, own_ref};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long an idle ssh master connection stays open for the next fetch.
+const CONTROL_PERSIST: Duration = Duration::from_secs(300);
+
+/// Longest unix socket path (`sun_path` is 108 bytes on Linux, 104 on macOS).
+const MAX_SOCKET_PATH: usize = 100;
+
+/// The user's `git`, found on PATH, and how ferry runs it.
+#[derive(Clone, Debug)]
+pub struct GitCli {
+    /// `git --version`'s answer (`git version 2.47.3`).
+    pub version: String,
+    /// The ssh command ferry sets (batch mode, a control socket), unless the user has one.
+    ssh: Option<String>,
+}
+
+impl GitCli {
+    /// The `git` on PATH, if it runs. `control_dir` is where ssh control sockets go.
+    pub fn probe(control_dir: Option<&Path>) -> Option<GitCli> {
+        let out = Command::new("git")
+            .arg("--version")
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())?;
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Some(GitCli {
+            version,
+            ssh: ssh_command(control_dir),
+        })
+    }
+
+    /// `git` set up to run in the store at `git_dir`, never prompting, in English.
+    fn command(&self, git_dir: &Path) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.arg("--git-dir")
+            .arg(git_dir)
+            // An askpass program named in the user's config would prompt in a window.
+            .args(["-c", "core.askPass="])
+            .env("LC_ALL", "C")
+            .env("LANGUAGE", "C")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GCM_INTERACTIVE", "never")
+            .env("SSH_ASKPASS_REQUIRE", "never")
+            .env_remove("GIT_ASKPASS")
+            .env_remove("SSH_ASKPASS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(ssh) = &self.ssh {
+            cmd.env("GIT_SSH_COMMAND", ssh);
+        }
+        cmd
+    }
+
+    /// Fetches every machine's branch into `refs/remotes/origin/machines/*`, giving up once the
+    /// remote has sent more than `max_bytes`.
+    pub fn fetch(
+        &self,
+        store: &Store,
+        url: &str,
+        max_bytes: u64,
+        progress: &Progress,
+    ) -> Result<(), RemoteError> {
+        let mut cmd = self.command(store.repo().path());
+        // Everything arrives as a pack (never loose objects), whose growing temporary file
+        // bounds what a remote can send.
+        cmd.args(["-c", "fetch.unpackLimit=1"]);
+        cmd.args([
+            "fetch",
+            "--progress",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-auto-gc",
+            "--no-recurse-submodules",
+            "--",
+            url,
+        ])
+        .arg(format!("+refs/heads/machines/*:{REMOTE_PREFIX}*"));
+        let incoming = Incoming {
+            pack_dir: store.repo().path().join("objects/pack"),
+            max_bytes,
+        };
+        // A pack half-received by a fetch that was stopped is garbage (transfers run one at a
+        // time, so none is arriving now).
+        incoming.clear();
+        run(cmd, "fetch", url, Some(incoming), progress).map(|_| ())
+    }
+
+    /// Pushes this machine's branch (forced: the branch is this machine's alone) and records the
+    /// pushed commit as the remote's copy of it.
+    pub fn push(
+        &self,
+        store: &Store,
+        url: &str,
+        machine_id: &str,
+        progress: &Progress,
+    ) -> Result<(), RemoteError> {
+        let own = own_ref(machine_id);
+        let Ok(head) = store.repo().refname_to_id(&own) else {
+            return Ok(());
+        };
+        let mut cmd = self.command(store.repo().path());
+        cmd.args(["push", "--porcelain", "--progress", "--", url])
+            .arg(format!("+{head}:{own}"));
+        let stdout = run(cmd, "push", url, None, progress)?;
+        // `--porcelain`: a line `!<tab>src:dst<tab>[rejected] (why)` per refused ref.
+        if let Some(line) = stdout.lines().find(|l| l.starts_with('!')) {
+            let why = line.rsplit('\t').next().unwrap_or(line);
+            return Err(failure(
+                "push",
+                url,
+                Failure::Other,
+                format!("the remote refused the branch: {why}"),
+            ));
+        }
+        let tracking = format!("{REMOTE_PREFIX}{machine_id}");
+        store
+            .repo()
+            .reference(&tracking, head, true, "ferry push")
+            .map_err(|e| failure("push", url, Failure::Other, e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// The ssh command ferry sets for git: batch mode (never a passphrase or host-key prompt) and a
+/// reused connection; `None` when the user has their own (`GIT_SSH_COMMAND`, `GIT_SSH` or
+/// `core.sshCommand`), which is then used as it is.
+fn ssh_command(control_dir: Option<&Path>) -> Option<String> {
+    if std::env::var_os("GIT_SSH_COMMAND").is_some() || std::env::var_os("GIT_SSH").is_some() {
+        return None;
+    }
+    let configured = Command::new("git")
+        .args(["config", "--get", "core.sshCommand"])
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success() && !o.stdout.trim_ascii().is_empty());
+    if configured.is_some() {
+        return None;
+    }
+    let mut ssh = "ssh -o BatchMode=yes".to_string();
+    if let Some(dir) = control_dir.and_then(control_socket_dir) {
+        ssh.push_str(&format!(
+            " -o ControlMaster=auto -o ControlPath='{}/%C' -o ControlPersist={}",
+            dir.display(),
+            CONTROL_PERSIST.as_secs()
+        ));
+    }
+    Some(ssh)
+}
+
+/// The directory for ssh control sockets (created, private), if its sockets' paths fit.
+fn control_socket_dir(state: &Path) -> Option<PathBuf> {
+    if cfg!(windows) {
+        return None;
+    }
+    let dir = state.join("ssh");
+    // `%C` is 40 hex digits.
+    if dir.as_os_str().len() + 41 > MAX_SOCKET_PATH || dir.to_str()?.contains('\'') {
+        return None;
+    }
+    std::fs::create_dir_all(&dir).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok()?;
+    }
+    Some(dir)
+}
+
+/// Where a fetch's pack arrives, and how big it may grow.
+struct Incoming {
+    /// `objects/pack` of the store: git writes the arriving pack to `tmp_pack_*` there.
+    pack_dir: PathBuf,
+    /// Most bytes accepted.
+    max_bytes: u64,
+}
+
+impl Incoming {
+    fn arriving(&self) -> impl Iterator<Item = std::fs::DirEntry> {
+        std::fs::read_dir(&self.pack_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("tmp_pack_"))
+    }
+
+    /// Bytes of the packs arriving now.
+    fn arrived(&self) -> u64 {
+        self.arriving()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Removes what an earlier, stopped fetch left arriving.
+    fn clear(&self) {
+        for e in self.arriving() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Runs `cmd`, ticking `progress` on every chunk it writes to stderr (and as a fetch's pack
+/// grows), and stopping it when `progress` is cancelled or more than `incoming` allows arrives;
+/// its stdout on success.
+fn run(
+    mut cmd: Command,
+    op: &'static str,
+    url: &str,
+    incoming: Option<Incoming>,
+    progress: &Progress,
+) -> Result<String, RemoteError> {
+    let max_bytes = incoming.as_ref().map(|i| i.max_bytes);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| failure(op, url, Failure::Other, format!("running git: {e}")))?;
+    let mut stderr = child.stderr.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
+    let tail: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let too_big = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (tail, too_big, progress) = (tail.clone(), too_big.clone(), progress.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                progress.tick();
+                let mut t = tail.lock().expect("tail lock");
+                t.extend_from_slice(&buf[..n]);
+                let excess = t.len().saturating_sub(16 << 10);
+                t.drain(..excess);
+                if let Some(max) = max_bytes
+                    && received_bytes(&t).is_some_and(|b| b > max)
+                {
+                    too_big.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let mut arrived = 0;
+    let status = loop {
+        if let Some(i) = &incoming {
+            let now = i.arrived();
+            if now != arrived {
+                progress.tick();
+                arrived = now;
+            }
+            if now > i.max_bytes {
+                too_big.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        if progress.cancelled() || too_big.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = child.kill();
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                return Err(failure(
+                    op,
+                    url,
+                    Failure::Other,
+                    format!("waiting for git: {e}"),
+                ));
+            }
+        }
+    };
+    let _ = reader.join();
+    let stdout = out_reader.join().unwrap_or_default();
+    if too_big.load(std::sync::atomic::Ordering::SeqCst) {
+        let why = format!(
+            "the remote sent more than {} bytes; refusing the rest (raise max_fetch_bytes if this is real)",
+            max_bytes.unwrap_or_default()
+        );
+        return Err(failure(op, url, Failure::Other, why));
+    }
+    if status.success() {
+        return Ok(stdout);
+    }
+    if progress.cancelled() {
+        return Err(failure(
+            op,
+            url,
+            Failure::Network,
+            "stopped: it stopped moving",
+        ));
+    }
+    // `push --porcelain` reports refused refs on stdout.
+    let mut text = String::from_utf8_lossy(&tail.lock().expect("tail lock")).into_owned();
+    text.push('\n');
+    text.push_str(&stdout);
+    let (kind, message) = classify(&text, url);
+    Err(failure(op, url, kind, message))
+}
+
+fn failure(op: &'static str, url: &str, kind: Failure, message: impl ToString) -> RemoteError {
+    RemoteError {
+        op,
+        url: redact(url),
+        message: redact(&message.to_string()),
+        kind,
+    }
+}
+
+/// The bytes received so far, from the last `Receiving objects: …, 1.50 MiB | …` in git's
+/// progress.
+fn received_bytes(progress: &[u8]) -> Option<u64> {
+    let text = String::from_utf8_lossy(progress);
+    let line = text
+        .rsplit(['\r', '\n'])
+        .find(|l| l.contains("Receiving objects:"))?;
+    let after = line.split("), ").nth(1)?;
+    let mut words = after.split_whitespace();
+    let n: f64 = words.next()?.parse().ok()?;
+    let unit = match words.next()?.trim_end_matches(',') {
+        "bytes" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((n * unit) as u64)
+}
+
+/// The host of a remote URL (`ssh://u@h:22/p`, `u@h:p`, `https://h/p`), for messages.
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/']).next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if url.contains("://") {
+        authority.split(':').next().unwrap_or(authority)
+    } else {
+        authority.split(':').next().unwrap_or(authority)
+    };
+    host.to_string()
+}
+
+/// What went wrong, from git's and ssh's own words (in the C locale), and the message that
+/// says what to do next.
+pub fn classify(stderr: &str, url: &str) -> (Failure, String) {
+    let host = host_of(url);
+    let has = |needle: &str| stderr.contains(needle);
+    let (kind, message) = if has("[remote rejected]") || has("[rejected]") {
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("remote: "))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let why = stderr
+            .lines()
+            .find(|l| l.contains("rejected]"))
+            .map(|l| l.rsplit('\t').next().unwrap_or(l).trim())
+            .unwrap_or("rejected");
+        (
+            Failure::Other,
+            format!(
+                "the remote rejected the branch: {why}{}{}; everything stays committed here",
+                if said.is_empty() { "" } else { ": " },
+                said.join(" ")
+            ),
+        )
+    } else if has("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        (
+            Failure::HostKeyChanged,
+            format!(
+                "the ssh host key of {host} CHANGED since it was recorded in ~/.ssh/known_hosts: this may be an attack. If the change is expected (a reinstalled server), remove the old key with `ssh-keygen -R {host}`, connect once with `ssh {host}` to accept the new one, then run `ferry sync`"
+            ),
+        )
+    } else if has("Host key verification failed")
+        || has("No ED25519 host key is known")
+        || has("host key is known for")
+    {
+        (
+            Failure::HostKeyUnknown,
+            format!(
+                "the ssh host key of {host} is not known yet: connect once with `ssh {host}` (or add it with `ssh-keyscan {host} >> ~/.ssh/known_hosts`) and check its fingerprint, then run `ferry sync`"
+            ),
+        )
+    } else if has("Could not resolve hostname") || has("Could not resolve host") {
+        (
+            Failure::Resolve,
+            format!(
+                "{host} does not resolve: check the remote (`ferry remote show`) and, for an ssh alias, its `Host` entry in ~/.ssh/config"
+            ),
+        )
+    } else if has("Permission denied (publickey") || has("Permission denied (") {
+        (
+            Failure::Auth,
+            format!(
+                "{host} refused every ssh key offered: check `ssh -T {host}`, `ssh-add -l` and the `IdentityFile` for it in ~/.ssh/config (a key with a passphrase needs the agent), then run `ferry sync`"
+            ),
+        )
+    } else if has("terminal prompts disabled")
+        || has("could not read Username")
+        || has("could not read Password")
+    {
+        (
+            Failure::Auth,
+            format!(
+                "no stored credentials for {host}: set up a credential helper (`git config --global credential.helper store`, or your platform's) and fetch once with `git fetch` so it saves them, then run `ferry sync`"
+            ),
+        )
+    } else if has("Authentication failed") || has("returned error: 401") {
+        (
+            Failure::Auth,
+            format!(
+                "{host} refused the stored credentials: update them in your credential helper (for example `git credential reject`, then fetch once with `git fetch` to enter new ones), then run `ferry sync`"
+            ),
+        )
+    } else if has("Repository not found")
+        || has("does not appear to be a git repository")
+        || has("returned error: 403")
+        || has("returned error: 404")
+        || has("not found") && has("fatal:")
+    {
+        (
+            Failure::NoAccess,
+            format!(
+                "the repository at {} does not exist or this account has no access to it: check the URL (`ferry remote show`) and your access, then run `ferry sync`",
+                redact(url)
+            ),
+        )
+    } else if has("certificate") || has("SSL") {
+        (
+            Failure::Auth,
+            format!(
+                "the TLS certificate of {host} is not trusted: point git at its CA (`git config --global http.sslCAInfo /path/ca.pem`), then run `ferry sync`"
+            ),
+        )
+    } else {
+        let last = stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.contains("objects:"))
+            .unwrap_or("git failed without a message")
+            .to_string();
+        (Failure::Network, last)
+    };
+    (kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_told_apart_and_say_what_to_do() {
+        let url = "ssh://git@example.org:2222/me/s.git";
+        let cases = [
+            (
+                "@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.\nfatal: Could not read from remote repository.",
+                Failure::HostKeyChanged,
+            ),
+            (
+                "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\nHost key verification failed.\n",
+                Failure::HostKeyUnknown,
+            ),
+            (
+                "ssh: Could not resolve hostname work-github: Name or service not known\nfatal: Could not read from remote repository.",
+                Failure::Resolve,
+            ),
+            (
+                "git@example.org: Permission denied (publickey).\nfatal: Could not read from remote repository.",
+                Failure::Auth,
+            ),
+            (
+                "fatal: could not read Username for 'https://h': terminal prompts disabled",
+                Failure::Auth,
+            ),
+            (
+                "remote: Invalid username or password.\nfatal: Authentication failed for 'https://h/r.git/'",
+                Failure::Auth,
+            ),
+            (
+                "ERROR: Repository not found.\nfatal: Could not read from remote repository.",
+                Failure::NoAccess,
+            ),
+            (
+                "ssh: connect to host h port 22: Connection refused\nfatal: Could not read from remote repository.",
+                Failure::Network,
+            ),
+        ];
+        for (stderr, want) in cases {
+            let (kind, message) = classify(stderr, url);
+            assert_eq!(kind, want, "{stderr}");
+            assert!(!message.is_empty());
+        }
+        assert!(
+            classify(cases[0].0, url)
+                .1
+                .contains("ssh-keygen -R example.org")
+        );
+        assert!(classify(cases[3].0, url).1.contains("ferry sync"));
+    }
+
+    #[test]
+    fn received_bytes_come_from_the_progress_line() {
+        let p = b"remote: Enumerating objects: 5\rReceiving objects:  40% (2/5), 1.50 MiB | 3.00 MiB/s\r";
+        assert_eq!(received_bytes(p), Some((1.5 * 1024.0 * 1024.0) as u64));
+        assert_eq!(
+            received_bytes(b"Receiving objects: 100% (5/5), 812 bytes | 1 KiB/s, done.\n"),
+            Some(812)
+        );
+        assert_eq!(received_bytes(b"nothing"), None);
+    }
+
+    #[test]
+    fn hosts_of_every_url_shape() {
+        assert_eq!(host_of("ssh://git@h.org:22/a/b"), "h.org");
+        assert_eq!(host_of("work-github:me/s.git"), "work-github");
+        assert_eq!(host_of("git@github.com:me/s.git"), "github.com");
+        assert_eq!(host_of("https://u:p@h.org:8443/r.git"), "h.org");
+    }
+}
