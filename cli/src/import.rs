@@ -24,7 +24,7 @@ pub struct Imported {
 }
 
 /// Imports the existing sessions and fetches the others; quiet when `quiet`.
-pub fn run(st: &State, config: &Config, quiet: bool) -> Result<Imported> {
+pub fn run(st: &State, config: &Config, quiet: bool, offline: bool) -> Result<Imported> {
     let mountpoint = state::mount_point()?;
     // A running daemon (or a mount) does this itself.
     let lock = crate::daemon::lock(st);
@@ -66,6 +66,15 @@ pub fn run(st: &State, config: &Config, quiet: bool) -> Result<Imported> {
     }
     st.record_findings(&store.take_findings());
     bar.finish_and_clear();
+    if offline {
+        // Set up without the remote: the first mount syncs.
+        drop(lock);
+        return Ok(Imported {
+            files: batch.files.len(),
+            bytes,
+            sync: None,
+        });
+    }
     let spinner = if quiet || config.remote.is_none() {
         ProgressBar::hidden()
     } else {

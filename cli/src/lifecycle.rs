@@ -14,6 +14,7 @@ pub fn init(
     remote: Option<String>,
     name: Option<String>,
     secrets: Option<ferry_sync::secrets::Policy>,
+    offline: bool,
     json: bool,
 ) -> Result<()> {
     let st = State::locate()?;
@@ -24,11 +25,16 @@ pub fn init(
     } else {
         None
     };
-    // A local remote given as a relative path is kept absolute: `ferry mount` runs elsewhere.
-    let remote = remote.map(|r| match std::fs::canonicalize(&r) {
-        Ok(p) if !r.contains("://") => p.to_string_lossy().into_owned(),
-        _ => r,
-    });
+    // Checked before anything is written: a URL git takes, an ssh address, or a path (kept
+    // absolute: `ferry mount` runs elsewhere), reachable unless --offline.
+    let remote = remote
+        .map(|r| crate::remote_cmd::check_url(&r))
+        .transpose()?;
+    if let Some(r) = remote.as_deref().filter(|_| !offline) {
+        crate::remote_cmd::reachable(r)
+            .context("nothing was changed; fix that, or pass --offline to set up anyway")?;
+    }
+    let running = crate::sync_cmd::daemon_pid(&st).is_some();
     let config = Config {
         machine_id: existing
             .as_ref()
@@ -44,7 +50,7 @@ pub fn init(
     st.save(&config)?;
     Store::init(&st.store())
         .with_context(|| format!("creating the store {}", st.store().display()))?;
-    let imported = crate::import::run(&st, &config, json)?;
+    let imported = crate::import::run(&st, &config, json, offline)?;
     let sync = imported.sync.as_ref();
     if json {
         println!(
@@ -92,10 +98,15 @@ pub fn init(
             "remote: {} (fetched and pushed)",
             ferry_sync::engine::redact(r)
         ),
-        (Some(r), None) => println!(
-            "remote: {} (the running daemon syncs with it)",
+        (Some(r), None) if running => println!(
+            "remote: {} (the running daemon keeps the remote it started with: run `ferry unmount && ferry mount` to switch)",
             ferry_sync::engine::redact(r)
         ),
+        (Some(r), None) if offline => println!(
+            "remote: {} (not tried: --offline; `ferry mount` syncs with it)",
+            ferry_sync::engine::redact(r)
+        ),
+        (Some(r), None) => println!("remote: {}", ferry_sync::engine::redact(r)),
         (None, _) => println!(
             "no remote: sessions stay on this machine; add one with `ferry init --remote URL`"
         ),

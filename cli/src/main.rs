@@ -9,6 +9,7 @@ mod hooks;
 mod import;
 mod lifecycle;
 mod projects;
+mod remote_cmd;
 mod restore;
 mod service;
 mod sessions;
@@ -52,8 +53,19 @@ enum Command {
         /// replaced by [REDACTED:kind]; the local file keeps it) or block (hold the file back).
         #[arg(long, value_name = "warn|redact|block")]
         secrets: Option<ferry_sync::secrets::Policy>,
+        /// Set up even if the remote cannot be reached now (it is tried again once mounted).
+        #[arg(long)]
+        offline: bool,
         /// Print JSON instead of text.
         #[arg(long)]
+        json: bool,
+    },
+    /// Show, change or remove the shared remote.
+    Remote {
+        #[command(subcommand)]
+        action: RemoteAction,
+        /// Print JSON instead of text.
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Mount the view at Claude Code's projects directory; returns once it is live.
@@ -177,6 +189,23 @@ enum Command {
     },
 }
 
+/// What `ferry remote` does.
+#[derive(Subcommand)]
+pub enum RemoteAction {
+    /// Print the remote (credentials removed).
+    Show,
+    /// Use URL from now on (checked, and tried unless --offline).
+    Set {
+        /// The shared git remote (`ssh://`, `https://`, `host:path`, or a path).
+        url: String,
+        /// Set it even if it cannot be reached now.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Work locally only.
+    Remove,
+}
+
 #[derive(Subcommand)]
 enum ServiceAction {
     /// Install and start the login service (it runs `ferry mount --foreground`).
@@ -236,8 +265,10 @@ fn run(cli: Cli) -> Result<()> {
             remote,
             machine,
             secrets,
+            offline,
             json,
-        } => lifecycle::init(remote, machine, secrets, json),
+        } => lifecycle::init(remote, machine, secrets, offline, json),
+        Command::Remote { action, json } => remote_cmd::run(action, json),
         Command::Mount { foreground } => lifecycle::mount(foreground),
         Command::Unmount { json } => lifecycle::unmount(json),
         Command::Status { json } => status::run(json),

@@ -177,6 +177,7 @@ pub fn sync_here_locked(st: &State, config: &crate::state::Config) -> Result<Rep
             EngineConfig {
                 upper: Some(upper),
                 placed: crate::projects::placed(st),
+                fetch_at_start: false,
                 links,
                 secrets: config.secrets,
                 ..EngineConfig::default()

@@ -3,13 +3,19 @@
 stdlib HTTP server on 127.0.0.1, optionally requiring HTTP Basic auth.
 
   git_http_server.py --root DIR --port-file FILE [--user U --password P]
+                     [--tls-cert PEM --tls-key PEM] [--log FILE]
 
-Writes the chosen port to FILE once listening. Loopback only; stops when killed."""
+With --tls-cert/--tls-key it serves https. With --log it appends one line per request:
+`<method> <path> <status>`, so a test can count refused logins (401 answers to a request
+that carried credentials are written `... 401 refused`). Writes the chosen port to FILE once
+listening. Loopback only; stops when killed."""
 import argparse
 import base64
 import os
+import ssl
 import subprocess
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -19,7 +25,16 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--user")
     ap.add_argument("--password")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--log")
     args = ap.parse_args()
+    log_lock = threading.Lock()
+
+    def log(line):
+        if args.log:
+            with log_lock, open(args.log, "a") as f:
+                f.write(line + "\n")
     want = None
     if args.user:
         want = "Basic " + base64.b64encode(f"{args.user}:{args.password}".encode()).decode()
@@ -43,6 +58,8 @@ def main():
 
         def handle_any(self):
             if want and self.headers.get("Authorization") != want:
+                tried = self.headers.get("Authorization") is not None
+                log(f"{self.command} {self.path} 401{' refused' if tried else ''}")
                 self.send_response(401)
                 self.send_header("WWW-Authenticate", 'Basic realm="ferry-test"')
                 self.send_header("Content-Length", "0")
@@ -77,6 +94,7 @@ def main():
                     status = int(v.strip().split()[0])
                 elif k:
                     headers.append((k, v.strip()))
+            log(f"{self.command} {self.path} {status}")
             self.send_response(status)
             for k, v in headers:
                 self.send_header(k, v)
@@ -88,6 +106,10 @@ def main():
         do_POST = handle_any
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(server.server_address[1]))

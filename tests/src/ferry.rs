@@ -64,6 +64,8 @@ impl Machine {
             .env("HOME", &self.home)
             .env("FERRY_HOME", &self.state)
             .env_remove("CLAUDE_CONFIG_DIR")
+            // The host's CA bundle would override each machine's own `http.sslCAInfo`.
+            .env_remove("GIT_SSL_CAINFO")
             .env("FERRY_LOG", "debug");
         cmd
     }

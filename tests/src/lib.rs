@@ -8,6 +8,7 @@ pub mod peers;
 pub mod rig;
 pub mod rng;
 pub mod scenario;
+pub mod sshd;
 
 use std::path::PathBuf;
 

@@ -163,3 +163,55 @@ fn status_sync_link_and_projects() {
         "{text}"
     );
 }
+
+#[test]
+fn init_checks_the_remote_and_remote_changes_it_saying_what_to_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Machine::new(tmp.path());
+    // Refused, with nothing written: an empty remote, a phrase, a path whose parent is missing,
+    // a scheme git does not speak, a directory that is not a repository.
+    let not_repo = tmp.path().join("plain");
+    std::fs::create_dir_all(&not_repo).unwrap();
+    std::fs::write(not_repo.join("f"), "x").unwrap();
+    for bad in [
+        "",
+        "not a url",
+        "/no/such/parent/r.git",
+        "ftp://h/r.git",
+        not_repo.to_str().unwrap(),
+    ] {
+        let out = m.ferry(&["init", "--machine", "a", "--remote", bad]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad:?}: {said}");
+        assert!(
+            !m.state.join("config.json").exists(),
+            "{bad:?} wrote the config"
+        );
+    }
+    // A new path is created as a repository, and used.
+    let fresh = tmp.path().join("fresh.git");
+    let said = m.ok(&[
+        "init",
+        "--machine",
+        "a",
+        "--remote",
+        fresh.to_str().unwrap(),
+    ]);
+    assert!(fresh.join("HEAD").is_file(), "{said}");
+    assert_eq!(
+        json(&m.ok(&["remote", "show", "--json"]))["remote"],
+        fresh.canonicalize().unwrap().to_str().unwrap()
+    );
+    // Changing it while mounted says exactly what to run.
+    m.ok(&["mount"]);
+    let other = tmp.path().join("other.git");
+    let said = m.ok(&["remote", "set", other.to_str().unwrap()]);
+    assert!(said.contains("ferry unmount && ferry mount"), "{said}");
+    m.ok(&["unmount"]);
+    let said = m.ok(&["remote", "remove"]);
+    assert!(said.contains("removed"), "{said}");
+    assert_eq!(
+        json(&m.ok(&["remote", "show", "--json"]))["remote"],
+        Value::Null
+    );
+}

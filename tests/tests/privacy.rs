@@ -90,7 +90,12 @@ fn credentials_in_the_remote_url_never_reach_logs_status_or_reports() {
     // Nothing listens on port 9 here: every push and fetch fails, and says why.
     let secret = "s3cr3t-t0ken";
     let url = format!("https://alice:{secret}@127.0.0.1:9/ferry.git");
-    let mut said = m.ok(&["init", "--machine", "a", "--remote", &url]);
+    // Unreachable: refused, saying why, and nothing is set up; then set up offline.
+    let refused = m.ferry(&["init", "--machine", "a", "--remote", &url]);
+    assert_eq!(refused.status.code(), Some(1));
+    let mut said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(said.contains("--offline"), "{said}");
+    said += &m.ok(&["init", "--machine", "a", "--remote", &url, "--offline"]);
     m.ok(&["mount"]);
     let dir = m.projects().join("-work-proj");
     std::fs::create_dir_all(&dir).unwrap();

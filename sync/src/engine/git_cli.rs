@@ -8,7 +8,7 @@
 //! ssh connections are reused through a control socket under the state dir when the user has
 //! not set an ssh command of their own, so active syncing does not cost a handshake per fetch.
 
-use super::remote::{Failure, Progress, RemoteError, redact};
+use super::remote::{Failure, Progress, RemoteError, redact, redact_text};
 use crate::store::{REMOTE_PREFIX, Store, own_ref};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -48,13 +48,14 @@ impl GitCli {
         })
     }
 
-    /// `git` set up to run in the store at `git_dir`, never prompting, in English.
-    fn command(&self, git_dir: &Path) -> Command {
+    /// `git` set up to run in the store at `git_dir` (if any), never prompting, in English.
+    fn command(&self, git_dir: Option<&Path>) -> Command {
         let mut cmd = Command::new("git");
-        cmd.arg("--git-dir")
-            .arg(git_dir)
-            // An askpass program named in the user's config would prompt in a window.
-            .args(["-c", "core.askPass="])
+        if let Some(dir) = git_dir {
+            cmd.arg("--git-dir").arg(dir);
+        }
+        // An askpass program named in the user's config would prompt in a window.
+        cmd.args(["-c", "core.askPass="])
             .env("LC_ALL", "C")
             .env("LANGUAGE", "C")
             .env("GIT_TERMINAL_PROMPT", "0")
@@ -71,6 +72,14 @@ impl GitCli {
         cmd
     }
 
+    /// Asks the remote for its branches (nothing is written): whether it can be reached.
+    pub fn ls_remote(&self, url: &str) -> Result<(), RemoteError> {
+        let mut cmd = self.command(None);
+        cmd.current_dir(std::env::temp_dir())
+            .args(["ls-remote", "--heads", "--", url]);
+        run(cmd, "ls-remote", url, None, &Progress::default()).map(|_| ())
+    }
+
     /// Fetches every machine's branch into `refs/remotes/origin/machines/*`, giving up once the
     /// remote has sent more than `max_bytes`.
     pub fn fetch(
@@ -80,7 +89,7 @@ impl GitCli {
         max_bytes: u64,
         progress: &Progress,
     ) -> Result<(), RemoteError> {
-        let mut cmd = self.command(store.repo().path());
+        let mut cmd = self.command(Some(store.repo().path()));
         // Everything arrives as a pack (never loose objects), whose growing temporary file
         // bounds what a remote can send.
         cmd.args(["-c", "fetch.unpackLimit=1"]);
@@ -118,7 +127,7 @@ impl GitCli {
         let Ok(head) = store.repo().refname_to_id(&own) else {
             return Ok(());
         };
-        let mut cmd = self.command(store.repo().path());
+        let mut cmd = self.command(Some(store.repo().path()));
         cmd.args(["push", "--porcelain", "--progress", "--", url])
             .arg(format!("+{head}:{own}"));
         let stdout = run(cmd, "push", url, None, progress)?;
@@ -324,7 +333,7 @@ fn failure(op: &'static str, url: &str, kind: Failure, message: impl ToString) -
     RemoteError {
         op,
         url: redact(url),
-        message: redact(&message.to_string()),
+        message: redact_text(&message.to_string()),
         kind,
     }
 }
@@ -354,12 +363,7 @@ fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/']).next().unwrap_or(rest);
     let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if url.contains("://") {
-        authority.split(':').next().unwrap_or(authority)
-    } else {
-        authority.split(':').next().unwrap_or(authority)
-    };
-    host.to_string()
+    authority.split(':').next().unwrap_or(authority).to_string()
 }
 
 /// What went wrong, from git's and ssh's own words (in the C locale), and the message that
@@ -456,14 +460,26 @@ pub fn classify(stderr: &str, url: &str) -> (Failure, String) {
             ),
         )
     } else {
-        let last = stderr
+        // The first specific complaint: git's generic advice ("Could not read from remote
+        // repository... and the repository exists.") says nothing.
+        let generic = |l: &str| {
+            l.contains("Could not read from remote repository")
+                || l.contains("make sure you have the correct access")
+                || l.contains("and the repository exists")
+        };
+        let lines: Vec<&str> = stderr
             .lines()
-            .rev()
             .map(str::trim)
-            .find(|l| !l.is_empty() && !l.contains("objects:"))
+            .filter(|l| !l.is_empty() && !l.contains("objects:") && !generic(l))
+            .collect();
+        let said = lines
+            .iter()
+            .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+            .or(lines.last())
+            .copied()
             .unwrap_or("git failed without a message")
             .to_string();
-        (Failure::Network, last)
+        (Failure::Network, said)
     };
     (kind, message)
 }

@@ -53,6 +53,8 @@ pub struct EngineConfig {
     pub transport: TransportChoice,
     /// Where ssh control sockets go (the state dir), for reusing connections.
     pub state_dir: Option<PathBuf>,
+    /// Fetch as soon as the engine starts (a daemon); a one-shot `ferry sync` asks by itself.
+    pub fetch_at_start: bool,
     /// The network's time scale: the connect timeout, and the unit of the bounds on a fetch or
     /// push (`watch::Bounds`). A transfer that keeps moving is never cut short by it.
     pub net_timeout: Duration,
@@ -85,6 +87,7 @@ impl Default for EngineConfig {
             auth_pause: Duration::from_secs(600),
             transport: TransportChoice::Git,
             state_dir: None,
+            fetch_at_start: true,
             net_timeout: Duration::from_secs(15),
             backoff_max: Duration::from_secs(60),
             max_fetch_bytes: 8 << 30,

@@ -83,15 +83,47 @@ impl Failure {
     }
 }
 
-/// Removes `user:password@` from a URL before it reaches a log or a status line.
+/// Removes `user:password@` from a URL before it reaches a log or a status line, even when the
+/// password holds a `/` or an `@` (everything up to the last `@` that a plausible host follows
+/// goes).
 pub fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let sep = if rest.contains('/') { "/" } else { "" };
-        return format!("{scheme}://{host}{sep}{path}");
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let plausible_host = |s: &str| {
+        let host = s.split('/').next().unwrap_or(s);
+        !host.is_empty()
+            && host.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_')
+            })
+    };
+    let cut = rest
+        .match_indices('@')
+        .map(|(i, _)| i)
+        .rfind(|&i| plausible_host(&rest[i + 1..]));
+    match cut {
+        Some(i) => format!("{scheme}://{}", &rest[i + 1..]),
+        None => url.to_string(),
     }
-    url.to_string()
+}
+
+/// [`redact`] for every URL in a piece of text (a message from git or libgit2).
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+'))
+            .map_or(0, |j| j + 1);
+        let end = rest[i..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '<' | '>'))
+            .map_or(rest.len(), |j| i + j);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Sets libgit2's socket timeouts (process-wide), so a stalled server cannot hold a network
@@ -109,7 +141,7 @@ fn error(op: &'static str, url: &str, message: impl ToString) -> RemoteError {
     RemoteError {
         op,
         url: redact(url),
-        message: redact(&message.to_string()),
+        message: redact_text(&message.to_string()),
         kind: Failure::Network,
     }
 }
@@ -210,7 +242,7 @@ pub fn push(
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, redact_text};
 
     #[test]
     fn credentials_never_survive_redaction() {
@@ -221,5 +253,13 @@ mod tests {
         assert_eq!(redact("https://h.com"), "https://h.com");
         assert_eq!(redact("git@h.com:o/r"), "git@h.com:o/r");
         assert_eq!(redact("/srv/r.git"), "/srv/r.git");
+        assert_eq!(
+            redact_text("fatal: unable to access 'https://u:p@ss@h.org/r.git/': refused"),
+            "fatal: unable to access 'https://h.org/r.git/': refused"
+        );
+        for secret in ["p/ss", "p@ss", "a/b@c", "p%40ss"] {
+            let shown = redact(&format!("https://me:{secret}@h.org:8443/o/r.git"));
+            assert_eq!(shown, "https://h.org:8443/o/r.git", "{secret}");
+        }
     }
 }

@@ -17,7 +17,11 @@ const WAKE_GAP: Duration = Duration::from_secs(10);
 
 impl Worker {
     pub(super) async fn run(mut self) {
-        let mut next_fetch = Instant::now();
+        let mut next_fetch = if self.config.fetch_at_start {
+            Instant::now()
+        } else {
+            Instant::now() + self.fetch_interval()
+        };
         self.reconcile().await;
         self.refresh_status().await;
         let mut clocks = (Instant::now(), std::time::SystemTime::now());
@@ -212,7 +216,11 @@ impl Worker {
         };
         if self.remote.is_some() {
             let fetched = self.fetch().await;
-            let pushed = self.push().await;
+            // A refused login is not tried again at once with the same credentials.
+            let pushed = match &fetched {
+                Err(e) if e.kind.needs_the_user() => Ok(()),
+                _ => self.push().await,
+            };
             report.error = fetched.err().or(pushed.err()).map(|e| e.to_string());
             report.remote_ok = Some(report.error.is_none());
         }
@@ -225,7 +233,18 @@ impl Worker {
             committed,
             ..SyncReport::default()
         };
-        if self.remote.is_some() {
+        let paused = self
+            .shared
+            .status
+            .lock()
+            .expect("status lock")
+            .paused
+            .clone();
+        if let (Some(_), Some(why)) = (&self.remote, paused) {
+            // Paused until the user acts: no last try with credentials the server refused.
+            report.error = Some(format!("not pushed: {why}"));
+            report.remote_ok = Some(false);
+        } else if self.remote.is_some() {
             // A transfer still running from before the stop holds the slot: let it end first.
             let waited = self.settle(deadline).await;
             let deadline = deadline.saturating_sub(waited);

@@ -1,0 +1,152 @@
+//! The remote: checking a URL before it is used (`ferry init --remote`, `ferry remote set`),
+//! and `ferry remote show|set|remove`.
+
+use crate::state::State;
+use anyhow::{Context, Result, bail};
+use ferry_sync::engine::{GitCli, redact};
+use std::path::Path;
+
+/// `url` as ferry keeps it, checked: a URL git takes (`ssh://`, `https://`, `git://`,
+/// `file://`), an scp-style ssh address (`host:path`, an ssh alias included), or a local path
+/// (absolute, or `./`, `../`, `~/`) that is a repository or can be made one (it is then created,
+/// bare).
+pub fn check_url(url: &str) -> Result<String> {
+    let url = url.trim();
+    if url.is_empty() {
+        bail!(
+            "the remote is empty: give a URL (`ssh://host/path`, `https://host/path`), `host:path`, or a path"
+        );
+    }
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let known = ["ssh", "git", "http", "https", "file", "git+ssh", "ssh+git"];
+        if !known.contains(&scheme) {
+            bail!(
+                "{}: git does not reach `{scheme}://` remotes; use ssh://, https://, git:// or file://",
+                redact(url)
+            );
+        }
+        let host = rest.split('/').next().unwrap_or_default();
+        if scheme != "file" && host.rsplit('@').next().unwrap_or_default().is_empty() {
+            bail!("{} names no host", redact(url));
+        }
+        if scheme == "file" {
+            return local(&rest[rest.find('/').unwrap_or(0)..]).map(|p| format!("file://{p}"));
+        }
+        return Ok(url.to_string());
+    }
+    if url.chars().any(char::is_whitespace) {
+        bail!(
+            "{url:?} is neither a URL (`ssh://host/path`, `https://host/path`), an ssh address (`host:path`) nor a path to a repository"
+        );
+    }
+    let windows_drive =
+        url.len() > 2 && url.as_bytes()[1] == b':' && url.as_bytes()[0].is_ascii_alphabetic();
+    let scp = url
+        .find(':')
+        .filter(|&i| !windows_drive && !url[..i].contains('/'));
+    if scp.is_some() {
+        return Ok(url.to_string());
+    }
+    local(url)
+}
+
+/// A local path remote, absolute, existing as a repository (created if missing).
+fn local(path: &str) -> Result<String> {
+    let expanded = match path.strip_prefix("~/") {
+        Some(rest) => ferry_platform::home_dir()
+            .context("HOME is not set")?
+            .join(rest),
+        None => Path::new(path).to_path_buf(),
+    };
+    let explicit = expanded.is_absolute() || path.starts_with("./") || path.starts_with("../");
+    if !explicit {
+        bail!(
+            "{path:?} is neither a URL (`ssh://host/path`, `https://host/path`), an ssh address (`host:path`) nor a path; for a directory here write ./{path}"
+        );
+    }
+    let abs = std::path::absolute(&expanded)
+        .with_context(|| format!("resolving {}", expanded.display()))?;
+    let repository = abs.join("HEAD").is_file() || abs.join(".git").exists();
+    let empty = abs.read_dir().is_ok_and(|mut d| d.next().is_none());
+    if abs.exists() && !repository && !empty {
+        bail!(
+            "{} exists but is not a git repository; give a repository, an empty directory, or a new path",
+            abs.display()
+        );
+    }
+    if !repository {
+        let parent = abs
+            .parent()
+            .filter(|p| p.is_dir())
+            .with_context(|| format!("{}: its parent directory does not exist", abs.display()))?;
+        let _ = parent;
+        ferry_sync::store::Store::init(&abs)
+            .with_context(|| format!("creating the repository {}", abs.display()))?;
+        println!("created an empty repository at {}", abs.display());
+    }
+    Ok(std::fs::canonicalize(&abs)
+        .unwrap_or(abs)
+        .to_string_lossy()
+        .into_owned())
+}
+
+/// Whether the remote answers, through the user's `git` (never prompting); the reason and
+/// what to do if not. `Ok` without a `git` on PATH (the first sync says).
+pub fn reachable(url: &str) -> Result<()> {
+    let Some(git) = GitCli::probe(None) else {
+        return Ok(());
+    };
+    git.ls_remote(url)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .with_context(|| format!("the remote {} cannot be reached", redact(url)))
+}
+
+/// `ferry remote show|set|remove`.
+pub fn run(action: crate::RemoteAction, json: bool) -> Result<()> {
+    let st = State::locate()?;
+    let mut config = st.config()?;
+    let running = crate::sync_cmd::daemon_pid(&st);
+    match action {
+        crate::RemoteAction::Show => {
+            let shown = config.remote.as_deref().map(redact);
+            if json {
+                println!("{}", serde_json::json!({"remote": shown}));
+            } else {
+                match shown {
+                    Some(r) => println!("{r}"),
+                    None => println!(
+                        "no remote: sessions stay on this machine; add one with `ferry remote set URL`"
+                    ),
+                }
+            }
+            return Ok(());
+        }
+        crate::RemoteAction::Set { url, offline } => {
+            let url = check_url(&url)?;
+            if !offline {
+                reachable(&url).context("pass --offline to set it anyway")?;
+            }
+            config.remote = Some(url);
+        }
+        crate::RemoteAction::Remove => config.remote = None,
+    }
+    st.save(&config)?;
+    let shown = config.remote.as_deref().map(redact);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"remote": shown, "daemon_restart_needed": running.is_some()})
+        );
+        return Ok(());
+    }
+    match &shown {
+        Some(r) => println!("remote: {r}"),
+        None => println!("remote removed: sessions stay on this machine"),
+    }
+    if running.is_some() {
+        println!(
+            "the running daemon still uses the old remote: run `ferry unmount && ferry mount` to switch"
+        );
+    }
+    Ok(())
+}
