@@ -46,8 +46,12 @@ pub fn init(
         secrets: secrets
             .or_else(|| existing.as_ref().map(|c| c.secrets))
             .unwrap_or_default(),
+        origin: existing.as_ref().and_then(|c| c.origin.clone()),
+        copied: existing.as_ref().and_then(|c| c.copied.clone()),
     };
     st.save(&config)?;
+    // Records where this state dir was made.
+    let config = crate::identity::check(&st, config)?;
     Store::init(&st.store())
         .with_context(|| format!("creating the store {}", st.store().display()))?;
     let imported = crate::import::run(&st, &config, json, offline)?;

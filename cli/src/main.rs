@@ -6,6 +6,7 @@
 mod bundle;
 mod daemon;
 mod hooks;
+mod identity;
 mod import;
 mod lifecycle;
 mod projects;

@@ -18,6 +18,12 @@ pub struct Config {
     /// What commits do with secrets in new content: warn (default), redact or block.
     #[serde(default)]
     pub secrets: ferry_sync::secrets::Policy,
+    /// Where this state dir was made (see `identity.rs`): a copy of it takes a new machine id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::identity::Origin>,
+    /// Set when this state dir found itself a copy and took a new machine id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied: Option<crate::identity::Copied>,
 }
 
 /// Where everything of one ferry installation lives.
@@ -144,12 +150,14 @@ impl State {
             ),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        serde_json::from_str(&text).with_context(|| {
+        let config: Config = serde_json::from_str(&text).with_context(|| {
             format!(
                 "{} is damaged; fix it or remove it and run `ferry init` again",
                 path.display()
             )
-        })
+        })?;
+        // A copy of another install's state dir never writes that install's branch.
+        crate::identity::check(self, config)
     }
 
     /// Writes `config.json` (mode 0600) atomically.

@@ -193,7 +193,7 @@ pub fn run(json_out: bool) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&json!({
                 "mount": {"path": mountpoint, "state": format!("{mount:?}").to_lowercase(), "daemon_pid": pid},
-                "machine": {"id": machine.id, "name": machine.name},
+                "machine": {"id": machine.id, "name": machine.name, "copied_from": config.copied},
                 "remote": {"url": remote, "reachable": status.remote_reachable, "transport": status.transport, "paused": status.paused},
                 "machines": machines,
                 "last_fetch_ms": status.last_fetch_ms,
@@ -211,6 +211,15 @@ pub fn run(json_out: bool) -> Result<()> {
     let daemon = pid.map_or(String::new(), |p| format!(", daemon pid {p}"));
     println!("mount:    {} ({mount_word}{daemon})", mountpoint.display());
     println!("machine:  {} ({})", machine.name, machine.id);
+    if let Some(c) = &config.copied {
+        println!(
+            "          a copy of machine {} ({}), noticed {}: {}; it took this new id, and its own files go to this machine's branch. Rename it with `ferry init --machine NAME`",
+            c.from_name,
+            c.from_id,
+            ago(Some(c.at_ms)),
+            c.why
+        );
+    }
     let reach = match (&remote, status.remote_reachable, pid) {
         (None, _, _) => {
             "none: sessions stay here; add one with `ferry init --remote URL`".to_string()

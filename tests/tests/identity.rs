@@ -1,0 +1,91 @@
+//! A machine's identity against copies of its state dir (issue 27), with the built binary, real
+//! mounts and a shared remote: alpha's HOME and state dir are copied while alpha keeps running
+//! (a restored backup, a synced home). The copy takes a new machine id before it writes
+//! anything, so the two never write one branch: a third machine ends with every line of both,
+//! each sees the other's, and `ferry status` says what happened.
+
+use ferry_tests::ferry::Machine;
+use ferry_tests::rig::eventually;
+use std::io::Write;
+use std::time::Duration;
+
+fn append(m: &Machine, id: &str, uuid: &str) {
+    let dir = m.projects().join("-w-proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{id}.jsonl")))
+        .unwrap();
+    writeln!(f, "{{\"uuid\":\"{uuid}\",\"cwd\":\"/w/proj\"}}").unwrap();
+}
+
+fn holds(m: &Machine, id: &str, uuids: &[&str]) -> bool {
+    let text = std::fs::read_to_string(m.projects().join(format!("-w-proj/{id}.jsonl")))
+        .unwrap_or_default();
+    uuids.iter().all(|u| text.contains(&format!("\"{u}\"")))
+}
+
+fn machine_id(m: &Machine) -> String {
+    let status: serde_json::Value = serde_json::from_str(&m.ok(&["status", "--json"])).unwrap();
+    status["machine"]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_copied_state_dir_takes_a_new_id_and_every_line_of_both_reaches_a_third_machine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("remote.git");
+    let remote = remote.to_str().unwrap();
+    let alpha = Machine::new(&tmp.path().join("alpha"));
+    alpha.ok(&["init", "--machine", "alpha", "--remote", remote]);
+    alpha.ok(&["mount"]);
+    append(&alpha, "s1", "a0");
+    alpha.ok(&["sync"]);
+    let alpha_id = machine_id(&alpha);
+
+    // The copy: alpha's HOME (read through its mount, as a backup would) and state dir.
+    let beta_dir = tmp.path().join("beta");
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(tmp.path().join("alpha"))
+        .arg(&beta_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let beta = Machine::at(beta_dir.join("home"), beta_dir.join("state"));
+    let _ = std::fs::remove_file(beta.state.join("daemon.pid"));
+    beta.ok(&["mount"]);
+    let beta_id = machine_id(&beta);
+    assert_ne!(beta_id, alpha_id, "the copy kept the machine id");
+    let status = beta.ok(&["status"]);
+    assert!(status.contains("a copy of machine alpha"), "{status}");
+
+    // Both go on writing; both sync.
+    append(&alpha, "s1", "a1");
+    append(&beta, "s1", "b1");
+    append(&beta, "s2", "b2");
+    alpha.ok(&["sync"]);
+    beta.ok(&["sync"]);
+    alpha.ok(&["sync"]);
+
+    let gamma = Machine::new(&tmp.path().join("gamma"));
+    gamma.ok(&["init", "--machine", "gamma", "--remote", remote]);
+    gamma.ok(&["mount"]);
+    let limit = Duration::from_secs(30);
+    assert!(
+        eventually(limit, || holds(&gamma, "s1", &["a0", "a1", "b1"])
+            && holds(&gamma, "s2", &["b2"])),
+        "gamma lacks lines:\n{}",
+        gamma.log_tail()
+    );
+    assert!(eventually(limit, || holds(&alpha, "s1", &["b1"])
+        && holds(&alpha, "s2", &["b2"])));
+    assert!(eventually(limit, || holds(&beta, "s1", &["a1"])));
+    for m in [&alpha, &beta, &gamma] {
+        m.ok(&["unmount"]);
+    }
+}
