@@ -149,18 +149,12 @@ fn main() {
         .arg(&clone)
         .output();
     let fetch = time(&|| {
-        let out = a
-            .command("git")
-            .arg("--git-dir")
-            .arg(&clone)
-            .args(["fetch", "-q", &url, "+refs/heads/*:refs/heads/*"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ferry_tests::must(a.command("git").arg("--git-dir").arg(&clone).args([
+            "fetch",
+            "-q",
+            &url,
+            "+refs/heads/*:refs/heads/*",
+        ]));
     });
     println!(
         "no-op sync, median of 5: ferry sync {:.0} ms, git fetch {:.0} ms",

@@ -12,6 +12,19 @@ pub mod sshd;
 
 use std::path::PathBuf;
 
+/// Runs `cmd`, which must succeed (else the panic shows its stderr); its output.
+pub fn must(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} does not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The workspace root, where `target/` and `tests/claude/` live.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

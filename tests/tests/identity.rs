@@ -45,16 +45,11 @@ fn a_copied_state_dir_takes_a_new_id_and_every_line_of_both_reaches_a_third_mach
 
     // The copy: alpha's HOME (read through its mount, as a backup would) and state dir.
     let beta_dir = tmp.path().join("beta");
-    let out = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(tmp.path().join("alpha"))
-        .arg(&beta_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    ferry_tests::must(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(tmp.path().join("alpha"))
+            .arg(&beta_dir),
     );
     let beta = Machine::at(beta_dir.join("home"), beta_dir.join("state"));
     let _ = std::fs::remove_file(beta.state.join("daemon.pid"));
