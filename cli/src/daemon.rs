@@ -190,6 +190,7 @@ pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
             links: links.clone(),
             placed: crate::projects::placed(state),
             state_dir: Some(state.dir.clone()),
+            runs_file: Some(state.runs()),
             secrets: config.secrets,
             ..EngineConfig::default()
         },

@@ -6,8 +6,10 @@
 //! and inode. A state dir that finds itself elsewhere (another machine identity, or another
 //! inode: a copy) takes a new machine id before anything commits or pushes; the upper layer is
 //! then committed under the new branch by the start-up reconcile, and `ferry status` says what
-//! happened. Not yet: a clone that keeps both its machine identity and its inodes (a VM image)
-//! is only told apart by what it pushes (see the notes of issue 27).
+//! happened. A clone that keeps both its machine identity and its inodes (a VM image) is told
+//! apart by what it pushes: each commit names its engine run, and a branch on the remote with
+//! commits of runs this install never had was written by a twin; the engine then stops pushing
+//! and leaves a marker, and the next start takes a new id here.
 
 use crate::state::{Config, State, new_machine_id};
 use serde::{Deserialize, Serialize};
@@ -92,10 +94,23 @@ pub fn check(st: &State, mut config: Config) -> anyhow::Result<Config> {
     let Some(now) = here(&st.dir) else {
         return Ok(config);
     };
-    let why = match &config.origin {
+    // A twin found on the remote by the last run (see the sync engine's `twin_found`), acted
+    // on once no daemon runs with the old id (at the next mount).
+    let twin = st.runs().with_file_name(ferry_sync::engine::TWIN_FILE);
+    let idle = !crate::daemon::lock_held(st);
+    let twin_found = std::fs::read_to_string(&twin)
+        .ok()
+        .filter(|_| idle)
+        .map(|t| {
+            format!(
+                "another install wrote this machine's branch ({}): a clone of this disk or VM",
+                t.trim()
+            )
+        });
+    let why = twin_found.or_else(|| match &config.origin {
         None => None,
         Some(then) => why_copied(then, &now),
-    };
+    });
     if config.origin.is_some() && why.is_none() {
         return Ok(config);
     }
@@ -113,6 +128,7 @@ pub fn check(st: &State, mut config: Config) -> anyhow::Result<Config> {
         config.machine_id = new_id;
         // The places chosen belong to the computer the copy came from.
         let _ = std::fs::remove_file(st.places());
+        let _ = std::fs::remove_file(&twin);
     }
     config.origin = Some(now);
     st.save(&config)?;

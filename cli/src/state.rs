@@ -129,6 +129,12 @@ impl State {
         self.dir.join("sync-report.json")
     }
 
+    /// The engine runs this install had (JSON): a machine branch holding commits of other runs
+    /// was written by a twin.
+    pub fn runs(&self) -> PathBuf {
+        self.dir.join("runs.json")
+    }
+
     /// The place chosen for each project on this machine (JSON, kept by the daemon).
     pub fn places(&self) -> PathBuf {
         self.dir.join("places.json")

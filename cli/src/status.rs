@@ -194,7 +194,7 @@ pub fn run(json_out: bool) -> Result<()> {
             serde_json::to_string_pretty(&json!({
                 "mount": {"path": mountpoint, "state": format!("{mount:?}").to_lowercase(), "daemon_pid": pid},
                 "machine": {"id": machine.id, "name": machine.name, "copied_from": config.copied},
-                "remote": {"url": remote, "reachable": status.remote_reachable, "transport": status.transport, "paused": status.paused},
+                "remote": {"url": remote, "reachable": status.remote_reachable, "transport": status.transport, "paused": status.paused, "twin": status.twin},
                 "machines": machines,
                 "last_fetch_ms": status.last_fetch_ms,
                 "last_push_ms": status.last_push_ms,
@@ -235,6 +235,9 @@ pub fn run(json_out: bool) -> Result<()> {
     println!("remote:   {reach}");
     if let Some(t) = &status.transport {
         println!("transport: {t}");
+    }
+    if let Some(why) = &status.twin {
+        println!("twin:     {why}");
     }
     if let Some(why) = &status.paused {
         println!("paused:   {why}");

@@ -178,6 +178,7 @@ pub fn sync_here_locked(st: &State, config: &crate::state::Config) -> Result<Rep
                 upper: Some(upper),
                 placed: crate::projects::placed(st),
                 fetch_at_start: false,
+                runs_file: Some(st.runs()),
                 links,
                 secrets: config.secrets,
                 ..EngineConfig::default()

@@ -84,3 +84,73 @@ fn a_copied_state_dir_takes_a_new_id_and_every_line_of_both_reaches_a_third_mach
         m.ok(&["unmount"]);
     }
 }
+
+/// A clone that keeps everything, its machine identity and its inodes too (a VM image): the
+/// two installs are told apart by what they push. The one that finds commits of runs it never
+/// had on its branch stops pushing, says so, and takes a new id at its next mount; a third
+/// machine then has every line of both.
+#[test]
+fn a_clone_that_keeps_its_identity_is_found_as_a_twin_and_no_line_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("remote.git");
+    let remote = remote.to_str().unwrap();
+    let alpha = Machine::new(&tmp.path().join("alpha"));
+    alpha.ok(&["init", "--machine", "alpha", "--remote", remote]);
+    alpha.ok(&["mount"]);
+    append(&alpha, "s1", "a0");
+    alpha.ok(&["sync"]);
+    let beta_dir = tmp.path().join("beta");
+    ferry_tests::must(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(tmp.path().join("alpha"))
+            .arg(&beta_dir),
+    );
+    let beta = Machine::at(beta_dir.join("home"), beta_dir.join("state"));
+    let _ = std::fs::remove_file(beta.state.join("daemon.pid"));
+    // As a VM image would: the state dir has the inode it was made with.
+    let config_path = beta.state.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    let md = std::fs::metadata(&beta.state).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    config["origin"]["dev"] = md.dev().into();
+    config["origin"]["inode"] = md.ino().into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    beta.ok(&["mount"]);
+    assert_eq!(machine_id(&beta), machine_id(&alpha), "a perfect clone");
+
+    append(&beta, "s1", "b1");
+    beta.ok(&["sync"]);
+    append(&alpha, "s1", "a1");
+    let out = alpha.ferry(&["sync"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("another install writes this machine's branch"),
+        "{said}"
+    );
+    let status = alpha.ok(&["status"]);
+    assert!(status.contains("twin:"), "{status}");
+    // The next mount gives it an id of its own, and its lines go out under it.
+    alpha.ok(&["unmount"]);
+    alpha.ok(&["mount"]);
+    assert_ne!(machine_id(&alpha), machine_id(&beta));
+    alpha.ok(&["sync"]);
+    beta.ok(&["sync"]);
+
+    let gamma = Machine::new(&tmp.path().join("gamma"));
+    gamma.ok(&["init", "--machine", "gamma", "--remote", remote]);
+    gamma.ok(&["mount"]);
+    let limit = Duration::from_secs(30);
+    assert!(
+        eventually(limit, || holds(&gamma, "s1", &["a0", "a1", "b1"])),
+        "gamma lacks lines:\n{}",
+        gamma.log_tail()
+    );
+    assert!(eventually(limit, || holds(&alpha, "s1", &["b1"])));
+    assert!(eventually(limit, || holds(&beta, "s1", &["a1"])));
+    for m in [&alpha, &beta, &gamma] {
+        m.ok(&["unmount"]);
+    }
+}

@@ -29,6 +29,46 @@ pub(crate) fn home_dir() -> Option<PathBuf> {
     std::env::var_os(if cfg!(windows) { "USERPROFILE" } else { "HOME" }).map(PathBuf::from)
 }
 
+/// The marker a twin leaves beside the runs file, for the next start to take a new machine id.
+pub const TWIN_FILE: &str = "twin.json";
+
+/// Most runs the runs file keeps.
+const MAX_RUNS: usize = 1000;
+
+/// A random id for this engine run (16 hex digits).
+fn new_run() -> String {
+    let mut bytes = [0u8; 8];
+    let filled = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if filled.is_err() {
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        bytes = crate::store::fnv1a(seed.as_bytes()).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The runs this install had, with `run` added and saved (the newest [`MAX_RUNS`]).
+fn remember_run(file: Option<&std::path::Path>, run: &str) -> std::collections::BTreeSet<String> {
+    let mut runs: Vec<String> = file
+        .and_then(|f| std::fs::read(f).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    runs.push(run.to_string());
+    let excess = runs.len().saturating_sub(MAX_RUNS);
+    runs.drain(..excess);
+    if let Some(f) = file {
+        let tmp = f.with_extension("tmp");
+        let saved = serde_json::to_vec(&runs)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|()| std::fs::rename(&tmp, f));
+        if let Err(e) = saved {
+            tracing::warn!(file = %f.display(), error = %e, "saving the runs file failed");
+        }
+    }
+    runs.into_iter().collect()
+}
+
 /// How long the view must have gone untouched for a touch to ask for a fetch at once.
 const TOUCH_QUIET: Duration = Duration::from_secs(30);
 
@@ -55,6 +95,9 @@ pub struct EngineConfig {
     pub state_dir: Option<PathBuf>,
     /// Fetch as soon as the engine starts (a daemon); a one-shot `ferry sync` asks by itself.
     pub fetch_at_start: bool,
+    /// Where this install lists the engine runs it had (each commit names its run): a branch
+    /// holding commits of other runs was written by a twin.
+    pub runs_file: Option<PathBuf>,
     /// The network's time scale: the connect timeout, and the unit of the bounds on a fetch or
     /// push (`watch::Bounds`). A transfer that keeps moving is never cut short by it.
     pub net_timeout: Duration,
@@ -88,6 +131,7 @@ impl Default for EngineConfig {
             transport: TransportChoice::Git,
             state_dir: None,
             fetch_at_start: true,
+            runs_file: None,
             net_timeout: Duration::from_secs(15),
             backoff_max: Duration::from_secs(60),
             max_fetch_bytes: 8 << 30,
@@ -339,6 +383,8 @@ pub fn start(
         events,
     });
     let active_for = config.active_for;
+    let run = new_run();
+    let known_runs = remember_run(config.runs_file.as_deref(), &run);
     let worker = Worker {
         shared: shared.clone(),
         store_path,
@@ -354,6 +400,9 @@ pub fn start(
         commits_since_compact: 0,
         in_flight: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         transport,
+        run,
+        known_runs,
+        twin: None,
         // Just started (a login, a mount): likely about to be used.
         active_until: Instant::now() + active_for,
     };
@@ -386,6 +435,12 @@ struct Worker {
     in_flight: Arc<std::sync::atomic::AtomicBool>,
     /// How fetches and pushes reach the remote.
     transport: Transport,
+    /// This engine run's id, named in each commit.
+    run: String,
+    /// Every run this install had (its runs file), this one included.
+    known_runs: std::collections::BTreeSet<String>,
+    /// Why pushes stopped, when another install writes this machine's branch.
+    twin: Option<String>,
     /// Until when some machine counts as active: fetches run at `fetch_every` until then, at
     /// `idle_fetch_every` after.
     active_until: Instant,

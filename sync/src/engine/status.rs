@@ -51,6 +51,10 @@ pub struct Status {
     /// How fetch and push reach the remote (`git version …`, or libgit2 and why).
     #[serde(default)]
     pub transport: Option<String>,
+    /// Set when another install writes this machine's branch (a twin): what happened and what
+    /// to run.
+    #[serde(default)]
+    pub twin: Option<String>,
     /// Why transfers are paused until the user acts (a refused login, an unknown host key), and
     /// what to do; `ferry sync` tries again at once.
     #[serde(default)]

@@ -122,8 +122,38 @@ impl Worker {
         self.shared.status.lock().expect("status lock").paused = why;
     }
 
+    /// Records that another install writes this machine's branch (its commits name run
+    /// `other`, which this install never had): pushes stop, the status says what to do, and the
+    /// next start takes a new machine id (a marker beside the runs file).
+    fn twin_found(&mut self, other: &str) {
+        let why = format!(
+            "another install writes this machine's branch (commits of run {other}, never this install's: a cloned disk or VM?). This one stopped pushing and keeps committing here; run `ferry unmount && ferry mount` to give it a machine id of its own (its files come along)"
+        );
+        if self.twin.is_none() {
+            tracing::error!(run = other, "{why}");
+            if let Some(runs) = &self.config.runs_file {
+                let marker = serde_json::json!({"other_run": other, "at_ms": now_ms()});
+                let _ = std::fs::write(runs.with_file_name(super::TWIN_FILE), marker.to_string());
+            }
+        }
+        self.twin = Some(why.clone());
+        self.shared.status.lock().expect("status lock").twin = Some(why);
+    }
+
     /// Pushes this machine's branch. Commits made while the push ran leave it unpushed.
     pub(super) async fn push(&mut self) -> Result<(), RemoteError> {
+        if let Some(why) = &self.twin {
+            return Err(RemoteError {
+                op: "push",
+                url: self
+                    .remote
+                    .as_deref()
+                    .map(remote::redact)
+                    .unwrap_or_default(),
+                message: why.clone(),
+                kind: Failure::Other,
+            });
+        }
         let commits = self.commits;
         let r = self
             .network(|t, store, url, id, moved| match t {
@@ -173,13 +203,32 @@ impl Worker {
         // The remote's copy of this machine's branch should be what was last pushed. If it is
         // not (history rewritten by a force-push, or the branch deleted), push it again now
         // rather than on the next write: other machines would see lines vanish meanwhile.
+        // Unless another install writes this branch (a twin: a cloned disk or VM with this
+        // machine's id): then pushing over its commits would hide its lines from every other
+        // machine, so this install stops pushing and says what to do.
         let (path, own) = (self.store_path.clone(), self.machine.id.clone());
         let differs = tokio::task::spawn_blocking(move || {
             let store = Store::open(&path)?;
-            Ok::<_, StoreError>(store.head(&own, true)? != store.head(&own, false)?)
+            let differs = store.head(&own, true)? != store.head(&own, false)?;
+            let runs = if differs {
+                store.foreign_runs(&own)?
+            } else {
+                Default::default()
+            };
+            Ok::<_, StoreError>((differs, runs))
         })
         .await;
-        if matches!(differs, Ok(Ok(true))) && !self.unpushed {
+        let twin = match &differs {
+            Ok(Ok((true, runs))) => runs
+                .iter()
+                .flatten()
+                .find(|r| !self.known_runs.contains(*r))
+                .cloned(),
+            _ => None,
+        };
+        if let Some(other) = twin {
+            self.twin_found(&other);
+        } else if matches!(differs, Ok(Ok((true, _)))) && !self.unpushed {
             tracing::warn!(
                 "the remote's copy of this machine's branch was rewritten or removed; pushing it again"
             );

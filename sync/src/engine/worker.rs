@@ -105,8 +105,9 @@ impl Worker {
         let placed = self.config.placed.clone();
         let (path, machine) = (self.store_path.clone(), self.machine.clone());
         let secrets = self.config.secrets;
+        let run = self.run.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&path)?.with_secrets(secrets);
+            let store = Store::open(&path)?.with_secrets(secrets).with_run(&run);
             let locks = store.recover_after_crash()?;
             if locks > 0 {
                 tracing::warn!(locks, "removed lock files left by a crash");
@@ -295,8 +296,9 @@ impl Worker {
         let path = self.store_path.clone();
         let machine = self.machine.clone();
         let secrets = self.config.secrets;
+        let run = self.run.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&path)?.with_secrets(secrets);
+            let store = Store::open(&path)?.with_secrets(secrets).with_run(&run);
             let commit = store.commit(&machine, &batch)?;
             Ok((commit, store.take_findings()))
         })

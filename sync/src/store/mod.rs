@@ -80,7 +80,13 @@ pub struct Store {
     secrets: crate::secrets::Policy,
     /// Secrets found by commits since the last [`Store::take_findings`].
     findings: std::sync::Mutex<Vec<crate::secrets::Finding>>,
+    /// The engine run that commits, recorded in each commit (see [`RUN_TRAILER`]).
+    run: Option<String>,
 }
+
+/// The trailer that names the engine run that made a commit: a machine's branch holding a
+/// commit of a run its install never had was written by a twin (a cloned disk or VM).
+pub const RUN_TRAILER: &str = "ferry-run: ";
 
 /// The ref of a machine's own branch in its own store.
 pub fn own_ref(machine_id: &str) -> String {
@@ -116,7 +122,44 @@ impl Store {
             repo,
             secrets: crate::secrets::Policy::default(),
             findings: std::sync::Mutex::new(Vec::new()),
+            run: None,
         }
+    }
+
+    /// This store, with commits recording the engine run `run`.
+    pub fn with_run(mut self, run: &str) -> Store {
+        self.run = Some(run.to_string());
+        self
+    }
+
+    /// The runs that made the commits of this machine's branch on the remote that its own
+    /// branch here does not have (`None` for a commit that names no run: an older release's,
+    /// or history rewritten by hand).
+    pub fn foreign_runs(
+        &self,
+        machine_id: &str,
+    ) -> Result<std::collections::BTreeSet<Option<String>>, StoreError> {
+        let mut out = std::collections::BTreeSet::new();
+        let (Some(remote), local) = (self.head(machine_id, false)?, self.head(machine_id, true)?)
+        else {
+            return Ok(out);
+        };
+        let mut walk = self.repo.revwalk()?;
+        walk.push(remote)?;
+        if let Some(l) = local {
+            walk.hide(l)?;
+        }
+        for id in walk.take(10_000) {
+            let commit = self.repo.find_commit(id?)?;
+            let run = commit
+                .message()
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix(RUN_TRAILER))
+                .map(|r| r.trim().to_string());
+            out.insert(run);
+        }
+        Ok(out)
     }
 
     /// This store, with commits applying `policy` to secrets in new content.

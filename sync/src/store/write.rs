@@ -264,7 +264,10 @@ impl Store {
         let tree = self.repo.find_tree(tree_id)?;
         let sig = git2::Signature::now(&machine.name, &format!("{}@ferry", machine.id))?;
         let parents: Vec<&git2::Commit> = parent.iter().collect();
-        let message = format!("{}: {} file(s)", machine.name, batch.files.len());
+        let mut message = format!("{}: {} file(s)", machine.name, batch.files.len());
+        if let Some(run) = &self.run {
+            message.push_str(&format!("\n\n{}{run}\n", super::RUN_TRAILER));
+        }
         Ok(Some(self.repo.commit(
             Some(&refname),
             &sig,
