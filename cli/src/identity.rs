@@ -44,6 +44,7 @@ pub struct Copied {
 }
 
 /// The OS's identity of this computer: Linux's machine-id (systemd or D-Bus).
+#[cfg(unix)]
 fn host_id() -> Option<String> {
     ["/etc/machine-id", "/var/lib/dbus/machine-id"]
         .iter()
