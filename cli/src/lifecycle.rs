@@ -15,6 +15,7 @@ pub fn init(
     name: Option<String>,
     secrets: Option<ferry_sync::secrets::Policy>,
     offline: bool,
+    as_machine: Option<String>,
     json: bool,
 ) -> Result<()> {
     let st = State::locate()?;
@@ -35,11 +36,26 @@ pub fn init(
             .context("nothing was changed; fix that, or pass --offline to set up anyway")?;
     }
     let running = crate::sync_cmd::daemon_pid(&st).is_some();
+    // A reinstalled computer continuing an old machine: its id and branch, from the remote.
+    let taken = match (&as_machine, &remote) {
+        (Some(name), Some(url)) => {
+            let store = Store::init(&st.store())
+                .with_context(|| format!("creating the store {}", st.store().display()))?;
+            Some(crate::machines::take_over(&store, url, name)?)
+        }
+        (Some(_), None) => {
+            anyhow::bail!("--as-machine needs --remote URL: the machine is found there")
+        }
+        (None, _) => None,
+    };
     let config = Config {
-        machine_id: existing
-            .as_ref()
-            .map_or_else(state::new_machine_id, |c| c.machine_id.clone()),
+        machine_id: taken.as_ref().map(|t| t.0.clone()).unwrap_or_else(|| {
+            existing
+                .as_ref()
+                .map_or_else(state::new_machine_id, |c| c.machine_id.clone())
+        }),
         machine_name: name
+            .or_else(|| taken.as_ref().map(|t| t.1.clone()))
             .or_else(|| existing.as_ref().map(|c| c.machine_name.clone()))
             .unwrap_or_else(state::hostname),
         remote: remote.or_else(|| existing.as_ref().and_then(|c| c.remote.clone())),
@@ -48,6 +64,10 @@ pub fn init(
             .unwrap_or_default(),
         origin: existing.as_ref().and_then(|c| c.origin.clone()),
         copied: existing.as_ref().and_then(|c| c.copied.clone()),
+        retired: existing
+            .as_ref()
+            .map(|c| c.retired.clone())
+            .unwrap_or_default(),
     };
     st.save(&config)?;
     // Records where this state dir was made.

@@ -9,6 +9,7 @@ mod hooks;
 mod identity;
 mod import;
 mod lifecycle;
+mod machines;
 mod projects;
 mod remote_cmd;
 mod restore;
@@ -57,8 +58,20 @@ enum Command {
         /// Set up even if the remote cannot be reached now (it is tried again once mounted).
         #[arg(long)]
         offline: bool,
+        /// Continue the machine of this name (or id) on the remote: a reinstalled computer
+        /// takes over its old identity and branch instead of leaving a dead one.
+        #[arg(long, value_name = "NAME")]
+        as_machine: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
+        json: bool,
+    },
+    /// List every machine with when it was last seen; rename this one; retire one.
+    Machines {
+        #[command(subcommand)]
+        action: Option<MachinesAction>,
+        /// Print JSON instead of text.
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Show, change or remove the shared remote.
@@ -190,6 +203,22 @@ enum Command {
     },
 }
 
+/// What `ferry machines` does besides listing.
+#[derive(Subcommand)]
+pub enum MachinesAction {
+    /// Give this machine a new name.
+    Rename {
+        /// The new name.
+        name: String,
+    },
+    /// Retire a machine that is gone: its sessions stay as history, and it is no longer
+    /// listed as lagging.
+    Retire {
+        /// Its name or id.
+        name: String,
+    },
+}
+
 /// What `ferry remote` does.
 #[derive(Subcommand)]
 pub enum RemoteAction {
@@ -267,8 +296,10 @@ fn run(cli: Cli) -> Result<()> {
             machine,
             secrets,
             offline,
+            as_machine,
             json,
-        } => lifecycle::init(remote, machine, secrets, offline, json),
+        } => lifecycle::init(remote, machine, secrets, offline, as_machine, json),
+        Command::Machines { action, json } => machines::run(action, json),
         Command::Remote { action, json } => remote_cmd::run(action, json),
         Command::Mount { foreground } => lifecycle::mount(foreground),
         Command::Unmount { json } => lifecycle::unmount(json),

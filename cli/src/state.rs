@@ -24,6 +24,9 @@ pub struct Config {
     /// Set when this state dir found itself a copy and took a new machine id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied: Option<crate::identity::Copied>,
+    /// Machines retired from here (`ferry machines retire`), by id, with when.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub retired: std::collections::BTreeMap<String, i64>,
 }
 
 /// Where everything of one ferry installation lives.
@@ -276,6 +279,7 @@ pub fn machine_record(config: &Config) -> Result<MachineRecord> {
         last_seen_ms: ferry_sync::engine::now_ms(),
         seen_ms: Default::default(),
         home_real,
+        retired: config.retired.clone(),
     })
 }
 

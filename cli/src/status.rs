@@ -253,6 +253,11 @@ pub fn run(json_out: bool) -> Result<()> {
             },
             ago(m.last_commit_ms)
         );
+        if snaps.iter().any(|s| s.machine.retired.contains_key(&m.id))
+            || config.retired.contains_key(&m.id)
+        {
+            line.push_str(" (retired: its sessions stay as history)");
+        }
         if m.this_machine {
             if let Some(a) = m.ahead {
                 line.push_str(&format!(", {a} commit(s) not pushed"));

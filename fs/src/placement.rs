@@ -116,6 +116,7 @@ mod tests {
             last_seen_ms: 0,
             seen_ms: Default::default(),
             home_real: None,
+            retired: Default::default(),
         }
     }
 

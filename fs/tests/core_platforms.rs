@@ -24,6 +24,7 @@ fn windows(id: &str, home: &str) -> MachineRecord {
         last_seen_ms: 0,
         seen_ms: Default::default(),
         home_real: None,
+        retired: Default::default(),
     }
 }
 
@@ -39,6 +40,7 @@ fn macos(id: &str, home: &str) -> MachineRecord {
         last_seen_ms: 0,
         seen_ms: Default::default(),
         home_real: None,
+        retired: Default::default(),
     }
 }
 

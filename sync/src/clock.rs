@@ -77,6 +77,7 @@ mod tests {
             last_seen_ms: committed,
             seen_ms: Default::default(),
             home_real: None,
+            retired: Default::default(),
         };
         let project = ProjectRecord {
             key: "p".into(),

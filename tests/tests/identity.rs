@@ -154,3 +154,91 @@ fn a_clone_that_keeps_its_identity_is_found_as_a_twin_and_no_line_is_lost() {
         m.ok(&["unmount"]);
     }
 }
+
+fn machines(m: &Machine) -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(&m.ok(&["machines", "--json"]))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// A reinstalled computer takes over its old machine's identity and branch on purpose; a
+/// machine renamed is seen under its new name; a machine retired stays visible as history and
+/// is marked retired everywhere.
+#[test]
+fn a_reinstall_takes_over_its_old_name_and_machines_are_renamed_and_retired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("remote.git");
+    let remote = remote.to_str().unwrap();
+    let alpha = Machine::new(&tmp.path().join("alpha"));
+    alpha.ok(&["init", "--machine", "alpha", "--remote", remote]);
+    alpha.ok(&["mount"]);
+    append(&alpha, "s1", "a0");
+    alpha.ok(&["sync"]);
+    let old_id = machine_id(&alpha);
+    alpha.ok(&["unmount"]);
+
+    // The reinstall: the same HOME (its files kept), a new state dir.
+    let again = Machine::at(alpha.home.clone(), tmp.path().join("alpha/state-new"));
+    again.ok(&["init", "--remote", remote, "--as-machine", "alpha"]);
+    assert_eq!(machine_id(&again), old_id, "the old identity continues");
+    again.ok(&["mount"]);
+    append(&again, "s1", "a1");
+    again.ok(&["sync"]);
+
+    let beta = Machine::new(&tmp.path().join("beta"));
+    beta.ok(&["init", "--machine", "beta", "--remote", remote]);
+    beta.ok(&["mount"]);
+    append(&beta, "s2", "b1");
+    beta.ok(&["sync"]);
+    again.ok(&["sync"]);
+    let rows = machines(&beta);
+    assert_eq!(
+        rows.len(),
+        2,
+        "no dead branch for the old install: {rows:?}"
+    );
+    assert!(eventually(Duration::from_secs(30), || holds(
+        &beta,
+        "s1",
+        &["a0", "a1"]
+    )));
+
+    // A rename reaches the other machine at the next commit.
+    again.ok(&["machines", "rename", "alpha-laptop"]);
+    again.ok(&["unmount"]);
+    again.ok(&["sync"]);
+    beta.ok(&["sync"]);
+    let names: Vec<String> = machines(&beta)
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"alpha-laptop".to_string()), "{names:?}");
+
+    // Retired from beta: its sessions stay, and it is marked so.
+    beta.ok(&["unmount"]);
+    beta.ok(&["machines", "retire", "alpha-laptop"]);
+    beta.ok(&["sync"]);
+    let rows = machines(&beta);
+    let retired = rows
+        .iter()
+        .find(|r| r["name"] == "alpha-laptop")
+        .expect("still listed");
+    assert!(retired["retired_ms"].is_i64(), "{rows:?}");
+    let gamma = Machine::new(&tmp.path().join("gamma"));
+    gamma.ok(&["init", "--machine", "gamma", "--remote", remote]);
+    let rows = machines(&gamma);
+    assert!(
+        rows.iter()
+            .any(|r| r["name"] == "alpha-laptop" && r["retired_ms"].is_i64()),
+        "retired everywhere: {rows:?}"
+    );
+    gamma.ok(&["mount"]);
+    assert!(eventually(Duration::from_secs(30), || holds(
+        &gamma,
+        "s1",
+        &["a0", "a1"]
+    )));
+    gamma.ok(&["unmount"]);
+}

@@ -35,6 +35,10 @@ pub struct MachineRecord {
     /// spelling rather than `home`'s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub home_real: Option<String>,
+    /// Machines this one retired (`ferry machines retire`), by id, with when: their sessions
+    /// stay as history, and no machine lists them as lagging.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retired: BTreeMap<String, i64>,
 }
 
 impl MachineRecord {

@@ -18,6 +18,7 @@ pub fn linux_machine(id: &str, home: &str) -> MachineRecord {
         last_seen_ms: 0,
         seen_ms: Default::default(),
         home_real: None,
+        retired: Default::default(),
     }
 }
 

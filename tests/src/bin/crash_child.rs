@@ -31,6 +31,7 @@ fn main() {
         last_seen_ms: 0,
         seen_ms: Default::default(),
         home_real: None,
+        retired: Default::default(),
     };
     let store_path = state.join("store.git");
     Store::init(&store_path).unwrap();
