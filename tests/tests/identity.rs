@@ -26,6 +26,18 @@ fn holds(m: &Machine, id: &str, uuids: &[&str]) -> bool {
     uuids.iter().all(|u| text.contains(&format!("\"{u}\"")))
 }
 
+/// Machine alpha under `dir`, set up with a remote there, mounted, with a line `a0` in session
+/// `s1` synced; and the remote.
+fn alpha_with_a_line(dir: &std::path::Path) -> (Machine, String) {
+    let remote = dir.join("remote.git").to_str().unwrap().to_string();
+    let alpha = Machine::new(&dir.join("alpha"));
+    alpha.ok(&["init", "--machine", "alpha", "--remote", &remote]);
+    alpha.ok(&["mount"]);
+    append(&alpha, "s1", "a0");
+    alpha.ok(&["sync"]);
+    (alpha, remote)
+}
+
 fn machine_id(m: &Machine) -> String {
     let status: serde_json::Value = serde_json::from_str(&m.ok(&["status", "--json"])).unwrap();
     status["machine"]["id"].as_str().unwrap().to_string()
@@ -34,13 +46,8 @@ fn machine_id(m: &Machine) -> String {
 #[test]
 fn a_copied_state_dir_takes_a_new_id_and_every_line_of_both_reaches_a_third_machine() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = tmp.path().join("remote.git");
-    let remote = remote.to_str().unwrap();
-    let alpha = Machine::new(&tmp.path().join("alpha"));
-    alpha.ok(&["init", "--machine", "alpha", "--remote", remote]);
-    alpha.ok(&["mount"]);
-    append(&alpha, "s1", "a0");
-    alpha.ok(&["sync"]);
+    let (alpha, remote) = alpha_with_a_line(tmp.path());
+    let remote = remote.as_str();
     let alpha_id = machine_id(&alpha);
 
     // The copy: alpha's HOME (read through its mount, as a backup would) and state dir.
@@ -92,13 +99,8 @@ fn a_copied_state_dir_takes_a_new_id_and_every_line_of_both_reaches_a_third_mach
 #[test]
 fn a_clone_that_keeps_its_identity_is_found_as_a_twin_and_no_line_is_lost() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = tmp.path().join("remote.git");
-    let remote = remote.to_str().unwrap();
-    let alpha = Machine::new(&tmp.path().join("alpha"));
-    alpha.ok(&["init", "--machine", "alpha", "--remote", remote]);
-    alpha.ok(&["mount"]);
-    append(&alpha, "s1", "a0");
-    alpha.ok(&["sync"]);
+    let (alpha, remote) = alpha_with_a_line(tmp.path());
+    let remote = remote.as_str();
     let beta_dir = tmp.path().join("beta");
     ferry_tests::must(
         std::process::Command::new("cp")
@@ -169,13 +171,8 @@ fn machines(m: &Machine) -> Vec<serde_json::Value> {
 #[test]
 fn a_reinstall_takes_over_its_old_name_and_machines_are_renamed_and_retired() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = tmp.path().join("remote.git");
-    let remote = remote.to_str().unwrap();
-    let alpha = Machine::new(&tmp.path().join("alpha"));
-    alpha.ok(&["init", "--machine", "alpha", "--remote", remote]);
-    alpha.ok(&["mount"]);
-    append(&alpha, "s1", "a0");
-    alpha.ok(&["sync"]);
+    let (alpha, remote) = alpha_with_a_line(tmp.path());
+    let remote = remote.as_str();
     let old_id = machine_id(&alpha);
     alpha.ok(&["unmount"]);
 
