@@ -98,10 +98,9 @@ pub fn check(st: &State, mut config: Config) -> anyhow::Result<Config> {
     // A twin found on the remote by the last run (see the sync engine's `twin_found`), acted
     // on once no daemon runs with the old id (at the next mount).
     let twin = st.runs().with_file_name(ferry_sync::engine::TWIN_FILE);
-    let idle = !crate::daemon::lock_held(st);
     let twin_found = std::fs::read_to_string(&twin)
         .ok()
-        .filter(|_| idle)
+        .filter(|_| !crate::daemon::lock_held(st))
         .map(|t| {
             format!(
                 "another install wrote this machine's branch ({}): a clone of this disk or VM",

@@ -32,8 +32,10 @@ pub fn init(
         .map(|r| crate::remote_cmd::check_url(&r))
         .transpose()?;
     if let Some(r) = remote.as_deref().filter(|_| !offline) {
-        crate::remote_cmd::reachable(r)
-            .context("nothing was changed; fix that, or pass --offline to set up anyway")?;
+        crate::remote_cmd::reachable(
+            r,
+            "nothing was changed; fix that, or pass --offline to set up anyway",
+        )?;
     }
     let running = crate::sync_cmd::daemon_pid(&st).is_some();
     // A reinstalled computer continuing an old machine: its id and branch, from the remote.
@@ -132,7 +134,7 @@ pub fn init(
         ),
         (Some(r), None) => println!("remote: {}", ferry_sync::engine::redact(r)),
         (None, _) => println!(
-            "no remote: sessions stay on this machine; add one with `ferry init --remote URL`"
+            "no remote: sessions stay on this machine; add one with `ferry remote set URL`"
         ),
     }
     println!("next: `ferry mount`");

@@ -90,15 +90,19 @@ fn local(path: &str) -> Result<String> {
         .into_owned())
 }
 
-/// Whether the remote answers, through the user's `git` (never prompting); the reason and
-/// what to do if not. `Ok` without a `git` on PATH (the first sync says).
-pub fn reachable(url: &str) -> Result<()> {
+/// Whether the remote answers, through the user's `git` (never prompting); if not, why, then
+/// `next` (what to do). `Ok` without a `git` on PATH (the first sync says).
+pub fn reachable(url: &str, next: &str) -> Result<()> {
     let Some(git) = GitCli::probe(None) else {
         return Ok(());
     };
-    git.ls_remote(url)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))
-        .with_context(|| format!("the remote {} cannot be reached", redact(url)))
+    git.ls_remote(url).map_err(|e| {
+        anyhow::anyhow!(
+            "the remote {} cannot be reached: {}\n{next}",
+            redact(url),
+            e.message
+        )
+    })
 }
 
 /// `ferry remote show|set|remove`.
@@ -124,7 +128,10 @@ pub fn run(action: crate::RemoteAction, json: bool) -> Result<()> {
         crate::RemoteAction::Set { url, offline } => {
             let url = check_url(&url)?;
             if !offline {
-                reachable(&url).context("pass --offline to set it anyway")?;
+                reachable(
+                    &url,
+                    "nothing was changed; fix that, or pass --offline to set it anyway",
+                )?;
             }
             config.remote = Some(url);
         }

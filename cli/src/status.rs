@@ -221,9 +221,7 @@ pub fn run(json_out: bool) -> Result<()> {
         );
     }
     let reach = match (&remote, status.remote_reachable, pid) {
-        (None, _, _) => {
-            "none: sessions stay here; add one with `ferry init --remote URL`".to_string()
-        }
+        (None, _, _) => "none: sessions stay here; add one with `ferry remote set URL`".to_string(),
         (Some(r), Some(true), _) => format!("{r} (reachable)"),
         (Some(r), Some(false), _) if status.paused.is_some() => {
             format!("{r} (transfers paused until you act: see below)")

@@ -122,7 +122,7 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
         }
         match (report.remote_ok, &report.error) {
             (None, _) => println!(
-                "no remote: sessions stay on this machine; add one with `ferry init --remote URL`"
+                "no remote: sessions stay on this machine; add one with `ferry remote set URL`"
             ),
             (Some(true), _) => println!("fetched and pushed"),
             (Some(false), e) => println!(

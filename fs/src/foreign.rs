@@ -52,6 +52,11 @@ pub fn candidates(own: Option<&Snapshot>, links: &[Link]) -> HashMap<String, Vec
     out
 }
 
+/// What a placement adds to the fingerprint of the files it expands: its root and mapping.
+fn expansion_of(p: &Placement) -> String {
+    format!("{}\0{:?}", p.project.root, p.mapping)
+}
+
 /// The repository half of a project key (`github.com/o/r` of `github.com/o/r//sub`).
 pub fn key_base(key: &str) -> &str {
     key.split_once("//").map_or(key, |(base, _)| base)
@@ -212,7 +217,7 @@ impl Foreign {
         let mappings: BTreeMap<String, String> = out
             .placements
             .iter()
-            .map(|(k, p)| (k.clone(), format!("{:?}", p.mapping)))
+            .map(|(k, p)| (k.clone(), expansion_of(p)))
             .collect();
         for (key, rel) in paths {
             let (Some(placement), Some(mapping)) = (out.placements.get(&key), mappings.get(&key))
@@ -244,13 +249,17 @@ impl Foreign {
                 };
                 out.homes.insert(slug.clone(), home);
             }
+            let at_home;
             let expansion = match out
                 .homes
                 .get(&slug)
                 .filter(|_| slug != placement.project.slug)
             {
-                Some(home) => format!("{}\0{:?}", home.project.root, home.mapping),
-                None => format!("{}\0{mapping}", placement.project.root),
+                Some(home) => {
+                    at_home = expansion_of(home);
+                    &at_home
+                }
+                None => mapping,
             };
             // What a copy of this machine's at `at` shows: every shown version but that copy
             // itself (the upper layer's business), expanded for the place the session is in.

@@ -38,6 +38,21 @@ fn alpha_with_a_line(dir: &std::path::Path) -> (Machine, String) {
     (alpha, remote)
 }
 
+/// Machine beta: a copy of alpha's HOME (read through its mount, as a backup would) and state
+/// dir under `dir`, made while alpha runs.
+fn copy_of_alpha(dir: &std::path::Path) -> Machine {
+    let beta_dir = dir.join("beta");
+    ferry_tests::must(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(dir.join("alpha"))
+            .arg(&beta_dir),
+    );
+    let beta = Machine::at(beta_dir.join("home"), beta_dir.join("state"));
+    let _ = std::fs::remove_file(beta.state.join("daemon.pid"));
+    beta
+}
+
 fn machine_id(m: &Machine) -> String {
     let status: serde_json::Value = serde_json::from_str(&m.ok(&["status", "--json"])).unwrap();
     status["machine"]["id"].as_str().unwrap().to_string()
@@ -50,16 +65,7 @@ fn a_copied_state_dir_takes_a_new_id_and_every_line_of_both_reaches_a_third_mach
     let remote = remote.as_str();
     let alpha_id = machine_id(&alpha);
 
-    // The copy: alpha's HOME (read through its mount, as a backup would) and state dir.
-    let beta_dir = tmp.path().join("beta");
-    ferry_tests::must(
-        std::process::Command::new("cp")
-            .arg("-a")
-            .arg(tmp.path().join("alpha"))
-            .arg(&beta_dir),
-    );
-    let beta = Machine::at(beta_dir.join("home"), beta_dir.join("state"));
-    let _ = std::fs::remove_file(beta.state.join("daemon.pid"));
+    let beta = copy_of_alpha(tmp.path());
     beta.ok(&["mount"]);
     let beta_id = machine_id(&beta);
     assert_ne!(beta_id, alpha_id, "the copy kept the machine id");
@@ -101,15 +107,7 @@ fn a_clone_that_keeps_its_identity_is_found_as_a_twin_and_no_line_is_lost() {
     let tmp = tempfile::tempdir().unwrap();
     let (alpha, remote) = alpha_with_a_line(tmp.path());
     let remote = remote.as_str();
-    let beta_dir = tmp.path().join("beta");
-    ferry_tests::must(
-        std::process::Command::new("cp")
-            .arg("-a")
-            .arg(tmp.path().join("alpha"))
-            .arg(&beta_dir),
-    );
-    let beta = Machine::at(beta_dir.join("home"), beta_dir.join("state"));
-    let _ = std::fs::remove_file(beta.state.join("daemon.pid"));
+    let beta = copy_of_alpha(tmp.path());
     // As a VM image would: the state dir has the inode it was made with.
     let config_path = beta.state.join("config.json");
     let mut config: serde_json::Value =

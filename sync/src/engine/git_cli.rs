@@ -130,23 +130,11 @@ impl GitCli {
         let mut cmd = self.command(Some(store.repo().path()));
         cmd.args(["push", "--porcelain", "--progress", "--", url])
             .arg(format!("+{head}:{own}"));
-        let stdout = run(cmd, "push", url, None, progress)?;
-        // `--porcelain`: a line `!<tab>src:dst<tab>[rejected] (why)` per refused ref.
-        if let Some(line) = stdout.lines().find(|l| l.starts_with('!')) {
-            let why = line.rsplit('\t').next().unwrap_or(line);
-            return Err(failure(
-                "push",
-                url,
-                Failure::Other,
-                format!("the remote refused the branch: {why}"),
-            ));
-        }
-        let tracking = format!("{REMOTE_PREFIX}{machine_id}");
+        // A refused ref makes git exit non-zero; `run` reports its porcelain line.
+        run(cmd, "push", url, None, progress)?;
         store
-            .repo()
-            .reference(&tracking, head, true, "ferry push")
-            .map_err(|e| failure("push", url, Failure::Other, e.to_string()))?;
-        Ok(())
+            .record_pushed(machine_id, head)
+            .map_err(|e| failure("push", url, Failure::Other, e.to_string()))
     }
 }
 

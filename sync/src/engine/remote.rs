@@ -232,12 +232,9 @@ pub fn push(
     if let Some(msg) = rejected.into_inner() {
         return Err(error("push", url, msg));
     }
-    let tracking = format!("{REMOTE_PREFIX}{machine_id}");
     store
-        .repo()
-        .reference(&tracking, head, true, "ferry push")
-        .map_err(|e| error("push", url, e))?;
-    Ok(())
+        .record_pushed(machine_id, head)
+        .map_err(|e| error("push", url, e))
 }
 
 #[cfg(test)]

@@ -117,6 +117,25 @@ impl Worker {
         result
     }
 
+    /// A failure of `op` on this engine's remote.
+    pub(super) fn remote_error(
+        &self,
+        op: &'static str,
+        message: String,
+        kind: Failure,
+    ) -> RemoteError {
+        RemoteError {
+            op,
+            url: self
+                .remote
+                .as_deref()
+                .map(remote::redact)
+                .unwrap_or_default(),
+            message,
+            kind,
+        }
+    }
+
     /// Records whether transfers are paused until the user acts, and why.
     fn set_paused(&mut self, why: Option<String>) {
         self.shared.status.lock().expect("status lock").paused = why;
@@ -143,16 +162,7 @@ impl Worker {
     /// Pushes this machine's branch. Commits made while the push ran leave it unpushed.
     pub(super) async fn push(&mut self) -> Result<(), RemoteError> {
         if let Some(why) = &self.twin {
-            return Err(RemoteError {
-                op: "push",
-                url: self
-                    .remote
-                    .as_deref()
-                    .map(remote::redact)
-                    .unwrap_or_default(),
-                message: why.clone(),
-                kind: Failure::Other,
-            });
+            return Err(self.remote_error("push", why.clone(), Failure::Other));
         }
         let commits = self.commits;
         let r = self

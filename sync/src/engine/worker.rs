@@ -1,7 +1,7 @@
 //! The engine's loop: decides when to commit, push and fetch, and runs each on a blocking
 //! thread so that nothing async ever waits on git or the network.
 
-use super::remote::{self, RemoteError};
+use super::remote;
 use super::status::{MachineStatus, now_ms};
 use super::{Event, Pending, SyncReport, Worker};
 use crate::store::{Batch, FileUpdate, PlaceId, REMOTE_PREFIX, Store, StoreError};
@@ -251,16 +251,11 @@ impl Worker {
             let deadline = deadline.saturating_sub(waited);
             let pushed = tokio::time::timeout(deadline, self.push()).await;
             let result = pushed.unwrap_or_else(|_| {
-                Err(RemoteError {
-                    op: "push",
-                    url: self
-                        .remote
-                        .as_deref()
-                        .map(remote::redact)
-                        .unwrap_or_default(),
-                    message: format!("no answer within {deadline:?}"),
-                    kind: remote::Failure::Network,
-                })
+                Err(self.remote_error(
+                    "push",
+                    format!("no answer within {deadline:?}"),
+                    remote::Failure::Network,
+                ))
             });
             report.error = result.err().map(|e| e.to_string());
             report.remote_ok = Some(report.error.is_none());

@@ -96,6 +96,15 @@ pub fn own_ref(machine_id: &str) -> String {
 /// Where other machines' branches land after a fetch.
 pub const REMOTE_PREFIX: &str = "refs/remotes/origin/machines/";
 
+impl Store {
+    /// Records `head` as the remote's copy of `machine_id`'s branch, after a push of it.
+    pub fn record_pushed(&self, machine_id: &str, head: git2::Oid) -> Result<(), StoreError> {
+        let tracking = format!("{REMOTE_PREFIX}{machine_id}");
+        self.repo.reference(&tracking, head, true, "ferry push")?;
+        Ok(())
+    }
+}
+
 /// Most bytes libgit2 keeps in its process-wide cache of parsed objects (commits and tags
 /// here). Its default, 256 MB, lets a daemon with 10,000 sessions grow past DESIGN.md's memory
 /// bound.
