@@ -330,14 +330,13 @@ async fn serve(
 ) -> UnmountReport {
     let mut last_status = String::new();
     let mut check = tokio::time::interval(Duration::from_secs(2));
-    let links_changed = |seen: &mut Option<std::time::SystemTime>| {
-        let now = std::fs::metadata(state.links())
-            .and_then(|m| m.modified())
-            .ok();
+    let changed = |path: &Path, seen: &mut Option<std::time::SystemTime>| {
+        let now = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         std::mem::replace(seen, now) != now
     };
-    let mut links_seen = None;
-    links_changed(&mut links_seen);
+    let (mut links_seen, mut config_seen) = (None, None);
+    changed(&state.links(), &mut links_seen);
+    changed(&state.config_path(), &mut config_seen);
     #[cfg(unix)]
     let mut external = false;
     loop {
@@ -359,7 +358,7 @@ async fn serve(
             _ = check.tick() => {
                 write_status(state, &engine, &mut last_status);
                 // `ferry link` while mounted: its project moves now, with what was written.
-                if links_changed(&mut links_seen) {
+                if changed(&state.links(), &mut links_seen) {
                     match crate::projects::load_links(state) {
                         Ok(links) => {
                             let m = mounted.clone();
@@ -369,6 +368,13 @@ async fn serve(
                             }
                         }
                         Err(e) => tracing::warn!(error = %e, "reading the links failed"),
+                    }
+                }
+                // `ferry machines rename|retire` while mounted: out with the next commit.
+                if changed(&state.config_path(), &mut config_seen) {
+                    match state.config() {
+                        Ok(c) => engine.set_identity(c.machine_name, c.retired),
+                        Err(e) => tracing::warn!(error = %e, "reading the config failed"),
                     }
                 }
                 // Only FUSE mounts can be taken away from outside (`umount`).

@@ -2,7 +2,7 @@
 //! by restoring a backup of their home, and clone disks and VMs: the state dir, and the machine
 //! id in it, travel along. Two installs writing one branch force-push it in turns, and other
 //! machines see only whichever pushed last. So the state records where it was made: the OS's
-//! machine identity (Linux's `/etc/machine-id`), the hostname, and the state dir's own device
+//! machine identity (machine-id, platform UUID or MachineGuid), the hostname, and the state dir's own device
 //! and inode. A state dir that finds itself elsewhere (another machine identity, or another
 //! inode: a copy) takes a new machine id before anything commits or pushes; the upper layer is
 //! then committed under the new branch by the start-up reconcile, and `ferry status` says what
@@ -43,34 +43,15 @@ pub struct Copied {
     pub why: String,
 }
 
-/// The OS's identity of this computer: Linux's machine-id (systemd or D-Bus).
-#[cfg(unix)]
-fn host_id() -> Option<String> {
-    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
 /// Where the state dir `dir` is now.
 pub fn here(dir: &Path) -> Option<Origin> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let md = std::fs::metadata(dir).ok()?;
-        Some(Origin {
-            host_id: host_id(),
-            hostname: crate::state::hostname(),
-            dev: md.dev(),
-            inode: md.ino(),
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        None
-    }
+    let (dev, inode) = ferry_platform::identity::dir_identity(dir)?;
+    Some(Origin {
+        host_id: ferry_platform::identity::machine_identity(),
+        hostname: crate::state::hostname(),
+        dev,
+        inode,
+    })
 }
 
 /// Why a state dir recorded at `then` and found at `now` is a copy, if it is one.

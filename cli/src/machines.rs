@@ -135,7 +135,7 @@ pub fn run(action: Option<crate::MachinesAction>, json: bool) -> Result<()> {
                 None => format!("retired {}", said["name"].as_str().unwrap_or_default()),
             },
             if running {
-                " (the running daemon takes it after `ferry unmount && ferry mount`)"
+                " (the running daemon commits it within seconds)"
             } else {
                 " (`ferry sync` makes it now)"
             }

@@ -1,10 +1,12 @@
 //! The `ferry` command: thin commands over the libraries, human output and `--json`.
 //!
 //! Exit codes: 0 success; 1 the command failed (the message says what to do next); 2 bad usage;
-//! 3 `ferry sync` committed locally but could not reach the remote.
+//! 3 `ferry sync` committed locally but could not reach the remote. `ferry doctor` exits 1 when a
+//! check fails.
 
 mod bundle;
 mod daemon;
+mod doctor;
 mod hooks;
 mod identity;
 mod import;
@@ -33,7 +35,7 @@ use std::process::ExitCode;
 #[command(
     version,
     about,
-    after_help = "Exit codes: 0 success, 1 failure (the message says what to do next), 2 bad usage, 3 `ferry sync` committed locally but could not reach the remote."
+    after_help = "Exit codes: 0 success, 1 failure (the message says what to do next), 2 bad usage, 3 `ferry sync` committed locally but could not reach the remote; `ferry doctor` exits 1 when a check fails."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -193,6 +195,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check this install: state dir, machine identity, mount, git, the remote (tried now) and
+    /// sync. Each finding says what to do next. Exit code 1: a check failed.
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show how ferry names a directory: its Claude Code slug and its portable project key.
     Where {
         /// The directory (default: the current one).
@@ -277,6 +286,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sync { soon, json } => sync_cmd::run(soon, json),
+        Command::Doctor { json } => doctor::run(json),
         command => run(Cli { command }).map(|()| 0),
     };
     match result {
@@ -331,7 +341,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Handoff { session, json } => sessions::handoff(&session, json),
         Command::Link { path, key, json } => projects::link(path, key, json),
         Command::Projects { json } => projects::list(json),
-        Command::Sync { .. } => unreachable!("handled with its own exit code"),
+        Command::Sync { .. } | Command::Doctor { .. } => {
+            unreachable!("handled with its own exit code")
+        }
     }
 }
 

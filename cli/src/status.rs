@@ -105,15 +105,9 @@ fn conflicts(snaps: &[Snapshot], me: &str) -> (Vec<Value>, Vec<Value>) {
 }
 
 /// Runs `ferry status`.
-pub fn run(json_out: bool) -> Result<()> {
-    let st = State::locate()?;
-    let config = st.config()?;
-    let machine = state::machine_record(&config)?;
-    let mountpoint = state::mount_point()?;
-    let mount = mount_state(&mountpoint);
-    let pid = daemon_pid(&st);
-    let store = Store::init(&st.store())?;
-    let snaps = snapshots(&store, &machine.id)?;
+/// What the running daemon last published (`None` when none runs), and the status to show:
+/// that, or an empty one, with the last `ferry sync`'s error if it is newer.
+pub fn observed(st: &State, pid: Option<i32>) -> (Option<Status>, Status) {
     let live: Option<Status> = pid
         .and_then(|_| std::fs::read(st.status()).ok())
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -131,6 +125,19 @@ pub fn run(json_out: bool) -> Result<()> {
     {
         status.last_error = Some((r.at_ms, e));
     }
+    (live, status)
+}
+
+pub fn run(json_out: bool) -> Result<()> {
+    let st = State::locate()?;
+    let config = st.config()?;
+    let machine = state::machine_record(&config)?;
+    let mountpoint = state::mount_point()?;
+    let mount = mount_state(&mountpoint);
+    let pid = daemon_pid(&st);
+    let store = Store::init(&st.store())?;
+    let snaps = snapshots(&store, &machine.id)?;
+    let (live, mut status) = observed(&st, pid);
     if status.machines.is_empty() {
         status.machines = machines_from_store(&store, &snaps, &machine.id);
     }
@@ -213,7 +220,7 @@ pub fn run(json_out: bool) -> Result<()> {
     println!("machine:  {} ({})", machine.name, machine.id);
     if let Some(c) = &config.copied {
         println!(
-            "          a copy of machine {} ({}), noticed {}: {}; it took this new id, and its own files go to this machine's branch. Rename it with `ferry init --machine NAME`",
+            "          a copy of machine {} ({}), noticed {}: {}; it took this new id, and its own files go to this machine's branch. Rename it with `ferry machines rename NAME`",
             c.from_name,
             c.from_id,
             ago(Some(c.at_ms)),

@@ -1,7 +1,8 @@
 //! What differs per OS: where Claude Code and ferry keep their files (this module), finding and
-//! taking down mounts ([`mount`]), login services ([`service`]) and the upper layer's own place
-//! on Windows ([`relocate`]).
+//! taking down mounts ([`mount`]), login services ([`service`]), the upper layer's own place
+//! on Windows ([`relocate`]) and who this computer is ([`identity`]).
 
+pub mod identity;
 pub mod mount;
 pub mod relocate;
 pub mod service;

@@ -1,8 +1,10 @@
 //! Running the built `ferry` binary as one simulated machine: its own HOME, FERRY_HOME and
 //! Claude config dir.
 
+use crate::elsewhere::Elsewhere;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The `ferry` binary cargo built next to this test.
@@ -27,6 +29,8 @@ pub struct Machine {
     pub home: PathBuf,
     /// `$FERRY_HOME`.
     pub state: PathBuf,
+    /// The other computer it runs on, when its paths are this computer's too.
+    elsewhere: Option<Arc<Elsewhere>>,
 }
 
 impl Machine {
@@ -49,12 +53,34 @@ impl Machine {
     /// A machine with this HOME and state dir (HOME and `~/.claude` are created).
     pub fn at(home: PathBuf, state: PathBuf) -> Machine {
         std::fs::create_dir_all(home.join(".claude")).expect("create home");
-        Machine { home, state }
+        Machine {
+            home,
+            state,
+            elsewhere: None,
+        }
     }
 
-    /// Claude Code's projects directory: the mount point.
+    /// A machine on the other computer `elsewhere`, with this HOME and state dir there.
+    pub fn elsewhere(home: PathBuf, state: PathBuf, elsewhere: Arc<Elsewhere>) -> Machine {
+        std::fs::create_dir_all(elsewhere.outside(&home.join(".claude"))).expect("create home");
+        Machine {
+            home,
+            state,
+            elsewhere: Some(elsewhere),
+        }
+    }
+
+    /// Where `path`, as this machine spells it, is reached from the test.
+    fn reach(&self, path: &Path) -> PathBuf {
+        match &self.elsewhere {
+            Some(e) => e.outside(path),
+            None => path.to_path_buf(),
+        }
+    }
+
+    /// Claude Code's projects directory, the mount point, as the test reaches it.
     pub fn projects(&self) -> PathBuf {
-        self.home.join(".claude/projects")
+        self.reach(&self.home.join(".claude/projects"))
     }
 
     /// The command that runs `ferry <args>` as this machine, for a caller that wants to time it.
@@ -67,7 +93,10 @@ impl Machine {
             // The host's CA bundle would override each machine's own `http.sslCAInfo`.
             .env_remove("GIT_SSL_CAINFO")
             .env("FERRY_LOG", "debug");
-        cmd
+        match &self.elsewhere {
+            Some(e) => e.wrap(&cmd),
+            None => cmd,
+        }
     }
 
     /// Runs `ferry <args>` as this machine.
@@ -91,14 +120,15 @@ impl Machine {
 
     /// The last lines of the daemon's log.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.state.join("ferry.log")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(self.reach(&self.state.join("ferry.log"))).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// The running daemon's pid.
     pub fn daemon_pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.state.join("daemon.pid"))
+        std::fs::read_to_string(self.reach(&self.state.join("daemon.pid")))
             .ok()?
             .trim()
             .parse()
@@ -107,9 +137,24 @@ impl Machine {
 
     /// Whether the view is mounted (per the kernel's mount table).
     pub fn mounted(&self) -> bool {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let want = self.projects();
+        let info = match &self.elsewhere {
+            Some(e) => e.mountinfo(),
+            None => std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+        };
+        let want = self.home.join(".claude/projects");
         info.lines().any(|l| l.split(' ').nth(4) == want.to_str())
+    }
+
+    /// Kills the daemon with SIGKILL (a crash) and waits until it is gone.
+    pub fn kill_9(&self) {
+        let pid = self.daemon_pid().expect("the daemon runs");
+        let ok = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill -9 {pid}");
+        Machine::wait_gone(pid, Duration::from_secs(10));
     }
 
     /// Waits until `pid` is gone (or panics after `limit`).
@@ -193,7 +238,7 @@ impl Drop for Machine {
         if self.mounted() {
             let _ = self.ferry(&["unmount"]);
         }
-        if self.mounted() {
+        if self.mounted() && self.elsewhere.is_none() {
             let _ = nix_umount(&self.projects());
         }
     }

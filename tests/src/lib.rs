@@ -2,6 +2,7 @@
 //! client offline.
 
 pub mod claude;
+pub mod elsewhere;
 pub mod ferry;
 pub mod git;
 pub mod peers;

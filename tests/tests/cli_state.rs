@@ -215,3 +215,91 @@ fn init_checks_the_remote_and_remote_changes_it_saying_what_to_run() {
         Value::Null
     );
 }
+
+/// `ferry doctor`'s findings about `m` and its exit code.
+fn doctor(m: &Machine) -> (Vec<Value>, Option<i32>) {
+    let out = m.ferry(&["doctor", "--json"]);
+    let found = json(&String::from_utf8_lossy(&out.stdout));
+    (found.as_array().unwrap().clone(), out.status.code())
+}
+
+fn found<'a>(findings: &'a [Value], area: &str, level: &str) -> Option<&'a Value> {
+    findings
+        .iter()
+        .find(|f| f["area"] == area && f["level"] == level)
+}
+
+/// Each problem doctor can see is named with what to do next, and a failed check fails the
+/// command; a healthy install passes.
+#[test]
+fn doctor_names_each_problem_with_what_to_do_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Machine::new(&tmp.path().join("m"));
+    let remote = tmp.path().join("remote.git");
+    m.ok(&[
+        "init",
+        "--machine",
+        "m",
+        "--remote",
+        remote.to_str().unwrap(),
+    ]);
+    m.ok(&["mount"]);
+    let (all, code) = doctor(&m);
+    assert_eq!(code, Some(0), "{all:#?}");
+    for area in ["state", "identity", "mount", "git", "remote", "sync"] {
+        assert!(found(&all, area, "ok").is_some(), "{area}: {all:#?}");
+    }
+
+    // Transcripts readable by others; the remote gone; this install's branch written by another.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&m.state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&remote, tmp.path().join("moved.git")).unwrap();
+    std::fs::write(
+        m.state.join("twin.json"),
+        "commits of run 1234 this install never made",
+    )
+    .unwrap();
+    let (all, code) = doctor(&m);
+    assert_eq!(code, Some(1), "{all:#?}");
+    let state = found(&all, "state", "fail").expect("the open state dir");
+    assert!(
+        state["next"].as_str().unwrap().contains("chmod -R go-rwx"),
+        "{state}"
+    );
+    let remote = found(&all, "remote", "fail").expect("the remote gone");
+    assert!(
+        remote["says"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached"),
+        "{remote}"
+    );
+    let twin = found(&all, "identity", "warn").expect("the twin");
+    assert!(
+        twin["next"]
+            .as_str()
+            .unwrap()
+            .contains("ferry unmount && ferry mount"),
+        "{twin}"
+    );
+    // The text form says the same, with each next step.
+    let text = String::from_utf8_lossy(&m.ferry(&["doctor"]).stdout).into_owned();
+    assert!(
+        text.contains("FAIL state") && text.contains("next: chmod"),
+        "{text}"
+    );
+
+    // A dead daemon leaves a stale mount: doctor names it and its cure.
+    std::fs::set_permissions(&m.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::remove_file(m.state.join("twin.json")).unwrap();
+    m.kill_9();
+    let (all, _) = doctor(&m);
+    let stale = found(&all, "mount", "fail").expect("the stale mount");
+    assert!(stale["says"].as_str().unwrap().contains("stale"), "{stale}");
+    assert!(
+        stale["next"].as_str().unwrap().contains("ferry mount"),
+        "{stale}"
+    );
+    m.ok(&["mount"]);
+    m.ok(&["unmount"]);
+}

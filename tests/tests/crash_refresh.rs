@@ -69,17 +69,6 @@ fn phase_at_kill(m: &Machine) -> usize {
     }
 }
 
-fn kill_9(m: &Machine) {
-    let pid = m.daemon_pid().expect("a's daemon runs");
-    let ok = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -9 {pid}");
-    Machine::wait_gone(pid, Duration::from_secs(10));
-}
-
 #[test]
 fn kill_9_during_view_refreshes_loses_nothing_and_the_view_comes_back_equal() {
     let mut rng = XorShift(seed("FERRY_CRASH_SEED"));
@@ -134,7 +123,7 @@ fn kill_9_during_view_refreshes_loses_nothing_and_the_view_comes_back_equal() {
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(Duration::from_millis(rng.below(25)));
-        kill_9(a);
+        a.kill_9();
         phases[phase_at_kill(a)] += 1;
         // The store as the kill left it (with the daemon running, its commits and repacks
         // would race the check).

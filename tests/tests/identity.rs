@@ -4,6 +4,7 @@
 //! anything, so the two never write one branch: a third machine ends with every line of both,
 //! each sees the other's, and `ferry status` says what happened.
 
+use ferry_tests::elsewhere::Elsewhere;
 use ferry_tests::ferry::Machine;
 use ferry_tests::rig::eventually;
 use std::io::Write;
@@ -58,29 +59,22 @@ fn machine_id(m: &Machine) -> String {
     status["machine"]["id"].as_str().unwrap().to_string()
 }
 
-#[test]
-fn a_copied_state_dir_takes_a_new_id_and_every_line_of_both_reaches_a_third_machine() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (alpha, remote) = alpha_with_a_line(tmp.path());
-    let remote = remote.as_str();
-    let alpha_id = machine_id(&alpha);
-
-    let beta = copy_of_alpha(tmp.path());
-    beta.ok(&["mount"]);
-    let beta_id = machine_id(&beta);
-    assert_ne!(beta_id, alpha_id, "the copy kept the machine id");
-    let status = beta.ok(&["status"]);
-    assert!(status.contains("a copy of machine alpha"), "{status}");
-
-    // Both go on writing; both sync.
-    append(&alpha, "s1", "a1");
-    append(&beta, "s1", "b1");
-    append(&beta, "s2", "b2");
+/// Both go on writing and syncing; a third machine then has every line of both, and each
+/// has the other's.
+fn both_write_and_a_third_has_every_line(
+    dir: &std::path::Path,
+    alpha: &Machine,
+    beta: &Machine,
+    remote: &str,
+) {
+    append(alpha, "s1", "a1");
+    append(beta, "s1", "b1");
+    append(beta, "s2", "b2");
     alpha.ok(&["sync"]);
     beta.ok(&["sync"]);
     alpha.ok(&["sync"]);
 
-    let gamma = Machine::new(&tmp.path().join("gamma"));
+    let gamma = Machine::new(&dir.join("gamma"));
     gamma.ok(&["init", "--machine", "gamma", "--remote", remote]);
     gamma.ok(&["mount"]);
     let limit = Duration::from_secs(30);
@@ -90,12 +84,53 @@ fn a_copied_state_dir_takes_a_new_id_and_every_line_of_both_reaches_a_third_mach
         "gamma lacks lines:\n{}",
         gamma.log_tail()
     );
-    assert!(eventually(limit, || holds(&alpha, "s1", &["b1"])
-        && holds(&alpha, "s2", &["b2"])));
-    assert!(eventually(limit, || holds(&beta, "s1", &["a1"])));
-    for m in [&alpha, &beta, &gamma] {
+    assert!(eventually(limit, || holds(alpha, "s1", &["b1"])
+        && holds(alpha, "s2", &["b2"])));
+    assert!(eventually(limit, || holds(beta, "s1", &["a1"])));
+    for m in [alpha, beta, &gamma] {
         m.ok(&["unmount"]);
     }
+}
+
+#[test]
+fn a_copied_state_dir_takes_a_new_id_and_every_line_of_both_reaches_a_third_machine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (alpha, remote) = alpha_with_a_line(tmp.path());
+    let alpha_id = machine_id(&alpha);
+
+    let beta = copy_of_alpha(tmp.path());
+    beta.ok(&["mount"]);
+    let beta_id = machine_id(&beta);
+    assert_ne!(beta_id, alpha_id, "the copy kept the machine id");
+    let status = beta.ok(&["status"]);
+    assert!(status.contains("a copy of machine alpha"), "{status}");
+    let doctor = beta.ok(&["doctor"]);
+    assert!(doctor.contains("a copy of machine alpha"), "{doctor}");
+    both_write_and_a_third_has_every_line(tmp.path(), &alpha, &beta, &remote);
+}
+
+/// A restored backup on a new computer: HOME and the state dir at the very paths they had,
+/// on a computer with another machine identity and hostname, while the old one runs on.
+#[test]
+fn a_copy_at_the_same_paths_on_another_computer_takes_a_new_id_and_no_line_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (alpha, remote) = alpha_with_a_line(tmp.path());
+    let alpha_id = machine_id(&alpha);
+    let copy = copy_of_alpha(tmp.path());
+    let (home, state) = (copy.home.clone(), copy.state.clone());
+    drop(copy);
+    let laptop = std::sync::Arc::new(Elsewhere::new(
+        "new-laptop",
+        "0123456789abcdef0123456789abcdef",
+        &[(&home, &alpha.home), (&state, &alpha.state)],
+    ));
+    let beta = Machine::elsewhere(alpha.home.clone(), alpha.state.clone(), laptop);
+    beta.ok(&["mount"]);
+    assert_ne!(machine_id(&beta), alpha_id, "the copy kept the machine id");
+    let status = beta.ok(&["status"]);
+    assert!(status.contains("a copy of machine alpha"), "{status}");
+    assert!(status.contains("another computer"), "{status}");
+    both_write_and_a_third_has_every_line(tmp.path(), &alpha, &beta, &remote);
 }
 
 /// A clone that keeps everything, its machine identity and its inodes too (a VM image): the
@@ -132,6 +167,11 @@ fn a_clone_that_keeps_its_identity_is_found_as_a_twin_and_no_line_is_lost() {
     );
     let status = alpha.ok(&["status"]);
     assert!(status.contains("twin:"), "{status}");
+    let doctor = alpha.ok(&["doctor"]);
+    assert!(
+        doctor.contains("another install wrote this machine's branch"),
+        "{doctor}"
+    );
     // The next mount gives it an id of its own, and its lines go out under it.
     alpha.ok(&["unmount"]);
     alpha.ok(&["mount"]);
@@ -200,16 +240,19 @@ fn a_reinstall_takes_over_its_old_name_and_machines_are_renamed_and_retired() {
         &["a0", "a1"]
     )));
 
-    // A rename reaches the other machine at the next commit.
+    // A rename while mounted reaches the other machine by itself, with nothing else written.
     again.ok(&["machines", "rename", "alpha-laptop"]);
+    let renamed = || {
+        beta.ok(&["sync"]);
+        machines(&beta).iter().any(|r| r["name"] == "alpha-laptop")
+    };
+    assert!(
+        eventually(Duration::from_secs(30), renamed),
+        "{:?}\n{}",
+        machines(&beta),
+        again.log_tail()
+    );
     again.ok(&["unmount"]);
-    again.ok(&["sync"]);
-    beta.ok(&["sync"]);
-    let names: Vec<String> = machines(&beta)
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_string())
-        .collect();
-    assert!(names.contains(&"alpha-laptop".to_string()), "{names:?}");
 
     // Retired from beta: its sessions stay, and it is marked so.
     beta.ok(&["unmount"]);

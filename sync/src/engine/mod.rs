@@ -216,6 +216,9 @@ struct Pending {
     /// A fetch is wanted at once (the view was touched after a quiet spell).
     fetch_requested: bool,
     stop: Option<(Duration, oneshot::Sender<SyncReport>)>,
+    /// A new name and retirements for this machine's record (`ferry machines` while mounted),
+    /// committed by themselves at the next commit.
+    identity: Option<(String, BTreeMap<String, i64>)>,
 }
 
 struct Shared {
@@ -308,6 +311,16 @@ impl EngineHandle {
                 .fetch_requested = true;
             self.shared.wake.notify_one();
         }
+    }
+
+    /// Takes a new name and set of retired machines for this machine's record (`ferry machines
+    /// rename|retire` while mounted): they go out with a commit of their own soon.
+    pub fn set_identity(&self, name: String, retired: BTreeMap<String, i64>) {
+        let mut p = self.shared.pending.lock().expect("pending lock");
+        p.identity = Some((name, retired));
+        p.sync_requested = true;
+        drop(p);
+        self.shared.wake.notify_one();
     }
 
     /// Asks for a commit, fetch and push as soon as possible; returns at once.

@@ -267,7 +267,15 @@ impl Worker {
     pub(super) async fn commit(&mut self) -> Option<String> {
         let (batch, taken) = {
             let mut p = self.shared.pending.lock().expect("pending lock");
-            if p.files.is_empty() {
+            let identity = p.identity.take();
+            let renamed = identity.as_ref().is_some_and(|(name, retired)| {
+                (name, retired) != (&self.machine.name, &self.machine.retired)
+            });
+            if let Some((name, retired)) = identity {
+                self.machine.name = name;
+                self.machine.retired = retired;
+            }
+            if p.files.is_empty() && !renamed {
                 p.first_at = None;
                 p.last_at = None;
                 return None;
