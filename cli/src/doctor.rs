@@ -106,6 +106,19 @@ fn identity(st: &State, config: &state::Config, daemon: bool) -> Vec<Finding> {
             )),
         ));
     }
+    if let Some(c) = &config.continued {
+        out.push(finding(
+            "identity",
+            Level::Note,
+            format!(
+                "this install continues machine {} ({}) since {} (`ferry init --as-machine`): its branch goes on from where the old install left it",
+                c.name,
+                config.machine_id,
+                ago(Some(c.at_ms))
+            ),
+            None,
+        ));
+    }
     let twin = st.runs().with_file_name(ferry_sync::engine::TWIN_FILE);
     if let Ok(why) = std::fs::read_to_string(&twin) {
         out.push(finding(
@@ -129,6 +142,19 @@ fn identity(st: &State, config: &state::Config, daemon: bool) -> Vec<Finding> {
             .filter(|r| !r.this_machine && me.is_some_and(|m| m.name == r.name))
             .map(|r| r.id.as_str())
             .collect();
+        for r in rows.iter().filter(|r| r.retired_ms.is_some()) {
+            out.push(finding(
+                "identity",
+                Level::Note,
+                format!(
+                    "machine {} ({}) was retired {}: its sessions stay as history, and it is not counted as lagging",
+                    r.name,
+                    r.id,
+                    ago(r.retired_ms)
+                ),
+                None,
+            ));
+        }
         if !alike.is_empty() {
             out.push(finding(
                 "identity",

@@ -43,6 +43,15 @@ pub struct Copied {
     pub why: String,
 }
 
+/// What `ferry init --as-machine NAME` took over: a reinstall continuing an old machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Continued {
+    /// The machine's name on the remote then.
+    pub name: String,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+}
+
 /// Where the state dir `dir` is now.
 pub fn here(dir: &Path) -> Option<Origin> {
     let (dev, inode) = ferry_platform::identity::dir_identity(dir)?;

@@ -66,6 +66,13 @@ pub fn init(
             .unwrap_or_default(),
         origin: existing.as_ref().and_then(|c| c.origin.clone()),
         copied: existing.as_ref().and_then(|c| c.copied.clone()),
+        continued: match &taken {
+            Some((_, name)) => Some(crate::identity::Continued {
+                name: name.clone(),
+                at_ms: ferry_sync::engine::now_ms(),
+            }),
+            None => existing.as_ref().and_then(|c| c.continued.clone()),
+        },
         retired: existing
             .as_ref()
             .map(|c| c.retired.clone())

@@ -24,6 +24,9 @@ pub struct Config {
     /// Set when this state dir found itself a copy and took a new machine id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied: Option<crate::identity::Copied>,
+    /// Set when `ferry init --as-machine` made this install continue an old machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continued: Option<crate::identity::Continued>,
     /// Machines retired from here (`ferry machines retire`), by id, with when.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub retired: std::collections::BTreeMap<String, i64>,

@@ -200,7 +200,7 @@ pub fn run(json_out: bool) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&json!({
                 "mount": {"path": mountpoint, "state": format!("{mount:?}").to_lowercase(), "daemon_pid": pid},
-                "machine": {"id": machine.id, "name": machine.name, "copied_from": config.copied},
+                "machine": {"id": machine.id, "name": machine.name, "copied_from": config.copied, "continues": config.continued},
                 "remote": {"url": remote, "reachable": status.remote_reachable, "transport": status.transport, "paused": status.paused, "twin": status.twin},
                 "machines": machines,
                 "last_fetch_ms": status.last_fetch_ms,
@@ -225,6 +225,13 @@ pub fn run(json_out: bool) -> Result<()> {
             c.from_id,
             ago(Some(c.at_ms)),
             c.why
+        );
+    }
+    if let Some(c) = &config.continued {
+        println!(
+            "          continues machine {} since {} (`ferry init --as-machine`)",
+            c.name,
+            ago(Some(c.at_ms))
         );
     }
     let reach = match (&remote, status.remote_reachable, pid) {

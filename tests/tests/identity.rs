@@ -218,6 +218,10 @@ fn a_reinstall_takes_over_its_old_name_and_machines_are_renamed_and_retired() {
     let again = Machine::at(alpha.home.clone(), tmp.path().join("alpha/state-new"));
     again.ok(&["init", "--remote", remote, "--as-machine", "alpha"]);
     assert_eq!(machine_id(&again), old_id, "the old identity continues");
+    let said = again.ok(&["status"]);
+    assert!(said.contains("continues machine alpha"), "{said}");
+    let said = again.ok(&["doctor"]);
+    assert!(said.contains("continues machine alpha"), "{said}");
     again.ok(&["mount"]);
     append(&again, "s1", "a1");
     again.ok(&["sync"]);
@@ -264,6 +268,11 @@ fn a_reinstall_takes_over_its_old_name_and_machines_are_renamed_and_retired() {
         .find(|r| r["name"] == "alpha-laptop")
         .expect("still listed");
     assert!(retired["retired_ms"].is_i64(), "{rows:?}");
+    let said = beta.ok(&["doctor"]);
+    assert!(
+        said.contains("machine alpha-laptop") && said.contains("was retired"),
+        "{said}"
+    );
     let gamma = Machine::new(&tmp.path().join("gamma"));
     gamma.ok(&["init", "--machine", "gamma", "--remote", remote]);
     let rows = machines(&gamma);
