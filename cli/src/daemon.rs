@@ -362,7 +362,7 @@ async fn serve(
                     match crate::projects::load_links(state) {
                         Ok(links) => {
                             let m = mounted.clone();
-                            let set = tokio::task::spawn_blocking(move || m.fs().set_links(links));
+                            let set = tokio::task::spawn_blocking(move || m.set_links(links));
                             if let Ok(Err(e)) = set.await {
                                 tracing::warn!(error = %e, "applying the new links failed");
                             }

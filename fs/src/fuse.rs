@@ -144,6 +144,9 @@ struct Adapter {
     fs: Arc<Fs>,
     inodes: Arc<Mutex<Inodes>>,
     requesters: Requesters,
+    /// How to drop the kernel's caches when the view changes under a request (set once the
+    /// session exists).
+    notifier: Arc<std::sync::OnceLock<Notifier>>,
 }
 
 fn errno(e: FsError) -> Errno {
@@ -206,10 +209,23 @@ impl Adapter {
         let Some((root, key)) = self.requesters.checkout_of(pid) else {
             return false;
         };
-        self.fs.adopt_checkout(&root, &key).unwrap_or_else(|e| {
-            tracing::warn!(%e, root, "adopting a checkout failed");
-            false
-        })
+        match self.fs.adopt_checkout(&root, &key) {
+            Ok(Some(changed)) => {
+                // The project moved: the kernel's listings of the places it left and came to
+                // (and of the root) are stale. Dropped from another thread: the kernel may
+                // need this request's locks to do it.
+                if let Some(notifier) = self.notifier.get() {
+                    let (notifier, inodes) = (notifier.clone(), self.inodes.clone());
+                    std::thread::spawn(move || invalidate(&notifier, &inodes, &changed));
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(%e, root, "adopting a checkout failed");
+                false
+            }
+        }
     }
 
     fn child(&self, parent: INodeNo, name: &OsStr) -> Result<PathBuf, Errno> {
@@ -593,6 +609,36 @@ impl Filesystem for Adapter {
     }
 }
 
+/// Drops the kernel's caches for `changed` view paths: their attributes and content (a
+/// directory's listing too), and their entries in their parents. Called outside every lock of
+/// the adapter: the kernel may call back into the filesystem.
+fn invalidate(notifier: &Notifier, inodes: &Mutex<Inodes>, changed: &[PathBuf]) {
+    let targets: Vec<Invalidation> = {
+        let mut inodes = inodes.lock().unwrap_or_else(|e| e.into_inner());
+        inodes.listings.clear();
+        changed
+            .iter()
+            .map(|p| {
+                let entry = match (p.parent(), p.file_name()) {
+                    (Some(parent), Some(name)) => {
+                        inodes.known(parent).map(|i| (i, name.to_os_string()))
+                    }
+                    _ => None,
+                };
+                (inodes.known(p), entry)
+            })
+            .collect()
+    };
+    for (ino, entry) in targets {
+        if let Some(i) = ino {
+            let _ = notifier.inval_inode(INodeNo(i), 0, 0);
+        }
+        if let Some((parent, name)) = entry {
+            let _ = notifier.inval_entry(INodeNo(parent), &name);
+        }
+    }
+}
+
 /// A live mount: the session thread, and what is needed to drop the kernel's caches after a
 /// fetch.
 pub struct Mounted {
@@ -607,10 +653,12 @@ pub struct Mounted {
 /// once the kernel has completed the handshake, so the mount is live.
 pub fn mount(fs: Arc<Fs>, mountpoint: &Path) -> std::io::Result<Mounted> {
     let inodes = Arc::new(Mutex::new(Inodes::new()));
+    let cell = Arc::new(std::sync::OnceLock::new());
     let adapter = Adapter {
         fs: fs.clone(),
         inodes: inodes.clone(),
         requesters: Requesters::new(mountpoint),
+        notifier: cell.clone(),
     };
     let mut config = Config::default();
     config.mount_options = vec![
@@ -631,6 +679,7 @@ pub fn mount(fs: Arc<Fs>, mountpoint: &Path) -> std::io::Result<Mounted> {
     config.clone_fd = threads > 1;
     let session = fuser::Session::new(adapter, mountpoint, &config)?;
     let notifier = session.notifier();
+    let _ = cell.set(notifier.clone());
     let session = session.spawn()?;
     Ok(Mounted {
         fs,
@@ -655,31 +704,15 @@ impl Mounted {
     /// Re-reads the store after a fetch and drops the kernel's caches for what changed.
     pub fn refresh(&self) -> Result<usize, FsError> {
         let changed = self.fs.refresh()?;
-        let targets: Vec<Invalidation> = {
-            let mut inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
-            inodes.listings.clear();
-            changed
-                .iter()
-                .map(|p| {
-                    let entry = match (p.parent(), p.file_name()) {
-                        (Some(parent), Some(name)) => {
-                            inodes.known(parent).map(|i| (i, name.to_os_string()))
-                        }
-                        _ => None,
-                    };
-                    (inodes.known(p), entry)
-                })
-                .collect()
-        };
-        // Outside every lock: the kernel may need to call back into the filesystem.
-        for (ino, entry) in targets {
-            if let Some(i) = ino {
-                let _ = self.notifier.inval_inode(INodeNo(i), 0, 0);
-            }
-            if let Some((parent, name)) = entry {
-                let _ = self.notifier.inval_entry(INodeNo(parent), &name);
-            }
-        }
+        invalidate(&self.notifier, &self.inodes, &changed);
+        Ok(changed.len())
+    }
+
+    /// Takes new `ferry link` entries (see [`Fs::set_links`]) and drops the kernel's caches
+    /// for what moved.
+    pub fn set_links(&self, links: Vec<ferry_sync::project_key::Link>) -> Result<usize, FsError> {
+        let changed = self.fs.set_links(links)?;
+        invalidate(&self.notifier, &self.inodes, &changed);
         Ok(changed.len())
     }
 

@@ -323,12 +323,13 @@ fn a_checkout_where_the_client_runs_is_adopted_as_the_projects_place() {
     assert_eq!(rig.read(&at(&elsewhere)), Err(libc::ENOENT));
     // A checkout of another project, or of nothing any machine has, changes nothing.
     assert!(
-        !rig.fs
+        rig.fs
             .adopt_checkout(&elsewhere, "github.com/o/other")
             .unwrap()
+            .is_none()
     );
     // A checkout of this project is adopted: the session moves there, in its terms.
-    assert!(rig.fs.adopt_checkout(&elsewhere, KEY).unwrap());
+    assert!(rig.fs.adopt_checkout(&elsewhere, KEY).unwrap().is_some());
     assert_eq!(
         rig.read(&at(&elsewhere)).unwrap(),
         text.replace(B_ROOT, &elsewhere).as_bytes()
@@ -336,7 +337,7 @@ fn a_checkout_where_the_client_runs_is_adopted_as_the_projects_place() {
     assert_eq!(rig.read(&at(&rig.a_root())), Err(libc::ENOENT));
     // Once placed, a second checkout does not move it again.
     let third = format!("{}/third/proj", rig.a.home);
-    assert!(!rig.fs.adopt_checkout(&third, KEY).unwrap());
+    assert!(rig.fs.adopt_checkout(&third, KEY).unwrap().is_none());
     // Writes there are this machine's changes of the same project.
     rig.fs
         .write(Path::new(&at(&elsewhere)), 0, b"{\"uuid\":\"a1\"}\n", true)

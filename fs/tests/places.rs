@@ -164,7 +164,7 @@ fn an_adopted_checkout_takes_along_what_was_written_in_the_guessed_place() {
     rig.a_commits(&placed, &["s1.jsonl"]);
     // Then the client runs in a checkout elsewhere: adopted, and the turn comes along.
     let checkout = main_checkout(&rig, "elsewhere/proj");
-    assert!(rig.fs.adopt_checkout(&checkout, KEY).unwrap());
+    assert!(rig.fs.adopt_checkout(&checkout, KEY).unwrap().is_some());
     let at_checkout = format!("{}/s1.jsonl", slug(&checkout));
     for round in 0..2 {
         let got = rig.read(&at_checkout).unwrap();

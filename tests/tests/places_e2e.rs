@@ -408,3 +408,64 @@ fn memory_at_the_root_and_a_session_in_a_subdirectory_2_1_330() {
         "places (2.1.330): memory at the root",
     );
 }
+
+/// The names in `host`'s projects directory, as the kernel lists them.
+fn project_dirs(host: &Host) -> BTreeSet<String> {
+    std::fs::read_dir(host.machine.projects())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// When Claude Code starts in a checkout and the view adopts it, the project moves there at
+/// once in what the kernel lists too, not only in what it looks up: a listing taken before
+/// (and cached by the kernel) must not keep showing the old place, whose files are gone.
+#[test]
+fn an_adopted_checkout_is_listed_at_once_and_the_old_place_is_gone() {
+    let rig = Rig::new("adopted checkout listed at once");
+    let alice = rig.alice();
+    let bob = rig.bob();
+    let id = new_session(&alice, VERSIONS[0], "alpha: a session to move");
+    alice.ferry(&["sync"]);
+    let guessed = dir_of(&bob, &bob.machine.home.join("src/proj"));
+    let guessed_name = guessed.file_name().unwrap().to_string_lossy().into_owned();
+    let here = dir_of(&bob, &bob.checkout);
+    let here_name = here.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        eventually(SYNC, || {
+            bob.ferry(&["sync"]);
+            project_dirs(&bob).contains(&guessed_name)
+        }),
+        "bob never listed alice's session at the HOME-relative place"
+    );
+    // Listed there with every file's attributes, as `ls -l` (or a session picker) does.
+    let ls = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ls -la '{p}' && ls -la '{p}'/*/",
+            p = s(&bob.machine.projects())
+        ))
+        .current_dir(&bob.checkout)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ls.stdout).contains(&id), "{ls:?}");
+    // As Claude Code starting in bob's checkout: it looks its project directory up.
+    let out = std::process::Command::new("stat")
+        .arg(&here)
+        .current_dir(&bob.checkout)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Within moments (the kernel's caches are dropped beside the request), not at the next
+    // refresh: without that, the kernel listed the old place for as long as its cache lived.
+    assert!(
+        eventually(std::time::Duration::from_secs(2), || {
+            project_dirs(&bob) == BTreeSet::from([here_name.clone()])
+        }),
+        "the kernel still lists {:?}",
+        project_dirs(&bob)
+    );
+    assert_eq!(listed(&bob, &bob.checkout), BTreeSet::from([id.clone()]));
+    assert!(read_at(&bob, &bob.checkout, &id).contains("alpha: a session to move"));
+}

@@ -8,14 +8,15 @@
 use super::Fs;
 use crate::error::FsResult;
 use crate::foreign::key_base;
+use std::path::PathBuf;
 
 impl Fs {
     /// Takes new `ferry link` entries: projects placed by a link move now, and what this
-    /// machine wrote in the place they leave comes along (see [`crate::places`]).
-    pub fn set_links(&self, links: Vec<ferry_sync::project_key::Link>) -> FsResult<()> {
+    /// machine wrote in the place they leave comes along (see [`crate::places`]). Returns the
+    /// paths whose content or listing changed, for the kernel's caches to drop.
+    pub fn set_links(&self, links: Vec<ferry_sync::project_key::Link>) -> FsResult<Vec<PathBuf>> {
         *self.links.write().unwrap_or_else(|e| e.into_inner()) = links;
-        self.refresh()?;
-        Ok(())
+        self.refresh()
     }
 
     /// Whether this machine's commit of `places` can change the view: a place of a project
@@ -33,18 +34,19 @@ impl Fs {
 
     /// Makes the checkout at `root`, whose normalised origin is `key`, the place where other
     /// machines' sessions of that project appear, if they have any and no link or checkout was
-    /// chosen for it yet. Returns whether the view changed.
-    pub fn adopt_checkout(&self, root: &str, key: &str) -> FsResult<bool> {
+    /// chosen for it yet. Returns the paths whose content or listing changed if it did (for the
+    /// kernel's caches to drop), `None` if the view stays as it was.
+    pub fn adopt_checkout(&self, root: &str, key: &str) -> FsResult<Option<Vec<PathBuf>>> {
         let _span = tracing::debug_span!("adopt", root, key).entered();
         let foreign = self.foreign();
         let wanted = foreign.placements.keys().any(|k| key_base(k) == key);
         if !wanted || foreign.roots.get(key).is_some_and(|r| r == root) {
-            return Ok(false);
+            return Ok(None);
         }
         {
             let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
             if !book.adopt(key, root) {
-                return Ok(false);
+                return Ok(None);
             }
             // The places the project leaves: this machine's copies there come along.
             for p in foreign
@@ -61,7 +63,6 @@ impl Fs {
             key,
             "placing another machine's project in this checkout"
         );
-        self.refresh()?;
-        Ok(true)
+        self.refresh().map(Some)
     }
 }

@@ -533,6 +533,11 @@ impl Mounted {
         Ok(self.fs.refresh()?.len())
     }
 
+    /// Takes new `ferry link` entries (see [`Fs::set_links`]).
+    pub fn set_links(&self, links: Vec<ferry_sync::project_key::Link>) -> Result<usize, FsError> {
+        Ok(self.fs.set_links(links)?.len())
+    }
+
     /// Takes the mount down and stops serving.
     pub fn unmount(&self) {
         let mut host = self.host.lock().unwrap_or_else(|e| e.into_inner());
