@@ -1,9 +1,12 @@
 //! `ferry hooks install|uninstall|run`: Claude Code's Stop hook asks the daemon to commit and
 //! push at once (instead of after the debounce), and its SessionEnd hook leaves a marker in the
 //! session's directory, synced like any file, so that `ferry sessions --open` can tell which
-//! sessions were left unfinished on some machine. Hooks never fail or slow Claude Code down: a
-//! hook that cannot do its work exits 0 quietly.
+//! sessions were left unfinished on some machine; with `--announce`, its SessionStart hook adds
+//! one line to a new session's context when other machines left sessions of the project
+//! unfinished. `install` also installs the skill that lets Claude use ferry (`skill.rs`).
+//! Hooks never fail or slow Claude Code down: a hook that cannot do its work exits 0 quietly.
 
+use crate::settings_file::{Settings, hook_entry};
 use crate::state::State;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -13,6 +16,10 @@ use std::path::{Path, PathBuf};
 /// The marker's name inside `<session id>/`.
 pub const ENDED: &str = "ferry-ended.json";
 
+/// Where the session's checkout stood at its last Stop (its git state), inside
+/// `<session id>/`: synced like any file, so a brief on another machine can say it.
+pub const CHECKOUT: &str = "ferry-checkout.json";
+
 /// Claude Code's settings file, where hooks live.
 fn settings_path() -> Result<PathBuf> {
     Ok(ferry_platform::claude_config_dir()
@@ -21,7 +28,7 @@ fn settings_path() -> Result<PathBuf> {
 }
 
 /// Single-quotes `s` for a POSIX shell.
-fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
@@ -40,77 +47,100 @@ fn command(event: &str) -> Result<String> {
     ))
 }
 
+/// The events ferry hooks into, with the argument its hook gets.
+const EVENTS: [(&str, &str); 3] = [
+    ("Stop", "stop"),
+    ("SessionEnd", "session-end"),
+    ("SessionStart", "session-start"),
+];
+
 fn is_ours(entry: &Value) -> bool {
     entry["hooks"].as_array().into_iter().flatten().any(|h| {
         h["command"].as_str().is_some_and(|c| {
             c.contains("ferry")
-                && (c.ends_with(" hooks run stop") || c.ends_with(" hooks run session-end"))
+                && EVENTS
+                    .iter()
+                    .any(|(_, arg)| c.ends_with(&format!(" hooks run {arg}")))
         })
     })
 }
 
-fn load(path: &Path) -> Result<Value> {
-    match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).with_context(|| {
-            format!(
-                "{} is not valid JSON; fix it and run this again",
-                path.display()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({})),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-/// `ferry hooks install` (`install`) or `uninstall`: adds or removes ferry's Stop and
-/// SessionEnd hooks, keeping every other setting.
-pub fn set(install: bool, json_out: bool) -> Result<()> {
+/// `ferry hooks install [--announce]` (`install`) or `uninstall`: adds or removes ferry's Stop
+/// and SessionEnd hooks (and the SessionStart note with `--announce`) in Claude Code's
+/// settings, keeping every other setting as it was, and the skill that lets Claude use ferry.
+pub fn set(install: bool, announce: bool, json_out: bool) -> Result<()> {
     let path = settings_path()?;
-    let mut settings = load(&path)?;
-    if !settings.is_object() {
-        anyhow::bail!(
-            "{} is not a JSON object; fix it and run this again",
-            path.display()
-        );
+    let what = path.display().to_string();
+    let old = match std::fs::read_to_string(&path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {what}")),
+    };
+    let mut settings = Settings::parse(old.as_deref().unwrap_or(""), &what)?;
+    let mut events = Vec::new();
+    for (event, arg) in EVENTS {
+        let add = install && (event != "SessionStart" || announce);
+        let entry = match (add, arg) {
+            // The note must never hold a session's start up for long.
+            (true, "session-start") => {
+                let mut e = hook_entry(&command(arg)?);
+                e["hooks"][0]["timeout"] = json!(10);
+                Some(e)
+            }
+            (true, _) => Some(hook_entry(&command(arg)?)),
+            (false, _) => None,
+        };
+        if add {
+            events.push(event);
+        }
+        settings.edit_hooks(event, is_ours, entry)?;
     }
-    for (event, arg) in [("Stop", "stop"), ("SessionEnd", "session-end")] {
-        let hooks = settings
-            .as_object_mut()
-            .expect("object")
-            .entry("hooks")
-            .or_insert_with(|| json!({}));
-        let list = hooks
-            .as_object_mut()
-            .context("`hooks` in the settings is not an object")?
-            .entry(event)
-            .or_insert_with(|| json!([]));
-        let list = list
-            .as_array_mut()
-            .with_context(|| format!("`hooks.{event}` in the settings is not a list"))?;
-        list.retain(|e| !is_ours(e));
-        if install {
-            list.push(json!({"hooks": [{"type": "command", "command": command(arg)?}]}));
+    let text = settings.text();
+    if old.as_deref() != Some(text.as_str()) {
+        // A settings.json that is a symlink (dotfiles) is written where it points, keeping its
+        // mode.
+        let target = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        let mode = std::fs::metadata(&target).map(|m| m.permissions()).ok();
+        match mode {
+            Some(mode) => {
+                crate::daemon::write_atomic(&target, text.as_bytes())
+                    .with_context(|| format!("writing {}", target.display()))?;
+                std::fs::set_permissions(&target, mode)?;
+            }
+            None => crate::state::write_private(&target, text.as_bytes())?,
         }
     }
-    // A settings.json that is a symlink (dotfiles) is written where it points, keeping its mode.
-    let target = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-    let mode = std::fs::metadata(&target).map(|m| m.permissions()).ok();
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    crate::daemon::write_json(&target, &settings)
-        .with_context(|| format!("writing {}", target.display()))?;
-    if let Some(mode) = mode {
-        std::fs::set_permissions(&target, mode)?;
-    }
-    let verb = if install { "installed" } else { "removed" };
-    if json_out {
-        println!("{}", json!({"settings": path, "hooks": verb}));
+    let skill = if install {
+        crate::skill::install()?
     } else {
+        crate::skill::uninstall()?;
+        None
+    };
+    let skill_path = crate::skill::path()?;
+    if json_out {
         println!(
-            "{verb} ferry's Stop and SessionEnd hooks in {}",
-            path.display()
+            "{}",
+            json!({
+                "settings": path, "hooks": if install { events } else { Vec::new() },
+                "skill": if install { skill.as_ref() } else { None },
+                "skill_kept": install && skill.is_none(),
+            })
         );
+    } else if install {
+        println!("installed ferry's {} hook(s) in {what}", events.join(", "));
+        match &skill {
+            Some(p) => println!(
+                "installed the skill {} ({}): ask Claude \"what's unfinished?\" in any session",
+                crate::skill::NAME,
+                p.display()
+            ),
+            None => println!(
+                "kept {}: it is not ferry's; move it away and run this again to get ferry's skill",
+                skill_path.display()
+            ),
+        }
+    } else {
+        println!("removed ferry's hooks from {what} and its skill, if there");
     }
     Ok(())
 }
@@ -120,8 +150,24 @@ pub fn run(event: &str) -> Result<()> {
     let mut input = Vec::new();
     let _ = std::io::stdin().take(1 << 20).read_to_end(&mut input);
     let hook: Value = serde_json::from_slice(&input).unwrap_or(Value::Null);
-    if event == "session-end" {
-        let _ = mark_ended(&hook);
+    match event {
+        "session-start" => {
+            // What Claude Code adds to the new session's context: one line, or nothing.
+            if let Some(line) = announce(&hook) {
+                println!("{line}");
+            }
+            return Ok(());
+        }
+        "session-end" => {
+            let _ = record_checkout(&hook);
+            let _ = mark_ended(&hook);
+        }
+        "stop" => {
+            let _ = record_checkout(&hook);
+        }
+        other => anyhow::bail!(
+            "no hook event {other:?}: ferry's hooks are stop, session-end and session-start; `ferry hooks install` writes them"
+        ),
     }
     // Commit and push now rather than after the debounce.
     if let Ok(st) = State::locate()
@@ -132,14 +178,60 @@ pub fn run(event: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes `<session id>/ferry-ended.json` beside the transcript.
-fn mark_ended(hook: &Value) -> Option<()> {
+/// The SessionStart note: other machines' unfinished sessions of the project in `cwd`, in one
+/// line, if there are any.
+fn announce(hook: &Value) -> Option<String> {
+    let cwd = Path::new(hook["cwd"].as_str()?);
+    let st = State::locate().ok()?;
+    let open = crate::sessions::open_elsewhere(&st, cwd, hook["session_id"].as_str()).ok()?;
+    let newest = open.first()?;
+    let what = newest
+        .summary
+        .title
+        .clone()
+        .or_else(|| newest.summary.first_prompt.clone())
+        .unwrap_or_else(|| newest.id.clone());
+    Some(format!(
+        "ferry: {} unfinished session(s) of this project on other machines, the newest \"{}\" on {} {}; ask \"what's unfinished?\" or run `ferry sessions --open` to see them.",
+        open.len(),
+        crate::transcript::clip(&what, 60),
+        newest.last_writer,
+        crate::status::ago(Some(newest.updated_ms))
+    ))
+}
+
+/// The session's own directory beside its transcript, `<dir>/<session id>/`, if the hook's
+/// JSON names both consistently.
+fn session_dir(hook: &Value) -> Option<PathBuf> {
     let transcript = Path::new(hook["transcript_path"].as_str()?);
     let id = hook["session_id"].as_str()?;
     ferry_sync::store::RelPath::new(id).ok()?;
     if transcript.file_stem()?.to_str()? != id {
         return None;
     }
+    Some(transcript.parent()?.join(id))
+}
+
+/// Writes `<session id>/ferry-checkout.json`: the git state of the checkout the session runs
+/// in, if it is one (and only when it changed, so a quiet turn writes nothing).
+fn record_checkout(hook: &Value) -> Option<()> {
+    let dir = session_dir(hook)?;
+    let root = ferry_sync::project_key::discover(Path::new(hook["cwd"].as_str()?))
+        .ok()
+        .flatten()?
+        .root;
+    let state = ferry_sync::project_key::git_state(Path::new(&root))?;
+    let text = serde_json::to_vec(&state).ok()?;
+    let path = dir.join(CHECKOUT);
+    if std::fs::read(&path).ok().as_deref() == Some(text.as_slice()) {
+        return Some(());
+    }
+    crate::state::write_private(&path, &text).ok()
+}
+
+/// Writes `<session id>/ferry-ended.json` beside the transcript.
+fn mark_ended(hook: &Value) -> Option<()> {
+    let dir = session_dir(hook)?;
     let machine = State::locate()
         .and_then(|st| st.config())
         .map_or_else(|_| crate::state::hostname(), |c| c.machine_name);
@@ -148,6 +240,6 @@ fn mark_ended(hook: &Value) -> Option<()> {
         "machine": machine,
         "reason": hook["reason"],
     });
-    let path = transcript.parent()?.join(id).join(ENDED);
+    let path = dir.join(ENDED);
     crate::state::write_private(&path, marker.to_string().as_bytes()).ok()
 }

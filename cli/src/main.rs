@@ -17,6 +17,8 @@ mod remote_cmd;
 mod restore;
 mod service;
 mod sessions;
+mod settings_file;
+mod skill;
 mod state;
 mod status;
 mod sync_cmd;
@@ -263,13 +265,18 @@ enum ServiceAction {
 
 #[derive(Subcommand)]
 enum HooksAction {
-    /// Add ferry's Stop and SessionEnd hooks to Claude Code's settings.json.
+    /// Add ferry's Stop and SessionEnd hooks to Claude Code's settings.json, and the skill that
+    /// lets Claude list and continue unfinished sessions ("what's unfinished?").
     Install {
+        /// Also add a SessionStart hook: one line in a new session's context when other
+        /// machines left sessions of its project unfinished.
+        #[arg(long)]
+        announce: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Remove them, keeping every other setting.
+    /// Remove them and the skill, keeping every other setting.
     Uninstall {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -277,7 +284,7 @@ enum HooksAction {
     },
     /// What a hook runs (Claude Code calls it, with the hook's JSON on stdin).
     Run {
-        /// `stop` or `session-end`.
+        /// `stop`, `session-end` or `session-start`.
         event: String,
     },
 }
@@ -315,8 +322,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Unmount { json } => lifecycle::unmount(json),
         Command::Status { json } => status::run(json),
         Command::Hooks { action } => match action {
-            HooksAction::Install { json } => hooks::set(true, json),
-            HooksAction::Uninstall { json } => hooks::set(false, json),
+            HooksAction::Install { announce, json } => hooks::set(true, announce, json),
+            HooksAction::Uninstall { json } => hooks::set(false, false, json),
             HooksAction::Run { event } => hooks::run(&event),
         },
         Command::Service { action } => match action {

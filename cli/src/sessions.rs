@@ -41,6 +41,8 @@ pub struct Session {
     /// Whether its Claude Code never ended since the last write (no SessionEnd marker newer
     /// than the transcript).
     pub open: bool,
+    /// Whether this machine wrote last.
+    pub written_here: bool,
 }
 
 impl Session {
@@ -51,6 +53,7 @@ impl Session {
             "updated_ms": self.updated_ms, "title": self.summary.title,
             "first_prompt": self.summary.first_prompt, "branch": self.summary.branch,
             "resumable_here": self.resumable_here, "open": self.open,
+            "written_here": self.written_here,
         })
     }
 }
@@ -73,6 +76,82 @@ fn head_and_tail(view: &View, rel: &Path) -> Result<(Ends, i64)> {
 
 /// Every session in the view, newest first.
 pub fn collect(st: &State) -> Result<Vec<Session>> {
+    collect_in(st, |_, _| true)
+}
+
+/// Other machines' sessions of the project in `cwd` that were left open, newest first, but for
+/// the session `except` (the one asking).
+pub fn open_elsewhere(st: &State, cwd: &Path, except: Option<&str>) -> Result<Vec<Session>> {
+    let (real, real_str) = state::real_dir(cwd)?;
+    let links = crate::projects::load_links(st)?;
+    let home = ferry_platform::home_dir();
+    let key = ferry_sync::project_key::project_key(&real, home.as_deref(), &links)
+        .ok()
+        .map(|k| k.to_string());
+    let here = ferry_sync::slug::slug(&real_str);
+    let sessions = collect_in(st, |slug, k| {
+        slug == here || (key.is_some() && k == key.as_deref())
+    })?;
+    Ok(sessions
+        .into_iter()
+        .filter(|s| s.open && !s.written_here && Some(s.id.as_str()) != except)
+        .collect())
+}
+
+/// The sessions in the project dirs `want` picks by slug and, where it is known before any
+/// transcript is read, project key; newest first.
+fn collect_in(st: &State, want: impl Fn(&str, Option<&str>) -> bool) -> Result<Vec<Session>> {
+    // A directory listed a moment ago may be gone (Claude Code moves sessions, and the view
+    // moves another machine's project to a better place while the client starts): then the
+    // listing is taken again, places and all, a few times before it makes do.
+    for _ in 0..4 {
+        if let Some(found) = collect_once(st, &want, false)? {
+            return Ok(found);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    Ok(collect_once(st, &want, true)?.unwrap_or_default())
+}
+
+/// Project dirs and their entries (name, is a directory), sorted.
+type Listing = Vec<(String, Vec<(String, bool)>)>;
+
+/// The project dirs `want` picks and their entries; `None` if one vanished meanwhile, unless
+/// `make_do`, which skips it.
+fn listing(view: &View, want: impl Fn(&str) -> bool, make_do: bool) -> Result<Option<Listing>> {
+    let mut out = Vec::new();
+    for (slug, is_dir) in view.list(Path::new(""))? {
+        if !is_dir || !want(&slug) {
+            continue;
+        }
+        match view.list(Path::new(&slug)) {
+            Ok(mut entries) => {
+                entries.sort();
+                out.push((slug, entries));
+            }
+            Err(e)
+                if e.root_cause()
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                if !make_do {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort();
+    Ok(Some(out))
+}
+
+/// One listing; `None` if the view changed while it ran, unless `make_do`, which takes it as
+/// it is (a directory gone meanwhile skipped).
+fn collect_once(
+    st: &State,
+    want: &impl Fn(&str, Option<&str>) -> bool,
+    make_do: bool,
+) -> Result<Option<Vec<Session>>> {
     let config = st.config()?;
     let machine = state::machine_record(&config)?;
     let links = crate::projects::load_links(st)?;
@@ -95,12 +174,26 @@ pub fn collect(st: &State) -> Result<Vec<Session>> {
         }
     }
     let view = View::open(st, &machine)?;
+    let key_of = |slug: &str| {
+        foreign
+            .projects_by_slug
+            .get(slug)
+            .or_else(|| placed.get(slug))
+            .map(|p| p.key.as_str())
+    };
+    // Listed twice: a listing taken while the view moved a project differs from the next one.
+    let take = || listing(&view, |slug| want(slug, key_of(slug)), make_do);
+    let dirs = match (take()?, make_do) {
+        (Some(a), true) => a,
+        (Some(a), false) => match take()? {
+            Some(b) if a == b => b,
+            _ => return Ok(None),
+        },
+        (None, _) => return Ok(None),
+    };
     let mut out = Vec::new();
-    for (slug, is_dir) in view.list(Path::new(""))? {
-        if !is_dir {
-            continue;
-        }
-        for (name, is_dir) in view.list(Path::new(&slug))? {
+    for (slug, entries) in dirs {
+        for (name, is_dir) in entries {
             let Some(id) = name.strip_suffix(".jsonl").filter(|_| !is_dir) else {
                 continue;
             };
@@ -159,6 +252,7 @@ pub fn collect(st: &State) -> Result<Vec<Session>> {
                 machines.push(machine.name.clone());
             }
             machines.dedup();
+            let written_here = last_writer == machine.name;
             out.push(Session {
                 id: id.to_string(),
                 project: key,
@@ -171,11 +265,12 @@ pub fn collect(st: &State) -> Result<Vec<Session>> {
                 their_git: newest.and_then(|n| n.2),
                 summary,
                 open,
+                written_here,
             });
         }
     }
     out.sort_by_key(|s| std::cmp::Reverse(s.updated_ms));
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// `ferry sessions`.
@@ -250,6 +345,51 @@ pub fn find<'a>(all: &'a [Session], prefix: &str) -> Result<&'a Session> {
     }
 }
 
+/// What a brief says of the work, from the transcript alone.
+struct Work {
+    done: Vec<String>,
+    in_progress: Vec<String>,
+    next: Vec<String>,
+}
+
+/// The work of a session: its to-do list if it kept one, else what its tools changed and ran;
+/// a call it stopped in; else its last request.
+fn work(summary: &Summary) -> Work {
+    let with = |status: &str| -> Vec<String> {
+        summary
+            .todos
+            .iter()
+            .filter(|(_, s)| s == status)
+            .map(|(t, _)| t.clone())
+            .collect()
+    };
+    let mut done = with("completed");
+    if summary.todos.is_empty() {
+        done.extend(
+            summary
+                .edited
+                .iter()
+                .take(10)
+                .map(|f| format!("changed {f}")),
+        );
+        done.extend(summary.commands.iter().map(|c| format!("ran `{c}`")));
+    }
+    let mut in_progress = with("in_progress");
+    if let Some(call) = &summary.unanswered {
+        in_progress.push(format!("stopped while running {call}"));
+    }
+    if in_progress.is_empty()
+        && let Some(p) = summary.prompts.last()
+    {
+        in_progress.push(format!("the last request: {}", clip(p, 200)));
+    }
+    Work {
+        done,
+        in_progress,
+        next: with("pending"),
+    }
+}
+
 /// `ferry handoff SESSION`: a brief for picking the work up on this machine.
 pub fn handoff(id: &str, json_out: bool) -> Result<()> {
     let st = State::locate()?;
@@ -268,6 +408,14 @@ pub fn handoff(id: &str, json_out: bool) -> Result<()> {
         .rev()
         .collect();
     let full = view.read(&rel).map(|(b, _)| summarise(&b)).ok();
+    // Where the writer's checkout stood at the session's last Stop (ferry's hook records it),
+    // else at the writer's last start.
+    let checkout = rel.with_extension("").join(crate::hooks::CHECKOUT);
+    let their_git: Option<GitState> = view
+        .read(&checkout)
+        .ok()
+        .and_then(|(b, _)| serde_json::from_slice(&b).ok())
+        .or_else(|| s.their_git.clone());
     let summary = full.as_ref().unwrap_or(&s.summary);
     let here: Option<GitState> = s.cwd.as_deref().and_then(|c| git_state(Path::new(c)));
     let task = s
@@ -275,14 +423,24 @@ pub fn handoff(id: &str, json_out: bool) -> Result<()> {
         .title
         .clone()
         .or_else(|| summary.first_prompt.clone());
-    let last_prompts: Vec<&String> = summary.prompts.iter().rev().take(3).rev().collect();
+    let work = work(summary);
+    let last_prompt = summary.prompts.last();
+    let resume = s.resumable_here.then(|| {
+        format!(
+            "cd {} && claude --resume {}",
+            s.cwd.as_deref().unwrap_or("."),
+            s.id
+        )
+    });
     if json_out {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
-                "session": s.json(), "task": task, "last_prompts": last_prompts,
-                "files_touched": summary.files, "last_assistant": summary.last_assistant,
-                "their_checkout": s.their_git, "this_checkout": here,
+                "session": s.json(), "task": task, "done": work.done,
+                "in_progress": work.in_progress, "next_steps": work.next,
+                "files_touched": summary.files, "files_changed": summary.edited,
+                "last_exchange": {"user": last_prompt, "assistant": summary.last_assistant},
+                "their_checkout": their_git, "this_checkout": here, "resume": resume,
             }))?
         );
         return Ok(());
@@ -300,30 +458,26 @@ pub fn handoff(id: &str, json_out: bool) -> Result<()> {
         task.as_deref()
             .map_or("(no prompt yet)".into(), |t| clip(t, 300))
     );
-    println!();
-    println!("## Last prompts");
-    for p in &last_prompts {
-        println!("- {}", clip(p, 200));
-    }
-    println!();
-    println!("## Files touched");
-    if summary.files.is_empty() {
-        println!("- none recorded");
-    }
-    for f in &summary.files {
-        println!("- {f}");
-    }
-    println!();
-    println!("## Last assistant message");
-    println!(
-        "{}",
-        s.summary
-            .last_assistant
-            .as_deref()
-            .map_or("(none)".into(), |t| clip(t, 600))
+    let section = |title: &str, items: &[String], none: &str| {
+        println!();
+        println!("## {title}");
+        if items.is_empty() {
+            println!("- {none}");
+        }
+        for i in items {
+            println!("- {}", clip(i, 200));
+        }
+    };
+    section("What was done", &work.done, "nothing recorded");
+    section("In progress", &work.in_progress, "nothing recorded");
+    section(
+        "Next steps",
+        &work.next,
+        "none recorded: go on from the last exchange below",
     );
+    section("Files touched", &summary.files, "none recorded");
     println!();
-    println!("## Checkout");
+    println!("## Checkouts");
     let show = |g: &Option<GitState>| match g {
         Some(g) => format!(
             "branch {}, commit {}, {} dirty file(s)",
@@ -333,25 +487,46 @@ pub fn handoff(id: &str, json_out: bool) -> Result<()> {
         ),
         None => "unknown".into(),
     };
-    println!("- {}: {}", s.last_writer, show(&s.their_git));
+    let theirs = match (&their_git, &summary.branch) {
+        (None, Some(b)) => format!(
+            "branch {b} (from the transcript; `ferry hooks install` there records the commit too)"
+        ),
+        _ => show(&their_git),
+    };
+    println!("- {}: {theirs}", s.last_writer);
     println!(
         "- here ({}): {}",
         s.cwd.as_deref().unwrap_or("no checkout"),
         show(&here)
     );
-    if let (Some(t), Some(h)) = (&s.their_git, &here)
+    if let (Some(t), Some(h)) = (&their_git, &here)
         && (t.commit != h.commit || t.branch != h.branch)
     {
         println!(
             "- the checkouts differ: bring this one to {} first",
-            show(&s.their_git)
+            show(&their_git)
         );
     }
     println!();
+    println!("## Last exchange");
     println!(
-        "Resume here: cd {} && claude --resume {}",
-        s.cwd.as_deref().unwrap_or("<your checkout>"),
-        s.id
+        "User: {}",
+        last_prompt.map_or("(none)".into(), |p| clip(p, 400))
     );
+    println!(
+        "Claude: {}",
+        summary
+            .last_assistant
+            .as_deref()
+            .map_or("(none)".into(), |t| clip(t, 600))
+    );
+    println!();
+    match &resume {
+        Some(r) => println!("Resume here: {r}"),
+        None => println!(
+            "No checkout of {} here: clone it, `ferry link` it, then `claude --resume {}` in it; or continue from this brief.",
+            s.project, s.id
+        ),
+    }
     Ok(())
 }

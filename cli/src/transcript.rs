@@ -1,6 +1,8 @@
 //! What a transcript says about its session, read without any model: the title or first
-//! prompt, the last prompts, the files its tools touched, the last assistant message, the git
-//! branch and the cwd. Lines that are not JSON (torn, spliced) are skipped.
+//! prompt, the last prompts, the files its tools touched and changed, the commands it ran, its
+//! to-do list (TodoWrite, or the Task tools of newer clients), a tool call that never got its
+//! result, the last assistant message, the git branch and the cwd. Lines that are not JSON
+//! (torn, spliced) are skipped.
 
 use serde_json::Value;
 
@@ -21,6 +23,84 @@ pub struct Summary {
     pub branch: Option<String>,
     /// The cwd of the first line that names one.
     pub cwd: Option<String>,
+    /// The to-do list as last written: (what, status), status `pending`, `in_progress` or
+    /// `completed`.
+    pub todos: Vec<(String, String)>,
+    /// Files the tools changed (Edit, Write, MultiEdit, NotebookEdit), first change first.
+    pub edited: Vec<String>,
+    /// The last shell commands run, oldest first (at most [`COMMANDS_KEPT`]).
+    pub commands: Vec<String>,
+    /// The last tool call that never got its result (the session stopped in it): the tool
+    /// and what it was given.
+    pub unanswered: Option<String>,
+}
+
+/// How many of the last shell commands a summary keeps.
+pub const COMMANDS_KEPT: usize = 5;
+
+/// What a tool call is about, in one line: the command, the file or the description.
+fn gist(block: &Value) -> String {
+    let input = &block["input"];
+    let what = ["description", "command", "file_path", "subject", "prompt"]
+        .iter()
+        .find_map(|k| input[k].as_str())
+        .unwrap_or_default();
+    format!(
+        "{} {}",
+        block["name"].as_str().unwrap_or("a tool"),
+        clip(what, 120)
+    )
+    .trim()
+    .to_string()
+}
+
+/// Follows the to-do list through a tool call: TodoWrite writes it whole; TaskCreate adds one
+/// (numbered from 1, as the client numbers them) and TaskUpdate changes one.
+fn track_todos(s: &mut Summary, ids: &mut Vec<String>, block: &Value) {
+    let input = &block["input"];
+    match block["name"].as_str() {
+        Some("TodoWrite") => {
+            s.todos = input["todos"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| {
+                    Some((
+                        t["content"].as_str()?.to_string(),
+                        t["status"].as_str().unwrap_or("pending").to_string(),
+                    ))
+                })
+                .collect();
+            ids.clear();
+        }
+        Some("TaskCreate") => {
+            if let Some(what) = input["subject"].as_str() {
+                ids.push((ids.len() + 1).to_string());
+                s.todos.push((what.to_string(), "pending".into()));
+            }
+        }
+        Some("TaskUpdate") => {
+            let id = match &input["taskId"] {
+                Value::String(id) => id.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return,
+            };
+            if let Some(i) = ids.iter().position(|x| *x == id) {
+                match input["status"].as_str() {
+                    Some("deleted") => {
+                        ids.remove(i);
+                        s.todos.remove(i);
+                    }
+                    Some(status) => s.todos[i].1 = status.to_string(),
+                    None => {}
+                }
+                if let Some(what) = input["subject"].as_str().filter(|_| i < s.todos.len()) {
+                    s.todos[i].0 = what.to_string();
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 fn texts(content: &Value) -> Vec<String> {
@@ -38,6 +118,9 @@ fn texts(content: &Value) -> Vec<String> {
 /// Summarises a transcript.
 pub fn summarise(bytes: &[u8]) -> Summary {
     let mut s = Summary::default();
+    let mut task_ids = Vec::new();
+    // Tool calls waiting for their result, by id.
+    let mut waiting: Vec<(String, String)> = Vec::new();
     for line in bytes.split(|&b| b == b'\n') {
         let Ok(v) = serde_json::from_slice::<Value>(line) else {
             continue;
@@ -56,6 +139,11 @@ pub fn summarise(bytes: &[u8]) -> Summary {
         let content = &v["message"]["content"];
         match v["type"].as_str() {
             Some("user") if v["isMeta"] != true => {
+                for block in content.as_array().into_iter().flatten() {
+                    if let Some(id) = block["tool_use_id"].as_str() {
+                        waiting.retain(|(w, _)| w != id);
+                    }
+                }
                 for t in texts(content) {
                     let t = t.trim();
                     if t.is_empty() || t.starts_with('<') {
@@ -73,6 +161,27 @@ pub fn summarise(bytes: &[u8]) -> Summary {
                     if block["type"] != "tool_use" {
                         continue;
                     }
+                    track_todos(&mut s, &mut task_ids, block);
+                    if let Some(id) = block["id"].as_str() {
+                        waiting.push((id.to_string(), gist(block)));
+                    }
+                    let name = block["name"].as_str().unwrap_or_default();
+                    if let Some(f) = block["input"]["file_path"]
+                        .as_str()
+                        .or(block["input"]["notebook_path"].as_str())
+                        .filter(|_| matches!(name, "Edit" | "Write" | "MultiEdit" | "NotebookEdit"))
+                        && !s.edited.iter().any(|x| x == f)
+                    {
+                        s.edited.push(f.to_string());
+                    }
+                    if name == "Bash"
+                        && let Some(c) = block["input"]["command"].as_str()
+                    {
+                        s.commands.push(clip(c, 200));
+                        if s.commands.len() > COMMANDS_KEPT {
+                            s.commands.remove(0);
+                        }
+                    }
                     for key in ["file_path", "notebook_path", "path"] {
                         if let Some(f) = block["input"][key].as_str()
                             && !s.files.iter().any(|x| x == f)
@@ -85,6 +194,7 @@ pub fn summarise(bytes: &[u8]) -> Summary {
             _ => {}
         }
     }
+    s.unanswered = waiting.pop().map(|(_, what)| what);
     s
 }
 
@@ -120,7 +230,39 @@ mod tests {
         assert_eq!(s.last_assistant.as_deref(), Some("Fixed it"));
         assert_eq!(s.branch.as_deref(), Some("fix"));
         assert_eq!(s.cwd.as_deref(), Some("/w"));
+        assert_eq!(s.edited, ["/w/b.rs"]);
+        assert_eq!(s.unanswered, None);
         assert_eq!(clip("a  b\nc", 10), "a b c");
         assert_eq!(clip("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn follows_the_todo_list_the_commands_and_a_call_left_without_result() {
+        let t = br#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"TodoWrite","input":{"todos":[{"content":"write the parser","status":"completed"},{"content":"test it","status":"in_progress"},{"content":"document it","status":"pending"}]}}]}}
+{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","content":"ok"}]}}
+{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t2","name":"Bash","input":{"command":"cargo test -p parser"}}]}}"#;
+        let s = summarise(t);
+        assert_eq!(
+            s.todos,
+            [
+                ("write the parser".to_string(), "completed".to_string()),
+                ("test it".into(), "in_progress".into()),
+                ("document it".into(), "pending".into())
+            ]
+        );
+        assert_eq!(s.commands, ["cargo test -p parser"]);
+        assert_eq!(s.unanswered.as_deref(), Some("Bash cargo test -p parser"));
+
+        // The Task tools of newer clients: created in order, updated by number.
+        let t = br#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"a","name":"TaskCreate","input":{"subject":"add login"}},{"type":"tool_use","id":"b","name":"TaskCreate","input":{"subject":"add logout"}}]}}
+{"type":"assistant","message":{"content":[{"type":"tool_use","id":"c","name":"TaskUpdate","input":{"taskId":"1","status":"completed"}},{"type":"tool_use","id":"d","name":"TaskUpdate","input":{"taskId":"2","status":"in_progress"}}]}}"#;
+        let s = summarise(t);
+        assert_eq!(
+            s.todos,
+            [
+                ("add login".to_string(), "completed".to_string()),
+                ("add logout".into(), "in_progress".into())
+            ]
+        );
     }
 }

@@ -68,7 +68,8 @@ impl View {
     /// The entries of `dir` (relative to `projects/`): name and whether it is a directory.
     pub fn list(&self, dir: &Path) -> Result<Vec<(String, bool)>> {
         match self {
-            View::Mounted(root) => Ok(std::fs::read_dir(root.join(dir))?
+            View::Mounted(root) => Ok(std::fs::read_dir(root.join(dir))
+                .with_context(|| format!("listing {}", root.join(dir).display()))?
                 .flatten()
                 .filter_map(|e| {
                     let dir = e.file_type().ok()?.is_dir();

@@ -16,7 +16,9 @@ each {"text": "..."} and/or {"tool_use": {"name": "Bash", "input": {...}, "id": 
 consumed in order by *agent* requests only (those carrying a non-empty "tools" list, so side
 requests such as title generation never eat script entries). When the last message carries
 a tool_result, the reply is text: the next entry is consumed only if it has no tool_use,
-otherwise the ACK text is sent. Once the script is exhausted the ACK text is used.
+otherwise the ACK text is sent, unless the entry says "chain": true (a tool call that follows
+another's result, as an agent working through steps does). Once the script is exhausted the
+ACK text is used.
 """
 import argparse, itertools, json, os, sys, threading, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,7 +51,7 @@ def choose_reply(body, n):
         if not isinstance(entry, dict):
             SCRIPT.pop(0)
             return ack
-        if has_tool_result(body) and entry.get("tool_use"):
+        if has_tool_result(body) and entry.get("tool_use") and not entry.get("chain"):
             return ack
         SCRIPT.pop(0)
     blocks = []
