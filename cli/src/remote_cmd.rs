@@ -84,7 +84,7 @@ fn local(path: &str) -> Result<String> {
             .with_context(|| format!("creating the repository {}", abs.display()))?;
         println!("created an empty repository at {}", abs.display());
     }
-    Ok(std::fs::canonicalize(&abs)
+    Ok(dunce::canonicalize(&abs)
         .unwrap_or(abs)
         .to_string_lossy()
         .into_owned())

@@ -31,7 +31,7 @@ fn environment(state: &State) -> Vec<(String, String)> {
 /// This machine's plan.
 fn plan(state: &State) -> Result<Plan> {
     let exe = std::env::current_exe()
-        .and_then(|e| e.canonicalize())
+        .and_then(dunce::canonicalize)
         .context("finding the ferry binary")?;
     let spec = Spec {
         exe,

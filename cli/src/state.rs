@@ -182,7 +182,7 @@ impl State {
 
 /// `path` resolved (symlinks, `..`) and as text, or an error that says what to pass instead.
 pub fn real_dir(path: &Path) -> Result<(PathBuf, String)> {
-    let real = path.canonicalize().with_context(|| {
+    let real = dunce::canonicalize(path).with_context(|| {
         format!(
             "{} does not exist; pass an existing directory",
             path.display()
@@ -242,9 +242,8 @@ pub fn mount_point() -> Result<PathBuf> {
     let config = ferry_platform::claude_config_dir()
         .context("cannot tell where Claude Code keeps its files: set HOME or CLAUDE_CONFIG_DIR")?;
     create_private_dir(&config)?;
-    let config = config
-        .canonicalize()
-        .with_context(|| format!("resolving {}", config.display()))?;
+    let config =
+        dunce::canonicalize(&config).with_context(|| format!("resolving {}", config.display()))?;
     let projects = config.join("projects");
     // A `projects` that is a symlink is mounted at its target, which is what the mount table
     // then shows. Resolve it by reading the link: the target may be a dead mount, which
@@ -252,8 +251,7 @@ pub fn mount_point() -> Result<PathBuf> {
     if let Ok(target) = std::fs::read_link(&projects) {
         let target = config.join(target);
         if let (Some(parent), Some(name)) = (target.parent(), target.file_name()) {
-            let parent = parent
-                .canonicalize()
+            let parent = dunce::canonicalize(parent)
                 .with_context(|| format!("resolving {}", target.display()))?;
             return Ok(parent.join(name));
         }

@@ -15,6 +15,7 @@ fn where_reports_slug_and_key_as_text_and_json() {
         .args(["where", "--json"])
         .arg(&dir)
         .env("HOME", tmp.path())
+        .env("USERPROFILE", tmp.path())
         .output()
         .unwrap();
     assert!(
@@ -23,7 +24,7 @@ fn where_reports_slug_and_key_as_text_and_json() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let real = dir.canonicalize().unwrap();
+    let real = dunce::canonicalize(&dir).unwrap();
     assert_eq!(v["path"], real.to_str().unwrap());
     assert_eq!(v["slug"], ferry_sync::slug::slug(real.to_str().unwrap()));
     assert_eq!(v["project_key"], "~/my_proj.v2");
@@ -33,6 +34,7 @@ fn where_reports_slug_and_key_as_text_and_json() {
         .arg("where")
         .arg(&dir)
         .env("HOME", tmp.path())
+        .env("USERPROFILE", tmp.path())
         .output()
         .unwrap();
     let text = String::from_utf8(text.stdout).unwrap();

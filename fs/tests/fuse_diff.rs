@@ -2,6 +2,7 @@
 //! FUSE mount of the view and on a plain directory, must give the same results and the same
 //! tree; after unmounting, the directory under the mount holds exactly that tree as plain files.
 //! Needs root (or fusermount3) and /dev/fuse, as CI has.
+#![cfg(unix)] // the FUSE mount; Windows mounts through WinFsp, which Wine cannot run
 
 mod common;
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// The OS's identity of this installation: Linux's machine-id (systemd or D-Bus), macOS's
-/// platform UUID, Windows' MachineGuid. `None` where none can be read (a container without
+/// platform UUID, Windows' MachineGuid (read from the registry). `None` where none can be read (a container without
 /// one, say): copies are then told only by [`dir_identity`].
 pub fn machine_identity() -> Option<String> {
     read_identity()
@@ -31,21 +31,40 @@ fn read_identity() -> Option<String> {
 
 #[cfg(windows)]
 fn read_identity() -> Option<String> {
-    let out = std::process::Command::new("reg")
-        .args([
-            "query",
-            r"HKLM\SOFTWARE\Microsoft\Cryptography",
-            "/v",
-            "MachineGuid",
-        ])
-        .output()
-        .ok()?;
-    value_after(&String::from_utf8_lossy(&out.stdout), "MachineGuid")
+    use windows_sys::Win32::System::Registry::{HKEY_LOCAL_MACHINE, RRF_RT_REG_SZ, RegGetValueW};
+    let wide = |s: &str| s.encode_utf16().chain([0]).collect::<Vec<u16>>();
+    let (key, value) = (
+        wide(r"SOFTWARE\Microsoft\Cryptography"),
+        wide("MachineGuid"),
+    );
+    let mut buf = [0u16; 128];
+    let mut len = std::mem::size_of_val(&buf) as u32;
+    // SAFETY: the key and value names are NUL-terminated, and `len` is `buf`'s size in bytes.
+    let rc = unsafe {
+        RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            key.as_ptr(),
+            value.as_ptr(),
+            RRF_RT_REG_SZ,
+            std::ptr::null_mut(),
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let chars = (len as usize / 2).min(buf.len());
+    Some(
+        String::from_utf16_lossy(&buf[..chars])
+            .trim_end_matches('\0')
+            .to_string(),
+    )
 }
 
 /// The value on the line that starts with `key` in a tool's listing: the last word after it,
 /// unquoted (`"IOPlatformUUID" = "…"` from `ioreg`, `MachineGuid    REG_SZ    …` from `reg`).
-#[cfg_attr(all(unix, not(target_os = "macos")), allow(dead_code))]
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 fn value_after(listing: &str, key: &str) -> Option<String> {
     listing
         .lines()
@@ -56,23 +75,41 @@ fn value_after(listing: &str, key: &str) -> Option<String> {
 }
 
 /// What tells this directory from a copy of it at the same path: its device and inode on
-/// Unix, its volume-independent creation time on Windows (a copy is created anew, unless a
-/// tool carries creation times over; a clone is then found by what it pushes).
+/// Unix, its volume's serial number and its file id on Windows (NTFS keeps both for the life
+/// of the directory; a copy, a restore or a clone gets a new id).
 pub fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
-    let md = std::fs::metadata(dir).ok()?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(dir).ok()?;
         Some((md.dev(), md.ino()))
     }
     #[cfg(windows)]
     {
-        use std::os::windows::fs::MetadataExt;
-        Some((0, md.creation_time()))
+        use std::os::windows::fs::OpenOptionsExt;
+        use std::os::windows::io::AsRawHandle;
+        use windows_sys::Win32::Storage::FileSystem::{
+            BY_HANDLE_FILE_INFORMATION, FILE_FLAG_BACKUP_SEMANTICS, GetFileInformationByHandle,
+        };
+        // A directory opens only with backup semantics.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+            .open(dir)
+            .ok()?;
+        // SAFETY: an all-zero BY_HANDLE_FILE_INFORMATION is valid, and the handle is open.
+        let mut info: BY_HANDLE_FILE_INFORMATION = unsafe { std::mem::zeroed() };
+        let ok = unsafe { GetFileInformationByHandle(f.as_raw_handle(), &mut info) };
+        (ok != 0).then(|| {
+            (
+                u64::from(info.dwVolumeSerialNumber),
+                (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
+            )
+        })
     }
     #[cfg(not(any(unix, windows)))]
     {
-        let _ = md;
+        let _ = dir;
         None
     }
 }

@@ -2,6 +2,7 @@
 //! format: systemd's own `systemd-analyze verify` for the unit, Python's `plistlib` for the
 //! launchd agent (the format `launchctl` reads) and an XML parser for the Windows task, with
 //! paths and variables full of characters each format must escape.
+#![cfg(unix)] // the parsers are Linux's systemd-analyze and python3
 
 use ferry_platform::service::{Dirs, Manager, Spec, install_plan, launchd, systemd, task};
 use std::path::PathBuf;

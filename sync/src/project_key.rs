@@ -154,9 +154,7 @@ pub fn discover(cwd: &Path) -> Result<Option<Checkout>, KeyError> {
     let Some(workdir) = repo.workdir() else {
         return Ok(None);
     };
-    let root = workdir
-        .canonicalize()
-        .unwrap_or_else(|_| workdir.to_path_buf());
+    let root = dunce::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
     let root = root
         .to_str()
         .ok_or_else(|| KeyError::NotUtf8(root.clone()))?
@@ -175,11 +173,11 @@ pub fn project_key(
     home: Option<&Path>,
     links: &[Link],
 ) -> Result<ProjectKey, KeyError> {
-    let real = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
+    let real = dunce::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     let real_str = real
         .to_str()
         .ok_or_else(|| KeyError::NotUtf8(real.clone()))?;
-    let home = home.map(|h| h.canonicalize().unwrap_or_else(|_| h.to_path_buf()));
+    let home = home.map(|h| dunce::canonicalize(h).unwrap_or_else(|_| h.to_path_buf()));
     let home_str = home.as_deref().and_then(Path::to_str);
     key_for(real_str, discover(&real)?.as_ref(), home_str, links)
 }

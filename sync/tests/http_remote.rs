@@ -20,6 +20,7 @@ impl Drop for Server {
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "serves the remote with python3's http server")]
 fn https_style_remote_with_a_credential_helper() {
     run(async {
         let tmp = tempfile::tempdir().unwrap();

@@ -26,6 +26,7 @@ fn git(cwd: &Path, args: &[&str]) {
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "makes its repositories with the git CLI")]
 fn clones_worktrees_and_plain_dirs_get_the_expected_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
@@ -84,14 +85,17 @@ fn clones_worktrees_and_plain_dirs_get_the_expected_keys() {
     );
 
     // A symlinked cwd resolves like Claude Code's realpath.
-    let link = home.join("link-to-a");
-    std::os::unix::fs::symlink(&a, &link).unwrap();
-    assert_eq!(
-        project_key(&link.join("pkg"), Some(&home), &[])
-            .unwrap()
-            .to_string(),
-        "github.com/owner/proj//pkg"
-    );
+    #[cfg(unix)]
+    {
+        let link = home.join("link-to-a");
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        assert_eq!(
+            project_key(&link.join("pkg"), Some(&home), &[])
+                .unwrap()
+                .to_string(),
+            "github.com/owner/proj//pkg"
+        );
+    }
 
     // No remote: relative to HOME. Outside HOME and git: absolute.
     let local = home.join("notes");

@@ -123,11 +123,15 @@ fn commit_stores_portable_form_and_reads_back_exactly() {
         .map(|i| transcript_line("/home/al/src/proj", i))
         .collect();
     let s1_path = m.write("s1.jsonl", t.as_bytes());
+    // Mode 0600 as Claude Code writes it (Windows has no such mode).
+    #[cfg(unix)]
     std::fs::set_permissions(
         &s1_path,
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
+    #[cfg(not(unix))]
+    let _ = s1_path;
     m.write(
         "s1/tool-results/t1.txt",
         b"listing of /home/al/src/proj/src\n",
@@ -510,6 +514,7 @@ fn evil_commit(victim: &Machine, files: git2::Oid) -> git2::Oid {
 }
 
 #[test]
+#[cfg(unix)] // names that are not UTF-8 exist only on Unix
 fn invalid_utf8_names_and_a_million_entries_are_bounded() {
     use std::os::unix::ffi::OsStrExt;
     let victim = machine("vvvv", "/home/v", "/home/v/p");

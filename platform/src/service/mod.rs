@@ -141,33 +141,69 @@ impl std::fmt::Display for Failed {
     }
 }
 
+/// How long a service manager's command may take before it counts as failed.
+const COMMAND_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs one command; its output (stderr, then stdout) if it fails. The output goes to a file,
+/// not a pipe, and the wait is for the process itself: a manager that starts a service may
+/// hand the pipe on to it (Wine's `schtasks` does), and a pipe would then never close.
+fn run_one(c: &Command) -> Option<String> {
+    let spool = match tempfile::tempfile() {
+        Ok(f) => f,
+        Err(e) => return Some(format!("no temporary file for its output: {e}")),
+    };
+    let (out, err) = match (spool.try_clone(), spool.try_clone()) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return Some(e.to_string()),
+    };
+    let mut child = match std::process::Command::new(&c[0])
+        .args(&c[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => return Some(e.to_string()),
+    };
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < COMMAND_LIMIT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Some(format!("no answer within {} s", COMMAND_LIMIT.as_secs()));
+            }
+            Err(e) => return Some(e.to_string()),
+        }
+    };
+    if status.success() {
+        return None;
+    }
+    let mut text = String::new();
+    let mut spool = spool;
+    use std::io::{Read, Seek};
+    let _ = spool.rewind();
+    let _ = spool.read_to_string(&mut text);
+    Some(match text.trim() {
+        "" => status.to_string(),
+        t => t.to_string(),
+    })
+}
+
 /// Runs `commands` in order; stops at the first that fails. `tolerate` lets a command fail
 /// without stopping (unloading what was never loaded, say).
 pub fn run(commands: &[Command], tolerate: impl Fn(&Command) -> bool) -> Result<(), Failed> {
     for c in commands {
-        let line = c.join(" ");
-        let out = std::process::Command::new(&c[0])
-            .args(&c[1..])
-            .stdin(std::process::Stdio::null())
-            .output();
-        let failed = match out {
-            Ok(o) if o.status.success() => None,
-            Ok(o) => Some(
-                format!(
-                    "{} {}",
-                    String::from_utf8_lossy(&o.stderr).trim(),
-                    String::from_utf8_lossy(&o.stdout).trim()
-                )
-                .trim()
-                .to_string(),
-            ),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(output) = failed
+        if let Some(output) = run_one(c)
             && !tolerate(c)
         {
             return Err(Failed {
-                command: line,
+                command: c.join(" "),
                 output,
             });
         }
@@ -211,14 +247,23 @@ mod tests {
 
     #[test]
     fn a_failing_command_stops_the_run_unless_tolerated() {
-        let cmds = vec![
-            vec!["false".to_string()],
-            vec!["sh".into(), "-c".into(), "echo oops >&2; exit 3".into()],
-        ];
+        // The same failures from each OS's shell.
+        let (fail, shout) = if cfg!(windows) {
+            (
+                vec!["cmd".to_string(), "/c".into(), "exit 1".into()],
+                vec!["cmd".into(), "/c".into(), "echo oops 1>&2 & exit 3".into()],
+            )
+        } else {
+            (
+                vec!["false".to_string()],
+                vec!["sh".into(), "-c".into(), "echo oops >&2; exit 3".into()],
+            )
+        };
+        let cmds = vec![fail.clone(), shout.clone()];
         let tolerant = run(&cmds[..1], |_| true);
         assert!(tolerant.is_ok());
-        let e = run(&cmds, |c| c[0] == "false").unwrap_err();
-        assert_eq!(e.command, "sh -c echo oops >&2; exit 3");
+        let e = run(&cmds, |c| *c == fail).unwrap_err();
+        assert_eq!(e.command, shout.join(" "));
         assert_eq!(e.output, "oops");
         assert!(run(&[vec!["/nonexistent/x".into()]], |_| false).is_err());
     }

@@ -1,0 +1,127 @@
+//! A Windows machine for the end-to-end tests: `ferry.exe` (built for x86_64-pc-windows-gnu)
+//! run under Wine, in the prefix `tests/wine/setup.sh` makes, as its own Windows user (Wine
+//! names the profile `C:\users\<USER>`), with its state dir in that profile. `scripts/test`
+//! builds the binary and the prefix; a test that finds either missing fails and says how to
+//! make it.
+
+use crate::workspace_root;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `ferry.exe`, built by `scripts/test`.
+pub fn exe() -> PathBuf {
+    let exe = workspace_root().join("target/x86_64-pc-windows-gnu/debug/ferry.exe");
+    assert!(
+        exe.exists(),
+        "{} is missing; build it with: cargo build --target x86_64-pc-windows-gnu -p ferry-cli",
+        exe.display()
+    );
+    exe
+}
+
+/// The Wine prefix, made by `tests/wine/setup.sh`.
+pub fn prefix() -> PathBuf {
+    let prefix = workspace_root().join("target/wine");
+    assert!(
+        prefix
+            .join("drive_c/windows/system32/bcryptprimitives.dll")
+            .exists(),
+        "the Wine prefix is missing; make it with: tests/wine/setup.sh {}",
+        prefix.display()
+    );
+    prefix
+}
+
+/// A Windows path for the Linux path `p` (Wine's drive Z: is `/`).
+pub fn z(p: &Path) -> String {
+    format!("Z:{}", p.display()).replace('/', "\\")
+}
+
+/// One Windows machine at a time: Wine takes the user's profile once per prefix session.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// One simulated Windows machine (while it lives, no other runs in this process).
+pub struct Windows {
+    _turn: std::sync::MutexGuard<'static, ()>,
+    /// The Windows user name, which names its profile.
+    pub user: String,
+    /// `%USERPROFILE%` as Windows spells it (`C:\users\<user>`).
+    pub home: String,
+    /// The profile directory as Linux reaches it.
+    pub home_here: PathBuf,
+}
+
+impl Windows {
+    /// A fresh Windows user `user` (its profile emptied first), with its state dir in
+    /// `%USERPROFILE%\ferry`.
+    pub fn new(user: &str) -> Windows {
+        let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+        // The previous machine's Wine session ends first: a new one takes this user.
+        let _ = Command::new("wineserver")
+            .arg("-k")
+            .env("WINEPREFIX", prefix())
+            .status();
+        let _ = Command::new("wineserver")
+            .arg("-w")
+            .env("WINEPREFIX", prefix())
+            .status();
+        let home_here = prefix().join("drive_c/users").join(user);
+        let _ = std::fs::remove_dir_all(&home_here);
+        std::fs::create_dir_all(home_here.join(".claude")).expect("profile");
+        Windows {
+            _turn: turn,
+            user: user.to_string(),
+            home: format!("C:\\users\\{user}"),
+            home_here,
+        }
+    }
+
+    /// Where the Windows path `p` (under `C:\`) is on Linux.
+    pub fn here(&self, p: &str) -> PathBuf {
+        let rest = p
+            .strip_prefix("C:\\")
+            .unwrap_or_else(|| panic!("{p} is not on C:"));
+        prefix().join("drive_c").join(rest.replace('\\', "/"))
+    }
+
+    /// `ferry.exe <args>` as this machine; a command that has not ended after two minutes
+    /// (a hang) is killed and fails the test.
+    pub fn ferry(&self, args: &[&str]) -> Output {
+        let mut child = Command::new("wine")
+            .arg(exe())
+            .args(args)
+            .env("WINEPREFIX", prefix())
+            .env("WINEDEBUG", "-all")
+            .env("USER", &self.user)
+            .env("LOGNAME", &self.user)
+            .env("FERRY_HOME", format!("{}\\ferry", self.home))
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .env_remove("FERRY_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("wine runs");
+        let start = std::time::Instant::now();
+        while child.try_wait().expect("waiting for wine").is_none() {
+            if start.elapsed() > std::time::Duration::from_secs(120) {
+                let _ = child.kill();
+                panic!("ferry.exe {args:?} hung for two minutes");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("wine's output")
+    }
+
+    /// Runs `ferry.exe <args>` and panics with its output unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.ferry(args);
+        assert!(
+            out.status.success(),
+            "ferry.exe {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
