@@ -92,9 +92,17 @@ impl DiskCache {
         Ok(len)
     }
 
-    /// Opens entry `key` for reading.
+    /// Opens entry `key` for reading (on Windows shared, so that eviction can remove it while a
+    /// reader has it open, as on Unix).
     pub fn open_entry(&self, key: u64) -> std::io::Result<File> {
-        File::open(self.path(key))
+        #[cfg(windows)]
+        {
+            crate::upper::shared().read(true).open(self.path(key))
+        }
+        #[cfg(not(windows))]
+        {
+            File::open(self.path(key))
+        }
     }
 
     /// Bytes held.
@@ -105,16 +113,24 @@ impl DiskCache {
     /// Flushes every entry to disk and marks the cache as closed cleanly, so the next run
     /// trusts it. Call once nothing writes to it any more.
     pub fn mark_clean(&self) -> std::io::Result<()> {
-        let dir = File::open(&self.dir)?;
         #[cfg(target_os = "linux")]
-        nix::unistd::syncfs(&dir).map_err(std::io::Error::from)?;
+        nix::unistd::syncfs(File::open(&self.dir)?).map_err(std::io::Error::from)?;
         #[cfg(not(target_os = "linux"))]
         for (k, _) in self.entries.iter() {
-            File::open(self.path(*k))?.sync_all()?;
+            // Flushing needs write access on Windows.
+            std::fs::OpenOptions::new()
+                .write(cfg!(windows))
+                .read(true)
+                .open(self.path(*k))?
+                .sync_all()?;
         }
         let marker = File::create(self.dir.join(CLEAN))?;
         marker.sync_all()?;
-        dir.sync_all()
+        // A directory's entries reach the disk with it on Unix; Windows cannot open a directory
+        // as a file (nor needs to: NTFS journals its metadata).
+        #[cfg(unix)]
+        File::open(&self.dir)?.sync_all()?;
+        Ok(())
     }
 
     /// Drops least recently used entries until the budget holds, keeping `keep`. Readers that

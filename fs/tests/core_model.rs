@@ -671,6 +671,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
     #[test]
+    #[cfg_attr(windows, ignore = "its expected text is built in a Linux machine's form (unescaped, `/`-joined paths)")]
     fn the_core_behaves_like_the_model(ops in prop::collection::vec(op(), 1..40)) {
         run(ops)?;
     }

@@ -144,11 +144,19 @@ fn round_trip(origin: MachineRecord, origin_root: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "its expected text is built in a Linux machine's form (unescaped, `/`-joined paths)"
+)]
 fn a_windows_session_comes_here_in_linux_paths_and_goes_back_in_windows_form() {
     round_trip(windows("w", r"C:\Users\bob"), r"C:\Users\bob\src\proj");
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "its expected text is built in a Linux machine's form (unescaped, `/`-joined paths)"
+)]
 fn a_macos_session_comes_here_in_linux_paths_and_goes_back_in_macos_form() {
     round_trip(macos("m", "/Users/carol"), "/Users/carol/src/proj");
 }

@@ -52,6 +52,10 @@ fn listed(rig: &Rig, slug: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "its expected text is built in a Linux machine's form (unescaped, `/`-joined paths)"
+)]
 fn a_session_written_in_two_places_is_listed_in_one_with_every_line_across_restarts() {
     let mut rig = Rig::new();
     let main = main_checkout(&rig, "code/proj");
@@ -410,6 +414,10 @@ proptest::proptest! {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "its expected text is built in a Linux machine's form (unescaped, `/`-joined paths)"
+)]
 fn memory_at_the_git_root_belongs_to_the_project_and_other_changes_wait_visibly() {
     let rig = Rig::new();
     let root = format!("{}/code/r", rig.a.home);

@@ -396,16 +396,7 @@ impl Fs {
 
     /// Forgets open descriptors and decisions for `path` and everything under it.
     fn forget(&self, inner: &mut Inner, path: &Path) {
-        // At most 256 descriptors: a scan is cheap next to the syscalls around it.
-        let stale: Vec<FdKey> = inner
-            .fds
-            .iter()
-            .filter(|(k, _)| matches!(k, FdKey::Upper(p) if p.starts_with(path)))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in stale {
-            inner.fds.pop(&k);
-        }
+        close_under(inner, path);
         if let Some(k) = key_of(path) {
             remove_under(&mut inner.decisions, &k);
             if remove_under(&mut inner.absorbed, &k) {
@@ -497,4 +488,20 @@ fn write_at(f: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
         offset += n as u64;
     }
     Ok(())
+}
+
+/// Closes the descriptors this core holds on upper files at or under `path`: before removing or
+/// replacing them, since Windows (Wine without POSIX rename semantics, at least) refuses to
+/// rename over or remove a file that is open.
+fn close_under(inner: &mut Inner, path: &Path) {
+    // At most 256 descriptors: a scan is cheap next to the syscalls around it.
+    let stale: Vec<FdKey> = inner
+        .fds
+        .iter()
+        .filter(|(k, _)| matches!(k, FdKey::Upper(p) if p.starts_with(path)))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in stale {
+        inner.fds.pop(&k);
+    }
 }

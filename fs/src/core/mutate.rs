@@ -113,6 +113,7 @@ impl Fs {
             drop(out);
             self.upper
                 .set_times(&tmp, None, Some(SetTime::At(mtime_ns)))?;
+            super::close_under(inner, to);
             self.upper.rename(&tmp, to, false)
         })();
         if result.is_err() {
@@ -178,6 +179,7 @@ impl Fs {
                 // the other machines' version here for good.
                 self.upper.mkdir_all(parent(path))?;
                 if upper.is_some() {
+                    super::close_under(&mut inner, path);
                     self.upper.unlink(path)?;
                 }
                 self.upper.create_file(path, 0o600, true)?;
@@ -234,6 +236,7 @@ impl Fs {
             return Err(FsError::new(libc::EISDIR, format!("{path:?}")));
         }
         if node.upper().is_some() {
+            super::close_under(&mut inner, path);
             self.upper.unlink(path)?;
         }
         self.retire(&mut inner, &foreign, path, &node, true)?;
@@ -298,6 +301,7 @@ impl Fs {
             return Err(FsError::new(libc::ENOTEMPTY, format!("{path:?}")));
         }
         if upper.is_some() {
+            super::close_under(&mut inner, path);
             // ferry's own leftovers do not keep a directory alive.
             for (name, _) in self.upper.list(path)? {
                 if super::hidden_name(&name) {
@@ -379,6 +383,7 @@ impl Fs {
                 (Kind::File, Kind::File) => {
                     // The replaced file is deleted as an unlink would delete it.
                     if dst.upper().is_some() {
+                        super::close_under(&mut inner, to);
                         self.upper.unlink(to)?;
                     }
                     self.retire(&mut inner, &foreign, to, &dst, true)?;
@@ -402,6 +407,8 @@ impl Fs {
         }
         self.upper.mkdir_all(parent(to))?;
         if self.upper.stat(from)?.is_some() {
+            super::close_under(&mut inner, from);
+            super::close_under(&mut inner, to);
             self.upper.rename(from, to, false)?;
         } else {
             // A directory only other machines provided, with nothing in it any more.
