@@ -125,3 +125,83 @@ impl Windows {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
+
+/// The pinned Windows client `claude.exe` of `version`, fetched by `scripts/test`.
+pub fn claude_exe(version: &str) -> PathBuf {
+    let exe = workspace_root().join(format!("target/claude-code/win32-{version}/claude.exe"));
+    assert!(
+        exe.exists(),
+        "{} is missing; fetch it with: tests/claude/install-windows.sh {version} target/claude-code/win32-{version}",
+        exe.display()
+    );
+    exe
+}
+
+/// The fake Messages API on 127.0.0.1, for a client under Wine (which shares this network).
+pub struct FakeApi {
+    child: std::process::Child,
+    /// Its port.
+    pub port: u16,
+    /// Its request log.
+    pub log: PathBuf,
+}
+
+impl FakeApi {
+    /// Starts it, logging requests under `dir`.
+    pub fn start(dir: &Path) -> FakeApi {
+        let (port_file, log) = (dir.join("api.port"), dir.join("api.jsonl"));
+        let child = Command::new("python3")
+            .arg(workspace_root().join("tests/claude/fake_messages_api.py"))
+            .args(["--host", "127.0.0.1", "--port", "0", "--port-file"])
+            .arg(&port_file)
+            .arg("--log")
+            .arg(&log)
+            .spawn()
+            .expect("python3 runs the fake API");
+        let start = std::time::Instant::now();
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                break p;
+            }
+            assert!(start.elapsed().as_secs() < 20, "the fake API did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        FakeApi { child, port, log }
+    }
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Windows {
+    /// The real Windows client, `claude.exe <args>` of `version`, run under Wine in the
+    /// Windows directory `cwd` against `api`.
+    pub fn claude(&self, version: &str, cwd: &str, api: &FakeApi, args: &[&str]) -> Output {
+        Command::new("wine")
+            .arg(claude_exe(version))
+            .args(args)
+            .current_dir(self.here(cwd))
+            .env("WINEPREFIX", prefix())
+            .env("WINEDEBUG", "-all")
+            .env("USER", &self.user)
+            .env("LOGNAME", &self.user)
+            .env(
+                "ANTHROPIC_BASE_URL",
+                format!("http://127.0.0.1:{}", api.port),
+            )
+            .env("ANTHROPIC_API_KEY", "sk-test")
+            .env("DISABLE_TELEMETRY", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("wine runs claude.exe")
+    }
+}

@@ -5,7 +5,7 @@
 
 use ferry_tests::ferry::Machine;
 use ferry_tests::rig::eventually;
-use ferry_tests::wine::{Windows, z};
+use ferry_tests::wine::{FakeApi, Windows, z};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -38,13 +38,10 @@ fn line(uuid: &str, cwd: &str, file: &str, text: &str) -> String {
     format!("{v}\n")
 }
 
-/// A Linux machine and a Windows machine on one remote: each one's sessions reach the other in
-/// its own paths, and the Windows machine's lines come back to it byte for byte.
-#[test]
-fn a_linux_and_a_windows_machine_share_sessions_each_in_its_own_paths() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = tmp.path().join("remote.git");
-    let lin = Machine::new(&tmp.path().join("lin"));
+/// Machine `lin` under `dir`, mounted, on a new remote there; and the remote's path.
+fn linux_on_a_remote(dir: &std::path::Path) -> (Machine, std::path::PathBuf) {
+    let remote = dir.join("remote.git");
+    let lin = Machine::new(&dir.join("lin"));
     lin.ok(&[
         "init",
         "--machine",
@@ -53,6 +50,15 @@ fn a_linux_and_a_windows_machine_share_sessions_each_in_its_own_paths() {
         remote.to_str().unwrap(),
     ]);
     lin.ok(&["mount"]);
+    (lin, remote)
+}
+
+/// A Linux machine and a Windows machine on one remote: each one's sessions reach the other in
+/// its own paths, and the Windows machine's lines come back to it byte for byte.
+#[test]
+fn a_linux_and_a_windows_machine_share_sessions_each_in_its_own_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lin, remote) = linux_on_a_remote(tmp.path());
     let lin_proj = lin.home.join("work/proj");
     std::fs::create_dir_all(&lin_proj).unwrap();
     let lin_slug = ferry_sync::slug::slug(lin_proj.to_str().unwrap());
@@ -280,4 +286,105 @@ fn a_windows_machine_keeps_its_identity_and_installs_hooks_and_its_login_task() 
             .any(|f| f["area"] == "identity" && f["level"] == "ok"),
         "{doctor}"
     );
+}
+
+/// The real Windows client (`claude.exe`, both pinned versions, under Wine) writes a session;
+/// it reaches the Linux machine in Linux paths, the real Linux client resumes it there with
+/// every turn, and the Windows machine gets Linux's continuation back with its own client's
+/// lines byte for byte. (`claude.exe -p` runs under Wine 8.0; its `--resume` does not: it
+/// aborts on the unimplemented `KERNEL32.DiscardVirtualMemory`.)
+#[test]
+fn a_session_of_the_real_windows_client_is_resumed_by_the_linux_client() {
+    for version in ferry_tests::claude::VERSIONS {
+        let tmp = tempfile::tempdir().unwrap();
+        let (lin, remote) = linux_on_a_remote(tmp.path());
+        let win = Windows::new("dave");
+        let win_proj = format!("{}\\work\\proj", win.home);
+        std::fs::create_dir_all(win.here(&win_proj)).unwrap();
+        win.ok(&["init", "--machine", "win", "--remote", &z(&remote)]);
+
+        let api = FakeApi::start(tmp.path());
+        let out = win.claude(version, &win_proj, &api, &["-p", "make the parser stream"]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && said.starts_with("ACK#"),
+            "{version}: claude.exe: {said}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let win_dir = format!("{}\\.claude\\projects\\C--users-dave-work-proj", win.home);
+        let ids: Vec<String> = std::fs::read_dir(win.here(&win_dir))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".jsonl").map(str::to_string)
+            })
+            .collect();
+        assert_eq!(
+            ids.len(),
+            1,
+            "{version}: one session in the client's slug dir: {ids:?}"
+        );
+        let id = &ids[0];
+        let win_path = format!("{win_dir}\\{id}.jsonl");
+        let text = std::fs::read_to_string(win.here(&win_path)).unwrap();
+        let escaped = win_proj.replace('\\', "\\\\");
+        assert!(
+            text.contains(&format!("\"cwd\":\"{escaped}\"")),
+            "{version}: the client's cwd form: {text}"
+        );
+        win.ok(&["sync"]);
+
+        // On Linux, in Linux terms; the Linux client resumes it with the Windows turn.
+        let lin_proj = lin.home.join("work/proj");
+        std::fs::create_dir_all(&lin_proj).unwrap();
+        let lin_dir = lin
+            .projects()
+            .join(ferry_sync::slug::slug(lin_proj.to_str().unwrap()));
+        let on_linux = lin_dir.join(format!("{id}.jsonl"));
+        assert!(
+            eventually(Duration::from_secs(30), || {
+                lin.ok(&["sync"]);
+                on_linux.exists()
+            }),
+            "{version}: the Windows session never reached Linux:\n{}",
+            lin.log_tail()
+        );
+        let linux_text = std::fs::read_to_string(&on_linux).unwrap();
+        assert!(
+            !linux_text.contains("C:\\\\users"),
+            "{version}: {linux_text}"
+        );
+        assert!(
+            linux_text.contains(&format!("\"cwd\":\"{}\"", lin_proj.display())),
+            "{version}: {linux_text}"
+        );
+        let user = ferry_tests::claude::User::at(&lin.home, tmp.path().join("lin-api.jsonl"));
+        let resumed = user.run(version, &lin_proj, &["-p", "--resume", id, "go on"]);
+        let ack = String::from_utf8_lossy(&resumed.stdout).trim().to_string();
+        assert!(
+            resumed.status.success() && ack.starts_with("ACK#") && ack != "ACK#1",
+            "{version}: the resume did not carry the Windows turn: {ack}\n{}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        let requests = std::fs::read_to_string(&user.api_log).unwrap();
+        assert!(requests.contains("make the parser stream"), "{version}");
+
+        // Back on Windows: its client's lines byte for byte, then Linux's, in Windows terms.
+        lin.ok(&["sync"]);
+        win.ok(&["sync"]);
+        win.ok(&["restore", &win_path, "--machine", "lin"]);
+        let back = std::fs::read_to_string(win.here(&win_path)).unwrap();
+        assert!(
+            back.starts_with(&text),
+            "{version}: Windows' own lines changed"
+        );
+        let tail = &back[text.len()..];
+        assert!(tail.contains("go on"), "{version}: Linux's turn is missing");
+        assert!(
+            !tail.contains(lin.home.to_str().unwrap()) && tail.contains(&escaped),
+            "{version}: Linux's turn is not in Windows terms: {tail}"
+        );
+        lin.ok(&["unmount"]);
+    }
 }
