@@ -71,11 +71,17 @@ fn state_dir(st: &State) -> Vec<Finding> {
         }
     }
     if out.is_empty() {
+        // Only Unix modes are checked; Windows keeps a profile's files to its user by ACLs.
+        let private = if cfg!(unix) {
+            " is private to this user;"
+        } else {
+            ";"
+        };
         out.push(finding(
             "state",
             Level::Ok,
             format!(
-                "{} is private to this user; the log is {}",
+                "{}{private} the log is {}",
                 st.dir.display(),
                 st.log().display()
             ),
@@ -86,7 +92,7 @@ fn state_dir(st: &State) -> Vec<Finding> {
 }
 
 /// This install's machine identity: a copy noticed, a twin found, names shared with another.
-fn identity(st: &State, config: &state::Config, daemon: bool) -> Vec<Finding> {
+fn identity(st: &State, config: &state::Config) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(c) = &config.copied {
         out.push(finding(
@@ -119,27 +125,26 @@ fn identity(st: &State, config: &state::Config, daemon: bool) -> Vec<Finding> {
             None,
         ));
     }
-    let twin = st.runs().with_file_name(ferry_sync::engine::TWIN_FILE);
-    if let Ok(why) = std::fs::read_to_string(&twin) {
+    // Still there only while the daemon that found the twin runs: the first command after it
+    // takes the new id (`identity::check`).
+    if let Some(why) =
+        crate::identity::twin_marker(&st.runs().with_file_name(ferry_sync::engine::TWIN_FILE))
+    {
         out.push(finding(
             "identity",
             Level::Warn,
             format!(
-                "another install wrote this machine's branch ({}): a clone of this disk or VM. Pushes from here stopped; nothing written here is lost",
-                why.trim()
+                "{why}: a clone of this disk or VM. Pushes from here stopped; nothing written here is lost"
             ),
-            Some(if daemon {
-                "`ferry unmount && ferry mount` gives this install a new id, and its lines go out under it"
-            } else {
-                "`ferry mount` gives this install a new id, and its lines go out under it"
-            }),
+            Some(
+                "`ferry unmount && ferry mount` gives this install a new id, and its lines go out under it",
+            ),
         ));
     }
     if let Ok(rows) = crate::machines::rows(st) {
-        let me = rows.iter().find(|r| r.this_machine);
         let alike: Vec<&str> = rows
             .iter()
-            .filter(|r| !r.this_machine && me.is_some_and(|m| m.name == r.name))
+            .filter(|r| !r.this_machine && r.name == config.machine_name)
             .map(|r| r.id.as_str())
             .collect();
         for r in rows.iter().filter(|r| r.retired_ms.is_some()) {
@@ -147,7 +152,7 @@ fn identity(st: &State, config: &state::Config, daemon: bool) -> Vec<Finding> {
                 "identity",
                 Level::Note,
                 format!(
-                    "machine {} ({}) was retired {}: its sessions stay as history, and it is not counted as lagging",
+                    "machine {} ({}) was retired {}: its sessions stay as history, and no lag is reported for it",
                     r.name,
                     r.id,
                     ago(r.retired_ms)
@@ -254,8 +259,8 @@ fn fuse() -> Option<Finding> {
 }
 
 /// The user's git, which fetches and pushes with their ssh config and credential helpers.
-fn git() -> Finding {
-    match GitCli::probe(None) {
+fn git(git: Option<&GitCli>) -> Finding {
+    match git {
         Some(git) => finding(
             "git",
             Level::Ok,
@@ -272,7 +277,7 @@ fn git() -> Finding {
 }
 
 /// The remote, tried now.
-fn remote(config: &state::Config, paused: Option<&str>) -> Finding {
+fn remote(config: &state::Config, git: Option<&GitCli>, paused: Option<&str>) -> Finding {
     let Some(url) = &config.remote else {
         return finding(
             "remote",
@@ -290,7 +295,7 @@ fn remote(config: &state::Config, paused: Option<&str>) -> Finding {
             None,
         );
     }
-    let Some(git) = GitCli::probe(None) else {
+    let Some(git) = git else {
         return finding(
             "remote",
             Level::Note,
@@ -350,11 +355,12 @@ pub fn findings(st: &State) -> Result<Vec<Finding>> {
     let pid = crate::sync_cmd::daemon_pid(st);
     let (_, status) = crate::status::observed(st, pid);
     let mut out = state_dir(st);
-    out.extend(identity(st, &config, pid.is_some()));
+    out.extend(identity(st, &config));
     out.extend(mount(st, &state::mount_point()?, pid));
     out.extend(fuse());
-    out.push(git());
-    out.push(remote(&config, status.paused.as_deref()));
+    let git_cli = GitCli::probe(None);
+    out.push(git(git_cli.as_ref()));
+    out.push(remote(&config, git_cli.as_ref(), status.paused.as_deref()));
     out.extend(sync(&status, config.remote.is_some()));
     Ok(out)
 }

@@ -79,6 +79,16 @@ pub fn why_copied(then: &Origin, now: &Origin) -> Option<String> {
     })
 }
 
+/// What the twin marker at `path` says, in words, if there is one.
+pub fn twin_marker(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let marker: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    Some(match marker["other_run"].as_str() {
+        Some(run) => format!("another install wrote this machine's branch (commits of run {run})"),
+        None => "another install wrote this machine's branch".to_string(),
+    })
+}
+
 /// `config` as this state dir may use it: recorded where it is if it was not yet, or with a
 /// new machine id (and saved) if it is a copy of another install's.
 pub fn check(st: &State, mut config: Config) -> anyhow::Result<Config> {
@@ -86,17 +96,11 @@ pub fn check(st: &State, mut config: Config) -> anyhow::Result<Config> {
         return Ok(config);
     };
     // A twin found on the remote by the last run (see the sync engine's `twin_found`), acted
-    // on once no daemon runs with the old id (at the next mount).
+    // on by the first command once no daemon runs with the old id.
     let twin = st.runs().with_file_name(ferry_sync::engine::TWIN_FILE);
-    let twin_found = std::fs::read_to_string(&twin)
-        .ok()
+    let twin_found = twin_marker(&twin)
         .filter(|_| !crate::daemon::lock_held(st))
-        .map(|t| {
-            format!(
-                "another install wrote this machine's branch ({}): a clone of this disk or VM",
-                t.trim()
-            )
-        });
+        .map(|why| format!("{why}: a clone of this disk or VM"));
     let why = twin_found.or_else(|| match &config.origin {
         None => None,
         Some(then) => why_copied(then, &now),

@@ -1,6 +1,6 @@
 //! `ferry machines [rename NAME | retire NAME] [--json]`: every machine the store knows with when
 //! it was last seen; renaming this one; retiring one that is gone, whose sessions stay visible as
-//! history (a retirement is no deletion) and which no machine lists as lagging any more. Names
+//! history (a retirement is no deletion) and for which no lag is reported any more. Names
 //! and retirements travel in this machine's record at its next commit.
 
 use crate::state::{self, State};
@@ -83,9 +83,7 @@ pub fn run(action: Option<crate::MachinesAction>, json: bool) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in &rows {
-                    let seen = r.last_seen_ms.map_or("never".to_string(), |t| {
-                        format!("{} s ago", (ferry_sync::engine::now_ms() - t).max(0) / 1000)
-                    });
+                    let seen = crate::status::ago(r.last_seen_ms);
                     let mark = match (r.this_machine, r.retired_ms) {
                         (true, _) => " (this machine)",
                         (false, Some(_)) => " (retired: its sessions stay as history)",
@@ -128,18 +126,20 @@ pub fn run(action: Option<crate::MachinesAction>, json: bool) -> Result<()> {
     if json {
         println!("{said}");
     } else {
-        println!(
-            "{}; other machines learn it at this machine's next commit{}",
-            match said.get("renamed") {
-                Some(n) => format!("this machine is now {}", n.as_str().unwrap_or_default()),
-                None => format!("retired {}", said["name"].as_str().unwrap_or_default()),
-            },
-            if running {
-                " (the running daemon commits it within seconds)"
-            } else {
-                " (`ferry sync` makes it now)"
+        let done = match said.get("renamed") {
+            Some(n) => format!("this machine is now {}", n.as_str().unwrap_or_default()),
+            None => format!("retired {}", said["name"].as_str().unwrap_or_default()),
+        };
+        let when = match (config.remote.is_some(), running) {
+            (false, _) => "",
+            (true, true) => {
+                "; other machines learn it at this machine's next commit (the running daemon makes one within seconds)"
             }
-        );
+            (true, false) => {
+                "; other machines learn it at this machine's next commit (`ferry sync` makes it now)"
+            }
+        };
+        println!("{done}{when}");
     }
     Ok(())
 }

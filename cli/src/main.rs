@@ -222,8 +222,8 @@ pub enum MachinesAction {
         /// The new name.
         name: String,
     },
-    /// Retire a machine that is gone: its sessions stay as history, and it is no longer
-    /// listed as lagging.
+    /// Retire a machine that is gone: its sessions stay as history, and no lag is reported
+    /// for it.
     Retire {
         /// Its name or id.
         name: String,

@@ -75,14 +75,13 @@ fn local(path: &str) -> Result<String> {
         );
     }
     if !repository {
-        let parent = abs
-            .parent()
+        abs.parent()
             .filter(|p| p.is_dir())
             .with_context(|| format!("{}: its parent directory does not exist", abs.display()))?;
-        let _ = parent;
         ferry_sync::store::Store::init(&abs)
             .with_context(|| format!("creating the repository {}", abs.display()))?;
-        println!("created an empty repository at {}", abs.display());
+        // Beside the command's own output (which may be JSON), not in it.
+        eprintln!("ferry: created an empty repository at {}", abs.display());
     }
     Ok(dunce::canonicalize(&abs)
         .unwrap_or(abs)

@@ -299,15 +299,7 @@ fn real_home(home: &Path) -> Option<String> {
 
 /// A random machine id: 16 hex digits.
 pub fn new_machine_id() -> String {
-    let mut bytes = [0u8; 8];
-    let filled = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    if filled.is_err() {
-        // No /dev/urandom (Windows): the clock and the process id, hashed.
-        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
-        bytes = ferry_sync::store::fnv1a(seed.as_bytes()).to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    ferry_sync::store::random_id()
 }
 
 /// The host's name, the default machine name.

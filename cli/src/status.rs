@@ -182,6 +182,13 @@ pub fn run(json_out: bool) -> Result<()> {
         MountState::None => "not mounted",
         MountState::Other => "another filesystem is mounted there",
     };
+    // Retired machines (by any machine): history, never lagging.
+    let retired: std::collections::BTreeSet<&str> = snaps
+        .iter()
+        .flat_map(|s| s.machine.retired.keys())
+        .chain(config.retired.keys())
+        .map(String::as_str)
+        .collect();
     let machines: Vec<Value> = status
         .machines
         .iter()
@@ -189,7 +196,8 @@ pub fn run(json_out: bool) -> Result<()> {
             json!({
                 "id": m.id, "name": m.name, "this_machine": m.this_machine,
                 "last_commit_ms": m.last_commit_ms,
-                "lag_ms": m.last_commit_ms.map(|t| (now_ms() - t).max(0)),
+                "lag_ms": m.last_commit_ms.filter(|_| !retired.contains(m.id.as_str())).map(|t| (now_ms() - t).max(0)),
+                "retired": retired.contains(m.id.as_str()),
                 "not_pushed": m.ahead,
             })
         })
@@ -265,9 +273,7 @@ pub fn run(json_out: bool) -> Result<()> {
             },
             ago(m.last_commit_ms)
         );
-        if snaps.iter().any(|s| s.machine.retired.contains_key(&m.id))
-            || config.retired.contains_key(&m.id)
-        {
+        if retired.contains(m.id.as_str()) {
             line.push_str(" (retired: its sessions stay as history)");
         }
         if m.this_machine {

@@ -54,9 +54,20 @@ fn gist(block: &Value) -> String {
     .to_string()
 }
 
+/// The numbers of the tasks on the list, in its order, and how many were ever made (the client
+/// numbers them from 1 and never reuses one).
+#[derive(Default)]
+struct TaskIds {
+    ids: Vec<String>,
+    made: usize,
+}
+
+/// The tools that keep the to-do list: a call of theirs is bookkeeping, not work in progress.
+const TODO_TOOLS: [&str; 3] = ["TodoWrite", "TaskCreate", "TaskUpdate"];
+
 /// Follows the to-do list through a tool call: TodoWrite writes it whole; TaskCreate adds one
-/// (numbered from 1, as the client numbers them) and TaskUpdate changes one.
-fn track_todos(s: &mut Summary, ids: &mut Vec<String>, block: &Value) {
+/// and TaskUpdate changes one.
+fn track_todos(s: &mut Summary, tasks: &mut TaskIds, block: &Value) {
     let input = &block["input"];
     match block["name"].as_str() {
         Some("TodoWrite") => {
@@ -71,11 +82,12 @@ fn track_todos(s: &mut Summary, ids: &mut Vec<String>, block: &Value) {
                     ))
                 })
                 .collect();
-            ids.clear();
+            tasks.ids.clear();
         }
         Some("TaskCreate") => {
             if let Some(what) = input["subject"].as_str() {
-                ids.push((ids.len() + 1).to_string());
+                tasks.made += 1;
+                tasks.ids.push(tasks.made.to_string());
                 s.todos.push((what.to_string(), "pending".into()));
             }
         }
@@ -85,18 +97,19 @@ fn track_todos(s: &mut Summary, ids: &mut Vec<String>, block: &Value) {
                 Value::Number(n) => n.to_string(),
                 _ => return,
             };
-            if let Some(i) = ids.iter().position(|x| *x == id) {
-                match input["status"].as_str() {
-                    Some("deleted") => {
-                        ids.remove(i);
-                        s.todos.remove(i);
-                    }
-                    Some(status) => s.todos[i].1 = status.to_string(),
-                    None => {}
-                }
-                if let Some(what) = input["subject"].as_str().filter(|_| i < s.todos.len()) {
-                    s.todos[i].0 = what.to_string();
-                }
+            let Some(i) = tasks.ids.iter().position(|x| *x == id) else {
+                return;
+            };
+            if input["status"] == "deleted" {
+                tasks.ids.remove(i);
+                s.todos.remove(i);
+                return;
+            }
+            if let Some(status) = input["status"].as_str() {
+                s.todos[i].1 = status.to_string();
+            }
+            if let Some(what) = input["subject"].as_str() {
+                s.todos[i].0 = what.to_string();
             }
         }
         _ => {}
@@ -118,7 +131,7 @@ fn texts(content: &Value) -> Vec<String> {
 /// Summarises a transcript.
 pub fn summarise(bytes: &[u8]) -> Summary {
     let mut s = Summary::default();
-    let mut task_ids = Vec::new();
+    let mut task_ids = TaskIds::default();
     // Tool calls waiting for their result, by id.
     let mut waiting: Vec<(String, String)> = Vec::new();
     for line in bytes.split(|&b| b == b'\n') {
@@ -162,10 +175,10 @@ pub fn summarise(bytes: &[u8]) -> Summary {
                         continue;
                     }
                     track_todos(&mut s, &mut task_ids, block);
-                    if let Some(id) = block["id"].as_str() {
+                    let name = block["name"].as_str().unwrap_or_default();
+                    if let Some(id) = block["id"].as_str().filter(|_| !TODO_TOOLS.contains(&name)) {
                         waiting.push((id.to_string(), gist(block)));
                     }
-                    let name = block["name"].as_str().unwrap_or_default();
                     if let Some(f) = block["input"]["file_path"]
                         .as_str()
                         .or(block["input"]["notebook_path"].as_str())
@@ -263,6 +276,21 @@ mod tests {
                 ("add login".to_string(), "completed".to_string()),
                 ("add logout".into(), "in_progress".into())
             ]
+        );
+
+        // Numbers are never reused: a task made after a deletion is number 3, not 2 again.
+        let t = br#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"a","name":"TaskCreate","input":{"subject":"one"}},{"type":"tool_use","id":"b","name":"TaskCreate","input":{"subject":"two"}},{"type":"tool_use","id":"c","name":"TaskUpdate","input":{"taskId":"1","status":"deleted"}},{"type":"tool_use","id":"d","name":"TaskCreate","input":{"subject":"three"}},{"type":"tool_use","id":"e","name":"TaskUpdate","input":{"taskId":"3","status":"completed"}}]}}"#;
+        let s = summarise(t);
+        assert_eq!(
+            s.todos,
+            [
+                ("two".to_string(), "pending".to_string()),
+                ("three".into(), "completed".into())
+            ]
+        );
+        assert_eq!(
+            s.unanswered, None,
+            "keeping the list is no work in progress"
         );
     }
 }

@@ -92,17 +92,9 @@ impl DiskCache {
         Ok(len)
     }
 
-    /// Opens entry `key` for reading (on Windows shared, so that eviction can remove it while a
-    /// reader has it open, as on Unix).
+    /// Opens entry `key` for reading.
     pub fn open_entry(&self, key: u64) -> std::io::Result<File> {
-        #[cfg(windows)]
-        {
-            crate::upper::shared().read(true).open(self.path(key))
-        }
-        #[cfg(not(windows))]
-        {
-            File::open(self.path(key))
-        }
+        File::open(self.path(key))
     }
 
     /// Bytes held.
@@ -113,8 +105,12 @@ impl DiskCache {
     /// Flushes every entry to disk and marks the cache as closed cleanly, so the next run
     /// trusts it. Call once nothing writes to it any more.
     pub fn mark_clean(&self) -> std::io::Result<()> {
+        // A directory's entries reach the disk with it on Unix; Windows cannot open a directory
+        // as a file (nor needs to: NTFS journals its metadata).
+        #[cfg(unix)]
+        let dir = File::open(&self.dir)?;
         #[cfg(target_os = "linux")]
-        nix::unistd::syncfs(File::open(&self.dir)?).map_err(std::io::Error::from)?;
+        nix::unistd::syncfs(&dir).map_err(std::io::Error::from)?;
         #[cfg(not(target_os = "linux"))]
         for (k, _) in self.entries.iter() {
             // Flushing needs write access on Windows.
@@ -126,10 +122,8 @@ impl DiskCache {
         }
         let marker = File::create(self.dir.join(CLEAN))?;
         marker.sync_all()?;
-        // A directory's entries reach the disk with it on Unix; Windows cannot open a directory
-        // as a file (nor needs to: NTFS journals its metadata).
         #[cfg(unix)]
-        File::open(&self.dir)?.sync_all()?;
+        dir.sync_all()?;
         Ok(())
     }
 

@@ -580,8 +580,6 @@ fn a_refused_connection_and_a_file_url_behave() {
     })
 }
 
-/// A TCP proxy on loopback to `port` passing at most `rate` bytes a second each way, in slices
-/// every 50 ms: a slow link that never stalls. Returns the proxy's port.
 /// A `file://` URL for a local path (`file:///C:/...` on Windows).
 fn file_url(path: &Path) -> String {
     let text = path.display().to_string().replace('\\', "/");
@@ -591,6 +589,8 @@ fn file_url(path: &Path) -> String {
     }
 }
 
+/// A TCP proxy on loopback to `port` passing at most `rate` bytes a second each way, in slices
+/// every 50 ms: a slow link that never stalls. Returns the proxy's port.
 fn slow_link(port: u16, rate: usize) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy = listener.local_addr().unwrap().port();

@@ -140,13 +140,5 @@ pub fn assert_same_lines(id: &str, hosts: &[&Host]) {
 
 /// `kill -9` of `host`'s daemon; returns once it is gone (its mount is left dead).
 pub fn kill_daemon(host: &Host) {
-    let pid = host.machine.daemon_pid().expect("a running daemon");
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .expect("kill runs")
-            .success()
-    );
-    crate::ferry::Machine::wait_gone(pid, Duration::from_secs(10));
+    host.machine.kill_9();
 }

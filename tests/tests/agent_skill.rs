@@ -119,15 +119,16 @@ fn what_is_unfinished_lists_the_other_machines_open_session_and_continue_leads_t
             Some(&script),
         );
         run.text();
-        let first = run.agent_request();
+        // The last agent request carries the whole exchange: the skills offered, the note, the
+        // skill's text and the command's result.
+        let request = run.agent_request();
         assert!(
-            first.contains("ferry-sessions") && first.contains("what is unfinished"),
+            request.contains("ferry-sessions") && request.contains("what is unfinished"),
             "{version}: the skill is not offered to the model"
         );
         let results = tool_results(&run);
         assert!(
-            run.agent_request()
-                .contains("# Unfinished sessions on every machine"),
+            request.contains("# Unfinished sessions on every machine"),
             "{version}: the skill's text never reached the model"
         );
         let rows: Vec<Value> = results
@@ -147,8 +148,8 @@ fn what_is_unfinished_lists_the_other_machines_open_session_and_continue_leads_t
         assert_eq!(row["written_here"], false);
         let note = "1 unfinished session(s) of this project on other machines, the newest \\\"make the parser stream\\\" on alice";
         assert!(
-            first.contains(note),
-            "{version}: the SessionStart note is not in the context: {first}"
+            request.contains(note),
+            "{version}: the SessionStart note is not in the context: {request}"
         );
 
         // "continue 1": the brief, in bob's terms, and the resume it names. By now the view

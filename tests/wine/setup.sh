@@ -15,10 +15,10 @@ mkdir -p "$prefix"
 prefix=$(cd "$prefix" && pwd)
 export WINEPREFIX=$prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 if [ ! -f "$prefix/system.reg" ]; then
-    wineboot -i >/dev/null 2>&1
+    wineboot -i >/dev/null
     wineserver -w
 fi
 dll=$prefix/drive_c/windows/system32/bcryptprimitives.dll
-if [ ! -f "$dll" ] || [ "$here/process_prng.c" -nt "$dll" ]; then
+if [ ! -f "$dll" ] || [ "$here/process_prng.c" -nt "$dll" ] || [ "$here/bcryptprimitives.def" -nt "$dll" ]; then
     x86_64-w64-mingw32-gcc -O2 -shared -o "$dll" "$here/process_prng.c" "$here/bcryptprimitives.def" -lbcrypt
 fi

@@ -490,9 +490,16 @@ fn write_at(f: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Closes the descriptors this core holds on upper files at or under `path`: before removing or
-/// replacing them, since Windows (Wine without POSIX rename semantics, at least) refuses to
-/// rename over or remove a file that is open.
+/// Closes this core's descriptors on upper files at or under `path` before they are removed or
+/// replaced, where the OS refuses that for an open file (Windows; Wine without POSIX rename
+/// semantics, at least). Elsewhere nothing: [`Fs::forget`] closes them afterwards.
+fn release(inner: &mut Inner, path: &Path) {
+    if cfg!(windows) {
+        close_under(inner, path);
+    }
+}
+
+/// Closes the descriptors this core holds on upper files at or under `path`.
 fn close_under(inner: &mut Inner, path: &Path) {
     // At most 256 descriptors: a scan is cheap next to the syscalls around it.
     let stale: Vec<FdKey> = inner

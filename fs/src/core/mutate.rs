@@ -113,7 +113,7 @@ impl Fs {
             drop(out);
             self.upper
                 .set_times(&tmp, None, Some(SetTime::At(mtime_ns)))?;
-            super::close_under(inner, to);
+            super::release(inner, to);
             self.upper.rename(&tmp, to, false)
         })();
         if result.is_err() {
@@ -179,7 +179,7 @@ impl Fs {
                 // the other machines' version here for good.
                 self.upper.mkdir_all(parent(path))?;
                 if upper.is_some() {
-                    super::close_under(&mut inner, path);
+                    super::release(&mut inner, path);
                     self.upper.unlink(path)?;
                 }
                 self.upper.create_file(path, 0o600, true)?;
@@ -236,7 +236,7 @@ impl Fs {
             return Err(FsError::new(libc::EISDIR, format!("{path:?}")));
         }
         if node.upper().is_some() {
-            super::close_under(&mut inner, path);
+            super::release(&mut inner, path);
             self.upper.unlink(path)?;
         }
         self.retire(&mut inner, &foreign, path, &node, true)?;
@@ -301,7 +301,7 @@ impl Fs {
             return Err(FsError::new(libc::ENOTEMPTY, format!("{path:?}")));
         }
         if upper.is_some() {
-            super::close_under(&mut inner, path);
+            super::release(&mut inner, path);
             // ferry's own leftovers do not keep a directory alive.
             for (name, _) in self.upper.list(path)? {
                 if super::hidden_name(&name) {
@@ -383,7 +383,7 @@ impl Fs {
                 (Kind::File, Kind::File) => {
                     // The replaced file is deleted as an unlink would delete it.
                     if dst.upper().is_some() {
-                        super::close_under(&mut inner, to);
+                        super::release(&mut inner, to);
                         self.upper.unlink(to)?;
                     }
                     self.retire(&mut inner, &foreign, to, &dst, true)?;
@@ -407,8 +407,8 @@ impl Fs {
         }
         self.upper.mkdir_all(parent(to))?;
         if self.upper.stat(from)?.is_some() {
-            super::close_under(&mut inner, from);
-            super::close_under(&mut inner, to);
+            super::release(&mut inner, from);
+            super::release(&mut inner, to);
             self.upper.rename(from, to, false)?;
         } else {
             // A directory only other machines provided, with nothing in it any more.

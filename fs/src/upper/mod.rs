@@ -13,7 +13,7 @@ pub use unix::Upper;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub use windows::{Upper, shared};
+pub use windows::Upper;
 
 /// What kind of entry a path is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

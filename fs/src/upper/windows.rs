@@ -14,17 +14,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Lets `CreateFileW` open a directory, to set its times.
 const FILE_FLAG_BACKUP_SEMANTICS: u32 = 0x0200_0000;
 
-/// Others may read, write, rename and delete a file this layer holds open, as on Unix: the core
-/// keeps files open between requests, and Claude Code renames and removes them meanwhile.
-pub const SHARE_ALL: u32 = 0x1 | 0x2 | 0x4; // FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE
-
-/// Options that open a file shared as [`SHARE_ALL`] says.
-pub fn shared() -> OpenOptions {
-    let mut o = OpenOptions::new();
-    o.share_mode(SHARE_ALL);
-    o
-}
-
 #[link(name = "kernel32")]
 unsafe extern "system" {
     fn GetDiskFreeSpaceExW(
@@ -122,10 +111,8 @@ impl Upper {
     /// Opens the file `rel` for reading and writing (falling back to read-only).
     pub fn open_file(&self, rel: &Path) -> FsResult<File> {
         let path = self.full(rel);
-        match shared().read(true).write(true).open(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                Ok(shared().read(true).open(&path)?)
-            }
+        match OpenOptions::new().read(true).write(true).open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(File::open(&path)?),
             other => Ok(other?),
         }
     }
@@ -133,7 +120,7 @@ impl Upper {
     /// Creates the file `rel` (failing if it exists when `excl`), truncating it otherwise, and
     /// opens it for writing. Windows has no mode to give it.
     pub fn create_file(&self, rel: &Path, _mode: u32, excl: bool) -> FsResult<File> {
-        let mut o = shared();
+        let mut o = OpenOptions::new();
         o.read(true).write(true);
         if excl {
             o.create_new(true);

@@ -37,14 +37,7 @@ const MAX_RUNS: usize = 1000;
 
 /// A random id for this engine run (16 hex digits).
 fn new_run() -> String {
-    let mut bytes = [0u8; 8];
-    let filled = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    if filled.is_err() {
-        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
-        bytes = crate::store::fnv1a(seed.as_bytes()).to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::store::random_id()
 }
 
 /// The runs this install had, with `run` added and saved (the newest [`MAX_RUNS`]).
@@ -314,11 +307,16 @@ impl EngineHandle {
     }
 
     /// Takes a new name and set of retired machines for this machine's record (`ferry machines
-    /// rename|retire` while mounted): they go out with a commit of their own soon.
+    /// rename|retire` while mounted): they go out with a commit of their own after the quiet
+    /// period.
     pub fn set_identity(&self, name: String, retired: BTreeMap<String, i64>) {
         let mut p = self.shared.pending.lock().expect("pending lock");
         p.identity = Some((name, retired));
-        p.sync_requested = true;
+        // Due like any change: committed after the quiet period and pushed as commits are
+        // (never past a pause for refused credentials).
+        let now = Instant::now();
+        p.first_at.get_or_insert(now);
+        p.last_at = Some(now);
         drop(p);
         self.shared.wake.notify_one();
     }

@@ -267,18 +267,17 @@ impl Worker {
     pub(super) async fn commit(&mut self) -> Option<String> {
         let (batch, taken) = {
             let mut p = self.shared.pending.lock().expect("pending lock");
+            // A new name or retirement goes out even with no file changed; the store commits
+            // it only if the record it has differs.
             let identity = p.identity.take();
-            let renamed = identity.as_ref().is_some_and(|(name, retired)| {
-                (name, retired) != (&self.machine.name, &self.machine.retired)
-            });
-            if let Some((name, retired)) = identity {
-                self.machine.name = name;
-                self.machine.retired = retired;
-            }
-            if p.files.is_empty() && !renamed {
+            if identity.is_none() && p.files.is_empty() {
                 p.first_at = None;
                 p.last_at = None;
                 return None;
+            }
+            if let Some((name, retired)) = identity {
+                self.machine.name = name;
+                self.machine.retired = retired;
             }
             let taken = std::mem::take(&mut p.files);
             let projects: Vec<_> = p.projects.values().cloned().collect();
@@ -363,6 +362,9 @@ impl Worker {
                     };
                     p.files.insert(k, merged);
                 }
+                // And the name, so that the retry commits it even with no file pending.
+                p.identity
+                    .get_or_insert((self.machine.name.clone(), self.machine.retired.clone()));
                 // Try again after 0.3 s, 0.6 s, 1.2 s ... at most a minute: a disk that stays
                 // full is retried without filling the log. A new write tries sooner.
                 self.commit_failures = self.commit_failures.saturating_add(1);

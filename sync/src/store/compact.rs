@@ -79,9 +79,9 @@ impl Store {
             }
         }
         // The new pack holds everything reachable, so older packs hold only duplicates and
-        // garbage; remove them now that the new pack and its index are complete. On Windows a
-        // pack that some handle still has open cannot be removed: it stays for a later
-        // compaction (its objects are in the new pack too, so nothing depends on it).
+        // garbage; remove them now that the new pack and its index are complete. One that
+        // cannot be removed (on Windows, a pack some handle still has open) stays for a later
+        // compaction, as loose objects above do: its objects are in the new pack too.
         let mut packs_removed = 0;
         if let Some(name) = pb.name()? {
             let keep = format!("pack-{name}");
@@ -97,10 +97,9 @@ impl Store {
                 {
                     match std::fs::remove_file(e.path()) {
                         Ok(()) => packs_removed += 1,
-                        Err(err) if cfg!(windows) => {
-                            tracing::debug!(pack = %e.path().display(), error = %err, "an old pack is still open; removed at a later compaction");
+                        Err(err) => {
+                            tracing::debug!(pack = %e.path().display(), error = %err, "an old pack stays for a later compaction");
                         }
-                        Err(err) => return Err(StoreError::io(&e.path(), err)),
                     }
                 }
             }

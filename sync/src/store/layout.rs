@@ -168,6 +168,19 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// 16 random hex digits, for ids no other install will pick (a machine, an engine run):
+/// from `/dev/urandom`, else (Windows) the clock and the process id, hashed.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 8];
+    let filled = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if filled.is_err() {
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        bytes = fnv1a(seed.as_bytes()).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ mod write;
 
 pub use chunks::CHUNK;
 pub use compact::CompactStats;
-pub use layout::{RelPath, fnv1a, place_dir, project_dir};
+pub use layout::{RelPath, fnv1a, place_dir, project_dir, random_id};
 pub use read::{FileEntry, HistoryEntry, MAX_FILE_BYTES, MAX_FILES, Snapshot};
 pub use records::{
     FileMeta, FileState, GitState, MachineRecord, PlaceId, ProjectRecord, mapping_for,

@@ -248,11 +248,12 @@ impl Store {
             }
         }
         // A new name or a retirement is worth a commit by itself: other machines learn it.
-        let recorded: Option<MachineRecord> = edits.read_json(layout::MACHINE_FILE);
-        let renamed = recorded
-            .as_ref()
-            .is_some_and(|r| (&r.name, &r.retired) != (&machine.name, &machine.retired));
-        if !edits.changed && !renamed {
+        let renamed = || {
+            edits
+                .read_json::<MachineRecord>(layout::MACHINE_FILE)
+                .is_some_and(|r| (&r.name, &r.retired) != (&machine.name, &machine.retired))
+        };
+        if !edits.changed && !renamed() {
             return Ok(None);
         }
         let mut record = machine.clone();
