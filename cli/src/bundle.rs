@@ -6,6 +6,7 @@
 //! remote's, and sizes are bounded.
 
 use crate::state::{self, State};
+use crate::ui::Ui;
 use crate::view::View;
 use anyhow::{Context, Result, bail};
 use ferry_fs::foreign::{candidates, key_base};
@@ -72,13 +73,20 @@ fn walk(view: &View, base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<
 }
 
 /// `ferry export`.
-pub fn export(session: &str, output: &Path) -> Result<()> {
+pub fn export(session: &str, output: &Path, force: bool, ui: &Ui) -> Result<()> {
+    let to_stdout = output == Path::new("-");
+    if to_stdout && ui.json {
+        return Err(crate::ui::fail(
+            crate::ui::Kind::Usage,
+            "--json and `-o -` both write to stdout: give the bundle a file with -o FILE",
+        ));
+    }
     let st = State::locate()?;
     let config = st.config()?;
     let me = state::machine_record(&config)?;
     let all = crate::sessions::collect(&st)?;
     let s = crate::sessions::find(&all, session)?;
-    let store = Store::init(&st.store())?;
+    let store = st.open_store()?;
     let snaps = snapshots(&store, &me.id)?;
     let links = crate::projects::load_links(&st)?;
     let foreign = crate::projects::foreign_view(&st, &snaps, &me, &links);
@@ -137,31 +145,63 @@ pub fn export(session: &str, output: &Path) -> Result<()> {
     };
     let n = bundle.files.len();
     // The whole transcript is in there: this user's alone, like the session itself.
-    state::write_private(output, &serde_json::to_vec(&bundle)?)?;
-    println!(
-        "exported session {} ({n} file(s)) to {}; on the other machine: `ferry import {}`",
-        s.id,
-        output.display(),
-        output.display()
-    );
+    let data = serde_json::to_vec(&bundle)?;
+    if to_stdout {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&data)
+            .and_then(|()| out.flush())
+            .context("writing the bundle to stdout")?;
+        ui.note(format_args!(
+            "exported session {} ({n} file(s)) to stdout; on the other machine: `ferry import FILE`",
+            s.id
+        ));
+        return Ok(());
+    }
+    state::write_private_to(output, &data, force)?;
+    let doc = json!({"session": s.id, "path": output, "files": n, "bytes": data.len()});
+    ui.out(&doc, || {
+        format!(
+            "exported session {} ({n} file(s)) to {}; on the other machine: `ferry import {}`",
+            s.id,
+            output.display(),
+            output.display()
+        )
+    });
     Ok(())
 }
 
-/// `ferry import`.
-pub fn import(input: &Path, json_out: bool) -> Result<()> {
-    let st = State::locate()?;
-    let config = st.config()?;
-    let me = state::machine_record(&config)?;
-    let len = std::fs::metadata(input)
-        .with_context(|| format!("reading {}", input.display()))?
-        .len();
-    if len > MAX_BUNDLE {
+/// The bundle's bytes from `input` (`-`: stdin), refusing more than [`MAX_BUNDLE`].
+fn read_bounded(input: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let source: Box<dyn Read> = if input == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(input).with_context(|| format!("reading {}", input.display()))?,
+        )
+    };
+    let mut data = Vec::new();
+    source
+        .take(MAX_BUNDLE + 1)
+        .read_to_end(&mut data)
+        .with_context(|| format!("reading {}", input.display()))?;
+    if data.len() as u64 > MAX_BUNDLE {
         bail!(
-            "{} is {len} bytes, more than a session bundle may be",
+            "{} holds more than {MAX_BUNDLE} bytes, more than a session bundle may be",
             input.display()
         );
     }
-    let bundle: Bundle = serde_json::from_slice(&std::fs::read(input)?)
+    Ok(data)
+}
+
+/// `ferry import`.
+pub fn import(input: &Path, ui: &Ui) -> Result<()> {
+    let st = State::locate()?;
+    let config = st.config()?;
+    let me = state::machine_record(&config)?;
+    let data = read_bounded(input)?;
+    let bundle: Bundle = serde_json::from_slice(&data)
         .with_context(|| format!("{} is not a ferry session bundle", input.display()))?;
     if bundle.format != FORMAT {
         bail!(
@@ -235,19 +275,15 @@ pub fn import(input: &Path, json_out: bool) -> Result<()> {
         file.set_modified(UNIX_EPOCH + Duration::from_millis(mtime.max(0) as u64))?;
         written += 1;
     }
-    if json_out {
-        println!(
-            "{}",
-            json!({"session": bundle.session, "dir": dir, "files": written})
-        );
-    } else {
-        println!(
+    let doc = json!({"session": bundle.session, "dir": dir, "files": written});
+    ui.out(&doc, || {
+        format!(
             "imported session {} ({written} file(s)) into {}; resume it in {} with `claude --resume {}`",
             bundle.session,
             dir.display(),
             placement.project.cwd,
             bundle.session
-        );
-    }
+        )
+    });
     Ok(())
 }

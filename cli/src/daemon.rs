@@ -63,7 +63,17 @@ pub struct UnmountReport {
     pub error: Option<String>,
     /// When (ms since the epoch).
     pub at_ms: i64,
+    /// Files other processes held open in the mount when it was asked to stop: served until
+    /// they closed.
+    #[serde(default)]
+    pub still_open: Vec<String>,
+    /// Whether some were still open when [`HANDLES_DEADLINE`] passed (their next access fails).
+    #[serde(default)]
+    pub open_past_deadline: bool,
 }
+
+/// How long files still open in the mount are served after `ferry unmount`.
+pub const HANDLES_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Takes the daemon lock of the state dir, or says who holds it.
 /// The lock lasts as long as the returned file is open.
@@ -96,20 +106,27 @@ pub fn lock_held(state: &State) -> bool {
 }
 
 #[cfg(mounts)]
-/// Sends the daemon's logs to `ferry.log` in the state dir (level from `FERRY_LOG`, default
-/// `info`).
-fn init_logging(state: &State) -> Result<()> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(state.log())
+/// Sends the daemon's logs to `ferry.log` in the state dir, rotated by size, and also to stderr
+/// when systemd's journal reads it (`$JOURNAL_STREAM`). The level is `FERRY_LOG`, else `info`
+/// (`debug` with `-v`, `trace` with `-vv`).
+fn init_logging(state: &State, verbose: u8) -> Result<()> {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    let log = crate::logfile::RotatingLog::open(&state.log())
         .with_context(|| format!("opening {}", state.log().display()))?;
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let file = std::sync::Mutex::new(log);
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let stderr = std::io::stderr.with_filter(move |_| journal);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(log))
+        .with_writer(file.and(stderr))
         .try_init();
     Ok(())
 }
@@ -163,11 +180,11 @@ fn limit_malloc_arenas() {}
 #[cfg(mounts)]
 /// Runs the daemon in this process until a signal or an external unmount; `ready` is called
 /// once the mount is live.
-pub fn run(state: &State, ready: impl FnOnce()) -> Result<()> {
+pub fn run(state: &State, verbose: u8, ready: impl FnOnce()) -> Result<()> {
     limit_malloc_arenas();
     let config = state.config()?;
     let _lock = lock(state)?;
-    init_logging(state)?;
+    init_logging(state, verbose)?;
     let mountpoint = state::mount_point()?;
     let _ = std::fs::remove_file(state.mounted());
     let upper = place::open_upper(state, &mountpoint)?;
@@ -403,9 +420,27 @@ async fn serve(
     }
     tracing::info!("stopping: unmount, commit, push");
     #[cfg(unix)]
+    let still_open = ferry_platform::mount::open_under(mountpoint);
+    #[cfg(unix)]
     if !external && let Err(e) = unmount(mountpoint) {
         tracing::warn!(error = %e, "unmounting failed");
     }
+    // Files open in the mount keep working after the lazy unmount while this daemon serves
+    // them: wait for them to close (what they write is committed), within a deadline.
+    #[cfg(unix)]
+    let open_past_deadline = if still_open.is_empty() {
+        false
+    } else {
+        tracing::warn!(files = ?still_open, "files still open in the mount; serving them until they close");
+        let until = std::time::Instant::now() + HANDLES_DEADLINE;
+        while mounted.serving() && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        mounted.serving()
+    };
+    #[cfg(not(unix))]
+    let (still_open, open_past_deadline): (Vec<ferry_platform::mount::OpenFile>, bool) =
+        (Vec::new(), false);
     #[cfg(not(unix))]
     mounted.unmount();
     place::after_unmount(mountpoint, mounted.fs().upper().root());
@@ -425,12 +460,17 @@ async fn serve(
         pushed: report.remote_ok,
         error: report.error,
         at_ms: engine::now_ms(),
+        still_open: still_open
+            .iter()
+            .map(|f| format!("{} (pid {} {})", f.path.display(), f.pid, f.command))
+            .collect(),
+        open_past_deadline,
     }
 }
 
 /// This build has no way to mount: Windows without the `winfsp` feature.
 #[cfg(not(mounts))]
-pub fn run(_state: &State, _ready: impl FnOnce()) -> Result<()> {
+pub fn run(_state: &State, _verbose: u8, _ready: impl FnOnce()) -> Result<()> {
     bail!(
         "this ferry was built without the Windows mount: build it with `cargo install --path cli --features winfsp` (WinFsp installed; see the README). `ferry sync`, `ferry sessions` and the other commands work without a mount"
     )

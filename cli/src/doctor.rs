@@ -6,6 +6,7 @@
 
 use crate::state::{self, State};
 use crate::status::ago;
+use crate::ui::Ui;
 use anyhow::Result;
 use ferry_platform::mount::{MountState, mount_state};
 use ferry_sync::engine::{GitCli, redact};
@@ -366,12 +367,12 @@ pub fn findings(st: &State) -> Result<Vec<Finding>> {
 }
 
 /// `ferry doctor`: the findings, and exit code 1 if any check failed.
-pub fn run(json: bool) -> Result<u8> {
+pub fn run(ui: &Ui) -> Result<crate::ui::Exit> {
     let st = State::locate()?;
     let all = findings(&st)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
-    } else {
+    let failed = all.iter().any(|f| f.level == Level::Fail);
+    ui.out(&serde_json::json!({"ok": !failed, "checks": all}), || {
+        let mut t = String::new();
         for f in &all {
             let mark = match f.level {
                 Level::Ok => "ok  ",
@@ -379,11 +380,16 @@ pub fn run(json: bool) -> Result<u8> {
                 Level::Warn => "warn",
                 Level::Fail => "FAIL",
             };
-            println!("{mark} {:<9} {}", f.area, f.says);
+            t += &format!("{mark} {:<9} {}\n", f.area, f.says);
             if let Some(next) = &f.next {
-                println!("               next: {next}");
+                t += &format!("               next: {next}\n");
             }
         }
-    }
-    Ok(u8::from(all.iter().any(|f| f.level == Level::Fail)))
+        t
+    });
+    Ok(if failed {
+        crate::ui::Kind::CheckFailed.code()
+    } else {
+        0
+    })
 }

@@ -8,6 +8,7 @@
 
 use crate::settings_file::{Settings, hook_entry};
 use crate::state::State;
+use crate::ui::Ui;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -32,18 +33,33 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// How a hook or the skill names this binary: `ferry` when that is this binary on PATH (so a
+/// reinstall elsewhere on PATH keeps working), else its full path, quoted.
+pub fn binary() -> Result<String> {
+    let exe = std::env::current_exe().context("finding the ferry binary")?;
+    let on_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(if cfg!(windows) { "ferry.exe" } else { "ferry" }))
+            .find(|c| c.is_file())
+    });
+    let same = |a: &Path, b: &Path| std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok();
+    Ok(match on_path {
+        Some(p) if same(&p, &exe) => "ferry".to_string(),
+        _ => quote(
+            exe.to_str()
+                .context("the ferry binary's path is not UTF-8")?,
+        ),
+    })
+}
+
 /// The command a hook runs: this binary, with this state dir.
 fn command(event: &str) -> Result<String> {
-    let exe = std::env::current_exe().context("finding the ferry binary")?;
-    let exe = exe
-        .to_str()
-        .context("the ferry binary's path is not UTF-8")?;
     let state = State::locate()?;
     let state = state.dir.to_str().context("the state dir is not UTF-8")?;
     Ok(format!(
         "FERRY_HOME={} {} hooks run {event}",
         quote(state),
-        quote(exe)
+        binary()?
     ))
 }
 
@@ -68,7 +84,7 @@ fn is_ours(entry: &Value) -> bool {
 /// `ferry hooks install [--announce]` (`install`) or `uninstall`: adds or removes ferry's Stop
 /// and SessionEnd hooks (and the SessionStart note with `--announce`) in Claude Code's
 /// settings, keeping every other setting as it was, and the skill that lets Claude use ferry.
-pub fn set(install: bool, announce: bool, json_out: bool) -> Result<()> {
+pub fn set(install: bool, announce: bool, ui: &Ui) -> Result<()> {
     let path = settings_path()?;
     let what = path.display().to_string();
     let old = match std::fs::read_to_string(&path) {
@@ -117,31 +133,32 @@ pub fn set(install: bool, announce: bool, json_out: bool) -> Result<()> {
         None
     };
     let skill_path = crate::skill::path()?;
-    if json_out {
-        println!(
-            "{}",
-            json!({
-                "settings": path, "hooks": if install { events } else { Vec::new() },
-                "skill": if install { skill.as_ref() } else { None },
-                "skill_kept": install && skill.is_none(),
-            })
+    let doc = json!({
+        "settings": path, "hooks": if install { events.clone() } else { Vec::new() },
+        "skill": if install { skill.as_ref() } else { None },
+        "skill_kept": install && skill.is_none(),
+    });
+    ui.out(&doc, || {
+        if !install {
+            return format!("removed ferry's hooks from {what} and its skill, if there");
+        }
+        let mut t = format!(
+            "installed ferry's {} hook(s) in {what}\n",
+            events.join(", ")
         );
-    } else if install {
-        println!("installed ferry's {} hook(s) in {what}", events.join(", "));
-        match &skill {
-            Some(p) => println!(
+        t += &match &skill {
+            Some(p) => format!(
                 "installed the skill {} ({}): ask Claude \"what's unfinished?\" in any session",
                 crate::skill::NAME,
                 p.display()
             ),
-            None => println!(
+            None => format!(
                 "kept {}: it is not ferry's; move it away and run this again to get ferry's skill",
                 skill_path.display()
             ),
-        }
-    } else {
-        println!("removed ferry's hooks from {what} and its skill, if there");
-    }
+        };
+        t
+    });
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use crate::state::{self, Config, State};
 use crate::sync_cmd::{Report, sync_here_locked};
 use anyhow::Result;
 use ferry_platform::mount::{MountState, mount_state};
+use ferry_sync::secrets::{Finding, Policy};
 use ferry_sync::store::{Batch, Change, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
@@ -21,6 +22,38 @@ pub struct Imported {
     pub bytes: u64,
     /// The fetch and push that followed (`None`: the view is mounted; the daemon syncs).
     pub sync: Option<Report>,
+    /// Secrets found in what was imported, and what the policy did with each.
+    pub secrets: Vec<Finding>,
+}
+
+/// What `ferry init` says of the secrets its import found, before anything else: nothing when
+/// there were none.
+pub fn secrets_said(found: &[Finding], policy: Policy) -> String {
+    if found.is_empty() {
+        return String::new();
+    }
+    let mut kinds: Vec<&str> = found.iter().map(|f| f.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let files = found
+        .iter()
+        .map(|f| (&f.project, &f.path))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let what = match policy {
+        Policy::Redact => {
+            "each was replaced by [REDACTED:kind] in what is pushed; your files keep them"
+        }
+        Policy::Block => "those files are held back until the secret is gone from them",
+        Policy::Warn => {
+            "they were pushed as they are (policy warn): revoke them, and consider `ferry init --secrets redact`"
+        }
+    };
+    format!(
+        "found {} secret(s) ({}) in {files} file(s): {what}; `ferry status` lists them\n",
+        found.len(),
+        kinds.join(", ")
+    )
 }
 
 /// Imports the existing sessions and fetches the others; quiet when `quiet`.
@@ -33,6 +66,7 @@ pub fn run(st: &State, config: &Config, quiet: bool, offline: bool) -> Result<Im
             files: 0,
             bytes: 0,
             sync: None,
+            secrets: Vec::new(),
         });
     }
     let machine = state::machine_record(config)?;
@@ -64,7 +98,8 @@ pub fn run(st: &State, config: &Config, quiet: bool, offline: bool) -> Result<Im
         store.commit(&machine, &part)?;
         bar.inc(chunk.iter().map(|f| size(&f.change)).sum());
     }
-    st.record_findings(&store.take_findings());
+    let secrets = store.take_findings();
+    st.record_findings(&secrets);
     bar.finish_and_clear();
     if offline {
         // Set up without the remote: the first mount syncs.
@@ -73,6 +108,7 @@ pub fn run(st: &State, config: &Config, quiet: bool, offline: bool) -> Result<Im
             files: batch.files.len(),
             bytes,
             sync: None,
+            secrets,
         });
     }
     let spinner = if quiet || config.remote.is_none() {
@@ -89,5 +125,6 @@ pub fn run(st: &State, config: &Config, quiet: bool, offline: bool) -> Result<Im
         files: batch.files.len(),
         bytes,
         sync: Some(report),
+        secrets,
     })
 }

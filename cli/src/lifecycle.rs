@@ -3,6 +3,7 @@
 
 use crate::daemon::{self, PUSH_DEADLINE, UnmountReport};
 use crate::state::{self, Config, State};
+use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
 use ferry_platform::mount::{MountState, mount_state};
 use ferry_sync::store::Store;
@@ -16,7 +17,7 @@ pub fn init(
     secrets: Option<ferry_sync::secrets::Policy>,
     offline: bool,
     as_machine: Option<String>,
-    json: bool,
+    ui: &Ui,
 ) -> Result<()> {
     let st = State::locate()?;
     // Missing means a new machine; damaged is an error (a new id would make this machine's own
@@ -83,80 +84,81 @@ pub fn init(
     let config = crate::identity::check(&st, config)?;
     Store::init(&st.store())
         .with_context(|| format!("creating the store {}", st.store().display()))?;
-    let imported = crate::import::run(&st, &config, json, offline)?;
+    let imported = crate::import::run(&st, &config, ui.json || ui.quiet, offline)?;
     let sync = imported.sync.as_ref();
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "state_dir": st.dir,
-                "machine_id": config.machine_id,
-                "machine_name": config.machine_name,
-                "remote": config.remote.as_deref().map(ferry_sync::engine::redact),
-                "already_initialised": existing.is_some(),
-                "imported_files": imported.files,
-                "imported_bytes": imported.bytes,
-                "remote_ok": sync.and_then(|s| s.remote_ok),
-                "error": sync.and_then(|s| s.error.clone()),
-            })
+    let remote = config.remote.as_deref().map(ferry_sync::engine::redact);
+    let doc = serde_json::json!({
+        "state_dir": st.dir,
+        "machine_id": config.machine_id,
+        "machine_name": config.machine_name,
+        "remote": remote,
+        "already_initialised": existing.is_some(),
+        "imported_files": imported.files,
+        "imported_bytes": imported.bytes,
+        "secrets": imported.secrets,
+        "secrets_policy": config.secrets,
+        "remote_ok": sync.and_then(|s| s.remote_ok),
+        "error": sync.and_then(|s| s.error.clone()),
+    });
+    let text = || -> Result<String> {
+        let verb = if existing.is_some() {
+            "updated"
+        } else {
+            "set up"
+        };
+        let mut t = format!(
+            "ferry {verb} in {} for machine {} ({})\n",
+            st.dir.display(),
+            config.machine_name,
+            config.machine_id
         );
-        return Ok(());
-    }
-    let verb = if existing.is_some() {
-        "updated"
-    } else {
-        "set up"
+        if imported.files > 0 {
+            t += &format!(
+                "imported {} existing file(s), {} bytes, from {}\n",
+                imported.files,
+                imported.bytes,
+                state::mount_point()?.display()
+            );
+        }
+        t += &crate::import::secrets_said(&imported.secrets, config.secrets);
+        let r = remote.as_deref().unwrap_or_default();
+        t += &match (&config.remote, sync) {
+            (Some(_), Some(s)) if s.remote_ok == Some(false) => format!(
+                "remote: {r} could not be reached ({}); ferry will retry once mounted",
+                s.error.as_deref().unwrap_or("unknown error")
+            ),
+            (Some(_), Some(_)) => format!("remote: {r} (fetched and pushed)"),
+            (Some(_), None) if running => format!(
+                "remote: {r} (the running daemon keeps the remote it started with: run `ferry unmount && ferry mount` to switch)"
+            ),
+            (Some(_), None) if offline => {
+                format!("remote: {r} (not tried: --offline; `ferry mount` syncs with it)")
+            }
+            (Some(_), None) => format!("remote: {r}"),
+            (None, _) => {
+                "no remote: sessions stay on this machine; add one with `ferry remote set URL`"
+                    .into()
+            }
+        };
+        t += "\nnext: `ferry mount`";
+        Ok(t)
     };
-    println!(
-        "ferry {verb} in {} for machine {} ({})",
-        st.dir.display(),
-        config.machine_name,
-        config.machine_id
-    );
-    if imported.files > 0 {
-        println!(
-            "imported {} existing file(s), {} bytes, from {}",
-            imported.files,
-            imported.bytes,
-            state::mount_point()?.display()
-        );
-    }
-    match (&config.remote, sync) {
-        (Some(r), Some(s)) if s.remote_ok == Some(false) => println!(
-            "remote: {} could not be reached ({}); ferry will retry once mounted",
-            ferry_sync::engine::redact(r),
-            s.error.as_deref().unwrap_or("unknown error")
-        ),
-        (Some(r), Some(_)) => println!(
-            "remote: {} (fetched and pushed)",
-            ferry_sync::engine::redact(r)
-        ),
-        (Some(r), None) if running => println!(
-            "remote: {} (the running daemon keeps the remote it started with: run `ferry unmount && ferry mount` to switch)",
-            ferry_sync::engine::redact(r)
-        ),
-        (Some(r), None) if offline => println!(
-            "remote: {} (not tried: --offline; `ferry mount` syncs with it)",
-            ferry_sync::engine::redact(r)
-        ),
-        (Some(r), None) => println!("remote: {}", ferry_sync::engine::redact(r)),
-        (None, _) => println!(
-            "no remote: sessions stay on this machine; add one with `ferry remote set URL`"
-        ),
-    }
-    println!("next: `ferry mount`");
+    let text = if ui.json { String::new() } else { text()? };
+    ui.out(&doc, || text);
     Ok(())
 }
 
 /// `ferry mount`: in the foreground (for service managers) or as a daemon, returning once the
 /// mount is live.
-pub fn mount(foreground: bool) -> Result<()> {
+pub fn mount(foreground: bool, ui: &Ui) -> Result<()> {
     let st = State::locate()?;
     let config = st.config()?;
     let mountpoint = state::mount_point()?;
     if foreground {
-        return daemon::run(&st, || {
-            eprintln!("ferry: mounted {}", mountpoint.display());
+        return daemon::run(&st, ui.verbose, || {
+            ui.note(format_args!("mounted {}", mountpoint.display()));
+            // Under systemd (`Type=notify`): the unit is started once the mount is live.
+            crate::service::notify_ready();
         });
     }
     // Refuses a live mount; recovers a dead one (a crashed daemon) by itself, saying so.
@@ -177,6 +179,7 @@ pub fn mount(foreground: bool) -> Result<()> {
     let exe = std::env::current_exe().context("finding the ferry binary")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["mount", "--foreground"])
+        .args((0..ui.verbose).map(|_| "-v"))
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -216,48 +219,57 @@ pub fn mount(foreground: bool) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!(
-        "ferry: mounted {} (machine {}, {})",
-        mountpoint.display(),
-        config.machine_name,
-        config.remote.as_deref().map_or_else(
-            || "no remote".to_string(),
-            |r| format!("remote {}", ferry_sync::engine::redact(r))
+    let remote = config.remote.as_deref().map(ferry_sync::engine::redact);
+    let doc = serde_json::json!({"mountpoint": mountpoint, "machine_name": config.machine_name,
+        "remote": remote, "daemon_pid": child.id()});
+    ui.out(&doc, || {
+        format!(
+            "ferry: mounted {} (machine {}, {})",
+            mountpoint.display(),
+            config.machine_name,
+            remote.map_or_else(|| "no remote".to_string(), |r| format!("remote {r}"))
         )
-    );
+    });
     Ok(())
 }
 
 /// `ferry unmount`: asks the daemon to stop (it unmounts, commits and pushes within a deadline)
 /// and reports what happened. Clears a stale mount if the daemon is gone.
-pub fn unmount(json: bool) -> Result<()> {
+pub fn unmount(ui: &Ui) -> Result<crate::ui::Exit> {
     let st = State::locate()?;
     let mountpoint = state::mount_point()?;
     // The pid file is trusted only while the daemon holds its lock: after a crash the pid may
     // belong to an unrelated process by now.
     let pid = crate::sync_cmd::daemon_pid(&st).filter(|&p| alive(&st, p));
     let Some(pid) = pid else {
-        return match mount_state(&mountpoint) {
+        let removed = match mount_state(&mountpoint) {
             MountState::Stale | MountState::Live => {
                 ferry_platform::mount::unmount(&mountpoint)
                     .with_context(|| format!("removing the mount at {}", mountpoint.display()))?;
-                println!(
+                true
+            }
+            _ => false,
+        };
+        let doc =
+            serde_json::json!({"was_mounted": removed, "daemon": false, "mountpoint": mountpoint});
+        ui.out(&doc, || {
+            if removed {
+                format!(
                     "ferry: removed a mount without a daemon at {}; nothing was pending",
                     mountpoint.display()
-                );
-                Ok(())
+                )
+            } else {
+                "ferry: not mounted".into()
             }
-            _ => {
-                println!("ferry: not mounted");
-                Ok(())
-            }
-        };
+        });
+        return Ok(0);
     };
     let before = std::fs::metadata(st.last_unmount())
         .and_then(|m| m.modified())
         .ok();
     daemon::control::ask(&st, pid, daemon::control::Request::Stop)?;
-    let deadline = Instant::now() + PUSH_DEADLINE + Duration::from_secs(20);
+    let deadline =
+        Instant::now() + daemon::HANDLES_DEADLINE + PUSH_DEADLINE + Duration::from_secs(20);
     while alive(&st, pid) {
         if Instant::now() > deadline {
             bail!(
@@ -280,22 +292,55 @@ pub fn unmount(json: bool) -> Result<()> {
             mountpoint.display()
         );
     };
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!("ferry: unmounted {}", mountpoint.display());
-        match (&report.committed, report.pushed, &report.error) {
-            (_, Some(false), Some(e)) | (_, None, Some(e)) => println!(
-                "the push did not go through ({e}); every change is safe in {} and in the local store, and will be pushed at the next mount",
-                mountpoint.display()
-            ),
-            (Some(c), Some(true), _) => println!("committed {} and pushed", &c[..c.len().min(12)]),
-            (None, Some(true), _) => println!("nothing new to commit; the remote is up to date"),
-            (Some(c), None, _) => println!("committed {} (no remote)", &c[..c.len().min(12)]),
-            _ => println!("nothing new to commit"),
+    let remote = st.config().ok().and_then(|c| c.remote);
+    let doc = serde_json::json!({"was_mounted": true, "daemon": true, "mountpoint": mountpoint,
+        "committed": report.committed, "pushed": report.pushed, "error": report.error,
+        "at_ms": report.at_ms, "still_open": report.still_open,
+        "open_past_deadline": report.open_past_deadline});
+    ui.out(&doc, || {
+        unmount_said(&report, &mountpoint, remote.is_some())
+    });
+    // Unmounted either way; a push that did not go through is said by the exit code too.
+    Ok(match report.pushed {
+        Some(false) => crate::ui::Kind::RemoteUnreachable.code(),
+        _ => 0,
+    })
+}
+
+/// What `ferry unmount` says of the daemon's report.
+fn unmount_said(report: &UnmountReport, mountpoint: &std::path::Path, remote: bool) -> String {
+    let mut t = format!("ferry: unmounted {}\n", mountpoint.display());
+    if !report.still_open.is_empty() {
+        t += &format!(
+            "{} file(s) were open in the mount; they were served {}:\n",
+            report.still_open.len(),
+            if report.open_past_deadline {
+                "for 15 s, and were still open then: their next read or write fails"
+            } else {
+                "until they closed, and what they wrote is committed"
+            }
+        );
+        for f in &report.still_open {
+            t += &format!("  {f}\n");
         }
     }
-    Ok(())
+    let short = |c: &String| c[..c.len().min(12)].to_string();
+    t += &match (&report.committed, report.pushed, &report.error) {
+        (_, Some(false), e) | (_, None, e @ Some(_)) => format!(
+            "the push did not go through ({}); every change is safe in {} and in the local store, and will be pushed at the next mount",
+            e.as_deref().unwrap_or("unknown error"),
+            mountpoint.display()
+        ),
+        (Some(c), Some(true), _) => format!("committed {} and pushed", short(c)),
+        (None, Some(true), _) => "nothing new to commit; the remote has everything".into(),
+        (Some(c), None, _) if !remote => format!("committed {} (no remote)", short(c)),
+        (Some(c), None, _) => format!("committed {} (not pushed)", short(c)),
+        (None, None, _) if remote => {
+            "nothing was ever committed on this machine, so nothing was pushed".into()
+        }
+        (None, None, _) => "nothing new to commit".into(),
+    };
+    t
 }
 
 /// Whether the mount the daemon is starting is live: from the mount table, or on Windows, where

@@ -4,6 +4,7 @@
 //! and retirements travel in this machine's record at its next commit.
 
 use crate::state::{self, State};
+use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
 use ferry_sync::store::Store;
 use ferry_sync::view::snapshots;
@@ -31,7 +32,7 @@ pub struct MachineRow {
 pub fn rows(st: &State) -> Result<Vec<MachineRow>> {
     let config = st.config()?;
     let me = state::machine_record(&config)?;
-    let store = Store::init(&st.store())?;
+    let store = st.open_store()?;
     let snaps = snapshots(&store, &me.id)?;
     let mut retired: BTreeMap<String, i64> = config.retired.clone();
     for s in &snaps {
@@ -73,15 +74,14 @@ pub fn rows(st: &State) -> Result<Vec<MachineRow>> {
 }
 
 /// `ferry machines`.
-pub fn run(action: Option<crate::MachinesAction>, json: bool) -> Result<()> {
+pub fn run(action: Option<crate::MachinesAction>, ui: &Ui) -> Result<()> {
     let st = State::locate()?;
     let mut config = st.config()?;
     let said = match action {
         None => {
             let rows = rows(&st)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
+            ui.out(&serde_json::json!({"machines": rows}), || {
+                let mut text = String::new();
                 for r in &rows {
                     let seen = crate::status::ago(r.last_seen_ms);
                     let mark = match (r.this_machine, r.retired_ms) {
@@ -89,9 +89,13 @@ pub fn run(action: Option<crate::MachinesAction>, json: bool) -> Result<()> {
                         (false, Some(_)) => " (retired: its sessions stay as history)",
                         _ => "",
                     };
-                    println!("{:<24} {} {:<8} last seen {seen}{mark}", r.name, r.id, r.os);
+                    text += &format!(
+                        "{:<24} {} {:<8} last seen {seen}{mark}\n",
+                        r.name, r.id, r.os
+                    );
                 }
-            }
+                text
+            });
             return Ok(());
         }
         Some(crate::MachinesAction::Rename { name }) => {
@@ -123,24 +127,22 @@ pub fn run(action: Option<crate::MachinesAction>, json: bool) -> Result<()> {
     };
     st.save(&config)?;
     let running = crate::sync_cmd::daemon_pid(&st).is_some();
-    if json {
-        println!("{said}");
-    } else {
-        let done = match said.get("renamed") {
-            Some(n) => format!("this machine is now {}", n.as_str().unwrap_or_default()),
-            None => format!("retired {}", said["name"].as_str().unwrap_or_default()),
-        };
-        let when = match (config.remote.is_some(), running) {
-            (false, _) => "",
-            (true, true) => {
-                "; other machines learn it at this machine's next commit (the running daemon makes one within seconds)"
-            }
-            (true, false) => {
-                "; other machines learn it at this machine's next commit (`ferry sync` makes it now)"
-            }
-        };
-        println!("{done}{when}");
-    }
+    ui.out(&said, || {
+    let done = match said.get("renamed") {
+        Some(n) => format!("this machine is now {}", n.as_str().unwrap_or_default()),
+        None => format!("retired {}", said["name"].as_str().unwrap_or_default()),
+    };
+    let when = match (config.remote.is_some(), running) {
+        (false, _) => "",
+        (true, true) => {
+            "; other machines learn it at this machine's next commit (the running daemon makes one within seconds)"
+        }
+        (true, false) => {
+            "; other machines learn it at this machine's next commit (`ferry sync` makes it now)"
+        }
+    };
+    format!("{done}{when}")
+    });
     Ok(())
 }
 

@@ -1,8 +1,8 @@
-//! The `ferry` command: thin commands over the libraries, human output and `--json`.
+//! The `ferry` command: each command a function over the libraries, speaking through [`ui::Ui`]
+//! (text, or one JSON document under the global `--json`).
 //!
-//! Exit codes: 0 success; 1 the command failed (the message says what to do next); 2 bad usage;
-//! 3 `ferry sync` committed locally but could not reach the remote. `ferry doctor` exits 1 when a
-//! check fails.
+//! Exit codes come from the kind of failure ([`ui::Kind`]): 0 success; 1 failed (the message says
+//! what to do next); 2 bad usage; 3 the local part was done but the remote was not reached.
 
 mod bundle;
 mod daemon;
@@ -11,6 +11,8 @@ mod hooks;
 mod identity;
 mod import;
 mod lifecycle;
+#[cfg_attr(not(mounts), allow(dead_code))]
+mod logfile;
 mod machines;
 mod projects;
 mod remote_cmd;
@@ -23,6 +25,7 @@ mod state;
 mod status;
 mod sync_cmd;
 mod transcript;
+mod ui;
 mod view;
 
 use anyhow::{Context, Result};
@@ -31,18 +34,39 @@ use ferry_sync::project_key::{KeyKind, project_key};
 use ferry_sync::slug::slug;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use ui::Ui;
 
-/// Continue the same Claude Code session on any of your machines.
+/// Continue the same Claude Code session on any of your machines: ferry mounts Claude Code's
+/// projects directory as a view of every machine's sessions, synced through a git remote.
 #[derive(Parser)]
 #[command(
-    version,
-    about,
-    after_help = "Exit codes: 0 success, 1 failure (the message says what to do next), 2 bad usage, 3 `ferry sync` committed locally but could not reach the remote; `ferry doctor` exits 1 when a check fails."
+    name = "ferry",
+    version = VERSION,
+    after_help = "Exit codes: 0 success; 1 failure (the message says what to do next; `ferry doctor`: a check failed); 2 bad usage; 3 the local part was done but the remote was not reached or refused the push (`ferry sync`, `ferry unmount`): nothing is lost, it goes out later.\nUnder --json every command prints one JSON object with \"schema\": 1; a failure is {\"schema\":1,\"error\":{\"kind\",\"message\",\"exit\"}}."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print one JSON object (with "schema": 1) instead of text; errors too.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Say only what failed and the result itself.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Say more (a foreground daemon also logs at debug level; -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
+
+/// `ferry --version`: the release, the commit it was built from, and the built features.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("FERRY_COMMIT"),
+    "; ",
+    env!("FERRY_FEATURES"),
+    ")"
+);
 
 #[derive(Subcommand)]
 enum Command {
@@ -54,10 +78,11 @@ enum Command {
         /// This machine's name (default: the hostname).
         #[arg(long)]
         machine: Option<String>,
-        /// What to do with API keys, tokens and private keys found in new content before it is
-        /// pushed: warn (default: push, and list them in `ferry status`), redact (push with each
-        /// replaced by [REDACTED:kind]; the local file keeps it) or block (hold the file back).
-        #[arg(long, value_name = "warn|redact|block")]
+        /// What to do with API keys, tokens, passwords in URLs and private keys found in new
+        /// content before it is pushed: redact (the default: push with each replaced by
+        /// [REDACTED:kind]; the local file keeps it), warn (push as is, and list them in
+        /// `ferry status`) or block (hold the file back).
+        #[arg(long, value_name = "redact|warn|block")]
         secrets: Option<ferry_sync::secrets::Policy>,
         /// Set up even if the remote cannot be reached now (it is tried again once mounted).
         #[arg(long)]
@@ -66,25 +91,16 @@ enum Command {
         /// takes over its old identity and branch instead of leaving a dead one.
         #[arg(long, value_name = "NAME")]
         as_machine: Option<String>,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// List every machine with when it was last seen; rename this one; retire one.
     Machines {
         #[command(subcommand)]
         action: Option<MachinesAction>,
-        /// Print JSON instead of text.
-        #[arg(long, global = true)]
-        json: bool,
     },
     /// Show, change or remove the shared remote.
     Remote {
         #[command(subcommand)]
         action: RemoteAction,
-        /// Print JSON instead of text.
-        #[arg(long, global = true)]
-        json: bool,
     },
     /// Mount the view at Claude Code's projects directory; returns once it is live.
     Mount {
@@ -93,17 +109,9 @@ enum Command {
         foreground: bool,
     },
     /// Unmount: commit, push within a deadline, unmount. Local data is safe even if the push fails.
-    Unmount {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Unmount,
     /// Show sync state: the mount, the remote, every machine, what is pending, conflicts, errors.
-    Status {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Make every session in a checkout belong to a project key (default: its key now, pinned).
     Link {
         /// The checkout.
@@ -111,21 +119,11 @@ enum Command {
         /// The project key, e.g. github.com/owner/repo.
         #[arg(long)]
         key: Option<String>,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// List every project with its local path on this machine.
-    Projects {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Projects,
     /// List sessions across machines, newest first.
     Sessions {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
         /// Only sessions this machine (by name) has.
         #[arg(long)]
         machine: Option<String>,
@@ -141,13 +139,12 @@ enum Command {
     Handoff {
         /// The session id (a unique prefix is enough).
         session: String,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Bring back a deleted or overwritten file from any machine's history.
     Restore {
-        /// The file, inside Claude Code's projects directory (absolute, or relative to it).
+        /// The file, inside Claude Code's projects directory (absolute, or relative to it; a
+        /// relative path may begin with `-`, as every project dir does).
+        #[arg(allow_hyphen_values = true)]
         path: PathBuf,
         /// Which version: a commit (prefix) or a time, YYYY-MM-DD[THH:MM[:SS]] UTC (default: the newest).
         #[arg(long)]
@@ -158,25 +155,23 @@ enum Command {
         /// List the versions instead of restoring.
         #[arg(long)]
         list: bool,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Write one session to a single portable file, for moving it without a shared remote.
     Export {
         /// The session id (a unique prefix is enough).
         session: String,
-        /// The file to write.
-        #[arg(short, long)]
+        /// The file to write; `-` writes to stdout.
+        #[arg(short, long, allow_hyphen_values = true)]
         output: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Bring in a session exported on another machine, placed and expanded for this one.
     Import {
-        /// The bundle.
+        /// The bundle; `-` reads it from stdin.
+        #[arg(allow_hyphen_values = true)]
         file: PathBuf,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Claude Code hooks: commit at once when a turn stops, mark sessions that ended.
     Hooks {
@@ -193,24 +188,14 @@ enum Command {
         /// Ask the running daemon to sync and return at once.
         #[arg(long)]
         soon: bool,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Check this install: state dir, machine identity, mount, git, the remote (tried now) and
     /// sync. Each finding says what to do next. Exit code 1: a check failed.
-    Doctor {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Doctor,
     /// Show how ferry names a directory: its Claude Code slug and its portable project key.
     Where {
         /// The directory (default: the current one).
         path: Option<PathBuf>,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -250,17 +235,9 @@ pub enum RemoteAction {
 #[derive(Subcommand)]
 enum ServiceAction {
     /// Install and start the login service (it runs `ferry mount --foreground`).
-    Install {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Install,
     /// Stop it (unmount, commit, push) and remove it.
-    Uninstall {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Uninstall,
 }
 
 #[derive(Subcommand)]
@@ -272,16 +249,9 @@ enum HooksAction {
         /// machines left sessions of its project unfinished.
         #[arg(long)]
         announce: bool,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Remove them and the skill, keeping every other setting.
-    Uninstall {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Uninstall,
     /// What a hook runs (Claude Code calls it, with the hook's JSON on stdin).
     Run {
         /// `stop`, `session-end` or `session-start`.
@@ -290,71 +260,98 @@ enum HooksAction {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Sync { soon, json } => sync_cmd::run(soon, json),
-        Command::Doctor { json } => doctor::run(json),
-        command => run(Cli { command }).map(|()| 0),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
     };
-    match result {
+    let ui = Ui {
+        json: cli.json,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match run(cli.command, &ui) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("ferry: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => ExitCode::from(ui::report_error(&ui, &e)),
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Where { path, json } => where_cmd(path, json),
+/// A command line clap refused (or `--help`, `--version`): clap's own text, and under `--json`
+/// the error as JSON too; exit code 2 (0 for help and version).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if std::env::args().any(|a| a == "--json") {
+        // clap's first line, without its `error: ` and colours.
+        let rendered = e.render().to_string();
+        let message = rendered
+            .lines()
+            .next()
+            .unwrap_or("bad usage")
+            .trim_start_matches("error: ");
+        let doc = serde_json::json!({"error": {"kind": ui::Kind::Usage, "message": message, "exit": ui::Kind::Usage.code()}});
+        println!("{}", ui::with_schema(&doc));
+    }
+    let _ = e.print();
+    ExitCode::from(ui::Kind::Usage.code())
+}
+
+fn run(command: Command, ui: &Ui) -> Result<ui::Exit> {
+    let done = |r: Result<()>| r.map(|()| 0);
+    match command {
+        Command::Sync { soon } => sync_cmd::run(soon, ui),
+        Command::Doctor => doctor::run(ui),
+        Command::Where { path } => done(where_cmd(path, ui)),
         Command::Init {
             remote,
             machine,
             secrets,
             offline,
             as_machine,
-            json,
-        } => lifecycle::init(remote, machine, secrets, offline, as_machine, json),
-        Command::Machines { action, json } => machines::run(action, json),
-        Command::Remote { action, json } => remote_cmd::run(action, json),
-        Command::Mount { foreground } => lifecycle::mount(foreground),
-        Command::Unmount { json } => lifecycle::unmount(json),
-        Command::Status { json } => status::run(json),
-        Command::Hooks { action } => match action {
-            HooksAction::Install { announce, json } => hooks::set(true, announce, json),
-            HooksAction::Uninstall { json } => hooks::set(false, false, json),
+        } => done(lifecycle::init(
+            remote, machine, secrets, offline, as_machine, ui,
+        )),
+        Command::Machines { action } => done(machines::run(action, ui)),
+        Command::Remote { action } => done(remote_cmd::run(action, ui)),
+        Command::Mount { foreground } => done(lifecycle::mount(foreground, ui)),
+        Command::Unmount => lifecycle::unmount(ui),
+        Command::Status => done(status::run(ui)),
+        Command::Hooks { action } => done(match action {
+            HooksAction::Install { announce } => hooks::set(true, announce, ui),
+            HooksAction::Uninstall => hooks::set(false, false, ui),
             HooksAction::Run { event } => hooks::run(&event),
-        },
-        Command::Service { action } => match action {
-            ServiceAction::Install { json } => service::install(json),
-            ServiceAction::Uninstall { json } => service::uninstall(json),
-        },
-        Command::Export { session, output } => bundle::export(&session, &output),
-        Command::Import { file, json } => bundle::import(&file, json),
+        }),
+        Command::Service { action } => done(match action {
+            ServiceAction::Install => service::install(ui),
+            ServiceAction::Uninstall => service::uninstall(ui),
+        }),
+        Command::Export {
+            session,
+            output,
+            force,
+        } => done(bundle::export(&session, &output, force, ui)),
+        Command::Import { file } => done(bundle::import(&file, ui)),
         Command::Restore {
             path,
             at,
             machine,
             list,
-            json,
-        } => restore::run(path, at, machine, list, json),
+        } => done(restore::run(path, at, machine, list, ui)),
         Command::Sessions {
-            json,
             machine,
             project,
             open,
-        } => sessions::list(json, machine, project, open),
-        Command::Handoff { session, json } => sessions::handoff(&session, json),
-        Command::Link { path, key, json } => projects::link(path, key, json),
-        Command::Projects { json } => projects::list(json),
-        Command::Sync { .. } | Command::Doctor { .. } => {
-            unreachable!("handled with its own exit code")
-        }
+        } => done(sessions::list(ui, machine, project, open)),
+        Command::Handoff { session } => done(sessions::handoff(&session, ui)),
+        Command::Link { path, key } => done(projects::link(path, key, ui)),
+        Command::Projects => done(projects::list(ui)),
     }
 }
 
-fn where_cmd(path: Option<PathBuf>, json: bool) -> Result<()> {
+/// `ferry where`: how ferry names a directory.
+fn where_cmd(path: Option<PathBuf>, ui: &Ui) -> Result<()> {
     let path = match path {
         Some(p) => p,
         None => std::env::current_dir().context("reading the current directory")?,
@@ -374,19 +371,14 @@ fn where_cmd(path: Option<PathBuf>, json: bool) -> Result<()> {
         KeyKind::Absolute => "no: add a git remote or `ferry link` it",
     };
     let slug = slug(real_str);
-    if json {
-        let v = serde_json::json!({
-            "path": real_str,
-            "slug": slug,
-            "project_key": key.to_string(),
-            "key_kind": format!("{:?}", key.kind).to_lowercase(),
-        });
-        println!("{v}");
-    } else {
-        println!("path:        {real_str}");
-        println!("slug:        {slug}");
-        println!("project key: {key}");
-        println!("portable:    {portable}");
-    }
+    let v = serde_json::json!({
+        "path": real_str,
+        "slug": slug,
+        "project_key": key.to_string(),
+        "key_kind": format!("{:?}", key.kind).to_lowercase(),
+    });
+    ui.out(&v, || {
+        format!("path:        {real_str}\nslug:        {slug}\nproject key: {key}\nportable:    {portable}")
+    });
     Ok(())
 }

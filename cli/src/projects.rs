@@ -2,10 +2,10 @@
 //! stands for, and every project with where it lives on this machine.
 
 use crate::state::{self, State};
+use crate::ui::Ui;
 use anyhow::{Context, Result};
 use ferry_fs::foreign::Foreign;
 use ferry_sync::project_key::{Link, project_key};
-use ferry_sync::store::Store;
 use ferry_sync::view::snapshots;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -48,7 +48,7 @@ pub fn placed(st: &State) -> std::collections::HashMap<String, ferry_sync::store
 
 /// `ferry link`: makes every cwd inside PATH belong to project KEY (default: the key PATH has
 /// now, pinned). A running daemon takes it within 2 s.
-pub fn link(path: PathBuf, key: Option<String>, json_out: bool) -> Result<()> {
+pub fn link(path: PathBuf, key: Option<String>, ui: &Ui) -> Result<()> {
     let st = State::locate()?;
     st.config()?;
     let (real, real_str) = state::real_dir(&path)?;
@@ -70,14 +70,16 @@ pub fn link(path: PathBuf, key: Option<String>, json_out: bool) -> Result<()> {
     links.sort_by(|a, b| a.path.cmp(&b.path));
     crate::daemon::write_json(&st.links(), &links)
         .with_context(|| format!("writing {}", st.links().display()))?;
-    if json_out {
-        println!("{}", json!({"path": real_str, "key": key}));
-    } else {
-        println!("linked {real_str} to project {key}");
-        println!(
-            "other machines' sessions of it are listed there from now on (a running daemon takes it within 2 s)"
-        );
-    }
+    let running = crate::sync_cmd::daemon_pid(&st).is_some();
+    let doc = json!({"path": real_str, "project_key": key, "daemon_takes_it": running});
+    ui.out(&doc, || {
+        let when = if running {
+            "the running daemon lists them there within 2 s"
+        } else {
+            "from the next `ferry mount`"
+        };
+        format!("linked {real_str} to project {key}\nother machines' sessions of it are listed there: {when}")
+    });
     Ok(())
 }
 
@@ -98,6 +100,7 @@ pub struct PlaceRow {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ProjectRow {
     /// The project key.
+    #[serde(rename = "project_key")]
     pub key: String,
     /// The place that receives other machines' sessions (its cwd), if any.
     pub local_path: Option<String>,
@@ -118,7 +121,7 @@ pub fn rows(st: &State) -> Result<Vec<ProjectRow>> {
     let config = st.config()?;
     let machine = state::machine_record(&config)?;
     let links = load_links(st)?;
-    let store = Store::init(&st.store())?;
+    let store = st.open_store()?;
     let snaps = snapshots(&store, &machine.id)?;
     let mut book = ferry_fs::places::PlaceBook::load(&st.places());
     let foreign = Foreign::from_snapshots(&snaps, &machine, &links, &mut book);
@@ -176,11 +179,11 @@ pub fn rows(st: &State) -> Result<Vec<ProjectRow>> {
 
 /// `ferry projects`: every project known here, with its places on this machine and the one
 /// that receives other machines' sessions.
-pub fn list(json_out: bool) -> Result<()> {
+pub fn list(ui: &Ui) -> Result<()> {
     let st = State::locate()?;
     let rows = rows(&st)?;
-    if json_out {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+    if ui.json {
+        ui.out(&json!({"projects": rows}), String::new);
         return Ok(());
     }
     if rows.is_empty() {

@@ -2,6 +2,7 @@
 //! and `ferry remote show|set|remove`.
 
 use crate::state::State;
+use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
 use ferry_sync::engine::{GitCli, redact};
 use std::path::Path;
@@ -105,23 +106,20 @@ pub fn reachable(url: &str, next: &str) -> Result<()> {
 }
 
 /// `ferry remote show|set|remove`.
-pub fn run(action: crate::RemoteAction, json: bool) -> Result<()> {
+pub fn run(action: crate::RemoteAction, ui: &Ui) -> Result<()> {
     let st = State::locate()?;
     let mut config = st.config()?;
     let running = crate::sync_cmd::daemon_pid(&st);
     match action {
         crate::RemoteAction::Show => {
             let shown = config.remote.as_deref().map(redact);
-            if json {
-                println!("{}", serde_json::json!({"remote": shown}));
-            } else {
-                match shown {
-                    Some(r) => println!("{r}"),
-                    None => println!(
-                        "no remote: sessions stay on this machine; add one with `ferry remote set URL`"
-                    ),
+            ui.out(&serde_json::json!({"remote": shown}), || match &shown {
+                Some(r) => r.clone(),
+                None => {
+                    "no remote: sessions stay on this machine; add one with `ferry remote set URL`"
+                        .into()
                 }
-            }
+            });
             return Ok(());
         }
         crate::RemoteAction::Set { url, offline } => {
@@ -138,21 +136,16 @@ pub fn run(action: crate::RemoteAction, json: bool) -> Result<()> {
     }
     st.save(&config)?;
     let shown = config.remote.as_deref().map(redact);
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"remote": shown, "daemon_restart_needed": running.is_some()})
-        );
-        return Ok(());
-    }
-    match &shown {
-        Some(r) => println!("remote: {r}"),
-        None => println!("remote removed: sessions stay on this machine"),
-    }
-    if running.is_some() {
-        println!(
-            "the running daemon still uses the old remote: run `ferry unmount && ferry mount` to switch"
-        );
-    }
+    let doc = serde_json::json!({"remote": shown, "daemon_restart_needed": running.is_some()});
+    ui.out(&doc, || {
+        let mut text = match &shown {
+            Some(r) => format!("remote: {r}"),
+            None => "remote removed: sessions stay on this machine".into(),
+        };
+        if running.is_some() {
+            text += "\nthe running daemon still uses the old remote: run `ferry unmount && ferry mount` to switch";
+        }
+        text
+    });
     Ok(())
 }

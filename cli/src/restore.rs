@@ -4,43 +4,39 @@
 //! through the view, so it is committed and shows again everywhere.
 
 use crate::state::{self, State};
+use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
 use ferry_sync::codec::{Codec, Format};
-use ferry_sync::store::{FileState, HistoryEntry, RelPath, Store, mapping_for};
+use ferry_sync::store::{FileState, HistoryEntry, RelPath, mapping_for};
 use ferry_sync::view::snapshots;
 use serde_json::json;
 use std::path::{Component, Path, PathBuf};
 
-/// Seconds since the epoch of `YYYY-MM-DD[THH:MM[:SS]]` (UTC), or of a plain number.
-pub fn parse_time(text: &str) -> Option<i64> {
-    if let Ok(n) = text.parse::<i64>() {
-        return Some(n);
+/// Seconds since the epoch of a time as people type it: `YYYY-MM-DD[THH:MM[:SS]]` in this
+/// machine's time zone, the same with `Z` or an offset (`+01:00`), or `@SECONDS`.
+pub fn parse_time(text: &str) -> Result<i64> {
+    let bad = || {
+        format!(
+            "{text:?} is not a time: give YYYY-MM-DD[THH:MM[:SS]] (local time; add Z or +HH:MM for another zone) or @SECONDS"
+        )
+    };
+    if let Some(n) = text.strip_prefix('@') {
+        return n.parse().with_context(bad);
     }
-    let (date, time) = text.split_once(['T', ' ']).unwrap_or((text, "00:00:00"));
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let t: Vec<i64> = time
-        .trim_end_matches('Z')
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [y, m, day] = d[..] else { return None };
-    let (hh, mm, ss) = (
-        t.first().copied()?,
-        t.get(1).copied().unwrap_or(0),
-        t.get(2).copied().unwrap_or(0),
-    );
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Ok(t.as_second());
+    }
+    let civil = text
+        .parse::<jiff::civil::DateTime>()
+        .or_else(|_| {
+            text.parse::<jiff::civil::Date>()
+                .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        })
+        .with_context(bad)?;
+    let zoned = jiff::tz::TimeZone::system()
+        .to_zoned_datetime(civil)
+        .with_context(bad)?;
+    Ok(zoned.timestamp().as_second())
 }
 
 /// PATH as a path inside `projects/`.
@@ -69,7 +65,7 @@ pub fn run(
     at: Option<String>,
     machine_filter: Option<String>,
     list: bool,
-    json_out: bool,
+    ui: &Ui,
 ) -> Result<()> {
     let st = State::locate()?;
     let config = st.config()?;
@@ -84,7 +80,7 @@ pub fn run(
         .to_string();
     let rest: PathBuf = rel_path.components().skip(1).collect();
     let rel = RelPath::new(rest.to_str().context("the path is not valid UTF-8")?)?;
-    let store = Store::init(&st.store())?;
+    let store = st.open_store()?;
     let snaps = snapshots(&store, &me.id)?;
     let links = crate::projects::load_links(&st)?;
     let foreign = crate::projects::foreign_view(&st, &snaps, &me, &links);
@@ -117,13 +113,13 @@ pub fn run(
         bail!("no history of {} in project {}", rel.as_str(), project.key);
     }
     if list {
-        if json_out {
+        if ui.json {
             let rows: Vec<_> = versions
                 .iter()
-                .map(|(m, h)| json!({"machine": m, "commit": h.commit.to_string(), "time": h.time,
-                    "present": h.file.meta.state == FileState::Present, "mtime_ms": h.file.meta.mtime_ms, "len": h.file.meta.len}))
+                .map(|(m, h)| json!({"machine": m, "commit": h.commit.to_string(), "time_ms": h.time * 1000,
+                    "present": h.file.meta.state == FileState::Present, "mtime_ms": h.file.meta.mtime_ms, "bytes": h.file.meta.len}))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+            ui.out(&json!({"versions": rows}), String::new);
         } else {
             for (m, h) in &versions {
                 let state = match h.file.meta.state {
@@ -145,81 +141,136 @@ pub fn run(
     let present = versions
         .iter()
         .filter(|(_, h)| h.file.meta.state == FileState::Present);
-    let chosen = match at.as_deref() {
-        // A commit (prefix) first: a plain number may be either.
-        Some(a) => match present.clone().find(|(_, h)| {
-            a.len() >= 4
-                && a.chars().all(|c| c.is_ascii_hexdigit())
-                && h.commit.to_string().starts_with(a)
-        }) {
-            Some(found) => found,
-            None => {
-                let t = parse_time(a).with_context(|| {
-                    format!(
-                        "{a:?} is neither a commit nor a time (YYYY-MM-DD[THH:MM[:SS]], UTC); see `--list`"
-                    )
-                })?;
-                present
-                    .clone()
-                    .find(|(_, h)| h.time <= t)
-                    .with_context(|| {
-                        format!(
-                            "no version of {} at or before {a}; see `--list`",
-                            rel.as_str()
-                        )
-                    })?
-            }
-        },
+    let (from, entry) = match at.as_deref() {
+        Some(a) => choose(present, a, rel.as_str())?,
         None => present
             .clone()
             .next()
             .context("every recorded version is a deletion; nothing to restore")?,
     };
-    let (from, entry) = chosen;
-    let portable = store.read(&entry.file)?;
     let mapping = match foreign.placements.get(&project.key) {
         Some(p) => p.mapping.clone(),
         None => mapping_for(&me, &project)?,
     };
     let name = rel.as_str().rsplit('/').next().unwrap_or_default();
-    let bytes = Codec::new(&mapping).expand(&portable, Format::for_file_name(name));
+    let format = Format::for_file_name(name);
+    let codec = Codec::new(&mapping);
+    let chosen = codec.expand(&store.read(&entry.file)?, format);
     // Through the mount when it is live (a write like any other), else into the directory.
     let target = mountpoint.join(&rel_path);
-    // A transcript that is still there keeps every line it has now: the restored version's
-    // lines are merged in, never written over the current ones.
-    let bytes = match std::fs::read(&target) {
-        Ok(current) if rel.is_lines() => ferry_sync::merge::merge_lines(&[&bytes, &current]),
-        _ => bytes,
-    };
-    crate::state::write_private(&target, &bytes)?;
-    if json_out {
-        println!(
-            "{}",
-            json!({"path": target, "machine": from, "commit": entry.commit.to_string(), "bytes": bytes.len()})
-        );
+    let current = std::fs::read(&target).ok();
+    // Each machine's version now: what the view shows is merged from them.
+    let mut live = Vec::new();
+    let bytes = if rel.is_lines() {
+        // A transcript keeps every line it has now, here and on every machine: the restored
+        // version's lines are merged into all of them, never written over them.
+        for s in &snaps {
+            for f in s.files.iter().filter(|f| {
+                f.project.key == project.key && f.rel == rel && f.meta.state == FileState::Present
+            }) {
+                live.push(codec.expand(&store.read(f)?, format));
+            }
+        }
+        let mut all: Vec<&[u8]> = vec![&chosen];
+        all.extend(live.iter().map(Vec::as_slice));
+        all.extend(current.as_deref());
+        ferry_sync::merge::merge_lines(&all)
     } else {
-        println!(
-            "restored {} ({} bytes) from {}'s version in commit {}",
-            target.display(),
-            bytes.len(),
-            from,
-            &entry.commit.to_string()[..12]
-        );
+        chosen
+    };
+    let short = &entry.commit.to_string()[..12];
+    // Written unless the file holds exactly that already. A file not shown here (hidden, or
+    // another machine's while unmounted) is written: with every machine's lines, so its copy
+    // here is no divergent version of theirs.
+    let restored = current.as_deref() != Some(&bytes[..]);
+    if restored {
+        crate::state::write_private(&target, &bytes)?;
     }
+    let doc = json!({"path": target, "machine": from, "commit": entry.commit.to_string(),
+        "bytes": bytes.len(), "restored": restored});
+    ui.out(&doc, || {
+        if restored {
+            format!(
+                "restored {} ({} bytes) from {from}'s version in commit {short}",
+                target.display(),
+                bytes.len(),
+            )
+        } else {
+            format!(
+                "nothing to restore: {} already holds every line of {from}'s version in commit {short}",
+                target.display()
+            )
+        }
+    });
     Ok(())
+}
+
+/// The version `at` names among `present` (newest first): a commit (a hex prefix of at least
+/// 4, which must name one commit) or the newest at or before a time.
+fn choose<'a>(
+    present: impl Iterator<Item = &'a (String, HistoryEntry)> + Clone,
+    at: &str,
+    rel: &str,
+) -> Result<&'a (String, HistoryEntry)> {
+    if at.len() >= 4 && at.chars().all(|c| c.is_ascii_hexdigit()) {
+        let at = at.to_ascii_lowercase();
+        let mut commits: Vec<_> = present
+            .clone()
+            .filter(|(_, h)| h.commit.to_string().starts_with(&at))
+            .collect();
+        commits.dedup_by_key(|(_, h)| h.commit);
+        match commits.as_slice() {
+            [one] => return Ok(one),
+            [] => {}
+            _ => bail!(
+                "{at} names {} commits; give more of it (`--list` shows them)",
+                commits.len()
+            ),
+        }
+    }
+    let t = parse_time(at)
+        .with_context(|| format!("{at:?} is no commit of {rel} (see `--list`), nor a time"))?;
+    present
+        .clone()
+        .find(|(_, h)| h.time <= t)
+        .with_context(|| format!("no version of {rel} at or before {at}; see `--list`"))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::parse_time;
+
     #[test]
-    fn times_parse_as_utc() {
-        assert_eq!(super::parse_time("1970-01-01"), Some(0));
-        assert_eq!(super::parse_time("2000-03-01T12:30"), Some(951_913_800));
+    fn times_take_offsets_and_refuse_what_is_no_date() {
+        assert_eq!(parse_time("1970-01-01T00:00Z").unwrap(), 0);
+        assert_eq!(parse_time("2000-03-01T12:30Z").unwrap(), 951_913_800);
+        assert_eq!(parse_time("2026-11-22T06:47:16Z").unwrap(), 1_795_330_036);
         assert_eq!(
-            super::parse_time("2026-11-22T06:47:16Z"),
-            Some(1_795_330_036)
+            parse_time("2026-11-22T07:47:16+01:00").unwrap(),
+            1_795_330_036
         );
-        assert_eq!(super::parse_time("12345"), Some(12345));
-        assert_eq!(super::parse_time("yesterday"), None);
+        assert_eq!(parse_time("@12345").unwrap(), 12345);
+        for bad in [
+            "2026-13-45",
+            "2026-02-30",
+            "2026-11-22T25:00",
+            "12345",
+            "yesterday",
+        ] {
+            let e = parse_time(bad).unwrap_err().to_string();
+            assert!(e.contains("is not a time"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_time_without_a_zone_is_local() {
+        let local = jiff::tz::TimeZone::system()
+            .to_zoned_datetime(jiff::civil::date(2026, 7, 1).at(12, 0, 0, 0))
+            .unwrap()
+            .timestamp()
+            .as_second();
+        assert_eq!(parse_time("2026-07-01T12:00").unwrap(), local);
+        assert_eq!(parse_time("2026-07-01 12:00:00").unwrap(), local);
+        assert_eq!(parse_time("2026-07-01").unwrap(), local - 12 * 3600);
     }
 }

@@ -3,6 +3,7 @@
 //! unmounted, committed and pushed when the session ends.
 
 use crate::state::State;
+use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
 use ferry_platform::service::{self, Dirs, Manager, Plan, Spec};
 use serde_json::json;
@@ -58,7 +59,7 @@ fn hint(manager: Manager) -> &'static str {
 }
 
 /// `ferry service install`.
-pub fn install(json_out: bool) -> Result<()> {
+pub fn install(ui: &Ui) -> Result<()> {
     let state = State::locate()?;
     state.config()?;
     let plan = plan(&state)?;
@@ -85,40 +86,30 @@ pub fn install(json_out: bool) -> Result<()> {
         );
     }
     let started = !running;
-    if json_out {
-        let j = json!({"manager": plan.manager.name(), "file": plan.file, "installed": true, "started": started});
-        println!("{j}");
-    } else {
-        println!(
-            "ferry: installed the login service ({}, {})",
+    let doc = json!({"manager": plan.manager.name(), "file": plan.file, "installed": true, "started": started});
+    ui.out(&doc, || {
+        format!(
+            "ferry: installed the login service ({}, {})\n{}",
             plan.manager.name(),
-            plan.file.display()
-        );
-        if started {
-            println!("it mounts the view at every login, and is starting now");
-        } else {
-            println!(
+            plan.file.display(),
+            if started {
+                "it mounts the view at every login, and is starting now"
+            } else {
                 "a mount started by hand is running now; the service mounts from the next login"
-            );
-        }
-    }
+            }
+        )
+    });
     Ok(())
 }
 
 /// `ferry service uninstall`: stops the service's mount (a clean unmount with a final push)
 /// and removes the definition.
-pub fn uninstall(json_out: bool) -> Result<()> {
+pub fn uninstall(ui: &Ui) -> Result<()> {
     let state = State::locate()?;
     let plan = plan(&state)?;
     if !plan.file.exists() {
-        if json_out {
-            println!(
-                "{}",
-                json!({"manager": plan.manager.name(), "file": plan.file, "installed": false})
-            );
-        } else {
-            println!("ferry: no login service is installed");
-        }
+        let doc = json!({"manager": plan.manager.name(), "file": plan.file, "installed": false, "was_installed": false});
+        ui.out(&doc, || "ferry: no login service is installed".into());
         return Ok(());
     }
     let told = service::run(&plan.disable, |_| false);
@@ -131,20 +122,39 @@ pub fn uninstall(json_out: bool) -> Result<()> {
             plan.manager.name()
         );
     }
-    if json_out {
-        println!(
-            "{}",
-            json!({"manager": plan.manager.name(), "file": plan.file, "installed": false})
-        );
-    } else {
+    let doc = json!({"manager": plan.manager.name(), "file": plan.file, "installed": false, "was_installed": true});
+    ui.out(&doc, || {
         let after = match plan.manager {
             Manager::Task => "a mount running now stays until `ferry unmount`",
             _ => "a mount it started was unmounted, committed and pushed",
         };
-        println!(
+        format!(
             "ferry: removed the login service ({}); {after}",
             plan.manager.name()
-        );
-    }
+        )
+    });
     Ok(())
+}
+
+/// Tells systemd the mount is live when it started this process as a `Type=notify` unit
+/// (`$NOTIFY_SOCKET`); nothing otherwise.
+pub fn notify_ready() {
+    #[cfg(target_os = "linux")]
+    if let Some(socket) = std::env::var_os("NOTIFY_SOCKET") {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let name = socket.as_bytes();
+        let addr = match name.strip_prefix(b"@") {
+            Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name),
+            None => SocketAddr::from_pathname(std::path::Path::new(&socket)),
+        };
+        let sent = addr.and_then(|addr| {
+            let sock = UnixDatagram::unbound()?;
+            sock.send_to_addr(b"READY=1\nSTATUS=mounted", &addr)
+        });
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "telling systemd the mount is live failed");
+        }
+    }
 }

@@ -4,10 +4,11 @@
 use crate::state::{self, State};
 use crate::status::ago;
 use crate::transcript::{Summary, clip, summarise};
+use crate::ui::Ui;
 use crate::view::View;
 use anyhow::{Result, bail};
 use ferry_sync::project_key::git_state;
-use ferry_sync::store::{GitState, Store};
+use ferry_sync::store::GitState;
 use ferry_sync::view::snapshots;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -32,8 +33,11 @@ pub struct Session {
     pub last_writer: String,
     /// When (ms).
     pub updated_ms: i64,
-    /// Whether this machine has a checkout to resume it in.
+    /// Whether `claude --resume` works here now: a checkout to resume in, and the transcript on
+    /// disk (through the mount, for another machine's session).
     pub resumable_here: bool,
+    /// Why not, when it is not.
+    pub not_here: Option<&'static str>,
     /// What the transcript says.
     pub summary: Summary,
     /// Where the last writer's checkout stood.
@@ -48,11 +52,12 @@ pub struct Session {
 impl Session {
     fn json(&self) -> Value {
         json!({
-            "id": self.id, "project": self.project, "path": self.path, "cwd": self.cwd,
+            "id": self.id, "project_key": self.project, "path": self.path, "cwd": self.cwd,
             "machines": self.machines, "last_writer": self.last_writer,
             "updated_ms": self.updated_ms, "title": self.summary.title,
             "first_prompt": self.summary.first_prompt, "branch": self.summary.branch,
-            "resumable_here": self.resumable_here, "open": self.open,
+            "resumable_here": self.resumable_here, "not_resumable_why": self.not_here,
+            "open": self.open,
             "written_here": self.written_here,
         })
     }
@@ -155,7 +160,7 @@ fn collect_once(
     let config = st.config()?;
     let machine = state::machine_record(&config)?;
     let links = crate::projects::load_links(st)?;
-    let store = Store::init(&st.store())?;
+    let store = st.open_store()?;
     let snaps = snapshots(&store, &machine.id)?;
     let foreign = crate::projects::foreign_view(st, &snaps, &machine, &links);
     let placed = crate::projects::placed(st);
@@ -253,11 +258,20 @@ fn collect_once(
             }
             machines.dedup();
             let written_here = last_writer == machine.name;
+            let path = view.local_path(&rel);
+            let not_here = if !cwd.as_deref().is_some_and(|c| Path::new(c).is_dir()) {
+                Some("no checkout of its project here")
+            } else if !path.is_file() {
+                Some("not mounted: `ferry mount` first, and it is there")
+            } else {
+                None
+            };
             out.push(Session {
                 id: id.to_string(),
                 project: key,
-                path: view.local_path(&rel),
-                resumable_here: cwd.as_deref().is_some_and(|c| Path::new(c).is_dir()),
+                path,
+                resumable_here: not_here.is_none(),
+                not_here,
                 cwd,
                 machines,
                 last_writer,
@@ -274,12 +288,7 @@ fn collect_once(
 }
 
 /// `ferry sessions`.
-pub fn list(
-    json_out: bool,
-    machine: Option<String>,
-    project: Option<String>,
-    open: bool,
-) -> Result<()> {
+pub fn list(ui: &Ui, machine: Option<String>, project: Option<String>, open: bool) -> Result<()> {
     let st = State::locate()?;
     let sessions: Vec<Session> = collect(&st)?
         .into_iter()
@@ -295,40 +304,36 @@ pub fn list(
         })
         .filter(|s| !open || s.open)
         .collect();
-    if json_out {
-        let rows: Vec<Value> = sessions.iter().map(Session::json).collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
-    }
-    if sessions.is_empty() {
-        println!("no sessions");
-    }
-    for s in &sessions {
-        let what = s
-            .summary
-            .title
-            .clone()
-            .or_else(|| s.summary.first_prompt.clone())
-            .unwrap_or_default();
-        println!(
-            "{}  {:<12} by {:<10} {}{}\n    {}{}  {}",
-            s.id,
-            ago(Some(s.updated_ms)),
-            s.last_writer,
-            s.project,
-            s.summary
-                .branch
-                .as_deref()
-                .map_or(String::new(), |b| format!(" [{b}]")),
-            if s.resumable_here {
-                "resumable here"
-            } else {
-                "no checkout here"
-            },
-            if s.open { ", open (never ended)" } else { "" },
-            clip(&what, 80)
-        );
-    }
+    let rows: Vec<Value> = sessions.iter().map(Session::json).collect();
+    ui.out(&json!({"sessions": rows}), || {
+        if sessions.is_empty() {
+            return "no sessions".into();
+        }
+        let mut t = String::new();
+        for s in &sessions {
+            let what = s
+                .summary
+                .title
+                .clone()
+                .or_else(|| s.summary.first_prompt.clone())
+                .unwrap_or_default();
+            t += &format!(
+                "{}  {:<12} by {:<10} {}{}\n    {}{}  {}\n",
+                s.id,
+                ago(Some(s.updated_ms)),
+                s.last_writer,
+                s.project,
+                s.summary
+                    .branch
+                    .as_deref()
+                    .map_or(String::new(), |b| format!(" [{b}]")),
+                s.not_here.unwrap_or("resumable here"),
+                if s.open { ", open (never ended)" } else { "" },
+                clip(&what, 80)
+            );
+        }
+        t
+    });
     Ok(())
 }
 
@@ -390,8 +395,19 @@ fn work(summary: &Summary) -> Work {
     }
 }
 
+/// What `ferry handoff` tells: the session, its work, both checkouts, the last exchange.
+struct Brief<'a> {
+    s: &'a Session,
+    summary: &'a Summary,
+    task: Option<String>,
+    work: Work,
+    their_git: Option<GitState>,
+    here: Option<GitState>,
+    resume: Option<String>,
+}
+
 /// `ferry handoff SESSION`: a brief for picking the work up on this machine.
-pub fn handoff(id: &str, json_out: bool) -> Result<()> {
+pub fn handoff(id: &str, ui: &Ui) -> Result<()> {
     let st = State::locate()?;
     let all = collect(&st)?;
     let s = find(&all, id)?;
@@ -417,67 +433,109 @@ pub fn handoff(id: &str, json_out: bool) -> Result<()> {
         .and_then(|(b, _)| serde_json::from_slice(&b).ok())
         .or_else(|| s.their_git.clone());
     let summary = full.as_ref().unwrap_or(&s.summary);
-    let here: Option<GitState> = s.cwd.as_deref().and_then(|c| git_state(Path::new(c)));
-    let task = s
-        .summary
-        .title
-        .clone()
-        .or_else(|| summary.first_prompt.clone());
-    let work = work(summary);
-    let last_prompt = summary.prompts.last();
-    let resume = s.resumable_here.then(|| {
-        format!(
-            "cd {} && claude --resume {}",
-            s.cwd.as_deref().unwrap_or("."),
-            s.id
-        )
+    let brief = Brief {
+        s,
+        summary,
+        task: s
+            .summary
+            .title
+            .clone()
+            .or_else(|| summary.first_prompt.clone()),
+        work: work(summary),
+        their_git,
+        here: s.cwd.as_deref().and_then(|c| git_state(Path::new(c))),
+        resume: s.resumable_here.then(|| {
+            format!(
+                "cd {} && claude --resume {}",
+                s.cwd.as_deref().unwrap_or("."),
+                s.id
+            )
+        }),
+    };
+    let doc = json!({
+        "session": s.json(), "task": brief.task, "done": brief.work.done,
+        "in_progress": brief.work.in_progress, "next_steps": brief.work.next,
+        "files_touched": summary.files, "files_changed": summary.edited,
+        "last_exchange": {"user": summary.prompts.last(), "assistant": summary.last_assistant},
+        "their_checkout": brief.their_git, "this_checkout": brief.here, "resume": brief.resume,
     });
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "session": s.json(), "task": task, "done": work.done,
-                "in_progress": work.in_progress, "next_steps": work.next,
-                "files_touched": summary.files, "files_changed": summary.edited,
-                "last_exchange": {"user": last_prompt, "assistant": summary.last_assistant},
-                "their_checkout": their_git, "this_checkout": here, "resume": resume,
-            }))?
-        );
-        return Ok(());
-    }
-    println!("# Handoff: session {}", s.id);
-    println!();
-    println!(
+    ui.out(&doc, || brief_text(&brief));
+    Ok(())
+}
+
+/// The brief as Markdown.
+fn brief_text(b: &Brief) -> String {
+    use std::fmt::Write;
+    let (s, summary) = (b.s, b.summary);
+    let mut t = format!("# Handoff: session {}\n\n", s.id);
+    let _ = writeln!(
+        t,
         "Project {} — last written by {} {}.",
         s.project,
         s.last_writer,
         ago(Some(s.updated_ms))
     );
-    println!(
+    let _ = writeln!(
+        t,
         "Task: {}",
-        task.as_deref()
-            .map_or("(no prompt yet)".into(), |t| clip(t, 300))
+        b.task
+            .as_deref()
+            .map_or("(no prompt yet)".into(), |x| clip(x, 300))
     );
-    let section = |title: &str, items: &[String], none: &str| {
-        println!();
-        println!("## {title}");
+    let mut section = |title: &str, items: &[String], none: &str| {
+        let _ = writeln!(t, "\n## {title}");
         if items.is_empty() {
-            println!("- {none}");
+            let _ = writeln!(t, "- {none}");
         }
         for i in items {
-            println!("- {}", clip(i, 200));
+            let _ = writeln!(t, "- {}", clip(i, 200));
         }
     };
-    section("What was done", &work.done, "nothing recorded");
-    section("In progress", &work.in_progress, "nothing recorded");
+    section("What was done", &b.work.done, "nothing recorded");
+    section("In progress", &b.work.in_progress, "nothing recorded");
     section(
         "Next steps",
-        &work.next,
+        &b.work.next,
         "none recorded: go on from the last exchange below",
     );
     section("Files touched", &summary.files, "none recorded");
-    println!();
-    println!("## Checkouts");
+    checkouts_text(b, &mut t);
+    let _ = writeln!(t, "\n## Last exchange");
+    let _ = writeln!(
+        t,
+        "User: {}",
+        summary
+            .prompts
+            .last()
+            .map_or("(none)".into(), |p| clip(p, 400))
+    );
+    let _ = writeln!(
+        t,
+        "Claude: {}\n",
+        summary
+            .last_assistant
+            .as_deref()
+            .map_or("(none)".into(), |x| clip(x, 600))
+    );
+    t += &match (&b.resume, s.not_here) {
+        (Some(r), _) => format!("Resume here: {r}"),
+        (None, Some(why)) if why.starts_with("not mounted") => format!(
+            "Not resumable here yet: {why}; then `cd {} && claude --resume {}`. Or continue from this brief.",
+            s.cwd.as_deref().unwrap_or("."),
+            s.id
+        ),
+        (None, _) => format!(
+            "No checkout of {} here: clone it, `ferry link` it, then `claude --resume {}` in it; or continue from this brief.",
+            s.project, s.id
+        ),
+    };
+    t
+}
+
+/// Where the writer's checkout and this one stand.
+fn checkouts_text(b: &Brief, t: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(t, "\n## Checkouts");
     let show = |g: &Option<GitState>| match g {
         Some(g) => format!(
             "branch {}, commit {}, {} dirty file(s)",
@@ -487,46 +545,26 @@ pub fn handoff(id: &str, json_out: bool) -> Result<()> {
         ),
         None => "unknown".into(),
     };
-    let theirs = match (&their_git, &summary.branch) {
-        (None, Some(b)) => format!(
-            "branch {b} (from the transcript; `ferry hooks install` there records the commit too)"
+    let theirs = match (&b.their_git, &b.summary.branch) {
+        (None, Some(br)) => format!(
+            "branch {br} (from the transcript; `ferry hooks install` there records the commit too)"
         ),
-        _ => show(&their_git),
+        _ => show(&b.their_git),
     };
-    println!("- {}: {theirs}", s.last_writer);
-    println!(
+    let _ = writeln!(t, "- {}: {theirs}", b.s.last_writer);
+    let _ = writeln!(
+        t,
         "- here ({}): {}",
-        s.cwd.as_deref().unwrap_or("no checkout"),
-        show(&here)
+        b.s.cwd.as_deref().unwrap_or("no checkout"),
+        show(&b.here)
     );
-    if let (Some(t), Some(h)) = (&their_git, &here)
-        && (t.commit != h.commit || t.branch != h.branch)
+    if let (Some(x), Some(h)) = (&b.their_git, &b.here)
+        && (x.commit != h.commit || x.branch != h.branch)
     {
-        println!(
+        let _ = writeln!(
+            t,
             "- the checkouts differ: bring this one to {} first",
-            show(&their_git)
+            show(&b.their_git)
         );
     }
-    println!();
-    println!("## Last exchange");
-    println!(
-        "User: {}",
-        last_prompt.map_or("(none)".into(), |p| clip(p, 400))
-    );
-    println!(
-        "Claude: {}",
-        summary
-            .last_assistant
-            .as_deref()
-            .map_or("(none)".into(), |t| clip(t, 600))
-    );
-    println!();
-    match &resume {
-        Some(r) => println!("Resume here: {r}"),
-        None => println!(
-            "No checkout of {} here: clone it, `ferry link` it, then `claude --resume {}` in it; or continue from this brief.",
-            s.project, s.id
-        ),
-    }
-    Ok(())
 }

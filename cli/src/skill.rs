@@ -26,22 +26,7 @@ pub fn path() -> Result<PathBuf> {
 /// How the skill's commands name ferry: `ferry` when that is this binary on PATH, else its full
 /// path; with the state dir when it is not the default one.
 fn ferry() -> Result<String> {
-    let exe = std::env::current_exe().context("finding the ferry binary")?;
-    let on_path = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(if cfg!(windows) { "ferry.exe" } else { "ferry" }))
-            .find(|c| c.is_file())
-    });
-    let same = |a: &std::path::Path, b: &std::path::Path| {
-        std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok()
-    };
-    let mut cmd = match on_path {
-        Some(p) if same(&p, &exe) => "ferry".to_string(),
-        _ => crate::hooks::quote(
-            exe.to_str()
-                .context("the ferry binary's path is not UTF-8")?,
-        ),
-    };
+    let mut cmd = crate::hooks::binary()?;
     if let Some(home) = std::env::var_os("FERRY_HOME").filter(|h| !h.is_empty()) {
         let home = home.to_str().context("FERRY_HOME is not UTF-8")?;
         cmd = format!("FERRY_HOME={} {cmd}", crate::hooks::quote(home));
@@ -65,9 +50,10 @@ were left open (their Claude Code never ended) and can brief you on any of them.
 
 ## When asked what is unfinished
 
-1. Run `{ferry} sessions --open --json`. It prints a list, newest first; each row has `id`,
-   `last_writer` (the machine that wrote last), `written_here`, `title`, `first_prompt`,
-   `updated_ms` (ms since the epoch), `project`, `cwd` and `resumable_here`.
+1. Run `{ferry} sessions --open --json`. It prints an object whose `sessions` is a list, newest
+   first; each row has `id`, `last_writer` (the machine that wrote last), `written_here`,
+   `title`, `first_prompt`, `updated_ms` (ms since the epoch), `project_key`, `cwd`,
+   `resumable_here` and, when that is false, `not_resumable_why`.
 2. Leave out this very conversation (a row written here in the last few minutes whose first
    prompt is this conversation's).
 3. Answer in the user's language with a numbered list: the machine, the title (else the first

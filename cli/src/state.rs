@@ -15,7 +15,7 @@ pub struct Config {
     pub machine_name: String,
     /// The shared remote, if any.
     pub remote: Option<String>,
-    /// What commits do with secrets in new content: warn (default), redact or block.
+    /// What commits do with secrets in new content: redact (default), warn or block.
     #[serde(default)]
     pub secrets: ferry_sync::secrets::Policy,
     /// Where this state dir was made (see `identity.rs`): a copy of it takes a new machine id.
@@ -172,6 +172,17 @@ impl State {
         crate::identity::check(self, config)
     }
 
+    /// Opens the store for a command that only reads it (never creates one); fails with what to
+    /// do when it is missing or damaged.
+    pub fn open_store(&self) -> Result<ferry_sync::store::Store> {
+        ferry_sync::store::Store::open(&self.store()).with_context(|| {
+            format!(
+                "the store {} cannot be opened: run `ferry init` to set it up again (your sessions in Claude Code's directory are not touched)",
+                self.store().display()
+            )
+        })
+    }
+
     /// Writes `config.json` (mode 0600) atomically.
     pub fn save(&self, config: &Config) -> Result<()> {
         create_private_dir(&self.dir)?;
@@ -199,6 +210,12 @@ pub fn real_dir(path: &Path) -> Result<(PathBuf, String)> {
 /// 0700: Claude Code's own modes. Used for files in `projects/`, where it is an ordinary write
 /// through the view.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_private_to(path, bytes, true)
+}
+
+/// [`write_private`], or when `replace` is false, only if nothing is at `path` yet (an
+/// existing file is an error that names it).
+pub fn write_private_to(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
     let parent = path.parent().context("a file needs a directory")?;
     if !parent.exists() {
         #[cfg(unix)]
@@ -209,13 +226,22 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    if replace {
+        options.write(true).create(true).truncate(true);
+    } else {
+        options.write(true).create_new(true);
+    }
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
-        .with_context(|| format!("writing {}", path.display()))
+    match options.open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "{} exists already; pass --force to replace it, or give another file",
+            path.display()
+        ),
+        opened => opened
+            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+            .with_context(|| format!("writing {}", path.display())),
+    }
 }
 
 /// Creates `dir` (and parents) readable by this user only.

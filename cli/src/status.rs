@@ -6,6 +6,7 @@
 
 use crate::state::{self, State};
 use crate::sync_cmd::daemon_pid;
+use crate::ui::Ui;
 use anyhow::Result;
 use ferry_platform::mount::{MountState, mount_state};
 use ferry_sync::engine::{MachineStatus, Status, now_ms, redact};
@@ -93,18 +94,17 @@ fn conflicts(snaps: &[Snapshot], me: &str) -> (Vec<Value>, Vec<Value>) {
             trees.dedup();
             if trees.len() > 1 {
                 let machines: Vec<String> = r.shown.iter().map(|&i| name(versions[i].0)).collect();
-                divergent.push(json!({"project": key, "path": rel, "machines": machines}));
+                divergent.push(json!({"project_key": key, "path": rel, "machines": machines}));
             }
         } else if !r.losers.is_empty() {
             let shown = r.shown.first().map(|&i| name(versions[i].0));
             let losers: Vec<String> = r.losers.iter().map(|&i| name(versions[i].0)).collect();
-            lost.push(json!({"project": key, "path": rel, "shown": shown, "losers": losers}));
+            lost.push(json!({"project_key": key, "path": rel, "shown": shown, "losers": losers}));
         }
     }
     (divergent, lost)
 }
 
-/// Runs `ferry status`.
 /// What the running daemon last published (`None` when none runs), and the status to show:
 /// that, or an empty one, with the last `ferry sync`'s error if it is newer.
 pub fn observed(st: &State, pid: Option<i32>) -> (Option<Status>, Status) {
@@ -128,14 +128,37 @@ pub fn observed(st: &State, pid: Option<i32>) -> (Option<Status>, Status) {
     (live, status)
 }
 
-pub fn run(json_out: bool) -> Result<()> {
+/// Everything `ferry status` reports, gathered once, then shown as JSON or text.
+struct Seen {
+    config: crate::state::Config,
+    machine: ferry_sync::store::MachineRecord,
+    mountpoint: std::path::PathBuf,
+    mount: MountState,
+    pid: Option<i32>,
+    status: Status,
+    divergent: Vec<Value>,
+    lost: Vec<Value>,
+    findings: Vec<ferry_sync::secrets::Finding>,
+    /// Machines retired (by any machine): history, never lagging.
+    retired: std::collections::BTreeSet<String>,
+}
+
+/// Runs `ferry status`.
+pub fn run(ui: &Ui) -> Result<()> {
+    let seen = gather()?;
+    ui.out(&doc(&seen), || text(&seen));
+    Ok(())
+}
+
+/// Reads the state dir, the store and the daemon's published status.
+fn gather() -> Result<Seen> {
     let st = State::locate()?;
     let config = st.config()?;
     let machine = state::machine_record(&config)?;
     let mountpoint = state::mount_point()?;
     let mount = mount_state(&mountpoint);
     let pid = daemon_pid(&st);
-    let store = Store::init(&st.store())?;
+    let store = st.open_store()?;
     let snaps = snapshots(&store, &machine.id)?;
     let (live, mut status) = observed(&st, pid);
     if status.machines.is_empty() {
@@ -175,59 +198,108 @@ pub fn run(json_out: bool) -> Result<()> {
             .sum();
     }
     let (divergent, lost) = conflicts(&snaps, &machine.id);
-    let findings = st.findings();
-    let mount_word = match mount {
+    let retired = snaps
+        .iter()
+        .flat_map(|s| s.machine.retired.keys())
+        .chain(config.retired.keys())
+        .cloned()
+        .collect();
+    Ok(Seen {
+        findings: st.findings(),
+        config,
+        machine,
+        mountpoint,
+        mount,
+        pid,
+        status,
+        divergent,
+        lost,
+        retired,
+    })
+}
+
+/// The JSON document.
+fn doc(s: &Seen) -> Value {
+    let machines: Vec<Value> = s
+        .status
+        .machines
+        .iter()
+        .map(|m| {
+            let retired = s.retired.contains(&m.id);
+            json!({
+                "id": m.id, "name": m.name, "this_machine": m.this_machine,
+                "last_commit_ms": m.last_commit_ms,
+                "lag_ms": m.last_commit_ms.filter(|_| !retired).map(|t| (now_ms() - t).max(0)),
+                "retired": retired,
+                "not_pushed": m.ahead,
+            })
+        })
+        .collect();
+    let status = &s.status;
+    json!({
+        "mount": {"path": s.mountpoint, "state": format!("{:?}", s.mount).to_lowercase(), "daemon_pid": s.pid},
+        "machine": {"id": s.machine.id, "name": s.machine.name, "copied_from": s.config.copied, "continues": s.config.continued},
+        "remote": {"url": s.config.remote.as_deref().map(redact), "reachable": status.remote_reachable, "transport": status.transport, "paused": status.paused, "twin": status.twin},
+        "machines": machines,
+        "last_fetch_ms": status.last_fetch_ms,
+        "last_push_ms": status.last_push_ms,
+        "pending": {"paths": status.pending_paths, "bytes": status.pending_bytes, "waiting": status.waiting},
+        "divergent_sessions": s.divergent,
+        "lost_newest_wins": s.lost,
+        "last_error": status.last_error.as_ref().map(|(at, e)| json!({"at_ms": at, "message": e})),
+        "rejected": status.rejected,
+        "secrets": {"policy": s.config.secrets, "findings": s.findings},
+    })
+}
+
+/// Names from a JSON list of strings, joined for people: `laptop, desk2`.
+fn names(v: &Value) -> String {
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .map(|n| n.as_str().unwrap_or("?"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::String(n) => n.clone(),
+        _ => "?".into(),
+    }
+}
+
+/// The text for people.
+fn text(s: &Seen) -> String {
+    let mut t = String::new();
+    header(s, &mut t);
+    machines_text(s, &mut t);
+    conflicts_text(s, &mut t);
+    secrets_text(s, &mut t);
+    let status = &s.status;
+    t += &match &status.last_error {
+        Some((at, e)) => format!("last error: {e} ({})\n", ago(Some(*at))),
+        None => "last error: none\n".into(),
+    };
+    t
+}
+
+/// Mount, machine and remote lines.
+fn header(s: &Seen, t: &mut String) {
+    use std::fmt::Write;
+    let (status, pid) = (&s.status, s.pid);
+    let mount_word = match s.mount {
         MountState::Live => "live",
         MountState::Stale => "stale (the daemon died; `ferry mount` recovers it)",
         MountState::None => "not mounted",
         MountState::Other => "another filesystem is mounted there",
     };
-    // Retired machines (by any machine): history, never lagging.
-    let retired: std::collections::BTreeSet<&str> = snaps
-        .iter()
-        .flat_map(|s| s.machine.retired.keys())
-        .chain(config.retired.keys())
-        .map(String::as_str)
-        .collect();
-    let machines: Vec<Value> = status
-        .machines
-        .iter()
-        .map(|m| {
-            json!({
-                "id": m.id, "name": m.name, "this_machine": m.this_machine,
-                "last_commit_ms": m.last_commit_ms,
-                "lag_ms": m.last_commit_ms.filter(|_| !retired.contains(m.id.as_str())).map(|t| (now_ms() - t).max(0)),
-                "retired": retired.contains(m.id.as_str()),
-                "not_pushed": m.ahead,
-            })
-        })
-        .collect();
-    let remote = config.remote.as_deref().map(redact);
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "mount": {"path": mountpoint, "state": format!("{mount:?}").to_lowercase(), "daemon_pid": pid},
-                "machine": {"id": machine.id, "name": machine.name, "copied_from": config.copied, "continues": config.continued},
-                "remote": {"url": remote, "reachable": status.remote_reachable, "transport": status.transport, "paused": status.paused, "twin": status.twin},
-                "machines": machines,
-                "last_fetch_ms": status.last_fetch_ms,
-                "last_push_ms": status.last_push_ms,
-                "pending": {"paths": status.pending_paths, "bytes": status.pending_bytes, "waiting": status.waiting},
-                "divergent_sessions": divergent,
-                "lost_newest_wins": lost,
-                "last_error": status.last_error.as_ref().map(|(at, e)| json!({"at_ms": at, "message": e})),
-                "rejected": status.rejected,
-                "secrets": {"policy": config.secrets, "findings": findings},
-            }))?
-        );
-        return Ok(());
-    }
     let daemon = pid.map_or(String::new(), |p| format!(", daemon pid {p}"));
-    println!("mount:    {} ({mount_word}{daemon})", mountpoint.display());
-    println!("machine:  {} ({})", machine.name, machine.id);
-    if let Some(c) = &config.copied {
-        println!(
+    let _ = writeln!(
+        t,
+        "mount:    {} ({mount_word}{daemon})",
+        s.mountpoint.display()
+    );
+    let _ = writeln!(t, "machine:  {} ({})", s.machine.name, s.machine.id);
+    if let Some(c) = &s.config.copied {
+        let _ = writeln!(
+            t,
             "          a copy of machine {} ({}), noticed {}: {}; it took this new id, and its own files go to this machine's branch. Rename it with `ferry machines rename NAME`",
             c.from_name,
             c.from_id,
@@ -235,13 +307,15 @@ pub fn run(json_out: bool) -> Result<()> {
             c.why
         );
     }
-    if let Some(c) = &config.continued {
-        println!(
+    if let Some(c) = &s.config.continued {
+        let _ = writeln!(
+            t,
             "          continues machine {} since {} (`ferry init --as-machine`)",
             c.name,
             ago(Some(c.at_ms))
         );
     }
+    let remote = s.config.remote.as_deref().map(redact);
     let reach = match (&remote, status.remote_reachable, pid) {
         (None, _, _) => "none: sessions stay here; add one with `ferry remote set URL`".to_string(),
         (Some(r), Some(true), _) => format!("{r} (reachable)"),
@@ -249,20 +323,26 @@ pub fn run(json_out: bool) -> Result<()> {
             format!("{r} (transfers paused until you act: see below)")
         }
         (Some(r), Some(false), _) => format!("{r} (unreachable; retrying with backoff)"),
-        (Some(r), None, Some(_)) => format!("{r} (not tried yet)"),
+        (Some(r), None, Some(_)) => format!("{r} (not reached yet)"),
         (Some(r), None, None) => format!("{r} (not mounted; `ferry sync` tries it now)"),
     };
-    println!("remote:   {reach}");
-    if let Some(t) = &status.transport {
-        println!("transport: {t}");
+    let _ = writeln!(t, "remote:   {reach}");
+    if let Some(x) = &status.transport {
+        let _ = writeln!(t, "transport: {x}");
     }
     if let Some(why) = &status.twin {
-        println!("twin:     {why}");
+        let _ = writeln!(t, "twin:     {why}");
     }
     if let Some(why) = &status.paused {
-        println!("paused:   {why}");
+        let _ = writeln!(t, "paused:   {why}");
     }
-    println!("machines:");
+}
+
+/// One line per machine, then what is pending.
+fn machines_text(s: &Seen, t: &mut String) {
+    use std::fmt::Write;
+    let status = &s.status;
+    t.push_str("machines:\n");
     for m in &status.machines {
         let mut line = format!(
             "  {:<20} last commit {}",
@@ -273,14 +353,14 @@ pub fn run(json_out: bool) -> Result<()> {
             },
             ago(m.last_commit_ms)
         );
-        if retired.contains(m.id.as_str()) {
+        if s.retired.contains(&m.id) {
             line.push_str(" (retired: its sessions stay as history)");
         }
         if m.this_machine {
             if let Some(a) = m.ahead {
                 line.push_str(&format!(", {a} commit(s) not pushed"));
             }
-            if pid.is_some() && config.remote.is_some() {
+            if s.pid.is_some() && s.config.remote.is_some() {
                 line.push_str(&format!(
                     ", last fetch {}, last push {}",
                     ago(status.last_fetch_ms),
@@ -288,52 +368,69 @@ pub fn run(json_out: bool) -> Result<()> {
                 ));
             }
         }
-        println!("{line}");
+        let _ = writeln!(t, "{line}");
     }
-    println!(
+    let _ = writeln!(
+        t,
         "pending:  {} path(s), {} byte(s) not yet committed",
         status.pending_paths, status.pending_bytes
     );
     for w in &status.waiting {
-        println!("  of which {} in {} wait: {}", w.paths, w.dir, w.why);
+        let _ = writeln!(t, "  of which {} in {} wait: {}", w.paths, w.dir, w.why);
     }
-    println!(
-        "divergent sessions: {}",
-        if divergent.is_empty() {
-            "none".to_string()
-        } else {
-            divergent.len().to_string()
-        }
-    );
-    for d in &divergent {
-        println!("  {} in {} ({})", d["path"], d["project"], d["machines"]);
-    }
-    println!(
-        "files that lost a newest-wins merge: {}",
-        if lost.is_empty() {
-            "none".to_string()
-        } else {
-            lost.len().to_string()
-        }
-    );
-    for l in &lost {
-        println!(
-            "  {} in {}: shown from {}, older from {} (restore with `ferry restore`)",
-            l["path"], l["project"], l["shown"], l["losers"]
+}
+
+/// Divergent sessions and files that lost a newest-wins merge, each with what to do.
+fn conflicts_text(s: &Seen, t: &mut String) {
+    use std::fmt::Write;
+    let count = |v: &[Value]| match v.len() {
+        0 => "none".to_string(),
+        n => n.to_string(),
+    };
+    let str_of = |v: &Value| v.as_str().unwrap_or("?").to_string();
+    let _ = writeln!(t, "divergent sessions: {}", count(&s.divergent));
+    for d in &s.divergent {
+        let _ = writeln!(
+            t,
+            "  {} in {}, continued differently on {}",
+            str_of(&d["path"]),
+            str_of(&d["project_key"]),
+            names(&d["machines"])
         );
     }
-    let policy = serde_json::to_value(config.secrets)?;
-    println!(
+    if !s.divergent.is_empty() {
+        t.push_str("  every line of each is kept and shown; `ferry handoff ID` sums one up, `ferry restore --list PATH` shows each machine's versions\n");
+    }
+    let _ = writeln!(t, "files that lost a newest-wins merge: {}", count(&s.lost));
+    for l in &s.lost {
+        let _ = writeln!(
+            t,
+            "  {} in {}: shown from {}, older from {} (bring one back with `ferry restore --list`)",
+            str_of(&l["path"]),
+            str_of(&l["project_key"]),
+            names(&l["shown"]),
+            names(&l["losers"])
+        );
+    }
+}
+
+/// Secrets found in new content, and what to do about pushed ones.
+fn secrets_text(s: &Seen, t: &mut String) {
+    use std::fmt::Write;
+    let policy = serde_json::to_value(s.config.secrets).unwrap_or_default();
+    let _ = writeln!(
+        t,
         "secrets in new content (policy {}): {}",
         policy.as_str().unwrap_or("warn"),
-        if findings.is_empty() {
+        if s.findings.is_empty() {
             "none found".to_string()
         } else {
-            findings.len().to_string()
+            s.findings.len().to_string()
         }
     );
-    for f in &findings {
-        println!(
+    for f in &s.findings {
+        let _ = writeln!(
+            t,
             "  {} in {} at byte {}: {}, {} {}",
             f.path,
             f.project,
@@ -343,14 +440,7 @@ pub fn run(json_out: bool) -> Result<()> {
             ago(Some(f.at_ms))
         );
     }
-    if findings.iter().any(|f| f.action == "pushed") {
-        println!(
-            "  a pushed secret is in the remote's history: revoke it; `ferry init --secrets redact` redacts new ones"
-        );
+    if s.findings.iter().any(|f| f.action == "pushed") {
+        t.push_str("  a pushed secret is in the remote's history: revoke it; `ferry init --secrets redact` redacts new ones\n");
     }
-    match &status.last_error {
-        Some((at, e)) => println!("last error: {e} ({})", ago(Some(*at))),
-        None => println!("last error: none"),
-    }
-    Ok(())
 }

@@ -4,13 +4,11 @@
 
 use crate::daemon;
 use crate::state::{self, State};
+use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
 use ferry_sync::engine::{self, EngineConfig, SyncReport};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
-
-/// Exit code of `ferry sync` when the local commit happened but the remote was not reached.
-pub const UNREACHABLE: u8 = 3;
 
 /// What one sync did, as `ferry sync` prints it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -65,17 +63,16 @@ pub fn signal(st: &State, pid: i32, now: bool) -> Result<()> {
 }
 
 /// Runs `ferry sync`; returns the exit code.
-pub fn run(soon: bool, json: bool) -> Result<u8> {
+pub fn run(soon: bool, ui: &Ui) -> Result<crate::ui::Exit> {
     let st = State::locate()?;
     let config = st.config()?;
     let report = match daemon_pid(&st) {
         Some(pid) if soon => {
             signal(&st, pid, false)?;
-            if json {
-                println!("{}", serde_json::json!({"asked": true, "daemon_pid": pid}));
-            } else {
-                println!("ferry: asked the daemon (pid {pid}) to commit, fetch and push");
-            }
+            ui.out(
+                &serde_json::json!({"asked": true, "daemon_pid": pid}),
+                || format!("ferry: asked the daemon (pid {pid}) to commit, fetch and push"),
+            );
             return Ok(0);
         }
         Some(pid) => {
@@ -109,30 +106,30 @@ pub fn run(soon: bool, json: bool) -> Result<u8> {
             report
         }
     };
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        match &report.committed {
-            Some(c) => println!("committed {}", &c[..c.len().min(12)]),
-            None if report.waiting.is_empty() => println!("nothing new to commit"),
-            None => println!("nothing committed"),
-        }
+    ui.out(&report, || {
+        let mut t = match &report.committed {
+            Some(c) => format!("committed {}\n", &c[..c.len().min(12)]),
+            None if report.waiting.is_empty() => "nothing new to commit\n".into(),
+            None => "nothing committed\n".into(),
+        };
         for w in &report.waiting {
-            println!("waiting: {} path(s) in {}: {}", w.paths, w.dir, w.why);
+            t += &format!("waiting: {} path(s) in {}: {}\n", w.paths, w.dir, w.why);
         }
-        match (report.remote_ok, &report.error) {
-            (None, _) => println!(
+        t += &match (report.remote_ok, &report.error) {
+            (None, _) => {
                 "no remote: sessions stay on this machine; add one with `ferry remote set URL`"
-            ),
-            (Some(true), _) => println!("fetched and pushed"),
-            (Some(false), e) => println!(
+                    .to_string()
+            }
+            (Some(true), _) => "fetched and pushed".into(),
+            (Some(false), e) => format!(
                 "the remote failed: {}\neverything is committed locally and will be pushed once the remote works",
                 e.as_deref().unwrap_or("unknown error")
             ),
-        }
-    }
+        };
+        t
+    });
     Ok(match report.remote_ok {
-        Some(false) => UNREACHABLE,
+        Some(false) => crate::ui::Kind::RemoteUnreachable.code(),
         _ => 0,
     })
 }

@@ -670,6 +670,13 @@ pub fn mount(fs: Arc<Fs>, mountpoint: &Path) -> std::io::Result<Mounted> {
         MountOption::NoAtime,
         MountOption::RW,
     ];
+    // As root fuser mounts by itself and gives the kernel no subtype (fusermount3 does, from
+    // `Subtype`): the type is then `fuse.ferry` either way.
+    if nix::unistd::geteuid().is_root() {
+        config
+            .mount_options
+            .push(MountOption::CUSTOM("subtype=ferry".into()));
+    }
     // Two threads measured best on two cores (FERRY_FUSE_THREADS overrides, for measuring).
     let threads: usize = std::env::var("FERRY_FUSE_THREADS")
         .ok()
@@ -714,6 +721,14 @@ impl Mounted {
         let changed = self.fs.set_links(links)?;
         invalidate(&self.notifier, &self.inodes, &changed);
         Ok(changed.len())
+    }
+
+    /// Whether the kernel still sends requests: after a lazy unmount, until the last file open
+    /// in the detached mount is closed.
+    pub fn serving(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| !s.guard.is_finished())
     }
 
     /// Ends the session once the mount point has been unmounted (see `ferry_platform`), waiting

@@ -146,3 +146,62 @@ pub fn unmount(path: &Path) -> std::io::Result<()> {
         ),
     ))
 }
+
+/// A file a process holds open under a mount, as `ferry unmount` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenFile {
+    /// The process.
+    pub pid: u32,
+    /// Its command name.
+    pub command: String,
+    /// The file.
+    pub path: std::path::PathBuf,
+}
+
+/// Every file other processes hold open under `path` (their descriptors, from `/proc`), so that
+/// an unmount can say what it waits for. Only Linux can tell; elsewhere the list is empty.
+pub fn open_under(path: &Path) -> Vec<OpenFile> {
+    #[cfg(target_os = "linux")]
+    {
+        let me = std::process::id();
+        let mut found = Vec::new();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return found;
+        };
+        for p in procs.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+                continue;
+            };
+            for fd in fds.flatten() {
+                if let Ok(target) = std::fs::read_link(fd.path())
+                    && target.starts_with(path)
+                    && target != path
+                {
+                    let command = std::fs::read_to_string(p.path().join("comm"))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    found.push(OpenFile {
+                        pid,
+                        command,
+                        path: target,
+                    });
+                }
+            }
+        }
+        found.sort_by(|a, b| (a.pid, &a.path).cmp(&(b.pid, &b.path)));
+        found.dedup();
+        found
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        Vec::new()
+    }
+}

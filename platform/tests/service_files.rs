@@ -73,6 +73,10 @@ fn systemd_accepts_the_unit_and_reads_back_the_command_and_variables() {
         "{text}"
     );
     assert!(text.contains(r#"Environment="FERRY_HOME=/data/a & b <c> 'q' \"d\" %%h $X""#));
+    // Started once the mount is live (the daemon sends READY=1), with time to serve open files
+    // (15 s) and push (10 s) when stopped.
+    assert!(text.contains("Type=notify\nNotifyAccess=main\n"), "{text}");
+    assert!(text.contains("TimeoutStopSec=60\n"), "{text}");
 
     // A unit systemd rejects fails the same check: the check is not vacuous.
     let bad = tmp.path().join("bad.service");

@@ -1,7 +1,12 @@
 //! Secret scanning before anything leaves the machine: API keys, tokens and private keys in new
 //! content, found as it is committed. The policy decides what happens: `warn` (commit as is and
 //! report), `redact` (commit with each secret replaced by `[REDACTED:<kind>]`, every other byte
-//! unchanged; the local file keeps it) or `block` (hold the file back, report).
+//! unchanged; the local file keeps it; the default) or `block` (hold the file back, report).
+//!
+//! The rules follow gitleaks' (MIT-licensed) for the token shapes an agent's transcript meets
+//! most: each is a fixed keyword, found for all rules in one pass (Aho-Corasick), then checked
+//! by its shape: a token body of an alphabet and a length, a PEM private key, a JWT, or the
+//! password of a URL (`postgres://user:pw@host`).
 
 use aho_corasick::AhoCorasick;
 use serde::{Deserialize, Serialize};
@@ -12,9 +17,10 @@ use std::sync::OnceLock;
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     /// Commit and push as is; list the finding in `ferry status`.
-    #[default]
     Warn,
-    /// Commit with the secret replaced; the local file keeps it.
+    /// Commit with the secret replaced; the local file keeps it. The default: nothing a
+    /// scanner recognises leaves the machine unless the user says so.
+    #[default]
     Redact,
     /// Commit nothing of that file until the secret is gone.
     Block,
@@ -60,13 +66,54 @@ pub struct Hit {
     pub range: std::ops::Range<usize>,
 }
 
-/// A token shape: a fixed prefix, then at least `min` bytes of its alphabet.
+/// A token shape: a fixed prefix, then at least `min` bytes of its alphabet (the body of a
+/// structured shape is checked by its own code: see [`scan`]).
 struct Shape {
     prefix: &'static str,
     kind: &'static str,
     min: usize,
     alphabet: fn(u8) -> bool,
 }
+
+/// A shape with a fixed prefix and a body of `min` or more bytes of `alphabet`.
+const fn token(
+    prefix: &'static str,
+    kind: &'static str,
+    min: usize,
+    alphabet: fn(u8) -> bool,
+) -> Shape {
+    Shape {
+        prefix,
+        kind,
+        min,
+        alphabet,
+    }
+}
+
+fn alnum(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+fn hex(b: u8) -> bool {
+    b.is_ascii_hexdigit()
+}
+
+fn base64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+}
+
+fn base64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+fn dotted(b: u8) -> bool {
+    word(b) || b == b'.' || b == b'='
+}
+
+/// The kinds whose body is checked by code of its own, not by an alphabet.
+const PRIVATE_KEY: &str = "private-key";
+const JWT: &str = "jwt";
+const URL_PASSWORD: &str = "url-password";
 
 fn word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
@@ -76,84 +123,67 @@ fn upper_digit(b: u8) -> bool {
     b.is_ascii_uppercase() || b.is_ascii_digit()
 }
 
-const SHAPES: [Shape; 12] = [
-    Shape {
-        prefix: "sk-ant-",
-        kind: "anthropic-api-key",
-        min: 32,
-        alphabet: word,
-    },
-    Shape {
-        prefix: "sk-proj-",
-        kind: "openai-api-key",
-        min: 32,
-        alphabet: word,
-    },
-    Shape {
-        prefix: "AKIA",
-        kind: "aws-access-key-id",
-        min: 16,
-        alphabet: upper_digit,
-    },
-    Shape {
-        prefix: "ghp_",
-        kind: "github-token",
-        min: 36,
-        alphabet: word,
-    },
-    Shape {
-        prefix: "gho_",
-        kind: "github-token",
-        min: 36,
-        alphabet: word,
-    },
-    Shape {
-        prefix: "ghu_",
-        kind: "github-token",
-        min: 36,
-        alphabet: word,
-    },
-    Shape {
-        prefix: "ghs_",
-        kind: "github-token",
-        min: 36,
-        alphabet: word,
-    },
-    Shape {
-        prefix: "github_pat_",
-        kind: "github-token",
-        min: 40,
-        alphabet: word,
-    },
-    Shape {
-        prefix: "glpat-",
-        kind: "gitlab-token",
-        min: 20,
-        alphabet: word,
-    },
-    Shape {
-        prefix: "xoxb-",
-        kind: "slack-token",
-        min: 20,
-        alphabet: word,
-    },
-    Shape {
-        prefix: "AIza",
-        kind: "google-api-key",
-        min: 35,
-        alphabet: word,
-    },
-    Shape {
-        prefix: "-----BEGIN ",
-        kind: "private-key",
-        min: 0,
-        alphabet: word,
-    },
+const SHAPES: &[Shape] = &[
+    token("sk-ant-", "anthropic-api-key", 32, word),
+    token("sk-proj-", "openai-api-key", 32, word),
+    token("sk-svcacct-", "openai-api-key", 32, word),
+    token("sk-", "openai-api-key", 40, alnum),
+    token("AKIA", "aws-access-key-id", 16, upper_digit),
+    token("ASIA", "aws-access-key-id", 16, upper_digit),
+    token("ghp_", "github-token", 36, word),
+    token("gho_", "github-token", 36, word),
+    token("ghu_", "github-token", 36, word),
+    token("ghs_", "github-token", 36, word),
+    token("ghr_", "github-token", 36, word),
+    token("github_pat_", "github-token", 40, word),
+    token("glpat-", "gitlab-token", 20, word),
+    token("glrt-", "gitlab-token", 20, word),
+    token("gldt-", "gitlab-token", 20, word),
+    token("xoxb-", "slack-token", 20, word),
+    token("xoxp-", "slack-token", 20, word),
+    token("xoxa-", "slack-token", 20, word),
+    token("xoxr-", "slack-token", 20, word),
+    token("xoxs-", "slack-token", 20, word),
+    token("xapp-", "slack-token", 20, word),
+    token("AIza", "google-api-key", 35, word),
+    token("ya29.", "google-oauth-token", 30, word),
+    token("sk_live_", "stripe-key", 20, alnum),
+    token("rk_live_", "stripe-key", 20, alnum),
+    token("sk_test_", "stripe-key", 20, alnum),
+    token("rk_test_", "stripe-key", 20, alnum),
+    token("whsec_", "stripe-webhook-secret", 24, alnum),
+    token("hf_", "huggingface-token", 34, alnum),
+    token("npm_", "npm-token", 36, alnum),
+    token("pypi-AgEIcHlwaS5vcmc", "pypi-token", 50, word),
+    token("dckr_pat_", "docker-token", 27, word),
+    token("dop_v1_", "digitalocean-token", 64, hex),
+    token("doo_v1_", "digitalocean-token", 64, hex),
+    token("dor_v1_", "digitalocean-token", 64, hex),
+    token("shpat_", "shopify-token", 32, hex),
+    token("shpss_", "shopify-token", 32, hex),
+    token("shpca_", "shopify-token", 32, hex),
+    token("shppa_", "shopify-token", 32, hex),
+    token("SG.", "sendgrid-api-key", 66, dotted),
+    token("lin_api_", "linear-api-key", 40, alnum),
+    token("gsk_", "groq-api-key", 52, alnum),
+    token("xai-", "xai-api-key", 80, alnum),
+    token("sq0atp-", "square-token", 22, word),
+    token("sq0csp-", "square-token", 43, word),
+    token("AccountKey=", "azure-storage-key", 86, base64),
+    token("-----BEGIN ", PRIVATE_KEY, 0, word),
+    token("eyJ", JWT, 0, base64url),
+    token("://", URL_PASSWORD, 0, word),
 ];
 
 fn finder() -> &'static AhoCorasick {
     static F: OnceLock<AhoCorasick> = OnceLock::new();
-    F.get_or_init(|| AhoCorasick::new(SHAPES.iter().map(|s| s.prefix)).expect("patterns"))
+    // Leftmost-longest: `sk-ant-…` is Anthropic's, not the shorter `sk-`.
+    F.get_or_init(|| {
+        AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(SHAPES.iter().map(|s| s.prefix))
+            .expect("patterns")
+    })
 }
 
 /// The end of a PEM private key block starting at `at` (`-----BEGIN ... PRIVATE KEY-----`):
@@ -185,6 +215,57 @@ fn private_key_end(bytes: &[u8], at: usize) -> Option<usize> {
     )
 }
 
+/// The end of a JWT whose header starts at `at` (`eyJ…`): three base64url parts, the second
+/// a JSON object too (`eyJ…`), each of 10 or more bytes.
+fn jwt_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let part = |from: usize| {
+        let n = bytes[from..].iter().take_while(|&&b| base64url(b)).count();
+        (n >= 10).then_some(from + n)
+    };
+    let header = part(at)?;
+    if bytes.get(header) != Some(&b'.') || !bytes[header + 1..].starts_with(b"eyJ") {
+        return None;
+    }
+    let payload = part(header + 1)?;
+    if bytes.get(payload) != Some(&b'.') {
+        return None;
+    }
+    part(payload + 1)
+}
+
+/// The password of a URL whose `://` is at `at`: `scheme://user:password@host`, the password
+/// alone (the rest of the URL stays readable).
+fn url_password(bytes: &[u8], at: usize) -> Option<std::ops::Range<usize>> {
+    let scheme = bytes[..at]
+        .iter()
+        .rev()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'.' || b == b'-')
+        .count();
+    if scheme == 0 {
+        return None;
+    }
+    let from = at + 3;
+    // The userinfo: up to `@`, never past what ends a URL or a JSON string.
+    let info_len = bytes[from..bytes.len().min(from + 256)]
+        .iter()
+        .position(|&b| {
+            matches!(
+                b,
+                b'@' | b'/' | b'"' | b'\\' | b' ' | b'\n' | b'\'' | b'<' | b'>' | b'?' | b'#'
+            )
+        })?;
+    if bytes[from + info_len] != b'@' {
+        return None;
+    }
+    let info = &bytes[from..from + info_len];
+    let colon = info.iter().position(|&b| b == b':')?;
+    let password = &info[colon + 1..];
+    if colon == 0 || password.len() < 3 || password.starts_with(b"$") {
+        return None;
+    }
+    Some(from + colon + 1..from + info_len)
+}
+
 /// Every secret in `bytes`, in order, not overlapping.
 pub fn scan(bytes: &[u8]) -> Vec<Hit> {
     let mut hits: Vec<Hit> = Vec::new();
@@ -197,28 +278,26 @@ pub fn scan(bytes: &[u8]) -> Vec<Hit> {
         // A token starts a word: `xsk-ant-...` is something else; `\nsk-ant-...` (after a JSON
         // escape) is not.
         let escaped = start >= 2 && bytes[start - 2] == b'\\';
-        if start > 0 && bytes[start - 1].is_ascii_alphanumeric() && !escaped {
-            continue;
-        }
-        let end = if shape.kind == "private-key" {
-            match private_key_end(bytes, start) {
-                Some(e) => e,
-                None => continue,
+        let starts_word = start == 0 || !bytes[start - 1].is_ascii_alphanumeric() || escaped;
+        let range = match shape.kind {
+            URL_PASSWORD => url_password(bytes, start),
+            _ if !starts_word => None,
+            PRIVATE_KEY => private_key_end(bytes, start).map(|e| start..e),
+            JWT => jwt_end(bytes, start).map(|e| start..e),
+            _ => {
+                let body = bytes[m.end()..]
+                    .iter()
+                    .take_while(|&&b| (shape.alphabet)(b))
+                    .count();
+                (body >= shape.min).then(|| start..m.end() + body)
             }
-        } else {
-            let body = bytes[m.end()..]
-                .iter()
-                .take_while(|&&b| (shape.alphabet)(b))
-                .count();
-            if body < shape.min {
-                continue;
-            }
-            m.end() + body
         };
-        hits.push(Hit {
-            kind: shape.kind,
-            range: start..end,
-        });
+        if let Some(range) = range {
+            hits.push(Hit {
+                kind: shape.kind,
+                range,
+            });
+        }
     }
     hits
 }
@@ -284,6 +363,53 @@ mod tests {
     }
 
     #[test]
+    fn finds_the_shapes_gitleaks_knows_beyond_prefixes() {
+        let cases = [
+            (format!("STRIPE=sk_live_{}", "a1B2".repeat(6)), "stripe-key"),
+            (
+                format!("token hf_{}", "abcdEFGH".repeat(5)),
+                "huggingface-token",
+            ),
+            (
+                format!("//registry/:_authToken=npm_{}", "a1b2".repeat(9)),
+                "npm-token",
+            ),
+            (format!("sk-{}", "Ab12".repeat(12)), "openai-api-key"),
+            (format!("xoxp-{}", "1234-".repeat(6)), "slack-token"),
+            (
+                format!(
+                    "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.{}",
+                    "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+                ),
+                "jwt",
+            ),
+        ];
+        for (text, kind) in &cases {
+            assert_eq!(kinds(text), [*kind], "{text}");
+        }
+        // A URL's password alone is the secret; the rest of the URL stays.
+        let url = r#"{"cmd":"psql postgres://app:s3cr3t-pw@db.internal:5432/prod"}"#;
+        let hits = scan(url.as_bytes());
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].kind, "url-password");
+        assert_eq!(&url[hits[0].range.clone()], "s3cr3t-pw");
+        let shown = String::from_utf8(redact(url.as_bytes(), &hits)).unwrap();
+        assert!(shown.contains("postgres://app:[REDACTED:url-password]@db.internal"));
+        // Neither a URL without a password, nor a variable, nor a short `sk-`, nor one JWT part.
+        for s in [
+            "https://github.com/o/r",
+            "ssh://git@github.com/o/r",
+            "https://user@host/x",
+            "postgres://u:$PASSWORD@h/db",
+            "sk-learn is a library",
+            "eyJhbGciOiJIUzI1NiJ9 alone",
+            "task_live_now",
+        ] {
+            assert!(kinds(s).is_empty(), "{s}: {:?}", kinds(s));
+        }
+    }
+
+    #[test]
     fn redaction_keeps_every_other_byte() {
         let key = format!("sk-ant-{}", "k".repeat(40));
         let line = format!("{{\"a\":\"x {key} y\",\"b\":\"é\\u0000\"}}\n");
@@ -294,6 +420,7 @@ mod tests {
             line.replace(&key, "[REDACTED:anthropic-api-key]")
         );
         assert_eq!("redact".parse::<Policy>(), Ok(Policy::Redact));
+        assert_eq!(Policy::default(), Policy::Redact);
         assert!("yes".parse::<Policy>().is_err());
     }
 }

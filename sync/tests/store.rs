@@ -714,7 +714,7 @@ fn a_secret_is_reported_once_and_only_where_content_is_new() {
     let found = m.store.take_findings();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].offset, first.find("sk-ant-").unwrap() as u64);
-    assert_eq!(found[0].action, "pushed");
+    assert_eq!(found[0].action, "redacted", "redact is the default");
     // An append in the same chunk: the old secret is not new content.
     let path = m.write("s.jsonl", (first.clone() + "{\"uuid\":\"2\"}\n").as_bytes());
     m.commit(vec![(

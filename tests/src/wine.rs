@@ -199,6 +199,9 @@ impl Windows {
             .env("ANTHROPIC_API_KEY", "sk-test")
             .env("DISABLE_TELEMETRY", "1")
             .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            // Bun's allocator (mimalloc) gives freed memory back through
+            // KERNEL32.DiscardVirtualMemory, which Wine 8.0 lacks and aborts on: never purge.
+            .env("MIMALLOC_PURGE_DELAY", "-1")
             .env_remove("CLAUDE_CONFIG_DIR")
             .stdin(std::process::Stdio::null())
             .output()

@@ -135,7 +135,8 @@ fn what_is_unfinished_lists_the_other_machines_open_session_and_continue_leads_t
             .iter()
             .filter_map(|r| {
                 let text: String = serde_json::from_str(r).ok()?;
-                serde_json::from_str::<Vec<Value>>(&text).ok()
+                let doc: Value = serde_json::from_str(&text).ok()?;
+                doc["sessions"].as_array().cloned()
             })
             .flatten()
             .collect();
@@ -155,8 +156,8 @@ fn what_is_unfinished_lists_the_other_machines_open_session_and_continue_leads_t
         // "continue 1": the brief, in bob's terms, and the resume it names. By now the view
         // lists alice's session in bob's checkout, where bob runs Claude Code.
         let here = |id: &str| {
-            let rows: Vec<Value> =
-                serde_json::from_str(&bob.ferry(&["sessions", "--json"])).unwrap();
+            let doc: Value = serde_json::from_str(&bob.ferry(&["sessions", "--json"])).unwrap();
+            let rows = doc["sessions"].as_array().cloned().unwrap_or_default();
             rows.iter()
                 .any(|r| r["id"] == id && r["resumable_here"] == true)
         };

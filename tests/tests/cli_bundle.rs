@@ -70,8 +70,8 @@ fn a_session_moves_as_one_file() {
     assert!(got.contains(&b_results), "{got}");
     // b lists it; importing again adds no line.
     let list: Value = serde_json::from_str(&b.ok(&["sessions", "--json"])).unwrap();
-    assert_eq!(list[0]["id"], id);
-    assert_eq!(list[0]["resumable_here"], true);
+    assert_eq!(list["sessions"][0]["id"], id);
+    assert_eq!(list["sessions"][0]["resumable_here"], true);
     b.ok(&["import", bundle.to_str().unwrap()]);
     assert_eq!(
         std::fs::read_to_string(b_dir.join(format!("{id}.jsonl"))).unwrap(),

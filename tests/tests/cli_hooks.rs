@@ -86,7 +86,7 @@ fn hooks_mark_ended_sessions_and_open_ones_show() {
         format!("{{\"type\":\"user\",\"uuid\":\"c1\",\"cwd\":\"{}\",\"message\":{{\"content\":\"left unfinished\"}}}}\n", proj.display()),
     )
     .unwrap();
-    let all = json(&m.ok(&["sessions", "--json"]));
+    let all = json(&m.ok(&["sessions", "--json"]))["sessions"].clone();
     assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
     let ended = all
         .as_array()
@@ -95,7 +95,7 @@ fn hooks_mark_ended_sessions_and_open_ones_show() {
         .find(|s| s["id"] != crashed)
         .unwrap();
     assert_eq!(ended["open"], false, "{ended}");
-    let open = json(&m.ok(&["sessions", "--json", "--open"]));
+    let open = json(&m.ok(&["sessions", "--json", "--open"]))["sessions"].clone();
     let ids: Vec<&str> = open
         .as_array()
         .unwrap()

@@ -48,7 +48,7 @@ fn first_machine_imports_later_machine_fetches() {
     std::fs::create_dir_all(b.home.join("work/proj")).unwrap();
     let out = json(&b.ok(&["init", "--machine", "b", "--remote", &url, "--json"]));
     assert_eq!(out["imported_files"], 0);
-    let sessions = json(&b.ok(&["sessions", "--json"]));
+    let sessions = json(&b.ok(&["sessions", "--json"]))["sessions"].clone();
     let ids: Vec<&str> = sessions
         .as_array()
         .unwrap()

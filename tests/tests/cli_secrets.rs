@@ -1,6 +1,7 @@
-//! Secret scanning before push, with the built binary and a real `file://` remote: `warn` pushes
-//! and lists the finding in `ferry status`, `redact` pushes every other byte unchanged and keeps
-//! the secret in the local file only, `block` holds the file back until the secret is gone.
+//! Secret scanning before push, with the built binary and a real `file://` remote: `redact` (the
+//! default) pushes every other byte unchanged and keeps the secret in the local file only,
+//! `warn` pushes and lists the finding in `ferry status`, `block` holds the file back until the
+//! secret is gone; `ferry init` says what its first import found before anything else.
 
 use ferry_tests::ferry::{Machine, Pair};
 use ferry_tests::git::blobs;
@@ -68,7 +69,8 @@ fn warn_redact_and_block() {
     let key = key();
     let leak = format!("export ANTHROPIC_API_KEY={key} && make deploy");
 
-    // warn (the default): pushed, and listed with its place.
+    // warn: pushed, and listed with its place.
+    a.ok(&["init", "--secrets", "warn"]);
     let first = line("w1", &a_proj, "no secret here");
     write(
         &a,
@@ -202,5 +204,93 @@ fn the_first_import_applies_the_policy() {
             "held back"
         };
         assert!(listed(&a, "old.jsonl", action), "{policy}: status lists it");
+    }
+}
+
+/// A new user's `ferry init` over transcripts that hold keys of many kinds: by default nothing
+/// of any of them reaches the remote, and init says what it found, as text and as JSON.
+#[test]
+fn init_redacts_by_default_and_says_what_it_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secrets = [
+        ("anthropic-api-key", key()),
+        ("aws-access-key-id", "AKIAQ3EGRT7YLWZ5KD4M".to_string()),
+        ("stripe-key", format!("sk_live_{}", "51HqLyQ2eZvKYlo2C".repeat(2))),
+        ("huggingface-token", format!("hf_{}", "QwErTyUiOpAsDfGhJk".repeat(2))),
+        ("npm-token", format!("npm_{}", "a8F3k2L9q0".repeat(4))),
+        (
+            "jwt",
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTQyIn0.Xq3mKp9vLw2RtY8sN4bZ1cD5fG7hJ0kL"
+                .to_string(),
+        ),
+        ("url-password", "hunter2-Pr0d".to_string()),
+    ];
+    let said = |text: &str, kind: &str| match kind {
+        "url-password" => format!("psql postgres://app:{text}@db.internal:5432/prod"),
+        _ => format!("export TOKEN={text} # for the deploy"),
+    };
+    for (run, json_out) in [("text", false), ("json", true)] {
+        let dir = tmp.path().join(run);
+        let remote = dir.join("remote.git");
+        git2::Repository::init_bare(&remote).unwrap();
+        let a = Machine::new(&dir.join("a"));
+        let proj = a.home.join("work/proj");
+        std::fs::create_dir_all(&proj).unwrap();
+        let lines: Vec<String> = secrets
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, text))| line(&format!("s{i}"), &proj, &said(text, kind)))
+            .collect();
+        write(&a, &proj, "old.jsonl", &lines);
+        let url = format!("file://{}", remote.display());
+        let mut args = vec!["init", "--machine", "a", "--remote", &url];
+        if json_out {
+            args.push("--json");
+        }
+        let out = a.ok(&args);
+        let pushed = blobs(&remote).concat();
+        assert!(
+            pushed.contains("for the deploy"),
+            "{run}: the import was pushed"
+        );
+        for (kind, text) in &secrets {
+            assert!(
+                !pushed.contains(text.as_str()),
+                "{run}: {kind} reached the remote"
+            );
+            assert!(
+                pushed.contains(&format!("[REDACTED:{kind}]")),
+                "{run}: {kind} was not redacted"
+            );
+        }
+        assert!(pushed.contains("postgres://app:[REDACTED:url-password]@db.internal"));
+        if json_out {
+            let v = json(&out);
+            assert_eq!(v["schema"], 1, "{out}");
+            assert_eq!(v["secrets_policy"], "redact", "{out}");
+            let found = v["secrets"].as_array().unwrap();
+            assert_eq!(found.len(), secrets.len(), "{out}");
+            for (kind, _) in &secrets {
+                assert!(
+                    found
+                        .iter()
+                        .any(|f| f["kind"] == *kind && f["action"] == "redacted"),
+                    "{kind} not reported: {out}"
+                );
+            }
+            assert!(!out.contains(&key()), "init never prints a secret");
+        } else {
+            assert!(
+                out.contains(&format!("found {} secret(s)", secrets.len()))
+                    && out.contains("REDACTED")
+                    && out.contains("stripe-key"),
+                "{out}"
+            );
+            // Said before the remote's line: it is the first thing a user must read.
+            assert!(
+                out.find("found").unwrap() < out.find("remote:").unwrap(),
+                "{out}"
+            );
+        }
     }
 }

@@ -41,19 +41,29 @@ fn sessions_handoff_and_restore() {
     assert_eq!(b.ferry(&["sync"]).status.code(), Some(0));
 
     // b, not mounted: the session, placed and expanded for b.
-    let check = |label: &str| {
+    let check = |label: &str, mounted: bool| {
         let list = json(&b.ok(&["sessions", "--json"]));
-        let s = list
+        let s = list["sessions"]
             .as_array()
             .unwrap()
             .iter()
             .find(|s| s["id"] == id)
             .unwrap_or_else(|| panic!("{label}: {list}"));
         assert_eq!(s["last_writer"], "a", "{label}");
-        assert_eq!(s["project"], "~/work/proj");
+        assert_eq!(s["project_key"], "~/work/proj");
         assert_eq!(s["first_prompt"], "make the parser faster");
         assert_eq!(s["branch"], "feature");
-        assert_eq!(s["resumable_here"], true);
+        // Unmounted, a's transcript is not on b's disk: resuming it cannot work yet.
+        assert_eq!(s["resumable_here"], mounted, "{label}: {s}");
+        if !mounted {
+            assert!(
+                s["not_resumable_why"]
+                    .as_str()
+                    .unwrap()
+                    .contains("ferry mount"),
+                "{s}"
+            );
+        }
         let b_slug = ferry_sync::slug::slug(b_proj.to_str().unwrap());
         assert!(
             s["path"]
@@ -63,13 +73,18 @@ fn sessions_handoff_and_restore() {
             "{s}"
         );
     };
-    check("unmounted");
+    check("unmounted", false);
+    let brief = b.ok(&["handoff", &id[..8]]);
+    assert!(
+        !brief.contains("Resume here") && brief.contains("`ferry mount` first"),
+        "an unmounted brief offers no resume that cannot work:\n{brief}"
+    );
     let only_a = json(&b.ok(&["sessions", "--json", "--machine", "a"]));
-    assert_eq!(only_a.as_array().unwrap().len(), 1);
+    assert_eq!(only_a["sessions"].as_array().unwrap().len(), 1);
     let none = json(&b.ok(&["sessions", "--json", "--project", "github.com/nothing"]));
-    assert!(none.as_array().unwrap().is_empty());
+    assert!(none["sessions"].as_array().unwrap().is_empty());
     b.ok(&["mount"]);
-    check("mounted");
+    check("mounted", true);
 
     // The brief, with b's paths.
     let brief = b.ok(&["handoff", &id[..8]]);
@@ -92,7 +107,7 @@ fn sessions_handoff_and_restore() {
     assert_eq!(a.ferry(&["sync"]).status.code(), Some(0));
     let path = a_file.to_str().unwrap();
     let versions = json(&a.ok(&["restore", path, "--list", "--json"]));
-    let states: Vec<bool> = versions
+    let states: Vec<bool> = versions["versions"]
         .as_array()
         .unwrap()
         .iter()
@@ -118,4 +133,44 @@ fn sessions_handoff_and_restore() {
     let bad = a.ferry(&["restore", path, "--at", "1999-01-01"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--list"));
+
+    // A path relative to the projects dir begins with `-`, as every project dir does: it is a
+    // path, not an option.
+    let rel = a_file.strip_prefix(a.projects()).unwrap().to_str().unwrap();
+    assert!(rel.starts_with('-'), "{rel}");
+    assert_eq!(a.ferry(&["sync"]).status.code(), Some(0));
+    let listed = json(&a.ok(&["restore", rel, "--list", "--json"]));
+    let oldest = listed["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|v| v["present"] == true)
+        .unwrap_or_else(|| panic!("{listed}"));
+    let commit = oldest["commit"].as_str().unwrap();
+    // Every line of the oldest version is still in the file: nothing to restore, nothing
+    // written, and no session left looking divergent.
+    let before = std::fs::read(&a_file).unwrap();
+    let out = json(&a.ok(&["restore", rel, "--at", &commit[..10], "--json"]));
+    assert_eq!(out["restored"], false, "{out}");
+    assert_eq!(std::fs::read(&a_file).unwrap(), before);
+    let said = a.ok(&["restore", rel, "--at", &commit[..10]]);
+    assert!(said.starts_with("nothing to restore"), "{said}");
+    assert_eq!(a.ferry(&["sync"]).status.code(), Some(0));
+    let st = json(&a.ok(&["status", "--json"]));
+    assert_eq!(st["divergent_sessions"], serde_json::json!([]), "{st}");
+    // Times are checked: no month 13, and a number is a commit or nothing (epoch needs `@`).
+    for at in ["2026-13-45", "2026-02-30T10:00", "987654321"] {
+        let bad = a.ferry(&["restore", rel, "--at", at]);
+        assert_eq!(bad.status.code(), Some(1), "{at}");
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(err.contains("is not a time"), "{at}: {err}");
+    }
+    // `@SECONDS` is a time: one second after the epoch, before any version.
+    let epoch = a.ferry(&["restore", rel, "--at", "@1"]);
+    let err = String::from_utf8_lossy(&epoch.stderr);
+    assert!(
+        err.contains("no version of") && err.contains("at or before @1"),
+        "{err}"
+    );
 }

@@ -119,11 +119,11 @@ fn status_sync_link_and_projects() {
 
     // projects: the project, with its path here, on both machines.
     let projects = json(&a.ok(&["projects", "--json"]));
-    let p = projects
+    let p = projects["projects"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["key"] == "~/work/proj")
+        .find(|p| p["project_key"] == "~/work/proj")
         .unwrap_or_else(|| panic!("{projects}"));
     assert_eq!(p["local_path"], a_proj.to_str().unwrap());
     assert_eq!(p["checkout_here"], true);
@@ -140,7 +140,7 @@ fn status_sync_link_and_projects() {
         "github.com/o/proj2",
         "--json",
     ]));
-    assert_eq!(out["key"], "github.com/o/proj2");
+    assert_eq!(out["project_key"], "github.com/o/proj2");
     let links: Value =
         serde_json::from_slice(&std::fs::read(a.state.join("links.json")).unwrap()).unwrap();
     assert_eq!(links[0]["key"], "github.com/o/proj2");
@@ -220,7 +220,11 @@ fn init_checks_the_remote_and_remote_changes_it_saying_what_to_run() {
 fn doctor(m: &Machine) -> (Vec<Value>, Option<i32>) {
     let out = m.ferry(&["doctor", "--json"]);
     let found = json(&String::from_utf8_lossy(&out.stdout));
-    (found.as_array().unwrap().clone(), out.status.code())
+    assert_eq!(found["ok"], out.status.code() == Some(0), "{found}");
+    (
+        found["checks"].as_array().unwrap().clone(),
+        out.status.code(),
+    )
 }
 
 fn found<'a>(findings: &'a [Value], area: &str, level: &str) -> Option<&'a Value> {

@@ -230,11 +230,11 @@ fn two_clones_keep_one_place(version: &str, scenario: &'static str) {
     assert!(!listed(&b, &b.checkout).contains(&id));
     let projects: serde_json::Value =
         serde_json::from_str(&b.ferry(&["projects", "--json"])).unwrap();
-    let row = projects
+    let row = projects["projects"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["key"] == "github.com/ferry-e2e/proj")
+        .find(|r| r["project_key"] == "github.com/ferry-e2e/proj")
         .expect("the project");
     let receiving: Vec<&str> = row["places"]
         .as_array()

@@ -218,6 +218,7 @@ fn a_wrong_stored_password_is_refused_once_then_left_alone() {
     let out = m.ferry(&["sync"]);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(server.refused(), 2);
-    m.ok(&["unmount"]);
+    let out = m.ferry(&["unmount"]);
+    assert_eq!(out.status.code(), Some(3), "not pushed, and it says so");
     assert_eq!(server.refused(), 2, "no last try at unmount");
 }

@@ -40,13 +40,14 @@ pub fn unit(spec: &Spec) -> String {
          Description=ferry: Claude Code sessions from all your machines in ~/.claude/projects\n\
          \n\
          [Service]\n\
-         Type=simple\n\
+         Type=notify\n\
+         NotifyAccess=main\n\
          ExecStart={} mount --foreground\n\
          {env}\
          Restart=on-failure\n\
          RestartSec=5\n\
          KillMode=mixed\n\
-         TimeoutStopSec=40\n\
+         TimeoutStopSec=60\n\
          \n\
          [Install]\n\
          WantedBy=default.target\n",

@@ -159,10 +159,21 @@ impl Worker {
         self.shared.status.lock().expect("status lock").twin = Some(why);
     }
 
-    /// Pushes this machine's branch. Commits made while the push ran leave it unpushed.
-    pub(super) async fn push(&mut self) -> Result<(), RemoteError> {
+    /// Pushes this machine's branch; `Ok(false)` when it has none yet (nothing was ever
+    /// committed here), so the remote was not contacted. Commits made while the push ran leave
+    /// it unpushed.
+    pub(super) async fn push(&mut self) -> Result<bool, RemoteError> {
         if let Some(why) = &self.twin {
             return Err(self.remote_error("push", why.clone(), Failure::Other));
+        }
+        let (path, own) = (self.store_path.clone(), self.machine.id.clone());
+        let has_branch = tokio::task::spawn_blocking(move || {
+            Store::open(&path).and_then(|s| s.head(&own, true))
+        })
+        .await;
+        if matches!(has_branch, Ok(Ok(None))) {
+            self.unpushed = false;
+            return Ok(false);
         }
         let commits = self.commits;
         let r = self
@@ -176,7 +187,7 @@ impl Worker {
             self.shared.status.lock().expect("status lock").last_push_ms = Some(now_ms());
             self.refresh_status().await;
         }
-        r
+        r.map(|()| true)
     }
 
     /// Fetches every machine's branch and tells subscribers which files changed.

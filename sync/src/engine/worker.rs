@@ -219,7 +219,7 @@ impl Worker {
             let fetched = self.fetch().await;
             // A refused login is not tried again at once with the same credentials.
             let pushed = match &fetched {
-                Err(e) if e.kind.needs_the_user() => Ok(()),
+                Err(e) if e.kind.needs_the_user() => Ok(false),
                 _ => self.push().await,
             };
             report.error = fetched.err().or(pushed.err()).map(|e| e.to_string());
@@ -257,8 +257,16 @@ impl Worker {
                     remote::Failure::Network,
                 ))
             });
-            report.error = result.err().map(|e| e.to_string());
-            report.remote_ok = Some(report.error.is_none());
+            match result {
+                // Nothing was ever committed here: the remote was not contacted, and is not
+                // said to be up to date.
+                Ok(false) => {}
+                Ok(true) => report.remote_ok = Some(true),
+                Err(e) => {
+                    report.error = Some(e.to_string());
+                    report.remote_ok = Some(false);
+                }
+            }
         }
         report
     }

@@ -78,6 +78,8 @@ pub struct Store {
     repo: git2::Repository,
     /// What a commit does with secrets in new content.
     secrets: crate::secrets::Policy,
+    /// Whether new content is scanned at all (always, but for measuring what scanning costs).
+    scan: bool,
     /// Secrets found by commits since the last [`Store::take_findings`].
     findings: std::sync::Mutex<Vec<crate::secrets::Finding>>,
     /// The engine run that commits, recorded in each commit (see [`RUN_TRAILER`]).
@@ -130,6 +132,7 @@ impl Store {
         Store {
             repo,
             secrets: crate::secrets::Policy::default(),
+            scan: true,
             findings: std::sync::Mutex::new(Vec::new()),
             run: None,
         }
@@ -174,6 +177,14 @@ impl Store {
     /// This store, with commits applying `policy` to secrets in new content.
     pub fn with_secrets(mut self, policy: crate::secrets::Policy) -> Store {
         self.secrets = policy;
+        self
+    }
+
+    /// This store with no secret scanning: only for the bench that measures what scanning adds
+    /// to a commit (`sync/benches/secrets.rs`); ferry itself always scans.
+    #[doc(hidden)]
+    pub fn without_scanning(mut self) -> Store {
+        self.scan = false;
         self
     }
 

@@ -358,14 +358,9 @@ impl Store {
             let tail = read_range(&mut f, restart, len).map_err(io)?;
             // Only what is new is reported; the whole rewritten chunk is still redacted below.
             let new = (from.max(restart) - restart) as usize;
-            if !self.screen(
-                project,
-                rel,
-                &tail[new.min(tail.len())..],
-                restart + new as u64,
-            ) {
+            let Some(hits) = self.screen(project, rel, &tail, restart, new) else {
                 return Ok(());
-            }
+            };
             let fresh = chunks::split(&tail, restart);
             let first_stale = if continuing { restart / CHUNK } else { 0 };
             for k in edits.chunks_from(&chunk_root, first_stale)? {
@@ -379,8 +374,9 @@ impl Store {
             let mut out = Vec::with_capacity(CHUNK as usize * 2);
             for c in fresh {
                 out.clear();
-                let bytes = &tail[(c.start - restart) as usize..(c.end - restart) as usize];
-                let bytes = self.redacted(bytes);
+                let at = (c.start - restart) as usize;
+                let bytes = &tail[at..(c.end - restart) as usize];
+                let bytes = self.redacted(bytes, at, &hits);
                 codec.convert_into(
                     crate::codec::Direction::Virtualise,
                     &bytes,
@@ -395,14 +391,14 @@ impl Store {
         } else {
             let mut bytes = Vec::with_capacity(len as usize);
             f.read_to_end(&mut bytes).map_err(io)?;
-            if !self.screen(project, rel, &bytes, 0) {
+            let Some(hits) = self.screen(project, rel, &bytes, 0, 0) else {
                 return Ok(());
-            }
+            };
             let format = Format::for_file_name(rel.as_str());
             edits.remove(&chunk_root);
             edits.put(
                 &data_path,
-                &codec.virtualise(&self.redacted(&bytes), format),
+                &codec.virtualise(&self.redacted(&bytes, 0, &hits), format),
             )?;
         }
         edits.put(&meta_path, &to_json(&meta))
@@ -410,46 +406,71 @@ impl Store {
 }
 
 impl Store {
-    /// Scans new content (`bytes`, from offset `at` of the file) for secrets and records what
-    /// the policy does with them; whether the file may be committed.
-    fn screen(&self, project: &ProjectRecord, rel: &RelPath, bytes: &[u8], at: u64) -> bool {
+    /// Scans `bytes` (from offset `at` of the file) for secrets once, records what the policy
+    /// does with those at or past `new` (the content that is new: older ones were reported when
+    /// they were), and returns every hit, for [`Store::redacted`]; `None` when the file must be
+    /// held back.
+    fn screen(
+        &self,
+        project: &ProjectRecord,
+        rel: &RelPath,
+        bytes: &[u8],
+        at: u64,
+        new: usize,
+    ) -> Option<Vec<secrets::Hit>> {
+        if !self.scan {
+            return Some(Vec::new());
+        }
         let hits = secrets::scan(bytes);
-        if hits.is_empty() {
-            return true;
+        let fresh: Vec<&secrets::Hit> = hits.iter().filter(|h| h.range.start >= new).collect();
+        if fresh.is_empty() {
+            return Some(hits);
         }
         let action = match self.secrets {
             Policy::Warn => "pushed",
             Policy::Redact => "redacted",
             Policy::Block => "held back",
         };
-        let found = hits.iter().map(|h| Finding {
-            project: project.key.clone(),
-            path: rel.as_str().to_string(),
-            offset: at + h.range.start as u64,
-            kind: h.kind.to_string(),
-            action: action.to_string(),
-            at_ms: now_ms(),
-        });
-        for f in found {
+        for h in fresh {
+            let f = Finding {
+                project: project.key.clone(),
+                path: rel.as_str().to_string(),
+                offset: at + h.range.start as u64,
+                kind: h.kind.to_string(),
+                action: action.to_string(),
+                at_ms: now_ms(),
+            };
             tracing::warn!(project = %f.project, path = %f.path, offset = f.offset, kind = %f.kind, action = %f.action, "a secret in new content");
             self.findings
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(f);
         }
-        self.secrets != Policy::Block
+        (self.secrets != Policy::Block).then_some(hits)
     }
 
-    /// `bytes` as committed: with secrets replaced under the `redact` policy, else as they are.
-    fn redacted<'b>(&self, bytes: &'b [u8]) -> std::borrow::Cow<'b, [u8]> {
-        if self.secrets != Policy::Redact {
-            return std::borrow::Cow::Borrowed(bytes);
-        }
-        let hits = secrets::scan(bytes);
-        if hits.is_empty() {
+    /// `bytes` (at offset `from` of what was screened) as committed: with the `hits` inside it
+    /// replaced under the `redact` policy, else as they are.
+    fn redacted<'b>(
+        &self,
+        bytes: &'b [u8],
+        from: usize,
+        hits: &[secrets::Hit],
+    ) -> std::borrow::Cow<'b, [u8]> {
+        let end = from + bytes.len();
+        // A secret across a chunk boundary (a line longer than a chunk) is redacted in both.
+        let inside: Vec<secrets::Hit> = hits
+            .iter()
+            .filter(|h| h.range.start < end && h.range.end > from)
+            .map(|h| secrets::Hit {
+                kind: h.kind,
+                range: h.range.start.max(from) - from..h.range.end.min(end) - from,
+            })
+            .collect();
+        if self.secrets != Policy::Redact || inside.is_empty() {
             std::borrow::Cow::Borrowed(bytes)
         } else {
-            std::borrow::Cow::Owned(secrets::redact(bytes, &hits))
+            std::borrow::Cow::Owned(secrets::redact(bytes, &inside))
         }
     }
 }

@@ -1,0 +1,373 @@
+//! What the CLI says is true: each test pins one message, exit code or JSON document that used
+//! to say something false (a push that failed called "up to date", a resume command that could
+//! not work, an export over a file, a mount that ended under an open file, ...).
+
+use ferry_tests::ferry::{Machine, Pair, ferry_bin};
+use ferry_tests::rig::GitDaemon;
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A transcript line of project `proj`.
+fn line(uuid: &str, proj: &Path, text: &str) -> String {
+    format!(
+        "{}\n",
+        serde_json::json!({"type": "user", "uuid": uuid, "cwd": proj, "message": {"content": text}})
+    )
+}
+
+/// Who ferry says it is, and errors as JSON with their kind and exit code.
+#[test]
+fn version_help_and_errors_say_what_they_are() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Machine::new(tmp.path());
+    let version = m.ok(&["--version"]);
+    assert!(
+        version.starts_with("ferry ") && version.contains("mount: fuse"),
+        "{version}"
+    );
+    assert!(!version.contains("ferry-cli"), "{version}");
+    let help = m.ok(&["--help"]);
+    assert!(!help.contains("thin commands"), "{help}");
+    assert!(
+        help.contains("Exit codes") && help.contains("--json"),
+        "{help}"
+    );
+
+    // Not set up: one JSON document on stdout under --json, the words on stderr.
+    let out = m.ferry(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc = json(&stdout(&out));
+    assert_eq!(doc["schema"], 1, "{doc}");
+    assert_eq!(doc["error"]["kind"], "failed");
+    assert_eq!(doc["error"]["exit"], 1);
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ferry init"),
+        "{doc}"
+    );
+    assert!(stderr(&out).contains("ferry init"));
+    // Bad usage: exit 2, as JSON too when asked.
+    let out = m.ferry(&["sessions", "--no-such-flag", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc = json(&stdout(&out));
+    assert_eq!(doc["error"]["kind"], "usage", "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--no-such-flag"),
+        "{doc}"
+    );
+    // `--json` is global: before the command or after it, and every document has the schema.
+    m.ok(&["init", "--machine", "m"]);
+    for args in [&["--json", "status"][..], &["status", "--json"][..]] {
+        assert_eq!(json(&m.ok(args))["schema"], 1, "{args:?}");
+    }
+    // Not mounted: `unmount --json` still prints JSON, and says so.
+    let doc = json(&m.ok(&["unmount", "--json"]));
+    assert_eq!(doc["was_mounted"], false, "{doc}");
+    // -q: nothing but the result.
+    assert_eq!(m.ok(&["unmount", "-q"]), "ferry: not mounted\n");
+}
+
+/// A push that did not go through is never called "up to date", and a remote never reached
+/// has no "last push".
+#[test]
+fn unmount_says_when_the_push_failed_and_exits_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut remote = GitDaemon::start(tmp.path());
+    let m = Machine::new(&tmp.path().join("m"));
+    m.ok(&["init", "--machine", "m", "--remote", &remote.url()]);
+    remote.down();
+
+    // Nothing ever committed here, and the remote down: nothing was pushed, and it says so.
+    m.ok(&["mount"]);
+    let st = m.ok(&["status"]);
+    assert!(st.contains("last push never"), "{st}");
+    let out = m.ferry(&["unmount"]);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("nothing was ever committed on this machine") && !said.contains("up to date"),
+        "{said}"
+    );
+
+    // A change, and the remote still down: committed here, not pushed, exit 3.
+    m.ok(&["mount"]);
+    let dir = m.projects().join("-work-proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("s.jsonl"),
+        line("u1", Path::new("/work/proj"), "hi"),
+    )
+    .unwrap();
+    let out = m.ferry(&["unmount", "--json"]);
+    let doc = json(&stdout(&out));
+    assert_eq!(out.status.code(), Some(3), "{doc}");
+    assert_eq!(doc["pushed"], false, "{doc}");
+    assert!(doc["committed"].is_string(), "{doc}");
+    assert!(doc["error"].is_string(), "{doc}");
+    let st = json(&m.ok(&["status", "--json"]));
+    assert!(st["last_push_ms"].is_null(), "never pushed: {st}");
+
+    // The remote back: the next unmount pushes and says so.
+    remote.up();
+    m.ok(&["mount"]);
+    let out = m.ferry(&["unmount"]);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("and pushed") || said.contains("the remote has everything"),
+        "{said}"
+    );
+    let remote_repo = git2::Repository::open_bare(remote.repo()).unwrap();
+    let branches = remote_repo
+        .references_glob("refs/heads/machines/*")
+        .unwrap()
+        .count();
+    assert_eq!(branches, 1, "the commit reached the remote");
+}
+
+/// A file held open across `ferry unmount` keeps working until it is closed, what it writes
+/// meanwhile is committed, and the unmount names it.
+#[test]
+fn unmount_serves_open_files_until_they_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (m, proj) = Machine::mounted_alone(tmp.path());
+    let path = proj.join("held.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(line("h0", Path::new("/work/proj"), "before").as_bytes())
+        .unwrap();
+    let unmount = m
+        .command(&["unmount", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut failed = 0;
+        for i in 1..=20 {
+            std::thread::sleep(Duration::from_millis(100));
+            let l = line(
+                &format!("h{i}"),
+                Path::new("/work/proj"),
+                "after the unmount",
+            );
+            if f.write_all(l.as_bytes()).is_err() {
+                failed += 1;
+            }
+        }
+        failed
+    });
+    let failed = writer.join().unwrap();
+    let out = unmount.wait_with_output().unwrap();
+    assert_eq!(failed, 0, "writes to a file open across the unmount failed");
+    let doc = json(&stdout(&out));
+    assert_eq!(out.status.code(), Some(0), "{doc}");
+    let open = doc["still_open"].as_array().unwrap();
+    assert!(
+        open.iter()
+            .any(|o| o.as_str().unwrap().contains("held.jsonl")),
+        "{doc}"
+    );
+    assert_eq!(doc["open_past_deadline"], false, "{doc}");
+    // Every line is in the store: a fresh mount shows all 21.
+    m.ok(&["mount"]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 21, "{text}");
+    m.ok(&["unmount"]);
+}
+
+/// `export -o -` writes to stdout, and `export` never writes over a file unless told to.
+#[test]
+fn export_to_stdout_and_never_over_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Pair { a, b, a_proj, .. } = Pair::new(tmp.path());
+    let dir = a
+        .projects()
+        .join(ferry_sync::slug::slug(a_proj.to_str().unwrap()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = "0f6c1b7e-1d2a-4c3b-9e8f-7a6b5c4d3e2f";
+    std::fs::write(
+        dir.join(format!("{id}.jsonl")),
+        line("e1", &a_proj, "export me"),
+    )
+    .unwrap();
+    a.ok(&["sync"]);
+
+    let out = a.ferry(&["export", &id[..8], "-o", "-"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let bundle = json(&stdout(&out));
+    assert_eq!(bundle["session"], id);
+    assert!(!Path::new("-").exists(), "no file named -");
+    // ... which `import -` reads on the other machine.
+    let mut import = b
+        .command(&["import", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    import.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    let done = import.wait_with_output().unwrap();
+    assert!(done.status.success(), "{}", stderr(&done));
+
+    let file = tmp.path().join("bundle.json");
+    std::fs::write(&file, "mine").unwrap();
+    let out = a.ferry(&["export", &id[..8], "-o", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    a.ok(&["export", &id[..8], "-o", file.to_str().unwrap(), "--force"]);
+    assert!(std::fs::read_to_string(&file).unwrap().contains(id));
+    let out = a.ferry(&["export", &id[..8], "-o", "-", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "stdout cannot hold both");
+}
+
+/// A session two machines continued differently is shown in words, with what to do.
+#[test]
+fn status_names_divergent_sessions_in_words() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Pair {
+        a,
+        b,
+        a_proj,
+        b_proj,
+        ..
+    } = Pair::new(tmp.path());
+    let name = "7d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6.jsonl";
+    let write = |m: &Machine, proj: &Path, second: &str| {
+        let dir = m
+            .projects()
+            .join(ferry_sync::slug::slug(proj.to_str().unwrap()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = line("d1", proj, "shared start") + &line(second, proj, second);
+        std::fs::write(dir.join(name), text).unwrap();
+    };
+    write(&a, &a_proj, "on-a");
+    a.ok(&["sync"]);
+    write(&b, &b_proj, "on-b");
+    b.ok(&["sync"]);
+    a.ok(&["sync"]);
+    let st = a.ok(&["status"]);
+    assert!(st.contains("divergent sessions: 1"), "{st}");
+    assert!(
+        st.contains(&format!(
+            "{name} in ~/work/proj, continued differently on a, b"
+        )) || st.contains(&format!(
+            "{name} in ~/work/proj, continued differently on b, a"
+        )),
+        "{st}"
+    );
+    assert!(
+        !st.contains("[\"") && !st.contains("\"]"),
+        "no debug text: {st}"
+    );
+    assert!(st.contains("ferry handoff"), "{st}");
+    let doc = json(&a.ok(&["status", "--json"]));
+    assert_eq!(doc["divergent_sessions"][0]["project_key"], "~/work/proj");
+}
+
+/// The login service is started by systemd as `Type=notify`: the daemon says READY=1 once the
+/// mount is live, and the mount's type is `fuse.ferry`.
+#[test]
+fn a_foreground_mount_tells_systemd_and_is_fuse_ferry() {
+    use std::os::unix::net::UnixDatagram;
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Machine::new(&tmp.path().join("m"));
+    m.ok(&["init", "--machine", "m"]);
+    let socket = tmp.path().join("notify.sock");
+    let listener = UnixDatagram::bind(&socket).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let err = tmp.path().join("stderr");
+    let mut daemon = m
+        .command(&["mount", "--foreground"])
+        .env("NOTIFY_SOCKET", &socket)
+        .env("JOURNAL_STREAM", "8:12345")
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = listener.recv(&mut buf).expect("READY=1 from the daemon");
+    let said = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(said.contains("READY=1"), "{said}");
+    assert!(m.mounted(), "READY=1 came before the mount was live");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let projects = m.projects();
+    let ours = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(projects.to_str().unwrap()))
+        .expect("the mount is in mountinfo");
+    assert!(ours.contains(" - fuse.ferry "), "{ours}");
+    m.ok(&["unmount"]);
+    daemon.wait_bounded();
+    // Under the journal the log goes to stderr too.
+    let out = std::fs::read_to_string(&err).unwrap();
+    assert!(out.contains("INFO") && out.contains("mounted"), "{out}");
+}
+
+/// `ferry hooks install` names the binary `ferry` when that is this binary on PATH, so that a
+/// hook keeps working when the binary is reinstalled.
+#[test]
+fn hooks_name_ferry_by_its_name_on_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Machine::new(&tmp.path().join("m"));
+    m.ok(&["init", "--machine", "m"]);
+    let bin = ferry_bin();
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = m
+        .command(&["hooks", "install"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let settings = std::fs::read_to_string(m.home.join(".claude/settings.json")).unwrap();
+    assert!(settings.contains("' ferry hooks run stop"), "{settings}");
+    assert!(!settings.contains(bin.to_str().unwrap()), "{settings}");
+    // Off PATH, the full path.
+    m.ok(&["hooks", "install"]);
+    let settings = std::fs::read_to_string(m.home.join(".claude/settings.json")).unwrap();
+    assert!(settings.contains(bin.to_str().unwrap()), "{settings}");
+}
+
+/// Waiting for a child with a bound, for a test that must not hang.
+trait WaitBounded {
+    fn wait_bounded(&mut self);
+}
+
+impl WaitBounded for std::process::Child {
+    fn wait_bounded(&mut self) {
+        for _ in 0..600 {
+            if let Ok(Some(_)) = self.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.kill();
+        panic!("the daemon did not exit");
+    }
+}
