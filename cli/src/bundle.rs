@@ -13,7 +13,7 @@ use ferry_fs::foreign::{candidates, key_base};
 use ferry_fs::placement::place;
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::merge::merge_lines;
-use ferry_sync::store::{MachineRecord, ProjectRecord, RelPath, Store, mapping_for};
+use ferry_sync::store::{MachineRecord, ProjectRecord, RelPath, mapping_for};
 use ferry_sync::view::snapshots;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -72,24 +72,14 @@ fn walk(view: &View, base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<
     Ok(())
 }
 
-/// `ferry export`.
-pub fn export(session: &str, output: &Path, force: bool, ui: &Ui) -> Result<()> {
-    let to_stdout = output == Path::new("-");
-    if to_stdout && ui.json {
-        return Err(crate::ui::fail(
-            crate::ui::Kind::Usage,
-            "--json and `-o -` both write to stdout: give the bundle a file with -o FILE",
-        ));
-    }
-    let st = State::locate()?;
+/// Session `s` as a bundle: its transcript and its directory, in portable form.
+fn bundle_of(st: &State, s: &crate::sessions::Session) -> Result<Bundle> {
     let config = st.config()?;
     let me = state::machine_record(&config)?;
-    let all = crate::sessions::collect(&st)?;
-    let s = crate::sessions::find(&all, session)?;
     let store = st.open_store()?;
     let snaps = snapshots(&store, &me.id)?;
-    let links = crate::projects::load_links(&st)?;
-    let foreign = crate::projects::foreign_view(&st, &snaps, &me, &links);
+    let links = crate::projects::load_links(st)?;
+    let foreign = crate::projects::foreign_view(st, &snaps, &me, &links);
     let slug = s
         .path
         .parent()
@@ -104,13 +94,13 @@ pub fn export(session: &str, output: &Path, force: bool, ui: &Ui) -> Result<()> 
             &slug,
             s.summary.cwd.as_deref(),
             Path::new(&me.home),
-            &crate::projects::load_links(&st)?,
+            &crate::projects::load_links(st)?,
             true,
         )
         .with_context(|| format!("cannot tell which project {slug} belongs to"))?,
     };
     let codec = Codec::new(&mapping_for(&me, &project)?);
-    let view = View::open(&st, &me)?;
+    let view = View::open(st, &me)?;
     let base = PathBuf::from(&slug);
     let mut rels = vec![PathBuf::from(format!("{}.jsonl", s.id))];
     if view
@@ -136,13 +126,28 @@ pub fn export(session: &str, output: &Path, force: bool, ui: &Ui) -> Result<()> 
             hex: hexed,
         });
     }
-    let bundle = Bundle {
+    Ok(Bundle {
         format: FORMAT.into(),
         session: s.id.clone(),
         origin: me,
         project,
         files,
-    };
+    })
+}
+
+/// `ferry export`.
+pub fn export(session: &str, output: &Path, force: bool, ui: &Ui) -> Result<()> {
+    let to_stdout = output == Path::new("-");
+    if to_stdout && ui.json {
+        return Err(crate::ui::fail(
+            crate::ui::Kind::Usage,
+            "--json and `-o -` both write to stdout: give the bundle a file with -o FILE",
+        ));
+    }
+    let st = State::locate()?;
+    let all = crate::sessions::collect(&st)?;
+    let s = crate::sessions::find(&all, session)?;
+    let bundle = bundle_of(&st, s)?;
     let n = bundle.files.len();
     // The whole transcript is in there: this user's alone, like the session itself.
     let data = serde_json::to_vec(&bundle)?;
@@ -158,7 +163,7 @@ pub fn export(session: &str, output: &Path, force: bool, ui: &Ui) -> Result<()> 
         ));
         return Ok(());
     }
-    state::write_private_to(output, &data, force)?;
+    crate::files::write_private_to(output, &data, force)?;
     let doc = json!({"session": s.id, "path": output, "files": n, "bytes": data.len()});
     ui.out(&doc, || {
         format!(
@@ -195,6 +200,53 @@ fn read_bounded(input: &Path) -> Result<Vec<u8>> {
     Ok(data)
 }
 
+/// Writes one file of a bundle of `session` into the project directory `dir`, expanded by
+/// `codec`: a transcript already here keeps every line of both; another file the newer.
+fn write_file(session: &str, f: &BundleFile, codec: &Codec, dir: &Path) -> Result<()> {
+    let rel =
+        RelPath::new(&f.rel).with_context(|| format!("bad path {:?} in the bundle", f.rel))?;
+    let inside = rel.as_str() == format!("{}.jsonl", session)
+        || rel.as_str().starts_with(&format!("{}/", session));
+    if !inside {
+        bail!(
+            "{} in the bundle is not part of session {}",
+            rel.as_str(),
+            session
+        );
+    }
+    let portable = match (&f.text, &f.hex) {
+        (Some(t), _) => t.as_bytes().to_vec(),
+        (None, Some(h)) => unhex(h).with_context(|| format!("bad hex for {}", rel.as_str()))?,
+        _ => bail!("no content for {} in the bundle", rel.as_str()),
+    };
+    let name = rel.as_str().rsplit('/').next().unwrap_or_default();
+    let bytes = codec.expand(&portable, Format::for_file_name(name));
+    let target = dir.join(rel.as_str());
+    let current_mtime = std::fs::metadata(&target)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64);
+    let bytes = match std::fs::read(&target) {
+        // Already here: a transcript keeps every line of both; another file the newer.
+        Ok(existing) if rel.is_lines() => merge_lines(&[&existing, &bytes]),
+        Ok(existing) => {
+            let theirs_newer = std::fs::metadata(&target)?
+                .modified()?
+                .duration_since(UNIX_EPOCH)
+                .is_ok_and(|d| (d.as_millis() as i64) < f.mtime_ms);
+            if theirs_newer { bytes } else { existing }
+        }
+        Err(_) => bytes,
+    };
+    crate::files::write_private(&target, &bytes)?;
+    // The later of the two: a kept or merged newer file must not look older.
+    let mtime = current_mtime.map_or(f.mtime_ms, |c| c.max(f.mtime_ms));
+    let file = std::fs::File::options().write(true).open(&target)?;
+    file.set_modified(UNIX_EPOCH + Duration::from_millis(mtime.max(0) as u64))?;
+    Ok(())
+}
+
 /// `ferry import`.
 pub fn import(input: &Path, ui: &Ui) -> Result<()> {
     let st = State::locate()?;
@@ -212,7 +264,7 @@ pub fn import(input: &Path, ui: &Ui) -> Result<()> {
     }
     ferry_sync::store::RelPath::new(&format!("{}.jsonl", bundle.session))
         .context("the bundle's session id is not a valid name")?;
-    let store = Store::init(&st.store())?;
+    let store = st.open_store()?;
     let snaps = snapshots(&store, &me.id)?;
     let own = snaps.iter().find(|s| s.machine.id == me.id);
     let links = crate::projects::load_links(&st)?;
@@ -232,47 +284,7 @@ pub fn import(input: &Path, ui: &Ui) -> Result<()> {
     let dir = state::mount_point()?.join(&placement.project.slug);
     let mut written = 0;
     for f in &bundle.files {
-        let rel =
-            RelPath::new(&f.rel).with_context(|| format!("bad path {:?} in the bundle", f.rel))?;
-        let inside = rel.as_str() == format!("{}.jsonl", bundle.session)
-            || rel.as_str().starts_with(&format!("{}/", bundle.session));
-        if !inside {
-            bail!(
-                "{} in the bundle is not part of session {}",
-                rel.as_str(),
-                bundle.session
-            );
-        }
-        let portable = match (&f.text, &f.hex) {
-            (Some(t), _) => t.as_bytes().to_vec(),
-            (None, Some(h)) => unhex(h).with_context(|| format!("bad hex for {}", rel.as_str()))?,
-            _ => bail!("no content for {} in the bundle", rel.as_str()),
-        };
-        let name = rel.as_str().rsplit('/').next().unwrap_or_default();
-        let bytes = codec.expand(&portable, Format::for_file_name(name));
-        let target = dir.join(rel.as_str());
-        let current_mtime = std::fs::metadata(&target)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64);
-        let bytes = match std::fs::read(&target) {
-            // Already here: a transcript keeps every line of both; another file the newer.
-            Ok(existing) if rel.is_lines() => merge_lines(&[&existing, &bytes]),
-            Ok(existing) => {
-                let theirs_newer = std::fs::metadata(&target)?
-                    .modified()?
-                    .duration_since(UNIX_EPOCH)
-                    .is_ok_and(|d| (d.as_millis() as i64) < f.mtime_ms);
-                if theirs_newer { bytes } else { existing }
-            }
-            Err(_) => bytes,
-        };
-        state::write_private(&target, &bytes)?;
-        // The later of the two: a kept or merged newer file must not look older.
-        let mtime = current_mtime.map_or(f.mtime_ms, |c| c.max(f.mtime_ms));
-        let file = std::fs::File::options().write(true).open(&target)?;
-        file.set_modified(UNIX_EPOCH + Duration::from_millis(mtime.max(0) as u64))?;
+        write_file(&bundle.session, f, &codec, &dir)?;
         written += 1;
     }
     let doc = json!({"session": bundle.session, "dir": dir, "files": written});

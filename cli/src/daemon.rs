@@ -1,18 +1,25 @@
 //! The daemon behind a mount: opens the upper layer, starts the sync engine, mounts the view,
-//! refreshes it after each fetch, and when asked to stop (SIGTERM, SIGINT or SIGHUP on Unix, a
-//! request file on Windows: see [`control`]) unmounts, commits, pushes within a deadline and
-//! exits 0.
+//! refreshes it after each fetch, answers commands on its control socket, and when asked to stop
+//! (`ferry unmount`, or SIGTERM, SIGINT or SIGHUP: see [`control`]) unmounts, commits, pushes
+//! within a deadline and exits 0.
 
-pub mod control;
+#[cfg(mounts)]
+mod control;
 #[cfg(mounts)]
 mod place;
 
 #[cfg(mounts)]
+use crate::control::{Reply, Request};
+#[cfg(mounts)]
+use crate::report::Report;
+#[cfg(mounts)]
 use crate::state;
 use crate::state::State;
-use anyhow::{Context, Result, bail};
 #[cfg(mounts)]
-use control::{Control, Request};
+use anyhow::Context;
+use anyhow::Result;
+#[cfg(mounts)]
+use control::{Control, Responder};
 #[cfg(mounts)]
 use ferry_fs::core::{Fs, FsConfig};
 #[cfg(unix)]
@@ -21,8 +28,8 @@ use ferry_platform::mount::{MountState, mount_state, unmount};
 use ferry_sync::engine::{self, EngineConfig, Event};
 #[cfg(mounts)]
 use ferry_sync::store::Store;
-use serde::{Deserialize, Serialize};
-use std::io::Write;
+#[cfg(mounts)]
+use serde::Serialize;
 use std::path::Path;
 #[cfg(mounts)]
 use std::sync::Arc;
@@ -52,58 +59,8 @@ pub const PUSH_DEADLINE: Duration = Duration::from_secs(10);
 /// The default byte budget of the disk cache.
 pub const CACHE_BUDGET: u64 = 2 << 30;
 
-/// What the last unmount did, for `ferry unmount` to report.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct UnmountReport {
-    /// The final commit, if anything was pending.
-    pub committed: Option<String>,
-    /// Whether the remote took the push (`None`: no remote).
-    pub pushed: Option<bool>,
-    /// Why not.
-    pub error: Option<String>,
-    /// When (ms since the epoch).
-    pub at_ms: i64,
-    /// Files other processes held open in the mount when it was asked to stop: served until
-    /// they closed.
-    #[serde(default)]
-    pub still_open: Vec<String>,
-    /// Whether some were still open when [`HANDLES_DEADLINE`] passed (their next access fails).
-    #[serde(default)]
-    pub open_past_deadline: bool,
-}
-
 /// How long files still open in the mount are served after `ferry unmount`.
 pub const HANDLES_DEADLINE: Duration = Duration::from_secs(15);
-
-/// Takes the daemon lock of the state dir, or says who holds it.
-/// The lock lasts as long as the returned file is open.
-pub fn lock(state: &State) -> Result<std::fs::File> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(state.lock())
-        .with_context(|| format!("opening {}", state.lock().display()))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(_) => {
-            let pid = std::fs::read_to_string(state.pid()).unwrap_or_default();
-            bail!(
-                "a ferry daemon is already running for {} (pid {}); `ferry unmount` stops it",
-                state.dir.display(),
-                pid.trim()
-            )
-        }
-    }
-}
-
-/// Whether a daemon holds the lock of this state dir.
-pub fn lock_held(state: &State) -> bool {
-    let Ok(f) = std::fs::OpenOptions::new().read(true).open(state.lock()) else {
-        return false;
-    };
-    f.try_lock_shared().is_err()
-}
 
 #[cfg(mounts)]
 /// Sends the daemon's logs to `ferry.log` in the state dir, rotated by size, and also to stderr
@@ -150,11 +107,11 @@ pub fn clear_mount_point(mountpoint: &Path) -> Result<()> {
                 )
             })
         }
-        MountState::Live => bail!(
+        MountState::Live => anyhow::bail!(
             "{} is already mounted; `ferry unmount` first if you want to remount",
             mountpoint.display()
         ),
-        MountState::Other => bail!(
+        MountState::Other => anyhow::bail!(
             "another filesystem is mounted at {}; unmount it first",
             mountpoint.display()
         ),
@@ -178,26 +135,18 @@ fn limit_malloc_arenas() {
 fn limit_malloc_arenas() {}
 
 #[cfg(mounts)]
-/// Runs the daemon in this process until a signal or an external unmount; `ready` is called
-/// once the mount is live.
-pub fn run(state: &State, verbose: u8, ready: impl FnOnce()) -> Result<()> {
-    limit_malloc_arenas();
-    let config = state.config()?;
-    let _lock = lock(state)?;
-    init_logging(state, verbose)?;
-    let mountpoint = state::mount_point()?;
-    let _ = std::fs::remove_file(state.mounted());
-    let upper = place::open_upper(state, &mountpoint)?;
-    let machine = state::machine_record(&config)?;
+/// Starts the sync engine over the upper layer and builds the view on it (needs the runtime
+/// entered).
+fn start(
+    state: &State,
+    config: &state::Config,
+    machine: &ferry_sync::store::MachineRecord,
+    upper: ferry_fs::upper::Upper,
+) -> Result<(engine::EngineHandle, Fs)> {
     let links = crate::projects::load_links(state)?;
     let store_path = state.store();
     Store::init(&store_path)
         .with_context(|| format!("opening the store {}", store_path.display()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let _guard = runtime.enter();
     let engine = engine::start(
         store_path.clone(),
         machine.clone(),
@@ -212,7 +161,6 @@ pub fn run(state: &State, verbose: u8, ready: impl FnOnce()) -> Result<()> {
             ..EngineConfig::default()
         },
     );
-    let events = engine.subscribe();
     let fs = Fs::new(
         upper,
         FsConfig {
@@ -227,6 +175,28 @@ pub fn run(state: &State, verbose: u8, ready: impl FnOnce()) -> Result<()> {
         Arc::new(engine.clone()),
     )
     .context("building the view")?;
+    Ok((engine, fs))
+}
+
+#[cfg(mounts)]
+/// Runs the daemon in this process until a signal or an external unmount; `ready` is called
+/// once the mount is live.
+pub fn run(state: &State, verbose: u8, ready: impl FnOnce()) -> Result<()> {
+    limit_malloc_arenas();
+    let config = state.config()?;
+    let _lock = state.take_lock()?;
+    init_logging(state, verbose)?;
+    let mountpoint = state::mount_point()?;
+    let _ = std::fs::remove_file(state.mounted());
+    let upper = place::open_upper(state, &mountpoint)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let _guard = runtime.enter();
+    let machine = state::machine_record(&config)?;
+    let (engine, fs) = start(state, &config, &machine, upper)?;
+    let events = engine.subscribe();
     // Before the mount is live: a `ferry unmount` right after `ferry mount` returns must find
     // the pid and a handler for its SIGTERM.
     let control = Control::new(state)?;
@@ -238,7 +208,7 @@ pub fn run(state: &State, verbose: u8, ready: impl FnOnce()) -> Result<()> {
     ready();
     let mounted = Arc::new(mounted);
     warm(&mounted);
-    let report = runtime.block_on(serve(
+    let (report, asked_by) = runtime.block_on(serve(
         mounted.clone(),
         engine.clone(),
         events,
@@ -247,42 +217,32 @@ pub fn run(state: &State, verbose: u8, ready: impl FnOnce()) -> Result<()> {
         state,
     ));
     let _ = std::fs::remove_file(state.mounted());
-    let _ = std::fs::remove_file(state.status());
     let _ = std::fs::remove_file(state.pid());
-    let text = serde_json::to_vec_pretty(&report)?;
-    let _ = std::fs::File::create(state.last_unmount()).and_then(|mut f| f.write_all(&text));
+    let _ = std::fs::remove_file(crate::control::endpoint(state));
+    // The record of the last stop, for a stop no command asked for (a service manager's).
+    let _ = publish(&state.last_unmount(), &report);
     match &report.error {
         Some(e) => tracing::warn!(error = %e, "unmounted; the push failed, data is safe locally"),
         None => tracing::info!(commit = ?report.committed, "unmounted cleanly"),
+    }
+    if let Some(reply) = asked_by
+        && reply.send(Reply::Done { report }).is_ok()
+    {
+        // The connection drops its end once the reply is written: wait for that, since
+        // stopping the runtime drops its tasks where they stand.
+        runtime.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reply.closed()).await;
+        });
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(())
 }
 
-/// Writes `value` as JSON to `path` atomically (a reader never sees half a file), readable by
-/// this user only.
-pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    write_atomic(path, &bytes)
-}
-
-/// Writes `bytes` to `path` through a temporary file beside it (a reader never sees half a
-/// file), readable by this user only.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(&tmp)?.write_all(bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
 #[cfg(mounts)]
-/// [`write_json`] for the daemon's own files: a failure (a full disk, say) is logged, never
-/// fatal; returns whether the file was written.
+/// [`crate::files::write_json`] for the daemon's own files: a failure (a full disk, say) is
+/// logged, never fatal; returns whether the file was written.
 fn publish(path: &Path, value: &impl Serialize) -> bool {
-    match write_json(path, value) {
+    match crate::files::write_json(path, value) {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(file = %path.display(), error = %e, "writing failed");
@@ -292,16 +252,12 @@ fn publish(path: &Path, value: &impl Serialize) -> bool {
 }
 
 #[cfg(mounts)]
-/// Publishes the engine's status for `ferry status` when it changed.
-fn write_status(state: &State, engine: &engine::EngineHandle, last: &mut String) {
+/// Keeps the secrets the engine found for `ferry status` (`secrets.json`) when they changed.
+fn keep_findings(state: &State, engine: &engine::EngineHandle, last: &mut usize) {
     let status = engine.status();
-    let text = serde_json::to_string(&status).unwrap_or_default();
-    // Until it is written (a full disk), it is tried again on the next tick.
-    if text != *last {
+    if status.secrets.len() != *last {
         state.record_findings(&status.secrets);
-        if publish(&state.status(), &status) {
-            *last = text;
-        }
+        *last = status.secrets.len();
     }
 }
 
@@ -336,7 +292,8 @@ async fn refresh(mounted: &Arc<Mounted>) -> bool {
 }
 
 #[cfg(mounts)]
-/// Serves events until a stop signal or an external unmount, then shuts down in order.
+/// Serves events and requests until a stop (asked, or a signal) or an external unmount, then
+/// shuts down in order; returns what the stop did and who asked for it.
 async fn serve(
     mounted: Arc<Mounted>,
     engine: engine::EngineHandle,
@@ -344,8 +301,8 @@ async fn serve(
     mut control: Control,
     mountpoint: &Path,
     state: &State,
-) -> UnmountReport {
-    let mut last_status = String::new();
+) -> (Report, Option<Responder>) {
+    let mut last_findings = 0;
     let mut check = tokio::time::interval(Duration::from_secs(2));
     let changed = |path: &Path, seen: &mut Option<std::time::SystemTime>| {
         let now = std::fs::metadata(path).and_then(|m| m.modified()).ok();
@@ -356,43 +313,27 @@ async fn serve(
     changed(&state.config_path(), &mut config_seen);
     #[cfg(unix)]
     let mut external = false;
+    let mut asked_by = None;
     loop {
         tokio::select! {
-            request = control.next() => match request {
-                Request::Stop => break,
-                Request::SyncSoon => engine.sync_soon(),
-                Request::SyncNow => {
-                    let (engine, state) = (engine.clone(), state.clone());
-                    tokio::spawn(async move {
-                        let report = engine.sync_now().await;
-                        let mut report = crate::sync_cmd::Report::from(report);
-                        report.waiting = engine.status().waiting;
-                        let _ = publish(&state.sync_report(), &report);
-                        write_status(&state, &engine, &mut String::new());
-                    });
+            (request, reply) = control.next() => {
+                if request == Request::Stop {
+                    if let Some(r) = &reply {
+                        let _ = r.send(Reply::Started { doing: "unmounting, committing, pushing".into() });
+                    }
+                    asked_by = reply;
+                    break;
                 }
+                answer(request, reply, &mounted, &engine, state).await;
             },
             _ = check.tick() => {
-                write_status(state, &engine, &mut last_status);
-                // `ferry link` while mounted: its project moves now, with what was written.
-                if changed(&state.links(), &mut links_seen) {
-                    match crate::projects::load_links(state) {
-                        Ok(links) => {
-                            let m = mounted.clone();
-                            let set = tokio::task::spawn_blocking(move || m.set_links(links));
-                            if let Ok(Err(e)) = set.await {
-                                tracing::warn!(error = %e, "applying the new links failed");
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "reading the links failed"),
-                    }
-                }
-                // `ferry machines rename|retire` while mounted: out with the next commit.
-                if changed(&state.config_path(), &mut config_seen) {
-                    match state.config() {
-                        Ok(c) => engine.set_identity(c.machine_name, c.retired),
-                        Err(e) => tracing::warn!(error = %e, "reading the config failed"),
-                    }
+                keep_findings(state, &engine, &mut last_findings);
+                // `ferry link` or `ferry machines rename|retire` while mounted, if the command
+                // could not tell this daemon itself.
+                let links = changed(&state.links(), &mut links_seen);
+                let config = changed(&state.config_path(), &mut config_seen);
+                if links || config {
+                    reload(&mounted, &engine, state, links, config).await;
                 }
                 // Only FUSE mounts can be taken away from outside (`umount`).
                 #[cfg(unix)]
@@ -418,7 +359,23 @@ async fn serve(
             },
         }
     }
+    #[cfg(not(unix))]
+    let external = false;
+    (stop(mounted, &engine, mountpoint, external).await, asked_by)
+}
+
+#[cfg(mounts)]
+/// Shuts down in order: unmounts (unless the mount was taken away from outside), serves files
+/// still open until they close, commits and pushes within the deadline.
+async fn stop(
+    mounted: Arc<Mounted>,
+    engine: &engine::EngineHandle,
+    mountpoint: &Path,
+    external: bool,
+) -> Report {
     tracing::info!("stopping: unmount, commit, push");
+    #[cfg(not(unix))]
+    let _ = external;
     #[cfg(unix)]
     let still_open = ferry_platform::mount::open_under(mountpoint);
     #[cfg(unix)]
@@ -455,23 +412,99 @@ async fn serve(
     if let Ok(m) = Arc::try_unwrap(mounted) {
         let _ = tokio::task::spawn_blocking(move || m.join(Duration::from_secs(3))).await;
     }
-    UnmountReport {
-        committed: report.committed,
-        pushed: report.remote_ok,
-        error: report.error,
-        at_ms: engine::now_ms(),
+    Report {
         still_open: still_open
             .iter()
             .map(|f| format!("{} (pid {} {})", f.path.display(), f.pid, f.command))
             .collect(),
         open_past_deadline,
+        ..Report::from(report)
     }
+}
+
+#[cfg(mounts)]
+/// Answers a request other than a stop.
+async fn answer(
+    request: Request,
+    reply: Option<Responder>,
+    mounted: &Arc<Mounted>,
+    engine: &engine::EngineHandle,
+    state: &State,
+) {
+    let send = |r: Reply| {
+        if let Some(to) = &reply {
+            let _ = to.send(r);
+        }
+    };
+    match request {
+        Request::Status => send(Reply::Status {
+            status: Box::new(engine.status()),
+        }),
+        Request::Sync { soon: true } => {
+            engine.sync_soon();
+            send(Reply::Asked);
+        }
+        Request::Sync { soon: false } => {
+            send(Reply::Started {
+                doing: "committing, fetching, pushing".into(),
+            });
+            let (engine, state) = (engine.clone(), state.clone());
+            tokio::spawn(async move {
+                let mut report = Report::from(engine.sync_now().await);
+                report.waiting = engine.status().waiting;
+                // For `ferry status`'s last error, after this daemon is gone.
+                let _ = publish(&state.sync_report(), &report);
+                if let Some(to) = reply {
+                    let _ = to.send(Reply::Done { report });
+                }
+            });
+        }
+        Request::Reload => {
+            let moved = reload(mounted, engine, state, true, true).await;
+            send(Reply::Reloaded { moved });
+        }
+        Request::Stop => {}
+    }
+}
+
+#[cfg(mounts)]
+/// Takes `links.json` (a `ferry link`: its project moves now, with what was written) and
+/// `config.json` (a rename or retirement: out with the next commit) again; returns how many
+/// paths moved.
+async fn reload(
+    mounted: &Arc<Mounted>,
+    engine: &engine::EngineHandle,
+    state: &State,
+    links: bool,
+    config: bool,
+) -> usize {
+    let mut moved = 0;
+    if links {
+        match crate::projects::load_links(state) {
+            Ok(links) => {
+                let m = mounted.clone();
+                match tokio::task::spawn_blocking(move || m.set_links(links)).await {
+                    Ok(Ok(n)) => moved = n,
+                    Ok(Err(e)) => tracing::warn!(error = %e, "applying the new links failed"),
+                    Err(e) => tracing::warn!(error = %e, "applying the new links failed"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the links failed"),
+        }
+    }
+    if config {
+        match state.config() {
+            Ok(c) => engine.set_identity(c.machine_name, c.retired),
+            Err(e) => tracing::warn!(error = %e, "reading the config failed"),
+        }
+    }
+    moved
 }
 
 /// This build has no way to mount: Windows without the `winfsp` feature.
 #[cfg(not(mounts))]
 pub fn run(_state: &State, _verbose: u8, _ready: impl FnOnce()) -> Result<()> {
-    bail!(
+    anyhow::bail!(
         "this ferry was built without the Windows mount: build it with `cargo install --path cli --features winfsp` (WinFsp installed; see the README). `ferry sync`, `ferry sessions` and the other commands work without a mount"
     )
 }

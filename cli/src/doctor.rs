@@ -92,6 +92,45 @@ fn state_dir(st: &State) -> Vec<Finding> {
     out
 }
 
+/// Other machines as identity sees them: retired ones, and one with this machine's name.
+fn other_machines(st: &State, config: &state::Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Ok(rows) = crate::machines::rows(st) else {
+        return out;
+    };
+    let alike: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.this_machine && r.name == config.machine_name)
+        .map(|r| r.id.as_str())
+        .collect();
+    for r in rows.iter().filter(|r| r.retired_ms.is_some()) {
+        out.push(finding(
+            "identity",
+            Level::Note,
+            format!(
+                "machine {} ({}) was retired {}: its sessions stay as history, and no lag is reported for it",
+                r.name,
+                r.id,
+                ago(r.retired_ms)
+            ),
+            None,
+        ));
+    }
+    if !alike.is_empty() {
+        out.push(finding(
+            "identity",
+            Level::Note,
+            format!(
+                "another machine is called {} too ({}): listings cannot tell them apart",
+                config.machine_name,
+                alike.join(", ")
+            ),
+            Some("`ferry machines rename NAME` on one of them"),
+        ));
+    }
+    out
+}
+
 /// This install's machine identity: a copy noticed, a twin found, names shared with another.
 fn identity(st: &State, config: &state::Config) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -127,7 +166,7 @@ fn identity(st: &State, config: &state::Config) -> Vec<Finding> {
         ));
     }
     // Still there only while the daemon that found the twin runs: the first command after it
-    // takes the new id (`identity::check`).
+    // takes the new id (`State::checked`).
     if let Some(why) =
         crate::identity::twin_marker(&st.runs().with_file_name(ferry_sync::engine::TWIN_FILE))
     {
@@ -142,38 +181,7 @@ fn identity(st: &State, config: &state::Config) -> Vec<Finding> {
             ),
         ));
     }
-    if let Ok(rows) = crate::machines::rows(st) {
-        let alike: Vec<&str> = rows
-            .iter()
-            .filter(|r| !r.this_machine && r.name == config.machine_name)
-            .map(|r| r.id.as_str())
-            .collect();
-        for r in rows.iter().filter(|r| r.retired_ms.is_some()) {
-            out.push(finding(
-                "identity",
-                Level::Note,
-                format!(
-                    "machine {} ({}) was retired {}: its sessions stay as history, and no lag is reported for it",
-                    r.name,
-                    r.id,
-                    ago(r.retired_ms)
-                ),
-                None,
-            ));
-        }
-        if !alike.is_empty() {
-            out.push(finding(
-                "identity",
-                Level::Note,
-                format!(
-                    "another machine is called {} too ({}): listings cannot tell them apart",
-                    config.machine_name,
-                    alike.join(", ")
-                ),
-                Some("`ferry machines rename NAME` on one of them"),
-            ));
-        }
-    }
+    out.extend(other_machines(st, config));
     if out.is_empty() {
         out.push(finding(
             "identity",
@@ -353,7 +361,7 @@ fn sync(status: &ferry_sync::engine::Status, has_remote: bool) -> Vec<Finding> {
 /// Every finding for the state dir `st`.
 pub fn findings(st: &State) -> Result<Vec<Finding>> {
     let config = st.config()?;
-    let pid = crate::sync_cmd::daemon_pid(st);
+    let pid = st.daemon_pid();
     let (_, status) = crate::status::observed(st, pid);
     let mut out = state_dir(st);
     out.extend(identity(st, &config));

@@ -6,6 +6,8 @@
 //! unfinished. `install` also installs the skill that lets Claude use ferry (`skill.rs`).
 //! Hooks never fail or slow Claude Code down: a hook that cannot do its work exits 0 quietly.
 
+use crate::invoke::{binary, quote};
+use crate::markers::{CHECKOUT, ENDED};
 use crate::settings_file::{Settings, hook_entry};
 use crate::state::State;
 use crate::ui::Ui;
@@ -14,42 +16,11 @@ use serde_json::{Value, json};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// The marker's name inside `<session id>/`.
-pub const ENDED: &str = "ferry-ended.json";
-
-/// Where the session's checkout stood at its last Stop (its git state), inside
-/// `<session id>/`: synced like any file, so a brief on another machine can say it.
-pub const CHECKOUT: &str = "ferry-checkout.json";
-
 /// Claude Code's settings file, where hooks live.
 fn settings_path() -> Result<PathBuf> {
     Ok(ferry_platform::claude_config_dir()
         .context("cannot tell where Claude Code keeps its files: set HOME or CLAUDE_CONFIG_DIR")?
         .join("settings.json"))
-}
-
-/// Single-quotes `s` for a POSIX shell.
-pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// How a hook or the skill names this binary: `ferry` when that is this binary on PATH (so a
-/// reinstall elsewhere on PATH keeps working), else its full path, quoted.
-pub fn binary() -> Result<String> {
-    let exe = std::env::current_exe().context("finding the ferry binary")?;
-    let on_path = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(if cfg!(windows) { "ferry.exe" } else { "ferry" }))
-            .find(|c| c.is_file())
-    });
-    let same = |a: &Path, b: &Path| std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok();
-    Ok(match on_path {
-        Some(p) if same(&p, &exe) => "ferry".to_string(),
-        _ => quote(
-            exe.to_str()
-                .context("the ferry binary's path is not UTF-8")?,
-        ),
-    })
 }
 
 /// The command a hook runs: this binary, with this state dir.
@@ -85,6 +56,45 @@ fn is_ours(entry: &Value) -> bool {
 /// and SessionEnd hooks (and the SessionStart note with `--announce`) in Claude Code's
 /// settings, keeping every other setting as it was, and the skill that lets Claude use ferry.
 pub fn set(install: bool, announce: bool, ui: &Ui) -> Result<()> {
+    let (path, events, skill) = apply(install, announce)?;
+    let what = path.display().to_string();
+    let skill_path = crate::skill::path()?;
+    let doc = json!({
+        "settings": path, "hooks": if install { events.clone() } else { Vec::new() },
+        "skill": if install { skill.as_ref() } else { None },
+        "skill_kept": install && skill.is_none(),
+    });
+    ui.out(&doc, || {
+        if !install {
+            return format!("removed ferry's hooks from {what} and its skill, if there");
+        }
+        let mut t = format!(
+            "installed ferry's {} hook(s) in {what}\n",
+            events.join(", ")
+        );
+        t += &match &skill {
+            Some(p) => format!(
+                "installed the skill {} ({}): ask Claude \"what's unfinished?\" in any session",
+                crate::skill::NAME,
+                p.display()
+            ),
+            None => format!(
+                "kept {}: it is not ferry's; move it away and run this again to get ferry's skill",
+                skill_path.display()
+            ),
+        };
+        t
+    });
+    Ok(())
+}
+
+/// Adds (`install`) or removes ferry's hooks in Claude Code's settings and its skill; returns
+/// the settings file, the events hooked and the skill written (`None`: none, or the user's own
+/// kept).
+pub fn apply(
+    install: bool,
+    announce: bool,
+) -> Result<(PathBuf, Vec<&'static str>, Option<PathBuf>)> {
     let path = settings_path()?;
     let what = path.display().to_string();
     let old = match std::fs::read_to_string(&path) {
@@ -119,11 +129,11 @@ pub fn set(install: bool, announce: bool, ui: &Ui) -> Result<()> {
         let mode = std::fs::metadata(&target).map(|m| m.permissions()).ok();
         match mode {
             Some(mode) => {
-                crate::daemon::write_atomic(&target, text.as_bytes())
+                crate::files::write_atomic(&target, text.as_bytes())
                     .with_context(|| format!("writing {}", target.display()))?;
                 std::fs::set_permissions(&target, mode)?;
             }
-            None => crate::state::write_private(&target, text.as_bytes())?,
+            None => crate::files::write_private(&target, text.as_bytes())?,
         }
     }
     let skill = if install {
@@ -132,34 +142,7 @@ pub fn set(install: bool, announce: bool, ui: &Ui) -> Result<()> {
         crate::skill::uninstall()?;
         None
     };
-    let skill_path = crate::skill::path()?;
-    let doc = json!({
-        "settings": path, "hooks": if install { events.clone() } else { Vec::new() },
-        "skill": if install { skill.as_ref() } else { None },
-        "skill_kept": install && skill.is_none(),
-    });
-    ui.out(&doc, || {
-        if !install {
-            return format!("removed ferry's hooks from {what} and its skill, if there");
-        }
-        let mut t = format!(
-            "installed ferry's {} hook(s) in {what}\n",
-            events.join(", ")
-        );
-        t += &match &skill {
-            Some(p) => format!(
-                "installed the skill {} ({}): ask Claude \"what's unfinished?\" in any session",
-                crate::skill::NAME,
-                p.display()
-            ),
-            None => format!(
-                "kept {}: it is not ferry's; move it away and run this again to get ferry's skill",
-                skill_path.display()
-            ),
-        };
-        t
-    });
-    Ok(())
+    Ok((path, events, skill))
 }
 
 /// `ferry hooks run EVENT`, as Claude Code runs it, with the hook's JSON on stdin.
@@ -188,9 +171,10 @@ pub fn run(event: &str) -> Result<()> {
     }
     // Commit and push now rather than after the debounce.
     if let Ok(st) = State::locate()
-        && let Some(pid) = crate::sync_cmd::daemon_pid(&st)
+        && st.daemon_pid().is_some()
     {
-        let _ = crate::sync_cmd::signal(&st, pid, false);
+        let soon = crate::control::Request::Sync { soon: true };
+        let _ = crate::control::ask(&st, soon, std::time::Duration::from_secs(5));
     }
     Ok(())
 }
@@ -243,7 +227,7 @@ fn record_checkout(hook: &Value) -> Option<()> {
     if std::fs::read(&path).ok().as_deref() == Some(text.as_slice()) {
         return Some(());
     }
-    crate::state::write_private(&path, &text).ok()
+    crate::files::write_private(&path, &text).ok()
 }
 
 /// Writes `<session id>/ferry-ended.json` beside the transcript.
@@ -251,12 +235,12 @@ fn mark_ended(hook: &Value) -> Option<()> {
     let dir = session_dir(hook)?;
     let machine = State::locate()
         .and_then(|st| st.config())
-        .map_or_else(|_| crate::state::hostname(), |c| c.machine_name);
+        .map_or_else(|_| crate::identity::hostname(), |c| c.machine_name);
     let marker = json!({
         "ended_ms": ferry_sync::engine::now_ms(),
         "machine": machine,
         "reason": hook["reason"],
     });
     let path = dir.join(ENDED);
-    crate::state::write_private(&path, marker.to_string().as_bytes()).ok()
+    crate::files::write_private(&path, marker.to_string().as_bytes()).ok()
 }

@@ -11,7 +11,6 @@
 //! commits of runs this install never had was written by a twin; the engine then stops pushing
 //! and leaves a marker, and the next start takes a new id here.
 
-use crate::state::{Config, State, new_machine_id};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -57,7 +56,7 @@ pub fn here(dir: &Path) -> Option<Origin> {
     let (dev, inode) = ferry_platform::identity::dir_identity(dir)?;
     Some(Origin {
         host_id: ferry_platform::identity::machine_identity(),
-        hostname: crate::state::hostname(),
+        hostname: hostname(),
         dev,
         inode,
     })
@@ -89,44 +88,50 @@ pub fn twin_marker(path: &Path) -> Option<String> {
     })
 }
 
-/// `config` as this state dir may use it: recorded where it is if it was not yet, or with a
-/// new machine id (and saved) if it is a copy of another install's.
-pub fn check(st: &State, mut config: Config) -> anyhow::Result<Config> {
-    let Some(now) = here(&st.dir) else {
-        return Ok(config);
+/// What a state dir learns about itself at start: where it is now, and why it is a copy of
+/// another install's, if it is one.
+pub struct Verdict {
+    /// Where it is now (`None` where that cannot be read).
+    pub now: Option<Origin>,
+    /// Why it is a copy, if it is one.
+    pub copied: Option<String>,
+}
+
+/// Judges a state dir at `dir` that recorded `recorded` as its origin, with the twin marker of
+/// its last run at `twin` (acted on only once no daemon runs with the old id).
+pub fn judge(recorded: Option<&Origin>, dir: &Path, twin: &Path, daemon_running: bool) -> Verdict {
+    let Some(now) = here(dir) else {
+        return Verdict {
+            now: None,
+            copied: None,
+        };
     };
     // A twin found on the remote by the last run (see the sync engine's `twin_found`), acted
     // on by the first command once no daemon runs with the old id.
-    let twin = st.runs().with_file_name(ferry_sync::engine::TWIN_FILE);
-    let twin_found = twin_marker(&twin)
-        .filter(|_| !crate::daemon::lock_held(st))
+    let twin_found = twin_marker(twin)
+        .filter(|_| !daemon_running)
         .map(|why| format!("{why}: a clone of this disk or VM"));
-    let why = twin_found.or_else(|| match &config.origin {
-        None => None,
-        Some(then) => why_copied(then, &now),
-    });
-    if config.origin.is_some() && why.is_none() {
-        return Ok(config);
+    let copied = twin_found.or_else(|| recorded.and_then(|then| why_copied(then, &now)));
+    Verdict {
+        now: Some(now),
+        copied,
     }
-    if let Some(why) = why {
-        let new_id = new_machine_id();
-        let short = &new_id[..4];
-        tracing::warn!(old = %config.machine_id, new = %new_id, why, "this state dir is a copy; taking a new machine id");
-        config.copied = Some(Copied {
-            from_id: config.machine_id.clone(),
-            from_name: config.machine_name.clone(),
-            at_ms: ferry_sync::engine::now_ms(),
-            why,
-        });
-        config.machine_name = format!("{}-{short}", config.machine_name);
-        config.machine_id = new_id;
-        // The places chosen belong to the computer the copy came from.
-        let _ = std::fs::remove_file(st.places());
-        let _ = std::fs::remove_file(&twin);
+}
+
+/// A random machine id: 16 hex digits.
+pub fn new_machine_id() -> String {
+    ferry_sync::store::random_id()
+}
+
+/// The host's name, the default machine name.
+pub fn hostname() -> String {
+    #[cfg(unix)]
+    if let Ok(h) = nix::unistd::gethostname()
+        && let Some(h) = h.to_str().filter(|h| !h.is_empty())
+    {
+        return h.to_string();
     }
-    config.origin = Some(now);
-    st.save(&config)?;
-    Ok(config)
+    std::env::var("COMPUTERNAME").unwrap_or_else(|_| "machine".into())
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! (with a progress bar over the bytes), then every other machine's fetched. Running it again
 //! commits only what changed.
 
+use crate::report::Report;
 use crate::state::{self, Config, State};
-use crate::sync_cmd::{Report, sync_here_locked};
+use crate::sync_cmd::sync_here_locked;
 use anyhow::Result;
 use ferry_platform::mount::{MountState, mount_state};
 use ferry_sync::secrets::{Finding, Policy};
@@ -60,7 +61,7 @@ pub fn secrets_said(found: &[Finding], policy: Policy) -> String {
 pub fn run(st: &State, config: &Config, quiet: bool, offline: bool) -> Result<Imported> {
     let mountpoint = state::mount_point()?;
     // A running daemon (or a mount) does this itself.
-    let lock = crate::daemon::lock(st);
+    let lock = st.take_lock();
     if mount_state(&mountpoint) != MountState::None || lock.is_err() {
         return Ok(Imported {
             files: 0,

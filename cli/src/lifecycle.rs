@@ -1,7 +1,9 @@
 //! `ferry init`, `ferry mount` and `ferry unmount`: setting a machine up, starting the daemon
 //! and returning once the mount is live, and stopping it cleanly.
 
-use crate::daemon::{self, PUSH_DEADLINE, UnmountReport};
+use crate::control::{self, Reply, Request};
+use crate::daemon::{self, PUSH_DEADLINE};
+use crate::report::Report;
 use crate::state::{self, Config, State};
 use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
@@ -38,7 +40,7 @@ pub fn init(
             "nothing was changed; fix that, or pass --offline to set up anyway",
         )?;
     }
-    let running = crate::sync_cmd::daemon_pid(&st).is_some();
+    let running = st.daemon_pid().is_some();
     // A reinstalled computer continuing an old machine: its id and branch, from the remote.
     let taken = match (&as_machine, &remote) {
         (Some(name), Some(url)) => {
@@ -51,37 +53,10 @@ pub fn init(
         }
         (None, _) => None,
     };
-    let config = Config {
-        machine_id: taken.as_ref().map(|t| t.0.clone()).unwrap_or_else(|| {
-            existing
-                .as_ref()
-                .map_or_else(state::new_machine_id, |c| c.machine_id.clone())
-        }),
-        machine_name: name
-            .or_else(|| taken.as_ref().map(|t| t.1.clone()))
-            .or_else(|| existing.as_ref().map(|c| c.machine_name.clone()))
-            .unwrap_or_else(state::hostname),
-        remote: remote.or_else(|| existing.as_ref().and_then(|c| c.remote.clone())),
-        secrets: secrets
-            .or_else(|| existing.as_ref().map(|c| c.secrets))
-            .unwrap_or_default(),
-        origin: existing.as_ref().and_then(|c| c.origin.clone()),
-        copied: existing.as_ref().and_then(|c| c.copied.clone()),
-        continued: match &taken {
-            Some((_, name)) => Some(crate::identity::Continued {
-                name: name.clone(),
-                at_ms: ferry_sync::engine::now_ms(),
-            }),
-            None => existing.as_ref().and_then(|c| c.continued.clone()),
-        },
-        retired: existing
-            .as_ref()
-            .map(|c| c.retired.clone())
-            .unwrap_or_default(),
-    };
+    let config = config_for(existing.as_ref(), taken, name, remote, secrets);
     st.save(&config)?;
     // Records where this state dir was made.
-    let config = crate::identity::check(&st, config)?;
+    let config = st.checked(config)?;
     Store::init(&st.store())
         .with_context(|| format!("creating the store {}", st.store().display()))?;
     let imported = crate::import::run(&st, &config, ui.json || ui.quiet, offline)?;
@@ -100,52 +75,106 @@ pub fn init(
         "remote_ok": sync.and_then(|s| s.remote_ok),
         "error": sync.and_then(|s| s.error.clone()),
     });
-    let text = || -> Result<String> {
-        let verb = if existing.is_some() {
-            "updated"
-        } else {
-            "set up"
-        };
-        let mut t = format!(
-            "ferry {verb} in {} for machine {} ({})\n",
-            st.dir.display(),
-            config.machine_name,
-            config.machine_id
-        );
-        if imported.files > 0 {
-            t += &format!(
-                "imported {} existing file(s), {} bytes, from {}\n",
-                imported.files,
-                imported.bytes,
-                state::mount_point()?.display()
-            );
-        }
-        t += &crate::import::secrets_said(&imported.secrets, config.secrets);
-        let r = remote.as_deref().unwrap_or_default();
-        t += &match (&config.remote, sync) {
-            (Some(_), Some(s)) if s.remote_ok == Some(false) => format!(
-                "remote: {r} could not be reached ({}); ferry will retry once mounted",
-                s.error.as_deref().unwrap_or("unknown error")
-            ),
-            (Some(_), Some(_)) => format!("remote: {r} (fetched and pushed)"),
-            (Some(_), None) if running => format!(
-                "remote: {r} (the running daemon keeps the remote it started with: run `ferry unmount && ferry mount` to switch)"
-            ),
-            (Some(_), None) if offline => {
-                format!("remote: {r} (not tried: --offline; `ferry mount` syncs with it)")
-            }
-            (Some(_), None) => format!("remote: {r}"),
-            (None, _) => {
-                "no remote: sessions stay on this machine; add one with `ferry remote set URL`"
-                    .into()
-            }
-        };
-        t += "\nnext: `ferry mount`";
-        Ok(t)
+    let text = if ui.json {
+        String::new()
+    } else {
+        init_said(
+            &st,
+            &config,
+            existing.is_some(),
+            &imported,
+            running,
+            offline,
+        )?
     };
-    let text = if ui.json { String::new() } else { text()? };
     ui.out(&doc, || text);
     Ok(())
+}
+
+/// The config `ferry init` writes: what was given, else what there was, else the defaults; a
+/// machine taken over (`--as-machine`) gives its id and name.
+fn config_for(
+    existing: Option<&Config>,
+    taken: Option<(String, String)>,
+    name: Option<String>,
+    remote: Option<String>,
+    secrets: Option<ferry_sync::secrets::Policy>,
+) -> Config {
+    Config {
+        machine_id: taken.as_ref().map(|t| t.0.clone()).unwrap_or_else(|| {
+            existing.map_or_else(crate::identity::new_machine_id, |c| c.machine_id.clone())
+        }),
+        machine_name: name
+            .or_else(|| taken.as_ref().map(|t| t.1.clone()))
+            .or_else(|| existing.map(|c| c.machine_name.clone()))
+            .unwrap_or_else(crate::identity::hostname),
+        remote: remote.or_else(|| existing.and_then(|c| c.remote.clone())),
+        secrets: secrets
+            .or_else(|| existing.map(|c| c.secrets))
+            .unwrap_or_default(),
+        origin: existing.and_then(|c| c.origin.clone()),
+        copied: existing.and_then(|c| c.copied.clone()),
+        continued: match &taken {
+            Some((_, name)) => Some(crate::identity::Continued {
+                name: name.clone(),
+                at_ms: ferry_sync::engine::now_ms(),
+            }),
+            None => existing.and_then(|c| c.continued.clone()),
+        },
+        retired: existing.map(|c| c.retired.clone()).unwrap_or_default(),
+    }
+}
+
+/// What `ferry init` says.
+fn init_said(
+    st: &State,
+    config: &Config,
+    existing: bool,
+    imported: &crate::import::Imported,
+    running: bool,
+    offline: bool,
+) -> Result<String> {
+    let sync = imported.sync.as_ref();
+    let remote = config.remote.as_deref().map(ferry_sync::engine::redact);
+    let verb = if existing { "updated" } else { "set up" };
+    let mut t = format!(
+        "ferry {verb} in {} for machine {} ({})\n",
+        st.dir.display(),
+        config.machine_name,
+        config.machine_id
+    );
+    if imported.files > 0 {
+        t += &format!(
+            "imported {} existing file(s), {} bytes, from {}\n",
+            imported.files,
+            imported.bytes,
+            state::mount_point()?.display()
+        );
+    }
+    t += &crate::import::secrets_said(&imported.secrets, config.secrets);
+    let r = remote.as_deref().unwrap_or_default();
+    t += &match (&config.remote, sync) {
+        (Some(_), Some(s)) if s.remote_ok == Some(false) => format!(
+            "remote: {r} could not be reached ({}); ferry will retry once mounted",
+            s.error.as_deref().unwrap_or("unknown error")
+        ),
+        (Some(_), Some(s)) if s.committed.is_some() || imported.files > 0 => {
+            format!("remote: {r} (fetched and pushed)")
+        }
+        (Some(_), Some(_)) => format!("remote: {r} (fetched; nothing new to push)"),
+        (Some(_), None) if running => format!(
+            "remote: {r} (the running daemon keeps the remote it started with: run `ferry unmount && ferry mount` to switch)"
+        ),
+        (Some(_), None) if offline => {
+            format!("remote: {r} (not tried: --offline; `ferry mount` syncs with it)")
+        }
+        (Some(_), None) => format!("remote: {r}"),
+        (None, _) => {
+            "no remote: sessions stay on this machine; add one with `ferry remote set URL`".into()
+        }
+    };
+    t += "\nnext: `ferry mount`";
+    Ok(t)
 }
 
 /// `ferry mount`: in the foreground (for service managers) or as a daemon, returning once the
@@ -163,13 +192,31 @@ pub fn mount(foreground: bool, ui: &Ui) -> Result<()> {
     }
     // Refuses a live mount; recovers a dead one (a crashed daemon) by itself, saying so.
     daemon::clear_mount_point(&mountpoint)?;
-    if daemon::lock_held(&st) {
+    if st.lock_held() {
         bail!(
             "ferry is already mounted at {}; `ferry unmount` first if you want to remount",
             mountpoint.display()
         );
     }
-    state::create_private_dir(&st.dir)?;
+    crate::files::create_private_dir(&st.dir)?;
+    let pid = start_daemon(&st, &mountpoint, ui)?;
+    let remote = config.remote.as_deref().map(ferry_sync::engine::redact);
+    let doc = serde_json::json!({"mountpoint": mountpoint, "machine_name": config.machine_name,
+        "remote": remote, "daemon_pid": pid});
+    ui.out(&doc, || {
+        format!(
+            "ferry: mounted {} (machine {}, {})",
+            mountpoint.display(),
+            config.machine_name,
+            remote.map_or_else(|| "no remote".to_string(), |r| format!("remote {r}"))
+        )
+    });
+    Ok(())
+}
+
+/// Starts `ferry mount --foreground` as a daemon of its own, logging to the state dir, and
+/// waits until its mount at `mountpoint` is live; returns its pid.
+fn start_daemon(st: &State, mountpoint: &std::path::Path, ui: &Ui) -> Result<u32> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -207,7 +254,7 @@ pub fn mount(foreground: bool, ui: &Ui) -> Result<()> {
                 tail.trim()
             );
         }
-        if live(&st, &mountpoint) {
+        if live(st, mountpoint) {
             break;
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -219,18 +266,7 @@ pub fn mount(foreground: bool, ui: &Ui) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let remote = config.remote.as_deref().map(ferry_sync::engine::redact);
-    let doc = serde_json::json!({"mountpoint": mountpoint, "machine_name": config.machine_name,
-        "remote": remote, "daemon_pid": child.id()});
-    ui.out(&doc, || {
-        format!(
-            "ferry: mounted {} (machine {}, {})",
-            mountpoint.display(),
-            config.machine_name,
-            remote.map_or_else(|| "no remote".to_string(), |r| format!("remote {r}"))
-        )
-    });
-    Ok(())
+    Ok(child.id())
 }
 
 /// `ferry unmount`: asks the daemon to stop (it unmounts, commits and pushes within a deadline)
@@ -240,7 +276,7 @@ pub fn unmount(ui: &Ui) -> Result<crate::ui::Exit> {
     let mountpoint = state::mount_point()?;
     // The pid file is trusted only while the daemon holds its lock: after a crash the pid may
     // belong to an unrelated process by now.
-    let pid = crate::sync_cmd::daemon_pid(&st).filter(|&p| alive(&st, p));
+    let pid = st.daemon_pid().filter(|&p| alive(&st, p));
     let Some(pid) = pid else {
         let removed = match mount_state(&mountpoint) {
             MountState::Stale | MountState::Live => {
@@ -264,51 +300,35 @@ pub fn unmount(ui: &Ui) -> Result<crate::ui::Exit> {
         });
         return Ok(0);
     };
-    let before = std::fs::metadata(st.last_unmount())
-        .and_then(|m| m.modified())
-        .ok();
-    daemon::control::ask(&st, pid, daemon::control::Request::Stop)?;
-    let deadline =
-        Instant::now() + daemon::HANDLES_DEADLINE + PUSH_DEADLINE + Duration::from_secs(20);
-    while alive(&st, pid) {
-        if Instant::now() > deadline {
-            bail!(
-                "the daemon (pid {pid}) did not stop; see {}",
-                st.log().display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let after = std::fs::metadata(st.last_unmount())
-        .and_then(|m| m.modified())
-        .ok();
-    let report: Option<UnmountReport> = (after != before)
-        .then(|| std::fs::read(st.last_unmount()).ok())
-        .flatten()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let Some(report) = report else {
-        bail!(
-            "the daemon stopped without reporting; your files are in {} and will be committed at the next mount",
-            mountpoint.display()
-        );
+    let wait = daemon::HANDLES_DEADLINE + PUSH_DEADLINE + Duration::from_secs(20);
+    let report = match control::ask(&st, Request::Stop, wait)? {
+        Some(Reply::Done { report }) => report,
+        Some(other) => bail!("the daemon answered {other:?} when asked to stop"),
+        None => bail!(
+            "the daemon (pid {pid}) does not answer on {}: stop it with `kill {pid}` (it unmounts, commits and pushes on SIGTERM); see {}",
+            control::endpoint(&st).display(),
+            st.log().display()
+        ),
     };
+    // The daemon answers just before it exits: a `ferry mount` right after must find it gone.
+    let gone = Instant::now() + Duration::from_secs(10);
+    while alive(&st, pid) && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let remote = st.config().ok().and_then(|c| c.remote);
-    let doc = serde_json::json!({"was_mounted": true, "daemon": true, "mountpoint": mountpoint,
-        "committed": report.committed, "pushed": report.pushed, "error": report.error,
-        "at_ms": report.at_ms, "still_open": report.still_open,
-        "open_past_deadline": report.open_past_deadline});
+    let mut doc = serde_json::to_value(&report)?;
+    doc["was_mounted"] = true.into();
+    doc["daemon"] = true.into();
+    doc["mountpoint"] = serde_json::json!(mountpoint);
     ui.out(&doc, || {
         unmount_said(&report, &mountpoint, remote.is_some())
     });
     // Unmounted either way; a push that did not go through is said by the exit code too.
-    Ok(match report.pushed {
-        Some(false) => crate::ui::Kind::RemoteUnreachable.code(),
-        _ => 0,
-    })
+    Ok(report.exit_code())
 }
 
 /// What `ferry unmount` says of the daemon's report.
-fn unmount_said(report: &UnmountReport, mountpoint: &std::path::Path, remote: bool) -> String {
+fn unmount_said(report: &Report, mountpoint: &std::path::Path, remote: bool) -> String {
     let mut t = format!("ferry: unmounted {}\n", mountpoint.display());
     if !report.still_open.is_empty() {
         t += &format!(
@@ -325,7 +345,7 @@ fn unmount_said(report: &UnmountReport, mountpoint: &std::path::Path, remote: bo
         }
     }
     let short = |c: &String| c[..c.len().min(12)].to_string();
-    t += &match (&report.committed, report.pushed, &report.error) {
+    t += &match (&report.committed, report.remote_ok, &report.error) {
         (_, Some(false), e) | (_, None, e @ Some(_)) => format!(
             "the push did not go through ({}); every change is safe in {} and in the local store, and will be pushed at the next mount",
             e.as_deref().unwrap_or("unknown error"),
@@ -374,6 +394,6 @@ fn alive(st: &State, pid: i32) -> bool {
     {
         // Its lock is released when it exits.
         let _ = pid;
-        daemon::lock_held(st)
+        st.lock_held()
     }
 }

@@ -126,7 +126,7 @@ pub fn run(action: Option<crate::MachinesAction>, ui: &Ui) -> Result<()> {
         }
     };
     st.save(&config)?;
-    let running = crate::sync_cmd::daemon_pid(&st).is_some();
+    let running = crate::control::reload(&st)?;
     ui.out(&said, || {
     let done = match said.get("renamed") {
         Some(n) => format!("this machine is now {}", n.as_str().unwrap_or_default()),

@@ -5,17 +5,23 @@
 //! what to do next); 2 bad usage; 3 the local part was done but the remote was not reached.
 
 mod bundle;
+mod control;
 mod daemon;
 mod doctor;
+mod files;
 mod hooks;
 mod identity;
 mod import;
+mod invoke;
 mod lifecycle;
+mod log_cmd;
 #[cfg_attr(not(mounts), allow(dead_code))]
 mod logfile;
 mod machines;
+mod markers;
 mod projects;
 mod remote_cmd;
+mod report;
 mod restore;
 mod service;
 mod sessions;
@@ -26,6 +32,7 @@ mod status;
 mod sync_cmd;
 mod transcript;
 mod ui;
+mod uninstall;
 mod view;
 
 use anyhow::{Context, Result};
@@ -192,6 +199,24 @@ enum Command {
     /// Check this install: state dir, machine identity, mount, git, the remote (tried now) and
     /// sync. Each finding says what to do next. Exit code 1: a check failed.
     Doctor,
+    /// What sync did: this machine's commits and the daemon's fetches, pushes, errors and
+    /// stops, with their times (newest last).
+    Log {
+        /// How many events.
+        #[arg(short = 'n', long, default_value_t = 40)]
+        count: usize,
+    },
+    /// Leave ferry: stop the login service and the mount (a last push), write every session the
+    /// view showed into Claude Code's directory in this machine's form, remove the hooks and
+    /// the skill. The state dir and the remote are kept for you to remove.
+    Uninstall,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print ferry's man page (roff), e.g. `ferry man > ~/.local/share/man/man1/ferry.1`.
+    Man,
     /// Show how ferry names a directory: its Claude Code slug and its portable project key.
     Where {
         /// The directory (default: the current one).
@@ -347,6 +372,18 @@ fn run(command: Command, ui: &Ui) -> Result<ui::Exit> {
         Command::Handoff { session } => done(sessions::handoff(&session, ui)),
         Command::Link { path, key } => done(projects::link(path, key, ui)),
         Command::Projects => done(projects::list(ui)),
+        Command::Log { count } => done(log_cmd::run(count, ui)),
+        Command::Uninstall => uninstall::run(ui),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "ferry", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(0)
+        }
     }
 }
 

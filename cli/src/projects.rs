@@ -68,13 +68,13 @@ pub fn link(path: PathBuf, key: Option<String>, ui: &Ui) -> Result<()> {
         key: key.clone(),
     });
     links.sort_by(|a, b| a.path.cmp(&b.path));
-    crate::daemon::write_json(&st.links(), &links)
+    crate::files::write_json(&st.links(), &links)
         .with_context(|| format!("writing {}", st.links().display()))?;
-    let running = crate::sync_cmd::daemon_pid(&st).is_some();
-    let doc = json!({"path": real_str, "project_key": key, "daemon_takes_it": running});
+    let taken = crate::control::reload(&st)?;
+    let doc = json!({"path": real_str, "project_key": key, "daemon_took_it": taken});
     ui.out(&doc, || {
-        let when = if running {
-            "the running daemon lists them there within 2 s"
+        let when = if taken {
+            "the running daemon lists them there now"
         } else {
             "from the next `ferry mount`"
         };

@@ -109,7 +109,7 @@ pub fn reachable(url: &str, next: &str) -> Result<()> {
 pub fn run(action: crate::RemoteAction, ui: &Ui) -> Result<()> {
     let st = State::locate()?;
     let mut config = st.config()?;
-    let running = crate::sync_cmd::daemon_pid(&st);
+    let running = st.daemon_pid();
     match action {
         crate::RemoteAction::Show => {
             let shown = config.remote.as_deref().map(redact);

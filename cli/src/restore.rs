@@ -59,6 +59,19 @@ fn view_path(path: &Path, mountpoint: &Path) -> Result<PathBuf> {
     Ok(rel)
 }
 
+/// The file a restore is about, found in the store.
+struct Target {
+    store: ferry_sync::store::Store,
+    snaps: Vec<ferry_sync::store::Snapshot>,
+    project: ferry_sync::store::ProjectRecord,
+    /// Its mapping on this machine.
+    mapping: ferry_sync::codec::Mapping,
+    /// Inside the project directory.
+    rel: RelPath,
+    /// Where it is written: through the mount when it is live, else into the directory.
+    path: PathBuf,
+}
+
 /// Runs `ferry restore`.
 pub fn run(
     path: PathBuf,
@@ -67,11 +80,48 @@ pub fn run(
     list: bool,
     ui: &Ui,
 ) -> Result<()> {
+    let t = target(&path)?;
+    let versions = versions(&t, machine_filter.as_deref())?;
+    if list {
+        print_versions(&versions, ui);
+        return Ok(());
+    }
+    let present = versions
+        .iter()
+        .filter(|(_, h)| h.file.meta.state == FileState::Present);
+    let (from, entry) = match at.as_deref() {
+        Some(a) => choose(present, a, t.rel.as_str())?,
+        None => present
+            .clone()
+            .next()
+            .context("every recorded version is a deletion; nothing to restore")?,
+    };
+    let (bytes, restored) = write_back(&t, entry)?;
+    let short = &entry.commit.to_string()[..12];
+    let doc = json!({"path": t.path, "machine": from, "commit": entry.commit.to_string(),
+        "bytes": bytes, "restored": restored});
+    ui.out(&doc, || {
+        if restored {
+            format!(
+                "restored {} ({bytes} bytes) from {from}'s version in commit {short}",
+                t.path.display(),
+            )
+        } else {
+            format!(
+                "nothing to restore: {} already holds every line of {from}'s version in commit {short}",
+                t.path.display()
+            )
+        }
+    });
+    Ok(())
+}
+
+/// PATH as a file of a project in the store.
+fn target(path: &Path) -> Result<Target> {
     let st = State::locate()?;
-    let config = st.config()?;
-    let me = state::machine_record(&config)?;
+    let me = state::machine_record(&st.config()?)?;
     let mountpoint = state::mount_point()?;
-    let rel_path = view_path(&path, &mountpoint)?;
+    let rel_path = view_path(path, &mountpoint)?;
     let slug = rel_path
         .components()
         .next()
@@ -87,88 +137,97 @@ pub fn run(
     let Some(project) = foreign.projects_by_slug.get(&slug).cloned() else {
         bail!("no machine has recorded project directory {slug}; `ferry projects` lists them");
     };
+    let mapping = match foreign.placements.get(&project.key) {
+        Some(p) => p.mapping.clone(),
+        None => mapping_for(&me, &project)?,
+    };
+    Ok(Target {
+        store,
+        snaps,
+        project,
+        mapping,
+        rel,
+        path: mountpoint.join(&rel_path),
+    })
+}
+
+/// Every version of the file in every machine's history (or one machine's), newest first.
+fn versions(t: &Target, machine: Option<&str>) -> Result<Vec<(String, HistoryEntry)>> {
     let mut versions: Vec<(String, HistoryEntry)> = Vec::new();
-    for s in &snaps {
-        if machine_filter
-            .as_ref()
-            .is_some_and(|m| *m != s.machine.name && *m != s.machine.id)
-        {
+    for s in &t.snaps {
+        if machine.is_some_and(|m| m != s.machine.name && m != s.machine.id) {
             continue;
         }
         // Every place of the project on that machine (a checkout, its worktrees, ...).
         let places: std::collections::BTreeSet<_> = s
             .files
             .iter()
-            .filter(|f| f.project.key == project.key)
+            .filter(|f| f.project.key == t.project.key)
             .map(|f| f.project.place())
             .collect();
         for place in places {
-            for h in store.history(s.commit, &place, &rel, 200)? {
+            for h in t.store.history(s.commit, &place, &t.rel, 200)? {
                 versions.push((s.machine.name.clone(), h));
             }
         }
     }
     versions.sort_by_key(|v| std::cmp::Reverse(v.1.time));
     if versions.is_empty() {
-        bail!("no history of {} in project {}", rel.as_str(), project.key);
+        bail!(
+            "no history of {} in project {}",
+            t.rel.as_str(),
+            t.project.key
+        );
     }
-    if list {
-        if ui.json {
-            let rows: Vec<_> = versions
-                .iter()
-                .map(|(m, h)| json!({"machine": m, "commit": h.commit.to_string(), "time_ms": h.time * 1000,
-                    "present": h.file.meta.state == FileState::Present, "mtime_ms": h.file.meta.mtime_ms, "bytes": h.file.meta.len}))
-                .collect();
-            ui.out(&json!({"versions": rows}), String::new);
-        } else {
-            for (m, h) in &versions {
-                let state = match h.file.meta.state {
-                    FileState::Present => format!("{} bytes", h.file.meta.len),
-                    FileState::Deleted { .. } => "deleted".into(),
-                    FileState::Hidden { .. } => "hidden here".into(),
-                };
-                println!(
-                    "{}  {}  {:<12} {}",
-                    &h.commit.to_string()[..12],
-                    crate::status::ago(Some(h.time * 1000)),
-                    m,
-                    state
-                );
-            }
-        }
-        return Ok(());
-    }
-    let present = versions
+    Ok(versions)
+}
+
+/// `ferry restore --list`.
+fn print_versions(versions: &[(String, HistoryEntry)], ui: &Ui) {
+    let rows: Vec<_> = versions
         .iter()
-        .filter(|(_, h)| h.file.meta.state == FileState::Present);
-    let (from, entry) = match at.as_deref() {
-        Some(a) => choose(present, a, rel.as_str())?,
-        None => present
-            .clone()
-            .next()
-            .context("every recorded version is a deletion; nothing to restore")?,
-    };
-    let mapping = match foreign.placements.get(&project.key) {
-        Some(p) => p.mapping.clone(),
-        None => mapping_for(&me, &project)?,
-    };
-    let name = rel.as_str().rsplit('/').next().unwrap_or_default();
+        .map(|(m, h)| json!({"machine": m, "commit": h.commit.to_string(), "time_ms": h.time * 1000,
+            "present": h.file.meta.state == FileState::Present, "mtime_ms": h.file.meta.mtime_ms, "bytes": h.file.meta.len}))
+        .collect();
+    ui.out(&json!({"versions": rows}), || {
+        let mut text = String::new();
+        for (m, h) in versions {
+            let state = match h.file.meta.state {
+                FileState::Present => format!("{} bytes", h.file.meta.len),
+                FileState::Deleted { .. } => "deleted".into(),
+                FileState::Hidden { .. } => "hidden here".into(),
+            };
+            text += &format!(
+                "{}  {}  {:<12} {}\n",
+                &h.commit.to_string()[..12],
+                crate::status::ago(Some(h.time * 1000)),
+                m,
+                state
+            );
+        }
+        text
+    });
+}
+
+/// Writes `entry`'s version to the file, expanded for this machine; returns its size and
+/// whether anything was written.
+fn write_back(t: &Target, entry: &HistoryEntry) -> Result<(usize, bool)> {
+    let name = t.rel.as_str().rsplit('/').next().unwrap_or_default();
     let format = Format::for_file_name(name);
-    let codec = Codec::new(&mapping);
-    let chosen = codec.expand(&store.read(&entry.file)?, format);
-    // Through the mount when it is live (a write like any other), else into the directory.
-    let target = mountpoint.join(&rel_path);
-    let current = std::fs::read(&target).ok();
-    // Each machine's version now: what the view shows is merged from them.
-    let mut live = Vec::new();
-    let bytes = if rel.is_lines() {
+    let codec = Codec::new(&t.mapping);
+    let chosen = codec.expand(&t.store.read(&entry.file)?, format);
+    let current = std::fs::read(&t.path).ok();
+    let bytes = if t.rel.is_lines() {
         // A transcript keeps every line it has now, here and on every machine: the restored
         // version's lines are merged into all of them, never written over them.
-        for s in &snaps {
+        let mut live = Vec::new();
+        for s in &t.snaps {
             for f in s.files.iter().filter(|f| {
-                f.project.key == project.key && f.rel == rel && f.meta.state == FileState::Present
+                f.project.key == t.project.key
+                    && f.rel == t.rel
+                    && f.meta.state == FileState::Present
             }) {
-                live.push(codec.expand(&store.read(f)?, format));
+                live.push(codec.expand(&t.store.read(f)?, format));
             }
         }
         let mut all: Vec<&[u8]> = vec![&chosen];
@@ -178,31 +237,14 @@ pub fn run(
     } else {
         chosen
     };
-    let short = &entry.commit.to_string()[..12];
     // Written unless the file holds exactly that already. A file not shown here (hidden, or
     // another machine's while unmounted) is written: with every machine's lines, so its copy
     // here is no divergent version of theirs.
     let restored = current.as_deref() != Some(&bytes[..]);
     if restored {
-        crate::state::write_private(&target, &bytes)?;
+        crate::files::write_private(&t.path, &bytes)?;
     }
-    let doc = json!({"path": target, "machine": from, "commit": entry.commit.to_string(),
-        "bytes": bytes.len(), "restored": restored});
-    ui.out(&doc, || {
-        if restored {
-            format!(
-                "restored {} ({} bytes) from {from}'s version in commit {short}",
-                target.display(),
-                bytes.len(),
-            )
-        } else {
-            format!(
-                "nothing to restore: {} already holds every line of {from}'s version in commit {short}",
-                target.display()
-            )
-        }
-    });
-    Ok(())
+    Ok((bytes.len(), restored))
 }
 
 /// The version `at` names among `present` (newest first): a commit (a hex prefix of at least

@@ -30,7 +30,7 @@ fn environment(state: &State) -> Vec<(String, String)> {
 }
 
 /// This machine's plan.
-fn plan(state: &State) -> Result<Plan> {
+pub fn plan(state: &State) -> Result<Plan> {
     let exe = std::env::current_exe()
         .and_then(dunce::canonicalize)
         .context("finding the ferry binary")?;
@@ -65,7 +65,7 @@ pub fn install(ui: &Ui) -> Result<()> {
     let plan = plan(&state)?;
     let dir = plan.file.parent().context("a file needs a directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    crate::daemon::write_atomic(&plan.file, &plan.contents)
+    crate::files::write_atomic(&plan.file, &plan.contents)
         .with_context(|| format!("writing {}", plan.file.display()))?;
     // launchd's `bootout` of a copy that was never loaded fails; that is expected.
     let tolerate = |c: &service::Command| c.get(1).is_some_and(|a| a == "bootout");
@@ -77,7 +77,7 @@ pub fn install(ui: &Ui) -> Result<()> {
             hint(plan.manager)
         );
     }
-    let running = crate::daemon::lock_held(&state);
+    let running = state.lock_held();
     if !running && let Err(e) = service::run(&plan.start, |_| false) {
         bail!(
             "installed {}, but starting it failed: {e}. See {} and run `ferry mount`",
@@ -107,10 +107,33 @@ pub fn install(ui: &Ui) -> Result<()> {
 pub fn uninstall(ui: &Ui) -> Result<()> {
     let state = State::locate()?;
     let plan = plan(&state)?;
+    let removed = remove(&plan)?;
+    let doc = json!({"manager": plan.manager.name(), "file": plan.file, "installed": false, "was_installed": removed});
+    ui.out(&doc, || {
+        if !removed {
+            return "ferry: no login service is installed".into();
+        }
+        format!(
+            "ferry: removed the login service ({}); {}",
+            plan.manager.name(),
+            after_removal(plan.manager)
+        )
+    });
+    Ok(())
+}
+
+/// What became of the mount when the login service was removed.
+pub fn after_removal(manager: Manager) -> &'static str {
+    match manager {
+        Manager::Task => "a mount running now stays until `ferry unmount`",
+        _ => "a mount it started was unmounted, committed and pushed",
+    }
+}
+
+/// Stops and removes the login service of `plan`; whether there was one.
+pub fn remove(plan: &Plan) -> Result<bool> {
     if !plan.file.exists() {
-        let doc = json!({"manager": plan.manager.name(), "file": plan.file, "installed": false, "was_installed": false});
-        ui.out(&doc, || "ferry: no login service is installed".into());
-        return Ok(());
+        return Ok(false);
     }
     let told = service::run(&plan.disable, |_| false);
     std::fs::remove_file(&plan.file)
@@ -122,18 +145,7 @@ pub fn uninstall(ui: &Ui) -> Result<()> {
             plan.manager.name()
         );
     }
-    let doc = json!({"manager": plan.manager.name(), "file": plan.file, "installed": false, "was_installed": true});
-    ui.out(&doc, || {
-        let after = match plan.manager {
-            Manager::Task => "a mount running now stays until `ferry unmount`",
-            _ => "a mount it started was unmounted, committed and pushed",
-        };
-        format!(
-            "ferry: removed the login service ({}); {after}",
-            plan.manager.name()
-        )
-    });
-    Ok(())
+    Ok(true)
 }
 
 /// Tells systemd the mount is live when it started this process as a `Type=notify` unit

@@ -150,6 +150,116 @@ fn listing(view: &View, want: impl Fn(&str) -> bool, make_do: bool) -> Result<Op
     Ok(Some(out))
 }
 
+/// What [`collect`] knows while it lists: this machine, the store's view of every machine, and
+/// the files.
+struct Seen<'a> {
+    machine: &'a ferry_sync::store::MachineRecord,
+    links: &'a [ferry_sync::project_key::Link],
+    view: &'a View,
+    foreign: &'a ferry_fs::foreign::Foreign,
+    placed: &'a HashMap<String, ferry_sync::store::ProjectRecord>,
+    /// (key, rel) -> every machine's (name, mtime, git state) for it.
+    versions: &'a HashMap<(String, String), Vec<Known>>,
+}
+
+impl Seen<'_> {
+    /// The session whose transcript is `name` in project directory `slug`, if it is one.
+    fn session(&self, slug: &str, name: &str) -> Option<Session> {
+        let id = name.strip_suffix(".jsonl")?;
+        let rel = Path::new(slug).join(name);
+        let ((head, tail), mtime) = head_and_tail(self.view, &rel).ok()?;
+        // As Claude Code lists sessions: the first and last 64 KiB only.
+        let mut summary = summarise(&head);
+        let last = summarise(&tail);
+        summary.title = last.title.or(summary.title);
+        summary.branch = last.branch.or(summary.branch);
+        summary.last_assistant = last.last_assistant.or(summary.last_assistant);
+        let ended = self
+            .view
+            .read(&Path::new(slug).join(id).join(crate::markers::ENDED))
+            .ok()
+            .and_then(|(b, _)| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["ended_ms"].as_i64());
+        // The marker is written after the last line; allow for the view's ms rounding.
+        let open = ended.is_none_or(|e| e + 1000 < mtime);
+        let project = self.project(slug, summary.cwd.as_deref());
+        let project = project.as_ref();
+        let key = project
+            .map(|p| p.key.clone())
+            .unwrap_or_else(|| format!("slug:{slug}"));
+        let cwd = project
+            .map(|p| p.cwd.clone())
+            .or_else(|| summary.cwd.clone());
+        let (last_writer, machines, newest) = self.writers(&key, name, mtime);
+        let written_here = last_writer == self.machine.name;
+        let path = self.view.local_path(&rel);
+        let not_here = if !cwd.as_deref().is_some_and(|c| Path::new(c).is_dir()) {
+            Some("no checkout of its project here")
+        } else if !path.is_file() {
+            Some("not mounted: `ferry mount` first, and it is there")
+        } else {
+            None
+        };
+        Some(Session {
+            id: id.to_string(),
+            project: key,
+            path,
+            resumable_here: not_here.is_none(),
+            not_here,
+            cwd,
+            machines,
+            last_writer,
+            updated_ms: mtime,
+            their_git: newest.and_then(|n| n.2),
+            summary,
+            open,
+            written_here,
+        })
+    }
+
+    /// The project of directory `slug` as the daemon files it: recorded, placed, else from
+    /// the transcript's cwd (a session not committed yet).
+    fn project(&self, slug: &str, cwd: Option<&str>) -> Option<ferry_sync::store::ProjectRecord> {
+        self.foreign
+            .projects_by_slug
+            .get(slug)
+            .or_else(|| self.placed.get(slug))
+            .cloned()
+            .or_else(|| {
+                ferry_sync::upper::project_for_cwd(
+                    slug,
+                    Some(cwd?),
+                    Path::new(&self.machine.home),
+                    self.links,
+                    false,
+                )
+            })
+    }
+
+    /// Who wrote transcript `name` of project `key` (modified at `mtime` here) last, every
+    /// machine that has it, and the newest version's record.
+    fn writers(&self, key: &str, name: &str, mtime: i64) -> (String, Vec<String>, Option<Known>) {
+        let mut known = self
+            .versions
+            .get(&(key.to_string(), name.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        known.sort_by_key(|v| v.1);
+        let newest = known.last().cloned();
+        let me = &self.machine.name;
+        let last_writer = match &newest {
+            Some((m, t, _)) if *t >= mtime => m.clone(),
+            _ => me.clone(),
+        };
+        let mut machines: Vec<String> = known.iter().map(|v| v.0.clone()).collect();
+        if last_writer == *me && !machines.contains(me) {
+            machines.push(me.clone());
+        }
+        machines.dedup();
+        (last_writer, machines, newest)
+    }
+}
+
 /// One listing; `None` if the view changed while it ran, unless `make_do`, which takes it as
 /// it is (a directory gone meanwhile skipped).
 fn collect_once(
@@ -196,91 +306,21 @@ fn collect_once(
         },
         (None, _) => return Ok(None),
     };
+    let known = Seen {
+        machine: &machine,
+        links: &links,
+        view: &view,
+        foreign: &foreign,
+        placed: &placed,
+        versions: &versions,
+    };
     let mut out = Vec::new();
     for (slug, entries) in dirs {
         for (name, is_dir) in entries {
-            let Some(id) = name.strip_suffix(".jsonl").filter(|_| !is_dir) else {
+            if is_dir {
                 continue;
-            };
-            let rel = Path::new(&slug).join(&name);
-            let Ok(((head, tail), mtime)) = head_and_tail(&view, &rel) else {
-                continue;
-            };
-            // As Claude Code lists sessions: the first and last 64 KiB only.
-            let mut summary = summarise(&head);
-            let last = summarise(&tail);
-            summary.title = last.title.or(summary.title);
-            summary.branch = last.branch.or(summary.branch);
-            summary.last_assistant = last.last_assistant.or(summary.last_assistant);
-            let ended = view
-                .read(&Path::new(&slug).join(id).join(crate::hooks::ENDED))
-                .ok()
-                .and_then(|(b, _)| serde_json::from_slice::<Value>(&b).ok())
-                .and_then(|v| v["ended_ms"].as_i64());
-            // The marker is written after the last line; allow for the view's ms rounding.
-            let open = ended.is_none_or(|e| e + 1000 < mtime);
-            // As the daemon files the directory: recorded, placed, else from the transcript's
-            // cwd (a session not committed yet).
-            let project = foreign
-                .projects_by_slug
-                .get(&slug)
-                .or_else(|| placed.get(&slug))
-                .cloned()
-                .or_else(|| {
-                    ferry_sync::upper::project_for_cwd(
-                        &slug,
-                        Some(summary.cwd.as_deref()?),
-                        Path::new(&machine.home),
-                        &links,
-                        false,
-                    )
-                });
-            let project = project.as_ref();
-            let key = project
-                .map(|p| p.key.clone())
-                .unwrap_or_else(|| format!("slug:{slug}"));
-            let cwd = project
-                .map(|p| p.cwd.clone())
-                .or_else(|| summary.cwd.clone());
-            let mut known = versions
-                .get(&(key.clone(), name.clone()))
-                .cloned()
-                .unwrap_or_default();
-            known.sort_by_key(|v| v.1);
-            let newest = known.last().cloned();
-            let last_writer = match &newest {
-                Some((m, t, _)) if *t >= mtime => m.clone(),
-                _ => machine.name.clone(),
-            };
-            let mut machines: Vec<String> = known.iter().map(|v| v.0.clone()).collect();
-            if last_writer == machine.name && !machines.contains(&machine.name) {
-                machines.push(machine.name.clone());
             }
-            machines.dedup();
-            let written_here = last_writer == machine.name;
-            let path = view.local_path(&rel);
-            let not_here = if !cwd.as_deref().is_some_and(|c| Path::new(c).is_dir()) {
-                Some("no checkout of its project here")
-            } else if !path.is_file() {
-                Some("not mounted: `ferry mount` first, and it is there")
-            } else {
-                None
-            };
-            out.push(Session {
-                id: id.to_string(),
-                project: key,
-                path,
-                resumable_here: not_here.is_none(),
-                not_here,
-                cwd,
-                machines,
-                last_writer,
-                updated_ms: mtime,
-                their_git: newest.and_then(|n| n.2),
-                summary,
-                open,
-                written_here,
-            });
+            out.extend(known.session(&slug, &name));
         }
     }
     out.sort_by_key(|s| std::cmp::Reverse(s.updated_ms));
@@ -426,7 +466,7 @@ pub fn handoff(id: &str, ui: &Ui) -> Result<()> {
     let full = view.read(&rel).map(|(b, _)| summarise(&b)).ok();
     // Where the writer's checkout stood at the session's last Stop (ferry's hook records it),
     // else at the writer's last start.
-    let checkout = rel.with_extension("").join(crate::hooks::CHECKOUT);
+    let checkout = rel.with_extension("").join(crate::markers::CHECKOUT);
     let their_git: Option<GitState> = view
         .read(&checkout)
         .ok()

@@ -26,10 +26,10 @@ pub fn path() -> Result<PathBuf> {
 /// How the skill's commands name ferry: `ferry` when that is this binary on PATH, else its full
 /// path; with the state dir when it is not the default one.
 fn ferry() -> Result<String> {
-    let mut cmd = crate::hooks::binary()?;
+    let mut cmd = crate::invoke::binary()?;
     if let Some(home) = std::env::var_os("FERRY_HOME").filter(|h| !h.is_empty()) {
         let home = home.to_str().context("FERRY_HOME is not UTF-8")?;
-        cmd = format!("FERRY_HOME={} {cmd}", crate::hooks::quote(home));
+        cmd = format!("FERRY_HOME={} {cmd}", crate::invoke::quote(home));
     }
     Ok(cmd)
 }
@@ -86,7 +86,7 @@ pub fn install() -> Result<Option<PathBuf>> {
     {
         return Ok(None);
     }
-    crate::state::write_private(&path, text(&ferry()?).as_bytes())?;
+    crate::files::write_private(&path, text(&ferry()?).as_bytes())?;
     Ok(Some(path))
 }
 

@@ -1,6 +1,7 @@
 //! The state dir (`$FERRY_HOME`): this machine's identity and remote (`config.json`), the store,
 //! the disk cache, the daemon's lock, pid and log, and the outcome of the last unmount.
 
+use crate::identity;
 use anyhow::{Context, Result, bail};
 use ferry_sync::store::MachineRecord;
 use serde::{Deserialize, Serialize};
@@ -20,13 +21,13 @@ pub struct Config {
     pub secrets: ferry_sync::secrets::Policy,
     /// Where this state dir was made (see `identity.rs`): a copy of it takes a new machine id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<crate::identity::Origin>,
+    pub origin: Option<identity::Origin>,
     /// Set when this state dir found itself a copy and took a new machine id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub copied: Option<crate::identity::Copied>,
+    pub copied: Option<identity::Copied>,
     /// Set when `ferry init --as-machine` made this install continue an old machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub continued: Option<crate::identity::Continued>,
+    pub continued: Option<identity::Continued>,
     /// Machines retired from here (`ferry machines retire`), by id, with when.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub retired: std::collections::BTreeMap<String, i64>,
@@ -91,14 +92,10 @@ impl State {
         self.dir.join("daemon.pid")
     }
 
-    /// What the last unmount did (JSON).
+    /// What the last stop of the daemon did (JSON): kept for a stop no command asked for.
+    #[cfg_attr(not(mounts), allow(dead_code))]
     pub fn last_unmount(&self) -> PathBuf {
         self.dir.join("last-unmount.json")
-    }
-
-    /// The running daemon's engine status, refreshed every 2 s (JSON).
-    pub fn status(&self) -> PathBuf {
-        self.dir.join("status.json")
     }
 
     /// `secrets.json`: the secrets found in new content, kept across runs for `ferry status`.
@@ -126,7 +123,7 @@ impl State {
         let before = all.secrets.clone();
         all.add_findings(found.to_vec());
         if all.secrets != before {
-            let _ = crate::daemon::write_json(&self.secrets(), &all.secrets);
+            let _ = crate::files::write_json(&self.secrets(), &all.secrets);
         }
     }
 
@@ -169,7 +166,79 @@ impl State {
             )
         })?;
         // A copy of another install's state dir never writes that install's branch.
-        crate::identity::check(self, config)
+        self.checked(config)
+    }
+
+    /// `config` as this state dir may use it: recorded where it is if it was not yet, or with a
+    /// new machine id (and saved) if it is a copy of another install's (see [`identity`]).
+    pub fn checked(&self, mut config: Config) -> Result<Config> {
+        let twin = self.runs().with_file_name(ferry_sync::engine::TWIN_FILE);
+        let verdict = identity::judge(config.origin.as_ref(), &self.dir, &twin, self.lock_held());
+        let Some(now) = verdict.now else {
+            return Ok(config);
+        };
+        if config.origin.is_some() && verdict.copied.is_none() {
+            return Ok(config);
+        }
+        if let Some(why) = verdict.copied {
+            let new_id = identity::new_machine_id();
+            let short = &new_id[..4];
+            tracing::warn!(old = %config.machine_id, new = %new_id, why, "this state dir is a copy; taking a new machine id");
+            config.copied = Some(identity::Copied {
+                from_id: config.machine_id.clone(),
+                from_name: config.machine_name.clone(),
+                at_ms: ferry_sync::engine::now_ms(),
+                why,
+            });
+            config.machine_name = format!("{}-{short}", config.machine_name);
+            config.machine_id = new_id;
+            // The places chosen belong to the computer the copy came from.
+            let _ = std::fs::remove_file(self.places());
+            let _ = std::fs::remove_file(&twin);
+        }
+        config.origin = Some(now);
+        self.save(&config)?;
+        Ok(config)
+    }
+
+    /// Takes the daemon lock of the state dir, or says who holds it.
+    /// The lock lasts as long as the returned file is open.
+    pub fn take_lock(&self) -> Result<std::fs::File> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock())
+            .with_context(|| format!("opening {}", self.lock().display()))?;
+        match f.try_lock() {
+            Ok(()) => Ok(f),
+            Err(_) => {
+                let pid = std::fs::read_to_string(self.pid()).unwrap_or_default();
+                bail!(
+                    "a ferry daemon is already running for {} (pid {}); `ferry unmount` stops it",
+                    self.dir.display(),
+                    pid.trim()
+                )
+            }
+        }
+    }
+
+    /// Whether a daemon (or a `ferry sync` without one) holds the lock of this state dir.
+    pub fn lock_held(&self) -> bool {
+        let Ok(f) = std::fs::OpenOptions::new().read(true).open(self.lock()) else {
+            return false;
+        };
+        f.try_lock_shared().is_err()
+    }
+
+    /// The running daemon's pid, if one holds the state dir's lock.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let pid = std::fs::read_to_string(self.pid())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        self.lock_held().then_some(pid)
     }
 
     /// Opens the store for a command that only reads it (never creates one); fails with what to
@@ -185,8 +254,8 @@ impl State {
 
     /// Writes `config.json` (mode 0600) atomically.
     pub fn save(&self, config: &Config) -> Result<()> {
-        create_private_dir(&self.dir)?;
-        crate::daemon::write_json(&self.config_path(), config)
+        crate::files::create_private_dir(&self.dir)?;
+        crate::files::write_json(&self.config_path(), config)
             .with_context(|| format!("writing {}", self.config_path().display()))
     }
 }
@@ -206,68 +275,13 @@ pub fn real_dir(path: &Path) -> Result<(PathBuf, String)> {
     Ok((real, text))
 }
 
-/// Writes `bytes` to `path` readable by this user only (0600), creating missing parents as
-/// 0700: Claude Code's own modes. Used for files in `projects/`, where it is an ordinary write
-/// through the view.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_private_to(path, bytes, true)
-}
-
-/// [`write_private`], or when `replace` is false, only if nothing is at `path` yet (an
-/// existing file is an error that names it).
-pub fn write_private_to(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
-    let parent = path.parent().context("a file needs a directory")?;
-    if !parent.exists() {
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-            .create(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-        #[cfg(not(unix))]
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    if replace {
-        options.write(true).create(true).truncate(true);
-    } else {
-        options.write(true).create_new(true);
-    }
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
-            "{} exists already; pass --force to replace it, or give another file",
-            path.display()
-        ),
-        opened => opened
-            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
-            .with_context(|| format!("writing {}", path.display())),
-    }
-}
-
-/// Creates `dir` (and parents) readable by this user only.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    set_mode(dir, 0o700)
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("restricting {}", path.display()))?;
-    }
-    let _ = (path, mode);
-    Ok(())
-}
-
 /// Claude Code's `projects/` directory: the mount point. Its parent is resolved (symlinks,
 /// `..`) so that it matches the kernel's mount table, without touching `projects/` itself,
 /// which may be a dead mount.
 pub fn mount_point() -> Result<PathBuf> {
     let config = ferry_platform::claude_config_dir()
         .context("cannot tell where Claude Code keeps its files: set HOME or CLAUDE_CONFIG_DIR")?;
-    create_private_dir(&config)?;
+    crate::files::create_private_dir(&config)?;
     let config =
         dunce::canonicalize(&config).with_context(|| format!("resolving {}", config.display()))?;
     let projects = config.join("projects");
@@ -321,20 +335,4 @@ fn real_home(home: &Path) -> Option<String> {
     (real != home)
         .then(|| real.to_str().map(str::to_string))
         .flatten()
-}
-
-/// A random machine id: 16 hex digits.
-pub fn new_machine_id() -> String {
-    ferry_sync::store::random_id()
-}
-
-/// The host's name, the default machine name.
-pub fn hostname() -> String {
-    #[cfg(unix)]
-    if let Ok(h) = nix::unistd::gethostname()
-        && let Some(h) = h.to_str().filter(|h| !h.is_empty())
-    {
-        return h.to_string();
-    }
-    std::env::var("COMPUTERNAME").unwrap_or_else(|_| "machine".into())
 }

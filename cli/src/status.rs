@@ -1,11 +1,10 @@
 //! `ferry status [--json]`: is the view mounted, which remote and can it be reached, each
 //! machine's last commit (and this one's fetch, push and what it has not pushed), what is
 //! pending, which sessions diverged and which files lost a newest-wins merge, the last error.
-//! With a daemon running, the live figures come from its `status.json`; without one they are
-//! worked out from the store and the unmounted directory.
+//! With a daemon running, the live figures come from it, over its control socket; without one
+//! they are worked out from the store and the unmounted directory.
 
 use crate::state::{self, State};
-use crate::sync_cmd::daemon_pid;
 use crate::ui::Ui;
 use anyhow::Result;
 use ferry_platform::mount::{MountState, mount_state};
@@ -105,15 +104,26 @@ fn conflicts(snaps: &[Snapshot], me: &str) -> (Vec<Value>, Vec<Value>) {
     (divergent, lost)
 }
 
-/// What the running daemon last published (`None` when none runs), and the status to show:
+/// How long `ferry status` waits for the daemon's answer.
+const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What the running daemon says now (`None` when none runs), and the status to show:
 /// that, or an empty one, with the last `ferry sync`'s error if it is newer.
 pub fn observed(st: &State, pid: Option<i32>) -> (Option<Status>, Status) {
+    // Live, from the daemon; a daemon that does not answer within seconds is taken as none.
     let live: Option<Status> = pid
-        .and_then(|_| std::fs::read(st.status()).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok());
+        .and_then(|_| {
+            crate::control::ask(st, crate::control::Request::Status, STATUS_WAIT)
+                .ok()
+                .flatten()
+        })
+        .and_then(|reply| match reply {
+            crate::control::Reply::Status { status } => Some(*status),
+            _ => None,
+        });
     let mut status = live.clone().unwrap_or_default();
     // The last `ferry sync`, daemon or not, may have failed since the daemon's last error.
-    let synced: Option<crate::sync_cmd::Report> = std::fs::read(st.sync_report())
+    let synced: Option<crate::report::Report> = std::fs::read(st.sync_report())
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     if let Some(r) = synced
@@ -157,7 +167,7 @@ fn gather() -> Result<Seen> {
     let machine = state::machine_record(&config)?;
     let mountpoint = state::mount_point()?;
     let mount = mount_state(&mountpoint);
-    let pid = daemon_pid(&st);
+    let pid = st.daemon_pid();
     let store = st.open_store()?;
     let snaps = snapshots(&store, &machine.id)?;
     let (live, mut status) = observed(&st, pid);

@@ -1,114 +1,51 @@
 //! `ferry sync [--soon]`: commit, fetch and push now. With a daemon running it asks the daemon
-//! (SIGUSR2, then waits for its report; `--soon`: SIGUSR1 and return); without one it runs the
-//! engine in this process over the unmounted directory.
+//! on its control socket and prints the report it answers with (`--soon`: asks and returns);
+//! without one it runs the engine in this process over the unmounted directory.
 
-use crate::daemon;
+use crate::control::{self, Reply, Request};
+use crate::report::Report;
 use crate::state::{self, State};
 use crate::ui::Ui;
-use anyhow::{Context, Result, bail};
-use ferry_sync::engine::{self, EngineConfig, SyncReport};
-use serde::{Deserialize, Serialize};
-use std::time::{Duration, Instant};
+use anyhow::{Result, bail};
+use ferry_sync::engine::{self, EngineConfig};
+use std::time::Duration;
 
-/// What one sync did, as `ferry sync` prints it.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Report {
-    /// The commit made, if anything was pending.
-    pub committed: Option<String>,
-    /// Whether fetch and push reached the remote (`None`: no remote).
-    pub remote_ok: Option<bool>,
-    /// Why not.
-    pub error: Option<String>,
-    /// When (ms since the epoch).
-    pub at_ms: i64,
-    /// Changes held back until their project is known (a daemon's only).
-    #[serde(default)]
-    pub waiting: Vec<ferry_sync::engine::Waiting>,
-}
-
-impl From<SyncReport> for Report {
-    fn from(r: SyncReport) -> Report {
-        Report {
-            committed: r.committed,
-            remote_ok: r.remote_ok,
-            error: r.error,
-            at_ms: engine::now_ms(),
-            waiting: Vec::new(),
-        }
-    }
-}
-
-/// The running daemon's pid, if one holds the state dir's lock.
-pub fn daemon_pid(st: &State) -> Option<i32> {
-    let pid = std::fs::read_to_string(st.pid())
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    daemon::lock_held(st).then_some(pid)
-}
-
-/// Asks the daemon `pid` of `st` to sync: soon, or now, writing its report.
-pub fn signal(st: &State, pid: i32, now: bool) -> Result<()> {
-    use daemon::control::{Request, ask};
-    ask(
-        st,
-        pid,
-        if now {
-            Request::SyncNow
-        } else {
-            Request::SyncSoon
-        },
-    )
-}
+/// How long `ferry sync` waits for the daemon's report (a slow remote, a big first transfer
+/// take longer; the sync goes on in the background).
+const SYNC_WAIT: Duration = Duration::from_secs(60);
 
 /// Runs `ferry sync`; returns the exit code.
 pub fn run(soon: bool, ui: &Ui) -> Result<crate::ui::Exit> {
     let st = State::locate()?;
     let config = st.config()?;
-    let report = match daemon_pid(&st) {
-        Some(pid) if soon => {
-            signal(&st, pid, false)?;
-            ui.out(
-                &serde_json::json!({"asked": true, "daemon_pid": pid}),
-                || format!("ferry: asked the daemon (pid {pid}) to commit, fetch and push"),
-            );
-            return Ok(0);
-        }
-        Some(pid) => {
-            let before = std::fs::metadata(st.sync_report())
-                .and_then(|m| m.modified())
-                .ok();
-            let asked = Instant::now();
-            signal(&st, pid, true)?;
-            loop {
-                let now = std::fs::metadata(st.sync_report())
-                    .and_then(|m| m.modified())
-                    .ok();
-                if now.is_some() && now != before {
-                    let bytes = std::fs::read(st.sync_report())?;
-                    break serde_json::from_slice::<Report>(&bytes)
-                        .context("reading the daemon's sync report")?;
-                }
-                if asked.elapsed() > Duration::from_secs(60) {
-                    bail!(
-                        "the daemon did not finish within 60 s (a slow remote, or a big first transfer); it goes on in the background: watch `ferry status`, and see {}",
-                        st.log().display()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(20));
+    let report = match st.daemon_pid() {
+        Some(pid) => match control::ask(&st, Request::Sync { soon }, SYNC_WAIT)? {
+            Some(Reply::Asked) => {
+                ui.out(
+                    &serde_json::json!({"asked": true, "daemon_pid": pid}),
+                    || format!("ferry: asked the daemon (pid {pid}) to commit, fetch and push"),
+                );
+                return Ok(0);
             }
-        }
+            Some(Reply::Done { report }) => report,
+            Some(Reply::Failed { message }) => bail!("the daemon could not sync: {message}"),
+            Some(other) => bail!("the daemon answered {other:?} to a sync"),
+            None => bail!(
+                "the daemon (pid {pid}) does not answer on {}; see {}",
+                control::endpoint(&st).display(),
+                st.log().display()
+            ),
+        },
         None => {
             let report = sync_here(&st, &config)?;
             // For `ferry status`, which has no daemon to ask.
-            let _ = crate::daemon::write_json(&st.sync_report(), &report);
+            let _ = crate::files::write_json(&st.sync_report(), &report);
             report
         }
     };
     ui.out(&report, || {
         let mut t = match &report.committed {
-            Some(c) => format!("committed {}\n", &c[..c.len().min(12)]),
+            Some(_) => format!("committed {}\n", report.short_commit().unwrap_or_default()),
             None if report.waiting.is_empty() => "nothing new to commit\n".into(),
             None => "nothing committed\n".into(),
         };
@@ -128,17 +65,14 @@ pub fn run(soon: bool, ui: &Ui) -> Result<crate::ui::Exit> {
         };
         t
     });
-    Ok(match report.remote_ok {
-        Some(false) => crate::ui::Kind::RemoteUnreachable.code(),
-        _ => 0,
-    })
+    Ok(report.exit_code())
 }
 
 /// Commits, fetches and pushes from this process, with no daemon: the unmounted directory is
 /// this machine's truth and is committed first. Holds the daemon's lock meanwhile, so that no
 /// daemon starts on the same store.
 pub fn sync_here(st: &State, config: &crate::state::Config) -> Result<Report> {
-    let _lock = daemon::lock(st)?;
+    let _lock = st.take_lock()?;
     sync_here_locked(st, config)
 }
 

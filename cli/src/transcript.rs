@@ -128,6 +128,44 @@ fn texts(content: &Value) -> Vec<String> {
     }
 }
 
+/// What one tool call of the assistant tells: its to-dos, a call waiting for its result, a
+/// file it changed, a command it ran, the files it touched.
+fn tool_call(
+    s: &mut Summary,
+    task_ids: &mut TaskIds,
+    waiting: &mut Vec<(String, String)>,
+    block: &Value,
+) {
+    track_todos(s, task_ids, block);
+    let name = block["name"].as_str().unwrap_or_default();
+    if let Some(id) = block["id"].as_str().filter(|_| !TODO_TOOLS.contains(&name)) {
+        waiting.push((id.to_string(), gist(block)));
+    }
+    if let Some(f) = block["input"]["file_path"]
+        .as_str()
+        .or(block["input"]["notebook_path"].as_str())
+        .filter(|_| matches!(name, "Edit" | "Write" | "MultiEdit" | "NotebookEdit"))
+        && !s.edited.iter().any(|x| x == f)
+    {
+        s.edited.push(f.to_string());
+    }
+    if name == "Bash"
+        && let Some(c) = block["input"]["command"].as_str()
+    {
+        s.commands.push(clip(c, 200));
+        if s.commands.len() > COMMANDS_KEPT {
+            s.commands.remove(0);
+        }
+    }
+    for key in ["file_path", "notebook_path", "path"] {
+        if let Some(f) = block["input"][key].as_str()
+            && !s.files.iter().any(|x| x == f)
+        {
+            s.files.push(f.to_string());
+        }
+    }
+}
+
 /// Summarises a transcript.
 pub fn summarise(bytes: &[u8]) -> Summary {
     let mut s = Summary::default();
@@ -171,36 +209,8 @@ pub fn summarise(bytes: &[u8]) -> Summary {
                     s.last_assistant = Some(t);
                 }
                 for block in content.as_array().into_iter().flatten() {
-                    if block["type"] != "tool_use" {
-                        continue;
-                    }
-                    track_todos(&mut s, &mut task_ids, block);
-                    let name = block["name"].as_str().unwrap_or_default();
-                    if let Some(id) = block["id"].as_str().filter(|_| !TODO_TOOLS.contains(&name)) {
-                        waiting.push((id.to_string(), gist(block)));
-                    }
-                    if let Some(f) = block["input"]["file_path"]
-                        .as_str()
-                        .or(block["input"]["notebook_path"].as_str())
-                        .filter(|_| matches!(name, "Edit" | "Write" | "MultiEdit" | "NotebookEdit"))
-                        && !s.edited.iter().any(|x| x == f)
-                    {
-                        s.edited.push(f.to_string());
-                    }
-                    if name == "Bash"
-                        && let Some(c) = block["input"]["command"].as_str()
-                    {
-                        s.commands.push(clip(c, 200));
-                        if s.commands.len() > COMMANDS_KEPT {
-                            s.commands.remove(0);
-                        }
-                    }
-                    for key in ["file_path", "notebook_path", "path"] {
-                        if let Some(f) = block["input"][key].as_str()
-                            && !s.files.iter().any(|x| x == f)
-                        {
-                            s.files.push(f.to_string());
-                        }
+                    if block["type"] == "tool_use" {
+                        tool_call(&mut s, &mut task_ids, &mut waiting, block);
                     }
                 }
             }

@@ -39,7 +39,7 @@ fn first_machine_imports_later_machine_fetches() {
     // The human form says what it did.
     let text = a.ok(&["init"]);
     assert!(
-        text.contains("updated") && text.contains("fetched and pushed"),
+        text.contains("updated") && text.contains("fetched; nothing new to push"),
         "{text}"
     );
 

@@ -29,6 +29,15 @@ fn line(uuid: &str, proj: &Path, text: &str) -> String {
     )
 }
 
+/// Transcript `name` of checkout `proj` in `m`'s projects directory (its project dir created).
+fn session_file(m: &Machine, proj: &Path, name: &str) -> std::path::PathBuf {
+    let dir = m
+        .projects()
+        .join(ferry_sync::slug::slug(proj.to_str().unwrap()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
 /// Who ferry says it is, and errors as JSON with their kind and exit code.
 #[test]
 fn version_help_and_errors_say_what_they_are() {
@@ -120,7 +129,7 @@ fn unmount_says_when_the_push_failed_and_exits_3() {
     let out = m.ferry(&["unmount", "--json"]);
     let doc = json(&stdout(&out));
     assert_eq!(out.status.code(), Some(3), "{doc}");
-    assert_eq!(doc["pushed"], false, "{doc}");
+    assert_eq!(doc["remote_ok"], false, "{doc}");
     assert!(doc["committed"].is_string(), "{doc}");
     assert!(doc["error"].is_string(), "{doc}");
     let st = json(&m.ok(&["status", "--json"]));
@@ -202,13 +211,9 @@ fn unmount_serves_open_files_until_they_close() {
 fn export_to_stdout_and_never_over_a_file() {
     let tmp = tempfile::tempdir().unwrap();
     let Pair { a, b, a_proj, .. } = Pair::new(tmp.path());
-    let dir = a
-        .projects()
-        .join(ferry_sync::slug::slug(a_proj.to_str().unwrap()));
-    std::fs::create_dir_all(&dir).unwrap();
     let id = "0f6c1b7e-1d2a-4c3b-9e8f-7a6b5c4d3e2f";
     std::fs::write(
-        dir.join(format!("{id}.jsonl")),
+        session_file(&a, &a_proj, &format!("{id}.jsonl")),
         line("e1", &a_proj, "export me"),
     )
     .unwrap();
@@ -255,12 +260,8 @@ fn status_names_divergent_sessions_in_words() {
     } = Pair::new(tmp.path());
     let name = "7d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6.jsonl";
     let write = |m: &Machine, proj: &Path, second: &str| {
-        let dir = m
-            .projects()
-            .join(ferry_sync::slug::slug(proj.to_str().unwrap()));
-        std::fs::create_dir_all(&dir).unwrap();
         let text = line("d1", proj, "shared start") + &line(second, proj, second);
-        std::fs::write(dir.join(name), text).unwrap();
+        std::fs::write(session_file(m, proj, name), text).unwrap();
     };
     write(&a, &a_proj, "on-a");
     a.ok(&["sync"]);
@@ -370,4 +371,159 @@ impl WaitBounded for std::process::Child {
         let _ = self.kill();
         panic!("the daemon did not exit");
     }
+}
+
+/// The daemon answers on its control socket, this user's only: a status live, a request it
+/// does not know with an error; `ferry link` while mounted is taken at once, and says so.
+#[test]
+fn the_daemon_answers_on_its_control_socket() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+    let tmp = tempfile::tempdir().unwrap();
+    let (m, proj) = Machine::mounted_alone(tmp.path());
+    let socket = m.state.join("control.sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+    let ask = |line: &str| {
+        let mut s = UnixStream::connect(&socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(line.as_bytes()).unwrap();
+        let mut answer = String::new();
+        BufReader::new(s).read_line(&mut answer).unwrap();
+        json(&answer)
+    };
+    std::fs::write(
+        proj.join("s.jsonl"),
+        line("c1", Path::new("/work/proj"), "hi"),
+    )
+    .unwrap();
+    let status = ask("{\"op\":\"status\"}\n");
+    assert_eq!(status["reply"], "status", "{status}");
+    assert!(status["status"]["machines"].is_array(), "{status}");
+    let bad = ask("{\"op\":\"format-the-disk\"}\n");
+    assert_eq!(bad["reply"], "failed", "{bad}");
+    // `ferry status` reads the same, live: the write above is pending or committed.
+    let st = json(&m.ok(&["status", "--json"]));
+    assert_eq!(st["mount"]["state"], "live", "{st}");
+    // `ferry link` while mounted: the daemon takes it now.
+    let checkout = tmp.path().join("checkout");
+    std::fs::create_dir_all(&checkout).unwrap();
+    let out = json(&m.ok(&[
+        "link",
+        checkout.to_str().unwrap(),
+        "--key",
+        "github.com/o/linked",
+        "--json",
+    ]));
+    assert_eq!(out["daemon_took_it"], true, "{out}");
+    m.ok(&["unmount"]);
+    assert!(!socket.exists(), "the socket goes with the daemon");
+    let out = json(&m.ok(&[
+        "link",
+        checkout.to_str().unwrap(),
+        "--key",
+        "github.com/o/linked",
+        "--json",
+    ]));
+    assert_eq!(out["daemon_took_it"], false, "{out}");
+}
+
+/// `ferry uninstall` leaves nothing missing: the sessions the view showed stay in Claude
+/// Code's directory, in this machine's paths, and the hooks go.
+#[test]
+fn uninstall_leaves_every_session_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Pair {
+        a,
+        b,
+        a_proj,
+        b_proj,
+        ..
+    } = Pair::new(tmp.path());
+    let name = "5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b.jsonl";
+    std::fs::write(
+        session_file(&a, &a_proj, name),
+        line(
+            "u1",
+            &a_proj,
+            &format!("read {}/src/lib.rs", a_proj.display()),
+        ),
+    )
+    .unwrap();
+    a.ok(&["sync"]);
+    b.ok(&["hooks", "install"]);
+    b.ok(&["mount"]);
+    let b_file = b
+        .projects()
+        .join(ferry_sync::slug::slug(b_proj.to_str().unwrap()))
+        .join(name);
+    let mut seen = String::new();
+    assert!(
+        ferry_tests::rig::eventually(Duration::from_secs(30), || {
+            seen = std::fs::read_to_string(&b_file).unwrap_or_default();
+            !seen.is_empty()
+        }),
+        "a's session never showed on b"
+    );
+    let out = b.ferry(&["uninstall", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&stdout(&out));
+    assert!(doc["files_written"].as_u64().unwrap() >= 1, "{doc}");
+    assert!(!b.mounted(), "unmounted");
+    // The plain directory now holds what the view showed, byte for byte, in b's paths.
+    assert_eq!(std::fs::read_to_string(&b_file).unwrap(), seen);
+    assert!(seen.contains(b_proj.to_str().unwrap()) && !seen.contains(a_proj.to_str().unwrap()));
+    let settings =
+        std::fs::read_to_string(b.home.join(".claude/settings.json")).unwrap_or_default();
+    assert!(!settings.contains("ferry"), "{settings}");
+    assert!(
+        !b.home.join(".claude/skills/ferry-sessions").exists(),
+        "the skill is gone"
+    );
+    // What it keeps, it names.
+    assert!(doc["state_dir"].as_str().is_some(), "{doc}");
+}
+
+/// `ferry log` tells what sync did, with times; completions and the man page are there.
+#[test]
+fn log_completions_and_man_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (m, proj) = Machine::mounted_alone(tmp.path());
+    std::fs::write(
+        proj.join("s.jsonl"),
+        line("l1", Path::new("/work/proj"), "hi"),
+    )
+    .unwrap();
+    m.ok(&["sync"]);
+    m.ok(&["unmount"]);
+    let log = json(&m.ok(&["log", "--json"]));
+    let events = log["events"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["kind"] == "commit"), "{log}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "info" && e["message"].as_str().unwrap().contains("mounted")),
+        "{log}"
+    );
+    let times: Vec<i64> = events
+        .iter()
+        .map(|e| e["at_ms"].as_i64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "newest last: {times:?}"
+    );
+    let text = m.ok(&["log", "-n", "3"]);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    let bash = m.ok(&["completions", "bash"]);
+    assert!(
+        bash.contains("uninstall") && bash.contains("_ferry"),
+        "{bash}"
+    );
+    let man = m.ok(&["man"]);
+    assert!(
+        man.contains(".TH ferry") && man.contains("uninstall"),
+        "{man}"
+    );
 }

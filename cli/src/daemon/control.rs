@@ -1,131 +1,180 @@
-//! How the daemon is asked to stop or sync. On Unix by signals: SIGTERM, SIGINT and SIGHUP
-//! stop it (what `ferry unmount` and service managers send), SIGUSR1 asks for a sync soon
-//! (`ferry sync --soon`) and SIGUSR2 for one now, with a report (`ferry sync`). Windows has no
-//! such signals for a detached process, so there the commands leave a request file in the state
-//! dir, which the daemon looks for four times a second; Ctrl-C stops a foreground daemon.
+//! Where the daemon's requests come from: its control socket (see [`crate::control`]), for
+//! every command; and on Unix SIGTERM, SIGINT and SIGHUP, which stop it (what service managers
+//! and Ctrl-C send); Ctrl-C on Windows.
 
+use crate::control::{Reply, Request, endpoint};
 use crate::state::State;
-#[cfg(unix)]
-use anyhow::Context;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
 
-/// What the daemon is asked to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Request {
-    /// Unmount, commit, push and exit.
-    Stop,
-    /// Commit, fetch and push soon.
-    SyncSoon,
-    /// Commit, fetch and push now, and write the report.
-    SyncNow,
-}
+/// Where the replies to one request go (the connection that asked); none for a signal.
+pub type Responder = mpsc::UnboundedSender<Reply>;
 
-impl Request {
-    /// The request file's name (Windows).
-    #[cfg(not(unix))]
-    fn file(self) -> &'static str {
-        match self {
-            Request::Stop => "request-stop",
-            Request::SyncSoon => "request-sync-soon",
-            Request::SyncNow => "request-sync-now",
-        }
-    }
-}
-
-/// Asks the daemon of `state` (process `pid`) for `request`.
-pub fn ask(state: &State, pid: i32, request: Request) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use nix::sys::signal::Signal;
-        let _ = state;
-        let sig = match request {
-            Request::Stop => Signal::SIGTERM,
-            Request::SyncSoon => Signal::SIGUSR1,
-            Request::SyncNow => Signal::SIGUSR2,
-        };
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
-            .with_context(|| format!("signalling the daemon (pid {pid})"))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        let path = state.dir.join(request.file());
-        std::fs::write(&path, b"")
-            .map_err(|e| anyhow::anyhow!("asking the daemon through {}: {e}", path.display()))
-    }
-}
-
-/// Where the daemon's requests come from, installed before the mount is live so that a request
-/// made right after `ferry mount` returns is not lost.
-#[cfg(unix)]
+/// The daemon's requests, from the socket and from signals.
 pub struct Control {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    usr1: tokio::signal::unix::Signal,
-    usr2: tokio::signal::unix::Signal,
+    requests: mpsc::UnboundedReceiver<(Request, Responder)>,
+    signals: Signals,
 }
 
-#[cfg(unix)]
 impl Control {
-    /// Installs the signal handlers (needs the runtime entered).
-    pub fn new(_state: &State) -> Result<Control> {
-        use tokio::signal::unix::{SignalKind, signal};
+    /// Listens on the control socket and installs the signal handlers (needs the runtime
+    /// entered). Called before the mount is live, so that a command run right after
+    /// `ferry mount` returns is answered.
+    pub fn new(state: &State) -> Result<Control> {
+        let (tx, requests) = mpsc::unbounded_channel();
+        listen(state, tx)?;
         Ok(Control {
-            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
-            usr1: signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?,
-            usr2: signal(SignalKind::user_defined2()).context("installing the SIGUSR2 handler")?,
+            requests,
+            signals: Signals::new()?,
         })
     }
 
     /// The next request (cancel-safe: nothing is lost when another event wins a `select!`).
-    pub async fn next(&mut self) -> Request {
+    pub async fn next(&mut self) -> (Request, Option<Responder>) {
         tokio::select! {
-            _ = self.term.recv() => Request::Stop,
-            _ = self.int.recv() => Request::Stop,
-            _ = self.hup.recv() => Request::Stop,
-            _ = self.usr1.recv() => Request::SyncSoon,
-            _ = self.usr2.recv() => Request::SyncNow,
+            Some((request, reply)) = self.requests.recv() => (request, Some(reply)),
+            () = self.signals.stop() => (Request::Stop, None),
         }
     }
 }
 
-/// Where the daemon's requests come from on Windows: request files and Ctrl-C.
-#[cfg(all(not(unix), mounts))]
-pub struct Control {
-    dir: std::path::PathBuf,
+/// Serves one connection: reads its request, hands it to the daemon with a responder, and
+/// writes the replies until the final one.
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    daemon: mpsc::UnboundedSender<(Request, Responder)>,
+) {
+    let (read, mut write) = tokio::io::split(stream);
+    let mut line = String::new();
+    if BufReader::new(read).read_line(&mut line).await.is_err() {
+        return;
+    }
+    let (tx, mut replies) = mpsc::unbounded_channel();
+    match serde_json::from_str::<Request>(line.trim_end()) {
+        Ok(request) => {
+            if daemon.send((request, tx)).is_err() {
+                return;
+            }
+        }
+        Err(e) => {
+            let _ = tx.send(Reply::Failed {
+                message: format!("not a request this daemon knows: {e}"),
+            });
+        }
+    }
+    while let Some(reply) = replies.recv().await {
+        let mut text = serde_json::to_vec(&reply).unwrap_or_default();
+        text.push(b'\n');
+        if write.write_all(&text).await.is_err() || reply.is_final() {
+            break;
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+/// Binds `control.sock` in the state dir (this user's only) and accepts connections on it.
+#[cfg(unix)]
+fn listen(state: &State, daemon: mpsc::UnboundedSender<(Request, Responder)>) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = endpoint(state);
+    // Left by a daemon that crashed: this one holds the state dir's lock, so no other listens.
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path)
+        .with_context(|| format!("listening on {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_connection(stream, daemon.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a control connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Creates the daemon's named pipe (local clients only) and serves each connection on it.
+#[cfg(not(unix))]
+fn listen(state: &State, daemon: mpsc::UnboundedSender<(Request, Responder)>) -> Result<()> {
+    use tokio::net::windows::named_pipe::ServerOptions;
+    let name = endpoint(state);
+    let mut server = ServerOptions::new()
+        .first_pipe_instance(true)
+        .reject_remote_clients(true)
+        .create(&name)
+        .with_context(|| format!("creating the pipe {}", name.display()))?;
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = server.connect().await {
+                tracing::warn!(error = %e, "accepting a control connection failed");
+                continue;
+            }
+            let next = match ServerOptions::new()
+                .reject_remote_clients(true)
+                .create(&name)
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the control pipe cannot take another connection");
+                    return;
+                }
+            };
+            let connected = std::mem::replace(&mut server, next);
+            tokio::spawn(serve_connection(connected, daemon.clone()));
+        }
+    });
+    Ok(())
+}
+
+/// The signals that stop the daemon.
+#[cfg(unix)]
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn new() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+
+    async fn stop(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+            _ = self.hup.recv() => {}
+        }
+    }
+}
+
+/// Ctrl-C, which stops a foreground daemon.
+#[cfg(not(unix))]
+struct Signals {
     ctrl_c: tokio::signal::windows::CtrlC,
 }
 
-#[cfg(all(not(unix), mounts))]
-impl Control {
-    /// Clears requests left by an earlier daemon and installs the Ctrl-C handler.
-    pub fn new(state: &State) -> Result<Control> {
-        for r in [Request::Stop, Request::SyncSoon, Request::SyncNow] {
-            let _ = std::fs::remove_file(state.dir.join(r.file()));
-        }
-        Ok(Control {
-            dir: state.dir.clone(),
+#[cfg(not(unix))]
+impl Signals {
+    fn new() -> Result<Signals> {
+        Ok(Signals {
             ctrl_c: tokio::signal::windows::ctrl_c()?,
         })
     }
 
-    /// The next request (cancel-safe: a file is removed only when its request is returned).
-    pub async fn next(&mut self) -> Request {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
-        loop {
-            tokio::select! {
-                _ = self.ctrl_c.recv() => return Request::Stop,
-                _ = tick.tick() => {
-                    for r in [Request::Stop, Request::SyncNow, Request::SyncSoon] {
-                        if std::fs::remove_file(self.dir.join(r.file())).is_ok() {
-                            return r;
-                        }
-                    }
-                }
-            }
-        }
+    async fn stop(&mut self) {
+        let _ = self.ctrl_c.recv().await;
     }
 }
