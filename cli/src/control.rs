@@ -79,22 +79,40 @@ pub fn endpoint(state: &State) -> PathBuf {
     }
     #[cfg(not(unix))]
     {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        state.dir.hash(&mut h);
-        PathBuf::from(format!(r"\\.\pipe\ferry-{:016x}", h.finish()))
+        // A hash that stays the same across releases: a new ferry reaches an old daemon.
+        let dir = state.dir.to_string_lossy();
+        let h = ferry_sync::store::fnv1a(dir.as_bytes());
+        PathBuf::from(format!(r"\\.\pipe\ferry-{h:016x}"))
     }
 }
 
 /// Asks the running daemon of `state` for `request` and returns its final reply, waiting at
 /// most `wait` for it; `Ok(None)` when no daemon listens.
 pub fn ask(state: &State, request: Request, wait: Duration) -> Result<Option<Reply>> {
+    // On a thread, so that the wait holds on every OS (a pipe opened as a file has no read
+    // timeout): the thread is left behind if the daemon never answers.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let st = state.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(exchange(&st, request));
+    });
+    match rx.recv_timeout(wait) {
+        Ok(answer) => answer,
+        Err(_) => bail!(
+            "the daemon did not answer within {} s; it goes on in the background: watch `ferry status`, and see {}",
+            wait.as_secs(),
+            state.log().display()
+        ),
+    }
+}
+
+/// One exchange with the daemon: the request, then replies until the final one.
+fn exchange(state: &State, request: Request) -> Result<Option<Reply>> {
     let Some(stream) = connect(state)? else {
         return Ok(None);
     };
     let mut reader = BufReader::new(stream.try_clone_stream()?);
     let mut writer = stream;
-    writer.set_wait(wait)?;
     let mut line = serde_json::to_vec(&request)?;
     line.push(b'\n');
     writer
@@ -103,20 +121,9 @@ pub fn ask(state: &State, request: Request, wait: Duration) -> Result<Option<Rep
         .context("asking the daemon")?;
     loop {
         let mut text = String::new();
-        let n = reader.read_line(&mut text).map_err(|e| {
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) {
-                anyhow::anyhow!(
-                    "the daemon did not answer within {} s; it goes on in the background: watch `ferry status`, and see {}",
-                    wait.as_secs(),
-                    state.log().display()
-                )
-            } else {
-                anyhow::Error::new(e).context("reading the daemon's answer")
-            }
-        })?;
+        let n = reader
+            .read_line(&mut text)
+            .context("reading the daemon's answer")?;
         if n == 0 {
             bail!(
                 "the daemon closed the connection without answering; see {}",
@@ -144,10 +151,9 @@ pub fn reload(state: &State) -> Result<bool> {
     }
 }
 
-/// A connection to the daemon, and what the client needs of it on each OS.
+/// A connection to the daemon: a Unix stream, or a pipe opened as a file.
 trait Stream: std::io::Read + Write + Sized {
     fn try_clone_stream(&self) -> std::io::Result<Self>;
-    fn set_wait(&self, wait: Duration) -> std::io::Result<()>;
 }
 
 #[cfg(unix)]
@@ -155,19 +161,12 @@ impl Stream for std::os::unix::net::UnixStream {
     fn try_clone_stream(&self) -> std::io::Result<Self> {
         self.try_clone()
     }
-    fn set_wait(&self, wait: Duration) -> std::io::Result<()> {
-        self.set_read_timeout(Some(wait))
-    }
 }
 
 #[cfg(not(unix))]
 impl Stream for std::fs::File {
     fn try_clone_stream(&self) -> std::io::Result<Self> {
         self.try_clone()
-    }
-    fn set_wait(&self, _wait: Duration) -> std::io::Result<()> {
-        // A pipe opened as a file has no read timeout; the daemon always answers or closes.
-        Ok(())
     }
 }
 
@@ -193,14 +192,25 @@ fn connect(state: &State) -> Result<Option<std::os::unix::net::UnixStream>> {
 #[cfg(not(unix))]
 fn connect(state: &State) -> Result<Option<std::fs::File>> {
     let path = endpoint(state);
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-    {
-        Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("connecting to the daemon at {}", path.display())),
+    // ERROR_PIPE_BUSY: every instance is taken for a moment; the daemon makes another.
+    const PIPE_BUSY: i32 = 231;
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok(Some(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(PIPE_BUSY) && std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("connecting to the daemon at {}", path.display()));
+            }
+        }
     }
 }
 

@@ -225,15 +225,20 @@ pub fn run(state: &State, verbose: u8, ready: impl FnOnce()) -> Result<()> {
         Some(e) => tracing::warn!(error = %e, "unmounted; the push failed, data is safe locally"),
         None => tracing::info!(commit = ?report.committed, "unmounted cleanly"),
     }
-    if let Some(reply) = asked_by
-        && reply.send(Reply::Done { report }).is_ok()
-    {
-        // The connection drops its end once the reply is written: wait for that, since
-        // stopping the runtime drops its tasks where they stand.
-        runtime.block_on(async {
-            let _ = tokio::time::timeout(Duration::from_secs(5), reply.closed()).await;
-        });
-    }
+    // Each connection drops its end once the reply is written: wait for that, since stopping
+    // the runtime drops its tasks where they stand.
+    runtime.block_on(async {
+        for reply in asked_by {
+            if reply
+                .send(Reply::Done {
+                    report: report.clone(),
+                })
+                .is_ok()
+            {
+                let _ = tokio::time::timeout(Duration::from_secs(5), reply.closed()).await;
+            }
+        }
+    });
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(())
 }
@@ -253,11 +258,13 @@ fn publish(path: &Path, value: &impl Serialize) -> bool {
 
 #[cfg(mounts)]
 /// Keeps the secrets the engine found for `ferry status` (`secrets.json`) when they changed.
-fn keep_findings(state: &State, engine: &engine::EngineHandle, last: &mut usize) {
-    let status = engine.status();
-    if status.secrets.len() != *last {
-        state.record_findings(&status.secrets);
-        *last = status.secrets.len();
+fn keep_findings(state: &State, engine: &engine::EngineHandle, last: &mut String) {
+    let secrets = engine.status().secrets;
+    // By content: the engine keeps the newest findings only, so their number stops changing.
+    let now = serde_json::to_string(&secrets).unwrap_or_default();
+    if now != *last {
+        state.record_findings(&secrets);
+        *last = now;
     }
 }
 
@@ -301,8 +308,8 @@ async fn serve(
     mut control: Control,
     mountpoint: &Path,
     state: &State,
-) -> (Report, Option<Responder>) {
-    let mut last_findings = 0;
+) -> (Report, Vec<Responder>) {
+    let mut last_findings = String::new();
     let mut check = tokio::time::interval(Duration::from_secs(2));
     let changed = |path: &Path, seen: &mut Option<std::time::SystemTime>| {
         let now = std::fs::metadata(path).and_then(|m| m.modified()).ok();
@@ -319,7 +326,7 @@ async fn serve(
             (request, reply) = control.next() => {
                 if request == Request::Stop {
                     if let Some(r) = &reply {
-                        let _ = r.send(Reply::Started { doing: "unmounting, committing, pushing".into() });
+                        let _ = r.send(stopping());
                     }
                     asked_by = reply;
                     break;
@@ -361,7 +368,47 @@ async fn serve(
     }
     #[cfg(not(unix))]
     let external = false;
-    (stop(mounted, &engine, mountpoint, external).await, asked_by)
+    // Meanwhile every request is answered: another stop gets this stop's report, anything
+    // else is told the daemon is stopping.
+    let waiting = Arc::new(std::sync::Mutex::new(Vec::from_iter(asked_by)));
+    let drain = tokio::spawn(drain(control, waiting.clone()));
+    let report = stop(mounted, &engine, mountpoint, external).await;
+    drain.abort();
+    // What the last commit found.
+    keep_findings(state, &engine, &mut last_findings);
+    let asked_by = std::mem::take(&mut *waiting.lock().unwrap_or_else(|e| e.into_inner()));
+    (report, asked_by)
+}
+
+#[cfg(mounts)]
+/// What a stop says first.
+fn stopping() -> Reply {
+    Reply::Started {
+        doing: "unmounting, committing, pushing".into(),
+    }
+}
+
+#[cfg(mounts)]
+/// Answers requests while the daemon stops: a stop waits for the report (its responder is kept
+/// in `waiting`), anything else is refused.
+async fn drain(mut control: Control, waiting: Arc<std::sync::Mutex<Vec<Responder>>>) {
+    loop {
+        let (request, reply) = control.next().await;
+        let Some(reply) = reply else {
+            continue;
+        };
+        if request == Request::Stop {
+            let _ = reply.send(stopping());
+            waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(reply);
+        } else {
+            let _ = reply.send(Reply::Failed {
+                message: "the daemon is stopping; run this again once it has".into(),
+            });
+        }
+    }
 }
 
 #[cfg(mounts)]
@@ -390,10 +437,13 @@ async fn stop(
     } else {
         tracing::warn!(files = ?still_open, "files still open in the mount; serving them until they close");
         let until = std::time::Instant::now() + HANDLES_DEADLINE;
-        while mounted.serving() && std::time::Instant::now() < until {
+        // Until they close (a shell whose cwd is in the mount keeps it alive, but holds no
+        // file, and is not waited for).
+        let open = || !ferry_platform::mount::still_open(&still_open).is_empty();
+        while mounted.serving() && open() && std::time::Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        mounted.serving()
+        mounted.serving() && open()
     };
     #[cfg(not(unix))]
     let (still_open, open_past_deadline): (Vec<ferry_platform::mount::OpenFile>, bool) =

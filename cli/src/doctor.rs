@@ -2,7 +2,11 @@
 //! and what to do next. Where `ferry status` shows the state, this says whether it is healthy:
 //! the state dir private to this user, a machine identity of its own (a copy, a twin), the mount
 //! live and FUSE there, git usable, the remote answering now (the one check that uses the
-//! network), and syncing without errors. Exit code 1 when any check failed.
+//! network), syncing without errors; and around it (`install.rs`) the hooks and the binary they
+//! name, the login service, Claude Code, the store's integrity, free disk and secrets found.
+//! Exit code 1 when any check failed.
+
+mod install;
 
 use crate::state::{self, State};
 use crate::status::ago;
@@ -30,7 +34,8 @@ pub enum Level {
 /// One finding.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
-    /// What was checked: `state`, `identity`, `mount`, `fuse`, `git`, `remote` or `sync`.
+    /// What was checked: `state`, `identity`, `mount`, `fuse`, `git`, `remote`, `sync`,
+    /// `hooks`, `service`, `claude`, `store`, `disk` or `secrets`.
     pub area: &'static str,
     /// How it came out.
     pub level: Level,
@@ -371,6 +376,7 @@ pub fn findings(st: &State) -> Result<Vec<Finding>> {
     out.push(git(git_cli.as_ref()));
     out.push(remote(&config, git_cli.as_ref(), status.paused.as_deref()));
     out.extend(sync(&status, config.remote.is_some()));
+    out.extend(install::checks(st, git_cli.as_ref()));
     Ok(out)
 }
 

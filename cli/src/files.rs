@@ -35,15 +35,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 /// [`write_private`], or when `replace` is false, only if nothing is at `path` yet (an
 /// existing file is an error that names it).
 pub fn write_private_to(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
-    let parent = path.parent().context("a file needs a directory")?;
-    if !parent.exists() {
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-            .create(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-        #[cfg(not(unix))]
-        std::fs::create_dir_all(parent)?;
-    }
+    private_parent(path)?;
     let mut options = std::fs::OpenOptions::new();
     if replace {
         options.write(true).create(true).truncate(true);
@@ -73,4 +65,55 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
             .with_context(|| format!("restricting {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// Replaces the file at `path` with `bytes` (readable by this user only) through a new file
+/// beside it, renamed over it: a reader, a crash or a full disk never leaves half of either.
+/// Unless `seen` (its length and mtime when read) still holds, nothing is written and `false`
+/// is returned: someone wrote it meanwhile.
+pub fn replace_private(
+    path: &Path,
+    bytes: &[u8],
+    seen: Option<(u64, std::time::SystemTime)>,
+) -> Result<bool> {
+    let parent = private_parent(path)?;
+    let name = path
+        .file_name()
+        .context("a file needs a name")?
+        .to_string_lossy();
+    let tmp = parent.join(format!(".{name}.ferry-new"));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", tmp.display()));
+    }
+    let now = std::fs::metadata(path)
+        .ok()
+        .and_then(|m| Some((m.len(), m.modified().ok()?)));
+    if now != seen {
+        let _ = std::fs::remove_file(&tmp);
+        return Ok(false);
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(true)
+}
+
+/// The directory of `path`, created readable by this user only (0700) if it is missing.
+fn private_parent(path: &Path) -> Result<&Path> {
+    let parent = path.parent().context("a file needs a directory")?;
+    if !parent.exists() {
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        #[cfg(not(unix))]
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(parent)
 }

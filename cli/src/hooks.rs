@@ -52,6 +52,27 @@ fn is_ours(entry: &Value) -> bool {
     })
 }
 
+/// The commands of ferry's hooks in Claude Code's settings now (for `ferry doctor`).
+pub fn installed() -> Vec<String> {
+    let Ok(text) = settings_path().and_then(|p| Ok(std::fs::read_to_string(p)?)) else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (event, _) in EVENTS {
+        for entry in v["hooks"][event].as_array().into_iter().flatten() {
+            if is_ours(entry) {
+                for h in entry["hooks"].as_array().into_iter().flatten() {
+                    out.extend(h["command"].as_str().map(str::to_string));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `ferry hooks install [--announce]` (`install`) or `uninstall`: adds or removes ferry's Stop
 /// and SessionEnd hooks (and the SessionStart note with `--announce`) in Claude Code's
 /// settings, keeping every other setting as it was, and the skill that lets Claude use ferry.

@@ -330,6 +330,10 @@ pub fn unmount(ui: &Ui) -> Result<crate::ui::Exit> {
 /// What `ferry unmount` says of the daemon's report.
 fn unmount_said(report: &Report, mountpoint: &std::path::Path, remote: bool) -> String {
     let mut t = format!("ferry: unmounted {}\n", mountpoint.display());
+    if let Some(said) = report.commit_said(mountpoint) {
+        t += &said;
+        t.push('\n');
+    }
     if !report.still_open.is_empty() {
         t += &format!(
             "{} file(s) were open in the mount; they were served {}:\n",
@@ -353,8 +357,15 @@ fn unmount_said(report: &Report, mountpoint: &std::path::Path, remote: bool) -> 
         ),
         (Some(c), Some(true), _) => format!("committed {} and pushed", short(c)),
         (None, Some(true), _) => "nothing new to commit; the remote has everything".into(),
+        (Some(c), None, _) if !report.had_remote && remote => format!(
+            "committed {} (the daemon had no remote: the one set since goes into use at the next mount)",
+            short(c)
+        ),
         (Some(c), None, _) if !remote => format!("committed {} (no remote)", short(c)),
         (Some(c), None, _) => format!("committed {} (not pushed)", short(c)),
+        (None, None, _) if !report.had_remote && remote => {
+            "nothing new to commit (the daemon had no remote: the one set since goes into use at the next mount)".into()
+        }
         (None, None, _) if remote => {
             "nothing was ever committed on this machine, so nothing was pushed".into()
         }

@@ -15,6 +15,14 @@ pub struct Report {
     pub remote_ok: Option<bool>,
     /// Why not.
     pub error: Option<String>,
+    /// Why the last commit failed, if it did: the changes stay in the directory and are
+    /// committed at the next try.
+    #[serde(default)]
+    pub commit_error: Option<String>,
+    /// Whether a remote was set for this sync or stop (a remote set while mounted is not the
+    /// running daemon's until the next mount).
+    #[serde(default)]
+    pub had_remote: bool,
     /// When (ms since the epoch).
     pub at_ms: i64,
     /// Changes held back until their project is known (a daemon's only).
@@ -36,6 +44,8 @@ impl From<SyncReport> for Report {
             committed: r.committed,
             remote_ok: r.remote_ok,
             error: r.error,
+            commit_error: r.commit_error,
+            had_remote: r.had_remote,
             at_ms: now_ms(),
             ..Report::default()
         }
@@ -43,13 +53,26 @@ impl From<SyncReport> for Report {
 }
 
 impl Report {
-    /// The exit code of the command that printed it: 3 when the remote was not reached or did
-    /// not take the push.
+    /// The exit code of the command that printed it: 1 when the commit failed, 3 when the
+    /// remote was not reached or did not take the push.
     pub fn exit_code(&self) -> crate::ui::Exit {
+        if self.commit_error.is_some() {
+            return crate::ui::Kind::Failed.code();
+        }
         match self.remote_ok {
             Some(false) => crate::ui::Kind::RemoteUnreachable.code(),
             _ => 0,
         }
+    }
+
+    /// What to say of a failed commit, if one failed.
+    pub fn commit_said(&self, dir: &std::path::Path) -> Option<String> {
+        self.commit_error.as_ref().map(|e| {
+            format!(
+                "the last commit failed ({e}); every change is safe in {} and is committed at the next try (`ferry sync`, or the next mount)",
+                dir.display()
+            )
+        })
     }
 
     /// The commit, short.

@@ -230,8 +230,15 @@ fn write_back(t: &Target, entry: &HistoryEntry) -> Result<(usize, bool)> {
                 live.push(codec.expand(&t.store.read(f)?, format));
             }
         }
-        let mut all: Vec<&[u8]> = vec![&chosen];
-        all.extend(live.iter().map(Vec::as_slice));
+        // A line the file has keeps its bytes here: the store's copy may be redacted.
+        let mut from_store = vec![chosen];
+        from_store.extend(live);
+        if let Some(c) = &current {
+            for v in &mut from_store {
+                *v = ferry_sync::merge::prefer_lines(v, c);
+            }
+        }
+        let mut all: Vec<&[u8]> = from_store.iter().map(Vec::as_slice).collect();
         all.extend(current.as_deref());
         ferry_sync::merge::merge_lines(&all)
     } else {

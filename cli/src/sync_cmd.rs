@@ -43,10 +43,12 @@ pub fn run(soon: bool, ui: &Ui) -> Result<crate::ui::Exit> {
             report
         }
     };
+    let dir = state::mount_point()?;
     ui.out(&report, || {
-        let mut t = match &report.committed {
+        let mut t = report.commit_said(&dir).map(|s| s + "\n").unwrap_or_default();
+        t += &match &report.committed {
             Some(_) => format!("committed {}\n", report.short_commit().unwrap_or_default()),
-            None if report.waiting.is_empty() => "nothing new to commit\n".into(),
+            None if report.waiting.is_empty() => "nothing new to commit\n".to_string(),
             None => "nothing committed\n".into(),
         };
         for w in &report.waiting {

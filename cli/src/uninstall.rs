@@ -31,9 +31,13 @@ pub fn run(ui: &Ui) -> Result<crate::ui::Exit> {
     let st = State::locate()?;
     let config = st.config()?;
     let machine = state::machine_record(&config)?;
+    // The mount first, through the daemon, so that its last push is reported; then the service,
+    // which finds nothing to stop.
+    let stopped = stop(&st)?;
     let plan = crate::service::plan(&st)?;
     let service = crate::service::remove(&plan)?.then(|| plan.manager.name());
-    let stopped = stop(&st)?;
+    #[cfg(windows)]
+    real_directory(&st)?;
     let written = materialise(&st, &machine)?;
     let (settings, _, _) = crate::hooks::apply(false, false)?;
     let left = Left {
@@ -98,18 +102,46 @@ fn materialise(st: &State, machine: &ferry_sync::store::MachineRecord) -> Result
     walk(&view, Path::new(""), &mut files)?;
     let (mut n, mut bytes) = (0, 0);
     for rel in files {
-        let (content, mtime_ms) = view.read(&rel)?;
         let target = root.join(&rel);
+        // What is there now, before the view is read: a file written meanwhile (a Claude Code
+        // still running) is left as it is.
+        let seen = std::fs::metadata(&target)
+            .ok()
+            .and_then(|m| Some((m.len(), m.modified().ok()?)));
+        let (content, mtime_ms) = view.read(&rel)?;
         if std::fs::read(&target).ok().as_deref() == Some(&content[..]) {
             continue;
         }
-        crate::files::write_private(&target, &content)?;
+        if !crate::files::replace_private(&target, &content, seen)? {
+            tracing::warn!(file = %target.display(), "written meanwhile; left as it is");
+            continue;
+        }
         let f = std::fs::File::options().write(true).open(&target)?;
         f.set_modified(std::time::UNIX_EPOCH + Duration::from_millis(mtime_ms.max(0) as u64))?;
         n += 1;
         bytes += content.len() as u64;
     }
     Ok((n, bytes))
+}
+
+/// On Windows the unmounted projects directory is a junction to the upper layer in the state
+/// dir: the upper layer becomes the real directory again, so that removing the state dir
+/// removes no session.
+#[cfg(windows)]
+fn real_directory(st: &State) -> Result<()> {
+    let mountpoint = state::mount_point()?;
+    if std::fs::read_link(&mountpoint).is_err() {
+        return Ok(());
+    }
+    std::fs::remove_dir(&mountpoint)
+        .with_context(|| format!("removing the junction {}", mountpoint.display()))?;
+    std::fs::rename(st.upper(), &mountpoint).with_context(|| {
+        format!(
+            "moving {} to {}: move it there yourself, then run this again",
+            st.upper().display(),
+            mountpoint.display()
+        )
+    })
 }
 
 /// Every file under `dir` of the view.

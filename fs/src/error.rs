@@ -1,5 +1,6 @@
-//! Errors of filesystem operations. Each carries the errno the kernel (or WinFsp) is given, and a
-//! message for the log, so the adapters only translate and never decide.
+//! Errors of filesystem operations. Each carries the errno the kernel (or WinFsp) is given, a
+//! message for the log, and the error it came from, so the adapters only translate and never
+//! decide. The adapters log each failure inside the operation's span, so the log names it.
 
 use ferry_sync::store::StoreError;
 
@@ -11,6 +12,9 @@ pub struct FsError {
     pub errno: i32,
     /// What went wrong, for the log.
     pub message: String,
+    /// The error this one came from, if any (an I/O error, the store's).
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 /// The result of a filesystem operation.
@@ -22,7 +26,37 @@ impl FsError {
         FsError {
             errno,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// An error with `errno` and a message, caused by `source`.
+    pub fn caused_by(
+        errno: i32,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> FsError {
+        FsError {
+            source: Some(Box::new(source)),
+            ..FsError::new(errno, message)
+        }
+    }
+
+    /// Whether this is an answer the kernel asks for every day (a name that does not exist, a
+    /// directory not empty, an operation the view does not do), not a failure worth a warning.
+    pub fn is_routine(&self) -> bool {
+        [
+            libc::ENOENT,
+            libc::EEXIST,
+            libc::ENOTEMPTY,
+            libc::ENOSYS,
+            libc::EXDEV,
+            libc::ENOTDIR,
+            libc::EISDIR,
+            libc::EPERM,
+            libc::EACCES,
+        ]
+        .contains(&self.errno)
     }
 
     /// The path does not exist in the view.
@@ -33,7 +67,7 @@ impl FsError {
 
 impl From<std::io::Error> for FsError {
     fn from(e: std::io::Error) -> FsError {
-        FsError::new(errno_of(&e), e.to_string())
+        FsError::caused_by(errno_of(&e), e.to_string(), e)
     }
 }
 
@@ -65,9 +99,10 @@ impl From<StoreError> for FsError {
     fn from(e: StoreError) -> FsError {
         match e {
             StoreError::Io { source, path } => {
-                FsError::new(errno_of(&source), format!("{}: {source}", path.display()))
+                let message = format!("{}: {source}", path.display());
+                FsError::caused_by(errno_of(&source), message, source)
             }
-            other => FsError::new(libc::EIO, other.to_string()),
+            other => FsError::caused_by(libc::EIO, other.to_string(), other),
         }
     }
 }
@@ -75,6 +110,6 @@ impl From<StoreError> for FsError {
 #[cfg(unix)]
 impl From<nix::Error> for FsError {
     fn from(e: nix::Error) -> FsError {
-        FsError::new(e as i32, e.desc())
+        FsError::caused_by(e as i32, e.desc(), e)
     }
 }

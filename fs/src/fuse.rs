@@ -149,8 +149,15 @@ struct Adapter {
     notifier: Arc<std::sync::OnceLock<Notifier>>,
 }
 
+/// The errno to answer with; the failure is logged inside the operation's span (a routine
+/// answer at debug level, anything else as a warning, with the error it came from).
 fn errno(e: FsError) -> Errno {
-    tracing::debug!(error = %e, "operation failed");
+    if e.is_routine() {
+        tracing::debug!(error = %e, "operation failed");
+    } else {
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
+        tracing::warn!(error = %e, source, "operation failed");
+    }
     Errno::from_i32(e.errno)
 }
 
@@ -304,6 +311,7 @@ impl Filesystem for Adapter {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _op = tracing::debug_span!("lookup", parent = parent.0).entered();
         match self.child(parent, name) {
             Ok(path) => {
                 let mut attr = self.fs.getattr(&path);
@@ -320,6 +328,7 @@ impl Filesystem for Adapter {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _op = tracing::debug_span!("getattr", ino = ino.0).entered();
         match self.path(ino) {
             Ok(path) => match self.fs.getattr(&path) {
                 Ok(a) => reply.attr(&TTL, &file_attr(ino.0, &a)),
@@ -347,6 +356,7 @@ impl Filesystem for Adapter {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _op = tracing::debug_span!("setattr", ino = ino.0).entered();
         let path = match self.path(ino) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
@@ -377,6 +387,7 @@ impl Filesystem for Adapter {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        let _op = tracing::debug_span!("mkdir", parent = parent.0).entered();
         match self.child(parent, name) {
             Ok(path) => {
                 let attr = self.fs.mkdir(&path, mode);
@@ -387,10 +398,12 @@ impl Filesystem for Adapter {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _op = tracing::debug_span!("unlink", parent = parent.0).entered();
         self.remove(parent, name, Fs::unlink, reply)
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _op = tracing::debug_span!("rmdir", parent = parent.0).entered();
         self.remove(parent, name, Fs::rmdir, reply)
     }
 
@@ -404,6 +417,7 @@ impl Filesystem for Adapter {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _op = tracing::debug_span!("rename", parent = parent.0).entered();
         let (refused, noreplace) = rename_mode(flags);
         if refused {
             return reply.error(Errno::EINVAL);
@@ -449,6 +463,7 @@ impl Filesystem for Adapter {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyData,
     ) {
+        let _op = tracing::debug_span!("read", ino = ino.0).entered();
         match self.path(ino) {
             Ok(p) => match self.fs.read(&p, offset, size) {
                 Ok(data) => reply.data(&data),
@@ -470,6 +485,7 @@ impl Filesystem for Adapter {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _op = tracing::debug_span!("write", ino = ino.0).entered();
         let append = flags.0 & libc::O_APPEND != 0;
         match self.path(ino) {
             Ok(p) => match self.fs.write(&p, offset, data, append) {
@@ -501,6 +517,7 @@ impl Filesystem for Adapter {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _op = tracing::debug_span!("fsync", ino = ino.0).entered();
         match self.path(ino) {
             Ok(p) => match self.fs.fsync(&p) {
                 Ok(()) => reply.ok(),
@@ -522,6 +539,7 @@ impl Filesystem for Adapter {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _op = tracing::debug_span!("readdir", ino = ino.0).entered();
         let list = match self.listing(ino, offset) {
             Ok(l) => l,
             Err(e) => return reply.error(e),
@@ -543,6 +561,7 @@ impl Filesystem for Adapter {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _op = tracing::debug_span!("readdirplus", ino = ino.0).entered();
         let list = match self.listing(ino, offset) {
             Ok(l) => l,
             Err(e) => return reply.error(e),
@@ -564,6 +583,7 @@ impl Filesystem for Adapter {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _op = tracing::debug_span!("statfs").entered();
         match self.fs.statfs() {
             Ok(s) => reply.statfs(
                 s.blocks,
@@ -589,6 +609,7 @@ impl Filesystem for Adapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _op = tracing::debug_span!("create", parent = parent.0).entered();
         let path = match self.child(parent, name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),

@@ -152,6 +152,8 @@ pub fn unmount(path: &Path) -> std::io::Result<()> {
 pub struct OpenFile {
     /// The process.
     pub pid: u32,
+    /// Its descriptor.
+    pub fd: u32,
     /// Its command name.
     pub command: String,
     /// The file.
@@ -179,6 +181,9 @@ pub fn open_under(path: &Path) -> Vec<OpenFile> {
                 continue;
             };
             for fd in fds.flatten() {
+                let Some(n) = fd.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
                 if let Ok(target) = std::fs::read_link(fd.path())
                     && target.starts_with(path)
                     && target != path
@@ -189,14 +194,14 @@ pub fn open_under(path: &Path) -> Vec<OpenFile> {
                         .to_string();
                     found.push(OpenFile {
                         pid,
+                        fd: n,
                         command,
                         path: target,
                     });
                 }
             }
         }
-        found.sort_by(|a, b| (a.pid, &a.path).cmp(&(b.pid, &b.path)));
-        found.dedup();
+        found.sort_by_key(|f| (f.pid, f.fd));
         found
     }
     #[cfg(not(target_os = "linux"))]
@@ -204,4 +209,16 @@ pub fn open_under(path: &Path) -> Vec<OpenFile> {
         let _ = path;
         Vec::new()
     }
+}
+
+/// Those of `files` still open: their process still holds that descriptor (after a lazy unmount
+/// their paths no longer name the mount, so the descriptors are followed, not the paths).
+pub fn still_open(files: &[OpenFile]) -> Vec<OpenFile> {
+    files
+        .iter()
+        .filter(|f| {
+            cfg!(target_os = "linux") && Path::new(&format!("/proc/{}/fd/{}", f.pid, f.fd)).exists()
+        })
+        .cloned()
+        .collect()
 }

@@ -95,6 +95,30 @@ fn split_lines(text: &[u8]) -> Vec<&[u8]> {
     text.split_inclusive(|&b| b == b'\n').collect()
 }
 
+/// `version` with each line whose uuid `preferred` also has replaced by `preferred`'s bytes
+/// for it: where the store's copy of a line differs from the local one (redacted, say), the
+/// local one wins, and the order stays `version`'s.
+pub fn prefer_lines(version: &[u8], preferred: &[u8]) -> Vec<u8> {
+    let mine: HashMap<String, &[u8]> = split_lines(preferred)
+        .into_iter()
+        .filter_map(|l| Some((uuid_of(l)?, l)))
+        .collect();
+    let mut out = Vec::with_capacity(version.len());
+    for line in split_lines(version) {
+        let chosen = uuid_of(line).and_then(|u| mine.get(&u).copied());
+        match chosen {
+            Some(l) => {
+                out.extend_from_slice(l.strip_suffix(b"\n").unwrap_or(l));
+                if line.ends_with(b"\n") {
+                    out.push(b'\n');
+                }
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
 /// Merges transcript versions (oldest first) so that every line of every version is kept once.
 pub fn merge_lines(versions: &[&[u8]]) -> Vec<u8> {
     match versions {
@@ -146,3 +170,19 @@ pub fn merge_lines(versions: &[&[u8]]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod prefer_tests {
+    use super::prefer_lines;
+
+    #[test]
+    fn the_preferred_bytes_of_a_line_win_and_the_order_stays() {
+        let store = b"{\"uuid\":\"1\",\"t\":\"[REDACTED:k]\"}\n{\"uuid\":\"2\"}\n{\"uuid\":\"3\"}";
+        let local = b"{\"uuid\":\"3\"}\n{\"uuid\":\"1\",\"t\":\"sk-real\"}\n";
+        let out = prefer_lines(store, local);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"uuid\":\"1\",\"t\":\"sk-real\"}\n{\"uuid\":\"2\"}\n{\"uuid\":\"3\"}"
+        );
+    }
+}

@@ -260,10 +260,30 @@ fn url_password(bytes: &[u8], at: usize) -> Option<std::ops::Range<usize>> {
     let info = &bytes[from..from + info_len];
     let colon = info.iter().position(|&b| b == b':')?;
     let password = &info[colon + 1..];
-    if colon == 0 || password.len() < 3 || password.starts_with(b"$") {
+    if colon == 0 || password.len() < 3 || placeholder(password) {
         return None;
     }
     Some(from + colon + 1..from + info_len)
+}
+
+/// Whether a URL's password is a placeholder of documentation or a template, not a secret:
+/// `$VAR`, `{pw}`, `<password>`, `%(pw)s`, `***`, or a word like `password`.
+fn placeholder(password: &[u8]) -> bool {
+    const WORDS: [&[u8]; 8] = [
+        b"password",
+        b"passwd",
+        b"pass",
+        b"secret",
+        b"changeme",
+        b"example",
+        b"xxx",
+        b"pwd",
+    ];
+    matches!(password.first(), Some(b'$' | b'{' | b'<' | b'*' | b'%'))
+        || WORDS.iter().any(|w| password.eq_ignore_ascii_case(w))
+        || password
+            .iter()
+            .all(|&b| b == b'x' || b == b'X' || b == b'*')
 }
 
 /// Every secret in `bytes`, in order, not overlapping.
@@ -401,6 +421,9 @@ mod tests {
             "ssh://git@github.com/o/r",
             "https://user@host/x",
             "postgres://u:$PASSWORD@h/db",
+            "postgres://{user}:{pw}@{host}/db",
+            "mysql://root:password@localhost/app",
+            "redis://:<password>@cache:6379",
             "sk-learn is a library",
             "eyJhbGciOiJIUzI1NiJ9 alone",
             "task_live_now",

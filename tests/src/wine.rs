@@ -182,8 +182,32 @@ impl Drop for FakeApi {
 
 impl Windows {
     /// The real Windows client, `claude.exe <args>` of `version`, run under Wine in the
-    /// Windows directory `cwd` against `api`.
+    /// Windows directory `cwd` against `api`. Wine 8.0 lacks `KERNEL32.DiscardVirtualMemory`,
+    /// which the client's allocators call now and then to give memory back, and a run that hits
+    /// it aborts (or, now and then, dies at start with no word): such a run is undone (what it
+    /// added to the projects directory is taken away) and tried again, up to three times.
     pub fn claude(&self, version: &str, cwd: &str, api: &FakeApi, args: &[&str]) -> Output {
+        let projects = self.home_here.join(".claude/projects");
+        let mut out = None;
+        for _ in 0..3 {
+            let before = sizes(&projects);
+            let run = self.claude_once(version, cwd, api, args);
+            let said = String::from_utf8_lossy(&run.stderr);
+            let wine_gap = said.contains("DiscardVirtualMemory")
+                || (!run.status.success() && run.stdout.is_empty() && run.stderr.is_empty());
+            if !wine_gap {
+                return run;
+            }
+            eprintln!(
+                "claude.exe {args:?} hit Wine's missing DiscardVirtualMemory (or died at start); undone, and run again"
+            );
+            undo(&projects, &before);
+            out = Some(run);
+        }
+        out.expect("at least one run")
+    }
+
+    fn claude_once(&self, version: &str, cwd: &str, api: &FakeApi, args: &[&str]) -> Output {
         Command::new("wine")
             .arg(claude_exe(version))
             .args(args)
@@ -199,12 +223,48 @@ impl Windows {
             .env("ANTHROPIC_API_KEY", "sk-test")
             .env("DISABLE_TELEMETRY", "1")
             .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            // Bun's allocator (mimalloc) gives freed memory back through
-            // KERNEL32.DiscardVirtualMemory, which Wine 8.0 lacks and aborts on: never purge.
+            // Bun's mimalloc would give freed memory back through DiscardVirtualMemory too:
+            // never purge, so that fewer runs hit the gap.
             .env("MIMALLOC_PURGE_DELAY", "-1")
             .env_remove("CLAUDE_CONFIG_DIR")
             .stdin(std::process::Stdio::null())
             .output()
             .expect("wine runs claude.exe")
+    }
+}
+
+/// Every file under `dir` with its size.
+fn sizes(dir: &Path) -> std::collections::HashMap<PathBuf, u64> {
+    let mut out = std::collections::HashMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => todo.push(e.path()),
+                Ok(m) => {
+                    out.insert(e.path(), m.len());
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
+/// Takes away what a run added under `dir`: files it made, and what it appended to others.
+fn undo(dir: &Path, before: &std::collections::HashMap<PathBuf, u64>) {
+    for (path, len) in sizes(dir) {
+        match before.get(&path) {
+            None => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Some(&old) if old < len => {
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(old));
+            }
+            Some(_) => {}
+        }
     }
 }

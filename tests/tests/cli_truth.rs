@@ -187,6 +187,13 @@ fn unmount_serves_open_files_until_they_close() {
         }
         failed
     });
+    // A second `ferry unmount` while the first waits on the open file: answered with the same
+    // stop's report, never left hanging or cut off.
+    std::thread::sleep(Duration::from_millis(500));
+    let second = m.ferry(&["unmount", "--json"]);
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let doc = json(&stdout(&second));
+    assert!(doc["was_mounted"].is_boolean(), "{doc}");
     let failed = writer.join().unwrap();
     let out = unmount.wait_with_output().unwrap();
     assert_eq!(failed, 0, "writes to a file open across the unmount failed");
@@ -525,5 +532,98 @@ fn log_completions_and_man_page() {
     assert!(
         man.contains(".TH ferry") && man.contains("uninstall"),
         "{man}"
+    );
+}
+
+/// `ferry doctor` checks what surrounds the mount: hooks naming a binary that is gone, a
+/// damaged store, free disk, the login service and Claude Code; each with what to do.
+#[test]
+fn doctor_checks_hooks_the_store_and_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Machine::new(&tmp.path().join("m"));
+    m.ok(&["init", "--machine", "m"]);
+    let proj = m.projects().join("-work-proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    std::fs::write(
+        proj.join("s.jsonl"),
+        line("d1", Path::new("/work/proj"), "hi"),
+    )
+    .unwrap();
+    m.ok(&["sync"]);
+    let checks = |m: &Machine| {
+        let out = m.ferry(&["doctor", "--json"]);
+        (json(&stdout(&out))["checks"].clone(), out.status.code())
+    };
+    let level = |checks: &Value, area: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["area"] == area)
+            .map(|c| c["level"].as_str().unwrap().to_string())
+    };
+    let (all, _) = checks(&m);
+    assert_eq!(level(&all, "hooks").as_deref(), Some("note"), "{all}");
+    assert_eq!(level(&all, "store").as_deref(), Some("ok"), "{all}");
+    assert_eq!(level(&all, "disk").as_deref(), Some("ok"), "{all}");
+    assert_eq!(level(&all, "service").as_deref(), Some("note"), "{all}");
+    assert!(level(&all, "claude").is_some(), "{all}");
+
+    // Hooks naming a ferry that was moved away.
+    std::fs::write(
+        m.home.join(".claude/settings.json"),
+        r#"{"hooks":{"Stop":[{"hooks":[{"type":"command","command":"FERRY_HOME='/x' '/gone/ferry' hooks run stop"}]}]}}"#,
+    )
+    .unwrap();
+    let (all, code) = checks(&m);
+    assert_eq!(level(&all, "hooks").as_deref(), Some("fail"), "{all}");
+    assert_eq!(code, Some(1));
+    m.ok(&["hooks", "install"]);
+    let (all, _) = checks(&m);
+    assert_eq!(level(&all, "hooks").as_deref(), Some("ok"), "{all}");
+
+    // A store whose objects are gone.
+    let objects = m.state.join("store/objects");
+    for entry in std::fs::read_dir(&objects).unwrap().flatten() {
+        let name = entry.file_name();
+        if name.len() == 2 {
+            std::fs::remove_dir_all(entry.path()).unwrap();
+        }
+    }
+    for pack in std::fs::read_dir(objects.join("pack"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        std::fs::remove_file(pack.path()).unwrap();
+    }
+    let (all, code) = checks(&m);
+    assert_eq!(level(&all, "store").as_deref(), Some("fail"), "{all}");
+    assert_eq!(code, Some(1));
+}
+
+/// `ferry restore` over a transcript that keeps a secret locally: the line keeps its real bytes
+/// (the store's copy is redacted), and the lines that were lost come back.
+#[test]
+fn restore_keeps_local_lines_as_they_are() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (m, proj) = Machine::mounted_alone(tmp.path());
+    let key = format!("sk-ant-api03-{}", "Qw3r".repeat(20));
+    let first = line("r1", Path::new("/work/proj"), &format!("export KEY={key}"));
+    let second = line("r2", Path::new("/work/proj"), "a line to lose");
+    let path = proj.join("r.jsonl");
+    std::fs::write(&path, format!("{first}{second}")).unwrap();
+    m.ok(&["sync"]);
+    m.ok(&["unmount"]);
+    // Lines lost here (a rewrite that dropped one): the file holds the first only.
+    let plain = m.projects().join("-work-proj/r.jsonl");
+    std::fs::write(&plain, &first).unwrap();
+    let out = json(&m.ok(&["restore", "-work-proj/r.jsonl", "--json"]));
+    assert_eq!(out["restored"], true, "{out}");
+    let text = std::fs::read_to_string(&plain).unwrap();
+    assert_eq!(
+        text,
+        format!("{first}{second}"),
+        "the real key stays, the lost line is back"
     );
 }

@@ -5,8 +5,14 @@
 use crate::control::{Reply, Request, endpoint};
 use crate::state::State;
 use anyhow::{Context, Result};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
+
+/// The longest request line taken.
+const MAX_REQUEST: u64 = 64 << 10;
+
+/// How long a client has to send its request.
+const REQUEST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where the replies to one request go (the connection that asked); none for a signal.
 pub type Responder = mpsc::UnboundedSender<Reply>;
@@ -47,8 +53,12 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let (read, mut write) = tokio::io::split(stream);
     let mut line = String::new();
-    if BufReader::new(read).read_line(&mut line).await.is_err() {
-        return;
+    // One request line, soon and short: a client that sends nothing, or no end of line, is
+    // not kept.
+    let mut reader = BufReader::new(read.take(MAX_REQUEST));
+    match tokio::time::timeout(REQUEST_WAIT, reader.read_line(&mut line)).await {
+        Ok(Ok(_)) => {}
+        _ => return,
     }
     let (tx, mut replies) = mpsc::unbounded_channel();
     match serde_json::from_str::<Request>(line.trim_end()) {
@@ -104,29 +114,37 @@ fn listen(state: &State, daemon: mpsc::UnboundedSender<(Request, Responder)>) ->
 fn listen(state: &State, daemon: mpsc::UnboundedSender<(Request, Responder)>) -> Result<()> {
     use tokio::net::windows::named_pipe::ServerOptions;
     let name = endpoint(state);
-    let mut server = ServerOptions::new()
-        .first_pipe_instance(true)
-        .reject_remote_clients(true)
-        .create(&name)
-        .with_context(|| format!("creating the pipe {}", name.display()))?;
+    let instance = move |first: bool| {
+        ServerOptions::new()
+            .first_pipe_instance(first)
+            .reject_remote_clients(true)
+            .create(&name)
+    };
+    let mut server = instance(true)
+        .with_context(|| format!("creating the pipe {}", endpoint(state).display()))?;
     tokio::spawn(async move {
         loop {
-            if let Err(e) = server.connect().await {
-                tracing::warn!(error = %e, "accepting a control connection failed");
-                continue;
-            }
-            let next = match ServerOptions::new()
-                .reject_remote_clients(true)
-                .create(&name)
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the control pipe cannot take another connection");
-                    return;
+            // A client gone before it was connected fails this instance: take a fresh one.
+            let connected = server.connect().await;
+            let next = loop {
+                match instance(false) {
+                    Ok(s) => break s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the control pipe cannot take another connection yet");
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
                 }
             };
-            let connected = std::mem::replace(&mut server, next);
-            tokio::spawn(serve_connection(connected, daemon.clone()));
+            let done = std::mem::replace(&mut server, next);
+            match connected {
+                Ok(()) => {
+                    tokio::spawn(serve_connection(done, daemon.clone()));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "a control connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
         }
     });
     Ok(())

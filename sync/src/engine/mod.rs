@@ -195,6 +195,10 @@ pub struct SyncReport {
     pub remote_ok: Option<bool>,
     /// The network error, if any.
     pub error: Option<String>,
+    /// Why the last commit failed, if it did (the changes stay pending, and nothing is lost).
+    pub commit_error: Option<String>,
+    /// Whether this engine had a remote to sync with.
+    pub had_remote: bool,
 }
 
 #[derive(Default)]

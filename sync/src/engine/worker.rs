@@ -67,6 +67,12 @@ impl Worker {
             }
             if let Some((deadline, reply)) = stop {
                 let report = self.final_sync(deadline).await;
+                // A `ferry sync` waiting when the stop came gets the stop's report.
+                let waiters =
+                    std::mem::take(&mut self.shared.pending.lock().expect("pending lock").waiters);
+                for w in waiters {
+                    let _ = w.send(report.clone());
+                }
                 let _ = reply.send(report);
                 return;
             }
@@ -213,6 +219,8 @@ impl Worker {
         self.early_commit = None;
         let mut report = SyncReport {
             committed,
+            commit_error: self.commit_error(),
+            had_remote: self.remote.is_some(),
             ..SyncReport::default()
         };
         if self.remote.is_some() {
@@ -232,6 +240,8 @@ impl Worker {
         let committed = self.commit().await;
         let mut report = SyncReport {
             committed,
+            commit_error: self.commit_error(),
+            had_remote: self.remote.is_some(),
             ..SyncReport::default()
         };
         let paused = self
@@ -383,6 +393,20 @@ impl Worker {
                 None
             }
         }
+    }
+
+    /// Why the last commit failed, while it is failing (the changes are pending again).
+    fn commit_error(&self) -> Option<String> {
+        (self.commit_failures > 0).then(|| {
+            let last = self
+                .shared
+                .status
+                .lock()
+                .expect("status lock")
+                .last_error
+                .clone();
+            last.map_or_else(|| "commit failed".to_string(), |(_, e)| e)
+        })
     }
 
     /// Records `message` as the status's last error.

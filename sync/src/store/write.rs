@@ -407,8 +407,8 @@ impl Store {
 
 impl Store {
     /// Scans `bytes` (from offset `at` of the file) for secrets once, records what the policy
-    /// does with those at or past `new` (the content that is new: older ones were reported when
-    /// they were), and returns every hit, for [`Store::redacted`]; `None` when the file must be
+    /// does with those that reach past `new` (the content that is new: older ones were reported
+    /// when they were), and returns every hit, for [`Store::redacted`]; `None` when the file must be
     /// held back.
     fn screen(
         &self,
@@ -422,7 +422,9 @@ impl Store {
             return Some(Vec::new());
         }
         let hits = secrets::scan(bytes);
-        let fresh: Vec<&secrets::Hit> = hits.iter().filter(|h| h.range.start >= new).collect();
+        // A secret that ends in the new content is new, even if it began in bytes committed
+        // before (a line committed half-written); one entirely before is not.
+        let fresh: Vec<&secrets::Hit> = hits.iter().filter(|h| h.range.end > new).collect();
         if fresh.is_empty() {
             return Some(hits);
         }
