@@ -5,8 +5,8 @@
 //! as it would a fetched session. Nothing in a bundle is trusted: paths are checked like a
 //! remote's, and sizes are bounded.
 
+use crate::command::Ctx;
 use crate::state::{self, State};
-use crate::ui::Ui;
 use crate::view::View;
 use anyhow::{Context, Result, bail};
 use ferry_fs::foreign::{candidates, key_base};
@@ -136,7 +136,8 @@ fn bundle_of(st: &State, s: &crate::sessions::Session) -> Result<Bundle> {
 }
 
 /// `ferry export`.
-pub fn export(session: &str, output: &Path, force: bool, ui: &Ui) -> Result<()> {
+pub fn export(session: &str, output: &Path, force: bool, ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
     let to_stdout = output == Path::new("-");
     if to_stdout && ui.json {
         return Err(crate::ui::fail(
@@ -144,10 +145,10 @@ pub fn export(session: &str, output: &Path, force: bool, ui: &Ui) -> Result<()> 
             "--json and `-o -` both write to stdout: give the bundle a file with -o FILE",
         ));
     }
-    let st = State::locate()?;
-    let all = crate::sessions::collect(&st)?;
+    let st = ctx.state()?;
+    let all = crate::sessions::collect(st)?;
     let s = crate::sessions::find(&all, session)?;
-    let bundle = bundle_of(&st, s)?;
+    let bundle = bundle_of(st, s)?;
     let n = bundle.files.len();
     // The whole transcript is in there: this user's alone, like the session itself.
     let data = serde_json::to_vec(&bundle)?;
@@ -248,10 +249,11 @@ fn write_file(session: &str, f: &BundleFile, codec: &Codec, dir: &Path) -> Resul
 }
 
 /// `ferry import`.
-pub fn import(input: &Path, ui: &Ui) -> Result<()> {
-    let st = State::locate()?;
-    let config = st.config()?;
-    let me = state::machine_record(&config)?;
+pub fn import(input: &Path, ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
+    let config = ctx.config()?;
+    let me = state::machine_record(config)?;
     let data = read_bounded(input)?;
     let bundle: Bundle = serde_json::from_slice(&data)
         .with_context(|| format!("{} is not a ferry session bundle", input.display()))?;
@@ -267,7 +269,7 @@ pub fn import(input: &Path, ui: &Ui) -> Result<()> {
     let store = st.open_store()?;
     let snaps = snapshots(&store, &me.id)?;
     let own = snaps.iter().find(|s| s.machine.id == me.id);
-    let links = crate::projects::load_links(&st)?;
+    let links = crate::projects::load_links(st)?;
     // The project's place by the daemon's rule (see ferry_fs::places).
     let base = key_base(&bundle.project.key);
     let mut book = ferry_fs::places::PlaceBook::load(&st.places());

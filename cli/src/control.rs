@@ -3,7 +3,10 @@
 //! lines both ways: the request, then replies ending with a final one. `ferry status` reads the
 //! live status there, `ferry sync` asks for a sync and gets its report, `ferry unmount` asks
 //! the daemon to stop and gets what the stop did, `ferry link` and `ferry machines` ask it to
-//! reload. Only this user can connect: the state dir is private, and so is the socket.
+//! reload. On Unix only this user can connect: the state dir is private, and so is the socket.
+//! On Windows the pipe takes local clients only, with Windows' default security for a pipe
+//! (its owner and administrators may write; other users may only open it for reading, which
+//! gets them no answer: an answer needs a request).
 
 use crate::report::Report;
 use crate::state::State;

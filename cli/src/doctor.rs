@@ -8,9 +8,9 @@
 
 mod install;
 
+use crate::command::Ctx;
 use crate::state::{self, State};
 use crate::status::ago;
-use crate::ui::Ui;
 use anyhow::Result;
 use ferry_platform::mount::{MountState, mount_state};
 use ferry_sync::engine::{GitCli, redact};
@@ -381,9 +381,10 @@ pub fn findings(st: &State) -> Result<Vec<Finding>> {
 }
 
 /// `ferry doctor`: the findings, and exit code 1 if any check failed.
-pub fn run(ui: &Ui) -> Result<crate::ui::Exit> {
-    let st = State::locate()?;
-    let all = findings(&st)?;
+pub fn run(ctx: &Ctx) -> Result<crate::ui::Exit> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
+    let all = findings(st)?;
     let failed = all.iter().any(|f| f.level == Level::Fail);
     ui.out(&serde_json::json!({"ok": !failed, "checks": all}), || {
         let mut t = String::new();

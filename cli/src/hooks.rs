@@ -6,11 +6,11 @@
 //! unfinished. `install` also installs the skill that lets Claude use ferry (`skill.rs`).
 //! Hooks never fail or slow Claude Code down: a hook that cannot do its work exits 0 quietly.
 
+use crate::command::Ctx;
 use crate::invoke::{binary, quote};
 use crate::markers::{CHECKOUT, ENDED};
 use crate::settings_file::{Settings, hook_entry};
 use crate::state::State;
-use crate::ui::Ui;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -76,7 +76,8 @@ pub fn installed() -> Vec<String> {
 /// `ferry hooks install [--announce]` (`install`) or `uninstall`: adds or removes ferry's Stop
 /// and SessionEnd hooks (and the SessionStart note with `--announce`) in Claude Code's
 /// settings, keeping every other setting as it was, and the skill that lets Claude use ferry.
-pub fn set(install: bool, announce: bool, ui: &Ui) -> Result<()> {
+pub fn set(install: bool, announce: bool, ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
     let (path, events, skill) = apply(install, announce)?;
     let what = path.display().to_string();
     let skill_path = crate::skill::path()?;

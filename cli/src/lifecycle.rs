@@ -1,6 +1,7 @@
 //! `ferry init`, `ferry mount` and `ferry unmount`: setting a machine up, starting the daemon
 //! and returning once the mount is live, and stopping it cleanly.
 
+use crate::command::Ctx;
 use crate::control::{self, Reply, Request};
 use crate::daemon::{self, PUSH_DEADLINE};
 use crate::report::Report;
@@ -19,9 +20,10 @@ pub fn init(
     secrets: Option<ferry_sync::secrets::Policy>,
     offline: bool,
     as_machine: Option<String>,
-    ui: &Ui,
+    ctx: &Ctx,
 ) -> Result<()> {
-    let st = State::locate()?;
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
     // Missing means a new machine; damaged is an error (a new id would make this machine's own
     // sessions look like another's).
     let existing = if st.config_path().exists() {
@@ -59,7 +61,7 @@ pub fn init(
     let config = st.checked(config)?;
     Store::init(&st.store())
         .with_context(|| format!("creating the store {}", st.store().display()))?;
-    let imported = crate::import::run(&st, &config, ui.json || ui.quiet, offline)?;
+    let imported = crate::import::run(st, &config, ui.json || ui.quiet, offline)?;
     let sync = imported.sync.as_ref();
     let remote = config.remote.as_deref().map(ferry_sync::engine::redact);
     let doc = serde_json::json!({
@@ -78,14 +80,7 @@ pub fn init(
     let text = if ui.json {
         String::new()
     } else {
-        init_said(
-            &st,
-            &config,
-            existing.is_some(),
-            &imported,
-            running,
-            offline,
-        )?
+        init_said(st, &config, existing.is_some(), &imported, running, offline)?
     };
     ui.out(&doc, || text);
     Ok(())
@@ -179,12 +174,13 @@ fn init_said(
 
 /// `ferry mount`: in the foreground (for service managers) or as a daemon, returning once the
 /// mount is live.
-pub fn mount(foreground: bool, ui: &Ui) -> Result<()> {
-    let st = State::locate()?;
-    let config = st.config()?;
+pub fn mount(foreground: bool, ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
+    let config = ctx.config()?;
     let mountpoint = state::mount_point()?;
     if foreground {
-        return daemon::run(&st, ui.verbose, || {
+        return daemon::run(st, ui.verbose, || {
             ui.note(format_args!("mounted {}", mountpoint.display()));
             // Under systemd (`Type=notify`): the unit is started once the mount is live.
             crate::service::notify_ready();
@@ -199,7 +195,7 @@ pub fn mount(foreground: bool, ui: &Ui) -> Result<()> {
         );
     }
     crate::files::create_private_dir(&st.dir)?;
-    let pid = start_daemon(&st, &mountpoint, ui)?;
+    let pid = start_daemon(st, &mountpoint, ui)?;
     let remote = config.remote.as_deref().map(ferry_sync::engine::redact);
     let doc = serde_json::json!({"mountpoint": mountpoint, "machine_name": config.machine_name,
         "remote": remote, "daemon_pid": pid});
@@ -271,12 +267,13 @@ fn start_daemon(st: &State, mountpoint: &std::path::Path, ui: &Ui) -> Result<u32
 
 /// `ferry unmount`: asks the daemon to stop (it unmounts, commits and pushes within a deadline)
 /// and reports what happened. Clears a stale mount if the daemon is gone.
-pub fn unmount(ui: &Ui) -> Result<crate::ui::Exit> {
-    let st = State::locate()?;
+pub fn unmount(ctx: &Ctx) -> Result<crate::ui::Exit> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
     let mountpoint = state::mount_point()?;
     // The pid file is trusted only while the daemon holds its lock: after a crash the pid may
     // belong to an unrelated process by now.
-    let pid = st.daemon_pid().filter(|&p| alive(&st, p));
+    let pid = st.daemon_pid().filter(|&p| alive(st, p));
     let Some(pid) = pid else {
         let removed = match mount_state(&mountpoint) {
             MountState::Stale | MountState::Live => {
@@ -301,18 +298,18 @@ pub fn unmount(ui: &Ui) -> Result<crate::ui::Exit> {
         return Ok(0);
     };
     let wait = daemon::HANDLES_DEADLINE + PUSH_DEADLINE + Duration::from_secs(20);
-    let report = match control::ask(&st, Request::Stop, wait)? {
+    let report = match control::ask(st, Request::Stop, wait)? {
         Some(Reply::Done { report }) => report,
         Some(other) => bail!("the daemon answered {other:?} when asked to stop"),
         None => bail!(
             "the daemon (pid {pid}) does not answer on {}: stop it with `kill {pid}` (it unmounts, commits and pushes on SIGTERM); see {}",
-            control::endpoint(&st).display(),
+            control::endpoint(st).display(),
             st.log().display()
         ),
     };
     // The daemon answers just before it exits: a `ferry mount` right after must find it gone.
     let gone = Instant::now() + Duration::from_secs(10);
-    while alive(&st, pid) && Instant::now() < gone {
+    while alive(st, pid) && Instant::now() < gone {
         std::thread::sleep(Duration::from_millis(10));
     }
     let remote = st.config().ok().and_then(|c| c.remote);

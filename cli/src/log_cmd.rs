@@ -2,8 +2,8 @@
 //! the daemon's notes of fetches, pushes, errors and stops (from `ferry.log` and its rotated
 //! files; debug lines left out), merged by time.
 
+use crate::command::Ctx;
 use crate::state::State;
-use crate::ui::Ui;
 use anyhow::Result;
 use serde::Serialize;
 
@@ -19,11 +19,12 @@ pub struct Event {
 }
 
 /// Runs `ferry log`: the last `n` events.
-pub fn run(n: usize, ui: &Ui) -> Result<()> {
-    let st = State::locate()?;
-    let config = st.config()?;
-    let mut events = commits(&st, &config.machine_id, n);
-    for path in log_files(&st) {
+pub fn run(n: usize, ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
+    let config = ctx.config()?;
+    let mut events = commits(st, &config.machine_id, n);
+    for path in log_files(st) {
         if let Ok(text) = std::fs::read_to_string(&path) {
             events.extend(text.lines().filter_map(parse_line));
         }

@@ -3,8 +3,8 @@
 //! history (a retirement is no deletion) and for which no lag is reported any more. Names
 //! and retirements travel in this machine's record at its next commit.
 
+use crate::command::Ctx;
 use crate::state::{self, State};
-use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
 use ferry_sync::store::Store;
 use ferry_sync::view::snapshots;
@@ -74,12 +74,13 @@ pub fn rows(st: &State) -> Result<Vec<MachineRow>> {
 }
 
 /// `ferry machines`.
-pub fn run(action: Option<crate::MachinesAction>, ui: &Ui) -> Result<()> {
-    let st = State::locate()?;
+pub fn run(action: Option<crate::MachinesAction>, ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
     let mut config = st.config()?;
     let said = match action {
         None => {
-            let rows = rows(&st)?;
+            let rows = rows(st)?;
             ui.out(&serde_json::json!({"machines": rows}), || {
                 let mut text = String::new();
                 for r in &rows {
@@ -107,7 +108,7 @@ pub fn run(action: Option<crate::MachinesAction>, ui: &Ui) -> Result<()> {
             serde_json::json!({"renamed": name})
         }
         Some(crate::MachinesAction::Retire { name }) => {
-            let rows = rows(&st)?;
+            let rows = rows(st)?;
             let found: Vec<&MachineRow> = rows
                 .iter()
                 .filter(|r| !r.this_machine && (r.name == name || r.id == name))
@@ -126,7 +127,7 @@ pub fn run(action: Option<crate::MachinesAction>, ui: &Ui) -> Result<()> {
         }
     };
     st.save(&config)?;
-    let running = crate::control::reload(&st)?;
+    let running = crate::control::reload(st)?;
     ui.out(&said, || {
     let done = match said.get("renamed") {
         Some(n) => format!("this machine is now {}", n.as_str().unwrap_or_default()),

@@ -5,6 +5,7 @@
 //! what to do next); 2 bad usage; 3 the local part was done but the remote was not reached.
 
 mod bundle;
+mod command;
 mod control;
 mod daemon;
 mod doctor;
@@ -294,7 +295,8 @@ fn main() -> ExitCode {
         quiet: cli.quiet,
         verbose: cli.verbose,
     };
-    match run(cli.command, &ui) {
+    let ctx = command::Ctx::new(ui);
+    match run(cli.command, &ctx) {
         Ok(code) => ExitCode::from(code),
         Err(e) => ExitCode::from(ui::report_error(&ui, &e)),
     }
@@ -323,11 +325,12 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(ui::Kind::Usage.code())
 }
 
-fn run(command: Command, ui: &Ui) -> Result<ui::Exit> {
+fn run(command: Command, ctx: &command::Ctx) -> Result<ui::Exit> {
+    let ui = &ctx.ui;
     let done = |r: Result<()>| r.map(|()| 0);
     match command {
-        Command::Sync { soon } => sync_cmd::run(soon, ui),
-        Command::Doctor => doctor::run(ui),
+        Command::Sync { soon } => sync_cmd::run(soon, ctx),
+        Command::Doctor => doctor::run(ctx),
         Command::Where { path } => done(where_cmd(path, ui)),
         Command::Init {
             remote,
@@ -336,44 +339,44 @@ fn run(command: Command, ui: &Ui) -> Result<ui::Exit> {
             offline,
             as_machine,
         } => done(lifecycle::init(
-            remote, machine, secrets, offline, as_machine, ui,
+            remote, machine, secrets, offline, as_machine, ctx,
         )),
-        Command::Machines { action } => done(machines::run(action, ui)),
-        Command::Remote { action } => done(remote_cmd::run(action, ui)),
-        Command::Mount { foreground } => done(lifecycle::mount(foreground, ui)),
-        Command::Unmount => lifecycle::unmount(ui),
-        Command::Status => done(status::run(ui)),
+        Command::Machines { action } => done(machines::run(action, ctx)),
+        Command::Remote { action } => done(remote_cmd::run(action, ctx)),
+        Command::Mount { foreground } => done(lifecycle::mount(foreground, ctx)),
+        Command::Unmount => lifecycle::unmount(ctx),
+        Command::Status => done(status::run(ctx)),
         Command::Hooks { action } => done(match action {
-            HooksAction::Install { announce } => hooks::set(true, announce, ui),
-            HooksAction::Uninstall => hooks::set(false, false, ui),
+            HooksAction::Install { announce } => hooks::set(true, announce, ctx),
+            HooksAction::Uninstall => hooks::set(false, false, ctx),
             HooksAction::Run { event } => hooks::run(&event),
         }),
         Command::Service { action } => done(match action {
-            ServiceAction::Install => service::install(ui),
-            ServiceAction::Uninstall => service::uninstall(ui),
+            ServiceAction::Install => service::install(ctx),
+            ServiceAction::Uninstall => service::uninstall(ctx),
         }),
         Command::Export {
             session,
             output,
             force,
-        } => done(bundle::export(&session, &output, force, ui)),
-        Command::Import { file } => done(bundle::import(&file, ui)),
+        } => done(bundle::export(&session, &output, force, ctx)),
+        Command::Import { file } => done(bundle::import(&file, ctx)),
         Command::Restore {
             path,
             at,
             machine,
             list,
-        } => done(restore::run(path, at, machine, list, ui)),
+        } => done(restore::run(path, at, machine, list, ctx)),
         Command::Sessions {
             machine,
             project,
             open,
-        } => done(sessions::list(ui, machine, project, open)),
-        Command::Handoff { session } => done(sessions::handoff(&session, ui)),
-        Command::Link { path, key } => done(projects::link(path, key, ui)),
-        Command::Projects => done(projects::list(ui)),
-        Command::Log { count } => done(log_cmd::run(count, ui)),
-        Command::Uninstall => uninstall::run(ui),
+        } => done(sessions::list(ctx, machine, project, open)),
+        Command::Handoff { session } => done(sessions::handoff(&session, ctx)),
+        Command::Link { path, key } => done(projects::link(path, key, ctx)),
+        Command::Projects => done(projects::list(ctx)),
+        Command::Log { count } => done(log_cmd::run(count, ctx)),
+        Command::Uninstall => uninstall::run(ctx),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "ferry", &mut std::io::stdout());

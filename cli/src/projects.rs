@@ -1,8 +1,8 @@
 //! `ferry link PATH [--key KEY]` and `ferry projects [--json]`: which project key a checkout
 //! stands for, and every project with where it lives on this machine.
 
+use crate::command::Ctx;
 use crate::state::{self, State};
-use crate::ui::Ui;
 use anyhow::{Context, Result};
 use ferry_fs::foreign::Foreign;
 use ferry_sync::project_key::{Link, project_key};
@@ -11,19 +11,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// The `ferry link` entries of this state dir.
-pub fn load_links(st: &State) -> Result<Vec<Link>> {
-    match std::fs::read(st.links()) {
-        Ok(b) => serde_json::from_slice(&b).with_context(|| {
-            format!(
-                "{} is damaged; fix it or remove it and link again",
-                st.links().display()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e).with_context(|| format!("reading {}", st.links().display())),
-    }
-}
+pub use crate::state::load_links;
 
 /// The view of other machines' files as the daemon places them: its place book read, never
 /// written.
@@ -48,11 +36,12 @@ pub fn placed(st: &State) -> std::collections::HashMap<String, ferry_sync::store
 
 /// `ferry link`: makes every cwd inside PATH belong to project KEY (default: the key PATH has
 /// now, pinned). A running daemon takes it within 2 s.
-pub fn link(path: PathBuf, key: Option<String>, ui: &Ui) -> Result<()> {
-    let st = State::locate()?;
+pub fn link(path: PathBuf, key: Option<String>, ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
     st.config()?;
     let (real, real_str) = state::real_dir(&path)?;
-    let mut links = load_links(&st)?;
+    let mut links = load_links(st)?;
     links.retain(|l| l.path != real_str);
     let key = match key {
         Some(k) => k.trim_end_matches('/').to_string(),
@@ -70,7 +59,7 @@ pub fn link(path: PathBuf, key: Option<String>, ui: &Ui) -> Result<()> {
     links.sort_by(|a, b| a.path.cmp(&b.path));
     crate::files::write_json(&st.links(), &links)
         .with_context(|| format!("writing {}", st.links().display()))?;
-    let taken = crate::control::reload(&st)?;
+    let taken = crate::control::reload(st)?;
     let doc = json!({"path": real_str, "project_key": key, "daemon_took_it": taken});
     ui.out(&doc, || {
         let when = if taken {
@@ -179,9 +168,10 @@ pub fn rows(st: &State) -> Result<Vec<ProjectRow>> {
 
 /// `ferry projects`: every project known here, with its places on this machine and the one
 /// that receives other machines' sessions.
-pub fn list(ui: &Ui) -> Result<()> {
-    let st = State::locate()?;
-    let rows = rows(&st)?;
+pub fn list(ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
+    let rows = rows(st)?;
     if ui.json {
         ui.out(&json!({"projects": rows}), String::new);
         return Ok(());

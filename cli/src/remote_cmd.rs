@@ -1,8 +1,7 @@
 //! The remote: checking a URL before it is used (`ferry init --remote`, `ferry remote set`),
 //! and `ferry remote show|set|remove`.
 
-use crate::state::State;
-use crate::ui::Ui;
+use crate::command::Ctx;
 use anyhow::{Context, Result, bail};
 use ferry_sync::engine::{GitCli, redact};
 use std::path::Path;
@@ -106,8 +105,9 @@ pub fn reachable(url: &str, next: &str) -> Result<()> {
 }
 
 /// `ferry remote show|set|remove`.
-pub fn run(action: crate::RemoteAction, ui: &Ui) -> Result<()> {
-    let st = State::locate()?;
+pub fn run(action: crate::RemoteAction, ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
     let mut config = st.config()?;
     let running = st.daemon_pid();
     match action {

@@ -3,7 +3,8 @@
 //! (absolute, or relative to it). The chosen version is expanded for this machine and written
 //! through the view, so it is committed and shows again everywhere.
 
-use crate::state::{self, State};
+use crate::command::Ctx;
+use crate::state::{self};
 use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
 use ferry_sync::codec::{Codec, Format};
@@ -78,9 +79,10 @@ pub fn run(
     at: Option<String>,
     machine_filter: Option<String>,
     list: bool,
-    ui: &Ui,
+    ctx: &Ctx,
 ) -> Result<()> {
-    let t = target(&path)?;
+    let ui = &ctx.ui;
+    let t = target(ctx, &path)?;
     let versions = versions(&t, machine_filter.as_deref())?;
     if list {
         print_versions(&versions, ui);
@@ -117,9 +119,9 @@ pub fn run(
 }
 
 /// PATH as a file of a project in the store.
-fn target(path: &Path) -> Result<Target> {
-    let st = State::locate()?;
-    let me = state::machine_record(&st.config()?)?;
+fn target(ctx: &Ctx, path: &Path) -> Result<Target> {
+    let st = ctx.state()?;
+    let me = ctx.machine()?;
     let mountpoint = state::mount_point()?;
     let rel_path = view_path(path, &mountpoint)?;
     let slug = rel_path
@@ -132,8 +134,7 @@ fn target(path: &Path) -> Result<Target> {
     let rel = RelPath::new(rest.to_str().context("the path is not valid UTF-8")?)?;
     let store = st.open_store()?;
     let snaps = snapshots(&store, &me.id)?;
-    let links = crate::projects::load_links(&st)?;
-    let foreign = crate::projects::foreign_view(&st, &snaps, &me, &links);
+    let foreign = crate::projects::foreign_view(st, &snaps, &me, ctx.links()?);
     let Some(project) = foreign.projects_by_slug.get(&slug).cloned() else {
         bail!("no machine has recorded project directory {slug}; `ferry projects` lists them");
     };

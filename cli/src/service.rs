@@ -2,8 +2,8 @@
 //! `ferry_platform::service`), so the view is there before Claude Code is first started and is
 //! unmounted, committed and pushed when the session ends.
 
+use crate::command::Ctx;
 use crate::state::State;
-use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
 use ferry_platform::service::{self, Dirs, Manager, Plan, Spec};
 use serde_json::json;
@@ -59,10 +59,11 @@ fn hint(manager: Manager) -> &'static str {
 }
 
 /// `ferry service install`.
-pub fn install(ui: &Ui) -> Result<()> {
-    let state = State::locate()?;
+pub fn install(ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
+    let state = ctx.state()?;
     state.config()?;
-    let plan = plan(&state)?;
+    let plan = plan(state)?;
     let dir = plan.file.parent().context("a file needs a directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     crate::files::write_atomic(&plan.file, &plan.contents)
@@ -104,9 +105,10 @@ pub fn install(ui: &Ui) -> Result<()> {
 
 /// `ferry service uninstall`: stops the service's mount (a clean unmount with a final push)
 /// and removes the definition.
-pub fn uninstall(ui: &Ui) -> Result<()> {
-    let state = State::locate()?;
-    let plan = plan(&state)?;
+pub fn uninstall(ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
+    let state = ctx.state()?;
+    let plan = plan(state)?;
     let removed = remove(&plan)?;
     let doc = json!({"manager": plan.manager.name(), "file": plan.file, "installed": false, "was_installed": removed});
     ui.out(&doc, || {

@@ -1,10 +1,10 @@
 //! `ferry sessions` and `ferry handoff`: every session across machines, as this machine sees
 //! it, and a brief for picking one up here, built without any model call.
 
+use crate::command::Ctx;
 use crate::state::{self, State};
 use crate::status::ago;
 use crate::transcript::{Summary, clip, summarise};
-use crate::ui::Ui;
 use crate::view::View;
 use anyhow::{Result, bail};
 use ferry_sync::project_key::git_state;
@@ -328,9 +328,10 @@ fn collect_once(
 }
 
 /// `ferry sessions`.
-pub fn list(ui: &Ui, machine: Option<String>, project: Option<String>, open: bool) -> Result<()> {
-    let st = State::locate()?;
-    let sessions: Vec<Session> = collect(&st)?
+pub fn list(ctx: &Ctx, machine: Option<String>, project: Option<String>, open: bool) -> Result<()> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
+    let sessions: Vec<Session> = collect(st)?
         .into_iter()
         .filter(|s| {
             machine
@@ -447,13 +448,14 @@ struct Brief<'a> {
 }
 
 /// `ferry handoff SESSION`: a brief for picking the work up on this machine.
-pub fn handoff(id: &str, ui: &Ui) -> Result<()> {
-    let st = State::locate()?;
-    let all = collect(&st)?;
+pub fn handoff(id: &str, ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
+    let all = collect(st)?;
     let s = find(&all, id)?;
     // The brief reads the whole transcript, not just the ends a listing reads.
     let machine = state::machine_record(&st.config()?)?;
-    let view = View::open(&st, &machine)?;
+    let view = View::open(st, &machine)?;
     let rel: PathBuf = s
         .path
         .iter()

@@ -336,3 +336,17 @@ fn real_home(home: &Path) -> Option<String> {
         .then(|| real.to_str().map(str::to_string))
         .flatten()
 }
+
+/// The `ferry link` entries of this state dir.
+pub fn load_links(st: &State) -> Result<Vec<ferry_sync::project_key::Link>> {
+    match std::fs::read(st.links()) {
+        Ok(b) => serde_json::from_slice(&b).with_context(|| {
+            format!(
+                "{} is damaged; fix it or remove it and link again",
+                st.links().display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", st.links().display())),
+    }
+}

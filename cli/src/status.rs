@@ -4,8 +4,8 @@
 //! With a daemon running, the live figures come from it, over its control socket; without one
 //! they are worked out from the store and the unmounted directory.
 
+use crate::command::Ctx;
 use crate::state::{self, State};
-use crate::ui::Ui;
 use anyhow::Result;
 use ferry_platform::mount::{MountState, mount_state};
 use ferry_sync::engine::{MachineStatus, Status, now_ms, redact};
@@ -154,25 +154,26 @@ struct Seen {
 }
 
 /// Runs `ferry status`.
-pub fn run(ui: &Ui) -> Result<()> {
-    let seen = gather()?;
+pub fn run(ctx: &Ctx) -> Result<()> {
+    let ui = &ctx.ui;
+    let seen = gather(ctx)?;
     ui.out(&doc(&seen), || text(&seen));
     Ok(())
 }
 
 /// Reads the state dir, the store and the daemon's published status.
-fn gather() -> Result<Seen> {
-    let st = State::locate()?;
-    let config = st.config()?;
+fn gather(ctx: &Ctx) -> Result<Seen> {
+    let st = ctx.state()?;
+    let config = ctx.config()?.clone();
     let machine = state::machine_record(&config)?;
     let mountpoint = state::mount_point()?;
     let mount = mount_state(&mountpoint);
     let pid = st.daemon_pid();
-    let store = st.open_store()?;
-    let snaps = snapshots(&store, &machine.id)?;
-    let (live, mut status) = observed(&st, pid);
+    let store = ctx.store()?;
+    let snaps = snapshots(store, &machine.id)?;
+    let (live, mut status) = observed(st, pid);
     if status.machines.is_empty() {
-        status.machines = machines_from_store(&store, &snaps, &machine.id);
+        status.machines = machines_from_store(store, &snaps, &machine.id);
     }
     // Before its first commit this machine is in no branch, and the daemon knows it by id only.
     if !status.machines.iter().any(|m| m.this_machine) {
@@ -194,9 +195,9 @@ fn gather() -> Result<Seen> {
     }
     if live.is_none() && mount == MountState::None {
         // No daemon: what the unmounted directory holds that the branch lacks.
-        let links = crate::projects::load_links(&st)?;
-        let placed = crate::projects::placed(&st);
-        let batch = ferry_sync::upper::reconcile(&mountpoint, &store, &machine, &links, &placed)?;
+        let placed = crate::projects::placed(st);
+        let batch =
+            ferry_sync::upper::reconcile(&mountpoint, store, &machine, ctx.links()?, &placed)?;
         status.pending_paths = batch.files.len();
         status.pending_bytes = batch
             .files

@@ -2,10 +2,10 @@
 //! on its control socket and prints the report it answers with (`--soon`: asks and returns);
 //! without one it runs the engine in this process over the unmounted directory.
 
+use crate::command::Ctx;
 use crate::control::{self, Reply, Request};
 use crate::report::Report;
 use crate::state::{self, State};
-use crate::ui::Ui;
 use anyhow::{Result, bail};
 use ferry_sync::engine::{self, EngineConfig};
 use std::time::Duration;
@@ -15,11 +15,12 @@ use std::time::Duration;
 const SYNC_WAIT: Duration = Duration::from_secs(60);
 
 /// Runs `ferry sync`; returns the exit code.
-pub fn run(soon: bool, ui: &Ui) -> Result<crate::ui::Exit> {
-    let st = State::locate()?;
-    let config = st.config()?;
+pub fn run(soon: bool, ctx: &Ctx) -> Result<crate::ui::Exit> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
+    let config = ctx.config()?;
     let report = match st.daemon_pid() {
-        Some(pid) => match control::ask(&st, Request::Sync { soon }, SYNC_WAIT)? {
+        Some(pid) => match control::ask(st, Request::Sync { soon }, SYNC_WAIT)? {
             Some(Reply::Asked) => {
                 ui.out(
                     &serde_json::json!({"asked": true, "daemon_pid": pid}),
@@ -32,12 +33,12 @@ pub fn run(soon: bool, ui: &Ui) -> Result<crate::ui::Exit> {
             Some(other) => bail!("the daemon answered {other:?} to a sync"),
             None => bail!(
                 "the daemon (pid {pid}) does not answer on {}; see {}",
-                control::endpoint(&st).display(),
+                control::endpoint(st).display(),
                 st.log().display()
             ),
         },
         None => {
-            let report = sync_here(&st, &config)?;
+            let report = sync_here(st, config)?;
             // For `ferry status`, which has no daemon to ask.
             let _ = crate::files::write_json(&st.sync_report(), &report);
             report

@@ -4,9 +4,9 @@
 //! Code. The state dir (the store: every machine's history) and the remote are left for the
 //! user to remove, and the answer says where they are.
 
+use crate::command::Ctx;
 use crate::control::{self, Reply, Request};
 use crate::state::{self, State};
-use crate::ui::Ui;
 use crate::view::View;
 use anyhow::{Context, Result, bail};
 use ferry_platform::mount::{MountState, mount_state};
@@ -27,18 +27,19 @@ struct Left {
 }
 
 /// Runs `ferry uninstall`.
-pub fn run(ui: &Ui) -> Result<crate::ui::Exit> {
-    let st = State::locate()?;
-    let config = st.config()?;
-    let machine = state::machine_record(&config)?;
+pub fn run(ctx: &Ctx) -> Result<crate::ui::Exit> {
+    let ui = &ctx.ui;
+    let st = ctx.state()?;
+    let config = ctx.config()?;
+    let machine = state::machine_record(config)?;
     // The mount first, through the daemon, so that its last push is reported; then the service,
     // which finds nothing to stop.
-    let stopped = stop(&st)?;
-    let plan = crate::service::plan(&st)?;
+    let stopped = stop(st)?;
+    let plan = crate::service::plan(st)?;
     let service = crate::service::remove(&plan)?.then(|| plan.manager.name());
     #[cfg(windows)]
-    real_directory(&st)?;
-    let written = materialise(&st, &machine)?;
+    real_directory(st)?;
+    let written = materialise(st, &machine)?;
     let (settings, _, _) = crate::hooks::apply(false, false)?;
     let left = Left {
         service,
@@ -55,7 +56,7 @@ pub fn run(ui: &Ui) -> Result<crate::ui::Exit> {
         "state_dir": st.dir,
         "remote": config.remote.as_deref().map(ferry_sync::engine::redact),
     });
-    ui.out(&doc, || said(&left, &st, config.remote.as_deref()));
+    ui.out(&doc, || said(&left, st, config.remote.as_deref()));
     Ok(left.stopped.as_ref().map_or(0, |r| r.exit_code()))
 }
 

@@ -627,3 +627,98 @@ fn restore_keeps_local_lines_as_they_are() {
         "the real key stays, the lost line is back"
     );
 }
+
+/// `s` with what changes from run to run put as placeholders: the temp dir, machine ids, ages
+/// and pids.
+fn normalised(s: &str, tmp: &Path) -> String {
+    let s = s.replace(tmp.to_str().unwrap(), "<tmp>");
+    let words: Vec<String> = s
+        .split('\n')
+        .map(|line| {
+            let mut out = Vec::new();
+            let parts: Vec<&str> = line.split(' ').collect();
+            let mut i = 0;
+            while i < parts.len() {
+                let p = parts[i];
+                let unit = parts.get(i + 1).copied().unwrap_or("");
+                if p.chars().all(|c| c.is_ascii_digit())
+                    && !p.is_empty()
+                    && matches!(unit, "s" | "min" | "h" | "d")
+                    && parts.get(i + 2) == Some(&"ago")
+                {
+                    out.push("<ago>".to_string());
+                    i += 3;
+                    continue;
+                }
+                let bare = p.trim_matches(|c| c == '(' || c == ')' || c == ',');
+                if bare.len() == 16 && bare.chars().all(|c| c.is_ascii_hexdigit()) {
+                    out.push(p.replace(bare, "<id>"));
+                } else {
+                    out.push(p.to_string());
+                }
+                i += 1;
+            }
+            out.join(" ")
+        })
+        .collect();
+    words.join("\n")
+}
+
+/// `ferry status` as a person reads it, whole (a snapshot: a change to any line shows here),
+/// and `--json` with exactly the fields the README's schema names.
+#[test]
+fn status_reads_as_written_and_its_json_keeps_its_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Machine::new(tmp.path());
+    m.ok(&["init", "--machine", "a"]);
+    let proj = m.projects().join("-work-proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    std::fs::write(
+        proj.join("s.jsonl"),
+        line("s1", Path::new("/work/proj"), "hi"),
+    )
+    .unwrap();
+    m.ok(&["sync"]);
+    let text = normalised(&m.ok(&["status"]), tmp.path());
+    let want = "\
+mount:    <tmp>/home/.claude/projects (not mounted)
+machine:  a (<id>)
+remote:   none: sessions stay here; add one with `ferry remote set URL`
+machines:
+  a (this)             last commit <ago>
+pending:  0 path(s), 0 byte(s) not yet committed
+divergent sessions: none
+files that lost a newest-wins merge: none
+secrets in new content (policy redact): none found
+last error: none
+";
+    assert_eq!(text, want, "\n{text}");
+    let doc = json(&m.ok(&["status", "--json"]));
+    let mut keys: Vec<&str> = doc
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "divergent_sessions",
+            "last_error",
+            "last_fetch_ms",
+            "last_push_ms",
+            "lost_newest_wins",
+            "machine",
+            "machines",
+            "mount",
+            "pending",
+            "rejected",
+            "remote",
+            "schema",
+            "secrets"
+        ]
+    );
+    assert_eq!(doc["schema"], 1);
+    assert!(doc["machines"][0]["last_commit_ms"].is_i64(), "{doc}");
+}
