@@ -218,6 +218,12 @@ impl Sshd {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log written since it was `mark` bytes long (a step's own lines: `mark` is
+    /// `log_text().len()` when the step began).
+    pub fn log_since(&self, mark: usize) -> String {
+        self.log_text().get(mark..).unwrap_or_default().to_string()
+    }
+
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.log_text().matches("Connection from 127.0.0.1").count()

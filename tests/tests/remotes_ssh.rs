@@ -93,11 +93,13 @@ fn ssh_set_ups_people_have_work_through_their_own_git() {
     al.keygen("id_ed25519", "ed25519", "a passphrase");
     sshd.authorize(&al.keygen("id_rsa", "rsa", ""));
     let repo = shared_repo(&tmp.path().join("default-keys.git"));
+    let mark = sshd.log_text().len();
     let out = init_and_sync(&al, &format!("ssh://127.0.0.1:{port}{}", repo.display()));
     assert!(out.status.success(), "default keys: {}", text(&out));
     assert!(pushed(&repo), "default keys: nothing reached the remote");
+    // In this step's own log lines: step 1 logged this user in already.
     assert!(
-        sshd.log_text()
+        sshd.log_since(mark)
             .contains(&format!("for {} from 127.0.0.1", al.name)),
         "the local user logged in"
     );
@@ -123,6 +125,7 @@ fn ssh_set_ups_people_have_work_through_their_own_git() {
             "--offline",
         ],
     );
+    let mark = sshd.log_text().len();
     let out = ferry_as_with(&al, &["sync"], &[("SSH_AUTH_SOCK", socket.as_path())]);
     assert!(
         out.status.success(),
@@ -130,9 +133,10 @@ fn ssh_set_ups_people_have_work_through_their_own_git() {
         text(&out)
     );
     assert!(pushed(&repo3), "agent: nothing reached the remote");
+    let step = sshd.log_since(mark);
     assert!(
-        sshd.log_text().contains("Failed publickey") || sshd.log_text().contains("agent_key"),
-        "the agent's key was offered first"
+        step.contains("Failed publickey") || step.contains("agent_key"),
+        "the agent's key was offered first:\n{step}"
     );
 
     // 4. An unknown host key, then a changed one: refused, each with its own message.
