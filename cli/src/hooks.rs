@@ -144,7 +144,9 @@ pub fn apply(
         settings.edit_hooks(event, is_ours, entry)?;
     }
     let text = settings.text();
-    if old.as_deref() != Some(text.as_str()) {
+    // Removing from a settings file that is not there leaves it not there.
+    let nothing_to_remove = !install && old.is_none();
+    if !nothing_to_remove && old.as_deref() != Some(text.as_str()) {
         // A settings.json that is a symlink (dotfiles) is written where it points, keeping its
         // mode.
         let target = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());

@@ -262,7 +262,8 @@ fn choose<'a>(
     at: &str,
     rel: &str,
 ) -> Result<&'a (String, HistoryEntry)> {
-    if at.len() >= 4 && at.chars().all(|c| c.is_ascii_hexdigit()) {
+    let hex = at.len() >= 4 && at.chars().all(|c| c.is_ascii_hexdigit());
+    if hex {
         let at = at.to_ascii_lowercase();
         let mut commits: Vec<_> = present
             .clone()
@@ -278,8 +279,12 @@ fn choose<'a>(
             ),
         }
     }
-    let t = parse_time(at)
-        .with_context(|| format!("{at:?} is no commit of {rel} (see `--list`), nor a time"))?;
+    let t = match parse_time(at) {
+        Ok(t) => t,
+        // Hex that names no commit: say both what it is not.
+        Err(e) if hex => bail!("{at:?} names no commit of {rel} (`--list` shows them); {e:#}"),
+        Err(e) => return Err(e),
+    };
     present
         .clone()
         .find(|(_, h)| h.time <= t)

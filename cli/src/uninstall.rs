@@ -24,6 +24,8 @@ struct Left {
     written: (usize, u64),
     /// The hooks removed from this settings file.
     settings: PathBuf,
+    /// Whether there were any.
+    had_hooks: bool,
 }
 
 /// Runs `ferry uninstall`.
@@ -40,19 +42,21 @@ pub fn run(ctx: &Ctx) -> Result<crate::ui::Exit> {
     #[cfg(windows)]
     real_directory(st)?;
     let written = materialise(st, &machine)?;
+    let had_hooks = !crate::hooks::installed().is_empty();
     let (settings, _, _) = crate::hooks::apply(false, false)?;
     let left = Left {
         service,
         stopped,
         written,
         settings,
+        had_hooks,
     };
     let doc = json!({
         "service_removed": left.service,
         "stop": left.stopped,
         "files_written": left.written.0,
         "bytes_written": left.written.1,
-        "hooks_removed_from": left.settings,
+        "hooks_removed_from": left.had_hooks.then_some(&left.settings),
         "state_dir": st.dir,
         "remote": config.remote.as_deref().map(ferry_sync::engine::redact),
     });
@@ -178,10 +182,14 @@ fn said(left: &Left, st: &State, remote: Option<&str>) -> String {
         "wrote {} file(s), {} bytes, into Claude Code's directory: every session the view showed is there now, in this machine's paths\n",
         left.written.0, left.written.1
     );
-    t += &format!(
-        "removed ferry's hooks from {} and its skill\n",
-        left.settings.display()
-    );
+    t += &if left.had_hooks {
+        format!(
+            "removed ferry's hooks from {} and its skill\n",
+            left.settings.display()
+        )
+    } else {
+        "no ferry hooks were installed; ferry's skill is gone too, if it was there\n".into()
+    };
     t += &format!(
         "kept {}: the store holds every machine's history; remove it when you are sure (`rm -rf {}`)",
         st.dir.display(),

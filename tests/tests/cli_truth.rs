@@ -341,6 +341,9 @@ fn hooks_name_ferry_by_its_name_on_path() {
     let tmp = tempfile::tempdir().unwrap();
     let m = Machine::new(&tmp.path().join("m"));
     m.ok(&["init", "--machine", "m"]);
+    // Removing hooks that were never there writes no settings file.
+    m.ok(&["hooks", "uninstall"]);
+    assert!(!m.home.join(".claude/settings.json").exists());
     let bin = ferry_bin();
     let path = format!(
         "{}:{}",
