@@ -22,6 +22,8 @@ use anyhow::Result;
 use control::{Control, Responder};
 #[cfg(mounts)]
 use ferry_fs::core::{Fs, FsConfig};
+#[cfg(mounts)]
+use ferry_fs::satellites::Mirror;
 #[cfg(unix)]
 use ferry_platform::mount::{MountState, mount_state, unmount};
 #[cfg(mounts)]
@@ -58,6 +60,11 @@ pub const PUSH_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The default byte budget of the disk cache.
 pub const CACHE_BUDGET: u64 = 2 << 30;
+
+#[cfg(mounts)]
+/// How often the satellite mirror looks at the config dir: a task list changed on one machine
+/// reaches the store within this, plus the engine's quiet period.
+pub const SATELLITES_EVERY: Duration = Duration::from_secs(1);
 
 /// How long files still open in the mount are served after `ferry unmount`.
 pub const HANDLES_DEADLINE: Duration = Duration::from_secs(15);
@@ -311,6 +318,14 @@ async fn serve(
 ) -> (Report, Vec<Responder>) {
     let mut last_findings = String::new();
     let mut check = tokio::time::interval(Duration::from_secs(2));
+    // The config dir: where the real `projects/` is (on Windows the mount is elsewhere).
+    let upper_root = mounted.fs().upper().root().to_path_buf();
+    let mirror = Arc::new(std::sync::Mutex::new(Mirror::new(
+        upper_root.parent().unwrap_or(&upper_root),
+        &state.dir,
+    )));
+    let mut satellites = tokio::time::interval(SATELLITES_EVERY);
+    satellites.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let changed = |path: &Path, seen: &mut Option<std::time::SystemTime>| {
         let now = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         std::mem::replace(seen, now) != now
@@ -333,6 +348,7 @@ async fn serve(
                 }
                 answer(request, reply, &mounted, &engine, state).await;
             },
+            _ = satellites.tick() => mirror_pass(&mounted, &mirror, true).await,
             _ = check.tick() => {
                 keep_findings(state, &engine, &mut last_findings);
                 // `ferry link` or `ferry machines rename|retire` while mounted, if the command
@@ -353,6 +369,7 @@ async fn serve(
             ev = events.recv() => match ev {
                 Ok(Event::Changed(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     if refresh(&mounted).await {
+                        mirror_pass(&mounted, &mirror, true).await;
                         warm(&mounted);
                     }
                 }
@@ -372,12 +389,27 @@ async fn serve(
     // else is told the daemon is stopping.
     let waiting = Arc::new(std::sync::Mutex::new(Vec::from_iter(asked_by)));
     let drain = tokio::spawn(drain(control, waiting.clone()));
-    let report = stop(mounted, &engine, mountpoint, external).await;
+    let report = stop(mounted, &engine, &mirror, mountpoint, external).await;
     drain.abort();
     // What the last commit found.
     keep_findings(state, &engine, &mut last_findings);
     let asked_by = std::mem::take(&mut *waiting.lock().unwrap_or_else(|e| e.into_inner()));
     (report, asked_by)
+}
+
+#[cfg(mounts)]
+/// One pass of the satellite mirror, off the runtime's threads; with `write`, other machines'
+/// satellites are written too.
+async fn mirror_pass(mounted: &Arc<Mounted>, mirror: &Arc<std::sync::Mutex<Mirror>>, write: bool) {
+    let (m, mirror) = (mounted.clone(), mirror.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        let mut mirror = mirror.lock().unwrap_or_else(|e| e.into_inner());
+        let n = mirror.pass(m.fs(), write);
+        if n > 0 {
+            tracing::debug!(files = n, "satellites mirrored");
+        }
+    })
+    .await;
 }
 
 #[cfg(mounts)]
@@ -417,6 +449,7 @@ async fn drain(mut control: Control, waiting: Arc<std::sync::Mutex<Vec<Responder
 async fn stop(
     mounted: Arc<Mounted>,
     engine: &engine::EngineHandle,
+    mirror: &Arc<std::sync::Mutex<Mirror>>,
     mountpoint: &Path,
     external: bool,
 ) -> Report {
@@ -451,6 +484,8 @@ async fn stop(
     #[cfg(not(unix))]
     mounted.unmount();
     place::after_unmount(mountpoint, mounted.fs().upper().root());
+    // What Claude Code wrote outside the mount up to now goes in the last commit.
+    mirror_pass(&mounted, mirror, false).await;
     let m = mounted.clone();
     let _ = tokio::task::spawn_blocking(move || {
         m.fs().flush_unresolved();

@@ -1,6 +1,7 @@
 //! `ferry restore PATH [--at TIME|COMMIT] [--machine M] [--list]`: brings back a deleted or
 //! overwritten file from any machine's history. PATH is inside Claude Code's `projects/`
-//! (absolute, or relative to it). The chosen version is expanded for this machine and written
+//! (absolute, or relative to it), or a session satellite in the config dir (a checkpoint, task,
+//! to-do or plan), which is written in place and taken up by the satellite mirror. The chosen version is expanded for this machine and written
 //! through the view, so it is committed and shows again everywhere.
 
 use crate::command::Ctx;
@@ -123,6 +124,9 @@ fn target(ctx: &Ctx, path: &Path) -> Result<Target> {
     let st = ctx.state()?;
     let me = ctx.machine()?;
     let mountpoint = state::mount_point()?;
+    if let Some(t) = satellite_target(ctx, path, &mountpoint)? {
+        return Ok(t);
+    }
     let rel_path = view_path(path, &mountpoint)?;
     let slug = rel_path
         .components()
@@ -150,6 +154,60 @@ fn target(ctx: &Ctx, path: &Path) -> Result<Target> {
         rel,
         path: mountpoint.join(&rel_path),
     })
+}
+
+/// PATH as a session satellite in the config dir (`~/.claude/tasks/<sid>/1.json`), filed in
+/// the store under its session's place; `None` for any other path.
+fn satellite_target(ctx: &Ctx, path: &Path, mountpoint: &Path) -> Result<Option<Target>> {
+    let Some(config_dir) = mountpoint.parent() else {
+        return Ok(None);
+    };
+    let Some(inside) = path
+        .strip_prefix(config_dir)
+        .ok()
+        .filter(|_| !path.starts_with(mountpoint))
+    else {
+        return Ok(None);
+    };
+    let parts: Option<Vec<&str>> = inside
+        .components()
+        .map(|c| c.as_os_str().to_str())
+        .collect();
+    let inside = parts.context("the path is not valid UTF-8")?.join("/");
+    if ferry_sync::satellite::owner_of(&inside).is_none() {
+        bail!(
+            "{} is not a file ferry keeps: give a session file under {}, or a checkpoint, task, to-do or plan of the config dir",
+            path.display(),
+            mountpoint.display()
+        );
+    }
+    let rel = RelPath::new(&ferry_sync::satellite::rel_of(&inside))?;
+    let (st, me) = (ctx.state()?, ctx.machine()?);
+    let store = st.open_store()?;
+    let snaps = snapshots(&store, &me.id)?;
+    // Its session's project: this machine's own record of it first.
+    let Some((owner, project)) = snaps
+        .iter()
+        .flat_map(|s| s.files.iter().map(move |f| (s, f)))
+        .filter(|(_, f)| f.rel == rel)
+        .min_by_key(|(s, _)| s.machine.id != me.id)
+        .map(|(s, f)| (s.machine.id.clone(), f.project.clone()))
+    else {
+        bail!("no machine has recorded {}", path.display());
+    };
+    let foreign = crate::projects::foreign_view(st, &snaps, &me, ctx.links()?);
+    let mapping = match foreign.placements.get(&project.key) {
+        Some(p) if owner != me.id => p.mapping.clone(),
+        _ => mapping_for(&me, &project)?,
+    };
+    Ok(Some(Target {
+        store,
+        snaps,
+        project,
+        mapping,
+        rel,
+        path: path.to_path_buf(),
+    }))
 }
 
 /// Every version of the file in every machine's history (or one machine's), newest first.
@@ -250,6 +308,10 @@ fn write_back(t: &Target, entry: &HistoryEntry) -> Result<(usize, bool)> {
     // here is no divergent version of theirs.
     let restored = current.as_deref() != Some(&bytes[..]);
     if restored {
+        // A satellite's session directory may be gone with it.
+        if let Some(dir) = t.path.parent().filter(|d| !d.exists()) {
+            crate::files::create_private_dir(dir)?;
+        }
         crate::files::write_private(&t.path, &bytes)?;
     }
     Ok((bytes.len(), restored))

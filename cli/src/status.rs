@@ -74,7 +74,8 @@ fn conflicts(snaps: &[Snapshot], me: &str) -> (Vec<Value>, Vec<Value>) {
     };
     let (mut divergent, mut lost) = (Vec::new(), Vec::new());
     for ((key, rel), versions) in by_path {
-        if versions.len() < 2 {
+        // Each machine's prompt history differs by design: they are merged, never in conflict.
+        if versions.len() < 2 || rel == ferry_sync::satellite::HISTORY {
             continue;
         }
         let input: Vec<Version> = versions

@@ -8,6 +8,7 @@ use ferry_sync::clock::Skews;
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::merge::merge_lines;
 use ferry_sync::project_key::Link;
+use ferry_sync::satellite;
 use ferry_sync::store::{
     FileEntry, FileState, MachineRecord, ProjectRecord, RelPath, Snapshot, Store, StoreError,
     fnv1a, mapping_for,
@@ -131,6 +132,12 @@ pub struct Foreign {
     pub rejected: Vec<String>,
     /// The chosen root of each project key base that has one here (not HOME-relative).
     pub roots: HashMap<String, String>,
+    /// Other machines' session satellites and prompt histories, by store path: never in the
+    /// view, kept by the mirror ([`crate::satellites`]). A satellite several places provide
+    /// is the newest; the histories are every place's, to merge.
+    pub satellites: BTreeMap<String, ForeignFile>,
+    /// Every place's prompt history that other machines provide, by view path.
+    pub histories: BTreeMap<String, ForeignFile>,
 }
 
 impl Foreign {
@@ -305,6 +312,12 @@ impl Foreign {
                 .chain(book.retired(base))
                 .filter(|s| *s != slug)
                 .collect();
+            if satellite::is_satellite(&rel) {
+                if let Some(file) = file_at(&slug) {
+                    out.add_satellite(file);
+                }
+                continue;
+            }
             for at in elsewhere {
                 if let Some(file) = file_at(at) {
                     out.moved.insert(format!("{at}/{rel}"), file);
@@ -391,6 +404,21 @@ impl Foreign {
         let project = self.projects_by_slug.get(slug)?.clone();
         let mapping = mapping_for(local, &project).ok()?;
         Some(Placement { project, mapping })
+    }
+
+    /// Files a satellite: the newest version wins where two places provide one.
+    fn add_satellite(&mut self, file: ForeignFile) {
+        let rel = file.rel.as_str();
+        if rel == satellite::HISTORY {
+            self.histories.insert(format!("{}/{rel}", file.slug), file);
+            return;
+        }
+        match self.satellites.get(rel) {
+            Some(f) if f.mtime_ms >= file.mtime_ms => {}
+            _ => {
+                self.satellites.insert(rel.to_string(), file);
+            }
+        }
     }
 
     fn add_dirs(&mut self, path: &str) {

@@ -5,6 +5,7 @@
 //! - [`placement`]: where another machine's project appears on this machine.
 //! - [`foreign`]: every file other machines provide, placed and resolved.
 //! - [`cache`]: the disk cache of their files expanded to this machine's paths.
+//! - [`satellites`]: the session files outside `projects/` and the prompt history, mirrored.
 //! - [`requester`]: the checkout a process calling into the mount works in.
 //! - [`upper`]: the real directory underneath the mount, reached through a directory fd.
 //! - [`winfsp`]: the Windows adapter over the same core.
@@ -18,6 +19,7 @@ pub mod fuse;
 pub mod placement;
 pub mod places;
 pub mod requester;
+pub mod satellites;
 pub mod upper;
 pub mod winfsp;
 

@@ -13,6 +13,7 @@ pub mod merge;
 pub mod path_style;
 pub mod project_key;
 pub mod remote_url;
+pub mod satellite;
 pub mod secrets;
 pub mod slug;
 pub mod store;

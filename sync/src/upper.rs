@@ -270,6 +270,10 @@ pub fn reconcile(
         places_of.entry(&p.key).or_default().push(&p.slug);
     }
     for ((place, rel), meta) in &committed {
+        // Satellites live in the config dir, not here: the daemon's mirror keeps them.
+        if crate::satellite::is_satellite(rel) {
+            continue;
+        }
         // Deleted only if the file is really gone from where this machine keeps it, not merely
         // unaccounted for (an unreadable directory, a key that could not be computed), and not
         // held by another place of the project here.

@@ -18,9 +18,9 @@ requests such as title generation never eat script entries). When the last messa
 a tool_result, the reply is text: the next entry is consumed only if it has no tool_use,
 otherwise the ACK text is sent, unless the entry says "chain": true (a tool call that follows
 another's result, as an agent working through steps does). Once the script is exhausted the
-ACK text is used.
+ACK text is used. In a tool input, "{{plan_file}}" becomes the plan file the request names.
 """
-import argparse, itertools, json, os, sys, threading, uuid
+import argparse, itertools, json, os, re, sys, threading, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
@@ -36,6 +36,22 @@ def has_tool_result(body):
             isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
     except Exception:
         return False
+
+
+PLAN_FILE = re.compile(r'(?:[A-Za-z]:)?[^"\s:]*[/\\]plans[/\\][A-Za-z0-9_-]+\.md')
+
+
+def fill(value, body):
+    """The tool input with "{{plan_file}}" replaced by the plan file the request names (plan
+    mode tells the model where to write its plan; a script cannot know the name before)."""
+    if isinstance(value, str) and "{{plan_file}}" in value:
+        m = PLAN_FILE.search(json.dumps(body, ensure_ascii=False).replace("\\\\", "\\"))
+        return value.replace("{{plan_file}}", m.group(0) if m else "")
+    if isinstance(value, dict):
+        return {k: fill(v, body) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, body) for v in value]
+    return value
 
 
 def choose_reply(body, n):
@@ -60,7 +76,7 @@ def choose_reply(body, n):
     tu = entry.get("tool_use")
     if isinstance(tu, dict):
         blocks.append({"type": "tool_use", "id": str(tu.get("id") or "toolu_fake%04d_%s" % (n, uuid.uuid4().hex[:12])),
-                       "name": str(tu.get("name", "Bash")), "input": tu.get("input") or {}})
+                       "name": str(tu.get("name", "Bash")), "input": fill(tu.get("input") or {}, body)})
     return blocks or ack
 
 

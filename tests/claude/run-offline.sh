@@ -86,6 +86,11 @@ status=0
         DISABLE_TELEMETRY=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 \
         DISABLE_AUTOUPDATER=1 DISABLE_ERROR_REPORTING=1 NO_PROXY='*' \
         HTTPS_PROXY= HTTP_PROXY= https_proxy= http_proxy=
+    # RUN_OFFLINE_TTY=1 keeps the caller's stdin: an interactive session in a terminal
+    # (tmux) that a test types into.
+    if [ -n "${RUN_OFFLINE_TTY:-}" ]; then
+        exec timeout --foreground -k 5 "${RUN_OFFLINE_TIMEOUT:-300}" "$CLAUDE_BIN" "$@"
+    fi
     exec timeout -k 5 "${RUN_OFFLINE_TIMEOUT:-300}" "$CLAUDE_BIN" "$@" </dev/null
 ) || status=$?
 exit "$status"

@@ -31,6 +31,8 @@ pub struct User {
     pub config_dir: PathBuf,
     /// The fake API's request log (JSON lines).
     pub api_log: PathBuf,
+    /// More environment for every run (a switch such as file checkpointing in `-p` mode).
+    pub env: Vec<(String, String)>,
 }
 
 impl User {
@@ -45,6 +47,7 @@ impl User {
             home: home.to_path_buf(),
             config_dir: home.join(".claude"),
             api_log,
+            env: Vec::new(),
         };
         std::fs::create_dir_all(&user.config_dir).expect("create config dir");
         user
@@ -88,7 +91,8 @@ impl User {
             .env("HOME", &self.home)
             .env("CLAUDE_CONFIG_DIR", &self.config_dir)
             .env("FAKE_API_LOG", &self.api_log)
-            .env("RUN_OFFLINE_TIMEOUT", "120");
+            .env("RUN_OFFLINE_TIMEOUT", "120")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 }

@@ -10,6 +10,7 @@ pub mod rig;
 pub mod rng;
 pub mod scenario;
 pub mod sshd;
+pub mod tty;
 pub mod wine;
 
 use std::path::PathBuf;

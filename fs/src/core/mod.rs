@@ -18,6 +18,7 @@ mod mutate;
 mod notes;
 mod refresh;
 mod resolve;
+mod satellite;
 
 use crate::cache::DiskCache;
 use crate::error::{FsError, FsResult};

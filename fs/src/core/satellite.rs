@@ -1,0 +1,106 @@
+//! What the satellite mirror ([`crate::satellites`]) asks of the core: the session's place,
+//! notes under it, and other machines' satellites expanded for this machine.
+
+use super::Fs;
+use crate::error::{FsError, FsResult};
+use crate::foreign::{Foreign, ForeignFile};
+use ferry_sync::store::Change;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How much of a transcript's start and end is searched for a plan's name.
+const PLAN_SCAN: u64 = 256 * 1024;
+
+impl Fs {
+    /// The index of other machines' files, satellites included.
+    pub fn foreign_index(&self) -> Arc<Foreign> {
+        self.foreign()
+    }
+
+    /// The slug directory of this machine's upper layer that holds session `sid`'s transcript.
+    pub fn session_slug(&self, sid: &str) -> Option<String> {
+        let name = format!("{sid}.jsonl");
+        self.slug_dirs().into_iter().find(|slug| {
+            self.upper
+                .stat(&Path::new(slug).join(&name))
+                .ok()
+                .flatten()
+                .is_some()
+        })
+    }
+
+    /// The slug directory holding the transcript that names plan `name`, newest first.
+    pub fn plan_slug(&self, name: &str) -> Option<String> {
+        let mut found: Option<(i128, String)> = None;
+        for slug in self.slug_dirs() {
+            let Ok(list) = self.upper.list(Path::new(&slug)) else {
+                continue;
+            };
+            for (n, meta) in list {
+                let is_transcript = Path::new(&n).extension().is_some_and(|e| e == "jsonl");
+                if !is_transcript || found.as_ref().is_some_and(|(t, _)| *t >= meta.mtime_ns) {
+                    continue;
+                }
+                let path = Path::new(&slug).join(&n);
+                if self.transcript_names_plan(&path, meta.size, name) {
+                    found = Some((meta.mtime_ns, slug.clone()));
+                }
+            }
+        }
+        found.map(|(_, s)| s)
+    }
+
+    fn transcript_names_plan(&self, path: &Path, size: u64, name: &str) -> bool {
+        use std::io::{Seek, SeekFrom};
+        let Ok(mut f) = self.upper.open_file(path) else {
+            return false;
+        };
+        let mut head = Vec::new();
+        if (&mut f).take(PLAN_SCAN).read_to_end(&mut head).is_err() {
+            return false;
+        }
+        if ferry_sync::satellite::names_plan(&head, name) {
+            return true;
+        }
+        let mut tail = Vec::new();
+        size > PLAN_SCAN
+            && f.seek(SeekFrom::Start(size.saturating_sub(PLAN_SCAN)))
+                .is_ok()
+            && f.take(PLAN_SCAN).read_to_end(&mut tail).is_ok()
+            && ferry_sync::satellite::names_plan(&tail, name)
+    }
+
+    fn slug_dirs(&self) -> Vec<String> {
+        self.upper
+            .list(Path::new(""))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, m)| m.kind == crate::upper::Kind::Dir)
+            .filter_map(|(n, _)| n.into_string().ok())
+            .collect()
+    }
+
+    /// Records a change of a satellite this machine holds, under its session's place `slug`
+    /// (`rel` is its store path). Waits, as any change does, while the place's project is not
+    /// known.
+    pub fn note_satellite(&self, slug: &str, rel: &str, change: Change, bytes: u64) {
+        let foreign = self.foreign();
+        let mut inner = self.lock();
+        let path: PathBuf = Path::new(slug).join(rel);
+        self.note(&mut inner, &foreign, &path, change, bytes);
+    }
+
+    /// Another machine's satellite in this machine's form (its paths expanded for the place it
+    /// is shown in).
+    pub fn satellite_bytes(&self, foreign: &Foreign, f: &ForeignFile) -> FsResult<Vec<u8>> {
+        let placement = foreign.placement(f).ok_or_else(|| {
+            FsError::new(
+                libc::ENOENT,
+                format!("{}: its place is gone", f.rel.as_str()),
+            )
+        })?;
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(f.materialise(&store, placement)?)
+    }
+}

@@ -1,0 +1,219 @@
+//! The satellite mirror over the core, without FUSE: another machine's satellites land in the
+//! config dir in this machine's terms and stay out of the view, a change here is never written
+//! over, deletions follow their writer, and the prompt history merges every entry once.
+
+mod common;
+
+use common::{B_ROOT, Rig, now_ms};
+use ferry_fs::satellites::Mirror;
+use ferry_sync::store::Change;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+const SID: &str = "5e55a0e0-0000-4000-8000-000000000001";
+
+fn config_dir(rig: &Rig) -> PathBuf {
+    rig.upper.parent().unwrap().to_path_buf()
+}
+
+fn mirror(rig: &Rig) -> Mirror {
+    Mirror::new(&config_dir(rig), &rig.dir.path().join("state"))
+}
+
+fn transcript() -> Vec<u8> {
+    format!("{{\"type\":\"user\",\"cwd\":\"{B_ROOT}\",\"sessionId\":\"{SID}\"}}\n").into_bytes()
+}
+
+fn task(status: &str, root: &str) -> Vec<u8> {
+    format!("{{\"id\":\"1\",\"subject\":\"edit {root}/a.rs\",\"status\":\"{status}\"}}\n")
+        .into_bytes()
+}
+
+fn mtime_ms(path: &Path) -> i64 {
+    let t = std::fs::metadata(path).unwrap().modified().unwrap();
+    t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[test]
+fn another_machines_satellite_lands_here_in_this_machines_terms_and_stays_out_of_the_view() {
+    let rig = Rig::new();
+    std::fs::create_dir_all(rig.dir.path().join("state")).unwrap();
+    let t1 = now_ms() - 60_000;
+    let rel = format!(".ferry-sat/tasks/{SID}/1.json");
+    rig.b_writes_many(&[
+        (format!("{SID}.jsonl"), transcript(), t1),
+        (rel.clone(), task("pending", B_ROOT), t1),
+    ]);
+    // Never in the view of projects/.
+    let listed: Vec<String> = rig
+        .fs
+        .readdir(Path::new(&rig.slug()))
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(listed, [format!("{SID}.jsonl")]);
+    assert!(rig.read(&format!("{}/{rel}", rig.slug())).is_err());
+
+    let mut m = mirror(&rig);
+    assert_eq!(m.pass(&rig.fs, true), 1);
+    let here = config_dir(&rig).join(format!("tasks/{SID}/1.json"));
+    assert_eq!(
+        std::fs::read(&here).unwrap(),
+        task("pending", &rig.a_root())
+    );
+    assert_eq!(mtime_ms(&here), t1, "it keeps its writer's time");
+    // Written here, it is not taken for a change here, now or after a restart.
+    assert_eq!(m.pass(&rig.fs, true), 0);
+    assert_eq!(mirror(&rig).pass(&rig.fs, true), 0);
+    assert!(rig.take_notes().is_empty());
+
+    // A newer version from b replaces it; a change here is never written over, even by a newer
+    // version (it is not noted while its session is not here, and waits).
+    rig.b_writes(&rel, &task("in_progress", B_ROOT), t1 + 1000);
+    assert_eq!(m.pass(&rig.fs, true), 1);
+    assert_eq!(
+        std::fs::read(&here).unwrap(),
+        task("in_progress", &rig.a_root())
+    );
+    std::fs::write(&here, task("mine", &rig.a_root())).unwrap();
+    rig.b_writes(&rel, &task("completed", B_ROOT), now_ms() + 60_000);
+    m.pass(&rig.fs, true);
+    assert_eq!(std::fs::read(&here).unwrap(), task("mine", &rig.a_root()));
+
+    // Its writer deletes it: gone here too, unless changed here.
+    rig.b_deletes(&rel, now_ms() + 70_000);
+    m.pass(&rig.fs, true);
+    assert!(
+        here.exists(),
+        "a change here outlives the writer's deletion"
+    );
+}
+
+#[test]
+fn the_writers_deletion_removes_it_and_a_deletion_here_hides_it_here_only() {
+    let rig = Rig::new();
+    std::fs::create_dir_all(rig.dir.path().join("state")).unwrap();
+    let t1 = now_ms() - 60_000;
+    let fh = |n: u32| format!(".ferry-sat/file-history/{SID}/0123456789abcdef@v{n}");
+    rig.b_writes_many(&[
+        (format!("{SID}.jsonl"), transcript(), t1),
+        (fh(1), b"v1\n".to_vec(), t1),
+        (fh(2), b"v2\n".to_vec(), t1),
+    ]);
+    let mut m = mirror(&rig);
+    assert_eq!(m.pass(&rig.fs, true), 2);
+    let dir = config_dir(&rig).join("file-history").join(SID);
+    let local = |n: u32| dir.join(format!("0123456789abcdef@v{n}"));
+    assert_eq!(std::fs::read(local(1)).unwrap(), b"v1\n");
+
+    rig.b_deletes(&fh(1), now_ms());
+    m.pass(&rig.fs, true);
+    assert!(!local(1).exists(), "its writer deleted it");
+    assert!(local(2).exists());
+
+    // Deleted here: hidden here only (another machine's version), never written back.
+    std::fs::remove_file(local(2)).unwrap();
+    m.pass(&rig.fs, true);
+    let notes = rig.take_notes();
+    assert!(
+        notes
+            .iter()
+            .any(|(_, r, c)| *r == fh(2)
+                && matches!(c, Change::Hide { until_ms } if *until_ms == t1)),
+        "{notes:?}"
+    );
+    m.pass(&rig.fs, true);
+    assert!(!local(2).exists());
+}
+
+#[test]
+fn own_satellites_are_noted_under_their_sessions_place_once_it_is_here() {
+    let rig = Rig::new();
+    std::fs::create_dir_all(rig.dir.path().join("state")).unwrap();
+    let slug = ferry_sync::slug::slug(&rig.a_root());
+    let here = config_dir(&rig).join(format!("tasks/{SID}/1.json"));
+    std::fs::create_dir_all(here.parent().unwrap()).unwrap();
+    std::fs::write(&here, task("pending", &rig.a_root())).unwrap();
+    std::fs::write(here.with_file_name(".lock"), b"").unwrap();
+    let mut m = mirror(&rig);
+    assert_eq!(m.pass(&rig.fs, true), 0, "no session here yet: it waits");
+    // The session's transcript arrives in its place here.
+    std::fs::create_dir_all(rig.upper.join(&slug)).unwrap();
+    let line = format!(
+        "{{\"type\":\"user\",\"cwd\":\"{}\",\"sessionId\":\"{SID}\"}}\n",
+        rig.a_root()
+    );
+    std::fs::write(rig.upper.join(&slug).join(format!("{SID}.jsonl")), line).unwrap();
+    assert_eq!(m.pass(&rig.fs, true), 1);
+    let notes = rig.take_notes();
+    assert_eq!(notes.len(), 1, "the lock is never synced: {notes:?}");
+    assert_eq!(notes[0].1, format!(".ferry-sat/tasks/{SID}/1.json"));
+    assert!(matches!(&notes[0].2, Change::Write { local, .. } if *local == here));
+    // Deleted here: a tombstone, since it is this machine's own.
+    std::fs::remove_dir_all(here.parent().unwrap()).unwrap();
+    m.pass(&rig.fs, true);
+    let notes = rig.take_notes();
+    assert!(
+        matches!(notes.as_slice(), [(_, _, Change::Delete { .. })]),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn prompt_history_merges_every_entry_once_in_time_order_and_exports_only_its_own() {
+    let rig = Rig::new();
+    std::fs::create_dir_all(rig.dir.path().join("state")).unwrap();
+    let slug = ferry_sync::slug::slug(&rig.a_root());
+    let entry = |display: &str, t: i64, root: &str, sid: &str| {
+        format!(
+            "{{\"display\":\"{display}\",\"pastedContents\":{{}},\"timestamp\":{t},\"project\":\"{root}\",\"sessionId\":\"{sid}\"}}\n"
+        )
+    };
+    let t = now_ms() - 100_000;
+    let theirs = entry("from b", t + 10, B_ROOT, "s-b") + &entry("later b", t + 30, B_ROOT, "s-b");
+    rig.b_writes_many(&[
+        (format!("{SID}.jsonl"), transcript(), t),
+        (".ferry-sat/history.jsonl".into(), theirs.into_bytes(), t),
+    ]);
+    // This machine's own entry, typed in the project's place here.
+    std::fs::create_dir_all(rig.upper.join(&slug)).unwrap();
+    std::fs::write(
+        rig.upper.join(&slug).join("own.jsonl"),
+        format!("{{\"type\":\"user\",\"cwd\":\"{}\"}}\n", rig.a_root()),
+    )
+    .unwrap();
+    let file = config_dir(&rig).join("history.jsonl");
+    let mine = entry("from a", t + 20, &rig.a_root(), "s-a");
+    std::fs::write(&file, &mine).unwrap();
+
+    let mut m = mirror(&rig);
+    m.pass(&rig.fs, true);
+    let want = entry("from b", t + 10, &rig.a_root(), "s-b")
+        + &mine
+        + &entry("later b", t + 30, &rig.a_root(), "s-b");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), want);
+    // Only its own entry goes to the store.
+    let notes = rig.take_notes();
+    let exported: Vec<&PathBuf> = notes
+        .iter()
+        .filter(|(_, r, _)| r == ".ferry-sat/history.jsonl")
+        .filter_map(|(_, _, c)| match c {
+            Change::Write { local, .. } => Some(local),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(exported.len(), 1, "{notes:?}");
+    assert_eq!(std::fs::read_to_string(exported[0]).unwrap(), mine);
+    // Again, and after a restart: nothing more, every entry once.
+    m.pass(&rig.fs, true);
+    mirror(&rig).pass(&rig.fs, true);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), want);
+    assert!(rig.take_notes().is_empty());
+    // An entry pruned here (Claude Code's own retention) is not brought back.
+    let pruned: String = want.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, &pruned).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    m.pass(&rig.fs, true);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), pruned);
+}
