@@ -318,12 +318,8 @@ async fn serve(
 ) -> (Report, Vec<Responder>) {
     let mut last_findings = String::new();
     let mut check = tokio::time::interval(Duration::from_secs(2));
-    // The config dir: where the real `projects/` is (on Windows the mount is elsewhere).
-    let upper_root = mounted.fs().upper().root().to_path_buf();
-    let mirror = Arc::new(std::sync::Mutex::new(Mirror::new(
-        upper_root.parent().unwrap_or(&upper_root),
-        &state.dir,
-    )));
+    let config_dir = state::config_dir().unwrap_or_else(|_| mountpoint.to_path_buf());
+    let mirror = Arc::new(std::sync::Mutex::new(Mirror::new(&config_dir, &state.dir)));
     let mut satellites = tokio::time::interval(SATELLITES_EVERY);
     satellites.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let changed = |path: &Path, seen: &mut Option<std::time::SystemTime>| {

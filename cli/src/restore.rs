@@ -159,11 +159,9 @@ fn target(ctx: &Ctx, path: &Path) -> Result<Target> {
 /// PATH as a session satellite in the config dir (`~/.claude/tasks/<sid>/1.json`), filed in
 /// the store under its session's place; `None` for any other path.
 fn satellite_target(ctx: &Ctx, path: &Path, mountpoint: &Path) -> Result<Option<Target>> {
-    let Some(config_dir) = mountpoint.parent() else {
-        return Ok(None);
-    };
+    let config_dir = state::config_dir()?;
     let Some(inside) = path
-        .strip_prefix(config_dir)
+        .strip_prefix(&config_dir)
         .ok()
         .filter(|_| !path.starts_with(mountpoint))
     else {

@@ -275,15 +275,20 @@ pub fn real_dir(path: &Path) -> Result<(PathBuf, String)> {
     Ok((real, text))
 }
 
+/// Claude Code's config dir, created if missing and resolved: where the session satellites
+/// (`file-history/`, `tasks/`, `plans/`, `history.jsonl`) are, beside `projects/`.
+pub fn config_dir() -> Result<PathBuf> {
+    let config = ferry_platform::claude_config_dir()
+        .context("cannot tell where Claude Code keeps its files: set HOME or CLAUDE_CONFIG_DIR")?;
+    crate::files::create_private_dir(&config)?;
+    dunce::canonicalize(&config).with_context(|| format!("resolving {}", config.display()))
+}
+
 /// Claude Code's `projects/` directory: the mount point. Its parent is resolved (symlinks,
 /// `..`) so that it matches the kernel's mount table, without touching `projects/` itself,
 /// which may be a dead mount.
 pub fn mount_point() -> Result<PathBuf> {
-    let config = ferry_platform::claude_config_dir()
-        .context("cannot tell where Claude Code keeps its files: set HOME or CLAUDE_CONFIG_DIR")?;
-    crate::files::create_private_dir(&config)?;
-    let config =
-        dunce::canonicalize(&config).with_context(|| format!("resolving {}", config.display()))?;
+    let config = config_dir()?;
     let projects = config.join("projects");
     // A `projects` that is a symlink is mounted at its target, which is what the mount table
     // then shows. Resolve it by reading the link: the target may be a dead mount, which

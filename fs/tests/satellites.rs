@@ -68,21 +68,49 @@ fn another_machines_satellite_lands_here_in_this_machines_terms_and_stays_out_of
     assert_eq!(mirror(&rig).pass(&rig.fs, true), 0);
     assert!(rig.take_notes().is_empty());
 
-    // A newer version from b replaces it; a change here is never written over, even by a newer
-    // version (it is not noted while its session is not here, and waits).
+    // A newer version from b replaces it.
     rig.b_writes(&rel, &task("in_progress", B_ROOT), t1 + 1000);
     assert_eq!(m.pass(&rig.fs, true), 1);
     assert_eq!(
         std::fs::read(&here).unwrap(),
         task("in_progress", &rig.a_root())
     );
+    // A change here is noted before anything is written over it: when b's version is newer
+    // still, it wins here, and the engine gets a copy of this machine's version to commit.
     std::fs::write(&here, task("mine", &rig.a_root())).unwrap();
     rig.b_writes(&rel, &task("completed", B_ROOT), now_ms() + 60_000);
     m.pass(&rig.fs, true);
-    assert_eq!(std::fs::read(&here).unwrap(), task("mine", &rig.a_root()));
+    assert_eq!(
+        std::fs::read(&here).unwrap(),
+        task("completed", &rig.a_root())
+    );
+    let kept: Vec<Vec<u8>> = rig
+        .take_notes()
+        .into_iter()
+        .filter(|(_, r, _)| *r == rel)
+        .filter_map(|(_, _, c)| match c {
+            Change::Write { local, .. } => std::fs::read(local).ok(),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        kept.contains(&task("mine", &rig.a_root())),
+        "this machine's version reaches the store"
+    );
+    // A change here newer than b's stays.
+    std::fs::write(&here, task("newest", &rig.a_root())).unwrap();
+    let later = UNIX_EPOCH + Duration::from_millis((now_ms() + 120_000) as u64);
+    std::fs::File::options()
+        .write(true)
+        .open(&here)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    m.pass(&rig.fs, true);
+    assert_eq!(std::fs::read(&here).unwrap(), task("newest", &rig.a_root()));
 
     // Its writer deletes it: gone here too, unless changed here.
-    rig.b_deletes(&rel, now_ms() + 70_000);
+    rig.b_deletes(&rel, now_ms() + 90_000);
     m.pass(&rig.fs, true);
     assert!(
         here.exists(),
@@ -145,6 +173,9 @@ fn own_satellites_are_noted_under_their_sessions_place_once_it_is_here() {
         rig.a_root()
     );
     std::fs::write(rig.upper.join(&slug).join(format!("{SID}.jsonl")), line).unwrap();
+    // Looked for again a second after the miss.
+    assert_eq!(m.pass(&rig.fs, true), 0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(m.pass(&rig.fs, true), 1);
     let notes = rig.take_notes();
     assert_eq!(notes.len(), 1, "the lock is never synced: {notes:?}");
@@ -216,4 +247,34 @@ fn prompt_history_merges_every_entry_once_in_time_order_and_exports_only_its_own
     std::thread::sleep(Duration::from_millis(20));
     m.pass(&rig.fs, true);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), pruned);
+}
+
+#[test]
+fn a_prompt_recorded_before_its_sessions_first_line_is_exported_once_the_session_is_here() {
+    let rig = Rig::new();
+    std::fs::create_dir_all(rig.dir.path().join("state")).unwrap();
+    let slug = ferry_sync::slug::slug(&rig.a_root());
+    let file = config_dir(&rig).join("history.jsonl");
+    let mine = format!(
+        "{{\"display\":\"early\",\"timestamp\":1,\"project\":\"{}\",\"sessionId\":\"s-a\"}}\n",
+        rig.a_root()
+    );
+    std::fs::write(&file, &mine).unwrap();
+    let mut m = mirror(&rig);
+    m.pass(&rig.fs, true);
+    assert!(rig.take_notes().is_empty(), "no place for it yet");
+    std::fs::create_dir_all(rig.upper.join(&slug)).unwrap();
+    std::fs::write(
+        rig.upper.join(&slug).join("s-a.jsonl"),
+        format!("{{\"type\":\"user\",\"cwd\":\"{}\"}}\n", rig.a_root()),
+    )
+    .unwrap();
+    m.pass(&rig.fs, true);
+    let notes = rig.take_notes();
+    assert!(
+        notes
+            .iter()
+            .any(|(_, r, _)| r == ".ferry-sat/history.jsonl"),
+        "{notes:?}"
+    );
 }

@@ -158,7 +158,8 @@ pub fn entries(text: &[u8]) -> Vec<Entry<'_>> {
         .collect()
 }
 
-/// The history file with `add` merged into `local`: every line once, in time order. A line
+/// The history file with `add` merged into `local`: every entry once (by [`Entry::key`], the
+/// first line of it kept), in time order. A line
 /// with no readable time keeps its place after the line before it; lines of equal time keep
 /// their order, local ones first.
 pub fn merge_history(local: &[u8], add: &[&[u8]]) -> Vec<u8> {
@@ -167,7 +168,7 @@ pub fn merge_history(local: &[u8], add: &[&[u8]]) -> Vec<u8> {
     let mut last = i64::MIN;
     let added = add.iter().flat_map(|a| entries(a));
     for (i, e) in entries(local).into_iter().chain(added).enumerate() {
-        if !seen.insert(e.line) {
+        if !seen.insert(e.key()) {
             continue;
         }
         last = e.timestamp.unwrap_or(last);

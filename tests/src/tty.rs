@@ -154,6 +154,35 @@ impl Terminal {
         self.tmux(&["send-keys", "-t", "main", key]);
     }
 
+    /// `/rewind` to before the prompt `message` (the newest one, whose code changes are
+    /// listed under it), choosing "Restore code": the files go back, the conversation stays.
+    pub fn rewind_code(&self, message: &str) {
+        self.type_line("/rewind");
+        self.wait_for(message, Duration::from_secs(20));
+        self.key("Up");
+        std::thread::sleep(Duration::from_millis(500));
+        self.key("Enter");
+        self.wait_for("Restore code", Duration::from_secs(20));
+        let on_code = || {
+            self.screen()
+                .lines()
+                .any(|l| l.contains('❯') && l.trim_end().ends_with("Restore code"))
+        };
+        for _ in 0..6 {
+            if on_code() {
+                break;
+            }
+            self.key("Down");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        assert!(
+            on_code(),
+            "no \"Restore code\" to choose:\n{}",
+            self.screen()
+        );
+        self.key("Enter");
+    }
+
     /// The prompt's input line: what follows the last `❯ ` on the screen.
     pub fn input(&self) -> String {
         self.screen()

@@ -450,3 +450,81 @@ fn plan_travels_2_1_197() {
 fn plan_travels_2_1_330() {
     plan_travels(VERSIONS[1], "satellites: plan, 2.1.330");
 }
+
+/// alice edits the README in an interactive session; bob resumes it in his checkout and
+/// `/rewind`s its code to before alice's prompt: the README comes back from alice's
+/// checkpoint, in bob's terms.
+fn rewind_on_bob(version: &str, scenario: &'static str) {
+    let rig = Rig::new(scenario);
+    let a = rig.alice();
+    let b = rig.bob();
+    let readme = a.checkout.join("README.md");
+    let before = format!("readme of {}\n", s(&a.checkout));
+    std::fs::write(&readme, &before).unwrap();
+    let steps = [
+        call("Read", serde_json::json!({"file_path": s(&readme)}), false),
+        call(
+            "Edit",
+            serde_json::json!({"file_path": s(&readme), "old_string": "readme", "new_string": "README"}),
+            true,
+        ),
+        serde_json::json!({"text": "edited"}),
+    ];
+    let t = Terminal::start_with(
+        &a.user,
+        version,
+        &a.checkout,
+        &["--dangerously-skip-permissions"],
+        Some(&script(&steps)),
+    );
+    t.type_line("change the readme");
+    t.wait_for("edited", Duration::from_secs(60));
+    drop(t);
+    assert!(
+        std::fs::read_to_string(&readme)
+            .unwrap()
+            .starts_with("README of")
+    );
+    let sid = a.sessions().first().cloned().expect("alice's session");
+    assert_eq!(files(&sat(&a, "file-history", &sid)).len(), 1);
+    b.wait_for(&sid, &["edited"], SYNC);
+
+    let t = Terminal::start(
+        &b.user,
+        version,
+        &b.checkout,
+        &["--resume", &sid, "--dangerously-skip-permissions"],
+    );
+    let want = before.replace(s(&a.checkout), s(&b.checkout));
+    let placed = eventually(SYNC, || {
+        files(&sat(&b, "file-history", &sid))
+            .values()
+            .any(|v| *v == want)
+    });
+    assert!(
+        placed,
+        "bob's checkpoints: {:?}",
+        files(&sat(&b, "file-history", &sid))
+    );
+    t.rewind_code("change the readme");
+    let bob_readme = b.checkout.join("README.md");
+    let restored = eventually(Duration::from_secs(20), || {
+        std::fs::read_to_string(&bob_readme).is_ok_and(|t| t == want)
+    });
+    assert!(
+        restored,
+        "bob's README after /rewind: {:?}\n{}",
+        std::fs::read_to_string(&bob_readme),
+        t.screen()
+    );
+}
+
+#[test]
+fn rewind_on_bob_2_1_197() {
+    rewind_on_bob(VERSIONS[0], "satellites: /rewind on bob, 2.1.197");
+}
+
+#[test]
+fn rewind_on_bob_2_1_330() {
+    rewind_on_bob(VERSIONS[1], "satellites: /rewind on bob, 2.1.330");
+}
