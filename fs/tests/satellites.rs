@@ -20,13 +20,37 @@ fn mirror(rig: &Rig) -> Mirror {
     Mirror::new(&config_dir(rig), &rig.dir.path().join("state"))
 }
 
-fn transcript() -> Vec<u8> {
-    format!("{{\"type\":\"user\",\"cwd\":\"{B_ROOT}\",\"sessionId\":\"{SID}\"}}\n").into_bytes()
+/// A pass that looks at every file: between the full ones (every 30 s) a pass looks only at
+/// the sessions in use lately, and these tests change files no session here writes.
+fn full_pass(m: &mut Mirror, rig: &Rig) -> usize {
+    m.look_at_everything();
+    m.pass(&rig.fs, true)
 }
 
+fn transcript() -> Vec<u8> {
+    user_line(B_ROOT, SID).into_bytes()
+}
+
+/// A transcript line of session `sid` run in `cwd`.
+fn user_line(cwd: &str, sid: &str) -> String {
+    serde_json::json!({"type": "user", "cwd": cwd, "sessionId": sid}).to_string() + "\n"
+}
+
+/// This machine's root for the project, as the view places it (in this OS's form).
+fn root(rig: &Rig) -> String {
+    let p = Path::new(&rig.a.home).join("src").join("proj");
+    p.to_str().unwrap().to_string()
+}
+
+/// A task naming `a.rs` under `root`, `/`-joined for b's root and in this OS's form for ours.
 fn task(status: &str, root: &str) -> Vec<u8> {
-    format!("{{\"id\":\"1\",\"subject\":\"edit {root}/a.rs\",\"status\":\"{status}\"}}\n")
-        .into_bytes()
+    let file = if root == B_ROOT {
+        format!("{root}/a.rs")
+    } else {
+        Path::new(root).join("a.rs").to_str().unwrap().to_string()
+    };
+    let v = serde_json::json!({"id": "1", "subject": format!("edit {file}"), "status": status});
+    (v.to_string() + "\n").into_bytes()
 }
 
 fn mtime_ms(path: &Path) -> i64 {
@@ -56,33 +80,30 @@ fn another_machines_satellite_lands_here_in_this_machines_terms_and_stays_out_of
     assert!(rig.read(&format!("{}/{rel}", rig.slug())).is_err());
 
     let mut m = mirror(&rig);
-    assert_eq!(m.pass(&rig.fs, true), 1);
+    assert_eq!(full_pass(&mut m, &rig), 1);
     let here = config_dir(&rig).join(format!("tasks/{SID}/1.json"));
-    assert_eq!(
-        std::fs::read(&here).unwrap(),
-        task("pending", &rig.a_root())
-    );
+    assert_eq!(std::fs::read(&here).unwrap(), task("pending", &root(&rig)));
     assert_eq!(mtime_ms(&here), t1, "it keeps its writer's time");
     // Written here, it is not taken for a change here, now or after a restart.
-    assert_eq!(m.pass(&rig.fs, true), 0);
-    assert_eq!(mirror(&rig).pass(&rig.fs, true), 0);
+    assert_eq!(full_pass(&mut m, &rig), 0);
+    assert_eq!(full_pass(&mut mirror(&rig), &rig), 0);
     assert!(rig.take_notes().is_empty());
 
     // A newer version from b replaces it.
     rig.b_writes(&rel, &task("in_progress", B_ROOT), t1 + 1000);
-    assert_eq!(m.pass(&rig.fs, true), 1);
+    assert_eq!(full_pass(&mut m, &rig), 1);
     assert_eq!(
         std::fs::read(&here).unwrap(),
-        task("in_progress", &rig.a_root())
+        task("in_progress", &root(&rig))
     );
     // A change here is noted before anything is written over it: when b's version is newer
     // still, it wins here, and the engine gets a copy of this machine's version to commit.
-    std::fs::write(&here, task("mine", &rig.a_root())).unwrap();
+    std::fs::write(&here, task("mine", &root(&rig))).unwrap();
     rig.b_writes(&rel, &task("completed", B_ROOT), now_ms() + 60_000);
-    m.pass(&rig.fs, true);
+    full_pass(&mut m, &rig);
     assert_eq!(
         std::fs::read(&here).unwrap(),
-        task("completed", &rig.a_root())
+        task("completed", &root(&rig))
     );
     let kept: Vec<Vec<u8>> = rig
         .take_notes()
@@ -94,11 +115,11 @@ fn another_machines_satellite_lands_here_in_this_machines_terms_and_stays_out_of
         })
         .collect();
     assert!(
-        kept.contains(&task("mine", &rig.a_root())),
+        kept.contains(&task("mine", &root(&rig))),
         "this machine's version reaches the store"
     );
     // A change here newer than b's stays.
-    std::fs::write(&here, task("newest", &rig.a_root())).unwrap();
+    std::fs::write(&here, task("newest", &root(&rig))).unwrap();
     let later = UNIX_EPOCH + Duration::from_millis((now_ms() + 120_000) as u64);
     std::fs::File::options()
         .write(true)
@@ -106,12 +127,12 @@ fn another_machines_satellite_lands_here_in_this_machines_terms_and_stays_out_of
         .unwrap()
         .set_modified(later)
         .unwrap();
-    m.pass(&rig.fs, true);
-    assert_eq!(std::fs::read(&here).unwrap(), task("newest", &rig.a_root()));
+    full_pass(&mut m, &rig);
+    assert_eq!(std::fs::read(&here).unwrap(), task("newest", &root(&rig)));
 
     // Its writer deletes it: gone here too, unless changed here.
     rig.b_deletes(&rel, now_ms() + 90_000);
-    m.pass(&rig.fs, true);
+    full_pass(&mut m, &rig);
     assert!(
         here.exists(),
         "a change here outlives the writer's deletion"
@@ -130,19 +151,19 @@ fn the_writers_deletion_removes_it_and_a_deletion_here_hides_it_here_only() {
         (fh(2), b"v2\n".to_vec(), t1),
     ]);
     let mut m = mirror(&rig);
-    assert_eq!(m.pass(&rig.fs, true), 2);
+    assert_eq!(full_pass(&mut m, &rig), 2);
     let dir = config_dir(&rig).join("file-history").join(SID);
     let local = |n: u32| dir.join(format!("0123456789abcdef@v{n}"));
     assert_eq!(std::fs::read(local(1)).unwrap(), b"v1\n");
 
     rig.b_deletes(&fh(1), now_ms());
-    m.pass(&rig.fs, true);
+    full_pass(&mut m, &rig);
     assert!(!local(1).exists(), "its writer deleted it");
     assert!(local(2).exists());
 
     // Deleted here: hidden here only (another machine's version), never written back.
     std::fs::remove_file(local(2)).unwrap();
-    m.pass(&rig.fs, true);
+    full_pass(&mut m, &rig);
     let notes = rig.take_notes();
     assert!(
         notes
@@ -151,7 +172,7 @@ fn the_writers_deletion_removes_it_and_a_deletion_here_hides_it_here_only() {
                 && matches!(c, Change::Hide { until_ms } if *until_ms == t1)),
         "{notes:?}"
     );
-    m.pass(&rig.fs, true);
+    full_pass(&mut m, &rig);
     assert!(!local(2).exists());
 }
 
@@ -159,31 +180,28 @@ fn the_writers_deletion_removes_it_and_a_deletion_here_hides_it_here_only() {
 fn own_satellites_are_noted_under_their_sessions_place_once_it_is_here() {
     let rig = Rig::new();
     std::fs::create_dir_all(rig.dir.path().join("state")).unwrap();
-    let slug = ferry_sync::slug::slug(&rig.a_root());
+    let slug = ferry_sync::slug::slug(&root(&rig));
     let here = config_dir(&rig).join(format!("tasks/{SID}/1.json"));
     std::fs::create_dir_all(here.parent().unwrap()).unwrap();
-    std::fs::write(&here, task("pending", &rig.a_root())).unwrap();
+    std::fs::write(&here, task("pending", &root(&rig))).unwrap();
     std::fs::write(here.with_file_name(".lock"), b"").unwrap();
     let mut m = mirror(&rig);
-    assert_eq!(m.pass(&rig.fs, true), 0, "no session here yet: it waits");
+    assert_eq!(full_pass(&mut m, &rig), 0, "no session here yet: it waits");
     // The session's transcript arrives in its place here.
     std::fs::create_dir_all(rig.upper.join(&slug)).unwrap();
-    let line = format!(
-        "{{\"type\":\"user\",\"cwd\":\"{}\",\"sessionId\":\"{SID}\"}}\n",
-        rig.a_root()
-    );
+    let line = user_line(&root(&rig), SID);
     std::fs::write(rig.upper.join(&slug).join(format!("{SID}.jsonl")), line).unwrap();
     // Looked for again a second after the miss.
-    assert_eq!(m.pass(&rig.fs, true), 0);
+    assert_eq!(full_pass(&mut m, &rig), 0);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert_eq!(m.pass(&rig.fs, true), 1);
+    assert_eq!(full_pass(&mut m, &rig), 1);
     let notes = rig.take_notes();
     assert_eq!(notes.len(), 1, "the lock is never synced: {notes:?}");
     assert_eq!(notes[0].1, format!(".ferry-sat/tasks/{SID}/1.json"));
     assert!(matches!(&notes[0].2, Change::Write { local, .. } if *local == here));
     // Deleted here: a tombstone, since it is this machine's own.
     std::fs::remove_dir_all(here.parent().unwrap()).unwrap();
-    m.pass(&rig.fs, true);
+    full_pass(&mut m, &rig);
     let notes = rig.take_notes();
     assert!(
         matches!(notes.as_slice(), [(_, _, Change::Delete { .. })]),
@@ -195,11 +213,11 @@ fn own_satellites_are_noted_under_their_sessions_place_once_it_is_here() {
 fn prompt_history_merges_every_entry_once_in_time_order_and_exports_only_its_own() {
     let rig = Rig::new();
     std::fs::create_dir_all(rig.dir.path().join("state")).unwrap();
-    let slug = ferry_sync::slug::slug(&rig.a_root());
+    let slug = ferry_sync::slug::slug(&root(&rig));
     let entry = |display: &str, t: i64, root: &str, sid: &str| {
-        format!(
-            "{{\"display\":\"{display}\",\"pastedContents\":{{}},\"timestamp\":{t},\"project\":\"{root}\",\"sessionId\":\"{sid}\"}}\n"
-        )
+        let v = serde_json::json!({"display": display, "pastedContents": {}, "timestamp": t,
+            "project": root, "sessionId": sid});
+        v.to_string() + "\n"
     };
     let t = now_ms() - 100_000;
     let theirs = entry("from b", t + 10, B_ROOT, "s-b") + &entry("later b", t + 30, B_ROOT, "s-b");
@@ -211,18 +229,18 @@ fn prompt_history_merges_every_entry_once_in_time_order_and_exports_only_its_own
     std::fs::create_dir_all(rig.upper.join(&slug)).unwrap();
     std::fs::write(
         rig.upper.join(&slug).join("own.jsonl"),
-        format!("{{\"type\":\"user\",\"cwd\":\"{}\"}}\n", rig.a_root()),
+        user_line(&root(&rig), "s-a"),
     )
     .unwrap();
     let file = config_dir(&rig).join("history.jsonl");
-    let mine = entry("from a", t + 20, &rig.a_root(), "s-a");
+    let mine = entry("from a", t + 20, &root(&rig), "s-a");
     std::fs::write(&file, &mine).unwrap();
 
     let mut m = mirror(&rig);
-    m.pass(&rig.fs, true);
-    let want = entry("from b", t + 10, &rig.a_root(), "s-b")
+    full_pass(&mut m, &rig);
+    let want = entry("from b", t + 10, &root(&rig), "s-b")
         + &mine
-        + &entry("later b", t + 30, &rig.a_root(), "s-b");
+        + &entry("later b", t + 30, &root(&rig), "s-b");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), want);
     // Only its own entry goes to the store.
     let notes = rig.take_notes();
@@ -237,15 +255,15 @@ fn prompt_history_merges_every_entry_once_in_time_order_and_exports_only_its_own
     assert_eq!(exported.len(), 1, "{notes:?}");
     assert_eq!(std::fs::read_to_string(exported[0]).unwrap(), mine);
     // Again, and after a restart: nothing more, every entry once.
-    m.pass(&rig.fs, true);
-    mirror(&rig).pass(&rig.fs, true);
+    full_pass(&mut m, &rig);
+    full_pass(&mut mirror(&rig), &rig);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), want);
     assert!(rig.take_notes().is_empty());
     // An entry pruned here (Claude Code's own retention) is not brought back.
     let pruned: String = want.lines().skip(1).map(|l| format!("{l}\n")).collect();
     std::fs::write(&file, &pruned).unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    m.pass(&rig.fs, true);
+    full_pass(&mut m, &rig);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), pruned);
 }
 
@@ -253,28 +271,75 @@ fn prompt_history_merges_every_entry_once_in_time_order_and_exports_only_its_own
 fn a_prompt_recorded_before_its_sessions_first_line_is_exported_once_the_session_is_here() {
     let rig = Rig::new();
     std::fs::create_dir_all(rig.dir.path().join("state")).unwrap();
-    let slug = ferry_sync::slug::slug(&rig.a_root());
+    let slug = ferry_sync::slug::slug(&root(&rig));
     let file = config_dir(&rig).join("history.jsonl");
-    let mine = format!(
-        "{{\"display\":\"early\",\"timestamp\":1,\"project\":\"{}\",\"sessionId\":\"s-a\"}}\n",
-        rig.a_root()
-    );
+    let v = serde_json::json!({"display": "early", "timestamp": 1, "project": root(&rig),
+        "sessionId": "s-a"});
+    let mine = v.to_string() + "\n";
     std::fs::write(&file, &mine).unwrap();
     let mut m = mirror(&rig);
-    m.pass(&rig.fs, true);
+    full_pass(&mut m, &rig);
     assert!(rig.take_notes().is_empty(), "no place for it yet");
     std::fs::create_dir_all(rig.upper.join(&slug)).unwrap();
     std::fs::write(
         rig.upper.join(&slug).join("s-a.jsonl"),
-        format!("{{\"type\":\"user\",\"cwd\":\"{}\"}}\n", rig.a_root()),
+        user_line(&root(&rig), "s-a"),
     )
     .unwrap();
-    m.pass(&rig.fs, true);
+    full_pass(&mut m, &rig);
     let notes = rig.take_notes();
     assert!(
         notes
             .iter()
             .any(|(_, r, _)| r == ".ferry-sat/history.jsonl"),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn between_full_passes_a_session_in_use_here_is_looked_at_and_an_idle_one_waits() {
+    let rig = Rig::new();
+    std::fs::create_dir_all(rig.dir.path().join("state")).unwrap();
+    let slug = ferry_sync::slug::slug(&root(&rig));
+    std::fs::create_dir_all(rig.upper.join(&slug)).unwrap();
+    let transcript = Path::new(&slug).join(format!("{SID}.jsonl"));
+    std::fs::write(rig.upper.join(&transcript), user_line(&root(&rig), SID)).unwrap();
+    let here = config_dir(&rig).join(format!("tasks/{SID}/1.json"));
+    std::fs::create_dir_all(here.parent().unwrap()).unwrap();
+    std::fs::write(&here, task("pending", &root(&rig))).unwrap();
+    // Written two days ago: not in use lately.
+    let old = UNIX_EPOCH + Duration::from_millis((now_ms() - 2 * 86_400_000) as u64);
+    let touch = |p: &Path| {
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(old).unwrap();
+    };
+    touch(&here);
+    let mut m = mirror(&rig);
+    assert_eq!(full_pass(&mut m, &rig), 1);
+    rig.take_notes();
+    std::fs::write(&here, task("idle edit", &root(&rig))).unwrap();
+    touch(&here);
+    assert_eq!(
+        m.pass(&rig.fs, true),
+        0,
+        "an idle session waits for the full pass"
+    );
+    // Claude Code writes the session's transcript through the view: its satellites are looked
+    // at from the next pass on.
+    let size = std::fs::metadata(rig.upper.join(&transcript))
+        .unwrap()
+        .len();
+    let line = user_line(&root(&rig), SID);
+    rig.fs
+        .write(&transcript, size, line.as_bytes(), true)
+        .unwrap();
+    rig.take_notes();
+    assert_eq!(m.pass(&rig.fs, true), 1);
+    let notes = rig.take_notes();
+    assert!(
+        notes
+            .iter()
+            .any(|(_, r, _)| *r == format!(".ferry-sat/tasks/{SID}/1.json")),
         "{notes:?}"
     );
 }

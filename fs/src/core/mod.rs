@@ -133,6 +133,9 @@ struct Inner {
     /// by a copy-up or by already holding every line: those versions never count against the
     /// upper file again, whatever local edits follow. Kept in `FsConfig::marks`.
     absorbed: BTreeMap<String, i64>,
+    /// Sessions whose transcript was written here, by id, with when: the satellite mirror
+    /// looks at their satellites every pass.
+    active: HashMap<String, std::time::Instant>,
 }
 
 /// The filesystem core.
@@ -211,6 +214,7 @@ impl Fs {
                 projects: HashMap::new(),
                 unresolved: BTreeMap::new(),
                 absorbed: load_marks(&config.marks),
+                active: HashMap::new(),
             }),
             sink,
             links: RwLock::new(config.links.clone()),

@@ -40,6 +40,20 @@ impl Fs {
             local: self.upper.reach(path),
             dirty_from,
         };
+        if let Some(sid) = path
+            .file_name()
+            .and_then(|n| n.to_str()?.strip_suffix(".jsonl"))
+            .filter(|_| path.components().count() == 2)
+        {
+            match inner.active.get_mut(sid) {
+                Some(at) => *at = std::time::Instant::now(),
+                None => {
+                    inner
+                        .active
+                        .insert(sid.to_string(), std::time::Instant::now());
+                }
+            }
+        }
         self.note(inner, foreign, path, change, bytes);
     }
 

@@ -18,6 +18,14 @@ impl Fs {
         self.foreign()
     }
 
+    /// The sessions whose transcript was written here within `within` (the others are
+    /// forgotten).
+    pub fn active_sessions(&self, within: std::time::Duration) -> Vec<String> {
+        let mut inner = self.lock();
+        inner.active.retain(|_, at| at.elapsed() < within);
+        inner.active.keys().cloned().collect()
+    }
+
     /// The slug directory of this machine's upper layer that holds session `sid`'s transcript.
     pub fn session_slug(&self, sid: &str) -> Option<String> {
         let name = format!("{sid}.jsonl");

@@ -137,7 +137,7 @@ impl Mirror {
     fn write_history(&mut self, todo: &BTreeMap<u64, (Option<u64>, &[u8])>) -> bool {
         let file = self.history_file();
         // Read through a handle kept open: a line the client appends to the old file after the
-        // rename is carried over.
+        // rename is carried over (on Unix).
         let mut old = std::fs::File::open(&file).ok();
         let mut local = Vec::new();
         if let Some(f) = old.as_mut()
@@ -177,6 +177,10 @@ impl Mirror {
         }
         self.dirty = true;
         self.save();
+        // Windows does not replace a file that is open (and a line appended to it in the
+        // rename's instant is not carried over there).
+        #[cfg(not(unix))]
+        drop(old.take());
         // The client appends without a lock: replace the file only if nothing came meanwhile.
         if files::stat(&file) != before || std::fs::rename(&tmp, &file).is_err() {
             let _ = std::fs::remove_file(&tmp);

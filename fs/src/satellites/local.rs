@@ -3,46 +3,13 @@
 
 use super::{MISS_WAIT_MAX, Mirror, Seen, files};
 use crate::core::Fs;
-use ferry_sync::satellite::{self, KINDS, Owner};
+use ferry_sync::satellite::{self, Owner};
 use ferry_sync::store::{Change, fnv1a};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 impl Mirror {
-    /// Every satellite file in the config dir, by config-dir path, with its stat.
-    pub(super) fn scan(&self) -> BTreeMap<String, (u64, i128)> {
-        let mut out = BTreeMap::new();
-        let mut add = |path: String, file: &Path| {
-            if satellite::owner_of(&path).is_some()
-                && let Some(st) = files::stat(file)
-            {
-                out.insert(path, st);
-            }
-        };
-        for kind in KINDS {
-            let dir = kind.dir();
-            let Ok(top) = std::fs::read_dir(self.config_dir.join(dir)) else {
-                continue;
-            };
-            for e in top.flatten() {
-                let (Ok(name), Ok(ft)) = (e.file_name().into_string(), e.file_type()) else {
-                    continue;
-                };
-                if ft.is_file() {
-                    add(format!("{dir}/{name}"), &e.path());
-                } else if ft.is_dir() {
-                    for f in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
-                        if let Ok(file) = f.file_name().into_string() {
-                            add(format!("{dir}/{name}/{file}"), &f.path());
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-
     /// The place of the session that owns the satellite at `path`, if it is here. A miss is
     /// looked up again after a wait that doubles (a satellite whose transcript retention
     /// deleted is never found, and must not cost a search every second).
@@ -89,9 +56,10 @@ impl Mirror {
         }
     }
 
-    /// Notes this machine's new, changed and deleted satellites.
-    pub(super) fn note_local(&mut self, fs: &Fs) -> usize {
-        let found = self.scan();
+    /// Notes this machine's new, changed and deleted satellites (a full look at every one
+    /// with `full`, else at those in use lately; see [`Mirror::scan`]).
+    pub(super) fn note_local(&mut self, fs: &Fs, full: bool) -> usize {
+        let found = self.scan(fs, full);
         let mut n = 0;
         for (path, &(len, mtime_ns)) in &found {
             let seen = self.known.files.get(path);

@@ -18,13 +18,15 @@
 mod files;
 mod history;
 mod local;
+mod scan;
 mod theirs;
 
 use crate::core::Fs;
 use ferry_sync::satellite::Owner;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A file of the config dir as last seen or written by the mirror.
@@ -84,7 +86,20 @@ pub struct Mirror {
     misses: HashMap<String, (Instant, Duration)>,
     started: bool,
     dirty: bool,
+    /// Units (a session's directory, or a flat file) written to lately: looked at every pass.
+    hot: BTreeSet<String>,
+    /// Every unit seen at the last scan.
+    units: BTreeSet<String>,
+    /// When every file was last looked at.
+    last_full: Option<Instant>,
+    /// The other machines' index last written here from: written again only once it changes.
+    last_foreign: std::sync::Weak<crate::foreign::Foreign>,
 }
+
+/// How often every satellite is looked at; in between, only those in use lately and new
+/// ones are (an idle pass over thousands of sessions would cost a stat of every file each
+/// second).
+const FULL_EVERY: Duration = Duration::from_secs(30);
 
 /// The longest wait before looking again for a satellite's session.
 const MISS_WAIT_MAX: Duration = Duration::from_secs(60);
@@ -110,11 +125,16 @@ impl Mirror {
             misses: HashMap::new(),
             started: false,
             dirty: false,
+            hot: BTreeSet::new(),
+            units: BTreeSet::new(),
+            last_full: None,
+            last_foreign: std::sync::Weak::new(),
         }
     }
 
     /// One pass: this machine's changes noted, then (with `write`) other machines' written
-    /// here. Returns how many files it noted or wrote.
+    /// here. A pass without `write` (the last, at unmount) looks at every file. Returns how
+    /// many files it noted or wrote.
     pub fn pass(&mut self, fs: &Fs, write: bool) -> usize {
         let _span = tracing::debug_span!("satellites").entered();
         let mut n = 0;
@@ -123,15 +143,28 @@ impl Mirror {
             self.settle();
             n += self.renote_own(fs);
         }
-        n += self.note_local(fs);
-        n += self.export_history(fs);
+        let full = !write || self.last_full.is_none_or(|t| t.elapsed() >= FULL_EVERY);
+        if full {
+            self.last_full = Some(Instant::now());
+        }
+        let noted = self.note_local(fs, full);
+        n += noted + self.export_history(fs);
         if write {
             let foreign = fs.foreign_index();
-            n += self.write_theirs(fs, &foreign);
+            let new = !std::ptr::eq(self.last_foreign.as_ptr(), Arc::as_ptr(&foreign));
+            if new || noted > 0 || full {
+                n += self.write_theirs(fs, &foreign);
+                self.last_foreign = Arc::downgrade(&foreign);
+            }
             n += self.merge_history(fs, &foreign);
         }
         self.save();
         n
+    }
+
+    /// Makes the next pass look at every file, not only at those in use lately.
+    pub fn look_at_everything(&mut self) {
+        self.last_full = None;
     }
 
     /// The file at config-dir path `path`.

@@ -145,6 +145,8 @@ impl Mirror {
                 files::stat(&local) == r.replaces && std::fs::rename(&r.tmp, &local).is_ok();
             if moved {
                 tracing::debug!(path = r.path, "wrote another machine's satellite");
+                // Known to the scan: not a new unit to look at until the next full scan.
+                self.units.insert(super::scan::unit_of(&r.path).to_string());
                 self.known.files.insert(r.path, r.seen);
                 n += 1;
             } else {
