@@ -343,3 +343,38 @@ fn between_full_passes_a_session_in_use_here_is_looked_at_and_an_idle_one_waits(
         "{notes:?}"
     );
 }
+
+#[test]
+fn a_deletion_here_not_seen_yet_is_never_undone() {
+    let rig = Rig::new();
+    std::fs::create_dir_all(rig.dir.path().join("state")).unwrap();
+    let t1 = now_ms() - 2 * 86_400_000;
+    let fh = |n: u32| format!(".ferry-sat/file-history/{SID}/0123456789abcdef@v{n}");
+    rig.b_writes_many(&[
+        (format!("{SID}.jsonl"), transcript(), t1),
+        (fh(1), b"v1\n".to_vec(), t1),
+    ]);
+    let mut m = mirror(&rig);
+    assert_eq!(full_pass(&mut m, &rig), 1);
+    let local = config_dir(&rig)
+        .join("file-history")
+        .join(SID)
+        .join("0123456789abcdef@v1");
+    // Deleted by hand in an idle session's directory; b meanwhile adds another checkpoint, so
+    // the next (not full) pass writes b's files.
+    std::fs::remove_file(&local).unwrap();
+    rig.b_writes(&fh(2), b"v2\n", t1 + 1);
+    m.pass(&rig.fs, true);
+    assert!(!local.exists(), "the deletion here is not undone");
+    // The full pass sees it: hidden here, never written back.
+    full_pass(&mut m, &rig);
+    let notes = rig.take_notes();
+    assert!(
+        notes
+            .iter()
+            .any(|(_, r, c)| *r == fh(1) && matches!(c, Change::Hide { .. })),
+        "{notes:?}"
+    );
+    full_pass(&mut m, &rig);
+    assert!(!local.exists());
+}

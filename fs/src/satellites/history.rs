@@ -146,6 +146,10 @@ impl Mirror {
             return false;
         }
         let before = files::stat(&file);
+        // A line the client is appending (no newline yet): tried again next pass.
+        if local.last().is_some_and(|&b| b != b'\n') {
+            return false;
+        }
         let here: BTreeSet<u64> = satellite::entries(&local).iter().map(|e| e.key()).collect();
         let mut kept: Vec<u8> = Vec::with_capacity(local.len());
         for e in satellite::entries(&local) {
@@ -163,8 +167,12 @@ impl Mirror {
             .collect();
         let merged = satellite::merge_history(&kept, &[&added]);
         let previous = self.known.history.clone();
-        for (key, (_, line)) in todo {
-            self.known.history.insert(*key, fnv1a(line));
+        // Recorded: what is written now (an entry the file has already stays as it is, and
+        // this machine's own entries are never taken for another's).
+        for (key, (old, line)) in todo {
+            if old.is_some() || !here.contains(key) {
+                self.known.history.insert(*key, fnv1a(line));
+            }
         }
         if merged == local {
             return true;
@@ -191,8 +199,8 @@ impl Mirror {
         let carried = old
             .as_mut()
             .map_or(0, |f| carry_over(f, local.len() as u64, &file));
-        // Unless the client added to it in between, the own entries are as exported.
-        if carried == 0 {
+        // The own entries are as exported if nothing came since the export, nor during this.
+        if carried == 0 && before == self.known.history_stat {
             self.known.history_stat = files::stat(&file);
         }
         true

@@ -106,11 +106,17 @@ impl Mirror {
     /// Notes the satellites gone from the config dir: its own deleted everywhere, another
     /// machine's hidden here only, as a transcript's deletion is.
     fn note_gone(&mut self, fs: &Fs, found: &BTreeMap<String, (u64, i128)>) -> usize {
+        // Gone only if really not there: a directory that could not be read (too many open
+        // files, a permission) is no deletion.
         let gone: Vec<String> = self
             .known
             .files
             .keys()
             .filter(|p| !found.contains_key(*p))
+            .filter(|p| {
+                std::fs::symlink_metadata(self.local(p))
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            })
             .cloned()
             .collect();
         for path in &gone {

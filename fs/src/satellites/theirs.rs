@@ -50,6 +50,10 @@ impl Mirror {
         let local = self.local(path);
         let here = files::stat(&local);
         let seen = self.known.files.get(path).cloned();
+        // Deleted here and not noted yet: the next scan notes it; never written back.
+        if here.is_none() && seen.is_some() {
+            return Ok(None);
+        }
         if let Some((_, mtime_ns)) = here {
             // A change here not noted yet, or this machine's own version at least as new:
             // leave it. Another machine's version written before gives way to the newest (or
@@ -57,7 +61,7 @@ impl Mirror {
             let Some(s) = seen.as_ref().filter(|s| Some(s.stat()) == here) else {
                 return Ok(None);
             };
-            if s.theirs && s.fingerprint == f.fingerprint {
+            if s.fingerprint == f.fingerprint {
                 return Ok(None);
             }
             if !s.theirs && (mtime_ns / 1_000_000) as i64 >= f.mtime_ms {
@@ -141,8 +145,7 @@ impl Mirror {
         for r in ready {
             self.known.pending.remove(&r.path);
             let local = self.local(&r.path);
-            let moved =
-                files::stat(&local) == r.replaces && std::fs::rename(&r.tmp, &local).is_ok();
+            let moved = files::stat(&local) == r.replaces && put(&r.tmp, &local, r.replaces);
             if moved {
                 tracing::debug!(path = r.path, "wrote another machine's satellite");
                 // Known to the scan: not a new unit to look at until the next full scan.
@@ -184,5 +187,24 @@ impl Mirror {
             }
         }
         n
+    }
+}
+
+/// Moves `tmp` to `local`. A new file is linked, which fails if the client made one there in
+/// the meantime; one that replaces a file is renamed over it.
+fn put(tmp: &std::path::Path, local: &std::path::Path, replaces: Option<(u64, i128)>) -> bool {
+    if replaces.is_some() {
+        return std::fs::rename(tmp, local).is_ok();
+    }
+    match std::fs::hard_link(tmp, local) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(tmp);
+            true
+        }
+        // A filesystem without hard links: the stat checked just before stands.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            std::fs::rename(tmp, local).is_ok()
+        }
+        Err(_) => false,
     }
 }
