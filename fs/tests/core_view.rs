@@ -378,3 +378,30 @@ fn a_checkout_where_the_client_runs_is_adopted_as_the_projects_place() {
         "{notes:?}"
     );
 }
+
+/// ext4's rule (pjdfstest `open/02.t`, issue 28): a new file or directory gets the mode the
+/// caller asked for, under the caller's umask only (the kernel applies it before the request
+/// reaches the daemon), never under the daemon's own as well.
+#[cfg(unix)]
+#[test]
+fn a_new_file_and_directory_get_exactly_the_mode_asked_for_whatever_the_daemons_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let rig = Rig::new();
+    let slug = rig.slug();
+    rig.fs.mkdir(Path::new(&slug), 0o777).unwrap();
+    let file = Path::new(&slug).join("s.jsonl");
+    rig.fs.create(&file, 0o620, true).unwrap();
+    let mode = |p: &Path| {
+        std::fs::metadata(rig.upper.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode(Path::new(&slug)), 0o777);
+    assert_eq!(mode(&file), 0o620);
+    // An existing file keeps its mode when created again without O_EXCL.
+    rig.fs.create(&file, 0o666, false).unwrap();
+    assert_eq!(mode(&file), 0o620);
+}

@@ -133,17 +133,28 @@ impl Upper {
     }
 
     /// Creates the file `rel` with `mode` (failing if it exists when `excl`), truncating it
-    /// otherwise, and opens it for writing.
+    /// otherwise, and opens it for writing. A new file gets exactly `mode`: the caller's umask
+    /// is applied already (by the kernel, for a file made through the mount), and the
+    /// daemon's own must not be applied again.
     pub fn create_file(&self, rel: &Path, mode: u32, excl: bool) -> FsResult<File> {
-        let mut flags = OFlag::O_CLOEXEC | OFlag::O_RDWR | OFlag::O_CREAT;
-        flags |= if excl { OFlag::O_EXCL } else { OFlag::O_TRUNC };
-        let fd = nix::fcntl::openat(
-            self.dir.as_fd(),
-            rel,
-            flags,
-            Mode::from_bits_truncate((mode & 0o7777) as _),
-        )?;
-        Ok(File::from(fd))
+        let mode = Mode::from_bits_truncate((mode & 0o7777) as _);
+        let flags = OFlag::O_CLOEXEC | OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL;
+        match nix::fcntl::openat(self.dir.as_fd(), rel, flags, mode) {
+            Ok(fd) => {
+                nix::sys::stat::fchmod(fd.as_fd(), mode)?;
+                Ok(File::from(fd))
+            }
+            Err(nix::Error::EEXIST) if !excl => {
+                let flags = OFlag::O_CLOEXEC | OFlag::O_RDWR | OFlag::O_TRUNC;
+                Ok(File::from(nix::fcntl::openat(
+                    self.dir.as_fd(),
+                    rel,
+                    flags,
+                    Mode::empty(),
+                )?))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The entries of directory `rel` with their metadata (files and dirs only).
@@ -177,12 +188,15 @@ impl Upper {
         Ok(out)
     }
 
-    /// Creates directory `rel` with `mode`.
+    /// Creates directory `rel` with exactly `mode` (see [`Upper::create_file`]).
     pub fn mkdir(&self, rel: &Path, mode: u32) -> FsResult<()> {
-        nix::sys::stat::mkdirat(
+        let mode = Mode::from_bits_truncate((mode & 0o7777) as _);
+        nix::sys::stat::mkdirat(self.dir.as_fd(), rel, mode)?;
+        nix::sys::stat::fchmodat(
             self.dir.as_fd(),
             rel,
-            Mode::from_bits_truncate((mode & 0o7777) as _),
+            mode,
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
         )?;
         Ok(())
     }
