@@ -297,7 +297,13 @@ fn prompt_history_travels(version: &str, scenario: &'static str) {
     drop(t);
     assert_eq!(history(&a, "alpha prompt from alice"), [s(&a.checkout)]);
     let arrived = eventually(SYNC, || history(&b, "alpha prompt from alice").len() == 1);
-    assert!(arrived, "bob's history:\n{}", b.machine.log_tail());
+    assert!(
+        arrived,
+        "bob's history:\n{}\nalice's log:\n{}\nalice's status:\n{}",
+        b.machine.log_tail(),
+        a.machine.log_tail(),
+        String::from_utf8_lossy(&a.machine.ferry(&["status"]).stdout)
+    );
 
     // Once bob uses his checkout, the entry names it.
     let t = Terminal::start(

@@ -133,7 +133,7 @@ impl Fs {
 
     /// The project of slug directory `slug`: recorded, placed from another machine, or found
     /// from the `cwd` its transcripts name.
-    fn project_of(
+    pub(super) fn project_of(
         &self,
         inner: &mut Inner,
         foreign: &Foreign,

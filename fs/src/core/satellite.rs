@@ -93,8 +93,34 @@ impl Fs {
     /// (`rel` is its store path). Waits, as any change does, while the place's project is not
     /// known.
     pub fn note_satellite(&self, slug: &str, rel: &str, change: Change, bytes: u64) {
+        self.note_satellite_at(slug, rel, change, bytes, None);
+    }
+
+    /// [`Fs::note_satellite`], for a change that names its working directory `cwd` (a prompt
+    /// in the history): when no transcript of `slug` names one yet (a client killed before its
+    /// first line with one), `cwd` gives the place's project, and whatever waited for it goes.
+    pub fn note_satellite_at(
+        &self,
+        slug: &str,
+        rel: &str,
+        change: Change,
+        bytes: u64,
+        cwd: Option<&str>,
+    ) {
         let foreign = self.foreign();
         let mut inner = self.lock();
+        if let Some(cwd) = cwd
+            && self.project_of(&mut inner, &foreign, slug).is_none()
+            && let Some(p) = ferry_sync::upper::project_for_cwd(
+                slug,
+                Some(cwd),
+                Path::new(&self.config.machine.home),
+                &self.links(),
+                false,
+            )
+        {
+            inner.projects.insert(slug.to_string(), p);
+        }
         let path: PathBuf = Path::new(slug).join(rel);
         self.note(&mut inner, &foreign, &path, change, bytes);
     }

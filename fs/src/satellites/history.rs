@@ -36,12 +36,15 @@ impl Mirror {
             return 0;
         };
         let mut by_slug: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut cwds: BTreeMap<String, String> = BTreeMap::new();
         for e in satellite::entries(&text) {
             let Some(project) = &e.project else { continue };
             if self.known.history.contains_key(&e.key()) {
                 continue;
             }
-            let out = by_slug.entry(ferry_sync::slug::slug(project)).or_default();
+            let slug = ferry_sync::slug::slug(project);
+            cwds.entry(slug.clone()).or_insert_with(|| project.clone());
+            let out = by_slug.entry(slug).or_default();
             out.extend_from_slice(e.line);
             out.push(b'\n');
         }
@@ -73,7 +76,8 @@ impl Mirror {
                 local: out,
                 dirty_from: None,
             };
-            fs.note_satellite(&slug, satellite::HISTORY, change, own.len() as u64);
+            let cwd = cwds.get(&slug).map(String::as_str);
+            fs.note_satellite_at(&slug, satellite::HISTORY, change, own.len() as u64, cwd);
             self.known.exported.insert(slug, hash);
             n += 1;
         }
