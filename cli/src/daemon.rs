@@ -215,11 +215,16 @@ pub fn run(state: &State, verbose: u8, ready: impl FnOnce()) -> Result<()> {
     ready();
     let mounted = Arc::new(mounted);
     warm(&mounted);
+    let mirror = Arc::new(std::sync::Mutex::new(Mirror::new(
+        &state::config_dir()?,
+        &state.dir,
+    )));
     let (report, asked_by) = runtime.block_on(serve(
         mounted.clone(),
         engine.clone(),
         events,
         control,
+        mirror,
         &mountpoint,
         state,
     ));
@@ -313,13 +318,12 @@ async fn serve(
     engine: engine::EngineHandle,
     mut events: tokio::sync::broadcast::Receiver<Event>,
     mut control: Control,
+    mirror: SharedMirror,
     mountpoint: &Path,
     state: &State,
 ) -> (Report, Vec<Responder>) {
     let mut last_findings = String::new();
     let mut check = tokio::time::interval(Duration::from_secs(2));
-    let config_dir = state::config_dir().unwrap_or_else(|_| mountpoint.to_path_buf());
-    let mirror = Arc::new(std::sync::Mutex::new(Mirror::new(&config_dir, &state.dir)));
     let mut satellites = tokio::time::interval(SATELLITES_EVERY);
     satellites.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let changed = |path: &Path, seen: &mut Option<std::time::SystemTime>| {
@@ -344,7 +348,7 @@ async fn serve(
                 }
                 answer(request, reply, &mounted, &engine, state).await;
             },
-            _ = satellites.tick() => mirror_pass(&mounted, &mirror, true).await,
+            _ = satellites.tick() => drop(mirror_pass(&mounted, &mirror, true)),
             _ = check.tick() => {
                 keep_findings(state, &engine, &mut last_findings);
                 // `ferry link` or `ferry machines rename|retire` while mounted, if the command
@@ -365,7 +369,7 @@ async fn serve(
             ev = events.recv() => match ev {
                 Ok(Event::Changed(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     if refresh(&mounted).await {
-                        mirror_pass(&mounted, &mirror, true).await;
+                        drop(mirror_pass(&mounted, &mirror, true));
                         warm(&mounted);
                     }
                 }
@@ -394,18 +398,34 @@ async fn serve(
 }
 
 #[cfg(mounts)]
-/// One pass of the satellite mirror, off the runtime's threads; with `write`, other machines'
-/// satellites are written too.
-async fn mirror_pass(mounted: &Arc<Mounted>, mirror: &Arc<std::sync::Mutex<Mirror>>, write: bool) {
+/// The satellite mirror, shared by the passes the daemon starts.
+type SharedMirror = Arc<std::sync::Mutex<Mirror>>;
+
+#[cfg(mounts)]
+/// Starts one pass of the satellite mirror off the runtime's threads, so requests are answered
+/// meanwhile. With `write`, other machines' satellites are written too, and the pass is
+/// skipped while another runs (a first one may write thousands of files); without, it is the
+/// last one, which waits its turn.
+fn mirror_pass(
+    mounted: &Arc<Mounted>,
+    mirror: &SharedMirror,
+    write: bool,
+) -> tokio::task::JoinHandle<()> {
     let (m, mirror) = (mounted.clone(), mirror.clone());
-    let _ = tokio::task::spawn_blocking(move || {
-        let mut mirror = mirror.lock().unwrap_or_else(|e| e.into_inner());
+    tokio::task::spawn_blocking(move || {
+        let mut mirror = match mirror.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::WouldBlock) if write => return,
+            Err(std::sync::TryLockError::WouldBlock) => {
+                mirror.lock().unwrap_or_else(|e| e.into_inner())
+            }
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        };
         let n = mirror.pass(m.fs(), write);
         if n > 0 {
             tracing::debug!(files = n, "satellites mirrored");
         }
     })
-    .await;
 }
 
 #[cfg(mounts)]
@@ -445,7 +465,7 @@ async fn drain(mut control: Control, waiting: Arc<std::sync::Mutex<Vec<Responder
 async fn stop(
     mounted: Arc<Mounted>,
     engine: &engine::EngineHandle,
-    mirror: &Arc<std::sync::Mutex<Mirror>>,
+    mirror: &SharedMirror,
     mountpoint: &Path,
     external: bool,
 ) -> Report {
@@ -481,7 +501,7 @@ async fn stop(
     mounted.unmount();
     place::after_unmount(mountpoint, mounted.fs().upper().root());
     // What Claude Code wrote outside the mount up to now goes in the last commit.
-    mirror_pass(&mounted, mirror, false).await;
+    let _ = mirror_pass(&mounted, mirror, false).await;
     let m = mounted.clone();
     let _ = tokio::task::spawn_blocking(move || {
         m.fs().flush_unresolved();

@@ -1,8 +1,9 @@
 //! `ferry restore PATH [--at TIME|COMMIT] [--machine M] [--list]`: brings back a deleted or
 //! overwritten file from any machine's history. PATH is inside Claude Code's `projects/`
-//! (absolute, or relative to it), or a session satellite in the config dir (a checkpoint, task,
-//! to-do or plan), which is written in place and taken up by the satellite mirror. The chosen version is expanded for this machine and written
-//! through the view, so it is committed and shows again everywhere.
+//! (absolute, or relative to it), or a session satellite in the config dir (a checkpoint,
+//! task, to-do or plan). The chosen version is expanded for this machine and written through
+//! the view (a satellite in its place, where the daemon's mirror takes it up), so it is
+//! committed and shows again everywhere.
 
 use crate::command::Ctx;
 use crate::state::{self};
@@ -121,7 +122,6 @@ pub fn run(
 
 /// PATH as a file of a project in the store.
 fn target(ctx: &Ctx, path: &Path) -> Result<Target> {
-    let st = ctx.state()?;
     let me = ctx.machine()?;
     let mountpoint = state::mount_point()?;
     if let Some(t) = satellite_target(ctx, path, &mountpoint)? {
@@ -136,9 +136,7 @@ fn target(ctx: &Ctx, path: &Path) -> Result<Target> {
         .to_string();
     let rest: PathBuf = rel_path.components().skip(1).collect();
     let rel = RelPath::new(rest.to_str().context("the path is not valid UTF-8")?)?;
-    let store = st.open_store()?;
-    let snaps = snapshots(&store, &me.id)?;
-    let foreign = crate::projects::foreign_view(st, &snaps, &me, ctx.links()?);
+    let (store, snaps, foreign) = open(ctx)?;
     let Some(project) = foreign.projects_by_slug.get(&slug).cloned() else {
         bail!("no machine has recorded project directory {slug}; `ferry projects` lists them");
     };
@@ -156,10 +154,30 @@ fn target(ctx: &Ctx, path: &Path) -> Result<Target> {
     })
 }
 
-/// PATH as a session satellite in the config dir (`~/.claude/tasks/<sid>/1.json`), filed in
-/// the store under its session's place; `None` for any other path.
+/// The store, every machine's snapshot and the view of them, as a restore reads them.
+fn open(
+    ctx: &Ctx,
+) -> Result<(
+    ferry_sync::store::Store,
+    Vec<ferry_sync::store::Snapshot>,
+    ferry_fs::foreign::Foreign,
+)> {
+    let (st, me) = (ctx.state()?, ctx.machine()?);
+    let store = st.open_store()?;
+    let snaps = snapshots(&store, &me.id)?;
+    let foreign = crate::projects::foreign_view(st, &snaps, &me, ctx.links()?);
+    Ok((store, snaps, foreign))
+}
+
+/// PATH as a session satellite in the config dir (`~/.claude/tasks/<sid>/1.json`, or relative
+/// to the current directory), filed in the store under its session's place; `None` for any
+/// other path.
 fn satellite_target(ctx: &Ctx, path: &Path, mountpoint: &Path) -> Result<Option<Target>> {
     let config_dir = state::config_dir()?;
+    let path = match path.is_relative() {
+        true => std::env::current_dir()?.join(path),
+        false => path.to_path_buf(),
+    };
     let Some(inside) = path
         .strip_prefix(&config_dir)
         .ok()
@@ -180,9 +198,8 @@ fn satellite_target(ctx: &Ctx, path: &Path, mountpoint: &Path) -> Result<Option<
         );
     }
     let rel = RelPath::new(&ferry_sync::satellite::rel_of(&inside))?;
-    let (st, me) = (ctx.state()?, ctx.machine()?);
-    let store = st.open_store()?;
-    let snaps = snapshots(&store, &me.id)?;
+    let me = ctx.machine()?;
+    let (store, snaps, foreign) = open(ctx)?;
     // Its session's project: this machine's own record of it first.
     let Some((owner, project)) = snaps
         .iter()
@@ -191,9 +208,13 @@ fn satellite_target(ctx: &Ctx, path: &Path, mountpoint: &Path) -> Result<Option<
         .min_by_key(|(s, _)| s.machine.id != me.id)
         .map(|(s, f)| (s.machine.id.clone(), f.project.clone()))
     else {
-        bail!("no machine has recorded {}", path.display());
+        bail!(
+            "no machine has recorded {}: ferry keeps a session's checkpoints, tasks and plans while mounted, once the session's transcript is in {} (check the name with `ls {}`)",
+            path.display(),
+            mountpoint.display(),
+            path.parent().unwrap_or(&config_dir).display()
+        );
     };
-    let foreign = crate::projects::foreign_view(st, &snaps, &me, ctx.links()?);
     let mapping = match foreign.placements.get(&project.key) {
         Some(p) if owner != me.id => p.mapping.clone(),
         _ => mapping_for(&me, &project)?,
@@ -204,7 +225,7 @@ fn satellite_target(ctx: &Ctx, path: &Path, mountpoint: &Path) -> Result<Option<
         project,
         mapping,
         rel,
-        path: path.to_path_buf(),
+        path,
     }))
 }
 

@@ -14,6 +14,7 @@ use ferry_sync::store::{Change, Snapshot, Store};
 use ferry_sync::view::snapshots;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// "3 s ago", "2 min ago", "5 h ago", "4 d ago".
 pub fn ago(ms: Option<i64>) -> String {
@@ -53,7 +54,8 @@ fn machines_from_store(store: &Store, snaps: &[Snapshot], me: &str) -> Vec<Machi
 
 /// Sessions that more than one machine extended differently, and files that lost a
 /// newest-wins merge.
-fn conflicts(snaps: &[Snapshot], me: &str) -> (Vec<Value>, Vec<Value>) {
+/// A session satellite is named by its path in `config_dir`, where `ferry restore` takes it.
+fn conflicts(snaps: &[Snapshot], me: &str, config_dir: &Path) -> (Vec<Value>, Vec<Value>) {
     let mut by_path: BTreeMap<(String, String), Vec<(&str, &ferry_sync::store::FileEntry)>> =
         BTreeMap::new();
     for s in snaps {
@@ -99,7 +101,11 @@ fn conflicts(snaps: &[Snapshot], me: &str) -> (Vec<Value>, Vec<Value>) {
         } else if !r.losers.is_empty() {
             let shown = r.shown.first().map(|&i| name(versions[i].0));
             let losers: Vec<String> = r.losers.iter().map(|&i| name(versions[i].0)).collect();
-            lost.push(json!({"project_key": key, "path": rel, "shown": shown, "losers": losers}));
+            let path = match ferry_sync::satellite::path_of(&rel) {
+                Some(p) => config_dir.join(p).display().to_string(),
+                None => rel,
+            };
+            lost.push(json!({"project_key": key, "path": path, "shown": shown, "losers": losers}));
         }
     }
     (divergent, lost)
@@ -209,7 +215,8 @@ fn gather(ctx: &Ctx) -> Result<Seen> {
             })
             .sum();
     }
-    let (divergent, lost) = conflicts(&snaps, &machine.id);
+    let config_dir = state::config_dir()?;
+    let (divergent, lost) = conflicts(&snaps, &machine.id, &config_dir);
     let retired = snaps
         .iter()
         .flat_map(|s| s.machine.retired.keys())

@@ -117,6 +117,22 @@ impl Terminal {
         t
     }
 
+    /// One prompt in a new interactive session: starts it (see [`Terminal::start_with`]),
+    /// types `prompt`, waits for the screen to show `reply`, and ends the client there.
+    pub fn one_prompt(
+        user: &User,
+        version: &str,
+        cwd: &Path,
+        args: &[&str],
+        script: Option<&str>,
+        prompt: &str,
+        reply: &str,
+    ) {
+        let t = Terminal::start_with(user, version, cwd, args, script);
+        t.type_line(prompt);
+        t.wait_for(reply, Duration::from_secs(60));
+    }
+
     fn tmux(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .arg("-L")

@@ -194,6 +194,16 @@ fn bob_resumes(
                 .is_some_and(|t| t.contains("\"completed\""))
         });
         assert!(done, "alice's tasks: {:?}", files(&sat(a, "tasks", sid)));
+        // `ferry status` names alice's older version where `ferry restore` takes it.
+        let status: serde_json::Value =
+            serde_json::from_str(&a.ferry(&["status", "--json"])).unwrap();
+        let task = sat(a, "tasks", sid).join("2.json");
+        assert!(
+            status["lost_newest_wins"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|x| x["path"] == s(&task))),
+            "{status:#}"
+        );
     }
     bobs_own
 }
@@ -286,15 +296,15 @@ fn prompt_history_travels(version: &str, scenario: &'static str) {
     let rig = Rig::new(scenario);
     let a = rig.alice();
     let b = rig.bob();
-    let t = Terminal::start(
+    Terminal::one_prompt(
         &a.user,
         version,
         &a.checkout,
         &["--dangerously-skip-permissions"],
+        None,
+        "alpha prompt from alice",
+        "ACK#",
     );
-    t.type_line("alpha prompt from alice");
-    t.wait_for("ACK#", Duration::from_secs(60));
-    drop(t);
     assert_eq!(history(&a, "alpha prompt from alice"), [s(&a.checkout)]);
     let arrived = eventually(SYNC, || history(&b, "alpha prompt from alice").len() == 1);
     assert!(
@@ -380,16 +390,15 @@ fn plan_travels(version: &str, scenario: &'static str) {
         ),
         serde_json::json!({"text": "plan written"}),
     ];
-    let t = Terminal::start_with(
+    Terminal::one_prompt(
         &a.user,
         version,
         &a.checkout,
         &["--permission-mode", "plan"],
         Some(&script(&steps)),
+        "make a plan",
+        "plan written",
     );
-    t.type_line("make a plan");
-    t.wait_for("plan written", Duration::from_secs(60));
-    drop(t);
     let a_plans = files(&a.user.config_dir.join("plans"));
     assert_eq!(a_plans.values().collect::<Vec<_>>(), [&plan], "{a_plans:?}");
     let sid = a.sessions().first().cloned().expect("alice's session");
@@ -476,16 +485,15 @@ fn rewind_on_bob(version: &str, scenario: &'static str) {
         ),
         serde_json::json!({"text": "edited"}),
     ];
-    let t = Terminal::start_with(
+    Terminal::one_prompt(
         &a.user,
         version,
         &a.checkout,
         &["--dangerously-skip-permissions"],
         Some(&script(&steps)),
+        "change the readme",
+        "edited",
     );
-    t.type_line("change the readme");
-    t.wait_for("edited", Duration::from_secs(60));
-    drop(t);
     assert!(
         std::fs::read_to_string(&readme)
             .unwrap()
