@@ -172,31 +172,57 @@ impl Terminal {
 
     /// `/rewind` to before the prompt `message` (the newest one, whose code changes are
     /// listed under it), choosing "Restore code": the files go back, the conversation stays.
+    /// Each step waits for the client's own words for it and tries again when a key was lost
+    /// (a `/rewind` typed while a resumed session still loads opens nothing).
     pub fn rewind_code(&self, message: &str) {
-        self.type_line("/rewind");
-        self.wait_for(message, Duration::from_secs(20));
-        self.key("Up");
-        std::thread::sleep(Duration::from_millis(500));
+        const MENU: &str = "Restore the code and/or conversation to the point";
+        let opened = (0..3).any(|_| {
+            if self.screen().contains(MENU) {
+                return true;
+            }
+            self.clear_input();
+            self.type_line("/rewind");
+            eventually(Duration::from_secs(10), || self.screen().contains(MENU))
+        });
+        assert!(opened, "/rewind opened no menu:\n{}", self.screen());
+        // The menu's cursor, not the transcript's own "❯ prompt" line above the menu.
+        self.move_to("Up", &format!("{message:?}"), |screen| {
+            let menu = screen.find(MENU).map_or("", |at| &screen[at..]);
+            menu.lines().any(|l| l.contains('❯') && l.contains(message))
+        });
         self.key("Enter");
+        // Both versions' confirmation lists it, in their own words around it.
         self.wait_for("Restore code", Duration::from_secs(20));
-        let on_code = || {
-            self.screen()
+        self.move_to("Down", "\"Restore code\"", |screen| {
+            screen
                 .lines()
                 .any(|l| l.contains('❯') && l.trim_end().ends_with("Restore code"))
-        };
+        });
+        self.key("Enter");
+    }
+
+    /// Presses `key` until the screen shows the menu's cursor where `there` says (at most six
+    /// times); panics with the screen, naming `what`, if it never gets there.
+    fn move_to(&self, key: &str, what: &str, there: impl Fn(&str) -> bool) {
         for _ in 0..6 {
-            if on_code() {
-                break;
+            if there(&self.screen()) {
+                return;
             }
-            self.key("Down");
+            self.key(key);
             std::thread::sleep(Duration::from_millis(300));
         }
         assert!(
-            on_code(),
-            "no \"Restore code\" to choose:\n{}",
+            there(&self.screen()),
+            "no {what} to choose:\n{}",
             self.screen()
         );
-        self.key("Enter");
+    }
+
+    /// Empties the prompt's input line, one backspace per character it shows.
+    fn clear_input(&self) {
+        for _ in 0..self.input().chars().count() {
+            self.key("BSpace");
+        }
     }
 
     /// The prompt's input line: what follows the last `❯ ` on the screen.
