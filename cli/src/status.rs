@@ -263,6 +263,7 @@ fn doc(s: &Seen) -> Value {
         "last_fetch_ms": status.last_fetch_ms,
         "last_push_ms": status.last_push_ms,
         "pending": {"paths": status.pending_paths, "bytes": status.pending_bytes, "waiting": status.waiting},
+        "unsyncable": status.unsyncable,
         "divergent_sessions": s.divergent,
         "lost_newest_wins": s.lost,
         "last_error": status.last_error.as_ref().map(|(at, e)| json!({"at_ms": at, "message": e})),
@@ -396,6 +397,33 @@ fn machines_text(s: &Seen, t: &mut String) {
     );
     for w in &status.waiting {
         let _ = writeln!(t, "  of which {} in {} wait: {}", w.paths, w.dir, w.why);
+    }
+    unsyncable_text(&status.unsyncable, t);
+}
+
+/// Most files the text names that the store cannot hold (`--json` gives all).
+const UNSYNCABLE_SHOWN: usize = 10;
+
+/// Files that stay on this machine because the store cannot hold their paths, and what to do.
+fn unsyncable_text(files: &[ferry_sync::engine::Unsyncable], t: &mut String) {
+    use std::fmt::Write;
+    if files.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        t,
+        "not synced: {} file(s) in paths the store cannot hold stay on this machine only (rename or move them to sync them):",
+        files.len()
+    );
+    for f in files.iter().take(UNSYNCABLE_SHOWN) {
+        let _ = writeln!(t, "  {}: {}", f.path, f.why);
+    }
+    if files.len() > UNSYNCABLE_SHOWN {
+        let _ = writeln!(
+            t,
+            "  and {} more (ferry status --json lists them all)",
+            files.len() - UNSYNCABLE_SHOWN
+        );
     }
 }
 

@@ -12,7 +12,7 @@
 //! not have, and it works per OPEN, so every open would cost a round trip again. The stateless
 //! design serves every user the same way; warm reads come from the kernel's page cache.
 
-use crate::core::{Attr, Fs, SetAttr};
+use crate::core::{Attr, Detached, Fs, SetAttr};
 use crate::error::FsError;
 use crate::requester::Requesters;
 use crate::upper::{Kind, SetTime};
@@ -44,6 +44,12 @@ struct Inodes {
     paths: HashMap<u64, PathBuf>,
     inos: HashMap<PathBuf, u64>,
     next: u64,
+    /// How many times the kernel was given each inode (lookups, creations, listed entries)
+    /// and has not forgotten: while it is above zero the kernel may still use the inode.
+    lookups: HashMap<u64, u64>,
+    /// Files whose name went away while the kernel still had them (an open descriptor, or
+    /// just not yet evicted), by inode, until the kernel forgets them.
+    detached: HashMap<u64, Arc<Detached>>,
     /// Directory listings being read, by directory inode (taken at offset 0).
     listings: HashMap<u64, Listing>,
 }
@@ -61,6 +67,49 @@ impl Inodes {
 
     fn path(&self, ino: INodeNo) -> Result<PathBuf, Errno> {
         self.paths.get(&ino.0).cloned().ok_or(Errno::ESTALE)
+    }
+
+    /// What inode `ino` is: a path of the view, or a file whose name is gone.
+    fn target(&self, ino: INodeNo) -> Result<Target, Errno> {
+        match self.paths.get(&ino.0) {
+            Some(p) => Ok(Target::Path(p.clone())),
+            None => self
+                .detached
+                .get(&ino.0)
+                .map(|d| Target::Detached(d.clone()))
+                .ok_or(Errno::ESTALE),
+        }
+    }
+
+    /// Counts one more reference the kernel got to `ino`.
+    fn looked_up(&mut self, ino: u64) {
+        *self.lookups.entry(ino).or_default() += 1;
+    }
+
+    /// The kernel dropped `n` references to `ino`: once none is left, a detached file's bytes
+    /// go.
+    fn forget(&mut self, ino: u64, n: u64) {
+        if let Some(count) = self.lookups.get_mut(&ino) {
+            *count = count.saturating_sub(n);
+            if *count == 0 {
+                self.lookups.remove(&ino);
+                self.detached.remove(&ino);
+            }
+        }
+    }
+
+    /// Whether the kernel may still use `ino`.
+    fn in_kernel(&self, ino: u64) -> bool {
+        self.lookups.get(&ino).is_some_and(|&n| n > 0)
+    }
+
+    /// Forgets `path`, whose name is gone; its inode keeps serving `held` (the bytes it had)
+    /// until the kernel forgets it.
+    fn retire(&mut self, path: &Path, held: Option<(u64, Detached)>) {
+        self.remove(path);
+        if let Some((ino, d)) = held {
+            self.detached.insert(ino, Arc::new(d));
+        }
     }
 
     fn ino(&mut self, path: &Path) -> u64 {
@@ -115,6 +164,14 @@ impl Inodes {
             self.inos.insert(new, i);
         }
     }
+}
+
+/// What a request's inode is.
+enum Target {
+    /// A path of the view.
+    Path(PathBuf),
+    /// A file whose name went away while it was open.
+    Detached(Arc<Detached>),
 }
 
 /// What a rename's flags ask for: an exchange or whiteout (refused), and no-replace.
@@ -183,12 +240,20 @@ fn file_attr(ino: u64, a: &Attr) -> FileAttr {
             Kind::File => FileType::RegularFile,
         },
         perm: a.mode as u16,
-        nlink: if a.kind == Kind::Dir { 2 } else { 1 },
+        nlink: a.nlink,
         uid: a.uid,
         gid: a.gid,
         rdev: 0,
         blksize: 4096,
         flags: 0,
+    }
+}
+
+/// The attributes of a file whose name is gone: no links, as `fstat` says on a local disk.
+fn detached_attr(ino: u64, a: &Attr) -> FileAttr {
+    FileAttr {
+        nlink: 0,
+        ..file_attr(ino, a)
     }
 }
 
@@ -235,6 +300,27 @@ impl Adapter {
         }
     }
 
+    fn target(&self, ino: INodeNo) -> Result<Target, Errno> {
+        self.inodes().target(ino)
+    }
+
+    /// Holds the bytes of file `path` for the kernel's inode of it (if it has one), before an
+    /// unlink or a rename over it takes its name: descriptors open on it keep working, as on
+    /// a local disk.
+    fn hold(&self, path: &Path) -> Option<(u64, Detached)> {
+        let ino = {
+            let inodes = self.inodes();
+            inodes.known(path).filter(|&i| inodes.in_kernel(i))?
+        };
+        match self.fs.detach(path) {
+            Ok(d) => d.map(|d| (ino, d)),
+            Err(e) => {
+                tracing::warn!(%e, ?path, "holding an open file's bytes failed");
+                None
+            }
+        }
+    }
+
     fn child(&self, parent: INodeNo, name: &OsStr) -> Result<PathBuf, Errno> {
         Ok(self.path(parent)?.join(name))
     }
@@ -242,14 +328,20 @@ impl Adapter {
     fn entry(&self, path: &Path, attr: Result<Attr, FsError>, reply: ReplyEntry) {
         match attr {
             Ok(a) => {
-                let ino = self.inodes().ino(path);
+                let ino = {
+                    let mut inodes = self.inodes();
+                    let ino = inodes.ino(path);
+                    inodes.looked_up(ino);
+                    ino
+                };
                 reply.entry(&TTL, &file_attr(ino, &a), Generation(0));
             }
             Err(e) => reply.error(errno(e)),
         }
     }
 
-    /// Unlink or rmdir: the core removes `name`, then its inode number is forgotten.
+    /// Unlink or rmdir: the core removes `name`, then its inode number is forgotten (a file's
+    /// inode keeps its bytes for the descriptors open on it).
     fn remove(
         &self,
         parent: INodeNo,
@@ -257,15 +349,17 @@ impl Adapter {
         op: fn(&Fs, &Path) -> Result<(), FsError>,
         reply: ReplyEmpty,
     ) {
-        let result = self
-            .child(parent, name)
-            .and_then(|p| op(&self.fs, &p).map(|()| p).map_err(errno));
-        match result {
-            Ok(p) => {
-                self.inodes().remove(&p);
+        let path = match self.child(parent, name) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let held = self.hold(&path);
+        match op(&self.fs, &path) {
+            Ok(()) => {
+                self.inodes().retire(&path, held);
                 reply.ok()
             }
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(errno(e)),
         }
     }
 
@@ -327,11 +421,21 @@ impl Filesystem for Adapter {
         }
     }
 
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        // Live paths keep their numbers (see `Inodes`); a detached file's bytes go with the
+        // kernel's last reference, once its last descriptor is closed.
+        self.inodes().forget(ino.0, nlookup);
+    }
+
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let _op = tracing::debug_span!("getattr", ino = ino.0).entered();
-        match self.path(ino) {
-            Ok(path) => match self.fs.getattr(&path) {
+        match self.target(ino) {
+            Ok(Target::Path(path)) => match self.fs.getattr(&path) {
                 Ok(a) => reply.attr(&TTL, &file_attr(ino.0, &a)),
+                Err(e) => reply.error(errno(e)),
+            },
+            Ok(Target::Detached(d)) => match d.getattr() {
+                Ok(a) => reply.attr(&TTL, &detached_attr(ino.0, &a)),
                 Err(e) => reply.error(errno(e)),
             },
             Err(e) => reply.error(e),
@@ -357,11 +461,15 @@ impl Filesystem for Adapter {
         reply: ReplyAttr,
     ) {
         let _op = tracing::debug_span!("setattr", ino = ino.0).entered();
-        let path = match self.path(ino) {
-            Ok(p) => p,
+        let target = match self.target(ino) {
+            Ok(t) => t,
             Err(e) => return reply.error(e),
         };
-        if let Ok(cur) = self.fs.getattr(&path)
+        let cur = match &target {
+            Target::Path(path) => self.fs.getattr(path),
+            Target::Detached(d) => d.getattr(),
+        };
+        if let Ok(cur) = cur
             && (uid.is_some_and(|u| u != cur.uid) || gid.is_some_and(|g| g != cur.gid))
         {
             return reply.error(Errno::EPERM);
@@ -372,8 +480,12 @@ impl Filesystem for Adapter {
             mtime: set_time(mtime),
             mode: mode.map(|m| m & 0o7777),
         };
-        match self.fs.setattr(&path, set) {
-            Ok(a) => reply.attr(&TTL, &file_attr(ino.0, &a)),
+        let done = match &target {
+            Target::Path(path) => self.fs.setattr(path, set).map(|a| file_attr(ino.0, &a)),
+            Target::Detached(d) => d.setattr(set).map(|a| detached_attr(ino.0, &a)),
+        };
+        match done {
+            Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -426,9 +538,14 @@ impl Filesystem for Adapter {
             (Ok(f), Ok(t)) => (f, t),
             (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
+        let held = if from == to { None } else { self.hold(&to) };
         match self.fs.rename(&from, &to, noreplace) {
             Ok(()) => {
-                self.inodes().rename(&from, &to);
+                let mut inodes = self.inodes();
+                if from != to {
+                    inodes.retire(&to, held);
+                }
+                inodes.rename(&from, &to);
                 reply.ok()
             }
             Err(e) => reply.error(errno(e)),
@@ -464,12 +581,14 @@ impl Filesystem for Adapter {
         reply: ReplyData,
     ) {
         let _op = tracing::debug_span!("read", ino = ino.0).entered();
-        match self.path(ino) {
-            Ok(p) => match self.fs.read(&p, offset, size) {
-                Ok(data) => reply.data(&data),
-                Err(e) => reply.error(errno(e)),
-            },
-            Err(e) => reply.error(e),
+        let data = match self.target(ino) {
+            Ok(Target::Path(p)) => self.fs.read(&p, offset, size),
+            Ok(Target::Detached(d)) => d.read(offset, size),
+            Err(e) => return reply.error(e),
+        };
+        match data {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno(e)),
         }
     }
 
@@ -487,12 +606,14 @@ impl Filesystem for Adapter {
     ) {
         let _op = tracing::debug_span!("write", ino = ino.0).entered();
         let append = flags.0 & libc::O_APPEND != 0;
-        match self.path(ino) {
-            Ok(p) => match self.fs.write(&p, offset, data, append) {
-                Ok(n) => reply.written(n),
-                Err(e) => reply.error(errno(e)),
-            },
-            Err(e) => reply.error(e),
+        let written = match self.target(ino) {
+            Ok(Target::Path(p)) => self.fs.write(&p, offset, data, append),
+            Ok(Target::Detached(d)) => d.write(offset, data, append),
+            Err(e) => return reply.error(e),
+        };
+        match written {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(errno(e)),
         }
     }
 
@@ -518,12 +639,14 @@ impl Filesystem for Adapter {
         reply: ReplyEmpty,
     ) {
         let _op = tracing::debug_span!("fsync", ino = ino.0).entered();
-        match self.path(ino) {
-            Ok(p) => match self.fs.fsync(&p) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(e)),
-            },
-            Err(e) => reply.error(e),
+        let done = match self.target(ino) {
+            Ok(Target::Path(p)) => self.fs.fsync(&p),
+            Ok(Target::Detached(d)) => d.fsync(),
+            Err(e) => return reply.error(e),
+        };
+        match done {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
         }
     }
 
@@ -566,6 +689,7 @@ impl Filesystem for Adapter {
             Ok(l) => l,
             Err(e) => return reply.error(e),
         };
+        let mut inodes = self.inodes();
         for (i, (child, name, attr)) in list.iter().enumerate().skip(offset as usize) {
             let fa = file_attr(*child, attr);
             if reply.add(
@@ -578,7 +702,12 @@ impl Filesystem for Adapter {
             ) {
                 break;
             }
+            // The kernel counts a listed entry as a lookup, but for `.` and `..`.
+            if i >= 2 {
+                inodes.looked_up(*child);
+            }
         }
+        drop(inodes);
         reply.ok()
     }
 
@@ -616,7 +745,12 @@ impl Filesystem for Adapter {
         };
         match self.fs.create(&path, mode, flags & libc::O_EXCL != 0) {
             Ok(a) => {
-                let ino = self.inodes().ino(&path);
+                let ino = {
+                    let mut inodes = self.inodes();
+                    let ino = inodes.ino(&path);
+                    inodes.looked_up(ino);
+                    ino
+                };
                 reply.created(
                     &TTL,
                     &file_attr(ino, &a),

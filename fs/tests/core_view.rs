@@ -405,3 +405,184 @@ fn a_new_file_and_directory_get_exactly_the_mode_asked_for_whatever_the_daemons_
     rig.fs.create(&file, 0o666, false).unwrap();
     assert_eq!(mode(&file), 0o620);
 }
+
+/// ext4's rule (pjdfstest `unlink/14.t`, issue 28): a file open when its name is removed or
+/// replaced keeps its bytes for the descriptors on it: they read, write, truncate and stat the
+/// same file, which no name shows any more.
+#[cfg(unix)]
+#[test]
+fn a_file_whose_name_is_removed_keeps_its_bytes_for_the_descriptors_open_on_it() {
+    let rig = Rig::new();
+    let slug = rig.slug();
+    rig.fs.mkdir(Path::new(&slug), 0o700).unwrap();
+    let own = Path::new(&slug).join("own.jsonl");
+    rig.fs.create(&own, 0o640, true).unwrap();
+    rig.fs.write(&own, 0, b"abc\n", false).unwrap();
+    let d = rig.fs.detach(&own).unwrap().expect("a file");
+    rig.fs.unlink(&own).unwrap();
+    assert_eq!(rig.fs.getattr(&own).unwrap_err().errno, libc::ENOENT);
+    assert!(!rig.upper.join(&own).exists());
+    assert_eq!(d.read(0, 100).unwrap(), b"abc\n");
+    d.write(0, b"def\n", true).unwrap();
+    d.write(0, b"A", false).unwrap();
+    assert_eq!(d.read(0, 100).unwrap(), b"Abc\ndef\n");
+    let a = d.setattr(SetAttr {
+        size: Some(2),
+        mode: Some(0o600),
+        ..SetAttr::default()
+    });
+    let a = a.unwrap();
+    assert_eq!((a.size, a.mode), (2, 0o600));
+    // A new file under the old name is another file.
+    rig.fs.create(&own, 0o600, true).unwrap();
+    rig.fs.write(&own, 0, b"new\n", false).unwrap();
+    assert_eq!(d.read(0, 100).unwrap(), b"Ab");
+    assert_eq!(rig.read(&own.to_string_lossy()).unwrap(), b"new\n");
+
+    // Another machine's file, replaced by a rename over it: the descriptors read its bytes in
+    // this machine's form, and a write changes only that descriptor's file, never the cache
+    // the view serves from.
+    let t = now_ms() - 60_000;
+    let text = line("u1", "theirs");
+    rig.b_writes("s1.jsonl", text.as_bytes(), t);
+    let theirs = format!("{slug}/s1.jsonl");
+    let want = local(&rig, &text);
+    let d1 = rig.fs.detach(Path::new(&theirs)).unwrap().expect("a file");
+    let d2 = rig.fs.detach(Path::new(&theirs)).unwrap().expect("a file");
+    rig.fs
+        .rename(&own, Path::new(&theirs), false)
+        .expect("a rename over it");
+    assert_eq!(rig.read(&theirs).unwrap(), b"new\n");
+    assert_eq!(d1.read(0, 10_000).unwrap(), want.as_bytes());
+    let attr = d1.getattr().unwrap();
+    assert_eq!(
+        (attr.size, attr.mode, attr.mtime_ns / 1_000_000),
+        (want.len() as u64, 0o600, t as i128)
+    );
+    d1.write(0, b"#", false).unwrap();
+    assert!(d1.read(0, 10_000).unwrap().starts_with(b"#"));
+    assert_eq!(d1.getattr().unwrap().mode, 0o600);
+    assert_eq!(d2.read(0, 10_000).unwrap(), want.as_bytes());
+    assert!(d.fsync().is_ok() && d1.fsync().is_ok());
+    // A directory has nothing to hold.
+    assert!(rig.fs.detach(Path::new(&slug)).unwrap().is_none());
+}
+
+/// ext4's rule (pjdfstest's `*/03.t`, issue 28): a path's length is counted from the caller's
+/// directory, so a tree may go deeper than `PATH_MAX` from the view's root; every operation
+/// works at any depth.
+#[cfg(unix)]
+#[test]
+fn a_tree_deeper_than_path_max_from_the_root_works_at_every_depth() {
+    let rig = Rig::new();
+    let slug = rig.slug();
+    let name = "d".repeat(200);
+    let mut dir = std::path::PathBuf::from(&slug);
+    rig.fs.mkdir(&dir, 0o700).unwrap();
+    for _ in 0..25 {
+        dir.push(&name);
+        rig.fs.mkdir(&dir, 0o700).unwrap();
+    }
+    assert!(dir.as_os_str().len() > libc::PATH_MAX as usize);
+    let file = dir.join("s.jsonl");
+    rig.fs.create(&file, 0o600, true).unwrap();
+    rig.fs.write(&file, 0, b"deep\n", true).unwrap();
+    assert_eq!(rig.fs.read(&file, 0, 100).unwrap(), b"deep\n");
+    assert_eq!(rig.fs.getattr(&file).unwrap().size, 5);
+    let names: Vec<_> = rig
+        .fs
+        .readdir(&dir)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["s.jsonl"]);
+    rig.fs
+        .setattr(
+            &file,
+            SetAttr {
+                mode: Some(0o640),
+                mtime: Some(SetTime::At(1_000_000_000_000_000_000)),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(rig.fs.getattr(&file).unwrap().mode, 0o640);
+    // Deeper than the store holds: it stays here, and `ferry status` says so.
+    let unsyncable = || rig.recorder.unsyncable.lock().unwrap().clone();
+    let listed = unsyncable();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].path, file.to_string_lossy());
+    assert!(listed[0].why.contains("too deep"), "{listed:?}");
+    let moved = dir.join("t.jsonl");
+    rig.fs.rename(&file, &moved, true).unwrap();
+    assert_eq!(unsyncable()[0].path, moved.to_string_lossy());
+    let d = rig.fs.detach(&moved).unwrap().expect("a file");
+    rig.fs.unlink(&moved).unwrap();
+    assert_eq!(d.read(0, 100).unwrap(), b"deep\n");
+    assert!(unsyncable().is_empty());
+    // A name that is not UTF-8 is no path the store holds either.
+    use std::os::unix::ffi::OsStrExt;
+    let odd = Path::new(&slug).join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    rig.fs.create(&odd, 0o600, true).unwrap();
+    assert!(
+        unsyncable()[0].why.contains("not UTF-8"),
+        "{:?}",
+        unsyncable()
+    );
+    rig.fs.unlink(&odd).unwrap();
+    assert!(unsyncable().is_empty());
+    while dir.as_os_str() != slug.as_str() {
+        rig.fs.rmdir(&dir).unwrap();
+        dir.pop();
+    }
+    assert!(rig.fs.readdir(Path::new(&slug)).unwrap().is_empty());
+}
+
+/// ext4's rule (pjdfstest `rename/24.t`, issue 28): a directory's link count is two plus one
+/// per subdirectory, whichever machine's files make the subdirectory.
+#[test]
+fn a_directorys_link_count_counts_its_subdirectories_from_every_machine() {
+    let rig = Rig::new();
+    let slug = rig.slug();
+    rig.b_writes("theirs/x.txt", b"x", now_ms() - 60_000);
+    rig.b_writes("both/y.txt", b"y", now_ms() - 60_000);
+    let links = |p: &str| rig.fs.getattr(Path::new(p)).unwrap().nlink;
+    // Only other machines' files: no upper directory yet.
+    assert_eq!(links(&slug), 4);
+    rig.fs.mkdir(&Path::new(&slug).join("own"), 0o700).unwrap();
+    rig.fs
+        .mkdir(&Path::new(&slug).join("both"), 0o700)
+        .unwrap_err();
+    rig.fs
+        .create(&Path::new(&slug).join("both/z.txt"), 0o600, true)
+        .unwrap();
+    assert_eq!(links(&slug), 5, "own, theirs and both");
+    let listed = rig.fs.readdir(Path::new("")).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .find(|(n, _)| n == slug.as_str())
+            .unwrap()
+            .1
+            .nlink,
+        5
+    );
+    assert_eq!(links(&format!("{slug}/own")), 2);
+    rig.fs
+        .rename(
+            &Path::new(&slug).join("own"),
+            &Path::new(&slug).join("theirs/own"),
+            false,
+        )
+        .unwrap();
+    assert_eq!(links(&slug), 4);
+    assert_eq!(links(&format!("{slug}/theirs")), 3);
+    assert_eq!(
+        rig.fs
+            .getattr(&Path::new(&slug).join("both/z.txt"))
+            .unwrap()
+            .nlink,
+        1
+    );
+}

@@ -719,9 +719,53 @@ last error: none
             "rejected",
             "remote",
             "schema",
-            "secrets"
+            "secrets",
+            "unsyncable"
         ]
     );
     assert_eq!(doc["schema"], 1);
     assert!(doc["machines"][0]["last_commit_ms"].is_i64(), "{doc}");
+}
+
+/// A file written through the view in a path the store cannot hold (here: deeper than 16
+/// directories in its project) stays on this machine, and `ferry status` names it with why and
+/// what to do, until it goes.
+#[test]
+fn status_names_files_the_store_cannot_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (m, proj) = Machine::mounted_alone(tmp.path());
+    std::fs::write(
+        proj.join("s.jsonl"),
+        line("u1", Path::new("/work/proj"), "hi"),
+    )
+    .unwrap();
+    let deep = (0..17).fold(proj.clone(), |p, i| p.join(format!("d{i}")));
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("notes.txt"), "kept here\n").unwrap();
+    let rel = deep.join("notes.txt");
+    let rel = rel
+        .strip_prefix(m.projects())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let text = m.ok(&["status"]);
+    assert!(
+        text.contains("not synced: 1 file(s) in paths the store cannot hold stay on this machine only (rename or move them to sync them):")
+            && text.contains(&format!("  {rel}: ")),
+        "{text}"
+    );
+    let doc = json(&m.ok(&["status", "--json"]));
+    assert_eq!(doc["unsyncable"][0]["path"], rel.as_str(), "{doc}");
+    assert!(
+        doc["unsyncable"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("too deep"),
+        "{doc}"
+    );
+    std::fs::remove_file(deep.join("notes.txt")).unwrap();
+    let doc = json(&m.ok(&["status", "--json"]));
+    assert_eq!(doc["unsyncable"], serde_json::json!([]), "{doc}");
+    assert!(!m.ok(&["status"]).contains("not synced"));
+    m.ok(&["unmount"]);
 }

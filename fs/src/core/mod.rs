@@ -14,6 +14,8 @@
 //! until the engine commits it, an in-memory whiteout keeps the file out of the view.
 
 mod adopt;
+#[cfg(unix)]
+mod detached;
 mod mutate;
 mod notes;
 mod refresh;
@@ -36,6 +38,8 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+#[cfg(unix)]
+pub use detached::Detached;
 pub use resolve::Node;
 
 /// Where changes go to be committed: the sync engine, or a recorder in tests.
@@ -45,6 +49,9 @@ pub trait Sink: Send + Sync {
 
     /// Reports the changes held back until their project is known (all of them, each time).
     fn waiting(&self, _waiting: Vec<ferry_sync::engine::Waiting>) {}
+
+    /// Reports the files written here that the store cannot hold (all of them, each time).
+    fn unsyncable(&self, _files: Vec<ferry_sync::engine::Unsyncable>) {}
 
     /// Says the view was looked at (a listing, a project directory): after a quiet spell the
     /// engine fetches at once, in the background.
@@ -58,6 +65,10 @@ impl Sink for EngineHandle {
 
     fn waiting(&self, waiting: Vec<ferry_sync::engine::Waiting>) {
         self.set_waiting(waiting);
+    }
+
+    fn unsyncable(&self, files: Vec<ferry_sync::engine::Unsyncable>) {
+        self.set_unsyncable(files);
     }
 
     fn touch(&self) {
@@ -129,6 +140,8 @@ struct Inner {
     projects: HashMap<String, ProjectRecord>,
     /// Changes in slug directories whose project is not known yet (no transcript names a cwd).
     unresolved: BTreeMap<String, Vec<(RelPath, Change, u64)>>,
+    /// Files written here whose path the store cannot hold, by view path, with why.
+    unsyncable: BTreeMap<PathBuf, String>,
     /// View paths whose upper file has taken in other machines' versions up to this mtime (ms),
     /// by a copy-up or by already holding every line: those versions never count against the
     /// upper file again, whatever local edits follow. Kept in `FsConfig::marks`.
@@ -213,6 +226,7 @@ impl Fs {
                 whiteouts: HashMap::new(),
                 projects: HashMap::new(),
                 unresolved: BTreeMap::new(),
+                unsyncable: BTreeMap::new(),
                 absorbed: load_marks(&config.marks),
                 active: HashMap::new(),
             }),
@@ -258,7 +272,7 @@ impl Fs {
         let node = self
             .node(&mut inner, &foreign, path)?
             .ok_or_else(|| FsError::not_found(path))?;
-        Ok(self.attr(&node))
+        Ok(self.attr_at(&foreign, path, &node))
     }
 
     /// The entries of directory `path`, with their attributes, sorted by name.
@@ -280,7 +294,7 @@ impl Fs {
                 continue;
             }
             if let Some(node) = self.node(&mut inner, &foreign, &child)? {
-                out.insert(name, self.attr(&node));
+                out.insert(name, self.attr_at(&foreign, &child, &node));
             }
         }
         Ok(out.into_iter().collect())
@@ -301,16 +315,7 @@ impl Fs {
                 None => return Err(FsError::not_found(path)),
             }
         };
-        let mut buf = vec![0; size as usize];
-        let mut done = 0;
-        while done < buf.len() {
-            match read_at(&file, &mut buf[done..], offset + done as u64)? {
-                0 => break,
-                n => done += n,
-            }
-        }
-        buf.truncate(done);
-        Ok(buf)
+        Ok(read_upto(&file, offset, size)?)
     }
 
     /// Space on the upper layer's filesystem: (block size, blocks, free, available, files,
@@ -349,6 +354,7 @@ impl Fs {
             ctime_ns: mtime_ns,
             uid: self.uid,
             gid: self.gid,
+            nlink: if kind == Kind::Dir { 2 } else { 1 },
         };
         match node {
             Node::Dir { upper: Some(m) } | Node::Upper(m) => *m,
@@ -367,6 +373,29 @@ impl Fs {
                 None => synthetic(Kind::File, *size, 0o600, *mtime_ns),
             },
         }
+    }
+
+    /// The attributes of `node` at `path`, with a directory's link count as a local disk
+    /// gives it: the upper layer's, plus one for each subdirectory only other machines
+    /// provide (its `..`).
+    fn attr_at(&self, foreign: &Foreign, path: &Path, node: &Node) -> Attr {
+        let mut attr = self.attr(node);
+        let Node::Dir { upper } = node else {
+            return attr;
+        };
+        let Some(children) = key_of(path).and_then(|k| foreign.dirs.get(k.as_ref())) else {
+            return attr;
+        };
+        let is_upper_dir = |name: &str| {
+            upper.is_some()
+                && matches!(self.upper.stat(&path.join(name)), Ok(Some(m)) if m.kind == Kind::Dir)
+        };
+        let theirs = children
+            .iter()
+            .filter(|(name, is_dir)| **is_dir && !is_upper_dir(name))
+            .count();
+        attr.nlink += theirs as u32;
+        attr
     }
 
     fn upper_fd(&self, inner: &mut Inner, path: &Path) -> FsResult<Arc<File>> {
@@ -468,6 +497,20 @@ fn save_book(book: &crate::places::PlaceBook, path: &Path) {
 fn hidden_name(name: &std::ffi::OsStr) -> bool {
     name.to_str()
         .is_some_and(|n| n.starts_with(ferry_sync::upper::TEMP_PREFIX))
+}
+
+/// Up to `size` bytes of `f` at `offset`: fewer only at the end of the file.
+fn read_upto(f: &File, offset: u64, size: u32) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0; size as usize];
+    let mut done = 0;
+    while done < buf.len() {
+        match read_at(f, &mut buf[done..], offset + done as u64)? {
+            0 => break,
+            n => done += n,
+        }
+    }
+    buf.truncate(done);
+    Ok(buf)
 }
 
 #[cfg(unix)]

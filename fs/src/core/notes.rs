@@ -8,22 +8,35 @@ use ferry_sync::upper::{CWD_SCAN, cwd_in, never_sync, project_for_cwd};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-/// Splits a view path into its slug directory and the path inside it.
-fn split(path: &Path) -> Option<(String, String)> {
+/// Splits a view path into its slug directory and the path inside it, as the store holds
+/// it; `None` for what is never synced (a file beside the project directories, a temporary
+/// file), or why the store cannot hold it.
+fn split(path: &Path) -> Option<Result<(String, RelPath), String>> {
     let mut comps = path.components();
     let Some(Component::Normal(slug)) = comps.next() else {
         return None;
     };
-    let rest: Vec<&str> = comps
+    let rest: Vec<&std::ffi::OsStr> = comps
         .map(|c| match c {
-            Component::Normal(n) => n.to_str(),
+            Component::Normal(n) => Some(n),
             _ => None,
         })
         .collect::<Option<_>>()?;
-    if rest.is_empty() || rest.iter().any(|n| never_sync(n)) {
+    if rest.is_empty() || rest.iter().any(|n| n.to_str().is_some_and(never_sync)) {
         return None;
     }
-    Some((slug.to_str()?.to_string(), rest.join("/")))
+    let utf8 = || -> Option<(String, Vec<&str>)> {
+        let rest = rest.iter().map(|n| n.to_str()).collect::<Option<_>>()?;
+        Some((slug.to_str()?.to_string(), rest))
+    };
+    let Some((slug, rest)) = utf8() else {
+        return Some(Err("its name is not UTF-8".into()));
+    };
+    Some(
+        RelPath::new(&rest.join("/"))
+            .map(|rel| (slug, rel))
+            .map_err(|e| e.to_string()),
+    )
 }
 
 impl Fs {
@@ -66,15 +79,10 @@ impl Fs {
         change: Change,
         bytes: u64,
     ) {
-        let Some((slug, rel)) = split(path) else {
-            return;
-        };
-        let rel = match RelPath::new(&rel) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(?path, error = %e, "not syncing a path the store cannot hold");
-                return;
-            }
+        let (slug, rel) = match split(path) {
+            None => return,
+            Some(Ok(split)) => split,
+            Some(Err(why)) => return self.cannot_hold(inner, path, why, &change),
         };
         match self.project_of(inner, foreign, &slug) {
             Some(p) => {
@@ -129,6 +137,39 @@ impl Fs {
             })
             .collect();
         self.sink.waiting(waiting);
+    }
+
+    /// Keeps the list of files here the store cannot hold, for `ferry status`: `path` written,
+    /// or gone (then nothing of it needs syncing).
+    fn cannot_hold(&self, inner: &mut Inner, path: &Path, why: String, change: &Change) {
+        let changed = match change {
+            Change::Write { .. } => {
+                let new = inner
+                    .unsyncable
+                    .insert(path.to_path_buf(), why.clone())
+                    .is_none();
+                if new {
+                    tracing::warn!(
+                        ?path,
+                        why,
+                        "a file the store cannot hold stays on this machine only"
+                    );
+                }
+                new
+            }
+            Change::Delete { .. } | Change::Hide { .. } => inner.unsyncable.remove(path).is_some(),
+        };
+        if changed {
+            let files = inner
+                .unsyncable
+                .iter()
+                .map(|(p, why)| ferry_sync::engine::Unsyncable {
+                    path: p.to_string_lossy().into_owned(),
+                    why: why.clone(),
+                })
+                .collect();
+            self.sink.unsyncable(files);
+        }
     }
 
     /// The project of slug directory `slug`: recorded, placed from another machine, or found

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub use unix::Upper;
+pub use unix::{Upper, fstat_meta, set_file_mode, set_file_times};
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
@@ -43,6 +43,8 @@ pub struct Meta {
     pub uid: u32,
     /// Group.
     pub gid: u32,
+    /// Hard links: for a directory two, plus one per subdirectory (its `..`).
+    pub nlink: u32,
 }
 
 impl Meta {

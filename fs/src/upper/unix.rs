@@ -10,7 +10,7 @@ use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use std::ffi::OsString;
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,7 @@ fn meta(st: &nix::sys::stat::FileStat) -> Option<Meta> {
         ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
         uid: st.st_uid,
         gid: st.st_gid,
+        nlink: st.st_nlink as u32,
     })
 }
 
@@ -47,6 +48,53 @@ fn timespec(t: Option<SetTime>) -> TimeSpec {
             ns.div_euclid(1_000_000_000) as _,
             ns.rem_euclid(1_000_000_000) as _,
         ),
+    }
+}
+
+/// The metadata of an open file, as `fstat` gives it.
+pub fn fstat_meta(f: &File) -> FsResult<Meta> {
+    let st = nix::sys::stat::fstat(f.as_fd())?;
+    meta(&st).ok_or_else(|| crate::error::FsError::new(libc::EINVAL, "not a file or directory"))
+}
+
+/// Sets the permission bits of an open file.
+pub fn set_file_mode(f: &File, mode: u32) -> FsResult<()> {
+    nix::sys::stat::fchmod(f.as_fd(), Mode::from_bits_truncate((mode & 0o7777) as _))?;
+    Ok(())
+}
+
+/// Sets the access and modification times of an open file (`None` leaves one unchanged).
+pub fn set_file_times(f: &File, atime: Option<SetTime>, mtime: Option<SetTime>) -> FsResult<()> {
+    nix::sys::stat::futimens(f.as_fd(), &timespec(atime), &timespec(mtime))?;
+    Ok(())
+}
+
+/// The longest path one `*at` call takes (`PATH_MAX` counts the terminating NUL).
+const MAX_AT: usize = libc::PATH_MAX as usize - 1;
+
+/// How a directory on the way down a long path is opened: only to resolve names from.
+#[cfg(target_os = "linux")]
+const WAY_DOWN: OFlag = OFlag::O_PATH
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_CLOEXEC);
+#[cfg(not(target_os = "linux"))]
+const WAY_DOWN: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_CLOEXEC);
+
+/// A directory to resolve a path from: the upper root, or a directory opened on the way down
+/// a path too long for one call.
+enum Base<'u> {
+    Root(BorrowedFd<'u>),
+    Dir(OwnedFd),
+}
+
+impl AsFd for Base<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Base::Root(fd) => *fd,
+            Base::Dir(fd) => fd.as_fd(),
+        }
     }
 }
 
@@ -86,6 +134,31 @@ impl Upper {
         })
     }
 
+    /// Where to resolve `rel` from, and what is left of it: the root and `rel` itself, unless
+    /// `rel` is longer than one call takes. The kernel counts a path's length from the caller's
+    /// directory, so a tree may be deeper than `PATH_MAX` from the root: then the deepest
+    /// directory on the way from which the rest fits in one call.
+    fn near<'a>(&self, rel: &'a Path) -> FsResult<(Base<'_>, &'a Path)> {
+        let mut base = Base::Root(self.dir.as_fd());
+        let mut rest = at(rel);
+        while rest.as_os_str().len() > MAX_AT {
+            let mut step = PathBuf::new();
+            for c in rest.components() {
+                if step.as_os_str().len() + 1 + c.as_os_str().len() > MAX_AT {
+                    break;
+                }
+                step.push(c);
+            }
+            if step.as_os_str().is_empty() {
+                return Err(nix::Error::ENAMETOOLONG.into());
+            }
+            let fd = nix::fcntl::openat(base.as_fd(), &step, WAY_DOWN, Mode::empty())?;
+            base = Base::Dir(fd);
+            rest = rest.strip_prefix(&step).expect("a prefix of the path");
+        }
+        Ok((base, rest))
+    }
+
     /// Where the directory was when it was opened (now covered by the mount).
     pub fn root(&self) -> &Path {
         &self.root
@@ -109,7 +182,8 @@ impl Upper {
     /// The metadata of `rel`, or `None` if it does not exist (or is neither file nor dir).
     /// Symlinks the user placed in the upper layer are followed, as Claude Code follows them.
     pub fn stat(&self, rel: &Path) -> FsResult<Option<Meta>> {
-        match nix::sys::stat::fstatat(self.dir.as_fd(), at(rel), AtFlags::empty()) {
+        let (base, rel) = self.near(rel)?;
+        match nix::sys::stat::fstatat(base.as_fd(), at(rel), AtFlags::empty()) {
             Ok(st) => Ok(meta(&st)),
             Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => Ok(None),
             Err(e) => Err(e.into()),
@@ -118,17 +192,14 @@ impl Upper {
 
     /// Opens the file `rel` for reading and writing (falling back to read-only).
     pub fn open_file(&self, rel: &Path) -> FsResult<File> {
+        let (base, rel) = self.near(rel)?;
         let flags = OFlag::O_CLOEXEC;
-        let fd =
-            match nix::fcntl::openat(self.dir.as_fd(), rel, flags | OFlag::O_RDWR, Mode::empty()) {
-                Err(nix::Error::EACCES | nix::Error::EROFS) => nix::fcntl::openat(
-                    self.dir.as_fd(),
-                    rel,
-                    flags | OFlag::O_RDONLY,
-                    Mode::empty(),
-                )?,
-                other => other?,
-            };
+        let fd = match nix::fcntl::openat(base.as_fd(), rel, flags | OFlag::O_RDWR, Mode::empty()) {
+            Err(nix::Error::EACCES | nix::Error::EROFS) => {
+                nix::fcntl::openat(base.as_fd(), rel, flags | OFlag::O_RDONLY, Mode::empty())?
+            }
+            other => other?,
+        };
         Ok(File::from(fd))
     }
 
@@ -137,9 +208,10 @@ impl Upper {
     /// is applied already (by the kernel, for a file made through the mount), and the
     /// daemon's own must not be applied again.
     pub fn create_file(&self, rel: &Path, mode: u32, excl: bool) -> FsResult<File> {
+        let (base, rel) = self.near(rel)?;
         let mode = Mode::from_bits_truncate((mode & 0o7777) as _);
         let flags = OFlag::O_CLOEXEC | OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL;
-        match nix::fcntl::openat(self.dir.as_fd(), rel, flags, mode) {
+        match nix::fcntl::openat(base.as_fd(), rel, flags, mode) {
             Ok(fd) => {
                 nix::sys::stat::fchmod(fd.as_fd(), mode)?;
                 Ok(File::from(fd))
@@ -147,7 +219,7 @@ impl Upper {
             Err(nix::Error::EEXIST) if !excl => {
                 let flags = OFlag::O_CLOEXEC | OFlag::O_RDWR | OFlag::O_TRUNC;
                 Ok(File::from(nix::fcntl::openat(
-                    self.dir.as_fd(),
+                    base.as_fd(),
                     rel,
                     flags,
                     Mode::empty(),
@@ -159,8 +231,9 @@ impl Upper {
 
     /// The entries of directory `rel` with their metadata (files and dirs only).
     pub fn list(&self, rel: &Path) -> FsResult<Vec<(OsString, Meta)>> {
+        let (base, rel) = self.near(rel)?;
         let fd = nix::fcntl::openat(
-            self.dir.as_fd(),
+            base.as_fd(),
             at(rel),
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
@@ -190,10 +263,11 @@ impl Upper {
 
     /// Creates directory `rel` with exactly `mode` (see [`Upper::create_file`]).
     pub fn mkdir(&self, rel: &Path, mode: u32) -> FsResult<()> {
+        let (base, rel) = self.near(rel)?;
         let mode = Mode::from_bits_truncate((mode & 0o7777) as _);
-        nix::sys::stat::mkdirat(self.dir.as_fd(), rel, mode)?;
+        nix::sys::stat::mkdirat(base.as_fd(), rel, mode)?;
         nix::sys::stat::fchmodat(
-            self.dir.as_fd(),
+            base.as_fd(),
             rel,
             mode,
             nix::sys::stat::FchmodatFlags::FollowSymlink,
@@ -203,29 +277,29 @@ impl Upper {
 
     /// Removes the file `rel`.
     pub fn unlink(&self, rel: &Path) -> FsResult<()> {
-        nix::unistd::unlinkat(
-            self.dir.as_fd(),
-            rel,
-            nix::unistd::UnlinkatFlags::NoRemoveDir,
-        )?;
+        let (base, rel) = self.near(rel)?;
+        nix::unistd::unlinkat(base.as_fd(), rel, nix::unistd::UnlinkatFlags::NoRemoveDir)?;
         Ok(())
     }
 
     /// Removes the empty directory `rel`.
     pub fn rmdir(&self, rel: &Path) -> FsResult<()> {
-        nix::unistd::unlinkat(self.dir.as_fd(), rel, nix::unistd::UnlinkatFlags::RemoveDir)?;
+        let (base, rel) = self.near(rel)?;
+        nix::unistd::unlinkat(base.as_fd(), rel, nix::unistd::UnlinkatFlags::RemoveDir)?;
         Ok(())
     }
 
     /// Renames `from` to `to` inside the upper layer (`noreplace`: fail if `to` exists).
     pub fn rename(&self, from: &Path, to: &Path, noreplace: bool) -> FsResult<()> {
+        let (fbase, from_at) = self.near(from)?;
+        let (tbase, to_at) = self.near(to)?;
         #[cfg(target_os = "linux")]
         if noreplace {
             nix::fcntl::renameat2(
-                self.dir.as_fd(),
-                from,
-                self.dir.as_fd(),
-                to,
+                fbase.as_fd(),
+                from_at,
+                tbase.as_fd(),
+                to_at,
                 RenameFlags::RENAME_NOREPLACE,
             )?;
             return Ok(());
@@ -234,7 +308,7 @@ impl Upper {
         if noreplace && self.stat(to)?.is_some() {
             return Err(nix::Error::EEXIST.into());
         }
-        nix::fcntl::renameat(self.dir.as_fd(), from, self.dir.as_fd(), to)?;
+        nix::fcntl::renameat(fbase.as_fd(), from_at, tbase.as_fd(), to_at)?;
         Ok(())
     }
 
@@ -245,8 +319,9 @@ impl Upper {
         atime: Option<SetTime>,
         mtime: Option<SetTime>,
     ) -> FsResult<()> {
+        let (base, rel) = self.near(rel)?;
         nix::sys::stat::utimensat(
-            self.dir.as_fd(),
+            base.as_fd(),
             at(rel),
             &timespec(atime),
             &timespec(mtime),
@@ -257,8 +332,9 @@ impl Upper {
 
     /// Sets the permission bits of `rel`.
     pub fn set_mode(&self, rel: &Path, mode: u32) -> FsResult<()> {
+        let (base, rel) = self.near(rel)?;
         nix::sys::stat::fchmodat(
-            self.dir.as_fd(),
+            base.as_fd(),
             at(rel),
             Mode::from_bits_truncate((mode & 0o7777) as _),
             nix::sys::stat::FchmodatFlags::FollowSymlink,

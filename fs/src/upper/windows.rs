@@ -64,6 +64,7 @@ fn meta(m: &std::fs::Metadata) -> Option<Meta> {
         ctime_ns: ns(m.created()),
         uid: 0,
         gid: 0,
+        nlink: if kind == Kind::Dir { 2 } else { 1 },
     })
 }
 

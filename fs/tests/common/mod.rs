@@ -20,6 +20,8 @@ pub struct Recorder {
     pub notes: Mutex<Vec<(String, String, Change)>>,
     /// The last report of changes waiting for their project.
     pub waiting: Mutex<Vec<ferry_sync::engine::Waiting>>,
+    /// The last report of files the store cannot hold.
+    pub unsyncable: Mutex<Vec<ferry_sync::engine::Unsyncable>>,
 }
 
 impl Sink for Recorder {
@@ -32,6 +34,10 @@ impl Sink for Recorder {
 
     fn waiting(&self, waiting: Vec<ferry_sync::engine::Waiting>) {
         *self.waiting.lock().unwrap() = waiting;
+    }
+
+    fn unsyncable(&self, files: Vec<ferry_sync::engine::Unsyncable>) {
+        *self.unsyncable.lock().unwrap() = files;
     }
 }
 

@@ -15,7 +15,7 @@ mod watch;
 
 pub use git_cli::{GitCli, classify};
 pub use remote::{Failure, RemoteError, redact};
-pub use status::{MachineStatus, Status, Waiting, now_ms};
+pub use status::{MachineStatus, Status, Unsyncable, Waiting, now_ms};
 
 use crate::store::{Change, MachineRecord, PlaceId, ProjectRecord, RelPath};
 use std::collections::{BTreeMap, HashMap};
@@ -292,6 +292,11 @@ impl EngineHandle {
     /// Records which changes wait for their project to be known (see [`Waiting`]).
     pub fn set_waiting(&self, waiting: Vec<Waiting>) {
         self.shared.status.lock().expect("status lock").waiting = waiting;
+    }
+
+    /// Records which files written here the store cannot hold (see [`Unsyncable`]).
+    pub fn set_unsyncable(&self, unsyncable: Vec<Unsyncable>) {
+        self.shared.status.lock().expect("status lock").unsyncable = unsyncable;
     }
 
     /// Notes that the view was used (Claude Code looking at its projects): after a quiet

@@ -48,6 +48,10 @@ pub struct Status {
     /// Changes held back until their project is known, per project directory.
     #[serde(default)]
     pub waiting: Vec<Waiting>,
+    /// Files written here that the store cannot hold (a name that is not UTF-8 or has a
+    /// character Windows forbids, a tree too deep): they stay on this machine only.
+    #[serde(default)]
+    pub unsyncable: Vec<Unsyncable>,
     /// How fetch and push reach the remote (`git version …`, or libgit2 and why).
     #[serde(default)]
     pub transport: Option<String>,
@@ -70,6 +74,15 @@ pub struct Waiting {
     /// How many paths changed there.
     pub paths: usize,
     /// Why they wait, and when they go.
+    pub why: String,
+}
+
+/// A file that stays on this machine because the store cannot hold its path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unsyncable {
+    /// Its path under `projects/`.
+    pub path: String,
+    /// Why the store cannot hold it.
     pub why: String,
 }
 

@@ -1,0 +1,141 @@
+//! A file still open when its name goes away (an unlink, or a rename over it). On a local disk
+//! its descriptors keep reading and writing the same bytes until the last one closes; the view
+//! does the same by holding the bytes here. Nothing a detached file does reaches a name or the
+//! store: its name's removal was noted when it happened.
+
+use super::{Attr, Fs, Node, SetAttr, read_upto, write_at};
+use crate::error::FsResult;
+use crate::upper::{fstat_meta, set_file_mode, set_file_times};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The bytes of a file whose name is gone, for the descriptors still open on it.
+pub struct Detached {
+    inner: Mutex<Held>,
+}
+
+/// Where a detached file's bytes are.
+struct Held {
+    file: File,
+    /// The other machines' version in the disk cache (read-only, shared with the view): a
+    /// write first copies it into a private file in `spill`.
+    shared: Option<PathBuf>,
+    /// Owner and group the view showed (the cache entry's own are the daemon's).
+    owner: (u32, u32),
+    /// The permission bits and times the view showed, while the bytes are still the shared
+    /// entry's.
+    shown: Attr,
+}
+
+impl Fs {
+    /// Holds the bytes of file `path` for its open descriptors, before its name is removed or
+    /// replaced; `None` for a directory or a path that is not there.
+    pub fn detach(&self, path: &Path) -> FsResult<Option<Detached>> {
+        let _span = tracing::debug_span!("detach", ?path).entered();
+        let foreign = self.foreign();
+        let mut inner = self.lock();
+        let node = self.node(&mut inner, &foreign, path)?;
+        let shown = match &node {
+            Some(n) if n.kind() == crate::upper::Kind::File => self.attr(n),
+            _ => return Ok(None),
+        };
+        let (file, shared) = match node {
+            Some(Node::Upper(_)) => (self.upper.open_file(path)?, None),
+            Some(Node::Cached { key, .. }) => {
+                let f = inner.cache.open_entry(key)?;
+                let dir = inner.cache.path(key).parent().map(Path::to_path_buf);
+                (f, Some(dir.unwrap_or_default()))
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(Detached {
+            inner: Mutex::new(Held {
+                file,
+                shared,
+                owner: (shown.uid, shown.gid),
+                shown,
+            }),
+        }))
+    }
+}
+
+impl Detached {
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Its attributes, as `fstat` on an open descriptor gives them.
+    pub fn getattr(&self) -> FsResult<Attr> {
+        self.held().attr()
+    }
+
+    /// Reads up to `size` bytes at `offset`.
+    pub fn read(&self, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        Ok(read_upto(&self.held().file, offset, size)?)
+    }
+
+    /// Writes `data` at `offset` (at the end when `append`).
+    pub fn write(&self, offset: u64, data: &[u8], append: bool) -> FsResult<u32> {
+        let mut held = self.held();
+        held.own()?;
+        let at = if append {
+            held.file.metadata()?.len()
+        } else {
+            offset
+        };
+        write_at(&held.file, data, at)?;
+        Ok(data.len() as u32)
+    }
+
+    /// Changes its size, mode or times (`ftruncate`, `fchmod`, `futimens`).
+    pub fn setattr(&self, set: SetAttr) -> FsResult<Attr> {
+        let mut held = self.held();
+        held.own()?;
+        if let Some(size) = set.size {
+            held.file.set_len(size)?;
+        }
+        if let Some(mode) = set.mode {
+            set_file_mode(&held.file, mode)?;
+        }
+        if set.atime.is_some() || set.mtime.is_some() {
+            set_file_times(&held.file, set.atime, set.mtime)?;
+        }
+        held.attr()
+    }
+
+    /// Flushes its bytes to disk.
+    pub fn fsync(&self) -> FsResult<()> {
+        Ok(self.held().file.sync_data()?)
+    }
+}
+
+impl Held {
+    fn attr(&self) -> FsResult<Attr> {
+        if self.shared.is_some() {
+            return Ok(self.shown);
+        }
+        let (uid, gid) = self.owner;
+        Ok(Attr {
+            uid,
+            gid,
+            ..fstat_meta(&self.file)?
+        })
+    }
+
+    /// Makes the bytes this file's own before they change: a copy of the shared cache entry in
+    /// a file with no name, with the mode and times the view showed.
+    fn own(&mut self) -> FsResult<()> {
+        let Some(dir) = self.shared.take() else {
+            return Ok(());
+        };
+        let mut copy = tempfile::tempfile_in(&dir)?;
+        let mut from = &self.file;
+        std::io::copy(&mut from, &mut copy)?;
+        set_file_mode(&copy, self.shown.mode)?;
+        let at = |ns| Some(crate::upper::SetTime::At(ns));
+        set_file_times(&copy, at(self.shown.atime_ns), at(self.shown.mtime_ns))?;
+        self.file = copy;
+        Ok(())
+    }
+}
