@@ -127,8 +127,10 @@ impl Inodes {
         self.inos.get(path).copied()
     }
 
-    /// Forgets `path` and everything under it: a new file there gets a new number.
+    /// Forgets `path` and everything under it: a new file there gets a new number. Listings
+    /// being read go too: a later chunk must not hand the kernel a name that is gone.
     fn remove(&mut self, path: &Path) {
+        self.listings.clear();
         let gone: Vec<PathBuf> = self
             .inos
             .keys()
@@ -306,12 +308,10 @@ impl Adapter {
 
     /// Holds the bytes of file `path` for the kernel's inode of it (if it has one), before an
     /// unlink or a rename over it takes its name: descriptors open on it keep working, as on
-    /// a local disk.
-    fn hold(&self, path: &Path) -> Option<(u64, Detached)> {
-        let ino = {
-            let inodes = self.inodes();
-            inodes.known(path).filter(|&i| inodes.in_kernel(i))?
-        };
+    /// a local disk. Called with the inodes locked, which stay locked until the name is gone
+    /// and the inode retired, so no request finds the inode with its name gone in between.
+    fn hold(&self, inodes: &Inodes, path: &Path) -> Option<(u64, Detached)> {
+        let ino = inodes.known(path).filter(|&i| inodes.in_kernel(i))?;
         match self.fs.detach(path) {
             Ok(d) => d.map(|d| (ino, d)),
             Err(e) => {
@@ -353,12 +353,15 @@ impl Adapter {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
-        let held = self.hold(&path);
-        match op(&self.fs, &path) {
-            Ok(()) => {
-                self.inodes().retire(&path, held);
-                reply.ok()
-            }
+        let mut inodes = self.inodes();
+        let held = self.hold(&inodes, &path);
+        let done = op(&self.fs, &path);
+        if done.is_ok() {
+            inodes.retire(&path, held);
+        }
+        drop(inodes);
+        match done {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -538,16 +541,29 @@ impl Filesystem for Adapter {
             (Ok(f), Ok(t)) => (f, t),
             (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
-        let held = if from == to { None } else { self.hold(&to) };
-        match self.fs.rename(&from, &to, noreplace) {
+        let mut inodes = self.inodes();
+        let held = if from == to {
+            None
+        } else {
+            self.hold(&inodes, &to)
+        };
+        let done = self.fs.rename(&from, &to, noreplace);
+        match &done {
             Ok(()) => {
-                let mut inodes = self.inodes();
                 if from != to {
                     inodes.retire(&to, held);
                 }
                 inodes.rename(&from, &to);
-                reply.ok()
             }
+            // A rename that failed after the replaced file went: its descriptors keep it.
+            Err(_) if held.is_some() && self.fs.getattr(&to).is_err() => {
+                inodes.retire(&to, held);
+            }
+            Err(_) => {}
+        }
+        drop(inodes);
+        match done {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
         }
     }

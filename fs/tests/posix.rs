@@ -20,6 +20,18 @@ fn pjdfstest() -> PathBuf {
         })
 }
 
+/// Unmounts when the test ends, however it ends.
+struct Unmount<'a>(&'a Path, Option<ferry_fs::fuse::Mounted>);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = ferry_platform::mount::unmount(self.0);
+        if let Some(m) = self.1.take() {
+            m.join(Duration::from_secs(5));
+        }
+    }
+}
+
 #[test]
 fn pjdfstest_passes_but_for_what_the_view_does_not_do_by_design() {
     let bin = pjdfstest();
@@ -38,6 +50,7 @@ fn pjdfstest_passes_but_for_what_the_view_does_not_do_by_design() {
     let mountpoint = rig.upper.clone();
     let fs = std::sync::Arc::new(rig.fs);
     let mounted = ferry_fs::fuse::mount(fs, &mountpoint).expect("mount (needs root and /dev/fuse)");
+    let _unmount = Unmount(&mountpoint, Some(mounted));
     let project = mountpoint.join("-work-proj");
     std::fs::create_dir(&project).unwrap();
     let out = Command::new(&bin)
@@ -48,8 +61,6 @@ fn pjdfstest_passes_but_for_what_the_view_does_not_do_by_design() {
         .env("NO_COLOR", "1")
         .output()
         .expect("pjdfstest runs");
-    ferry_platform::mount::unmount(&mountpoint).unwrap();
-    mounted.join(Duration::from_secs(5));
     let text = String::from_utf8_lossy(&out.stdout);
     let summary = text
         .lines()

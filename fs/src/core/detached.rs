@@ -126,16 +126,18 @@ impl Held {
     /// Makes the bytes this file's own before they change: a copy of the shared cache entry in
     /// a file with no name, with the mode and times the view showed.
     fn own(&mut self) -> FsResult<()> {
-        let Some(dir) = self.shared.take() else {
+        let Some(dir) = &self.shared else {
             return Ok(());
         };
-        let mut copy = tempfile::tempfile_in(&dir)?;
+        // Until the copy is whole, the descriptors keep the shared entry, read-only.
+        let mut copy = tempfile::tempfile_in(dir)?;
         let mut from = &self.file;
         std::io::copy(&mut from, &mut copy)?;
         set_file_mode(&copy, self.shown.mode)?;
         let at = |ns| Some(crate::upper::SetTime::At(ns));
         set_file_times(&copy, at(self.shown.atime_ns), at(self.shown.mtime_ns))?;
         self.file = copy;
+        self.shared = None;
         Ok(())
     }
 }

@@ -386,8 +386,11 @@ impl Fs {
         let Some(children) = key_of(path).and_then(|k| foreign.dirs.get(k.as_ref())) else {
             return attr;
         };
+        // An upper directory with no subdirectories (two links) holds none of theirs: no need
+        // to look (Windows reports no directory link counts, so it always looks).
+        let upper_subdirs = upper.is_some_and(|m| cfg!(windows) || m.nlink > 2);
         let is_upper_dir = |name: &str| {
-            upper.is_some()
+            upper_subdirs
                 && matches!(self.upper.stat(&path.join(name)), Ok(Some(m)) if m.kind == Kind::Dir)
         };
         let theirs = children

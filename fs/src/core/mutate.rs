@@ -354,6 +354,7 @@ impl Fs {
         if from == to {
             return Ok(());
         }
+        let mut replaced = None;
         if to.starts_with(from) {
             return Err(FsError::new(
                 libc::EINVAL,
@@ -381,12 +382,10 @@ impl Fs {
                     }
                 }
                 (Kind::File, Kind::File) => {
-                    // The replaced file is deleted as an unlink would delete it.
-                    if dst.upper().is_some() {
-                        super::release(&mut inner, to);
-                        self.upper.unlink(to)?;
-                    }
-                    self.retire(&mut inner, &foreign, to, &dst, true)?;
+                    // The replaced file is deleted as an unlink would delete it, once the
+                    // rename has replaced it: a rename that fails before (a copy-up on a
+                    // full disk) leaves it as it was.
+                    replaced = Some(dst);
                 }
             }
         }
@@ -416,6 +415,9 @@ impl Fs {
         }
         self.forget(&mut inner, from);
         self.forget(&mut inner, to);
+        if let Some(dst) = replaced {
+            self.retire(&mut inner, &foreign, to, &dst, true)?;
+        }
         let keep_dir = src.kind() == Kind::File;
         for (rel, node) in files {
             let (f, t) = (join(from, &rel), join(to, &rel));
