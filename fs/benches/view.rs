@@ -1,22 +1,27 @@
-//! The view against plain ext4, in one run (DESIGN.md's performance targets, issue #4):
-//! - reading a 20 MB transcript from another machine, cold and warm;
-//! - Claude Code's append cycle (open O_APPEND, write 2 KB, close), p50 and p99;
-//! - listing a project of 1,000 sessions: readdir, stat, and the first and last 64 KiB of each.
+//! The view against plain ext4, in one run (DESIGN.md's performance targets, issues 4 and 28):
+//! - reading a 20 MB transcript, another machine's (first time, and with the disk cache kept)
+//!   and this machine's, cold and warm;
+//! - Claude Code's append cycle (open O_APPEND, write 2 KB, close), on this machine's session
+//!   with the engine committing behind and with nothing behind, and on another machine's;
+//! - listing a project of 1,000 sessions: readdir, stat, and the first and last 64 KiB of each,
+//!   this machine's and another machine's (first time, and with the disk cache kept).
+//!
+//! Every figure is measured in pairs, native ext4 then the view back to back, at least 5 pairs
+//! (FERRY_BENCH_PAIRS), and reported as the median and range of the pairs' ratios.
 //!
 //! `cargo bench -p ferry-fs --bench view`. Needs root (it mounts, and drops the page cache for the
-//! cold figures) and /dev/fuse. The daemon's real sync engine runs behind the mount, committing
-//! as it would. FERRY_BENCH_SESSIONS overrides the 1,000; FERRY_BENCH_DIR the scratch dir
-//! (default /var/tmp, which must be on the filesystem to compare with).
+//! cold figures) and /dev/fuse. FERRY_BENCH_SESSIONS overrides the 1,000; FERRY_BENCH_DIR the
+//! scratch dir (default /var/tmp, which must be on the filesystem to compare with).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::{B_ROOT, commit_as_b};
-use ferry_fs::core::{Fs, FsConfig};
+use ferry_fs::core::{Fs, FsConfig, Sink};
 use ferry_fs::upper::Upper;
 use ferry_sync::engine::{self, EngineConfig};
 use ferry_sync::slug::slug;
-use ferry_sync::store::{Change, MachineRecord};
+use ferry_sync::store::{Change, MachineRecord, ProjectRecord, RelPath};
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -70,29 +75,54 @@ struct Bench {
     runtime: tokio::runtime::Runtime,
 }
 
-/// A live mount over the upper layer, with the real engine behind it.
+/// What runs behind a mount.
+#[derive(Clone, Copy, PartialEq)]
+enum Behind {
+    /// The daemon's real sync engine, committing as it would.
+    Engine,
+    /// Nothing: the view's own cost alone.
+    Nothing,
+}
+
+/// A sink that drops every change: the view without an engine behind it.
+struct Nothing;
+
+impl Sink for Nothing {
+    fn note(&self, _: &ProjectRecord, _: RelPath, _: Change, _: u64) {}
+}
+
+/// A live mount over the upper layer.
 struct Live {
     mounted: Option<ferry_fs::fuse::Mounted>,
-    engine: engine::EngineHandle,
+    engine: Option<engine::EngineHandle>,
 }
 
 impl Bench {
-    fn mount(&self, fresh_cache: bool) -> Live {
+    /// Mounts the view (`fresh_cache`: with an empty disk cache, as on a machine that never
+    /// read another machine's files) and waits until the engine's start-up reconcile is done,
+    /// so that it does not compete with what is measured.
+    fn mount(&self, fresh_cache: bool, behind: Behind) -> Live {
         let cache = self.dir.path().join("cache");
         if fresh_cache {
             let _ = std::fs::remove_dir_all(&cache);
         }
         let upper = Upper::open(&self.upper).unwrap();
         let _guard = self.runtime.enter();
-        let engine = engine::start(
-            self.store.clone(),
-            self.a.clone(),
-            None,
-            EngineConfig {
-                upper: Some(upper.reach(Path::new(""))),
-                ..EngineConfig::default()
-            },
-        );
+        let engine = (behind == Behind::Engine).then(|| {
+            engine::start(
+                self.store.clone(),
+                self.a.clone(),
+                None,
+                EngineConfig {
+                    upper: Some(upper.reach(Path::new(""))),
+                    ..EngineConfig::default()
+                },
+            )
+        });
+        let sink: Arc<dyn Sink> = match &engine {
+            Some(e) => Arc::new(e.clone()),
+            None => Arc::new(Nothing),
+        };
         let fs = Fs::new(
             upper,
             FsConfig {
@@ -104,11 +134,14 @@ impl Bench {
                 marks: self.dir.path().join("marks.json"),
                 places: self.dir.path().join("places.json"),
             },
-            Arc::new(engine.clone()),
+            sink,
         )
         .unwrap();
         let mounted =
             ferry_fs::fuse::mount(Arc::new(fs), &self.upper).expect("mount (root, /dev/fuse)");
+        if let Some(e) = &engine {
+            self.runtime.block_on(e.sync_now());
+        }
         Live {
             mounted: Some(mounted),
             engine,
@@ -121,8 +154,58 @@ impl Bench {
         let fs = mounted.fs().clone();
         mounted.join(Duration::from_secs(10));
         fs.close();
-        self.runtime
-            .block_on(live.engine.shutdown(Duration::from_secs(5)));
+        if let Some(e) = live.engine.take() {
+            self.runtime.block_on(e.shutdown(Duration::from_secs(5)));
+        }
+    }
+}
+
+/// How many native-then-view pairs each figure takes.
+fn pairs() -> usize {
+    std::env::var("FERRY_BENCH_PAIRS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+        .max(1)
+}
+
+/// One figure's pairs: native and view values, one of each per pair.
+struct Pairs {
+    native: Vec<f64>,
+    view: Vec<f64>,
+}
+
+impl Pairs {
+    fn new() -> Pairs {
+        Pairs {
+            native: Vec::new(),
+            view: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, native: f64, view: f64) {
+        self.native.push(native);
+        self.view.push(view);
+    }
+
+    /// A table row: the medians, and the median and range of view/native over the pairs.
+    fn row(&self, name: &str, unit_digits: usize) -> String {
+        let mut ratios: Vec<f64> = self
+            .native
+            .iter()
+            .zip(&self.view)
+            .map(|(n, v)| v / n)
+            .collect();
+        ratios.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        format!(
+            "| {name} | {:.d$} | {:.d$} | {:.2}x | {:.2}–{:.2}x |",
+            median(self.native.clone()),
+            median(self.view.clone()),
+            median(ratios.clone()),
+            ratios[0],
+            ratios[ratios.len() - 1],
+            d = unit_digits
+        )
     }
 }
 
@@ -229,6 +312,20 @@ fn main() {
             },
         ));
     }
+    // Sessions of the other machine's that this machine appends to, one per pair.
+    let appended = |k: usize| format!("{:08x}-0000-4000-8000-00000000a99d.jsonl", k);
+    let pairs = pairs();
+    for k in 0..pairs {
+        let src = b_src.join(appended(k));
+        write_with_mtime(&src, &transcript(40_000, B_ROOT, 90_000 + k), t0);
+        changes.push((
+            format!("theirs/{}", appended(k)),
+            Change::Write {
+                local: src,
+                dirty_from: None,
+            },
+        ));
+    }
     commit_as_b(&store, &b, changes);
     // The same files, expanded, on plain ext4.
     let expand = |bytes: &[u8]| {
@@ -240,65 +337,98 @@ fn main() {
     let nat_list = native.join(&fslug).join("list");
     std::fs::create_dir_all(&nat_list).unwrap();
     std::fs::write(&nat_big, expand(&big)).unwrap();
+    std::fs::create_dir_all(native.join(&fslug).join("theirs")).unwrap();
+    for k in 0..pairs {
+        let text = expand(&transcript(40_000, B_ROOT, 90_000 + k));
+        std::fs::write(native.join(&fslug).join("theirs").join(appended(k)), text).unwrap();
+    }
     for i in 0..sessions {
         let text = expand(&transcript(40_000, B_ROOT, i + 1));
         write_with_mtime(&nat_list.join(name(i)), text.as_bytes(), t0 + i as i64);
     }
     // This machine's own sessions, in the upper layer and natively.
     let own = "-own-project";
-    std::fs::create_dir_all(upper.join(own)).unwrap();
-    std::fs::create_dir_all(native.join(own)).unwrap();
+    // This machine's big transcript and the sessions appended to, apart from the listed ones.
+    let side = "-own-side";
+    for d in [own, side] {
+        std::fs::create_dir_all(upper.join(d)).unwrap();
+        std::fs::create_dir_all(native.join(d)).unwrap();
+    }
     for i in 0..sessions {
         let text = transcript(40_000, &a_root, i + 7_000);
         std::fs::write(upper.join(own).join(name(i)), &text).unwrap();
         std::fs::write(native.join(own).join(name(i)), &text).unwrap();
     }
 
-    println!("## view vs native ext4 ({sessions} sessions; release build)\n");
+    println!(
+        "## view vs native ext4 ({sessions} sessions, {pairs} pairs of native then view; release build)\n"
+    );
 
-    // 1. Reading the 20 MB transcript from another machine.
+    // 1. Reading a 20 MB transcript.
     let view_big = upper.join(&fslug).join("big.jsonl");
     let big_len = std::fs::metadata(&nat_big).unwrap().len() as usize;
-    let (mut nc, mut nw, mut vf, mut vc, mut vw) = (vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..3 {
-        drop_caches();
-        let (n, d) = timed(|| read_all(&nat_big));
-        nc.push(mb_s(n, d));
-        let (n, d) = timed(|| read_all(&nat_big));
-        nw.push(mb_s(n, d));
+    let own_big = Path::new(side).join("big.jsonl");
+    std::fs::write(upper.join(&own_big), expand(&big)).unwrap();
+    std::fs::write(native.join(&own_big), expand(&big)).unwrap();
+    let read_mb_s = |path: &Path, cold: bool| {
+        if cold {
+            drop_caches();
+        }
+        let (n, d) = timed(|| read_all(path));
+        assert_eq!(n, big_len, "the whole file, its size exact");
+        mb_s(n, d)
+    };
+    let (mut first, mut cold, mut warm, mut own_cold, mut own_warm) = (
+        Pairs::new(),
+        Pairs::new(),
+        Pairs::new(),
+        Pairs::new(),
+        Pairs::new(),
+    );
+    for _ in 0..pairs {
         // The first read ever on this machine: the disk cache is empty, so it expands first.
-        let live = bench.mount(true);
-        drop_caches();
-        let (n, d) = timed(|| read_all(&view_big));
-        assert_eq!(n, big_len, "the view's size is exact");
-        vf.push(mb_s(n, d));
+        let n = read_mb_s(&nat_big, true);
+        let live = bench.mount(true, Behind::Engine);
+        first.push(n, read_mb_s(&view_big, true));
         bench.unmount(live);
         // A new mount (the kernel's caches empty) with the disk cache kept.
-        let live = bench.mount(false);
-        drop_caches();
-        let (n, d) = timed(|| read_all(&view_big));
-        vc.push(mb_s(n, d));
-        let (n, d) = timed(|| read_all(&view_big));
-        vw.push(mb_s(n, d));
+        let live = bench.mount(false, Behind::Engine);
+        cold.push(read_mb_s(&nat_big, true), read_mb_s(&view_big, true));
+        // Warm: each side read once more right before, so its own pages are in the cache.
+        let warm_of = |p: &Path| {
+            read_mb_s(p, false);
+            read_mb_s(p, false)
+        };
+        warm.push(warm_of(&nat_big), warm_of(&view_big));
+        own_cold.push(
+            read_mb_s(&native.join(&own_big), true),
+            read_mb_s(&upper.join(&own_big), true),
+        );
+        own_warm.push(
+            warm_of(&native.join(&own_big)),
+            warm_of(&upper.join(&own_big)),
+        );
         bench.unmount(live);
     }
-    let (nc, nw) = (median(nc), median(nw));
-    let (vf, vc, vw) = (median(vf), median(vc), median(vw));
-    println!("### Reading a 20 MB transcript from another machine (median of 3)\n");
-    println!("| read | MB/s | vs native |\n|---|---:|---:|");
-    println!("| native ext4, cold | {nc:.0} | 1.00x |");
-    println!("| native ext4, warm | {nw:.0} | 1.00x |");
-    println!(
-        "| view, first read (expands into the disk cache) | {vf:.0} | {:.2}x |",
-        vf / nc
+    table(
+        &format!(
+            "### Reading a 20 MB transcript (MB/s; view/native over {pairs} pairs: higher is better)"
+        ),
+        "read",
+        &[
+            (
+                &first,
+                "another machine's, first read on this machine (expands it), cold",
+            ),
+            (&cold, "another machine's, disk cache kept, new mount, cold"),
+            (&warm, "another machine's, warm"),
+            (&own_cold, "this machine's, new mount, cold"),
+            (&own_warm, "this machine's, warm"),
+        ],
+        0,
     );
-    println!(
-        "| view, cold (new mount, disk cache kept) | {vc:.0} | {:.2}x |",
-        vc / nc
-    );
-    println!("| view, warm | {vw:.0} | {:.2}x |", vw / nw);
 
-    // 2. The append cycle on a session of this machine.
+    // 2. The append cycle.
     let cycles = 2000;
     let payload = {
         let mut l = line(1, 2048, &a_root).into_bytes();
@@ -306,26 +436,32 @@ fn main() {
         l.push(b'\n');
         l
     };
-    let cycle = |path: &Path| -> Vec<f64> {
-        let mut lat = Vec::with_capacity(cycles);
-        for _ in 0..cycles {
-            let t = Instant::now();
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .open(path)
-                .unwrap();
-            f.write_all(&payload).unwrap();
-            drop(f);
-            lat.push(t.elapsed().as_secs_f64() * 1e6);
-        }
-        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        lat
+    let append = |path: &Path| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .unwrap();
+        f.write_all(&payload).unwrap();
     };
-    let pct = |v: &[f64], p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
+    // `cycles` cycles after 200 untimed ones: the p50 and p99 in µs.
+    let cycle = |path: &Path| -> (f64, f64) {
+        for _ in 0..200 {
+            append(path);
+        }
+        let mut lat: Vec<f64> = (0..cycles)
+            .map(|_| {
+                let t = Instant::now();
+                append(path);
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (pct(&lat, 0.5), pct(&lat, 0.99))
+    };
     // One request to the daemon and back (statfs always reaches it): this machine's floor.
-    let round_trip = |path: &Path| -> Vec<f64> {
+    let round_trip = |path: &Path| -> f64 {
         let mut lat: Vec<f64> = (0..cycles)
             .map(|_| {
                 let t = Instant::now();
@@ -334,84 +470,116 @@ fn main() {
             })
             .collect();
         lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        lat
+        pct(&lat, 0.5)
     };
-    let native_lat = cycle(&native.join(own).join("append.jsonl"));
-    let native_rt = round_trip(&native);
-    let live = bench.mount(false);
-    let view_lat = cycle(&upper.join(own).join("append.jsonl"));
-    let view_rt = round_trip(&upper);
-    bench.unmount(live);
-    assert_eq!(
-        std::fs::metadata(upper.join(own).join("append.jsonl"))
-            .unwrap()
-            .len(),
-        (cycles * payload.len()) as u64,
-        "every append landed"
+    let (mut engine_p50, mut engine_p99, mut alone_p50, mut theirs_p50, mut rt) = (
+        Pairs::new(),
+        Pairs::new(),
+        Pairs::new(),
+        Pairs::new(),
+        Pairs::new(),
     );
-    println!("\n### Append cycle: open O_APPEND, write 2 KB, close ({cycles} cycles, µs)\n");
-    println!("| | p50 | p99 | p50 vs native |\n|---|---:|---:|---:|");
-    println!(
-        "| native ext4 | {:.1} | {:.1} | 1.0x |",
-        pct(&native_lat, 0.5),
-        pct(&native_lat, 0.99)
-    );
-    println!(
-        "| view (upper layer, engine committing behind) | {:.1} | {:.1} | {:.1}x |",
-        pct(&view_lat, 0.5),
-        pct(&view_lat, 0.99),
-        pct(&view_lat, 0.5) / pct(&native_lat, 0.5)
-    );
-    println!(
-        "| statfs, native (no daemon) | {:.1} | {:.1} | |",
-        pct(&native_rt, 0.5),
-        pct(&native_rt, 0.99)
-    );
-    println!(
-        "| statfs through the view: one bare round trip to the daemon, the floor | {:.1} | {:.1} | |",
-        pct(&view_rt, 0.5),
-        pct(&view_rt, 0.99)
+    for k in 0..pairs {
+        let own_file =
+            |dir: &Path, what: &str| dir.join(side).join(format!("append-{what}-{k}.jsonl"));
+        // Another machine's session, appended to here: the first append copies it up.
+        let theirs = upper.join(&fslug).join("theirs").join(appended(k));
+        let nat_theirs = native.join(&fslug).join("theirs").join(appended(k));
+        let live = bench.mount(false, Behind::Engine);
+        let (n50, n99) = cycle(&own_file(&native, "engine"));
+        let (v50, v99) = cycle(&own_file(&upper, "engine"));
+        engine_p50.push(n50, v50);
+        engine_p99.push(n99, v99);
+        let n = cycle(&nat_theirs).0;
+        theirs_p50.push(n, cycle(&theirs).0);
+        rt.push(round_trip(&native), round_trip(&upper));
+        bench.unmount(live);
+        let live = bench.mount(false, Behind::Nothing);
+        let n = cycle(&own_file(&native, "alone")).0;
+        alone_p50.push(n, cycle(&own_file(&upper, "alone")).0);
+        bench.unmount(live);
+        assert_eq!(
+            std::fs::metadata(own_file(&upper, "engine")).unwrap().len(),
+            ((cycles + 200) * payload.len()) as u64,
+            "every append landed"
+        );
+    }
+    table(
+        &format!(
+            "\n### Append cycle: open O_APPEND, write 2 KB, close ({cycles} cycles after 200 untimed, µs; lower is better)"
+        ),
+        "append",
+        &[
+            (
+                &engine_p50,
+                "p50, this machine's session, engine committing behind",
+            ),
+            (&engine_p99, "p99, the same"),
+            (
+                &alone_p50,
+                "p50, this machine's session, nothing behind the view",
+            ),
+            (
+                &theirs_p50,
+                "p50, another machine's session (the first append copies it up)",
+            ),
+            (
+                &rt,
+                "statfs p50: one bare round trip to the daemon, the floor",
+            ),
+        ],
+        1,
     );
 
     // 3. Listing the sessions, cold.
-    let list_of = |d: &Path| {
+    let list_ms = |d: &Path| {
         drop_caches();
         let (n, t) = timed(|| list_sessions(d));
         assert!(n > 0);
         t.as_secs_f64() * 1e3
     };
-    let nat_foreign = median((0..3).map(|_| list_of(&nat_list)).collect());
-    let nat_own = median((0..3).map(|_| list_of(&native.join(own))).collect());
-    let (mut first, mut cold, mut own_cold) = (vec![], vec![], vec![]);
+    let (mut first, mut cold, mut own_cold) = (Pairs::new(), Pairs::new(), Pairs::new());
     let view_list = upper.join(&fslug).join("list");
-    for _ in 0..3 {
-        let live = bench.mount(true);
-        first.push(list_of(&view_list));
+    for _ in 0..pairs {
+        let n = list_ms(&nat_list);
+        let live = bench.mount(true, Behind::Engine);
+        first.push(n, list_ms(&view_list));
         bench.unmount(live);
-        let live = bench.mount(false);
-        cold.push(list_of(&view_list));
-        own_cold.push(list_of(&upper.join(own)));
+        let live = bench.mount(false, Behind::Engine);
+        cold.push(list_ms(&nat_list), list_ms(&view_list));
+        own_cold.push(list_ms(&native.join(own)), list_ms(&upper.join(own)));
         bench.unmount(live);
     }
-    let (first, cold, own_cold) = (median(first), median(cold), median(own_cold));
-    println!(
-        "\n### Listing {sessions} sessions: readdir + stat + first and last 64 KiB of each (cold, median of 3, ms)\n"
+    table(
+        &format!(
+            "\n### Listing {sessions} sessions: readdir + stat + first and last 64 KiB of each (cold, ms; lower is better)"
+        ),
+        "listing",
+        &[
+            (
+                &first,
+                "another machine's sessions, first time on this machine (expands all)",
+            ),
+            (
+                &cold,
+                "another machine's sessions, new mount, disk cache kept",
+            ),
+            (&own_cold, "this machine's sessions, new mount"),
+        ],
+        1,
     );
-    println!("| listing | ms | vs native |\n|---|---:|---:|");
-    println!(
-        "| native ext4, another machine's sessions (expanded copies) | {nat_foreign:.1} | 1.0x |"
-    );
-    println!(
-        "| view, another machine's sessions, first time (expands all) | {first:.1} | {:.1}x |",
-        first / nat_foreign
-    );
-    println!(
-        "| view, another machine's sessions, new mount (disk cache kept) | {cold:.1} | {:.1}x |",
-        cold / nat_foreign
-    );
-    println!("| native ext4, this machine's sessions | {nat_own:.1} | 1.0x |");
-    println!(
-        "| view, this machine's sessions (upper layer) | {own_cold:.1} | {:.1}x |",
-        own_cold / nat_own
-    );
+}
+
+/// Prints one table: its heading, then a row per figure (`digits` after the point).
+fn table(heading: &str, what: &str, rows: &[(&Pairs, &str)], digits: usize) {
+    println!("{heading}\n");
+    println!("| {what} | native | view | view/native, median | range |\n|---|---:|---:|---:|---:|");
+    for (pairs, name) in rows {
+        println!("{}", pairs.row(name, digits));
+    }
+}
+
+/// The `p` quantile of sorted `v`.
+fn pct(v: &[f64], p: f64) -> f64 {
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
 }

@@ -127,10 +127,8 @@ impl Inodes {
         self.inos.get(path).copied()
     }
 
-    /// Forgets `path` and everything under it: a new file there gets a new number. Listings
-    /// being read go too: a later chunk must not hand the kernel a name that is gone.
+    /// Forgets `path` and everything under it: a new file there gets a new number.
     fn remove(&mut self, path: &Path) {
-        self.listings.clear();
         let gone: Vec<PathBuf> = self
             .inos
             .keys()
@@ -706,7 +704,14 @@ impl Filesystem for Adapter {
             Err(e) => return reply.error(e),
         };
         let mut inodes = self.inodes();
+        let dir = inodes.paths.get(&ino.0).cloned();
         for (i, (child, name, attr)) in list.iter().enumerate().skip(offset as usize) {
+            // A name gone since the listing was taken (it is read in chunks) is not handed to
+            // the kernel: its inode may now be a detached file's.
+            let current = |p: &PathBuf| p.file_name() == Some(name) && p.parent() == dir.as_deref();
+            if i >= 2 && !inodes.paths.get(child).is_some_and(current) {
+                continue;
+            }
             let fa = file_attr(*child, attr);
             if reply.add(
                 INodeNo(*child),
