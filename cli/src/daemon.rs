@@ -215,6 +215,7 @@ pub fn run(state: &State, verbose: u8, ready: impl FnOnce()) -> Result<()> {
     ready();
     let mounted = Arc::new(mounted);
     warm(&mounted);
+    find_unsyncable(&mounted);
     let mirror = Arc::new(std::sync::Mutex::new(Mirror::new(
         &state::config_dir()?,
         &state.dir,
@@ -287,6 +288,20 @@ fn warm(mounted: &Arc<Mounted>) {
     tokio::task::spawn_blocking(move || match m.fs().warm() {
         0 => tracing::debug!("nothing new to expand ahead of use"),
         n => tracing::info!(files = n, "expanded other machines' files ahead of use"),
+    });
+}
+
+#[cfg(mounts)]
+/// Finds, in the background, the files from before this start that the store cannot hold, so
+/// that `ferry status` names them as it names those written since.
+fn find_unsyncable(mounted: &Arc<Mounted>) {
+    let m = mounted.clone();
+    tokio::task::spawn_blocking(move || match m.fs().find_unsyncable() {
+        0 => {}
+        n => tracing::warn!(
+            files = n,
+            "files the store cannot hold stay on this machine only (ferry status names them)"
+        ),
     });
 }
 

@@ -590,3 +590,27 @@ fn a_directorys_link_count_counts_its_subdirectories_from_every_machine() {
         1
     );
 }
+
+/// A file the store cannot hold that was written before the view started (unmounted, or
+/// under another daemon) is named as well, once the daemon has looked; deleting it through the
+/// view takes it off the list.
+#[cfg(unix)]
+#[test]
+fn files_the_store_cannot_hold_from_before_the_start_are_found() {
+    let rig = Rig::new();
+    let slug = rig.slug();
+    let rel: std::path::PathBuf = (0..17).map(|i| format!("d{i}")).collect();
+    let deep = rig.upper.join(&slug).join(&rel);
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("notes.txt"), "kept here\n").unwrap();
+    std::fs::write(rig.upper.join(&slug).join("fine.txt"), "synced\n").unwrap();
+    assert!(rig.recorder.unsyncable.lock().unwrap().is_empty());
+    assert_eq!(rig.fs.find_unsyncable(), 1);
+    let file = Path::new(&slug).join(&rel).join("notes.txt");
+    let listed = rig.recorder.unsyncable.lock().unwrap().clone();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].path, file.to_string_lossy());
+    assert!(listed[0].why.contains("too deep"), "{listed:?}");
+    rig.fs.unlink(&file).unwrap();
+    assert!(rig.recorder.unsyncable.lock().unwrap().is_empty());
+}

@@ -763,6 +763,18 @@ fn status_names_files_the_store_cannot_hold() {
             .contains("too deep"),
         "{doc}"
     );
+    // Still named after a restart: the daemon looks through what is there when it starts.
+    m.ok(&["unmount"]);
+    m.ok(&["mount"]);
+    let named = || {
+        let doc = json(&m.ok(&["status", "--json"]));
+        doc["unsyncable"][0]["path"] == rel.as_str()
+    };
+    assert!(
+        ferry_tests::rig::eventually(Duration::from_secs(10), named),
+        "{}",
+        m.ok(&["status"])
+    );
     std::fs::remove_file(deep.join("notes.txt")).unwrap();
     let doc = json(&m.ok(&["status", "--json"]));
     assert_eq!(doc["unsyncable"], serde_json::json!([]), "{doc}");

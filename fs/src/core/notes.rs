@@ -139,6 +139,39 @@ impl Fs {
         self.sink.waiting(waiting);
     }
 
+    /// Looks through the upper layer for files the store cannot hold (written while the view
+    /// was not mounted, or before this daemon started), so that `ferry status` names them too;
+    /// returns how many there are in all. Walks the whole layer: run it off the request path.
+    pub fn find_unsyncable(&self) -> usize {
+        let mut found = Vec::new();
+        let mut dirs = vec![PathBuf::new()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = self.upper.list(&dir) else {
+                continue;
+            };
+            for (name, meta) in entries {
+                if super::hidden_name(&name) {
+                    continue;
+                }
+                let path = dir.join(&name);
+                if meta.kind == crate::upper::Kind::Dir {
+                    dirs.push(path);
+                } else if let Some(Err(why)) = split(&path) {
+                    found.push((path, why));
+                }
+            }
+        }
+        let mut inner = self.lock();
+        let new = found
+            .into_iter()
+            .filter(|(path, why)| inner.unsyncable.insert(path.clone(), why.clone()).is_none())
+            .count();
+        if new > 0 {
+            self.report_unsyncable(&inner);
+        }
+        inner.unsyncable.len()
+    }
+
     /// Keeps the list of files here the store cannot hold, for `ferry status`: `path` written,
     /// or gone (then nothing of it needs syncing).
     fn cannot_hold(&self, inner: &mut Inner, path: &Path, why: String, change: &Change) {
@@ -160,16 +193,21 @@ impl Fs {
             Change::Delete { .. } | Change::Hide { .. } => inner.unsyncable.remove(path).is_some(),
         };
         if changed {
-            let files = inner
-                .unsyncable
-                .iter()
-                .map(|(p, why)| ferry_sync::engine::Unsyncable {
-                    path: p.to_string_lossy().into_owned(),
-                    why: why.clone(),
-                })
-                .collect();
-            self.sink.unsyncable(files);
+            self.report_unsyncable(inner);
         }
+    }
+
+    /// Tells the engine the whole list of files the store cannot hold.
+    fn report_unsyncable(&self, inner: &Inner) {
+        let files = inner
+            .unsyncable
+            .iter()
+            .map(|(p, why)| ferry_sync::engine::Unsyncable {
+                path: p.to_string_lossy().into_owned(),
+                why: why.clone(),
+            })
+            .collect();
+        self.sink.unsyncable(files);
     }
 
     /// The project of slug directory `slug`: recorded, placed from another machine, or found
