@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p ferry-fs --bench view`. Needs root (it mounts, and drops the page cache for the
 //! cold figures) and /dev/fuse. FERRY_BENCH_SESSIONS overrides the 1,000; FERRY_BENCH_DIR the
-//! scratch dir (default /var/tmp, which must be on the filesystem to compare with).
+//! scratch dir (default /var/tmp, which must be on the filesystem to compare with);
+//! FERRY_BENCH_ONLY=read|append|list runs one part, for a profile.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -364,6 +365,16 @@ fn main() {
         "## view vs native ext4 ({sessions} sessions, {pairs} pairs of native then view; release build)\n"
     );
 
+    // FERRY_BENCH_ONLY=read|append|list runs one part (for a profile); the others get no pairs.
+    let only = std::env::var("FERRY_BENCH_ONLY").ok();
+    let runs = |part: &str| {
+        if only.as_deref().is_none_or(|o| o == part) {
+            pairs
+        } else {
+            0
+        }
+    };
+
     // 1. Reading a 20 MB transcript.
     let view_big = upper.join(&fslug).join("big.jsonl");
     let big_len = std::fs::metadata(&nat_big).unwrap().len() as usize;
@@ -385,7 +396,7 @@ fn main() {
         Pairs::new(),
         Pairs::new(),
     );
-    for _ in 0..pairs {
+    for _ in 0..runs("read") {
         // The first read ever on this machine: the disk cache is empty, so it expands first.
         let n = read_mb_s(&nat_big, true);
         let live = bench.mount(true, Behind::Engine);
@@ -479,7 +490,7 @@ fn main() {
         Pairs::new(),
         Pairs::new(),
     );
-    for k in 0..pairs {
+    for k in 0..runs("append") {
         let own_file =
             |dir: &Path, what: &str| dir.join(side).join(format!("append-{what}-{k}.jsonl"));
         // Another machine's session, appended to here: the first append copies it up.
@@ -540,7 +551,7 @@ fn main() {
     };
     let (mut first, mut cold, mut own_cold) = (Pairs::new(), Pairs::new(), Pairs::new());
     let view_list = upper.join(&fslug).join("list");
-    for _ in 0..pairs {
+    for _ in 0..runs("list") {
         let n = list_ms(&nat_list);
         let live = bench.mount(true, Behind::Engine);
         first.push(n, list_ms(&view_list));
@@ -572,6 +583,9 @@ fn main() {
 
 /// Prints one table: its heading, then a row per figure (`digits` after the point).
 fn table(heading: &str, what: &str, rows: &[(&Pairs, &str)], digits: usize) {
+    if rows.iter().all(|(p, _)| p.native.is_empty()) {
+        return; // a part left out by FERRY_BENCH_ONLY
+    }
     println!("{heading}\n");
     println!("| {what} | native | view | view/native, median | range |\n|---|---:|---:|---:|---:|");
     for (pairs, name) in rows {
