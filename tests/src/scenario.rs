@@ -90,8 +90,42 @@ pub fn new_session(host: &Host, version: &str, prompt: &str) -> String {
         .into_iter()
         .filter(|s| !before.contains(s))
         .collect();
-    assert_eq!(new.len(), 1, "one new session: {new:?}");
+    assert_eq!(
+        new.len(),
+        1,
+        "one new session: {}\n{}",
+        described(host, &new),
+        host.machine.log_tail()
+    );
     new.pop().unwrap()
+}
+
+/// Each session in `ids` with the cwd and the first prompt its transcript gives, so that a
+/// failure says which sessions these are and where they were written.
+fn described(host: &Host, ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| {
+            let text = std::fs::read_to_string(host.slug_dir().join(format!("{id}.jsonl")))
+                .unwrap_or_default();
+            let first = |key: &str| {
+                text.lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .find_map(|v| match key {
+                        "cwd" => v["cwd"].as_str().map(str::to_string),
+                        _ => (v["type"] == "user")
+                            .then(|| v["message"]["content"].as_str().map(str::to_string))
+                            .flatten(),
+                    })
+                    .unwrap_or_else(|| "?".into())
+            };
+            format!(
+                "{id}: cwd {}, first prompt {:?}",
+                first("cwd"),
+                first("prompt")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `claude -p --resume <id> <prompt>` on `host`; returns the main request the client sent.
