@@ -81,6 +81,13 @@ impl Inodes {
         }
     }
 
+    /// The number of `path`, counted as handed to the kernel (a LOOKUP, CREATE or MKDIR reply).
+    fn give(&mut self, path: &Path) -> u64 {
+        let ino = self.ino(path);
+        self.looked_up(ino);
+        ino
+    }
+
     /// Counts one more reference the kernel got to `ino`.
     fn looked_up(&mut self, ino: u64) {
         *self.lookups.entry(ino).or_default() += 1;
@@ -326,12 +333,7 @@ impl Adapter {
     fn entry(&self, path: &Path, attr: Result<Attr, FsError>, reply: ReplyEntry) {
         match attr {
             Ok(a) => {
-                let ino = {
-                    let mut inodes = self.inodes();
-                    let ino = inodes.ino(path);
-                    inodes.looked_up(ino);
-                    ino
-                };
+                let ino = self.inodes().give(path);
                 reply.entry(&TTL, &file_attr(ino, &a), Generation(0));
             }
             Err(e) => reply.error(errno(e)),
@@ -546,18 +548,12 @@ impl Filesystem for Adapter {
             self.hold(&inodes, &to)
         };
         let done = self.fs.rename(&from, &to, noreplace);
-        match &done {
-            Ok(()) => {
-                if from != to {
-                    inodes.retire(&to, held);
-                }
-                inodes.rename(&from, &to);
-            }
-            // A rename that failed after the replaced file went: its descriptors keep it.
-            Err(_) if held.is_some() && self.fs.getattr(&to).is_err() => {
+        // The core replaces `to` only by a rename that succeeded: after a failure it is there.
+        if done.is_ok() {
+            if from != to {
                 inodes.retire(&to, held);
             }
-            Err(_) => {}
+            inodes.rename(&from, &to);
         }
         drop(inodes);
         match done {
@@ -709,7 +705,8 @@ impl Filesystem for Adapter {
             // A name gone since the listing was taken (it is read in chunks) is not handed to
             // the kernel: its inode may now be a detached file's.
             let current = |p: &PathBuf| p.file_name() == Some(name) && p.parent() == dir.as_deref();
-            if i >= 2 && !inodes.paths.get(child).is_some_and(current) {
+            let listed = i >= 2;
+            if listed && !inodes.paths.get(child).is_some_and(current) {
                 continue;
             }
             let fa = file_attr(*child, attr);
@@ -724,7 +721,7 @@ impl Filesystem for Adapter {
                 break;
             }
             // The kernel counts a listed entry as a lookup, but for `.` and `..`.
-            if i >= 2 {
+            if listed {
                 inodes.looked_up(*child);
             }
         }
@@ -766,12 +763,7 @@ impl Filesystem for Adapter {
         };
         match self.fs.create(&path, mode, flags & libc::O_EXCL != 0) {
             Ok(a) => {
-                let ino = {
-                    let mut inodes = self.inodes();
-                    let ino = inodes.ino(&path);
-                    inodes.looked_up(ino);
-                    ino
-                };
+                let ino = self.inodes().give(&path);
                 reply.created(
                     &TTL,
                     &file_attr(ino, &a),

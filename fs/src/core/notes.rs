@@ -32,11 +32,13 @@ fn split(path: &Path) -> Option<Result<(String, RelPath), String>> {
     let Some((slug, rest)) = utf8() else {
         return Some(Err("its name is not UTF-8".into()));
     };
-    Some(
-        RelPath::new(&rest.join("/"))
+    let rest = rest.join("/");
+    Some(match RelPath::why_not(&rest) {
+        None => RelPath::new(&rest)
             .map(|rel| (slug, rel))
             .map_err(|e| e.to_string()),
-    )
+        Some(why) => Err(why),
+    })
 }
 
 impl Fs {
@@ -162,10 +164,14 @@ impl Fs {
             }
         }
         let mut inner = self.lock();
-        let new = found
-            .into_iter()
-            .filter(|(path, why)| inner.unsyncable.insert(path.clone(), why.clone()).is_none())
-            .count();
+        let mut new = 0;
+        for (path, why) in found {
+            // Not one deleted through the view since the walk saw it.
+            let there = matches!(self.upper.stat(&path), Ok(Some(_)));
+            if there && inner.unsyncable.insert(path, why).is_none() {
+                new += 1;
+            }
+        }
         if new > 0 {
             self.report_unsyncable(&inner);
         }

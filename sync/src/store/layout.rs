@@ -46,18 +46,25 @@ pub struct RelPath(String);
 impl RelPath {
     /// Checks and wraps a `/`-separated relative path.
     pub fn new(path: &str) -> Result<RelPath, StoreError> {
-        let bad = |why: &str| StoreError::BadPath(format!("{path:?}: {why}"));
+        match Self::why_not(path) {
+            None => Ok(RelPath(path.to_string())),
+            Some(why) => Err(StoreError::BadPath(format!("{path:?}: {why}"))),
+        }
+    }
+
+    /// Why the store cannot hold `path`, in words for the person whose file it is; `None` if
+    /// it can.
+    pub fn why_not(path: &str) -> Option<String> {
         if path.is_empty() {
-            return Err(bad("empty"));
+            return Some("empty".into());
         }
         let parts: Vec<&str> = path.split('/').collect();
         if parts.len() > MAX_DEPTH {
-            return Err(bad("too deep"));
+            return Some(format!(
+                "too deep: more than {MAX_DEPTH} levels inside its project, the file's name included"
+            ));
         }
-        for p in &parts {
-            check_name(p).map_err(|e| bad(&e))?;
-        }
-        Ok(RelPath(path.to_string()))
+        parts.iter().find_map(|p| check_name(p).err())
     }
 
     /// The path as a `/`-separated string.
