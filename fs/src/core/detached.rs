@@ -18,13 +18,11 @@ pub struct Detached {
 /// Where a detached file's bytes are.
 struct Held {
     file: File,
-    /// The other machines' version in the disk cache (read-only, shared with the view): a
-    /// write first copies it into a private file in `spill`.
+    /// The cache directory, while the bytes are other machines' version in the disk cache
+    /// (read-only, shared with the view): a write first copies them to a private file there.
     shared: Option<PathBuf>,
-    /// Owner and group the view showed (the cache entry's own are the daemon's).
-    owner: (u32, u32),
-    /// The permission bits and times the view showed, while the bytes are still the shared
-    /// entry's.
+    /// What the view showed: its owner and group stay (a private copy's are the daemon's),
+    /// and its mode and times stand while the bytes are still the shared entry's.
     shown: Attr,
 }
 
@@ -53,7 +51,6 @@ impl Fs {
             inner: Mutex::new(Held {
                 file,
                 shared,
-                owner: (shown.uid, shown.gid),
                 shown,
             }),
         }))
@@ -115,10 +112,9 @@ impl Held {
         if self.shared.is_some() {
             return Ok(self.shown);
         }
-        let (uid, gid) = self.owner;
         Ok(Attr {
-            uid,
-            gid,
+            uid: self.shown.uid,
+            gid: self.shown.gid,
             ..fstat_meta(&self.file)?
         })
     }
