@@ -118,7 +118,8 @@ impl Terminal {
     }
 
     /// One prompt in a new interactive session: starts it (see [`Terminal::start_with`]),
-    /// types `prompt`, waits for the screen to show `reply`, and ends the client there.
+    /// types `prompt`, waits for the screen to show `reply`, and ends the client there (see
+    /// [`Terminal::exit`]).
     pub fn one_prompt(
         user: &User,
         version: &str,
@@ -131,6 +132,29 @@ impl Terminal {
         let t = Terminal::start_with(user, version, cwd, args, script);
         t.type_line(prompt);
         t.wait_for(reply, Duration::from_secs(60));
+        t.exit();
+    }
+
+    /// Ends the client as a user does (Ctrl-C twice) and waits until it is gone, so what it
+    /// writes at the end is on disk. Killing the pane instead can cut the client short: its
+    /// prompt history is appended in the background, and was once missing after a reply had
+    /// already shown (CI, 2.1.197).
+    pub fn exit(self) {
+        let running = || {
+            Command::new("tmux")
+                .args(["-L", &self.socket, "has-session", "-t", "main"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        for _ in 0..3 {
+            self.key("C-c");
+            std::thread::sleep(Duration::from_millis(300));
+            self.key("C-c");
+            if eventually(Duration::from_secs(10), || !running()) {
+                return;
+            }
+        }
+        panic!("the client did not exit on Ctrl-C:\n{}", self.screen());
     }
 
     fn tmux(&self, args: &[&str]) -> String {

@@ -338,7 +338,7 @@ fn prompt_history_travels(version: &str, scenario: &'static str) {
     t.key("C-u");
     t.type_line("bravo prompt from bob");
     t.wait_for("ACK#", Duration::from_secs(60));
-    drop(t);
+    t.exit();
     let back = eventually(SYNC, || {
         history(&a, "bravo prompt from bob") == [s(&a.checkout)]
     });
