@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{B_ROOT, KEY, Rig, now_ms, project};
+use common::{B_ROOT, KEY, Rig, main_checkout, now_ms, project, two_places, worktree};
 use ferry_sync::slug::slug;
 use ferry_sync::store::{FileState, Store};
 use ferry_sync::view::snapshots;
@@ -19,25 +19,6 @@ fn line(uuid: &str, cwd: &str, text: &str) -> String {
 fn count(text: &[u8], uuid: &str) -> usize {
     let needle = format!("\"uuid\":\"{uuid}\"");
     String::from_utf8_lossy(text).matches(&needle).count()
-}
-
-/// A main checkout under this machine's HOME (its `.git` a directory).
-fn main_checkout(rig: &Rig, rel: &str) -> String {
-    let root = format!("{}/{rel}", rig.a.home);
-    std::fs::create_dir_all(Path::new(&root).join(".git")).unwrap();
-    root
-}
-
-/// A worktree of `main` where Claude Code makes them (its `.git` a file).
-fn worktree(main: &str, name: &str) -> String {
-    let root = format!("{main}/.claude/worktrees/{name}");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(
-        Path::new(&root).join(".git"),
-        format!("gitdir: {main}/.git/worktrees/{name}\n"),
-    )
-    .unwrap();
-    root
 }
 
 fn listed(rig: &Rig, slug: &str) -> Vec<String> {
@@ -58,9 +39,7 @@ fn listed(rig: &Rig, slug: &str) -> Vec<String> {
 )]
 fn a_session_written_in_two_places_is_listed_in_one_with_every_line_across_restarts() {
     let mut rig = Rig::new();
-    let main = main_checkout(&rig, "code/proj");
-    let wt = worktree(&main, "feature");
-    let (pm, pw) = (project(KEY, &main), project(KEY, &wt));
+    let (main, wt, pm, pw) = two_places(&rig);
     rig.b_writes(
         "s1.jsonl",
         line("u1", B_ROOT, "from b").as_bytes(),
@@ -142,6 +121,59 @@ fn a_session_written_in_two_places_is_listed_in_one_with_every_line_across_resta
         ),
         in_wt.as_bytes()
     );
+}
+
+/// A session with this machine's copies in two places: appending to the one listed compares it
+/// with the other copies once, not at every append (it was every append, each reading the whole
+/// file and expanding the store's versions under the core's lock); an append after a torn
+/// last line is compared again; and every line stays.
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "its expected text is built in a Linux machine's form (unescaped, `/`-joined paths)"
+)]
+fn appends_to_a_copy_covering_the_other_places_compare_it_once() {
+    let rig = Rig::new();
+    let (main, wt, pm, pw) = two_places(&rig);
+    // Another machine's session, resumed in the main checkout and in the worktree.
+    rig.b_writes(
+        "s1.jsonl",
+        line("u1", B_ROOT, "from b").as_bytes(),
+        now_ms() - 60_000,
+    );
+    std::fs::create_dir_all(rig.upper.join(&pm.slug)).unwrap();
+    let own = line("o1", &main, "mine");
+    std::fs::write(rig.upper.join(&pm.slug).join("own.jsonl"), own).unwrap();
+    rig.a_commits(&pm, &["own.jsonl"]);
+    let at_main = format!("{}/s1.jsonl", pm.slug);
+    let path = Path::new(&at_main);
+    let append = |text: &str| rig.fs.write(path, 0, text.as_bytes(), true).unwrap();
+    append(&line("a0", &main, "turn in main"));
+    rig.a_commits(&pm, &["s1.jsonl"]);
+    std::fs::create_dir_all(rig.upper.join(&pw.slug)).unwrap();
+    let in_wt = line("u1", &wt, "from b") + &line("w1", &wt, "turn in the worktree");
+    std::fs::write(rig.upper.join(&pw.slug).join("s1.jsonl"), &in_wt).unwrap();
+    rig.a_commits(&pw, &["s1.jsonl"]);
+    // The next append in main takes the worktree's line into the main copy.
+    append(&line("a1", &main, "turn 1"));
+    rig.fs.getattr(path).unwrap();
+    let before = rig.fs.comparisons();
+    for i in 2..=50 {
+        append(&line(&format!("a{i}"), &main, "turn"));
+        // The kernel asks for attributes between appends.
+        rig.fs.getattr(path).unwrap();
+    }
+    let compared = rig.fs.comparisons() - before;
+    assert!(compared <= 1, "{compared} comparisons for 49 appends");
+    // Bytes after a torn line change that line: compared again, and right.
+    append("{\"torn\":");
+    append("1}\n");
+    rig.fs.getattr(path).unwrap();
+    let got = String::from_utf8(rig.read(&at_main).unwrap()).unwrap();
+    for u in ["u1", "w1", "a0", "a1", "a50"] {
+        assert_eq!(count(got.as_bytes(), u), 1, "{u} in {got}");
+    }
+    assert!(got.ends_with("{\"torn\":1}\n"), "{got}");
 }
 
 #[test]

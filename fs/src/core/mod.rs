@@ -134,6 +134,8 @@ struct Inner {
     cache: DiskCache,
     fds: LruCache<FdKey, Arc<File>>,
     decisions: BTreeMap<String, Decision>,
+    /// Whole-file comparisons of an upper copy with the store's versions so far.
+    comparisons: u64,
     /// View paths deleted here and not yet in the store: hidden up to this mtime (ms).
     whiteouts: HashMap<String, i64>,
     /// Projects of the upper layer's slug directories, once known.
@@ -223,6 +225,7 @@ impl Fs {
                 cache,
                 fds: LruCache::new(NonZeroUsize::new(256).expect("nonzero")),
                 decisions: BTreeMap::new(),
+                comparisons: 0,
                 whiteouts: HashMap::new(),
                 projects: HashMap::new(),
                 unresolved: BTreeMap::new(),

@@ -48,14 +48,20 @@ impl Fs {
             tracing::debug_span!("write", ?path, offset, len = data.len(), append).entered();
         let foreign = self.foreign();
         let mut inner = self.lock();
-        match self.existing(&mut inner, &foreign, path)? {
+        let before = match self.existing(&mut inner, &foreign, path)? {
             Node::Dir { .. } => return Err(FsError::new(libc::EISDIR, format!("{path:?}"))),
-            Node::Cached { .. } => self.copy_up(&mut inner, &foreign, path)?,
-            Node::Upper(_) => {}
-        }
+            Node::Cached { .. } => {
+                self.copy_up(&mut inner, &foreign, path)?;
+                None
+            }
+            Node::Upper(m) => Some(m),
+        };
         let fd = self.upper_fd(&mut inner, path)?;
         let at = if append { fd.metadata()?.len() } else { offset };
         write_at(&fd, data, at)?;
+        if let Some(m) = before.filter(|m| m.size == at) {
+            self.still_covered(&mut inner, path, &fd, &m);
+        }
         self.note_write(
             &mut inner,
             &foreign,

@@ -1,13 +1,14 @@
 //! Deciding where a path's bytes come from, and materialising them when other machines provide
 //! them.
 
-use super::{Decision, Fs, Inner, key_of};
+use super::{Decision, Fs, Inner, key_of, read_at};
 use crate::error::FsResult;
 use crate::foreign::{Foreign, ForeignFile};
 use crate::upper::{Kind, Meta};
 use ferry_sync::merge::{merge_lines, uuid_of};
 use ferry_sync::store::fnv1a;
 use std::collections::HashSet;
+use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -210,6 +211,7 @@ impl Fs {
         {
             return Ok(d.covered);
         }
+        inner.comparisons += 1;
         let covered = if is_lines(path) {
             let theirs = self.expand_foreign(foreign, f)?;
             let ours = self.read_upper(path)?;
@@ -227,6 +229,36 @@ impl Fs {
             },
         );
         Ok(covered)
+    }
+
+    /// After an append at the end of upper file `path` (which was `before`), keeps a decision
+    /// that it covers the store's versions: bytes added after a complete last line take no
+    /// line away. Without this every append to such a copy compared the whole file with the
+    /// store's versions again (its size changed), under the core's lock.
+    pub(super) fn still_covered(&self, inner: &mut Inner, path: &Path, fd: &File, before: &Meta) {
+        let Some(k) = key_of(path) else { return };
+        let Some(d) = inner.decisions.get_mut(k.as_ref()) else {
+            return;
+        };
+        if !d.covered || d.upper_size != before.size || d.upper_mtime_ns != before.mtime_ns {
+            return;
+        }
+        if is_lines(path) && before.size > 0 {
+            let mut last = [0u8];
+            if !matches!(read_at(fd, &mut last, before.size - 1), Ok(1)) || last[0] != b'\n' {
+                return;
+            }
+        }
+        if let Ok(Some(after)) = self.upper.stat(path) {
+            d.upper_size = after.size;
+            d.upper_mtime_ns = after.mtime_ns;
+        }
+    }
+
+    /// How many times the view compared a whole upper copy with the store's versions of it:
+    /// work an append must not cause (tests and the bench read it).
+    pub fn comparisons(&self) -> u64 {
+        self.lock().comparisons
     }
 
     fn expand_foreign(&self, foreign: &Foreign, f: &ForeignFile) -> FsResult<Vec<u8>> {

@@ -272,3 +272,31 @@ pub fn commit_as(
         )
         .unwrap();
 }
+
+/// A main checkout under this machine's HOME (its `.git` a directory).
+pub fn main_checkout(rig: &Rig, rel: &str) -> String {
+    let root = format!("{}/{rel}", rig.a.home);
+    std::fs::create_dir_all(Path::new(&root).join(".git")).unwrap();
+    root
+}
+
+/// A worktree of `main` where Claude Code makes them (its `.git` a file).
+pub fn worktree(main: &str, name: &str) -> String {
+    let root = format!("{main}/.claude/worktrees/{name}");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        Path::new(&root).join(".git"),
+        format!("gitdir: {main}/.git/worktrees/{name}\n"),
+    )
+    .unwrap();
+    root
+}
+
+/// A main checkout of the project and its worktree `feature`, with their project records: the
+/// two places one project has on this machine.
+pub fn two_places(rig: &Rig) -> (String, String, ProjectRecord, ProjectRecord) {
+    let main = main_checkout(rig, "code/proj");
+    let wt = worktree(&main, "feature");
+    let (pm, pw) = (project(KEY, &main), project(KEY, &wt));
+    (main, wt, pm, pw)
+}
