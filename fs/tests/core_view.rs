@@ -589,6 +589,18 @@ fn a_directorys_link_count_counts_its_subdirectories_from_every_machine() {
             .nlink,
         1
     );
+    // A subdirectory of theirs emptied and removed here is hidden, and not counted.
+    rig.b_writes("gone/w.txt", b"w", now_ms() - 60_000);
+    assert_eq!(links(&slug), 5);
+    let gone = Path::new(&slug).join("gone");
+    rig.fs.unlink(&gone.join("w.txt")).unwrap();
+    assert_eq!(links(&slug), 5, "an emptied directory stays, as on ext4");
+    rig.fs.rmdir(&gone).unwrap();
+    assert_eq!(
+        rig.fs.getattr(&gone).err().map(|e| e.errno),
+        Some(libc::ENOENT)
+    );
+    assert_eq!(links(&slug), 4, "the hidden subdirectory is not counted");
 }
 
 /// A file the store cannot hold that was written before the view started (unmounted, or

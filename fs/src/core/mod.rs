@@ -275,7 +275,7 @@ impl Fs {
         let node = self
             .node(&mut inner, &foreign, path)?
             .ok_or_else(|| FsError::not_found(path))?;
-        Ok(self.attr_at(&foreign, path, &node))
+        Ok(self.attr_at(&inner, &foreign, path, &node))
     }
 
     /// The entries of directory `path`, with their attributes, sorted by name.
@@ -297,7 +297,7 @@ impl Fs {
                 continue;
             }
             if let Some(node) = self.node(&mut inner, &foreign, &child)? {
-                out.insert(name, self.attr_at(&foreign, &child, &node));
+                out.insert(name, self.attr_at(&inner, &foreign, &child, &node));
             }
         }
         Ok(out.into_iter().collect())
@@ -381,7 +381,7 @@ impl Fs {
     /// The attributes of `node` at `path`, with a directory's link count as a local disk
     /// gives it: the upper layer's, plus one for each subdirectory only other machines
     /// provide (its `..`).
-    fn attr_at(&self, foreign: &Foreign, path: &Path, node: &Node) -> Attr {
+    fn attr_at(&self, inner: &Inner, foreign: &Foreign, path: &Path, node: &Node) -> Attr {
         let mut attr = self.attr(node);
         let Node::Dir { upper } = node else {
             return attr;
@@ -396,9 +396,14 @@ impl Fs {
             upper_subdirs
                 && matches!(self.upper.stat(&path.join(name)), Ok(Some(m)) if m.kind == Kind::Dir)
         };
+        // Only subdirectories the view shows: one whose every file was deleted here is hidden.
         let theirs = children
             .iter()
-            .filter(|(name, is_dir)| **is_dir && !is_upper_dir(name))
+            .filter(|(name, is_dir)| {
+                **is_dir
+                    && !is_upper_dir(name)
+                    && self.foreign_dir_visible(inner, foreign, &path.join(name))
+            })
             .count();
         attr.nlink += theirs as u32;
         attr

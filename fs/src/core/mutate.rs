@@ -165,7 +165,7 @@ impl Fs {
         self.upper.mkdir_all(parent(path))?;
         self.upper.mkdir(path, mode)?;
         let node = self.existing(&mut inner, &foreign, path)?;
-        Ok(self.attr_at(&foreign, path, &node))
+        Ok(self.attr_at(&inner, &foreign, path, &node))
     }
 
     /// Changes size, times or mode of `path`.
@@ -219,7 +219,7 @@ impl Fs {
             );
         }
         let node = self.existing(&mut inner, &foreign, path)?;
-        Ok(self.attr_at(&foreign, path, &node))
+        Ok(self.attr_at(&inner, &foreign, path, &node))
     }
 
     /// Flushes an upper-layer file to disk.

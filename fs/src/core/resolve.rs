@@ -109,7 +109,12 @@ impl Fs {
     }
 
     /// Whether a directory that only other machines provide still has a visible file.
-    fn foreign_dir_visible(&self, inner: &Inner, foreign: &Foreign, path: &Path) -> bool {
+    pub(super) fn foreign_dir_visible(
+        &self,
+        inner: &Inner,
+        foreign: &Foreign,
+        path: &Path,
+    ) -> bool {
         let Some(k) = key_of(path) else { return false };
         if !foreign.is_dir(&k) {
             return false;
