@@ -145,15 +145,11 @@ impl Machine {
         info.lines().any(|l| l.split(' ').nth(4) == want.to_str())
     }
 
-    /// Kills the daemon with SIGKILL (a crash) and waits until it is gone.
+    /// Kills the daemon with SIGKILL (a crash), with the `git` it may be running (it leads its
+    /// own process group), and waits until all of it is gone.
     pub fn kill_9(&self) {
         let pid = self.daemon_pid().expect("the daemon runs");
-        let ok = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "kill -9 {pid}");
+        kill_group(pid);
         Machine::wait_gone(pid, Duration::from_secs(10));
     }
 
@@ -251,4 +247,40 @@ fn nix_umount(path: &Path) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::other("umount -l failed"))
     }
+}
+
+/// Kills process group `pgid` with SIGKILL and waits until nothing of it runs. A crash test
+/// kills a process together with the `git` it runs for a fetch or a push: killed alone, that
+/// git goes on writing to the store or the remote while the test checks them (`git fsck` once
+/// read the remote's refs after a push it had not seen the objects of finish).
+pub fn kill_group(pgid: i32) {
+    let ok = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill -9 -{pgid}");
+    let start = Instant::now();
+    while in_group(pgid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "process group {pgid} did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a live process (not a zombie) is in process group `pgid`.
+fn in_group(pgid: i32) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        // After the command's name: state, parent, process group.
+        let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let group = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        state != "Z" && group == Some(pgid)
+    })
 }

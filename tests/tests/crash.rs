@@ -5,8 +5,10 @@
 
 use ferry_sync::codec::{Codec, Format};
 use ferry_sync::store::{Store, mapping_for};
+use ferry_tests::ferry::kill_group;
 use ferry_tests::git::fsck;
 use ferry_tests::rng::{XorShift, seed};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -37,10 +39,12 @@ fn kill_9_at_random_points_loses_nothing() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crash_child"))
             .arg(&state)
             .arg(remote.to_str().unwrap())
+            .process_group(0)
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(150 + rng.below(900)));
-        child.kill().unwrap();
+        // With the git it may be pushing or fetching through.
+        kill_group(child.id() as i32);
         let status = child.wait().unwrap();
         assert!(
             status.code().is_none(),
@@ -68,10 +72,11 @@ fn kill_9_at_random_points_loses_nothing() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crash_child"))
         .arg(&state)
         .arg(remote.to_str().unwrap())
+        .process_group(0)
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    child.kill().unwrap();
+    kill_group(child.id() as i32);
     child.wait().unwrap();
     // Whatever the last kill interrupted, a reconcile now brings the branch level with the disk.
     // As the daemon does at start: clear what a kill mid-commit left locked.
