@@ -228,6 +228,7 @@ fn run(
     progress: &Progress,
 ) -> Result<String, RemoteError> {
     let max_bytes = incoming.as_ref().map(|i| i.max_bytes);
+    die_with_this_thread(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| failure(op, url, Failure::Other, format!("running git: {e}")))?;
@@ -316,6 +317,31 @@ fn run(
     let (kind, message) = classify(&text, url);
     Err(failure(op, url, kind, message))
 }
+
+/// Makes git die when the thread that runs it does (Linux): a daemon killed with SIGKILL must
+/// not leave a fetch or a push behind it, still writing to the store (whose ref locks the next
+/// daemon clears at start) or the remote. `run` waits on the same thread until git exits, so
+/// the thread outlives it in every other case.
+#[cfg(target_os = "linux")]
+fn die_with_this_thread(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = nix::unistd::getpid();
+    // SAFETY: between fork and exec the closure only makes two system calls (prctl, getppid),
+    // both async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            // Gone already, before the line above: no signal will come.
+            if nix::unistd::getppid() != parent {
+                return Err(nix::errno::Errno::ESRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_this_thread(_cmd: &mut Command) {}
 
 fn failure(op: &'static str, url: &str, kind: Failure, message: impl ToString) -> RemoteError {
     RemoteError {
