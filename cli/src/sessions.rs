@@ -315,13 +315,19 @@ fn collect_once(
         versions: &versions,
     };
     let mut out = Vec::new();
-    for (slug, entries) in dirs {
+    for (slug, entries) in &dirs {
         for (name, is_dir) in entries {
-            if is_dir {
+            if *is_dir {
                 continue;
             }
-            out.extend(known.session(&slug, &name));
+            out.extend(known.session(slug, name));
         }
+    }
+    // And once more after reading: a project the view moved meanwhile (a client starting in a
+    // checkout adopts it) had its transcripts gone from under the names just listed, and
+    // they were skipped. (The SessionStart note once missed the only session so.)
+    if !make_do && take()?.as_ref() != Some(&dirs) {
+        return Ok(None);
     }
     out.sort_by_key(|s| std::cmp::Reverse(s.updated_ms));
     Ok(Some(out))
