@@ -37,6 +37,10 @@ pub const CHUNKS: &str = "c";
 pub const MAX_NAME: usize = 255;
 /// Deepest file path accepted from a remote, in components.
 pub const MAX_DEPTH: usize = 16;
+/// Longest path inside a project, in bytes: what every Linux machine still reaches under its
+/// projects directory. The engine reads a file as `/proc/self/fd/N/<project dir>/<path>`, and
+/// the kernel takes at most 4,096 bytes at once; a project dir's name is up to 255.
+pub const MAX_PATH_BYTES: usize = 3800;
 
 /// A path inside a project directory (`<sid>.jsonl`, `<sid>/tool-results/x.txt`), checked to
 /// be relative, normalised and free of anything that could escape.
@@ -62,6 +66,11 @@ impl RelPath {
         if parts.len() > MAX_DEPTH {
             return Some(format!(
                 "too deep: more than {MAX_DEPTH} levels inside its project, the file's name included"
+            ));
+        }
+        if path.len() > MAX_PATH_BYTES {
+            return Some(format!(
+                "too long: more than {MAX_PATH_BYTES} bytes inside its project"
             ));
         }
         parts.iter().find_map(|p| check_name(p).err())
@@ -201,6 +210,12 @@ mod tests {
             assert!(RelPath::new(bad).is_err(), "{bad:?}");
         }
         assert!(RelPath::new("d/".repeat(20).trim_end_matches('/')).is_err());
+        // 16 levels of 250-byte names fit the depth, not the length.
+        let name = "n".repeat(250);
+        let long = vec![name.as_str(); 16].join("/");
+        assert!(RelPath::why_not(&long).is_some_and(|w| w.starts_with("too long")));
+        let fits = vec![name.as_str(); 15].join("/");
+        assert!(fits.len() <= MAX_PATH_BYTES && RelPath::new(&fits).is_ok());
     }
 
     #[test]
