@@ -416,7 +416,7 @@ fn unsyncable_text(files: &[ferry_sync::engine::Unsyncable], t: &mut String) {
         files.len()
     );
     for f in files.iter().take(UNSYNCABLE_SHOWN) {
-        let _ = writeln!(t, "  {}: {}", f.path, f.why);
+        let _ = writeln!(t, "  {}: {}", one_line_path(&f.path), f.why);
     }
     if files.len() > UNSYNCABLE_SHOWN {
         let _ = writeln!(
@@ -424,6 +424,26 @@ fn unsyncable_text(files: &[ferry_sync::engine::Unsyncable], t: &mut String) {
             "  and {} more (ferry status --json lists them all)",
             files.len() - UNSYNCABLE_SHOWN
         );
+    }
+}
+
+/// `path` fit for one line of text: control characters escaped (a name may hold a newline),
+/// and a path too long to read (one can be 3,800 bytes) cut to its project directory and its
+/// file's name (`--json` gives it whole).
+fn one_line_path(path: &str) -> String {
+    let escaped: String = path
+        .chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect();
+    let parts: Vec<&str> = escaped.split('/').collect();
+    match parts.as_slice() {
+        [first, middle @ .., last] if escaped.chars().count() > 160 && !middle.is_empty() => {
+            format!("{first}/…({} more)…/{last}", middle.len())
+        }
+        _ => escaped,
     }
 }
 
@@ -489,5 +509,18 @@ fn secrets_text(s: &Seen, t: &mut String) {
     }
     if s.findings.iter().any(|f| f.action == "pushed") {
         t.push_str("  a pushed secret is in the remote's history: revoke it; `ferry init --secrets redact` redacts new ones\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line_path;
+
+    #[test]
+    fn a_path_is_shown_on_one_line_and_a_long_one_cut() {
+        assert_eq!(one_line_path("-p/a.txt"), "-p/a.txt");
+        assert_eq!(one_line_path("-p/a\nb.txt"), "-p/a\\nb.txt");
+        let long = format!("-p/{}/x.jsonl", vec!["n".repeat(250); 15].join("/"));
+        assert_eq!(one_line_path(&long), "-p/…(15 more)…/x.jsonl");
     }
 }

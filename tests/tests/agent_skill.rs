@@ -149,8 +149,9 @@ fn what_is_unfinished_lists_the_other_machines_open_session_and_continue_leads_t
         assert_eq!(row["written_here"], false);
         let note = "1 unfinished session(s) of this project on other machines, the newest \\\"make the parser stream\\\" on alice";
         if !request.contains(note) {
-            // Once seen in CI and never since: what the hook says now, and bob's log, tell a
-            // hook that found nothing at the time from one whose line was dropped.
+            // What the hook says now, and bob's log, tell a hook that found nothing at the
+            // time (a project moved under its listing, fixed since) from one whose line the
+            // client dropped.
             let hook = serde_json::json!({"cwd": bob.checkout, "session_id": "again"});
             let mut again = bob.machine.command(&["hooks", "run", "session-start"]);
             let again = again

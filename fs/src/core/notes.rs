@@ -32,13 +32,7 @@ fn split(path: &Path) -> Option<Result<(String, RelPath), String>> {
     let Some((slug, rest)) = utf8() else {
         return Some(Err("its name is not UTF-8".into()));
     };
-    let rest = rest.join("/");
-    Some(match RelPath::why_not(&rest) {
-        None => RelPath::new(&rest)
-            .map(|rel| (slug, rel))
-            .map_err(|e| e.to_string()),
-        Some(why) => Err(why),
-    })
+    Some(RelPath::checked(&rest.join("/")).map(|rel| (slug, rel)))
 }
 
 impl Fs {

@@ -119,6 +119,10 @@ impl Fs {
         if !foreign.is_dir(&k) {
             return false;
         }
+        // Only a file deleted here hides one of theirs.
+        if inner.whiteouts.is_empty() {
+            return true;
+        }
         let prefix = if k.is_empty() {
             String::new()
         } else {

@@ -50,30 +50,30 @@ pub struct RelPath(String);
 impl RelPath {
     /// Checks and wraps a `/`-separated relative path.
     pub fn new(path: &str) -> Result<RelPath, StoreError> {
-        match Self::why_not(path) {
-            None => Ok(RelPath(path.to_string())),
-            Some(why) => Err(StoreError::BadPath(format!("{path:?}: {why}"))),
-        }
+        Self::checked(path).map_err(|why| StoreError::BadPath(format!("{path:?}: {why}")))
     }
 
-    /// Why the store cannot hold `path`, in words for the person whose file it is; `None` if
-    /// it can.
-    pub fn why_not(path: &str) -> Option<String> {
+    /// Checks and wraps `path`, or says why the store cannot hold it, in words for the person
+    /// whose file it is.
+    pub fn checked(path: &str) -> Result<RelPath, String> {
         if path.is_empty() {
-            return Some("empty".into());
+            return Err("empty".into());
         }
         let parts: Vec<&str> = path.split('/').collect();
         if parts.len() > MAX_DEPTH {
-            return Some(format!(
+            return Err(format!(
                 "too deep: more than {MAX_DEPTH} levels inside its project, the file's name included"
             ));
         }
         if path.len() > MAX_PATH_BYTES {
-            return Some(format!(
+            return Err(format!(
                 "too long: more than {MAX_PATH_BYTES} bytes inside its project"
             ));
         }
-        parts.iter().find_map(|p| check_name(p).err())
+        match parts.iter().find_map(|p| check_name(p).err()) {
+            Some(why) => Err(why),
+            None => Ok(RelPath(path.to_string())),
+        }
     }
 
     /// The path as a `/`-separated string.
@@ -111,18 +111,16 @@ impl std::fmt::Display for RelPath {
 /// Rejects names that are empty, `.`/`..`, too long, or hold separators or control bytes.
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name == "." || name == ".." {
-        return Err(format!("component {name:?} is not a name"));
+        return Err(format!("{name:?} is not a name"));
     }
     if name.len() > MAX_NAME {
-        return Err("component longer than 255 bytes".into());
+        return Err(format!("a name longer than {MAX_NAME} bytes"));
     }
-    if name
-        .chars()
-        .any(|c| c == '/' || c == '\\' || c.is_control())
-    {
-        return Err(format!(
-            "component {name:?} holds a separator or control character"
-        ));
+    if name.contains(['/', '\\']) {
+        return Err("a name holds / or \\, which Windows takes for a separator".into());
+    }
+    if name.chars().any(char::is_control) {
+        return Err("a name holds a control character".into());
     }
     Ok(())
 }
@@ -213,7 +211,7 @@ mod tests {
         // 16 levels of 250-byte names fit the depth, not the length.
         let name = "n".repeat(250);
         let long = vec![name.as_str(); 16].join("/");
-        assert!(RelPath::why_not(&long).is_some_and(|w| w.starts_with("too long")));
+        assert!(RelPath::checked(&long).is_err_and(|w| w.starts_with("too long")));
         let fits = vec![name.as_str(); 15].join("/");
         assert!(fits.len() <= MAX_PATH_BYTES && RelPath::new(&fits).is_ok());
     }
