@@ -85,16 +85,19 @@ pub fn new_session(host: &Host, version: &str, prompt: &str) -> String {
     let before: BTreeSet<String> = host.sessions().into_iter().collect();
     let ack = host.claude(version, &["-p", prompt], None).text();
     assert!(ack.starts_with("ACK#"), "{ack}");
-    let mut new: Vec<String> = host
+    // Only this run's: another machine's session may arrive meanwhile and be listed here (this
+    // client's start places its project in this checkout), as it did in CI.
+    let (mut new, others): (Vec<String>, Vec<String>) = host
         .sessions()
         .into_iter()
         .filter(|s| !before.contains(s))
-        .collect();
+        .partition(|s| first_of(host, s, "prompt") == prompt);
     assert_eq!(
         new.len(),
         1,
-        "one new session: {}\n{}",
+        "one new session: {}\nand besides: {}\n{}",
         described(host, &new),
+        described(host, &others),
         host.machine.log_tail()
     );
     new.pop().unwrap()
@@ -105,27 +108,29 @@ pub fn new_session(host: &Host, version: &str, prompt: &str) -> String {
 fn described(host: &Host, ids: &[String]) -> String {
     ids.iter()
         .map(|id| {
-            let text = std::fs::read_to_string(host.slug_dir().join(format!("{id}.jsonl")))
-                .unwrap_or_default();
-            let first = |key: &str| {
-                text.lines()
-                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                    .find_map(|v| match key {
-                        "cwd" => v["cwd"].as_str().map(str::to_string),
-                        _ => (v["type"] == "user")
-                            .then(|| v["message"]["content"].as_str().map(str::to_string))
-                            .flatten(),
-                    })
-                    .unwrap_or_else(|| "?".into())
-            };
             format!(
                 "{id}: cwd {}, first prompt {:?}",
-                first("cwd"),
-                first("prompt")
+                first_of(host, id, "cwd"),
+                first_of(host, id, "prompt")
             )
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The first `cwd` or first user prompt (`key`) of session `id` in `host`'s project dir, or `?`.
+fn first_of(host: &Host, id: &str, key: &str) -> String {
+    std::fs::read_to_string(host.slug_dir().join(format!("{id}.jsonl")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| match key {
+            "cwd" => v["cwd"].as_str().map(str::to_string),
+            _ => (v["type"] == "user")
+                .then(|| v["message"]["content"].as_str().map(str::to_string))
+                .flatten(),
+        })
+        .unwrap_or_else(|| "?".into())
 }
 
 /// `claude -p --resume <id> <prompt>` on `host`; returns the main request the client sent.
