@@ -8,22 +8,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{B_ROOT, Rig, now_ms, two_places};
+use common::{B_ROOT, Rig, long_line as line, median, now_ms, two_places};
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
-
-/// A transcript line of about 2 KB naming paths under `cwd`.
-fn line(uuid: &str, cwd: &str) -> String {
-    let text = "the codec expands every path of the session ".repeat(40);
-    format!("{{\"uuid\":\"{uuid}\",\"cwd\":\"{cwd}\",\"text\":\"{text} {cwd}/main.rs\"}}\n")
-}
-
-/// The median of `v`, in µs.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn main() {
     let mb: usize = std::env::var("FERRY_BENCH_MB")

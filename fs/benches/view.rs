@@ -17,7 +17,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{B_ROOT, commit_as_b};
+use common::{B_ROOT, commit_as_b, median};
 use ferry_fs::core::{Fs, FsConfig, Sink};
 use ferry_fs::upper::Upper;
 use ferry_sync::engine::{self, EngineConfig};
@@ -224,11 +224,6 @@ fn read_all(path: &Path) -> usize {
 
 fn mb_s(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {

@@ -96,8 +96,17 @@ struct MFile {
     absorbed: Option<i64>,
 }
 
+/// What the view last served for a transcript (the core's `steady`): its next merge keeps
+/// these lines first.
+#[derive(Clone, Debug)]
+enum Shown {
+    Upper,
+    Bytes(Vec<u8>),
+}
+
 /// What the view should be.
 struct Model {
+    shown: std::cell::RefCell<BTreeMap<String, Shown>>,
     tops: [String; 3],
     files: BTreeMap<String, MFile>,
     udirs: BTreeSet<String>,
@@ -162,7 +171,39 @@ impl Model {
         }
     }
 
+    /// What the view shows at `p`: a transcript served before keeps the lines it showed first
+    /// when a new merge still holds them all.
     fn node(&self, p: &str) -> Option<MNode> {
+        let node = self.merged(p);
+        if !p.ends_with(".jsonl") {
+            return node;
+        }
+        let mut shown = self.shown.borrow_mut();
+        match node {
+            Some(MNode::File(c, m, false)) => {
+                let upper = self.files.get(p).and_then(|f| f.upper.clone());
+                let earlier = match shown.get(p) {
+                    Some(Shown::Upper) => upper.map(|u| u.0),
+                    Some(Shown::Bytes(b)) => Some(b.clone()),
+                    None => None,
+                };
+                let c = match earlier {
+                    Some(e) if !c.starts_with(&e) && holds(&c, &e) => merge_lines(&[&e, &c]),
+                    _ => c,
+                };
+                shown.insert(p.to_string(), Shown::Bytes(c.clone()));
+                Some(MNode::File(c, m, false))
+            }
+            Some(MNode::File(c, m, true)) => {
+                shown.insert(p.to_string(), Shown::Upper);
+                Some(MNode::File(c, m, true))
+            }
+            other => other,
+        }
+    }
+
+    /// The view at `p` from both layers alone.
+    fn merged(&self, p: &str) -> Option<MNode> {
         if p.is_empty() || self.udirs.contains(p) {
             return Some(MNode::Dir);
         }
@@ -545,6 +586,7 @@ fn model_tree(m: &Model) -> BTreeMap<String, Option<Vec<u8>>> {
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let rig = Rig::new();
     let mut m = Model {
+        shown: Default::default(),
         tops: [rig.slug(), "-p".into(), "-q".into()],
         files: BTreeMap::new(),
         udirs: BTreeSet::new(),

@@ -657,3 +657,136 @@ fn files_the_store_cannot_hold_from_before_the_start_are_found() {
     rig.fs.unlink(&file).unwrap();
     assert!(rig.recorder.unsyncable.lock().unwrap().is_empty());
 }
+
+/// Machine `c` (HOME `/home/c`) commits `bytes` at `rel` with `mtime_ms`, arriving here as
+/// fetched; the core is refreshed.
+fn c_writes(rig: &Rig, rel: &str, bytes: &str, mtime_ms: i64) {
+    let c = common::machine("c", "/home/c");
+    let src = rig.dir.path().join("c-files").join(rel);
+    std::fs::create_dir_all(src.parent().unwrap()).unwrap();
+    std::fs::write(&src, bytes.replace(B_ROOT, "/home/c/src/proj")).unwrap();
+    let f = std::fs::File::options().write(true).open(&src).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_millis(mtime_ms as u64))
+        .unwrap();
+    let change = Change::Write {
+        local: src,
+        dirty_from: None,
+    };
+    common::commit_as(
+        &rig.store,
+        &c,
+        "/home/c/src/proj",
+        vec![(rel.to_string(), change)],
+    );
+    rig.fs.refresh().unwrap();
+}
+
+/// Reads `path` in two READs with a refresh by `between` in the middle, as a `read` of a big
+/// file spans a fetch, and asserts that every line came whole and once.
+fn read_across(rig: &Rig, path: &str, between: impl FnOnce()) -> String {
+    let p = Path::new(path);
+    let first = rig.fs.read(p, 0, 40).unwrap();
+    between();
+    let rest = rig.fs.read(p, first.len() as u64, 1 << 20).unwrap();
+    let text = String::from_utf8([first, rest].concat()).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for l in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?} ({e}) in {text}"));
+        let u = v["uuid"].as_str().unwrap().to_string();
+        assert!(seen.insert(u.clone()), "{u} twice in {text}");
+    }
+    text
+}
+
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "its expected text is built in a Linux machine's form (unescaped, `/`-joined paths)"
+)]
+fn lines_shown_keep_their_places_when_older_lines_arrive_from_another_machine() {
+    let rig = Rig::new();
+    let path = format!("{}/s1.jsonl", rig.slug());
+    let p = Path::new(&path);
+    let mut theirs = line("u1", "start");
+    rig.b_writes("s1.jsonl", theirs.as_bytes(), now_ms() - 60_000);
+    // Resumed here: this machine's copy is the newest.
+    rig.fs.write(p, 0, b"{\"uuid\":\"a1\"}\n", true).unwrap();
+    let mut shown = String::from_utf8(rig.read(&path).unwrap()).unwrap();
+    // b's lines, written before this machine's, keep arriving: the merge puts the older
+    // version's lines first, and each time the view served this machine's line at a later offset.
+    for (i, n) in ["b1", "b2", "b3"].into_iter().enumerate() {
+        theirs += &line(n, "more");
+        let at = now_ms() - 50_000 + i as i64 * 1_000;
+        let now = read_across(&rig, &path, || {
+            rig.b_writes("s1.jsonl", theirs.as_bytes(), at);
+        });
+        assert!(
+            now.starts_with(&shown),
+            "what was shown moved:\n{shown}\nthen\n{now}"
+        );
+        assert!(now.contains(&local(&rig, &line(n, "more"))), "{n} shown");
+        shown = now;
+    }
+    // A write lands after every line shown.
+    rig.fs.write(p, 0, b"{\"uuid\":\"a2\"}\n", true).unwrap();
+    let upper = String::from_utf8(std::fs::read(rig.upper.join(&path)).unwrap()).unwrap();
+    assert_eq!(upper, shown + "{\"uuid\":\"a2\"}\n");
+}
+
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "its expected text is built in a Linux machine's form (unescaped, `/`-joined paths)"
+)]
+fn lines_shown_keep_their_places_when_two_other_machines_take_turns() {
+    let rig = Rig::new();
+    let path = format!("{}/s2.jsonl", rig.slug());
+    let t = now_ms() - 60_000;
+    let mut b = line("u1", "start") + &line("b1", "b");
+    rig.b_writes("s2.jsonl", b.as_bytes(), t);
+    let c = line("u1", "start") + &line("c1", "c");
+    c_writes(&rig, "s2.jsonl", &c, t + 1_000);
+    let shown = String::from_utf8(rig.read(&path).unwrap()).unwrap();
+    // b writes again, now the newest: the merge of the two alone would put c's line before b's.
+    b += &line("b2", "b");
+    let now = read_across(&rig, &path, || {
+        rig.b_writes("s2.jsonl", b.as_bytes(), t + 2_000);
+    });
+    assert!(
+        now.starts_with(&shown),
+        "what was shown moved:\n{shown}\nthen\n{now}"
+    );
+    assert_eq!(now, shown + &local(&rig, &line("b2", "b")));
+    // A restart serves the merge as it is, every line once.
+    let mut rig = rig;
+    rig.restart();
+    let fresh = read_across(&rig, &path, || {});
+    assert_eq!(fresh.lines().count(), 4);
+}
+
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "its expected text is built in a Linux machine's form (unescaped, `/`-joined paths)"
+)]
+fn a_transcript_its_writer_rewrote_is_shown_as_rewritten() {
+    let rig = Rig::new();
+    let path = format!("{}/s3.jsonl", rig.slug());
+    let t = now_ms() - 60_000;
+    rig.b_writes(
+        "s3.jsonl",
+        (line("u1", "one") + &line("u2", "two")).as_bytes(),
+        t,
+    );
+    assert_eq!(rig.read(&path).unwrap().len(), {
+        local(&rig, &(line("u1", "one") + &line("u2", "two"))).len()
+    });
+    // b removed its last message and wrote another (Claude Code's ftruncate and pwrite).
+    let rewritten = line("u1", "one") + &line("u3", "three");
+    rig.b_writes("s3.jsonl", rewritten.as_bytes(), t + 1_000);
+    assert_eq!(
+        String::from_utf8(rig.read(&path).unwrap()).unwrap(),
+        local(&rig, &rewritten)
+    );
+}

@@ -119,6 +119,11 @@ pub fn prefer_lines(version: &[u8], preferred: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A line without its newline.
+fn bare(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
+}
+
 /// Merges transcript versions (oldest first) so that every line of every version is kept once.
 pub fn merge_lines(versions: &[&[u8]]) -> Vec<u8> {
     match versions {
@@ -132,7 +137,8 @@ pub fn merge_lines(versions: &[&[u8]]) -> Vec<u8> {
         .count();
     let mut out: Vec<u8> = Vec::with_capacity(versions.iter().map(|v| v.len()).max().unwrap_or(0));
     let mut uuids: HashSet<String> = HashSet::new();
-    // Which version first gave a uuid-less line.
+    // Which version first gave a uuid-less line, known by its bytes without the newline: a
+    // torn last line that a merge ended with a newline is still the same line.
     let mut plain: HashMap<&[u8], usize> = HashMap::new();
     for line in &split[0][..prefix] {
         out.extend_from_slice(line);
@@ -141,7 +147,7 @@ pub fn merge_lines(versions: &[&[u8]]) -> Vec<u8> {
                 uuids.insert(u);
             }
             None => {
-                plain.insert(line, usize::MAX);
+                plain.insert(bare(line), usize::MAX);
             }
         }
     }
@@ -149,10 +155,10 @@ pub fn merge_lines(versions: &[&[u8]]) -> Vec<u8> {
         for line in &lines[prefix..] {
             let keep = match uuid_of(line) {
                 Some(u) => uuids.insert(u),
-                None => match plain.get(line) {
+                None => match plain.get(bare(line)) {
                     Some(&first) => first == vi,
                     None => {
-                        plain.insert(line, vi);
+                        plain.insert(bare(line), vi);
                         true
                     }
                 },

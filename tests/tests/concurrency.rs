@@ -45,6 +45,30 @@ fn uuids(path: &Path) -> BTreeSet<String> {
     out
 }
 
+/// Reads `path` once while it is being written, and gives its complete lines: each is whole
+/// JSON and none repeats (the last line may still be coming).
+fn whole_lines_once(path: &Path) -> Vec<u8> {
+    let mut text = std::fs::read(path).unwrap();
+    text.truncate(
+        text.iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |end| end + 1),
+    );
+    let complete = &text[..];
+    let mut seen = BTreeSet::new();
+    for l in complete.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let v: serde_json::Value = serde_json::from_slice(l).unwrap_or_else(|e| {
+            panic!(
+                "torn line in one read of {path:?}: {e}: {}",
+                String::from_utf8_lossy(l)
+            )
+        });
+        let u = v["uuid"].as_str().expect("a uuid").to_string();
+        assert!(seen.insert(u.clone()), "{u} twice in one read of {path:?}");
+    }
+    text
+}
+
 fn expected(writers: &[(&str, usize)]) -> BTreeSet<String> {
     writers
         .iter()
@@ -73,23 +97,71 @@ fn concurrent_writers_on_one_session_keep_every_line() {
         p.b.log_tail()
     );
 
-    // Both machines append to the session at the same time.
-    std::thread::scope(|s| {
-        s.spawn(|| appender(&on_a, &p.a_proj, "a3", 200));
-        s.spawn(|| appender(&on_b, &p.b_proj, "b1", 200));
-    });
+    // Both machines append to the session at the same time, while a reader on each reads it
+    // whole again and again: other machines' lines arrive in between, and as in an append log
+    // on a local disk, no read sees a line twice and each read finds the last one's lines where
+    // they were.
+    let reading = std::sync::atomic::AtomicBool::new(true);
     let want = expected(&[("a1", 300), ("a2", 300), ("a3", 200), ("b1", 200)]);
-    for (name, file, m) in [("A", &on_a, &p.a), ("B", &on_b, &p.b)] {
-        let ok = eventually(Duration::from_secs(90), || uuids(file) == want);
-        let have = uuids(file);
-        let missing: Vec<_> = want.difference(&have).take(3).collect();
-        assert!(
-            ok,
-            "{name} lacks {} lines, e.g. {missing:?}\nlog:\n{}",
-            want.len() - have.len().min(want.len()),
-            m.log_tail()
-        );
-    }
+    std::thread::scope(|s| {
+        let readers = [&on_a, &on_b].map(|file| {
+            let reading = &reading;
+            s.spawn(move || {
+                let (mut reads, mut before) = (0, Vec::new());
+                while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                    let now = whole_lines_once(file);
+                    if !now.starts_with(&before) {
+                        let at = before.iter().zip(&now).take_while(|(x, y)| x == y).count();
+                        let line = |t: &[u8]| {
+                            let from = t[..at]
+                                .iter()
+                                .rposition(|&b| b == b'\n')
+                                .map_or(0, |i| i + 1);
+                            let to = t[at..]
+                                .iter()
+                                .position(|&b| b == b'\n')
+                                .map_or(t.len(), |i| at + i);
+                            String::from_utf8_lossy(&t[from..to]).into_owned()
+                        };
+                        panic!(
+                            "a line moved between two reads of {file:?}, at byte {at}: {} then {}",
+                            line(&before),
+                            line(&now)
+                        );
+                    }
+                    before = now;
+                    reads += 1;
+                }
+                reads
+            })
+        });
+        let writers = [
+            s.spawn(|| appender(&on_a, &p.a_proj, "a3", 200)),
+            s.spawn(|| appender(&on_b, &p.b_proj, "b1", 200)),
+        ];
+        for w in writers {
+            w.join().unwrap();
+        }
+        // The readers go on until each machine has the other's lines.
+        let arrived = [("A", &on_a, &p.a), ("B", &on_b, &p.b)].map(|(name, file, m)| {
+            let ok = eventually(Duration::from_secs(90), || uuids(file) == want);
+            (name, file, m, ok)
+        });
+        reading.store(false, std::sync::atomic::Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().unwrap() > 0, "a reader read");
+        }
+        for (name, file, m, ok) in arrived {
+            let have = uuids(file);
+            let missing: Vec<_> = want.difference(&have).take(3).collect();
+            assert!(
+                ok,
+                "{name} lacks {} lines, e.g. {missing:?}\nlog:\n{}",
+                want.len() - have.len().min(want.len()),
+                m.log_tail()
+            );
+        }
+    });
     // Each machine sees its own paths in every line.
     let text = std::fs::read_to_string(&on_b).unwrap();
     assert!(!text.contains(p.a.home.to_str().unwrap()));

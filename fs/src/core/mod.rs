@@ -21,6 +21,7 @@ mod notes;
 mod refresh;
 mod resolve;
 mod satellite;
+mod steady;
 
 use crate::cache::DiskCache;
 use crate::error::{FsError, FsResult};
@@ -151,6 +152,9 @@ struct Inner {
     /// Sessions whose transcript was written here, by id, with when: the satellite mirror
     /// looks at their satellites every pass.
     active: HashMap<String, std::time::Instant>,
+    /// What each transcript was last served from, by view path: the next merge keeps its
+    /// lines in place (`steady`).
+    served: HashMap<String, steady::Served>,
 }
 
 /// The filesystem core.
@@ -232,6 +236,7 @@ impl Fs {
                 unsyncable: BTreeMap::new(),
                 absorbed: load_marks(&config.marks),
                 active: HashMap::new(),
+                served: HashMap::new(),
             }),
             sink,
             links: RwLock::new(config.links.clone()),

@@ -64,12 +64,12 @@ impl Node {
     }
 }
 
-fn is_lines(path: &Path) -> bool {
+pub(super) fn is_lines(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "jsonl")
 }
 
 /// Whether `upper` already holds every line of `theirs` (by uuid, else by bytes).
-fn holds_every_line(upper: &[u8], theirs: &[u8]) -> bool {
+pub(super) fn holds_every_line(upper: &[u8], theirs: &[u8]) -> bool {
     let mut uuids = HashSet::new();
     let mut plain = HashSet::new();
     for l in upper.split_inclusive(|&b| b == b'\n') {
@@ -154,13 +154,15 @@ impl Fs {
             .visible_foreign(inner, foreign, path)
             .filter(|_| upper.is_some() || !key_of(path).is_some_and(|k| foreign.is_moved(&k)));
         match (upper, theirs) {
-            (Some(m), None) => Ok(Some(Node::Upper(m))),
+            (Some(m), None) => {
+                self.served_upper(inner, path);
+                Ok(Some(Node::Upper(m)))
+            }
             (None, None) => Ok(self
                 .foreign_dir_visible(inner, foreign, path)
                 .then_some(Node::Dir { upper: None })),
             (None, Some(f)) => {
-                let key = f.fingerprint;
-                let size = self.materialised(inner, foreign, key, &f, None, path)?;
+                let (key, size) = self.steady(inner, foreign, f.fingerprint, &f, None, path)?;
                 Ok(Some(Node::Cached {
                     key,
                     size,
@@ -174,10 +176,12 @@ impl Fs {
                     .and_then(|k| inner.absorbed.get(k.as_ref()))
                     .is_some_and(|&mark| f.theirs_ms <= mark && !f.has_own);
                 if absorbed {
+                    self.served_upper(inner, path);
                     return Ok(Some(Node::Upper(m)));
                 }
                 if self.covered(inner, foreign, path, &m, &f)? {
                     self.absorb(inner, path, f.theirs_ms);
+                    self.served_upper(inner, path);
                     return Ok(Some(Node::Upper(m)));
                 }
                 let mut id = Vec::new();
@@ -190,8 +194,7 @@ impl Fs {
                     Some(k) => id.extend_from_slice(k.as_bytes()),
                     None => id.extend_from_slice(path.as_os_str().as_encoded_bytes()),
                 }
-                let key = fnv1a(&id);
-                let size = self.materialised(inner, foreign, key, &f, Some(&m), path)?;
+                let (key, size) = self.steady(inner, foreign, fnv1a(&id), &f, Some(&m), path)?;
                 Ok(Some(Node::Cached {
                     key,
                     size,
@@ -286,7 +289,7 @@ impl Fs {
 
     /// The size of disk cache entry `key`, writing it first if needed: `f` expanded, merged
     /// with the upper file `with` when given.
-    fn materialised(
+    pub(super) fn materialised(
         &self,
         inner: &mut Inner,
         foreign: &Foreign,
@@ -298,9 +301,22 @@ impl Fs {
         if let Some(size) = inner.cache.get(key) {
             return Ok(size);
         }
+        let bytes = self.merged(foreign, key, f, with, path)?;
+        Ok(inner.cache.put(key, &bytes)?)
+    }
+
+    /// The bytes of merge `key`: `f` expanded, merged with the upper file `with` when given.
+    pub(super) fn merged(
+        &self,
+        foreign: &Foreign,
+        key: u64,
+        f: &ForeignFile,
+        with: Option<&Meta>,
+        path: &Path,
+    ) -> FsResult<Vec<u8>> {
         let _span = tracing::debug_span!("materialise", ?path, key).entered();
         let theirs = self.expand_foreign(foreign, f)?;
-        let bytes = match with {
+        Ok(match with {
             None => theirs,
             // A transcript: every line of both, the older version's first.
             Some(m) if is_lines(path) => {
@@ -313,8 +329,7 @@ impl Fs {
             }
             // Another file that is not covered: theirs is newer and wins.
             Some(_) => theirs,
-        };
-        Ok(inner.cache.put(key, &bytes)?)
+        })
     }
 }
 

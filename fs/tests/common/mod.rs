@@ -300,3 +300,15 @@ pub fn two_places(rig: &Rig) -> (String, String, ProjectRecord, ProjectRecord) {
     let (pm, pw) = (project(KEY, &main), project(KEY, &wt));
     (main, wt, pm, pw)
 }
+
+/// A transcript line of about 2 KB naming paths under `cwd` (the benches' sessions).
+pub fn long_line(uuid: &str, cwd: &str) -> String {
+    let text = "the codec expands every path of the session ".repeat(40);
+    format!("{{\"uuid\":\"{uuid}\",\"cwd\":\"{cwd}\",\"text\":\"{text} {cwd}/main.rs\"}}\n")
+}
+
+/// The median of `v` (the benches' figures).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}

@@ -102,6 +102,16 @@ fn torn_lines_do_not_swallow_the_next_line() {
     );
 }
 
+#[test]
+fn a_torn_line_a_merge_ended_with_a_newline_is_still_the_same_line() {
+    // The view served a torn last line with the newline a merge gave it; merged again with a
+    // version that still ends with it torn, it is kept once.
+    let served = "{\"torn\n".to_string() + &line("b", "y");
+    let again = line("b", "y") + "{\"torn";
+    let merged = String::from_utf8(merge_lines(&[served.as_bytes(), again.as_bytes()])).unwrap();
+    assert_eq!(merged, served);
+}
+
 proptest! {
     /// Reference model: a session starts with shared lines, then each machine appends its own
     /// lines, sometimes after syncing another machine's lines into its copy. Every line of

@@ -1,0 +1,144 @@
+//! Keeping a transcript's lines where a reader saw them when other machines' lines arrive.
+//!
+//! The merge of a transcript puts the older version's lines first. When a newer line of that
+//! older version arrives, every line after the point where the versions part moves to a later
+//! offset, and a reader whose read spans the refresh (one `read` is several READ requests) sees
+//! a line twice or misses one. On a local disk an append log never moves a line. So once the
+//! view has served a transcript, a new merge that still holds every line served keeps those
+//! lines first, in their places, and the new ones follow: the file only grows. A merge that
+//! drops a line served (a writer rewrote its file) is served as it is, as a rewrite would be.
+
+use super::{Fs, Inner, key_of};
+use crate::error::FsResult;
+use crate::foreign::{Foreign, ForeignFile};
+use crate::upper::Meta;
+use ferry_sync::merge::merge_lines;
+use ferry_sync::store::fnv1a;
+use std::io::Read;
+use std::path::Path;
+
+/// What the view last served for a transcript path, so that the next merge keeps its lines in
+/// place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Served {
+    /// The upper-layer file, as it is.
+    Upper,
+    /// Disk cache entry `key`, made for the merge whose own key is `base`.
+    Cache { base: u64, key: u64 },
+}
+
+impl Fs {
+    /// Notes that transcript `path` is served from the upper layer as it is.
+    pub(super) fn served_upper(&self, inner: &mut Inner, path: &Path) {
+        if !super::resolve::is_lines(path) {
+            return;
+        }
+        let Some(k) = key_of(path) else { return };
+        if inner.served.get(k.as_ref()) != Some(&Served::Upper) {
+            inner.served.insert(k.into_owned(), Served::Upper);
+        }
+    }
+
+    /// The disk cache entry that serves merge `base` of `f` (with the upper file `with`) at
+    /// `path`, and its size: the merge itself, or for a transcript served before, the lines
+    /// served first and the merge's new lines after them.
+    pub(super) fn steady(
+        &self,
+        inner: &mut Inner,
+        foreign: &Foreign,
+        base: u64,
+        f: &ForeignFile,
+        with: Option<&Meta>,
+        path: &Path,
+    ) -> FsResult<(u64, u64)> {
+        let k = key_of(path).filter(|_| super::resolve::is_lines(path));
+        let before = k
+            .as_ref()
+            .and_then(|k| inner.served.get(k.as_ref()).copied());
+        if let Some(Served::Cache { base: b, key }) = before
+            && b == base
+            && let Some(size) = inner.cache.get(key)
+        {
+            return Ok((key, size));
+        }
+        let Some(k) = k else {
+            return Ok((
+                base,
+                self.materialised(inner, foreign, base, f, with, path)?,
+            ));
+        };
+        let earlier = match before {
+            Some(Served::Upper) if with.is_some() => Some((0, self.read_upper(path)?)),
+            Some(Served::Cache { key, .. }) if inner.cache.get(key).is_some() => {
+                let mut bytes = Vec::new();
+                inner.cache.open_entry(key)?.read_to_end(&mut bytes)?;
+                Some((key, bytes))
+            }
+            _ => None,
+        };
+        let Some((from, earlier)) = earlier else {
+            let size = self.materialised(inner, foreign, base, f, with, path)?;
+            inner
+                .served
+                .insert(k.into_owned(), Served::Cache { base, key: base });
+            return Ok((base, size));
+        };
+        let merge = match inner.cache.get(base) {
+            Some(_) => {
+                let mut bytes = Vec::new();
+                inner.cache.open_entry(base)?.read_to_end(&mut bytes)?;
+                bytes
+            }
+            None => self.merged(foreign, base, f, with, path)?,
+        };
+        let (key, bytes) = match kept_in_place(&earlier, &merge) {
+            Some(kept) => (
+                fnv1a(&[base.to_le_bytes(), from.to_le_bytes()].concat()),
+                kept,
+            ),
+            None => (base, merge),
+        };
+        let size = inner.cache.put(key, &bytes)?;
+        inner
+            .served
+            .insert(k.into_owned(), Served::Cache { base, key });
+        Ok((key, size))
+    }
+}
+
+/// `earlier`'s lines in their places and `merge`'s other lines after them, when `merge` holds
+/// every line of `earlier` and does not already begin with it. Only the lines after the point
+/// where the two part are compared: a long session costs what changed, not its length.
+fn kept_in_place(earlier: &[u8], merge: &[u8]) -> Option<Vec<u8>> {
+    let same = common_prefix(earlier, merge);
+    if same == earlier.len() {
+        return None;
+    }
+    let cut = earlier[..same]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let (was, now) = (&earlier[cut..], &merge[cut..]);
+    if !super::resolve::holds_every_line(now, was) {
+        return None;
+    }
+    let mut kept = Vec::with_capacity(merge.len().max(earlier.len()));
+    kept.extend_from_slice(&earlier[..cut]);
+    kept.extend_from_slice(&merge_lines(&[was, now]));
+    Some(kept)
+}
+
+/// How many leading bytes `a` and `b` share, compared a block at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 4096;
+    let n = a.len().min(b.len());
+    let mut at = 0;
+    while at + BLOCK <= n && a[at..at + BLOCK] == b[at..at + BLOCK] {
+        at += BLOCK;
+    }
+    at + a[at..n]
+        .iter()
+        .zip(&b[at..n])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
