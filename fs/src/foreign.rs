@@ -53,9 +53,10 @@ pub fn candidates(own: Option<&Snapshot>, links: &[Link]) -> HashMap<String, Vec
     out
 }
 
-/// What a placement adds to the fingerprint of the files it expands: its root and mapping.
-fn expansion_of(p: &Placement) -> String {
-    format!("{}\0{:?}", p.project.root, p.mapping)
+/// What a placement adds to the fingerprint of the files it expands: its root and mapping,
+/// hashed once per placement rather than once per file.
+fn expansion_of(p: &Placement) -> u64 {
+    fnv1a(format!("{}\0{:?}", p.project.root, p.mapping).as_bytes())
 }
 
 /// The repository half of a project key (`github.com/o/r` of `github.com/o/r//sub`).
@@ -221,7 +222,7 @@ impl Foreign {
         out.place_projects(local, &origin, &candidates(own, links), book);
         let index = Index::new(snaps);
         // What each placement adds to its files' fingerprints, made once per place.
-        let mappings: BTreeMap<String, String> = out
+        let mappings: BTreeMap<String, u64> = out
             .placements
             .iter()
             .map(|(k, p)| (k.clone(), expansion_of(p)))
@@ -256,17 +257,13 @@ impl Foreign {
                 };
                 out.homes.insert(slug.clone(), home);
             }
-            let at_home;
             let expansion = match out
                 .homes
                 .get(&slug)
                 .filter(|_| slug != placement.project.slug)
             {
-                Some(home) => {
-                    at_home = expansion_of(home);
-                    &at_home
-                }
-                None => mapping,
+                Some(home) => expansion_of(home),
+                None => *mapping,
             };
             // What a copy of this machine's at `at` shows: every shown version but that copy
             // itself (the upper layer's business), expanded for the place the session is in.
@@ -290,7 +287,7 @@ impl Foreign {
                 for f in &shown {
                     fp.extend_from_slice(f.tree.as_bytes());
                 }
-                fp.extend_from_slice(expansion.as_bytes());
+                fp.extend_from_slice(&expansion.to_le_bytes());
                 Some(ForeignFile {
                     key: key.clone(),
                     slug: slug.clone(),

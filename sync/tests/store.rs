@@ -454,6 +454,11 @@ fn hostile_branches_are_skipped_with_reasons_and_never_escape() {
     let names: Vec<&str> = snap.files.iter().map(|f| f.rel.as_str()).collect();
     assert_eq!(names, ["good.txt"]);
     assert_eq!(snap.rejected.len(), 8, "{:#?}", snap.rejected);
+    // Read again (as every refresh does): the same files, and every rejection reported again.
+    let again = victim.store.snapshot("evil", commit).unwrap();
+    let names_again: Vec<&str> = again.files.iter().map(|f| f.rel.as_str()).collect();
+    assert_eq!(names_again, names);
+    assert_eq!(again.rejected.len(), 8, "{:#?}", again.rejected);
     assert!(
         snap.rejected
             .iter()
@@ -677,6 +682,86 @@ fn a_tree_bomb_and_non_ascii_names_are_cut_short() {
     assert!(
         why.iter()
             .any(|w| w.contains("\"aé\" is not a d./f. entry"))
+    );
+    // Read again: cut short and reported again, never taken from an earlier read.
+    let again = victim.store.snapshot("evil", commit).unwrap();
+    assert!(again.files.is_empty());
+    assert!(
+        again
+            .rejected
+            .iter()
+            .any(|e| e.to_string().contains("entries; the rest are ignored"))
+    );
+}
+
+#[test]
+fn a_branch_read_again_gives_each_projects_files_as_they_are_now() {
+    let m = machine("a2", "/home/al", "/home/al/src/proj");
+    let other = common::project("github.com/o/other", "/home/al/src/other");
+    let dir = m.upper.parent().unwrap().join(&other.slug);
+    std::fs::create_dir_all(&dir).unwrap();
+    let write_other = |rel: &str, text: &str| {
+        std::fs::write(dir.join(rel), text).unwrap();
+        FileUpdate {
+            place: other.place(),
+            rel: RelPath::new(rel).unwrap(),
+            change: Change::Write {
+                local: dir.join(rel),
+                dirty_from: None,
+            },
+        }
+    };
+    let commit_other = |files: Vec<FileUpdate>| {
+        m.store
+            .commit(
+                &m.record,
+                &Batch {
+                    projects: vec![other.clone()],
+                    files,
+                },
+            )
+            .unwrap()
+    };
+    m.write("s.jsonl", b"{\"uuid\":\"1\"}\n");
+    m.commit(vec![("s.jsonl", m.written("s.jsonl"))]);
+    commit_other(vec![write_other("t.jsonl", "{\"uuid\":\"2\"}\n")]);
+    let files = |snap: &ferry_sync::store::Snapshot| {
+        let mut v: Vec<(String, String, git2::Oid)> = snap
+            .files
+            .iter()
+            .map(|f| (f.project.key.clone(), f.rel.to_string(), f.tree))
+            .collect();
+        v.sort();
+        v
+    };
+    let first = files(&m.own());
+    assert_eq!(first.len(), 2);
+    // One project changes (a file added, one changed); the other is read as it was.
+    commit_other(vec![
+        write_other("t.jsonl", "{\"uuid\":\"2\"}\n{\"uuid\":\"3\"}\n"),
+        write_other("u.jsonl", "{\"uuid\":\"4\"}\n"),
+    ]);
+    let second = files(&m.own());
+    assert_eq!(second.len(), 3, "{second:?}");
+    let mine = |v: &[(String, String, git2::Oid)]| v.iter().find(|f| f.0 == KEY).cloned();
+    assert_eq!(
+        mine(&second),
+        mine(&first),
+        "the unchanged project as it was"
+    );
+    let t = |v: &[(String, String, git2::Oid)]| v.iter().find(|f| f.1 == "t.jsonl").map(|f| f.2);
+    assert_ne!(t(&second), t(&first), "the changed file's new version");
+    assert_eq!(
+        m.store
+            .read(
+                m.own()
+                    .files
+                    .iter()
+                    .find(|f| f.rel.as_str() == "t.jsonl")
+                    .unwrap()
+            )
+            .unwrap(),
+        b"{\"uuid\":\"2\"}\n{\"uuid\":\"3\"}\n"
     );
 }
 

@@ -4,7 +4,8 @@
 use super::Fs;
 use crate::error::FsResult;
 use crate::foreign::Foreign;
-use std::collections::BTreeSet;
+use crate::foreign::ForeignFile;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -36,20 +37,7 @@ impl Fs {
         }
         let old = self.foreign();
         let mut changed: BTreeSet<String> = BTreeSet::new();
-        for (p, f) in &new.files {
-            if old
-                .files
-                .get(p)
-                .is_none_or(|o| o.fingerprint != f.fingerprint)
-            {
-                changed.insert(p.clone());
-            }
-        }
-        for p in old.files.keys() {
-            if !new.files.contains_key(p) {
-                changed.insert(p.clone());
-            }
-        }
+        changed_between(&old.files, &new.files, &mut changed);
         // Copies hidden or shown again where they lie.
         for p in new.moved.keys().chain(old.moved.keys()) {
             let fp = |m: &std::collections::BTreeMap<String, crate::foreign::ForeignFile>| {
@@ -122,6 +110,46 @@ impl Fs {
     pub fn close(&self) {
         if let Err(e) = self.lock().cache.mark_clean() {
             tracing::warn!(error = %e, "closing the disk cache failed; it will be rebuilt");
+        }
+    }
+}
+
+/// Adds to `out` every path whose file differs between `old` and `new` (added, removed or with
+/// another fingerprint), walking both in order: no lookup per path.
+fn changed_between(
+    old: &BTreeMap<String, ForeignFile>,
+    new: &BTreeMap<String, ForeignFile>,
+    out: &mut BTreeSet<String>,
+) {
+    let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+    loop {
+        match (o.peek(), n.peek()) {
+            (None, None) => return,
+            (Some((p, _)), None) => {
+                out.insert((*p).clone());
+                o.next();
+            }
+            (None, Some((p, _))) => {
+                out.insert((*p).clone());
+                n.next();
+            }
+            (Some((po, fo)), Some((pn, fnew))) => match po.cmp(pn) {
+                std::cmp::Ordering::Less => {
+                    out.insert((*po).clone());
+                    o.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    out.insert((*pn).clone());
+                    n.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if fo.fingerprint != fnew.fingerprint {
+                        out.insert((*pn).clone());
+                    }
+                    o.next();
+                    n.next();
+                }
+            },
         }
     }
 }

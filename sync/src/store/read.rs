@@ -35,6 +35,36 @@ const META_CACHE: usize = 400_000;
 static METAS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Oid, FileMeta>>> =
     std::sync::LazyLock::new(Default::default);
 
+/// A project directory's files as read from its tree, with the tree entries the walk visited.
+struct Walked {
+    files: Vec<FileEntry>,
+    entries: usize,
+}
+
+/// Most files held in [`WALKED`] across its projects.
+const WALKED_FILES: usize = 400_000;
+
+/// Project directories read before, by name and tree id: ids name content, so an entry never
+/// goes stale, and a refresh after a fetch reads again only the projects that changed.
+type WalkedProjects = std::collections::HashMap<(String, Oid), std::sync::Arc<Walked>>;
+static WALKED: std::sync::LazyLock<std::sync::Mutex<(WalkedProjects, usize)>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn walked(name: &str, tree: Oid) -> Option<std::sync::Arc<Walked>> {
+    let memo = WALKED.lock().unwrap_or_else(|e| e.into_inner());
+    memo.0.get(&(name.to_string(), tree)).cloned()
+}
+
+fn remember(name: String, tree: Oid, walked: Walked) {
+    let mut memo = WALKED.lock().unwrap_or_else(|e| e.into_inner());
+    // Past the bound, start again rather than track use: the next refresh refills it.
+    if memo.1 + walked.files.len() > WALKED_FILES {
+        *memo = Default::default();
+    }
+    memo.1 += walked.files.len();
+    memo.0.insert((name, tree), std::sync::Arc::new(walked));
+}
+
 /// One file of one machine's branch.
 #[derive(Clone, Debug)]
 pub struct FileEntry {
@@ -95,6 +125,19 @@ impl Store {
                     .push(reject(layout::PROJECTS, "name is not UTF-8"));
                 continue;
             };
+            // A project dir read before, unchanged: its files as read then (a fetch changes a
+            // few projects of many, and reading every file of every branch was most of a
+            // refresh).
+            if let Some(walked) = walked(&name, p.id())
+                && budget > walked.entries
+                && snap.files.len() + walked.files.len() < MAX_FILES
+            {
+                budget -= walked.entries;
+                snap.files.extend(walked.files.iter().cloned());
+                continue;
+            }
+            let (files_from, budget_from, rejected_from) =
+                (snap.files.len(), budget, snap.rejected.len());
             let Ok(ptree) = self.repo.find_tree(p.id()) else {
                 snap.rejected
                     .push(reject(&name, "project is not a directory"));
@@ -121,6 +164,18 @@ impl Store {
                     &mut Vec::new(),
                     &mut snap,
                     &mut budget,
+                );
+            }
+            // Only a project read whole and without a fault is remembered: a rejection names
+            // its branch, and a walk cut short by the budget depends on what came before.
+            if snap.rejected.len() == rejected_from && budget > 0 {
+                remember(
+                    name,
+                    p.id(),
+                    Walked {
+                        files: snap.files[files_from..].to_vec(),
+                        entries: budget_from - budget,
+                    },
                 );
             }
         }
