@@ -45,6 +45,7 @@ fn snapshot(m: &MachineRecord, sessions: usize) -> Snapshot {
         machine: m.clone(),
         files,
         rejected: vec![],
+        dirs: vec![],
     }
 }
 

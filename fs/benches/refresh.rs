@@ -1,8 +1,9 @@
 //! A fetch that changes one session of many: what the view's refresh costs (issue 22, item 4:
 //! a refresh should cost what changed). Another machine holds N sessions (a transcript and a
 //! subagent file each, across 50 projects) in a real store; it changes one session at a time,
-//! and each change arrives here as fetched. Each refresh is timed whole and in its parts: reading
-//! every branch, building the index, and the rest (the diff against the last index).
+//! and each change arrives here as fetched. Each refresh is timed whole (it patches the index),
+//! beside two of its parts timed alone on the same store: reading every branch, and building
+//! the whole index (what every refresh did before, and one does still when places change).
 //!
 //! `cargo bench -p ferry-fs --bench refresh` (FERRY_BENCH_SESSIONS, default 10,000;
 //! FERRY_BENCH_ROUNDS, default 7).
@@ -119,11 +120,11 @@ fn main() {
         median(read)
     );
     println!(
-        "| building the index (`Foreign::from_snapshots`) | {:.1} |",
+        "| building the whole index alone (`Foreign::from_snapshots`) | {:.1} |",
         median(index)
     );
     println!(
-        "| the whole refresh (`Fs::refresh`) | {:.1} |",
+        "| the whole refresh, the index patched (`Fs::refresh`) | {:.1} |",
         median(whole)
     );
 }

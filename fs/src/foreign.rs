@@ -16,6 +16,9 @@ use ferry_sync::store::{
 use ferry_sync::view::{Index, snapshots_with};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod patch;
+pub use patch::Plan;
+
 /// This machine's candidate places for each project key base (see [`crate::places`]): its
 /// `ferry link` entries, then the places its own files were written in whose directory exists
 /// here (a main checkout ranks above any other place), each with when it was last written.
@@ -110,7 +113,7 @@ impl ForeignFile {
 }
 
 /// Everything other machines provide, by view path (`<slug>/<rel>`).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Foreign {
     /// Visible foreign files.
     pub files: BTreeMap<String, ForeignFile>,
@@ -139,6 +142,14 @@ pub struct Foreign {
     pub satellites: BTreeMap<String, ForeignFile>,
     /// Every place's prompt history that other machines provide, by view path.
     pub histories: BTreeMap<String, ForeignFile>,
+    /// What each foreign project key's expansion adds to its files' fingerprints.
+    expansions: HashMap<String, u64>,
+    /// What each (key, rel) other machines hold was filed as: what a patch takes out.
+    produced: HashMap<(String, String), Vec<patch::Out>>,
+    /// Files not shown because another project shows one at the same path.
+    collisions: usize,
+    /// What this index was built from, for patching it (none: build it again).
+    basis: Option<patch::Basis>,
 }
 
 impl Foreign {
@@ -187,12 +198,41 @@ impl Foreign {
         links: &[Link],
         book: &mut PlaceBook,
     ) -> Foreign {
+        let mut out = Foreign::context(snaps, local, links, book);
+        // Every (key, rel) another machine holds.
+        let mut paths: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for s in snaps.iter().filter(|s| s.machine.id != local.id) {
+            for f in &s.files {
+                paths.insert((f.project.key.as_str(), f.rel.as_str()));
+            }
+        }
+        let index = Index::new(snaps);
+        for (key, rel) in paths {
+            if out.resolve(&index, local, book, key, rel) {
+                out.collisions += 1;
+            }
+        }
+        out.retain_moved(None);
+        out.basis = Some(patch::Basis::of(snaps, local, links, book));
+        out
+    }
+
+    /// Everything but the files: this machine's own projects, what the branches rejected, and
+    /// each foreign project's place (recorded in `book`) with what its expansion adds to its
+    /// files' fingerprints.
+    fn context(
+        snaps: &[Snapshot],
+        local: &MachineRecord,
+        links: &[Link],
+        book: &mut PlaceBook,
+    ) -> Foreign {
         let mut out = Foreign::default();
         let own = snaps.iter().find(|s| s.machine.id == local.id);
         for f in own.iter().flat_map(|s| s.files.iter()) {
-            out.projects_by_slug
-                .entry(f.project.slug.clone())
-                .or_insert_with(|| f.project.clone());
+            if !out.projects_by_slug.contains_key(&f.project.slug) {
+                out.projects_by_slug
+                    .insert(f.project.slug.clone(), f.project.clone());
+            }
         }
         for s in snaps {
             out.rejected.extend(
@@ -201,16 +241,14 @@ impl Foreign {
                     .map(|e| format!("{}: {e}", s.machine.name)),
             );
         }
-        // Every (key, rel) another machine holds, and the first machine (by id) holding the key
-        // with its place of the shortest root (a main checkout before its worktrees): that
-        // record decides the placement when this machine has no place of its own.
-        let mut paths: BTreeSet<(String, String)> = BTreeSet::new();
-        let mut origin: BTreeMap<String, (&MachineRecord, &ProjectRecord)> = BTreeMap::new();
+        // The first machine (by id) holding each key, with its place of the shortest root (a
+        // main checkout before its worktrees): that record decides the placement when this
+        // machine has no place of its own.
+        let mut origin: BTreeMap<&str, (&MachineRecord, &ProjectRecord)> = BTreeMap::new();
         for s in snaps.iter().filter(|s| s.machine.id != local.id) {
             for f in &s.files {
-                paths.insert((f.project.key.clone(), f.rel.as_str().to_string()));
                 let at = origin
-                    .entry(f.project.key.clone())
+                    .entry(f.project.key.as_str())
                     .or_insert((&s.machine, &f.project));
                 let shorter =
                     (f.project.root.len(), &f.project.root) < (at.1.root.len(), &at.1.root);
@@ -220,125 +258,148 @@ impl Foreign {
             }
         }
         out.place_projects(local, &origin, &candidates(own, links), book);
-        let index = Index::new(snaps);
-        // What each placement adds to its files' fingerprints, made once per place.
-        let mappings: BTreeMap<String, u64> = out
+        out.expansions = out
             .placements
             .iter()
             .map(|(k, p)| (k.clone(), expansion_of(p)))
             .collect();
-        for (key, rel) in paths {
-            let (Some(placement), Some(mapping)) = (out.placements.get(&key), mappings.get(&key))
-            else {
-                continue;
+        out
+    }
+
+    /// Files what other machines provide for `rel` in project `key`: the view's file, this
+    /// machine's copies listed elsewhere, or a satellite. Returns whether another project
+    /// already shows a file at the same path (the first one stays).
+    fn resolve(
+        &mut self,
+        index: &Index<'_>,
+        local: &MachineRecord,
+        book: &PlaceBook,
+        key: &str,
+        rel: &str,
+    ) -> bool {
+        let (Some(placement), Some(&mapping)) =
+            (self.placements.get(key), self.expansions.get(key))
+        else {
+            return false;
+        };
+        let placed_at = placement.project.slug.clone();
+        let view = index.view(&local.id, key, rel);
+        // This machine's live copies, by place: the session shows where one already is (its
+        // project's place first), else in its project's place.
+        let base = key_base(key);
+        let own_places: BTreeSet<&str> = view
+            .versions
+            .iter()
+            .filter(|(m, f)| {
+                *m == local.id
+                    && f.meta.state == FileState::Present
+                    && !book.is_retired(base, &f.project.slug)
+            })
+            .map(|(_, f)| f.project.slug.as_str())
+            .collect();
+        let slug = match own_places.first() {
+            Some(first) if !own_places.contains(placed_at.as_str()) => *first,
+            _ => placed_at.as_str(),
+        }
+        .to_string();
+        if slug != placed_at && !self.homes.contains_key(&slug) {
+            let Some(home) = self.home(local, &slug) else {
+                return false;
             };
-            let view = index.view(&local.id, &key, &rel);
-            // This machine's live copies, by place: the session shows where one already is
-            // (its project's place first), else in its project's place.
-            let base = key_base(&key);
-            let own_places: BTreeSet<&str> = view
-                .versions
+            self.homes.insert(slug.clone(), home);
+        }
+        let expansion = match self.homes.get(&slug).filter(|_| slug != placed_at) {
+            Some(home) => expansion_of(home),
+            None => mapping,
+        };
+        // What a copy of this machine's at `at` shows: every shown version but that copy itself
+        // (the upper layer's business), expanded for the place the session is in.
+        let file_at = |at: &str| {
+            let shown: Vec<(&str, &FileEntry)> = view
+                .resolution
+                .shown
                 .iter()
-                .filter(|(m, f)| {
-                    *m == local.id
-                        && f.meta.state == FileState::Present
-                        && !book.is_retired(base, &f.project.slug)
-                })
-                .map(|(_, f)| f.project.slug.as_str())
+                .map(|&i| view.versions[i])
+                .filter(|(m, f)| *m != local.id || f.project.slug != at)
                 .collect();
-            let slug = match own_places.first() {
-                Some(first) if !own_places.contains(placement.project.slug.as_str()) => *first,
-                _ => placement.project.slug.as_str(),
-            }
-            .to_string();
-            if slug != placement.project.slug && !out.homes.contains_key(&slug) {
-                let Some(home) = out.home(local, &slug) else {
-                    continue;
-                };
-                out.homes.insert(slug.clone(), home);
-            }
-            let expansion = match out
-                .homes
-                .get(&slug)
-                .filter(|_| slug != placement.project.slug)
-            {
-                Some(home) => expansion_of(home),
-                None => *mapping,
-            };
-            // What a copy of this machine's at `at` shows: every shown version but that copy
-            // itself (the upper layer's business), expanded for the place the session is in.
-            let file_at = |at: &str| {
-                let shown: Vec<(&str, &FileEntry)> = view
-                    .resolution
-                    .shown
-                    .iter()
-                    .map(|&i| view.versions[i])
-                    .filter(|(m, f)| *m != local.id || f.project.slug != at)
-                    .collect();
-                let theirs_ms = shown
-                    .iter()
-                    .filter(|(m, _)| *m != local.id)
-                    .map(|(_, f)| f.meta.mtime_ms)
-                    .max()
-                    .unwrap_or(i64::MIN);
-                let has_own = shown.iter().any(|(m, _)| *m == local.id);
-                let shown: Vec<&FileEntry> = shown.into_iter().map(|(_, f)| f).collect();
-                let mut fp = Vec::new();
-                for f in &shown {
-                    fp.extend_from_slice(f.tree.as_bytes());
-                }
-                fp.extend_from_slice(&expansion.to_le_bytes());
-                Some(ForeignFile {
-                    key: key.clone(),
-                    slug: slug.clone(),
-                    rel: shown.first()?.rel.clone(),
-                    mtime_ms: shown.iter().map(|f| f.meta.mtime_ms).max().unwrap_or(0),
-                    theirs_ms,
-                    has_own,
-                    versions: shown.into_iter().cloned().collect(),
-                    fingerprint: fnv1a(&fp),
-                })
-            };
-            // Every other copy of this machine is merged in, and listed only there; so is a copy
-            // in a place the project left, committed or not yet.
-            let elsewhere: BTreeSet<&str> = view
-                .versions
+            let theirs_ms = shown
                 .iter()
-                .filter(|(m, f)| *m == local.id && f.meta.state == FileState::Present)
-                .map(|(_, f)| f.project.slug.as_str())
-                .chain(book.retired(base))
-                .filter(|s| *s != slug)
-                .collect();
-            if satellite::is_satellite(&rel) {
-                if let Some(file) = file_at(&slug) {
-                    out.add_satellite(file);
-                }
-                continue;
+                .filter(|(m, _)| *m != local.id)
+                .map(|(_, f)| f.meta.mtime_ms)
+                .max()
+                .unwrap_or(i64::MIN);
+            let has_own = shown.iter().any(|(m, _)| *m == local.id);
+            let shown: Vec<&FileEntry> = shown.into_iter().map(|(_, f)| f).collect();
+            let mut fp = Vec::new();
+            for f in &shown {
+                fp.extend_from_slice(f.tree.as_bytes());
             }
-            for at in elsewhere {
-                if let Some(file) = file_at(at) {
-                    out.moved.insert(format!("{at}/{rel}"), file);
-                }
+            fp.extend_from_slice(&expansion.to_le_bytes());
+            Some(ForeignFile {
+                key: key.to_string(),
+                slug: slug.clone(),
+                rel: shown.first()?.rel.clone(),
+                mtime_ms: shown.iter().map(|f| f.meta.mtime_ms).max().unwrap_or(0),
+                theirs_ms,
+                has_own,
+                versions: shown.into_iter().cloned().collect(),
+                fingerprint: fnv1a(&fp),
+            })
+        };
+        let source = (key.to_string(), rel.to_string());
+        if satellite::is_satellite(rel) {
+            if let Some(file) = file_at(&slug) {
+                let out = self.add_satellite(file);
+                self.produced.entry(source).or_default().push(out);
             }
-            let Some(file) = file_at(&slug) else {
-                continue;
-            };
+            return false;
+        }
+        // Every other copy of this machine is merged in, and listed only there; so is a copy in
+        // a place the project left, committed or not yet.
+        let elsewhere: BTreeSet<&str> = view
+            .versions
+            .iter()
+            .filter(|(m, f)| *m == local.id && f.meta.state == FileState::Present)
+            .map(|(_, f)| f.project.slug.as_str())
+            .chain(book.retired(base))
+            .filter(|s| *s != slug)
+            .collect();
+        let mut outs = Vec::new();
+        for at in elsewhere {
+            if let Some(file) = file_at(at) {
+                let path = format!("{at}/{rel}");
+                self.moved.insert(path.clone(), file);
+                outs.push(patch::Out::Moved(path));
+            }
+        }
+        let mut collided = false;
+        if let Some(file) = file_at(&slug) {
             let path = format!("{slug}/{rel}");
-            if out.files.contains_key(&path) {
-                out.rejected.push(format!(
+            if self.files.contains_key(&path) {
+                self.rejected.push(format!(
                     "{path}: two projects place a file at the same path; showing the first"
                 ));
-                continue;
+                collided = true;
+            } else {
+                self.add_dirs(&path);
+                self.files.insert(path.clone(), file);
+                outs.push(patch::Out::File(path));
             }
-            out.add_dirs(&path);
-            out.files.insert(path, file);
         }
-        // A copy shown where it lies is not moved (a second project placed at one slug).
-        let files = &out.files;
-        out.moved.retain(|p, f| {
-            !files.contains_key(p) && files.contains_key(&format!("{}/{}", f.slug, f.rel))
+        if !outs.is_empty() {
+            self.produced.entry(source).or_default().extend(outs);
+        }
+        collided
+    }
+
+    /// Drops this machine's copies that show where they lie (a second project placed at one
+    /// slug), or whose session is not shown: all of them, or those at `only`.
+    fn retain_moved(&mut self, only: Option<&BTreeSet<String>>) {
+        let files = &self.files;
+        self.moved.retain(|p, f| {
+            only.is_some_and(|o| !o.contains(p))
+                || (!files.contains_key(p) && files.contains_key(&format!("{}/{}", f.slug, f.rel)))
         });
-        out
     }
 
     /// Decides each project's place (recorded in `book`, which remembers the places a project
@@ -346,7 +407,7 @@ impl Foreign {
     fn place_projects(
         &mut self,
         local: &MachineRecord,
-        origin: &BTreeMap<String, (&MachineRecord, &ProjectRecord)>,
+        origin: &BTreeMap<&str, (&MachineRecord, &ProjectRecord)>,
         candidates: &HashMap<String, Vec<Candidate>>,
         book: &mut PlaceBook,
     ) {
@@ -362,7 +423,7 @@ impl Foreign {
                 .collect()
         };
         let (old_roots, roots) = (roots_of(&before), roots_of(book));
-        for (key, (machine, project)) in origin {
+        for (&key, (machine, project)) in origin {
             let base = key_base(key);
             match place(local, &roots, machine, project) {
                 Ok(p) => {
@@ -386,7 +447,7 @@ impl Foreign {
                     self.projects_by_slug
                         .entry(p.project.slug.clone())
                         .or_insert_with(|| p.project.clone());
-                    self.placements.insert(key.clone(), p);
+                    self.placements.insert(key.to_string(), p);
                 }
                 Err(e) => self
                     .rejected
@@ -403,19 +464,22 @@ impl Foreign {
         Some(Placement { project, mapping })
     }
 
-    /// Files a satellite: the newest version wins where two places provide one.
-    fn add_satellite(&mut self, file: ForeignFile) {
-        let rel = file.rel.as_str();
+    /// Files a satellite: the newest version wins where two places provide one. Returns where
+    /// it went.
+    fn add_satellite(&mut self, file: ForeignFile) -> patch::Out {
+        let rel = file.rel.as_str().to_string();
         if rel == satellite::HISTORY {
-            self.histories.insert(format!("{}/{rel}", file.slug), file);
-            return;
+            let path = format!("{}/{rel}", file.slug);
+            self.histories.insert(path.clone(), file);
+            return patch::Out::History(path);
         }
-        match self.satellites.get(rel) {
+        match self.satellites.get(&rel) {
             Some(f) if f.mtime_ms >= file.mtime_ms => {}
             _ => {
-                self.satellites.insert(rel.to_string(), file);
+                self.satellites.insert(rel.clone(), file);
             }
         }
+        patch::Out::Satellite(rel)
     }
 
     fn add_dirs(&mut self, path: &str) {

@@ -106,6 +106,7 @@ mod tests {
             machine,
             files,
             rejected: Vec::new(),
+            dirs: Vec::new(),
         }
     }
 

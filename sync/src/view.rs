@@ -83,9 +83,14 @@ pub struct Index<'a> {
 impl<'a> Index<'a> {
     /// Indexes `snapshots`.
     pub fn new(snapshots: &'a [Snapshot]) -> Index<'a> {
+        Index::only(snapshots, |_| true)
+    }
+
+    /// Indexes only the files of `snapshots` that `keep` accepts: a few paths' versions.
+    pub fn only(snapshots: &'a [Snapshot], keep: impl Fn(&FileEntry) -> bool) -> Index<'a> {
         let mut by_path: HashMap<_, Vec<(&str, &FileEntry)>> = HashMap::new();
         for s in snapshots {
-            for f in &s.files {
+            for f in s.files.iter().filter(|f| keep(f)) {
                 let versions = by_path
                     .entry((f.project.key.as_str(), f.rel.as_str()))
                     .or_default();
@@ -93,6 +98,13 @@ impl<'a> Index<'a> {
             }
         }
         Index { by_path }
+    }
+
+    /// Whether a machine other than `viewer` holds `rel` in project `key`.
+    pub fn has_other(&self, viewer: &str, key: &str, rel: &str) -> bool {
+        self.by_path
+            .get(&(key, rel))
+            .is_some_and(|v| v.iter().any(|(m, _)| *m != viewer))
     }
 
     /// [`view_of`] for `rel` in project `key`.
@@ -197,6 +209,7 @@ mod tests {
             },
             files,
             rejected: vec![],
+            dirs: vec![],
         }
     }
 

@@ -167,6 +167,17 @@ fn a_line_written_on_a_reaches_b_and_b_is_told() {
         })
         .await;
         assert!(told.is_ok(), "B's subscribers heard about s.jsonl");
+        // A's status is read again just after its push returns, while B may already have the
+        // line: it says so within moments.
+        wait_for(
+            "A's status to say it pushed",
+            Duration::from_secs(5),
+            || {
+                let s = a.engine.status();
+                s.last_push_ms.is_some() && s.machines.first().is_some_and(|m| m.ahead == Some(0))
+            },
+        )
+        .await;
         let status = a.engine.status();
         assert_eq!(status.remote_reachable, Some(true));
         assert!(status.last_push_ms.is_some() && status.last_commit_ms.is_some());

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const SESSIONS: usize = 300;
-const START: &str = "rebuilding the foreign index";
+const START: &str = "refreshing the foreign index";
 
 fn append(path: &Path, cwd: &Path, id: &str) {
     let line = serde_json::json!({"uuid": id, "cwd": cwd, "type": "user",

@@ -3,50 +3,80 @@
 
 use super::Fs;
 use crate::error::FsResult;
-use crate::foreign::Foreign;
-use crate::foreign::ForeignFile;
+use crate::foreign::{Foreign, ForeignFile};
+use ferry_sync::view::snapshots_with;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 impl Fs {
-    /// Rebuilds the foreign index from the store; returns the view paths that changed (files
-    /// added, removed or changed, and the directories whose listing changed).
+    /// Brings the foreign index up to the store; returns the view paths that changed (files
+    /// added, removed or changed, and the directories whose listing changed). The index is
+    /// patched by the project dirs that changed when nothing the places rest on did (see
+    /// `crate::foreign::patch`), else built again.
     pub fn refresh(&self) -> FsResult<Vec<PathBuf>> {
         let _span = tracing::debug_span!("refresh").entered();
-        tracing::debug!("rebuilding the foreign index");
-        let new = {
+        tracing::debug!("refreshing the foreign index");
+        let machine = &self.config.machine;
+        let (snaps, skewed) = {
             let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
             let mut skews = self.skews.lock().unwrap_or_else(|e| e.into_inner());
-            let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
-            let before = book.clone();
-            let new = Foreign::build(
-                &store,
-                &self.config.machine,
-                &self.links(),
-                &mut skews,
-                &mut book,
-            )?;
-            if *book != before {
-                super::save_book(&book, &self.config.places);
-            }
-            new
+            let before = skews.clone();
+            let snaps = snapshots_with(&store, &machine.id, &mut skews)?;
+            (snaps, *skews != before)
         };
-        for r in &new.rejected {
-            tracing::warn!(rejected = %r, "skipping content from a remote branch");
-        }
-        let old = self.foreign();
-        let mut changed: BTreeSet<String> = BTreeSet::new();
-        changed_between(&old.files, &new.files, &mut changed);
-        // Copies hidden or shown again where they lie.
-        for p in new.moved.keys().chain(old.moved.keys()) {
-            let fp = |m: &std::collections::BTreeMap<String, crate::foreign::ForeignFile>| {
-                m.get(p).map(|f| f.fingerprint)
-            };
-            if fp(&new.moved) != fp(&old.moved) {
-                changed.insert(p.clone());
+        let links = self.links();
+        // Another machine's clock lead moved every one of its times: build again.
+        let plan = (!skewed).then(|| {
+            let book = self.book.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            self.foreign().plan(&snaps, machine, &links, &book)
+        });
+        let changed: BTreeSet<String> = match plan.flatten() {
+            Some(plan) => {
+                tracing::debug!("patching the foreign index");
+                let mut inner = self.lock();
+                let mut index = self.foreign.write().unwrap_or_else(|e| e.into_inner());
+                let patched = Arc::make_mut(&mut index);
+                let changed: BTreeSet<String> = patched.apply(plan).into_iter().collect();
+                warn_rejected(patched);
+                for p in &changed {
+                    inner.decisions.remove(p);
+                }
+                changed
             }
-        }
+            None => {
+                tracing::debug!("rebuilding the foreign index");
+                let new = {
+                    let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+                    let before = book.clone();
+                    let new = Foreign::from_snapshots(&snaps, machine, &links, &mut book);
+                    if *book != before {
+                        super::save_book(&book, &self.config.places);
+                    }
+                    new
+                };
+                warn_rejected(&new);
+                let old = self.foreign();
+                let mut changed: BTreeSet<String> = BTreeSet::new();
+                changed_between(&old.files, &new.files, &mut changed);
+                // Copies hidden or shown again where they lie.
+                for p in new.moved.keys().chain(old.moved.keys()) {
+                    let fp = |m: &BTreeMap<String, ForeignFile>| m.get(p).map(|f| f.fingerprint);
+                    if fp(&new.moved) != fp(&old.moved) {
+                        changed.insert(p.clone());
+                    }
+                }
+                drop(old);
+                let mut inner = self.lock();
+                for p in &changed {
+                    inner.decisions.remove(p);
+                }
+                // Placements may have moved: projects are looked up again.
+                inner.projects.clear();
+                *self.foreign.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+                changed
+            }
+        };
         let mut dirs: BTreeSet<String> = BTreeSet::new();
         for p in &changed {
             let mut cur = p.as_str();
@@ -55,15 +85,6 @@ impl Fs {
                 cur = parent;
             }
             dirs.insert(String::new());
-        }
-        {
-            let mut inner = self.lock();
-            for p in &changed {
-                inner.decisions.remove(p);
-            }
-            // Placements may have moved: projects are looked up again.
-            inner.projects.clear();
-            *self.foreign.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         }
         Ok(changed.into_iter().chain(dirs).map(PathBuf::from).collect())
     }
@@ -111,6 +132,12 @@ impl Fs {
         if let Err(e) = self.lock().cache.mark_clean() {
             tracing::warn!(error = %e, "closing the disk cache failed; it will be rebuilt");
         }
+    }
+}
+
+fn warn_rejected(index: &Foreign) {
+    for r in &index.rejected {
+        tracing::warn!(rejected = %r, "skipping content from a remote branch");
     }
 }
 

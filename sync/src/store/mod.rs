@@ -12,8 +12,10 @@ mod write;
 
 pub use chunks::CHUNK;
 pub use compact::CompactStats;
+/// The id of a git object: what a tree or commit is known by.
+pub use git2::Oid;
 pub use layout::{RelPath, fnv1a, place_dir, project_dir, random_id};
-pub use read::{FileEntry, HistoryEntry, MAX_FILE_BYTES, MAX_FILES, Snapshot};
+pub use read::{FileEntry, HistoryEntry, MAX_FILE_BYTES, MAX_FILES, ProjectDir, Snapshot};
 pub use records::{
     FileMeta, FileState, GitState, MachineRecord, PlaceId, ProjectRecord, mapping_for,
 };

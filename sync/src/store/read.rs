@@ -89,6 +89,20 @@ pub struct Snapshot {
     pub files: Vec<FileEntry>,
     /// What was skipped, and why.
     pub rejected: Vec<StoreError>,
+    /// Its project dirs in the order read, each with its tree id and its files' range in
+    /// `files`: a later read of the branch tells by the ids which projects changed.
+    pub dirs: Vec<ProjectDir>,
+}
+
+/// One project dir of a machine's branch as read.
+#[derive(Clone, Debug)]
+pub struct ProjectDir {
+    /// Its name under the branch's projects dir.
+    pub name: String,
+    /// Its tree's id: the same id, the same files.
+    pub tree: Oid,
+    /// Its files' place in [`Snapshot::files`].
+    pub files: std::ops::Range<usize>,
 }
 
 impl Store {
@@ -108,11 +122,7 @@ impl Store {
             machine,
             files: Vec::new(),
             rejected: Vec::new(),
-        };
-        let reject = |path: &str, why: &str| StoreError::Rejected {
-            branch: branch.to_string(),
-            path: path.to_string(),
-            why: why.to_string(),
+            dirs: Vec::new(),
         };
         let Some(projects) = tree.get_name(layout::PROJECTS) else {
             return Ok(snap);
@@ -121,65 +131,83 @@ impl Store {
         let mut budget = MAX_ENTRIES;
         for p in projects.iter() {
             let Some(name) = p.name().ok().map(str::to_string) else {
-                snap.rejected
-                    .push(reject(layout::PROJECTS, "name is not UTF-8"));
+                snap.rejected.push(StoreError::Rejected {
+                    branch: branch.to_string(),
+                    path: layout::PROJECTS.to_string(),
+                    why: "name is not UTF-8".to_string(),
+                });
                 continue;
             };
-            // A project dir read before, unchanged: its files as read then (a fetch changes a
-            // few projects of many, and reading every file of every branch was most of a
-            // refresh).
-            if let Some(walked) = walked(&name, p.id())
-                && budget > walked.entries
-                && snap.files.len() + walked.files.len() < MAX_FILES
-            {
-                budget -= walked.entries;
-                snap.files.extend(walked.files.iter().cloned());
-                continue;
-            }
-            let (files_from, budget_from, rejected_from) =
-                (snap.files.len(), budget, snap.rejected.len());
-            let Ok(ptree) = self.repo.find_tree(p.id()) else {
-                snap.rejected
-                    .push(reject(&name, "project is not a directory"));
-                continue;
-            };
-            let project: ProjectRecord = match self.record(branch, &ptree, layout::PROJECT_FILE) {
-                Ok(r) => r,
-                Err(e) => {
-                    snap.rejected.push(e);
-                    continue;
-                }
-            };
-            if !layout::dir_matches(&name, &project.key, &project.slug) {
-                snap.rejected
-                    .push(reject(&name, "directory does not match the project key"));
-                continue;
-            }
-            if let Some(files) = ptree.get_name(layout::FILES) {
-                let files = self.repo.find_tree(files.id())?;
-                self.walk(
-                    branch,
-                    &files,
-                    &project,
-                    &mut Vec::new(),
-                    &mut snap,
-                    &mut budget,
-                );
-            }
-            // Only a project read whole and without a fault is remembered: a rejection names
-            // its branch, and a walk cut short by the budget depends on what came before.
-            if snap.rejected.len() == rejected_from && budget > 0 {
-                remember(
-                    name,
-                    p.id(),
-                    Walked {
-                        files: snap.files[files_from..].to_vec(),
-                        entries: budget_from - budget,
-                    },
-                );
-            }
+            let from = snap.files.len();
+            self.project_into(branch, &name, p.id(), &mut snap, &mut budget)?;
+            snap.dirs.push(ProjectDir {
+                name,
+                tree: p.id(),
+                files: from..snap.files.len(),
+            });
         }
         Ok(snap)
+    }
+
+    /// Reads project dir `name` (tree `id`) of a branch into `snap`.
+    fn project_into(
+        &self,
+        branch: &str,
+        name: &str,
+        id: Oid,
+        snap: &mut Snapshot,
+        budget: &mut usize,
+    ) -> Result<(), StoreError> {
+        let reject = |why: &str| StoreError::Rejected {
+            branch: branch.to_string(),
+            path: name.to_string(),
+            why: why.to_string(),
+        };
+        // A project dir read before, unchanged: its files as read then (a fetch changes a few
+        // projects of many, and reading every file of every branch was most of a refresh).
+        if let Some(walked) = walked(name, id)
+            && *budget > walked.entries
+            && snap.files.len() + walked.files.len() < MAX_FILES
+        {
+            *budget -= walked.entries;
+            snap.files.extend(walked.files.iter().cloned());
+            return Ok(());
+        }
+        let (files_from, budget_from, rejected_from) =
+            (snap.files.len(), *budget, snap.rejected.len());
+        let Ok(ptree) = self.repo.find_tree(id) else {
+            snap.rejected.push(reject("project is not a directory"));
+            return Ok(());
+        };
+        let project: ProjectRecord = match self.record(branch, &ptree, layout::PROJECT_FILE) {
+            Ok(r) => r,
+            Err(e) => {
+                snap.rejected.push(e);
+                return Ok(());
+            }
+        };
+        if !layout::dir_matches(name, &project.key, &project.slug) {
+            snap.rejected
+                .push(reject("directory does not match the project key"));
+            return Ok(());
+        }
+        if let Some(files) = ptree.get_name(layout::FILES) {
+            let files = self.repo.find_tree(files.id())?;
+            self.walk(branch, &files, &project, &mut Vec::new(), snap, budget);
+        }
+        // Only a project read whole and without a fault is remembered: a rejection names its
+        // branch, and a walk cut short by the budget depends on what came before.
+        if snap.rejected.len() == rejected_from && *budget > 0 {
+            remember(
+                name.to_string(),
+                id,
+                Walked {
+                    files: snap.files[files_from..].to_vec(),
+                    entries: budget_from - *budget,
+                },
+            );
+        }
+        Ok(())
     }
 
     /// Walks a project's file tree, within a budget of entries visited: trees can be shared, so

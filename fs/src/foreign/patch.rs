@@ -1,0 +1,354 @@
+//! Patching the index by what a fetch changed, instead of building it again (issue 22: a
+//! refresh should cost what changed). A machine's branch is read project dir by project dir,
+//! each with its tree id; a dir whose id is the one the index was built from holds the same
+//! files. So when nothing the placement of projects rests on changed (this machine's record, its
+//! links, the machines, the place book, the places chosen), only the paths in the project dirs
+//! whose ids changed are resolved again, and the rest of the index stays as it is. Anything else
+//! (a new machine, a project placed anew, two projects at one path) builds the index again: the
+//! patched index is always the one a build would give (`fs/tests/foreign_patch.rs`).
+
+use super::{Foreign, ForeignFile};
+use crate::places::PlaceBook;
+use ferry_sync::project_key::Link;
+use ferry_sync::satellite;
+use ferry_sync::store::{MachineRecord, Oid, Snapshot};
+use ferry_sync::view::Index;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Where a resolved (key, rel) was filed.
+#[derive(Clone, Debug)]
+pub(super) enum Out {
+    /// A view file, by view path.
+    File(String),
+    /// A copy of this machine's listed elsewhere, by view path.
+    Moved(String),
+    /// A prompt history, by view path.
+    History(String),
+    /// A session satellite, by store path (the newest of every project's wins).
+    Satellite(String),
+}
+
+/// The (key, rel) paths of one project dir of a branch, with the dir's tree id.
+type DirPaths = (Oid, Vec<(String, String)>);
+
+/// A branch's project dirs that changed, by name, with what they hold now (`None`: gone).
+type DirUpdates = Vec<(String, Option<DirPaths>)>;
+
+/// One machine's branch as the index last read it.
+#[derive(Clone, Debug)]
+struct Source {
+    commit: Oid,
+    dirs: HashMap<String, DirPaths>,
+}
+
+/// What an index was built from.
+#[derive(Clone, Debug)]
+pub(super) struct Basis {
+    local: MachineRecord,
+    links: Vec<Link>,
+    /// The place book once the index had placed every project.
+    book: PlaceBook,
+    sources: HashMap<String, Source>,
+}
+
+impl Basis {
+    /// The basis of an index built from `snaps`.
+    pub(super) fn of(
+        snaps: &[Snapshot],
+        local: &MachineRecord,
+        links: &[Link],
+        book: &PlaceBook,
+    ) -> Basis {
+        let sources = snaps
+            .iter()
+            .map(|s| {
+                let dirs = s
+                    .dirs
+                    .iter()
+                    .map(|d| (d.name.clone(), (d.tree, paths_of(s, d))))
+                    .collect();
+                (
+                    s.machine.id.clone(),
+                    Source {
+                        commit: s.commit,
+                        dirs,
+                    },
+                )
+            })
+            .collect();
+        Basis {
+            local: local.clone(),
+            links: links.to_vec(),
+            book: book.clone(),
+            sources,
+        }
+    }
+}
+
+fn paths_of(s: &Snapshot, d: &ferry_sync::store::ProjectDir) -> Vec<(String, String)> {
+    s.files
+        .get(d.files.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|f| (f.project.key.clone(), f.rel.as_str().to_string()))
+        .collect()
+}
+
+/// How to bring an index up to new snapshots: the paths to resolve again, resolved.
+pub struct Plan {
+    /// The (key, rel) paths whose versions may have changed.
+    changed: BTreeSet<(String, String)>,
+    /// Their files, resolved on the index's places.
+    fresh: Foreign,
+    /// The branches read, with their changed dirs (`None`: gone).
+    dirs: Vec<(String, Oid, DirUpdates)>,
+}
+
+impl Foreign {
+    /// How to patch this index to `snaps` (read as [`Foreign::from_snapshots`] would take
+    /// them), or `None` when it must be built again.
+    pub fn plan(
+        &self,
+        snaps: &[Snapshot],
+        local: &MachineRecord,
+        links: &[Link],
+        book: &PlaceBook,
+    ) -> Option<Plan> {
+        let basis = self.basis.as_ref()?;
+        if basis.local != *local
+            || basis.links != links
+            || *book != basis.book
+            || self.collisions > 0
+            || snaps.len() != basis.sources.len()
+            || snaps
+                .iter()
+                .any(|s| !s.files.is_empty() && s.dirs.is_empty())
+        {
+            return None;
+        }
+        let mut after = book.clone();
+        let fresh = Foreign::context(snaps, local, links, &mut after);
+        if after != basis.book
+            || fresh.placements != self.placements
+            || fresh.projects_by_slug != self.projects_by_slug
+            || fresh.roots != self.roots
+        {
+            return None;
+        }
+        let mut changed: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut dirs = Vec::new();
+        for s in snaps {
+            let source = basis.sources.get(&s.machine.id)?;
+            if source.commit == s.commit {
+                continue;
+            }
+            let mut updates = Vec::new();
+            let mut seen: HashSet<&str> = HashSet::new();
+            for d in &s.dirs {
+                seen.insert(d.name.as_str());
+                let before = source.dirs.get(&d.name);
+                if before.is_some_and(|(tree, _)| *tree == d.tree) {
+                    continue;
+                }
+                changed.extend(before.into_iter().flat_map(|(_, p)| p.iter().cloned()));
+                let now = paths_of(s, d);
+                changed.extend(now.iter().cloned());
+                updates.push((d.name.clone(), Some((d.tree, now))));
+            }
+            for (name, (_, before)) in &source.dirs {
+                if !seen.contains(name.as_str()) {
+                    changed.extend(before.iter().cloned());
+                    updates.push((name.clone(), None));
+                }
+            }
+            dirs.push((s.machine.id.clone(), s.commit, updates));
+        }
+        // A satellite is the newest of every project's: each project's is resolved again.
+        let satellites: HashSet<&str> = changed
+            .iter()
+            .map(|(_, rel)| rel.as_str())
+            .filter(|rel| satellite::is_satellite(rel) && *rel != satellite::HISTORY)
+            .collect();
+        let mut also = Vec::new();
+        if !satellites.is_empty() {
+            for s in snaps.iter().filter(|s| s.machine.id != local.id) {
+                for f in s
+                    .files
+                    .iter()
+                    .filter(|f| satellites.contains(f.rel.as_str()))
+                {
+                    also.push((f.project.key.clone(), f.rel.as_str().to_string()));
+                }
+            }
+        }
+        changed.extend(also);
+        let mut fresh = fresh;
+        if !changed.is_empty() {
+            let wanted: HashSet<(&str, &str)> = changed
+                .iter()
+                .map(|(k, r)| (k.as_str(), r.as_str()))
+                .collect();
+            let index = Index::only(snaps, |f| {
+                wanted.contains(&(f.project.key.as_str(), f.rel.as_str()))
+            });
+            for (key, rel) in &changed {
+                if index.has_other(&local.id, key, rel)
+                    && fresh.resolve(&index, local, book, key, rel)
+                {
+                    return None;
+                }
+            }
+        }
+        // A path another (key, rel) shows is left to a build.
+        let ours = |f: Option<&ForeignFile>| {
+            f.is_none_or(|f| changed.contains(&(f.key.clone(), f.rel.as_str().to_string())))
+        };
+        for (source, outs) in &fresh.produced {
+            for out in outs {
+                let clear = match out {
+                    // A copy listed elsewhere at the same path would give way to it.
+                    Out::File(p) => ours(self.files.get(p)) && ours(self.moved.get(p)),
+                    Out::Moved(p) => ours(self.moved.get(p)),
+                    Out::History(p) => ours(self.histories.get(p)),
+                    Out::Satellite(_) => true,
+                };
+                if !clear {
+                    tracing::debug!(key = %source.0, rel = %source.1, "a patch would meet another path; building the index again");
+                    return None;
+                }
+            }
+        }
+        Some(Plan {
+            changed,
+            fresh,
+            dirs,
+        })
+    }
+
+    /// Brings this index to what `plan` was made for; returns the view paths whose file
+    /// changed, appeared or went (a copy listed elsewhere included).
+    pub fn apply(&mut self, plan: Plan) -> Vec<String> {
+        let Plan {
+            changed,
+            mut fresh,
+            dirs,
+        } = plan;
+        let mut before: HashMap<String, Option<u64>> = HashMap::new();
+        for source in &changed {
+            let Some(outs) = self.produced.remove(source) else {
+                continue;
+            };
+            let is_source = |f: &ForeignFile| f.key == source.0 && f.rel.as_str() == source.1;
+            for out in outs {
+                match out {
+                    Out::File(p) => {
+                        if self.files.get(&p).is_some_and(is_source) {
+                            let f = self.files.remove(&p).expect("present");
+                            self.remove_dirs(&p);
+                            before.entry(p).or_insert(Some(f.fingerprint));
+                        }
+                    }
+                    Out::Moved(p) => {
+                        if self.moved.get(&p).is_some_and(is_source) {
+                            let f = self.moved.remove(&p).expect("present");
+                            before.entry(p).or_insert(Some(f.fingerprint));
+                        }
+                    }
+                    Out::History(p) => {
+                        if self.histories.get(&p).is_some_and(is_source) {
+                            self.histories.remove(&p);
+                        }
+                    }
+                    Out::Satellite(rel) => {
+                        self.satellites.remove(&rel);
+                    }
+                }
+            }
+        }
+        let mut moved_now = BTreeSet::new();
+        for (source, outs) in std::mem::take(&mut fresh.produced) {
+            for out in &outs {
+                match out {
+                    Out::File(p) => {
+                        if let Some(f) = fresh.files.remove(p) {
+                            self.add_dirs(p);
+                            before.entry(p.clone()).or_insert(None);
+                            self.files.insert(p.clone(), f);
+                        }
+                    }
+                    Out::Moved(p) => {
+                        if let Some(f) = fresh.moved.remove(p) {
+                            before.entry(p.clone()).or_insert(None);
+                            moved_now.insert(p.clone());
+                            self.moved.insert(p.clone(), f);
+                        }
+                    }
+                    Out::History(p) => {
+                        if let Some(f) = fresh.histories.remove(p) {
+                            self.histories.insert(p.clone(), f);
+                        }
+                    }
+                    Out::Satellite(rel) => {
+                        if let Some(f) = fresh.satellites.remove(rel) {
+                            self.satellites.insert(rel.clone(), f);
+                        }
+                    }
+                }
+            }
+            self.produced.insert(source, outs);
+        }
+        for (slug, home) in fresh.homes {
+            self.homes.entry(slug).or_insert(home);
+        }
+        self.retain_moved(Some(&moved_now));
+        self.rejected = fresh.rejected;
+        if let Some(basis) = &mut self.basis {
+            for (machine, commit, updates) in dirs {
+                let Some(source) = basis.sources.get_mut(&machine) else {
+                    continue;
+                };
+                source.commit = commit;
+                for (name, now) in updates {
+                    match now {
+                        Some(d) => source.dirs.insert(name, d),
+                        None => source.dirs.remove(&name),
+                    };
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (p, was) in before {
+            let now = self
+                .files
+                .get(&p)
+                .or_else(|| self.moved.get(&p))
+                .map(|f| f.fingerprint);
+            if now != was {
+                out.push(p);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Takes file `path` out of the directories it implied: a directory left with nothing
+    /// goes too.
+    fn remove_dirs(&mut self, path: &str) {
+        let mut child = path;
+        loop {
+            let (parent, name) = child.rsplit_once('/').unwrap_or(("", child));
+            let Some(children) = self.dirs.get_mut(parent) else {
+                return;
+            };
+            children.remove(name);
+            if !children.is_empty() {
+                return;
+            }
+            self.dirs.remove(parent);
+            if parent.is_empty() {
+                return;
+            }
+            child = parent;
+        }
+    }
+}
