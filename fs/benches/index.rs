@@ -46,6 +46,7 @@ fn snapshot(m: &MachineRecord, sessions: usize) -> Snapshot {
         files,
         rejected: vec![],
         dirs: vec![],
+        cut: false,
     }
 }
 

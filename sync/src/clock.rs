@@ -107,6 +107,7 @@ mod tests {
             files,
             rejected: Vec::new(),
             dirs: Vec::new(),
+            cut: false,
         }
     }
 

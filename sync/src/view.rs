@@ -210,6 +210,7 @@ mod tests {
             files,
             rejected: vec![],
             dirs: vec![],
+            cut: false,
         }
     }
 

@@ -671,6 +671,7 @@ fn a_tree_bomb_and_non_ascii_names_are_cut_short() {
         start.elapsed()
     );
     assert!(snap.files.is_empty());
+    assert!(snap.cut, "the read says it stopped at the limits");
     assert!(snap.rejected.len() <= 1001, "capped, plus the limit itself");
     let why: Vec<String> = snap.rejected.iter().map(|e| e.to_string()).collect();
     assert!(

@@ -171,6 +171,8 @@ pub struct Fs {
     links: RwLock<Vec<Link>>,
     /// The place chosen for each project, kept in `FsConfig::places`.
     book: Mutex<crate::places::PlaceBook>,
+    /// Held for a whole refresh: refreshes run one at a time.
+    refreshing: Mutex<()>,
     uid: u32,
     gid: u32,
     /// When the core started: the times of directories that only other machines provide.
@@ -241,6 +243,7 @@ impl Fs {
             sink,
             links: RwLock::new(config.links.clone()),
             book: Mutex::new(book),
+            refreshing: Mutex::new(()),
             config,
             uid,
             gid,

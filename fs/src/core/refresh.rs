@@ -16,6 +16,8 @@ impl Fs {
     /// `crate::foreign::patch`), else built again.
     pub fn refresh(&self) -> FsResult<Vec<PathBuf>> {
         let _span = tracing::debug_span!("refresh").entered();
+        // One at a time: a patch is made for the index it was planned on.
+        let _one = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
         tracing::debug!("refreshing the foreign index");
         let machine = &self.config.machine;
         let (snaps, skewed) = {
@@ -36,9 +38,26 @@ impl Fs {
                 tracing::debug!("patching the foreign index");
                 let mut inner = self.lock();
                 let mut index = self.foreign.write().unwrap_or_else(|e| e.into_inner());
-                let patched = Arc::make_mut(&mut index);
-                let changed: BTreeSet<String> = patched.apply(plan).into_iter().collect();
-                warn_rejected(patched);
+                let changed: BTreeSet<String> = match Arc::get_mut(&mut index) {
+                    // Nobody holds the index: patched where it is, in a few milliseconds.
+                    Some(patched) => {
+                        let changed = patched.apply(plan).into_iter().collect();
+                        warn_rejected(patched);
+                        changed
+                    }
+                    // A request or the warming holds it: patch a copy, made without holding
+                    // the locks every request takes, then swap it in.
+                    None => {
+                        drop(index);
+                        drop(inner);
+                        let mut copy = (*self.foreign()).clone();
+                        let changed = copy.apply(plan).into_iter().collect();
+                        warn_rejected(&copy);
+                        inner = self.lock();
+                        *self.foreign.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(copy);
+                        changed
+                    }
+                };
                 for p in &changed {
                     inner.decisions.remove(p);
                 }

@@ -44,6 +44,9 @@ struct Source {
 /// What an index was built from.
 #[derive(Clone, Debug)]
 pub(super) struct Basis {
+    /// Whether a branch's read stopped at the limits: then what each dir gave depends on the
+    /// dirs before it, and only a build reads it right.
+    cut: bool,
     local: MachineRecord,
     links: Vec<Link>,
     /// The place book once the index had placed every project.
@@ -77,6 +80,7 @@ impl Basis {
             })
             .collect();
         Basis {
+            cut: snaps.iter().any(|s| s.cut),
             local: local.clone(),
             links: links.to_vec(),
             book: book.clone(),
@@ -118,6 +122,8 @@ impl Foreign {
         if basis.local != *local
             || basis.links != links
             || *book != basis.book
+            || basis.cut
+            || snaps.iter().any(|s| s.cut)
             || self.collisions > 0
             || snaps.len() != basis.sources.len()
             || snaps
@@ -132,6 +138,7 @@ impl Foreign {
             || fresh.placements != self.placements
             || fresh.projects_by_slug != self.projects_by_slug
             || fresh.roots != self.roots
+            || fresh.slug_shared(book)
         {
             return None;
         }
@@ -197,6 +204,33 @@ impl Foreign {
                 {
                     return None;
                 }
+            }
+        }
+        // A path that is a directory of the view, or under a file of it, is left to a build: the
+        // directory entries would then depend on the order of a build.
+        let clash = |p: &str,
+                     dirs: &HashMap<String, _>,
+                     files: &std::collections::BTreeMap<String, ForeignFile>| {
+            dirs.contains_key(p)
+                || std::iter::successors(p.rsplit_once('/').map(|(a, _)| a), |a| {
+                    a.rsplit_once('/').map(|(b, _)| b)
+                })
+                .any(|a| files.contains_key(a))
+        };
+        for source in &changed {
+            for out in self.produced.get(source).into_iter().flatten() {
+                if let Out::File(p) = out
+                    && clash(p, &self.dirs, &self.files)
+                {
+                    return None;
+                }
+            }
+        }
+        for out in fresh.produced.values().flatten() {
+            if let Out::File(p) = out
+                && (clash(p, &self.dirs, &self.files) || clash(p, &fresh.dirs, &fresh.files))
+            {
+                return None;
             }
         }
         // A path another (key, rel) shows is left to a build.
@@ -329,6 +363,30 @@ impl Foreign {
         }
         out.sort();
         out
+    }
+
+    /// Whether two project keys may file at one slug: placed there both, or one placed where
+    /// this machine keeps the other, or where the other's project left. Which one a path then
+    /// shows depends on the order of a build, so such an index is always built whole.
+    fn slug_shared(&self, book: &PlaceBook) -> bool {
+        let mut by_slug: HashMap<String, String> = HashMap::new();
+        let mut clash = |slug: &str, key: &'_ str| -> bool {
+            match by_slug.get(slug) {
+                Some(k) => *k != key,
+                None => {
+                    by_slug.insert(slug.to_string(), key.to_string());
+                    false
+                }
+            }
+        };
+        let placed = self.placements.iter().any(|(key, p)| {
+            clash(&p.project.slug, key) || book.retired(super::key_base(key)).any(|s| clash(s, key))
+        });
+        placed
+            || self
+                .projects_by_slug
+                .iter()
+                .any(|(slug, p)| clash(slug, &p.key))
     }
 
     /// Takes file `path` out of the directories it implied: a directory left with nothing

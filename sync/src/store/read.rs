@@ -92,6 +92,9 @@ pub struct Snapshot {
     /// Its project dirs in the order read, each with its tree id and its files' range in
     /// `files`: a later read of the branch tells by the ids which projects changed.
     pub dirs: Vec<ProjectDir>,
+    /// Whether the read stopped at the limits ([`MAX_FILES`], [`MAX_ENTRIES`]): what was read
+    /// of each project dir then depends on the dirs before it, not on its own tree alone.
+    pub cut: bool,
 }
 
 /// One project dir of a machine's branch as read.
@@ -123,6 +126,7 @@ impl Store {
             files: Vec::new(),
             rejected: Vec::new(),
             dirs: Vec::new(),
+            cut: false,
         };
         let Some(projects) = tree.get_name(layout::PROJECTS) else {
             return Ok(snap);
@@ -196,8 +200,9 @@ impl Store {
             self.walk(branch, &files, &project, &mut Vec::new(), snap, budget);
         }
         // Only a project read whole and without a fault is remembered: a rejection names its
-        // branch, and a walk cut short by the budget depends on what came before.
-        if snap.rejected.len() == rejected_from && *budget > 0 {
+        // branch, and a walk cut short by the budget depends on what came before. Past the cap
+        // on rejections a fault adds none, so nothing is remembered after it.
+        if snap.rejected.len() == rejected_from && rejected_from < MAX_REJECTED && *budget > 0 {
             remember(
                 name.to_string(),
                 id,
@@ -237,6 +242,7 @@ impl Store {
                     path: here(),
                     why,
                 });
+                snap.cut = true;
                 *budget = 0;
                 return;
             }
