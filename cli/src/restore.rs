@@ -206,7 +206,7 @@ fn satellite_target(ctx: &Ctx, path: &Path, mountpoint: &Path) -> Result<Option<
         .flat_map(|s| s.files.iter().map(move |f| (s, f)))
         .filter(|(_, f)| f.rel == rel)
         .min_by_key(|(s, _)| s.machine.id != me.id)
-        .map(|(s, f)| (s.machine.id.clone(), f.project.clone()))
+        .map(|(s, f)| (s.machine.id.clone(), (*f.project).clone()))
     else {
         bail!(
             "no machine has recorded {}: ferry keeps a session's checkpoints, tasks and plans while mounted, once the session's transcript is in {} (check the name with `ls {}`)",

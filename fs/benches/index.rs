@@ -27,7 +27,7 @@ fn snapshot(m: &MachineRecord, sessions: usize) -> Snapshot {
             format!("{id}/subagents/agent-{i}.jsonl"),
         ] {
             files.push(FileEntry {
-                project: project.clone(),
+                project: project.clone().into(),
                 rel: RelPath::new(&rel).expect("rel"),
                 meta: FileMeta {
                     mtime_ms: 1_700_000_000_000 + i as i64,

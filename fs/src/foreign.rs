@@ -144,10 +144,14 @@ pub struct Foreign {
     pub histories: BTreeMap<String, ForeignFile>,
     /// What each foreign project key's expansion adds to its files' fingerprints.
     expansions: HashMap<String, u64>,
-    /// What each (key, rel) other machines hold was filed as: what a patch takes out.
+    /// Where each (key, rel) resolved by this build went (emptied once built: a patch finds
+    /// the old ones again by looking, see `patch::Foreign::outputs_of`).
     produced: HashMap<(String, String), Vec<patch::Out>>,
     /// Files not shown because another project shows one at the same path.
     collisions: usize,
+    /// Whether this machine keeps two project keys in one slug dir (only the first is in
+    /// `projects_by_slug`).
+    own_slugs_shared: bool,
     /// What this index was built from, for patching it (none: build it again).
     basis: Option<patch::Basis>,
 }
@@ -214,6 +218,8 @@ impl Foreign {
         }
         out.retain_moved(None);
         out.basis = Some(patch::Basis::of(snaps, local, links, book));
+        // Where each path went is found again when a patch needs it: not kept for every file.
+        out.produced = HashMap::new();
         out
     }
 
@@ -229,9 +235,12 @@ impl Foreign {
         let mut out = Foreign::default();
         let own = snaps.iter().find(|s| s.machine.id == local.id);
         for f in own.iter().flat_map(|s| s.files.iter()) {
-            if !out.projects_by_slug.contains_key(&f.project.slug) {
-                out.projects_by_slug
-                    .insert(f.project.slug.clone(), f.project.clone());
+            match out.projects_by_slug.get(&f.project.slug) {
+                Some(p) => out.own_slugs_shared |= p.key != f.project.key,
+                None => {
+                    out.projects_by_slug
+                        .insert(f.project.slug.clone(), (*f.project).clone());
+                }
             }
         }
         for s in snaps {

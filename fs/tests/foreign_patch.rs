@@ -129,7 +129,7 @@ fn snapshots(ms: &[MachineRecord], branches: &Branches) -> Vec<Snapshot> {
                 let p = project(KEYS[key], &root(m, key, place));
                 let name = format!("{}@{}", p.key, p.slug);
                 dirs.entry(name).or_default().push(FileEntry {
-                    project: p,
+                    project: p.into(),
                     rel: RelPath::new(RELS[rel]).unwrap(),
                     meta,
                     tree: oid(format!("{}{content}{rel}", m.id).as_bytes()),

@@ -89,7 +89,7 @@ mod tests {
         let files = mtimes
             .iter()
             .map(|&m| FileEntry {
-                project: project.clone(),
+                project: project.clone().into(),
                 rel: RelPath::new("s.jsonl").unwrap(),
                 meta: FileMeta {
                     mtime_ms: m,

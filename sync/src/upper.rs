@@ -165,7 +165,7 @@ pub fn reconcile(
     let known: HashMap<PlaceId, ProjectRecord> = own
         .iter()
         .flat_map(|s| s.files.iter())
-        .map(|f| (f.project.place(), f.project.clone()))
+        .map(|f| (f.project.place(), (*f.project).clone()))
         .collect();
     let committed: HashMap<(PlaceId, String), crate::store::FileMeta> = own
         .iter()

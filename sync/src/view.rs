@@ -178,7 +178,8 @@ mod tests {
                 cwd: "/r".into(),
                 slug: "-r".into(),
                 git: None,
-            },
+            }
+            .into(),
             rel: RelPath::new(rel).unwrap(),
             meta: FileMeta {
                 mtime_ms,

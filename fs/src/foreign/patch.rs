@@ -138,6 +138,7 @@ impl Foreign {
             || fresh.placements != self.placements
             || fresh.projects_by_slug != self.projects_by_slug
             || fresh.roots != self.roots
+            || fresh.own_slugs_shared
             || fresh.slug_shared(book)
         {
             return None;
@@ -169,6 +170,11 @@ impl Foreign {
                 }
             }
             dirs.push((s.machine.id.clone(), s.commit, updates));
+        }
+        // A fetch that changed much of the index (a first import arriving) is built whole:
+        // patching path by path costs more then.
+        if changed.len() > self.files.len() / 4 + 64 {
+            return None;
         }
         // A satellite is the newest of every project's: each project's is resolved again.
         let satellites: HashSet<&str> = changed
@@ -218,7 +224,7 @@ impl Foreign {
                 .any(|a| files.contains_key(a))
         };
         for source in &changed {
-            for out in self.produced.get(source).into_iter().flatten() {
+            for out in &self.outputs_of(&source.0, &source.1, book) {
                 if let Out::File(p) = out
                     && clash(p, &self.dirs, &self.files)
                 {
@@ -268,10 +274,13 @@ impl Foreign {
             dirs,
         } = plan;
         let mut before: HashMap<String, Option<u64>> = HashMap::new();
+        let book = self
+            .basis
+            .as_ref()
+            .map(|b| b.book.clone())
+            .unwrap_or_default();
         for source in &changed {
-            let Some(outs) = self.produced.remove(source) else {
-                continue;
-            };
+            let outs = self.outputs_of(&source.0, &source.1, &book);
             let is_source = |f: &ForeignFile| f.key == source.0 && f.rel.as_str() == source.1;
             for out in outs {
                 match out {
@@ -300,7 +309,7 @@ impl Foreign {
             }
         }
         let mut moved_now = BTreeSet::new();
-        for (source, outs) in std::mem::take(&mut fresh.produced) {
+        for outs in std::mem::take(&mut fresh.produced).into_values() {
             for out in &outs {
                 match out {
                     Out::File(p) => {
@@ -329,7 +338,6 @@ impl Foreign {
                     }
                 }
             }
-            self.produced.insert(source, outs);
         }
         for (slug, home) in fresh.homes {
             self.homes.entry(slug).or_insert(home);
@@ -362,6 +370,39 @@ impl Foreign {
             }
         }
         out.sort();
+        out
+    }
+
+    /// Where `rel` of project `key` is filed now: at its project's place, at this machine's
+    /// places of it, or where the project left, and as a satellite.
+    fn outputs_of(&self, key: &str, rel: &str, book: &PlaceBook) -> Vec<Out> {
+        // This machine's places of the project (each slug dir holds one key: see `plan`).
+        let mut slugs: BTreeSet<&str> = self
+            .projects_by_slug
+            .iter()
+            .filter(|(_, p)| p.key == key)
+            .map(|(slug, _)| slug.as_str())
+            .collect();
+        slugs.extend(self.placements.get(key).map(|p| p.project.slug.as_str()));
+        slugs.extend(book.retired(super::key_base(key)));
+        let from =
+            |f: Option<&ForeignFile>| f.is_some_and(|f| f.key == key && f.rel.as_str() == rel);
+        let mut out = Vec::new();
+        for slug in slugs {
+            let p = format!("{slug}/{rel}");
+            if from(self.files.get(&p)) {
+                out.push(Out::File(p.clone()));
+            }
+            if from(self.moved.get(&p)) {
+                out.push(Out::Moved(p.clone()));
+            }
+            if from(self.histories.get(&p)) {
+                out.push(Out::History(p));
+            }
+        }
+        if from(self.satellites.get(rel)) {
+            out.push(Out::Satellite(rel.to_string()));
+        }
         out
     }
 

@@ -44,32 +44,68 @@ struct Walked {
 /// Most files held in [`WALKED`] across its projects.
 const WALKED_FILES: usize = 400_000;
 
-/// Project directories read before, by name and tree id: ids name content, so an entry never
-/// goes stale, and a refresh after a fetch reads again only the projects that changed.
-type WalkedProjects = std::collections::HashMap<(String, Oid), std::sync::Arc<Walked>>;
-static WALKED: std::sync::LazyLock<std::sync::Mutex<(WalkedProjects, usize)>> =
-    std::sync::LazyLock::new(Default::default);
+/// Reads of branches after which a project dir none of them met is forgotten: enough for a
+/// refresh of every branch and the engine's reads in between, so that what is held is about
+/// one copy of each branch's files, not every version a long run has seen.
+const WALKED_READS: u64 = 32;
 
-fn walked(name: &str, tree: Oid) -> Option<std::sync::Arc<Walked>> {
-    let memo = WALKED.lock().unwrap_or_else(|e| e.into_inner());
-    memo.0.get(&(name.to_string(), tree)).cloned()
+/// Project directories read before, by name and tree id, each with the read that last met it:
+/// ids name content, so an entry never goes stale, and a refresh after a fetch reads again only
+/// the projects that changed.
+#[derive(Default)]
+struct WalkedMemo {
+    projects: std::collections::HashMap<(String, Oid), (std::sync::Arc<Walked>, u64)>,
+    files: usize,
+    reads: u64,
 }
 
-fn remember(name: String, tree: Oid, walked: Walked) {
+static WALKED: std::sync::LazyLock<std::sync::Mutex<WalkedMemo>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Starts a read of a branch: forgets the dirs no recent read met, and gives this read's number.
+fn begin_read() -> u64 {
+    let mut memo = WALKED.lock().unwrap_or_else(|e| e.into_inner());
+    memo.reads += 1;
+    let (now, mut files) = (memo.reads, memo.files);
+    memo.projects.retain(|_, (w, last)| {
+        let keep = *last + WALKED_READS >= now;
+        if !keep {
+            files -= w.files.len();
+        }
+        keep
+    });
+    memo.files = files;
+    now
+}
+
+fn walked(name: &str, tree: Oid, read: u64) -> Option<std::sync::Arc<Walked>> {
+    let mut memo = WALKED.lock().unwrap_or_else(|e| e.into_inner());
+    let (w, last) = memo.projects.get_mut(&(name.to_string(), tree))?;
+    *last = read;
+    Some(w.clone())
+}
+
+fn remember(name: String, tree: Oid, walked: Walked, read: u64) {
     let mut memo = WALKED.lock().unwrap_or_else(|e| e.into_inner());
     // Past the bound, start again rather than track use: the next refresh refills it.
-    if memo.1 + walked.files.len() > WALKED_FILES {
-        *memo = Default::default();
+    if memo.files + walked.files.len() > WALKED_FILES {
+        memo.projects.clear();
+        memo.files = 0;
     }
-    memo.1 += walked.files.len();
-    memo.0.insert((name, tree), std::sync::Arc::new(walked));
+    memo.files += walked.files.len();
+    if let Some((old, _)) = memo
+        .projects
+        .insert((name, tree), (std::sync::Arc::new(walked), read))
+    {
+        memo.files -= old.files.len();
+    }
 }
 
 /// One file of one machine's branch.
 #[derive(Clone, Debug)]
 pub struct FileEntry {
     /// The project it belongs to.
-    pub project: ProjectRecord,
+    pub project: std::sync::Arc<ProjectRecord>,
     /// The path inside the project directory.
     pub rel: RelPath,
     /// Its metadata.
@@ -133,6 +169,7 @@ impl Store {
         };
         let projects = self.repo.find_tree(projects.id())?;
         let mut budget = MAX_ENTRIES;
+        let read = begin_read();
         for p in projects.iter() {
             let Some(name) = p.name().ok().map(str::to_string) else {
                 snap.rejected.push(StoreError::Rejected {
@@ -143,7 +180,7 @@ impl Store {
                 continue;
             };
             let from = snap.files.len();
-            self.project_into(branch, &name, p.id(), &mut snap, &mut budget)?;
+            self.project_into(branch, &name, p.id(), read, &mut snap, &mut budget)?;
             snap.dirs.push(ProjectDir {
                 name,
                 tree: p.id(),
@@ -159,6 +196,7 @@ impl Store {
         branch: &str,
         name: &str,
         id: Oid,
+        read: u64,
         snap: &mut Snapshot,
         budget: &mut usize,
     ) -> Result<(), StoreError> {
@@ -169,7 +207,7 @@ impl Store {
         };
         // A project dir read before, unchanged: its files as read then (a fetch changes a few
         // projects of many, and reading every file of every branch was most of a refresh).
-        if let Some(walked) = walked(name, id)
+        if let Some(walked) = walked(name, id, read)
             && *budget > walked.entries
             && snap.files.len() + walked.files.len() < MAX_FILES
         {
@@ -183,13 +221,14 @@ impl Store {
             snap.rejected.push(reject("project is not a directory"));
             return Ok(());
         };
-        let project: ProjectRecord = match self.record(branch, &ptree, layout::PROJECT_FILE) {
-            Ok(r) => r,
-            Err(e) => {
-                snap.rejected.push(e);
-                return Ok(());
-            }
-        };
+        let project: std::sync::Arc<ProjectRecord> =
+            match self.record(branch, &ptree, layout::PROJECT_FILE) {
+                Ok(r) => std::sync::Arc::new(r),
+                Err(e) => {
+                    snap.rejected.push(e);
+                    return Ok(());
+                }
+            };
         if !layout::dir_matches(name, &project.key, &project.slug) {
             snap.rejected
                 .push(reject("directory does not match the project key"));
@@ -210,6 +249,7 @@ impl Store {
                     files: snap.files[files_from..].to_vec(),
                     entries: budget_from - *budget,
                 },
+                read,
             );
         }
         Ok(())
@@ -222,7 +262,7 @@ impl Store {
         &self,
         branch: &str,
         tree: &git2::Tree<'_>,
-        project: &ProjectRecord,
+        project: &std::sync::Arc<ProjectRecord>,
         dirs: &mut Vec<String>,
         snap: &mut Snapshot,
         budget: &mut usize,
@@ -498,7 +538,7 @@ impl Store {
                 commit: commit.id(),
                 time: commit.time().seconds(),
                 file: FileEntry {
-                    project,
+                    project: std::sync::Arc::new(project),
                     rel: rel.clone(),
                     meta,
                     tree: entry_id,
