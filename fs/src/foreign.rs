@@ -1,6 +1,7 @@
 //! The other machines' side of the view: every file their branches hold, resolved by the merge
 //! rules, placed under this machine's slug for its project, keyed by its path in the view.
-//! Rebuilt after each fetch; cheap to share (the core swaps in a new `Arc`).
+//! Brought up to the store after each fetch: patched by the project dirs that changed where it
+//! can be (`patch`), else built whole; shared by `Arc`, so a request holds one index throughout.
 
 use crate::placement::{Placement, place};
 use crate::places::{Candidate, PlaceBook, Why, is_main_checkout};
