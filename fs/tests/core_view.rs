@@ -790,3 +790,31 @@ fn a_transcript_its_writer_rewrote_is_shown_as_rewritten() {
         local(&rig, &rewritten)
     );
 }
+
+#[test]
+fn warming_expands_every_file_once_then_what_each_refresh_changed() {
+    let rig = Rig::new();
+    let t = now_ms() - 60_000;
+    let text = |n: &str| line(&format!("{n}-1"), "hello") + &line(&format!("{n}-2"), "more");
+    rig.b_writes_many(&[
+        ("s1.jsonl".into(), text("s1").into_bytes(), t),
+        ("s2.jsonl".into(), text("s2").into_bytes(), t),
+    ]);
+    assert_eq!(rig.fs.warm(), 2, "the first warming looks at every file");
+    assert_eq!(rig.fs.warm(), 0, "then nothing is left to expand");
+    // A new session and a changed one arrive: the next warming expands those two.
+    rig.b_writes("s3.jsonl", text("s3").as_bytes(), t);
+    let grown = text("s1") + &line("s1-3", "again");
+    rig.b_writes("s1.jsonl", grown.as_bytes(), t + 1_000);
+    assert_eq!(rig.fs.warm(), 2);
+    assert_eq!(rig.fs.warm(), 0);
+    let slug = rig.slug();
+    assert_eq!(
+        rig.read(&format!("{slug}/s1.jsonl")).unwrap(),
+        local(&rig, &grown).as_bytes()
+    );
+    assert_eq!(
+        rig.read(&format!("{slug}/s3.jsonl")).unwrap(),
+        local(&rig, &text("s3")).as_bytes()
+    );
+}

@@ -58,8 +58,9 @@ fn mtime_ms(path: &Path) -> i64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-#[test]
-fn another_machines_satellite_lands_here_in_this_machines_terms_and_stays_out_of_the_view() {
+/// A rig where machine b committed session `SID` a minute ago with one task (pending);
+/// returns it with the task's store path and time.
+fn b_wrote_a_pending_task() -> (Rig, String, i64) {
     let rig = Rig::new();
     std::fs::create_dir_all(rig.dir.path().join("state")).unwrap();
     let t1 = now_ms() - 60_000;
@@ -68,6 +69,12 @@ fn another_machines_satellite_lands_here_in_this_machines_terms_and_stays_out_of
         (format!("{SID}.jsonl"), transcript(), t1),
         (rel.clone(), task("pending", B_ROOT), t1),
     ]);
+    (rig, rel, t1)
+}
+
+#[test]
+fn another_machines_satellite_lands_here_in_this_machines_terms_and_stays_out_of_the_view() {
+    let (rig, rel, t1) = b_wrote_a_pending_task();
     // Never in the view of projects/.
     let listed: Vec<String> = rig
         .fs
@@ -377,4 +384,28 @@ fn a_deletion_here_not_seen_yet_is_never_undone() {
     );
     full_pass(&mut m, &rig);
     assert!(!local.exists());
+}
+
+#[test]
+fn a_satellite_that_arrives_is_written_by_the_next_pass_and_the_index_is_patched_in_place() {
+    let (rig, rel, t1) = b_wrote_a_pending_task();
+    let mut m = mirror(&rig);
+    assert_eq!(full_pass(&mut m, &rig), 1);
+    // Passes between the full ones write again only when the index changed.
+    assert_eq!(m.pass(&rig.fs, true), 0);
+    let before = std::sync::Arc::as_ptr(&rig.fs.foreign_index());
+    rig.b_writes(&rel, &task("in_progress", B_ROOT), t1 + 1000);
+    // The mirror keeps no hold on the index, so a fetch's patch is made where it is, not on
+    // a copy of all of it.
+    assert_eq!(
+        std::sync::Arc::as_ptr(&rig.fs.foreign_index()),
+        before,
+        "the index was patched in place"
+    );
+    assert_eq!(m.pass(&rig.fs, true), 1, "a pass that is not a full one");
+    let here = config_dir(&rig).join(format!("tasks/{SID}/1.json"));
+    assert_eq!(
+        std::fs::read(&here).unwrap(),
+        task("in_progress", &root(&rig))
+    );
 }

@@ -182,13 +182,15 @@ fn a_line_written_on_a_reaches_b_and_b_is_told() {
         assert_eq!(status.remote_reachable, Some(true));
         assert!(status.last_push_ms.is_some() && status.last_commit_ms.is_some());
         assert_eq!(status.machines[0].ahead, Some(0), "{status:?}");
-        let bs = b.engine.status();
-        assert!(
-            bs.machines
+        // B's status is read again once its fetch is diffed, just after the event.
+        wait_for("B's status to list A", Duration::from_secs(5), || {
+            b.engine
+                .status()
+                .machines
                 .iter()
-                .any(|m| m.id == "aaaa" && !m.this_machine && m.head.is_some()),
-            "{bs:?}"
-        );
+                .any(|m| m.id == "aaaa" && !m.this_machine && m.head.is_some())
+        })
+        .await;
     })
 }
 

@@ -32,7 +32,7 @@ use ferry_sync::project_key::Link;
 use ferry_sync::store::{Change, MachineRecord, ProjectRecord, RelPath, Store};
 use lru::LruCache;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fs::File;
 use std::num::NonZeroUsize;
@@ -164,6 +164,13 @@ pub struct Fs {
     /// How far other machines' clocks were seen running ahead (see `ferry_sync::clock`).
     skews: Mutex<ferry_sync::clock::Skews>,
     foreign: RwLock<Arc<Foreign>>,
+    /// Counts the changes to `foreign` (patched in place or replaced): the satellite mirror
+    /// tells by it whether the index changed since its last pass, without holding a reference
+    /// that would keep a patch from being made in place.
+    foreign_version: std::sync::atomic::AtomicU64,
+    /// The view paths the next warming must look at (`None`: every file of the index): once
+    /// a warming went through the index, only what refreshes changed since.
+    to_warm: Mutex<Option<BTreeSet<String>>>,
     inner: Mutex<Inner>,
     sink: Arc<dyn Sink>,
     config: FsConfig,
@@ -227,6 +234,8 @@ impl Fs {
             store: Mutex::new(store),
             skews: Mutex::new(skews),
             foreign: RwLock::new(Arc::new(foreign)),
+            foreign_version: std::sync::atomic::AtomicU64::new(0),
+            to_warm: Mutex::new(None),
             inner: Mutex::new(Inner {
                 cache,
                 fds: LruCache::new(NonZeroUsize::new(256).expect("nonzero")),

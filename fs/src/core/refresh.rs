@@ -8,6 +8,7 @@ use ferry_sync::view::snapshots_with;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 impl Fs {
     /// Brings the foreign index up to the store; returns the view paths that changed (files
@@ -58,6 +59,7 @@ impl Fs {
                         changed
                     }
                 };
+                self.foreign_version.fetch_add(1, Ordering::SeqCst);
                 for p in &changed {
                     inner.decisions.remove(p);
                 }
@@ -93,9 +95,18 @@ impl Fs {
                 // Placements may have moved: projects are looked up again.
                 inner.projects.clear();
                 *self.foreign.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+                self.foreign_version.fetch_add(1, Ordering::SeqCst);
                 changed
             }
         };
+        if let Some(to_warm) = self
+            .to_warm
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            to_warm.extend(changed.iter().cloned());
+        }
         let mut dirs: BTreeSet<String> = BTreeSet::new();
         for p in &changed {
             let mut cur = p.as_str();
@@ -113,27 +124,37 @@ impl Fs {
     /// runs it in the background after each refresh, so a first listing finds them ready.
     pub fn warm(&self) -> usize {
         let foreign = self.foreign();
+        // Taken before the index is looked at: a refresh from now on adds what it changed.
+        let only = self
+            .to_warm
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(BTreeSet::new());
+        let paths: Box<dyn Iterator<Item = &String>> = match &only {
+            Some(changed) => Box::new(changed.iter()),
+            None => Box::new(foreign.files.keys()),
+        };
         let mut done = 0;
         // Within half the budget, so that warming never evicts what it just expanded (and
         // never loops expanding more than fits).
         let mut bytes = 0u64;
-        for path in foreign.files.keys() {
+        for path in paths {
             if bytes > self.config.cache_budget / 2 {
                 break;
             }
             // A newer index replaced this one: the next warm covers it.
             if !Arc::ptr_eq(&foreign, &self.foreign()) {
+                self.rewarm(&only);
                 break;
             }
+            let Some(file) = foreign.file(path) else {
+                continue;
+            };
             let mut inner = self.lock();
-            let path = std::path::Path::new(path);
-            let cached = foreign
-                .file(path.to_str().unwrap_or_default())
-                .is_some_and(|f| inner.cache.get(f.fingerprint).is_some());
-            if cached {
+            if inner.cache.get(file.fingerprint).is_some() {
                 continue;
             }
-            match self.node(&mut inner, &foreign, path) {
+            match self.node(&mut inner, &foreign, std::path::Path::new(path)) {
                 Ok(Some(super::Node::Cached { size, .. })) => {
                     done += 1;
                     bytes += size;
@@ -143,6 +164,15 @@ impl Fs {
             }
         }
         done
+    }
+
+    /// Gives back what a warming cut short had to look at, for the next one.
+    fn rewarm(&self, only: &Option<BTreeSet<String>>) {
+        let mut to_warm = self.to_warm.lock().unwrap_or_else(|e| e.into_inner());
+        match (only, to_warm.as_mut()) {
+            (Some(changed), Some(pending)) => pending.extend(changed.iter().cloned()),
+            _ => *to_warm = None,
+        }
     }
 
     /// Marks the disk cache as closed cleanly (see [`crate::cache::DiskCache::mark_clean`]).

@@ -18,6 +18,13 @@ impl Fs {
         self.foreign()
     }
 
+    /// Which version of the index [`Fs::foreign_index`] gives: it changes whenever the index
+    /// does. Read it before the index, so that a change in between is seen as one next time.
+    pub fn foreign_version(&self) -> u64 {
+        self.foreign_version
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The sessions whose transcript was written here within `within` (the others are
     /// forgotten).
     pub fn active_sessions(&self, within: std::time::Duration) -> Vec<String> {

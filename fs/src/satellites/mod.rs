@@ -26,7 +26,6 @@ use ferry_sync::satellite::Owner;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A file of the config dir as last seen or written by the mirror.
@@ -92,8 +91,10 @@ pub struct Mirror {
     units: BTreeSet<String>,
     /// When every file was last looked at.
     last_full: Option<Instant>,
-    /// The other machines' index last written here from: written again only once it changes.
-    last_foreign: std::sync::Weak<crate::foreign::Foreign>,
+    /// The version of the other machines' index last written here from: written again only
+    /// once it changes ([`Fs::foreign_version`]; a reference kept to the index itself would
+    /// make every refresh patch a copy of it).
+    last_foreign: Option<u64>,
 }
 
 /// How often every satellite is looked at; in between, only those in use lately and new
@@ -128,7 +129,7 @@ impl Mirror {
             hot: BTreeSet::new(),
             units: BTreeSet::new(),
             last_full: None,
-            last_foreign: std::sync::Weak::new(),
+            last_foreign: None,
         }
     }
 
@@ -150,11 +151,11 @@ impl Mirror {
         let noted = self.note_local(fs, full);
         n += noted + self.export_history(fs);
         if write {
+            let version = fs.foreign_version();
             let foreign = fs.foreign_index();
-            let new = !std::ptr::eq(self.last_foreign.as_ptr(), Arc::as_ptr(&foreign));
-            if new || noted > 0 || full {
+            if self.last_foreign != Some(version) || noted > 0 || full {
                 n += self.write_theirs(fs, &foreign);
-                self.last_foreign = Arc::downgrade(&foreign);
+                self.last_foreign = Some(version);
             }
             n += self.merge_history(fs, &foreign);
         }

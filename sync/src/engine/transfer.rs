@@ -305,6 +305,55 @@ type Changed = Vec<(String, String, crate::store::RelPath)>;
 /// Heads after a fetch, what changed, and what was rejected.
 type FetchOutcome = (HashMap<String, git2::Oid>, Changed, Vec<String>);
 
+/// The files of `new` that are not in `old` as they are now. A project dir whose tree is the
+/// one `old` read holds the same files, so only the dirs that changed are compared, file by
+/// file and by place (two places of one project each have their own version of a path).
+fn changed_files<'a>(
+    old: Option<&Snapshot>,
+    new: &'a Snapshot,
+) -> impl Iterator<Item = &'a crate::store::FileEntry> {
+    let old_dirs: HashMap<&str, &crate::store::ProjectDir> = old
+        .iter()
+        .flat_map(|s| s.dirs.iter())
+        .map(|d| (d.name.as_str(), d))
+        .collect();
+    let at = |f: &crate::store::FileEntry| {
+        (
+            f.project.key.clone(),
+            f.project.slug.clone(),
+            f.rel.as_str().to_string(),
+        )
+    };
+    // A read cut at the limits, or one without dirs, is compared whole.
+    let whole = new.cut || old.is_some_and(|o| o.cut) || new.dirs.is_empty();
+    let mut old_trees: HashMap<(String, String, String), git2::Oid> = HashMap::new();
+    let mut wanted: Vec<std::ops::Range<usize>> = Vec::new();
+    if whole {
+        old_trees.extend(
+            old.iter()
+                .flat_map(|s| s.files.iter())
+                .map(|f| (at(f), f.tree)),
+        );
+        wanted.push(0..new.files.len());
+    } else {
+        for d in &new.dirs {
+            let before = old_dirs.get(d.name.as_str());
+            if before.is_some_and(|b| b.tree == d.tree) {
+                continue;
+            }
+            if let (Some(b), Some(o)) = (before, old) {
+                let files = o.files.get(b.files.clone()).unwrap_or_default();
+                old_trees.extend(files.iter().map(|f| (at(f), f.tree)));
+            }
+            wanted.push(d.files.clone());
+        }
+    }
+    wanted
+        .into_iter()
+        .flat_map(|r| new.files.get(r).unwrap_or_default())
+        .filter(move |f| old_trees.get(&at(f)) != Some(&f.tree))
+}
+
 /// Other machines' heads now, the files that changed since `before`, and rejected entries.
 fn changes_since(
     path: &std::path::Path,
@@ -335,29 +384,10 @@ fn changes_since(
         };
         rejected.extend(new.rejected.iter().map(|e| e.to_string()));
         let old: Option<Snapshot> = before.get(&id).and_then(|&h| store.snapshot(&id, h).ok());
-        // By place: two places of one project each have their own version of a path.
-        let old_trees: HashMap<(&str, &str, &str), git2::Oid> = old
-            .iter()
-            .flat_map(|s| s.files.iter())
-            .map(|f| {
-                let at = (
-                    f.project.key.as_str(),
-                    f.project.slug.as_str(),
-                    f.rel.as_str(),
-                );
-                (at, f.tree)
-            })
-            .collect();
-        for f in &new.files {
-            let at = (
-                f.project.key.as_str(),
-                f.project.slug.as_str(),
-                f.rel.as_str(),
-            );
-            if old_trees.get(&at) != Some(&f.tree) {
-                changed.push((id.clone(), f.project.key.clone(), f.rel.clone()));
-            }
-        }
+        changed.extend(
+            changed_files(old.as_ref(), &new)
+                .map(|f| (id.clone(), f.project.key.clone(), f.rel.clone())),
+        );
     }
     Ok((heads, changed, rejected))
 }

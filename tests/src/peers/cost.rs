@@ -94,8 +94,20 @@ pub fn attempt(cmd: &mut Command) -> (Result<String, String>, Cost) {
     }
 }
 
-/// A running process's CPU time so far and its peak resident set (KiB), from /proc.
+/// A running process's CPU time so far, with that of the children it waited for (the `git`
+/// a ferry daemon runs to fetch and push), and its peak resident set (KiB), from /proc.
 pub fn process(pid: i32) -> Cost {
+    let (own, children) = cpu_split(pid);
+    Cost {
+        wall: Duration::ZERO,
+        cpu: own + children,
+        peak_kib: status_kib(pid, "VmHWM:"),
+        failed: 0,
+    }
+}
+
+/// A running process's own CPU time so far, and that of the children it waited for.
+pub fn cpu_split(pid: i32) -> (Duration, Duration) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -103,7 +115,8 @@ pub fn process(pid: i32) -> Cost {
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    // utime and stime are fields 14 and 15 of stat (11 and 12 after the comm), in clock ticks.
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after the comm), cutime and
+    // cstime (children waited for) 16 and 17, in clock ticks.
     let ticks = |i: usize| {
         fields
             .get(i)
@@ -111,13 +124,8 @@ pub fn process(pid: i32) -> Cost {
             .unwrap_or(0)
     };
     let hz = clock_ticks();
-    let peak_kib = status_kib(pid, "VmHWM:");
-    Cost {
-        wall: Duration::ZERO,
-        cpu: Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / hz),
-        peak_kib,
-        failed: 0,
-    }
+    let secs = |t: u64| Duration::from_secs_f64(t as f64 / hz);
+    (secs(ticks(11) + ticks(12)), secs(ticks(13) + ticks(14)))
 }
 
 fn clock_ticks() -> f64 {

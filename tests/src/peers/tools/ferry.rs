@@ -56,10 +56,12 @@ impl Ferry {
         for m in &self.machines {
             if let Some(pid) = m.daemon_pid() {
                 let c = cost::process(pid);
+                let (_, git) = cost::cpu_split(pid);
                 eprintln!(
-                    "  ferry daemon of {}: {:.2} s CPU so far, peak {} KiB, resident now {} KiB",
+                    "  ferry daemon of {}: {:.2} s CPU so far ({:.2} s of it its git), peak {} KiB, resident now {} KiB",
                     m.home.display(),
                     c.cpu.as_secs_f64(),
+                    git.as_secs_f64(),
                     c.peak_kib,
                     cost::status_kib(pid, "VmRSS:")
                 );
