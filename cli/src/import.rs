@@ -15,6 +15,10 @@ use std::time::Duration;
 /// Files per commit while importing: each commit stays small and the bar moves.
 const PER_COMMIT: usize = 500;
 
+/// Input bytes per commit while importing, at most (a larger file is a commit of its own): the
+/// commits' objects are held in memory until they are written as a pack.
+const BYTES_PER_COMMIT: u64 = 16 << 20;
+
 /// What the first sync did.
 pub struct Imported {
     /// Files committed from the existing directory.
@@ -57,6 +61,32 @@ pub fn secrets_said(found: &[Finding], policy: Policy) -> String {
     )
 }
 
+/// `batch` cut into the commits of an import: the files larger than [`BYTES_PER_COMMIT`] one
+/// by one, and the others in parts of at most [`PER_COMMIT`] files and that many bytes.
+fn parts_of(batch: &Batch, size: impl Fn(&Change) -> u64) -> (Vec<Batch>, Vec<Batch>) {
+    let part = |files| Batch {
+        projects: batch.projects.clone(),
+        files,
+    };
+    let (mut big, mut parts): (Vec<Batch>, Vec<Batch>) = (Vec::new(), Vec::new());
+    let mut held = 0;
+    for f in &batch.files {
+        let bytes = size(&f.change);
+        match parts.last_mut() {
+            _ if bytes > BYTES_PER_COMMIT => big.push(part(vec![f.clone()])),
+            Some(p) if p.files.len() < PER_COMMIT && held + bytes <= BYTES_PER_COMMIT => {
+                held += bytes;
+                p.files.push(f.clone());
+            }
+            _ => {
+                held = bytes;
+                parts.push(part(vec![f.clone()]));
+            }
+        }
+    }
+    (big, parts)
+}
+
 /// Imports the existing sessions and fetches the others; quiet when `quiet`.
 pub fn run(st: &State, config: &Config, quiet: bool, offline: bool) -> Result<Imported> {
     let mountpoint = state::mount_point()?;
@@ -91,14 +121,16 @@ pub fn run(st: &State, config: &Config, quiet: bool, offline: bool) -> Result<Im
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(format!("{} file(s)", batch.files.len()));
-    for chunk in batch.files.chunks(PER_COMMIT) {
-        let part = Batch {
-            projects: batch.projects.clone(),
-            files: chunk.to_vec(),
-        };
-        store.commit(&machine, &part)?;
-        bar.inc(chunk.iter().map(|f| size(&f.change)).sum());
+    let part_size = |b: &Batch| b.files.iter().map(|f| size(&f.change)).sum::<u64>();
+    let (big, parts) = parts_of(&batch, size);
+    // A file larger than a part is a commit of its own, written as loose objects: held in
+    // memory for a pack, it would cost its whole size in memory.
+    for part in &big {
+        store.commit(&machine, part)?;
+        bar.inc(part_size(part));
     }
+    // The rest as packs, not a loose file per object; the branch moves once they are written.
+    store.commit_packed(&machine, &parts, part_size, |b| bar.inc(part_size(b)))?;
     let secrets = store.take_findings();
     st.record_findings(&secrets);
     bar.finish_and_clear();

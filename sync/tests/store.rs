@@ -812,3 +812,176 @@ fn a_secret_is_reported_once_and_only_where_content_is_new() {
     )]);
     assert!(m.store.take_findings().is_empty());
 }
+
+/// Loose object files and pack files in `store`'s object database.
+fn object_files(store: &Store) -> (usize, usize) {
+    let objects = store.repo().path().join("objects");
+    let loose = std::fs::read_dir(&objects)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().len() == 2)
+        .map(|e| std::fs::read_dir(e.path()).unwrap().count())
+        .sum();
+    let packs = std::fs::read_dir(objects.join("pack"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("pack".as_ref()))
+        .count();
+    (loose, packs)
+}
+
+impl Machine {
+    /// Batches of `per` files each, for every transcript written under `rels`.
+    fn batches(&self, rels: &[String], per: usize) -> Vec<Batch> {
+        rels.chunks(per)
+            .map(|chunk| Batch {
+                projects: vec![self.project.clone()],
+                files: chunk
+                    .iter()
+                    .map(|rel| FileUpdate {
+                        place: self.project.place(),
+                        rel: RelPath::new(rel).unwrap(),
+                        change: self.written(rel),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn batches_committed_as_a_pack_read_back_as_committed_one_by_one_with_no_loose_object() {
+    let root = "/home/al/src/proj";
+    let (one_by_one, packed) = (
+        machine("a1", "/home/al", root),
+        machine("a1", "/home/al", root),
+    );
+    let rels: Vec<String> = (0..30).map(|i| format!("s{i}.jsonl")).collect();
+    for m in [&one_by_one, &packed] {
+        for (i, rel) in rels.iter().enumerate() {
+            let t: String = (0..20 + i).map(|n| transcript_line(root, n)).collect();
+            m.write(rel, t.as_bytes());
+        }
+    }
+    for b in one_by_one.batches(&rels, 10) {
+        one_by_one.store.commit(&one_by_one.record, &b).unwrap();
+    }
+    let mut done = 0;
+    let tip = packed
+        .store
+        .commit_packed(
+            &packed.record,
+            &packed.batches(&rels, 10),
+            |b| b.files.len() as u64,
+            |_| done += 1,
+        )
+        .unwrap();
+    assert_eq!(done, 3);
+    assert_eq!(tip, packed.store.head(&packed.record.id, true).unwrap());
+    // The same files, by name and size (their times are each upper's own).
+    let files = |m: &Machine| -> Vec<(String, u64)> {
+        m.own()
+            .files
+            .iter()
+            .map(|f| (f.rel.to_string(), f.meta.len))
+            .collect()
+    };
+    assert_eq!(files(&packed), files(&one_by_one));
+    for rel in &rels {
+        assert_eq!(packed.read_local(rel), one_by_one.read_local(rel));
+    }
+    assert_eq!(
+        object_files(&packed.store),
+        (0, 1),
+        "one pack and no loose object"
+    );
+    assert!(object_files(&one_by_one.store).0 > 30);
+    // Three commits, one per batch, as one by one.
+    let mut walk = packed.store.repo().revwalk().unwrap();
+    walk.push(tip.unwrap()).unwrap();
+    assert_eq!(walk.count(), 3);
+    let fsck = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(packed.store.repo().path())
+        .args(["fsck", "--full", "--strict"])
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "{fsck:?}");
+    // Commits after it build on it as usual.
+    let grown: String = (0..40).map(|n| transcript_line(root, n)).collect();
+    packed.write("s0.jsonl", grown.as_bytes());
+    assert!(
+        packed
+            .commit(vec![("s0.jsonl", packed.written("s0.jsonl"))])
+            .is_some()
+    );
+    assert_eq!(packed.read_local("s0.jsonl"), grown.as_bytes());
+}
+
+#[test]
+fn a_packed_commit_that_fails_part_way_leaves_the_branch_and_the_objects_as_they_were() {
+    let root = "/home/al/src/proj";
+    let m = machine("a1", "/home/al", root);
+    let rels: Vec<String> = (0..4).map(|i| format!("s{i}.jsonl")).collect();
+    for rel in &rels {
+        m.write(rel, transcript_line(root, 1).as_bytes());
+    }
+    let mut batches = m.batches(&rels, 2);
+    // The second batch names a place with no project record.
+    batches[1].projects.clear();
+    for f in &mut batches[1].files {
+        f.place.slug = "-elsewhere".into();
+    }
+    let err = m
+        .store
+        .commit_packed(&m.record, &batches, |_| 0, |_| {})
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownProject(_)), "{err}");
+    assert_eq!(m.store.head(&m.record.id, true).unwrap(), None);
+    assert_eq!(object_files(&m.store), (0, 0), "nothing written");
+}
+
+#[test]
+fn packs_written_part_way_and_onto_an_existing_branch_hold_each_object_once() {
+    let root = "/home/al/src/proj";
+    let m = machine("a1", "/home/al", root);
+    let rels: Vec<String> = (0..40).map(|i| format!("s{i}.jsonl")).collect();
+    for (i, rel) in rels.iter().enumerate() {
+        let t: String = (0..5 + i).map(|n| transcript_line(root, n)).collect();
+        m.write(rel, t.as_bytes());
+    }
+    // Each batch counts as a whole pack's worth of input: a pack after each.
+    let huge = |_: &Batch| u64::MAX / 8;
+    m.store
+        .commit_packed(&m.record, &m.batches(&rels[..30], 10), huge, |_| {})
+        .unwrap();
+    assert_eq!(object_files(&m.store), (0, 3));
+    // More sessions later, onto the branch the first import left.
+    m.store
+        .commit_packed(&m.record, &m.batches(&rels[30..], 10), |_| 0, |_| {})
+        .unwrap();
+    assert_eq!(object_files(&m.store), (0, 4));
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(m.store.repo().path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git(&["fsck", "--full", "--strict"]);
+    let reachable = git(&["rev-list", "--objects", "--all"]).lines().count();
+    let in_packs: usize = git(&["count-objects", "-v"])
+        .lines()
+        .find_map(|l| l.strip_prefix("in-pack: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(in_packs, reachable, "every object once, none the disk had");
+    assert_eq!(m.own().files.len(), 40);
+    assert_eq!(m.read_local("s39.jsonl").len(), {
+        let t: String = (0..44).map(|n| transcript_line(root, n)).collect();
+        t.len()
+    });
+}

@@ -8,6 +8,24 @@ fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
+/// `n` sessions of one line each (its text padded with `pad`) in `a`'s project at
+/// `~/work/proj`, written before ferry is set up.
+fn with_sessions(a: &Machine, n: usize, pad: &str) {
+    let proj = a.home.join("work/proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    let dir = a
+        .projects()
+        .join(ferry_sync::slug::slug(proj.to_str().unwrap()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        std::fs::write(
+            dir.join(format!("{i:08}-0000-4000-8000-000000000000.jsonl")),
+            format!("{{\"uuid\":\"u{i}\",\"cwd\":\"{}\",\"type\":\"user\",\"message\":{{\"content\":\"task {i}{pad}\"}}}}\n", proj.display()),
+        )
+        .unwrap();
+    }
+}
+
 #[test]
 fn first_machine_imports_later_machine_fetches() {
     let tmp = tempfile::tempdir().unwrap();
@@ -15,22 +33,22 @@ fn first_machine_imports_later_machine_fetches() {
     git2::Repository::init_bare(&remote).unwrap();
     let url = format!("file://{}", remote.display());
     let a = Machine::new(&tmp.path().join("a"));
-    let proj = a.home.join("work/proj");
-    std::fs::create_dir_all(&proj).unwrap();
-    let dir = a
-        .projects()
-        .join(ferry_sync::slug::slug(proj.to_str().unwrap()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for i in 0..3 {
-        std::fs::write(
-            dir.join(format!("0000000{i}-0000-4000-8000-000000000000.jsonl")),
-            format!("{{\"uuid\":\"u{i}\",\"cwd\":\"{}\",\"type\":\"user\",\"message\":{{\"content\":\"task {i}\"}}}}\n", proj.display()),
-        )
-        .unwrap();
-    }
+    with_sessions(&a, 3, "");
     let out = json(&a.ok(&["init", "--machine", "a", "--remote", &url, "--json"]));
     assert_eq!(out["imported_files"], 3, "{out}");
     assert_eq!(out["remote_ok"], true, "{out}");
+    // The import is one pack, not a loose file per object.
+    let objects = a.state.join("store/objects");
+    let loose: Vec<_> = std::fs::read_dir(&objects)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().len() == 2)
+        .flat_map(|e| std::fs::read_dir(e.path()).unwrap())
+        .collect();
+    assert!(
+        loose.is_empty(),
+        "loose objects after the import: {loose:?}"
+    );
     // Again: nothing new, same machine id.
     let again = json(&a.ok(&["init", "--json"]));
     assert_eq!(again["imported_files"], 0);
@@ -63,4 +81,42 @@ fn first_machine_imports_later_machine_fetches() {
             .iter()
             .all(|s| s["last_writer"] == "a")
     );
+}
+
+#[test]
+fn an_import_killed_part_way_leaves_a_sound_store_and_the_next_init_imports_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Machine::new(&tmp.path().join("a"));
+    const SESSIONS: usize = 3_000;
+    with_sessions(&a, SESSIONS, &"x".repeat(200));
+    let store = a.state.join("store");
+    let sound = |when: &str| {
+        if !store.exists() {
+            return;
+        }
+        let fsck = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&store)
+            .args(["fsck", "--full", "--no-dangling"])
+            .output()
+            .unwrap();
+        assert!(fsck.status.success(), "after a kill {when}: {fsck:?}");
+    };
+    // Killed at several points of the import: each leaves a store git finds sound.
+    for after_ms in [150, 400, 900] {
+        let mut init = a
+            .command(&["init", "--machine", "a", "--offline", "--json"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(after_ms));
+        let _ = init.kill();
+        init.wait().unwrap();
+        sound(&format!("{after_ms} ms in"));
+    }
+    let out = json(&a.ok(&["init", "--offline", "--json"]));
+    sound("and a whole init");
+    let sessions = json(&a.ok(&["sessions", "--json"]))["sessions"].clone();
+    assert_eq!(sessions.as_array().unwrap().len(), SESSIONS, "{out}");
 }

@@ -6,6 +6,7 @@
 mod chunks;
 mod compact;
 mod layout;
+mod packed;
 mod read;
 mod records;
 mod write;

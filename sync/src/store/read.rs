@@ -25,14 +25,56 @@ fn reject_into(snap: &mut Snapshot, e: StoreError) {
 /// Largest record (`*.json` metadata) accepted from a remote.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
-/// Most file metadata records kept parsed (about 60 bytes each).
-const META_CACHE: usize = 400_000;
+/// Most file metadata records kept parsed in one generation of [`MetaMemo`] (about 60 bytes
+/// each).
+const META_CACHE: usize = 200_000;
 
-/// Parsed metadata of file versions, by the id of the file's tree. Ids name content, so an entry
-/// never goes stale, and every refresh after a fetch re-reads whole branches of which nearly
-/// every file is unchanged: without this, each one costs a tree lookup, a blob read and a
-/// JSON parse per file (at 10,000 sessions, most of a refresh).
-static METAS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Oid, FileMeta>>> =
+/// Reads of branches per generation of [`MetaMemo`]: a record no lookup met in a whole
+/// generation is forgotten at the end of the next one.
+const META_READS: u64 = 64;
+
+/// Parsed metadata of file versions, by the id of the file's tree, in two generations. Ids name
+/// content, so an entry never goes stale, and every refresh after a fetch re-reads whole branches
+/// of which nearly every file is unchanged: without this, each one costs a tree lookup, a blob
+/// read and a JSON parse per file (at 10,000 sessions, most of a refresh). Every version a long
+/// run sees would stay otherwise: two generations keep about what recent reads use.
+#[derive(Default)]
+struct MetaMemo {
+    now: std::collections::HashMap<Oid, FileMeta>,
+    before: std::collections::HashMap<Oid, FileMeta>,
+}
+
+impl MetaMemo {
+    /// The record of `tree`, if held; one from the older generation moves to the newer.
+    fn get(&mut self, tree: Oid) -> Option<FileMeta> {
+        if let Some(m) = self.now.get(&tree) {
+            return Some(*m);
+        }
+        let m = self.before.remove(&tree)?;
+        self.insert(tree, m);
+        Some(m)
+    }
+
+    fn insert(&mut self, tree: Oid, meta: FileMeta) {
+        // Past the bound, a generation ends early.
+        if self.now.len() >= META_CACHE {
+            self.next_generation();
+        }
+        self.now.insert(tree, meta);
+    }
+
+    /// Forgets what the older generation still holds: nothing met it since it ended.
+    fn next_generation(&mut self) {
+        self.before = std::mem::take(&mut self.now);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.now.len() + self.before.len()
+    }
+}
+
+static METAS: std::sync::LazyLock<std::sync::Mutex<MetaMemo>> =
     std::sync::LazyLock::new(Default::default);
 
 /// A project directory's files as read from its tree, with the tree entries the walk visited.
@@ -66,6 +108,12 @@ static WALKED: std::sync::LazyLock<std::sync::Mutex<WalkedMemo>> =
 fn begin_read() -> u64 {
     let mut memo = WALKED.lock().unwrap_or_else(|e| e.into_inner());
     memo.reads += 1;
+    if memo.reads.is_multiple_of(META_READS) {
+        METAS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_generation();
+    }
     let (now, mut files) = (memo.reads, memo.files);
     memo.projects.retain(|_, (w, last)| {
         let keep = *last + WALKED_READS >= now;
@@ -350,8 +398,8 @@ impl Store {
     /// The metadata of the file whose tree is `tree`, parsed once per process (see [`METAS`]);
     /// one claiming more than [`MAX_FILE_BYTES`] is rejected, and never remembered.
     fn file_meta(&self, branch: &str, tree: Oid, rel: &RelPath) -> Result<FileMeta, StoreError> {
-        if let Some(meta) = METAS.lock().unwrap_or_else(|e| e.into_inner()).get(&tree) {
-            return Ok(*meta);
+        if let Some(meta) = METAS.lock().unwrap_or_else(|e| e.into_inner()).get(tree) {
+            return Ok(meta);
         }
         let meta: FileMeta = self.record(branch, &self.repo.find_tree(tree)?, layout::META)?;
         if meta.len > MAX_FILE_BYTES {
@@ -361,12 +409,10 @@ impl Store {
                 why: format!("claims {} bytes, more than {MAX_FILE_BYTES}", meta.len),
             });
         }
-        let mut metas = METAS.lock().unwrap_or_else(|e| e.into_inner());
-        // Past the bound, start again rather than track use: the next refresh refills it.
-        if metas.len() >= META_CACHE {
-            metas.clear();
-        }
-        metas.insert(tree, meta);
+        METAS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tree, meta);
         Ok(meta)
     }
 
@@ -549,5 +595,40 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FileMeta, MetaMemo};
+    use crate::store::FileState;
+    use git2::Oid;
+
+    fn meta(len: u64) -> FileMeta {
+        FileMeta {
+            mtime_ms: 1,
+            mode: 0o600,
+            len,
+            lines: true,
+            state: FileState::Present,
+        }
+    }
+
+    fn id(n: u8) -> Oid {
+        Oid::from_bytes(&[n; 20]).unwrap()
+    }
+
+    #[test]
+    fn a_record_used_in_either_generation_stays_and_one_unused_for_two_goes() {
+        let mut memo = MetaMemo::default();
+        memo.insert(id(1), meta(1));
+        memo.insert(id(2), meta(2));
+        memo.next_generation();
+        // Met in the older generation: moved to the newer one.
+        assert_eq!(memo.get(id(1)).map(|m| m.len), Some(1));
+        memo.next_generation();
+        assert_eq!(memo.get(id(1)).map(|m| m.len), Some(1));
+        assert_eq!(memo.get(id(2)), None, "not met for two generations");
+        assert_eq!(memo.len(), 1);
     }
 }

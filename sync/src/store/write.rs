@@ -177,11 +177,49 @@ impl Store {
         batch: &Batch,
     ) -> Result<Option<Oid>, StoreError> {
         let refname = own_ref(&machine.id);
-        let parent = match self.repo.refname_to_id(&refname) {
-            Ok(id) => Some(self.repo.find_commit(id)?),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
-            Err(e) => return Err(e.into()),
+        let tip = self.tip(&refname)?;
+        let Some(id) = self.commit_onto(machine, batch, tip)? else {
+            return Ok(None);
         };
+        self.move_branch(&refname, tip, id)?;
+        Ok(Some(id))
+    }
+
+    /// The commit `refname` points to, if it exists.
+    pub(super) fn tip(&self, refname: &str) -> Result<Option<Oid>, StoreError> {
+        match self.repo.refname_to_id(refname) {
+            Ok(id) => Ok(Some(id)),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Moves branch `refname` from `from` (`None`: it does not exist yet) to `to`, failing if
+    /// it no longer points to `from`.
+    pub(super) fn move_branch(
+        &self,
+        refname: &str,
+        from: Option<Oid>,
+        to: Oid,
+    ) -> Result<(), StoreError> {
+        match from {
+            Some(old) => self
+                .repo
+                .reference_matching(refname, to, true, old, "ferry commit")?,
+            None => self.repo.reference(refname, to, false, "ferry commit")?,
+        };
+        Ok(())
+    }
+
+    /// Writes `batch` as a commit on `parent` (`None`: the branch's first), moving no branch;
+    /// returns the commit, or `None` when nothing changed.
+    pub(super) fn commit_onto(
+        &self,
+        machine: &MachineRecord,
+        batch: &Batch,
+        parent: Option<Oid>,
+    ) -> Result<Option<Oid>, StoreError> {
+        let parent = parent.map(|id| self.repo.find_commit(id)).transpose()?;
         let base = parent.as_ref().map(|c| c.tree()).transpose()?;
         let mut edits = Edits {
             base: base.as_ref(),
@@ -274,14 +312,10 @@ impl Store {
         if let Some(run) = &self.run {
             message.push_str(&format!("\n\n{}{run}\n", super::RUN_TRAILER));
         }
-        Ok(Some(self.repo.commit(
-            Some(&refname),
-            &sig,
-            &sig,
-            &message,
-            &tree,
-            &parents,
-        )?))
+        Ok(Some(
+            self.repo
+                .commit(None, &sig, &sig, &message, &tree, &parents)?,
+        ))
     }
 
     fn apply(

@@ -41,7 +41,15 @@ impl Ferry {
             ] {
                 let mut cmd = m.command(args);
                 cmd.env_remove("FERRY_LOG");
-                total.add(cost::run(&mut cmd).1);
+                let c = cost::run(&mut cmd).1;
+                eprintln!(
+                    "  ferry {} on {name}: {:.2} s, {:.2} s CPU, peak {} KiB",
+                    args[0],
+                    c.wall.as_secs_f64(),
+                    c.cpu.as_secs_f64(),
+                    c.peak_kib
+                );
+                total.add(c);
             }
             self.machines.push(m);
         }
