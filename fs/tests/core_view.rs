@@ -818,3 +818,24 @@ fn warming_expands_every_file_once_then_what_each_refresh_changed() {
         local(&rig, &text("s3")).as_bytes()
     );
 }
+
+#[test]
+fn a_warming_cut_short_by_the_cache_budget_goes_on_at_the_next() {
+    let rig = Rig::new();
+    let t = now_ms() - 60_000;
+    // Three sessions of 17 MB: half the rig's 64 MiB budget holds two of them.
+    let big = |n: usize| -> Vec<u8> {
+        (0..17_000)
+            .map(|i| line(&format!("s{n}-{i}"), &"w".repeat(900)))
+            .collect::<String>()
+            .into_bytes()
+    };
+    rig.b_writes_many(&[
+        ("s1.jsonl".into(), big(1), t),
+        ("s2.jsonl".into(), big(2), t),
+        ("s3.jsonl".into(), big(3), t),
+    ]);
+    assert_eq!(rig.fs.warm(), 2, "cut at half the budget");
+    assert_eq!(rig.fs.warm(), 1, "the next warming expands the one left");
+    assert_eq!(rig.fs.warm(), 0);
+}

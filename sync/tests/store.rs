@@ -985,3 +985,31 @@ fn packs_written_part_way_and_onto_an_existing_branch_hold_each_object_once() {
         t.len()
     });
 }
+
+#[test]
+fn compaction_leaves_one_pack_and_clears_a_pack_a_killed_import_was_writing() {
+    let root = "/home/al/src/proj";
+    let m = machine("a1", "/home/al", root);
+    let rels: Vec<String> = (0..12).map(|i| format!("s{i}.jsonl")).collect();
+    for rel in &rels {
+        m.write(rel, transcript_line(root, 1).as_bytes());
+    }
+    m.store
+        .commit_packed(&m.record, &m.batches(&rels, 4), |_| 0, |_| {})
+        .unwrap();
+    let grown = transcript_line(root, 1) + &transcript_line(root, 2);
+    m.write("s0.jsonl", grown.as_bytes());
+    m.commit(vec![("s0.jsonl", m.written("s0.jsonl"))]);
+    let pack_dir = m.store.repo().path().join("objects/pack");
+    let torn = pack_dir.join("pack_git2_a1b2c3");
+    std::fs::write(&torn, b"PACK half of it").unwrap();
+    let stats = m.store.compact().unwrap();
+    assert!(
+        stats.loose_removed > 0 && stats.packs_removed > 0,
+        "{stats:?}"
+    );
+    assert!(!torn.exists(), "the torn pack is gone");
+    assert_eq!(object_files(&m.store), (0, 1));
+    assert_eq!(m.read_local("s0.jsonl"), grown.as_bytes());
+    assert_eq!(m.own().files.len(), 12);
+}

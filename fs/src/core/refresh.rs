@@ -139,11 +139,9 @@ impl Fs {
         // never loops expanding more than fits).
         let mut bytes = 0u64;
         for path in paths {
-            if bytes > self.config.cache_budget / 2 {
-                break;
-            }
-            // A newer index replaced this one: the next warm covers it.
-            if !Arc::ptr_eq(&foreign, &self.foreign()) {
+            // Cut short by the budget, or a newer index replaced this one: the next warming
+            // looks at all of it again (what is expanded already is passed over).
+            if bytes > self.config.cache_budget / 2 || !Arc::ptr_eq(&foreign, &self.foreign()) {
                 self.rewarm(&only);
                 break;
             }

@@ -92,8 +92,13 @@ impl Store {
                 let file = e.file_name();
                 let file = file.to_string_lossy();
                 let old_pack = file.starts_with("pack-") && !file.starts_with(&keep);
-                if old_pack
-                    && (file.ends_with(".pack") || file.ends_with(".idx") || file.ends_with(".rev"))
+                // A pack libgit2 was writing when its process was killed (an import's).
+                let torn = file.starts_with("pack_git2_");
+                if torn
+                    || old_pack
+                        && (file.ends_with(".pack")
+                            || file.ends_with(".idx")
+                            || file.ends_with(".rev"))
                 {
                     match std::fs::remove_file(e.path()) {
                         Ok(()) => packs_removed += 1,

@@ -15,8 +15,9 @@ use git2::{ObjectType, Oid};
 use std::collections::HashSet;
 use std::io::Write;
 
-/// About how many bytes of input are committed in memory before they are written out as a
-/// pack: bounds the memory an import holds (the objects are compressed, so less than this).
+/// Most bytes of input committed in memory before they are written out as a pack (a batch
+/// larger than this is written alone): the memory store holds objects uncompressed, so this
+/// and the trees its commits rewrote bound what an import holds.
 const PACK_EVERY: u64 = 16 << 20;
 
 impl Store {
@@ -24,6 +25,10 @@ impl Store {
     /// writing their objects as packs rather than loose files. `sizes` gives each batch's input
     /// bytes (for [`PACK_EVERY`]) and `done` is called after each batch is committed in memory.
     /// Returns the branch's new tip, or `None` when nothing changed.
+    ///
+    /// The packs written before the branch moves hold objects nothing reaches yet, and
+    /// [`Store::compact`] removes every pack but its own: the caller must keep compaction out
+    /// meanwhile (`ferry init` holds the store's lock, which keeps the daemon out).
     pub fn commit_packed(
         &self,
         machine: &MachineRecord,
@@ -52,16 +57,17 @@ impl Store {
         let (mut held, mut written) = (0u64, false);
         let result = (|| {
             for batch in batches {
-                if let Some(id) = staged.commit_onto(machine, batch, tip)? {
-                    tip = Some(id);
-                    written = true;
-                }
-                held += size(batch);
-                if let Some(tip) = tip.filter(|_| written && held >= PACK_EVERY) {
+                let bytes = size(batch);
+                if let Some(tip) = tip.filter(|_| written && held + bytes > PACK_EVERY) {
                     write_pack(&staged.repo, &disk, tip)?;
                     memory.reset()?;
                     (held, written) = (0, false);
                 }
+                if let Some(id) = staged.commit_onto(machine, batch, tip)? {
+                    tip = Some(id);
+                    written = true;
+                }
+                held += bytes;
                 done(batch);
             }
             if let Some(tip) = tip.filter(|_| written) {
