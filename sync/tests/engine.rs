@@ -766,3 +766,59 @@ fn a_commit_records_when_each_machine_it_had_fetched_last_committed() {
         assert_eq!(skews.get("bbbb").copied().unwrap_or(0), 0, "{skews:?}");
     })
 }
+
+#[test]
+fn a_machine_that_only_reads_keeps_its_packs_few_with_git_and_without() {
+    for transport in [
+        engine::TransportChoice::Git,
+        engine::TransportChoice::Libgit2,
+    ] {
+        run(async move {
+            let tmp = tempfile::tempdir().unwrap();
+            let remote = bare(&tmp.path().join("remote.git"));
+            let a = node(
+                tmp.path(),
+                "aaaa",
+                "/home/al",
+                "/home/al/src/proj",
+                Some(remote.clone()),
+            );
+            let b = node_with(
+                tmp.path(),
+                "bbbb",
+                "/Users/bob",
+                "/Users/bob/work/proj",
+                Some(remote),
+                EngineConfig {
+                    pack_limit: 3,
+                    transport,
+                    ..config()
+                },
+            );
+            let packs = || Store::open(&b.store_path).unwrap().pack_count();
+            let mut most = 0;
+            // Each line arrives on B by a fetch of its own, which leaves a pack.
+            for i in 0..10 {
+                a.append(&line("/home/al/src/proj", &format!("l{i}")));
+                wait_for("B to see A's line", Duration::from_secs(10), || {
+                    b.view().contains(&format!("\"l{i}\""))
+                })
+                .await;
+                most = most.max(packs());
+            }
+            assert!(most <= 4, "{transport:?}: up to {most} packs");
+            let fsck = std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(&b.store_path)
+                .args(["fsck", "--full"])
+                .output()
+                .unwrap();
+            assert!(fsck.status.success(), "{transport:?}: {fsck:?}");
+            let view = b.view();
+            assert!(
+                (0..10).all(|i| view.contains(&format!("\"l{i}\""))),
+                "{view}"
+            );
+        });
+    }
+}

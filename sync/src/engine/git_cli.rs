@@ -114,6 +114,21 @@ impl GitCli {
         run(cmd, "fetch", url, Some(incoming), progress).map(|_| ())
     }
 
+    /// Rolls the store's packs up so that each is at least twice the size of the ones after it
+    /// (`git repack --geometric=2`): the many small packs fetches leave become one, and the
+    /// large pack stays as it is, so this costs about what those packs hold.
+    pub fn fold_packs(&self, store: &Store) -> Result<(), RemoteError> {
+        let mut cmd = self.command(Some(store.repo().path()));
+        cmd.args([
+            "repack",
+            "-d",
+            "-q",
+            "--geometric=2",
+            "--no-write-bitmap-index",
+        ]);
+        run(cmd, "repack", "", None, &Progress::default()).map(|_| ())
+    }
+
     /// Pushes this machine's branch (forced: the branch is this machine's alone) and records the
     /// pushed commit as the remote's copy of it.
     pub fn push(

@@ -100,6 +100,10 @@ pub struct EngineConfig {
     pub max_fetch_bytes: u64,
     /// Repack the store into one delta pack after this many commits (0: never).
     pub compact_every: u32,
+    /// Fold the store's packs once there are more than this many (0: never): every fetch that
+    /// brings something leaves a pack, and a machine that mostly reads commits too seldom for
+    /// `compact_every` to keep their number down.
+    pub pack_limit: usize,
     /// This machine's `projects/` directory, reconciled with the branch at start: whatever it
     /// holds that the branch lacks (a crash, edits while unmounted) is committed first.
     pub upper: Option<PathBuf>,
@@ -129,6 +133,7 @@ impl Default for EngineConfig {
             backoff_max: Duration::from_secs(60),
             max_fetch_bytes: 8 << 30,
             compact_every: 1000,
+            pack_limit: 32,
             upper: None,
             links: Vec::new(),
             placed: HashMap::new(),

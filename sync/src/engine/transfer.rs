@@ -216,6 +216,7 @@ impl Worker {
                 if !changed.is_empty() {
                     self.active();
                     let _ = self.shared.events.send(Event::Changed(changed));
+                    self.fold_if_due().await;
                 }
             }
             Ok(Err(e)) => self.error(format!("reading fetched branches: {e}")),

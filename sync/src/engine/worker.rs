@@ -168,6 +168,44 @@ impl Worker {
         }
     }
 
+    /// Folds the store's packs when fetches left more than `pack_limit`: with `git`, rolling
+    /// the small ones up (cheap); without it, or if that fails, by a whole compaction. Runs
+    /// between commits and transfers, as [`Self::compact_if_due`].
+    pub(super) async fn fold_if_due(&mut self) {
+        let limit = self.config.pack_limit;
+        if limit == 0 || self.in_flight.load(Ordering::SeqCst) {
+            return;
+        }
+        let (path, transport) = (self.store_path.clone(), self.transport.clone());
+        let folded = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&path)?;
+            let before = store.pack_count();
+            if before <= limit {
+                return Ok::<_, StoreError>(None);
+            }
+            if let super::Transport::Git(git) = &transport {
+                match git.fold_packs(&store) {
+                    Ok(()) if store.pack_count() <= limit => {
+                        return Ok(Some((before, store.pack_count())));
+                    }
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "git repack failed; compacting instead"),
+                }
+            }
+            store.compact()?;
+            Ok(Some((before, store.pack_count())))
+        })
+        .await;
+        match folded {
+            Ok(Ok(Some((before, after)))) => {
+                tracing::info!(before, after, "folded the packs fetches left")
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => self.error(format!("folding the store's packs: {e}")),
+            Err(e) => self.error(format!("folding the store's packs: {e}")),
+        }
+    }
+
     /// When pending changes come due for a commit, if any are pending.
     pub(super) fn commit_at(&self) -> Option<Instant> {
         let p = self.shared.pending.lock().expect("pending lock");

@@ -18,6 +18,15 @@ pub struct CompactStats {
 }
 
 impl Store {
+    /// How many packs the store has.
+    pub fn pack_count(&self) -> usize {
+        std::fs::read_dir(self.repo.path().join("objects/pack")).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .count()
+        })
+    }
+
     /// Packs everything reachable from any ref into one pack and deletes the loose objects that
     /// went into it. Must not run concurrently with a commit (the engine serialises them).
     pub fn compact(&self) -> Result<CompactStats, StoreError> {
