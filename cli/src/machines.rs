@@ -152,9 +152,15 @@ pub fn run(action: Option<crate::MachinesAction>, ctx: &Ctx) -> Result<()> {
 pub fn take_over(store: &Store, url: &str, name: &str) -> Result<(String, String)> {
     let git = ferry_sync::engine::GitCli::probe(None)
         .context("--as-machine needs `git` on PATH to read the remote first")?;
-    git.fetch(store, url, 8 << 30, &Default::default())
-        .map_err(|e| anyhow::anyhow!("{}", e.message))
-        .context("fetching the remote to find the machine")?;
+    git.fetch(
+        store,
+        url,
+        8 << 30,
+        &Default::default(),
+        ferry_sync::engine::History::All,
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.message))
+    .context("fetching the remote to find the machine")?;
     let mut found = Vec::new();
     for id in store.remote_machines()? {
         if let Some(head) = store.head(&id, false)? {

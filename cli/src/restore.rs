@@ -10,6 +10,7 @@ use crate::state::{self};
 use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
 use ferry_sync::codec::{Codec, Format};
+use ferry_sync::engine::History;
 use ferry_sync::store::{FileState, HistoryEntry, RelPath, mapping_for};
 use ferry_sync::view::snapshots;
 use serde_json::json;
@@ -84,8 +85,14 @@ pub fn run(
     ctx: &Ctx,
 ) -> Result<()> {
     let ui = &ctx.ui;
+    let shallow = fetch_history(ctx)?;
     let t = target(ctx, &path)?;
     let versions = versions(&t, machine_filter.as_deref())?;
+    if let Some(why) = shallow {
+        ui.note(format!(
+            "only the versions this machine has fetched are listed: older history is on the remote, which could not be reached ({why}); run this again once it can"
+        ));
+    }
     if list {
         print_versions(&versions, ui);
         return Ok(());
@@ -118,6 +125,21 @@ pub fn run(
         }
     });
     Ok(())
+}
+
+/// A store that holds only the tips of other machines' branches (a machine set up after them
+/// fetches no more) gets the rest of their history first. Returns why not, if it could not.
+fn fetch_history(ctx: &Ctx) -> Result<Option<String>> {
+    let store = ctx.state()?.open_store()?;
+    if !store.repo().is_shallow() {
+        return Ok(None);
+    }
+    let Some(url) = ctx.config()?.remote.clone() else {
+        return Ok(Some("no remote is set".into()));
+    };
+    ctx.ui.note("fetching older history from the remote");
+    let fetched = ferry_sync::engine::fetch_once(&store, &url, History::All);
+    Ok(fetched.err().map(|e| e.message))
 }
 
 /// PATH as a file of a project in the store.

@@ -1013,3 +1013,47 @@ fn compaction_leaves_one_pack_and_clears_a_pack_a_killed_import_was_writing() {
     assert_eq!(m.read_local("s0.jsonl"), grown.as_bytes());
     assert_eq!(m.own().files.len(), 12);
 }
+
+#[test]
+fn a_store_holding_only_the_tips_is_read_walked_and_compacted() {
+    let root = "/home/al/src/proj";
+    let m = machine("a1", "/home/al", root);
+    for n in 1..=3 {
+        let t: String = (0..n).map(|i| transcript_line(root, i)).collect();
+        m.write("s.jsonl", t.as_bytes());
+        m.commit(vec![("s.jsonl", m.written("s.jsonl"))]);
+    }
+    // Another store that fetched a1's branch at depth 1, as a new machine does.
+    let tmp = tempfile::tempdir().unwrap();
+    let shallow_path = tmp.path().join("shallow.git");
+    let shallow = Store::init(&shallow_path).unwrap();
+    let url = format!("file://{}", m.store.repo().path().display());
+    let fetch = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&shallow_path)
+        .args(["fetch", "-q", "--depth=1", &url])
+        .arg("+refs/heads/machines/*:refs/remotes/origin/machines/*")
+        .output()
+        .unwrap();
+    assert!(fetch.status.success(), "{fetch:?}");
+    assert!(shallow.repo().is_shallow());
+    let head = shallow.head("a1", false).unwrap().unwrap();
+    assert_eq!(
+        shallow.commits(&[head]).unwrap(),
+        [head],
+        "the history ends at the tip"
+    );
+    let snap = shallow.snapshot("a1", head).unwrap();
+    let f = snap
+        .files
+        .iter()
+        .find(|f| f.rel.as_str() == "s.jsonl")
+        .unwrap();
+    let place = f.project.place();
+    assert_eq!(shallow.history(head, &place, &f.rel, 10).unwrap().len(), 1);
+    shallow.compact().unwrap();
+    assert_eq!(object_files(&shallow), (0, 1));
+    assert_eq!(shallow.read(f).unwrap(), m.store.read(f).unwrap());
+    // The full store walks all three.
+    assert_eq!(m.store.commits(&[head]).unwrap().len(), 3);
+}

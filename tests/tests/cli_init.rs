@@ -120,3 +120,73 @@ fn an_import_killed_part_way_leaves_a_sound_store_and_the_next_init_imports_ever
     let sessions = json(&a.ok(&["sessions", "--json"]))["sessions"].clone();
     assert_eq!(sessions.as_array().unwrap().len(), SESSIONS, "{out}");
 }
+
+#[test]
+fn a_later_machine_fetches_only_the_tips_and_the_rest_of_history_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("remote.git");
+    git2::Repository::init_bare(&remote).unwrap();
+    let url = format!("file://{}", remote.display());
+    let a = Machine::new(&tmp.path().join("a"));
+    with_sessions(&a, 1, "");
+    a.ok(&["init", "--machine", "a", "--remote", &url]);
+    // Two more versions of the session on a, each synced: three commits on a's branch.
+    let slug = ferry_sync::slug::slug(a.home.join("work/proj").to_str().unwrap());
+    let file = a
+        .projects()
+        .join(&slug)
+        .join("00000000-0000-4000-8000-000000000000.jsonl");
+    for i in 1..=2 {
+        let mut text = std::fs::read_to_string(&file).unwrap();
+        text.push_str(&format!("{{\"uuid\":\"more{i}\",\"type\":\"user\"}}\n"));
+        std::fs::write(&file, text).unwrap();
+        assert_eq!(a.ferry(&["sync"]).status.code(), Some(0));
+    }
+    let git = |m: &Machine, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(m.state.join("store"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let a_id = json(&a.ok(&["status", "--json"]))["machine"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a_branch = format!("refs/remotes/origin/machines/{a_id}");
+
+    let b = Machine::new(&tmp.path().join("b"));
+    std::fs::create_dir_all(b.home.join("work/proj")).unwrap();
+    b.ok(&["init", "--machine", "b", "--remote", &url]);
+    assert_eq!(git(&b, &["rev-parse", "--is-shallow-repository"]), "true");
+    assert_eq!(
+        git(&b, &["rev-list", "--count", &a_branch]),
+        "1",
+        "only the tip"
+    );
+    let sessions = json(&b.ok(&["sessions", "--json"]))["sessions"].clone();
+    let path = sessions[0]["path"].as_str().unwrap().to_string();
+    assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
+    // With the remote away, the versions here are listed, and b says what is missing.
+    let away = tmp.path().join("remote-away.git");
+    std::fs::rename(&remote, &away).unwrap();
+    let out = b.ferry(&["restore", &path, "--list", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("could not be reached"), "{said}");
+    let here = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(here["versions"].as_array().unwrap().len(), 1, "{here}");
+    std::fs::rename(&away, &remote).unwrap();
+    // Asked for the versions, b fetches the history first.
+    let listed = json(&b.ok(&["restore", &path, "--list", "--json"]));
+    assert_eq!(
+        listed["versions"].as_array().unwrap().len(),
+        3,
+        "every version of a's: {listed}"
+    );
+    assert_eq!(git(&b, &["rev-parse", "--is-shallow-repository"]), "false");
+    assert_eq!(git(&b, &["rev-list", "--count", &a_branch]), "3");
+}

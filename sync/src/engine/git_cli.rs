@@ -8,7 +8,7 @@
 //! ssh connections are reused through a control socket under the state dir when the user has
 //! not set an ssh command of their own, so active syncing does not cost a handshake per fetch.
 
-use super::remote::{Failure, Progress, RemoteError, redact, redact_text};
+use super::remote::{Failure, History, Progress, RemoteError, redact, redact_text};
 use crate::store::{REMOTE_PREFIX, Store, own_ref};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -88,6 +88,7 @@ impl GitCli {
         url: &str,
         max_bytes: u64,
         progress: &Progress,
+        history: History,
     ) -> Result<(), RemoteError> {
         let mut cmd = self.command(Some(store.repo().path()));
         // Everything arrives as a pack (never loose objects), whose growing temporary file
@@ -100,10 +101,19 @@ impl GitCli {
             "--no-write-fetch-head",
             "--no-auto-gc",
             "--no-recurse-submodules",
-            "--",
-            url,
-        ])
-        .arg(format!("+refs/heads/machines/*:{REMOTE_PREFIX}*"));
+        ]);
+        match history {
+            History::New => {}
+            History::Tips => {
+                cmd.arg("--depth=1");
+            }
+            History::All if store.repo().is_shallow() => {
+                cmd.arg("--unshallow");
+            }
+            History::All => {}
+        }
+        cmd.args(["--", url])
+            .arg(format!("+refs/heads/machines/*:{REMOTE_PREFIX}*"));
         let incoming = Incoming {
             pack_dir: store.repo().path().join("objects/pack"),
             max_bytes,

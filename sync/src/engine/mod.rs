@@ -14,7 +14,7 @@ mod transfer;
 mod watch;
 
 pub use git_cli::{GitCli, classify};
-pub use remote::{Failure, RemoteError, redact};
+pub use remote::{Failure, History, RemoteError, redact};
 pub use status::{MachineStatus, Status, Unsyncable, Waiting, now_ms};
 
 use crate::store::{Change, MachineRecord, PlaceId, ProjectRecord, RelPath};
@@ -378,6 +378,21 @@ impl EngineHandle {
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
+    }
+}
+
+/// Fetches every machine's branch once, with `history`, through the user's `git` (libgit2
+/// without one): for a command that fetches by itself, such as `ferry restore` bringing the
+/// history a new machine did not fetch.
+pub fn fetch_once(
+    store: &crate::store::Store,
+    url: &str,
+    history: History,
+) -> Result<(), RemoteError> {
+    let progress = remote::Progress::default();
+    match GitCli::probe(None) {
+        Some(git) => git.fetch(store, url, 8 << 30, &progress, history),
+        None => remote::fetch(store, url, 8 << 30, &progress, history),
     }
 }
 

@@ -154,6 +154,7 @@ pub fn fetch(
     url: &str,
     max_bytes: u64,
     progress: &Progress,
+    history: History,
 ) -> Result<(), RemoteError> {
     let mut remote = store
         .repo()
@@ -176,6 +177,17 @@ pub fn fetch(
     let mut opts = git2::FetchOptions::new();
     opts.prune(git2::FetchPrune::Off)
         .remote_callbacks(callbacks);
+    match history {
+        History::New => {}
+        History::Tips => {
+            opts.depth(1);
+        }
+        // libgit2's "unshallow" depth.
+        History::All if store.repo().is_shallow() => {
+            opts.depth(i32::MAX);
+        }
+        History::All => {}
+    }
     let result = remote.fetch(&[refspec.as_str()], Some(&mut opts), Some("ferry fetch"));
     drop(opts);
     if too_big.get() {
@@ -185,6 +197,18 @@ pub fn fetch(
         return Err(error("fetch", url, why));
     }
     result.map_err(|e| error("fetch", url, e))
+}
+
+/// How much of the branches' history a fetch brings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum History {
+    /// What the store lacks on top of what it has.
+    New,
+    /// Only each branch's tip: a new machine's first fetch, which is all the view needs.
+    /// Older versions follow when asked for (`History::All`).
+    Tips,
+    /// All of it, a store that holds only tips included (`ferry restore`).
+    All,
 }
 
 /// Pushes this machine's branch (forced: the branch is this machine's alone) and records the

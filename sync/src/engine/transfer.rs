@@ -193,9 +193,29 @@ impl Worker {
     /// Fetches every machine's branch and tells subscribers which files changed.
     pub(super) async fn fetch(&mut self) -> Result<(), RemoteError> {
         let max = self.config.max_fetch_bytes;
-        self.network(move |t, store, url, _, moved| match t {
-            Transport::Git(git) => git.fetch(store, url, max, moved),
-            Transport::Libgit2 => remote::fetch(store, url, max, moved),
+        self.network(move |t, store, url, _, moved| {
+            // A store with no other machine's branch yet (a new machine) takes only the tips:
+            // the view needs nothing older, and `ferry restore` fetches the rest when asked.
+            let history = match store.remote_machines() {
+                Ok(m) if m.is_empty() => remote::History::Tips,
+                _ => remote::History::New,
+            };
+            let fetch = |history| match t {
+                Transport::Git(git) => git.fetch(store, url, max, moved, history),
+                Transport::Libgit2 => remote::fetch(store, url, max, moved, history),
+            };
+            // A shallow fetch fails where there is nothing to fetch yet (git says nothing
+            // then) and through libgit2's local transport: the whole history then. Never again
+            // after a refused login or host key: that would ask twice.
+            match fetch(history) {
+                Err(e)
+                    if history == remote::History::Tips
+                        && matches!(e.kind, remote::Failure::Network | remote::Failure::Other) =>
+                {
+                    fetch(remote::History::New)
+                }
+                done => done,
+            }
         })
         .await?;
         self.shared
@@ -211,11 +231,16 @@ impl Worker {
         let diffed = tokio::task::spawn_blocking(move || changes_since(&path, &own, &before)).await;
         match diffed {
             Ok(Ok((heads, changed, rejected))) => {
+                let moved = self.heads != heads;
                 self.heads = heads;
                 self.shared.status.lock().expect("status lock").rejected = rejected;
                 if !changed.is_empty() {
                     self.active();
                     let _ = self.shared.events.send(Event::Changed(changed));
+                }
+                // Any fetch that moved a branch left a pack, one that changed no file too (a
+                // machine's record, a deletion).
+                if moved {
                     self.fold_if_due().await;
                 }
             }

@@ -34,14 +34,14 @@ impl Store {
         let mut seen: HashSet<Oid> = HashSet::new();
         let mut pb = repo.packbuilder()?;
         let mut stack: Vec<(Oid, String)> = Vec::new();
-        let mut walk = repo.revwalk()?;
+        let mut tips = Vec::new();
         for r in repo.references()? {
             if let Some(id) = r?.target().filter(|&id| repo.find_commit(id).is_ok()) {
-                walk.push(id)?;
+                tips.push(id);
             }
         }
-        for id in walk {
-            let commit = repo.find_commit(id?)?;
+        for id in self.commits(&tips)? {
+            let commit = repo.find_commit(id)?;
             if seen.insert(commit.id()) {
                 pb.insert_object(commit.id(), None)?;
                 stack.push((commit.tree_id(), String::new()));

@@ -102,6 +102,38 @@ pub fn own_ref(machine_id: &str) -> String {
 pub const REMOTE_PREFIX: &str = "refs/remotes/origin/machines/";
 
 impl Store {
+    /// `heads` and every commit before them, newest first. A store that fetched only the tips
+    /// of other machines' branches (see `engine::History`) ends their history there: libgit2's
+    /// revision walk would look for the parents it lacks, so such a store is walked commit by
+    /// commit, each read with the parents the store records for it.
+    pub fn commits(&self, heads: &[git2::Oid]) -> Result<Vec<git2::Oid>, StoreError> {
+        if !self.repo.is_shallow() {
+            let mut walk = self.repo.revwalk()?;
+            for &h in heads {
+                walk.push(h)?;
+            }
+            walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
+            return Ok(walk.collect::<Result<_, _>>()?);
+        }
+        let mut queue = std::collections::BinaryHeap::new();
+        let mut seen = std::collections::HashSet::new();
+        for &h in heads {
+            if seen.insert(h) {
+                queue.push((self.repo.find_commit(h)?.time().seconds(), h));
+            }
+        }
+        let mut out = Vec::new();
+        while let Some((_, id)) = queue.pop() {
+            out.push(id);
+            for parent in self.repo.find_commit(id)?.parents() {
+                if seen.insert(parent.id()) {
+                    queue.push((parent.time().seconds(), parent.id()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Records `head` as the remote's copy of `machine_id`'s branch, after a push of it.
     pub fn record_pushed(&self, machine_id: &str, head: git2::Oid) -> Result<(), StoreError> {
         let tracking = format!("{REMOTE_PREFIX}{machine_id}");

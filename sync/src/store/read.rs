@@ -539,12 +539,9 @@ impl Store {
             layout::place_dir(&place.key, &place.slug),
             layout::project_dir(&place.key),
         ];
-        let mut walk = self.repo.revwalk()?;
-        walk.push(head)?;
-        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
         let mut out: Vec<HistoryEntry> = Vec::new();
-        for id in walk {
-            let commit = self.repo.find_commit(id?)?;
+        for id in self.commits(&[head])? {
+            let commit = self.repo.find_commit(id)?;
             let tree = commit.tree()?;
             let mut found = None;
             for dir in &dirs {
