@@ -808,15 +808,19 @@ fn warming_expands_every_file_once_then_what_each_refresh_changed() {
     rig.b_writes("s1.jsonl", grown.as_bytes(), t + 1_000);
     assert_eq!(rig.fs.warm(), 2);
     assert_eq!(rig.fs.warm(), 0);
-    let slug = rig.slug();
-    assert_eq!(
-        rig.read(&format!("{slug}/s1.jsonl")).unwrap(),
-        local(&rig, &grown).as_bytes()
-    );
-    assert_eq!(
-        rig.read(&format!("{slug}/s3.jsonl")).unwrap(),
-        local(&rig, &text("s3")).as_bytes()
-    );
+    // What was expanded ahead is what a read gets (the expected text is in a Linux machine's
+    // form: unescaped, `/`-joined paths).
+    if cfg!(not(windows)) {
+        let slug = rig.slug();
+        assert_eq!(
+            rig.read(&format!("{slug}/s1.jsonl")).unwrap(),
+            local(&rig, &grown).as_bytes()
+        );
+        assert_eq!(
+            rig.read(&format!("{slug}/s3.jsonl")).unwrap(),
+            local(&rig, &text("s3")).as_bytes()
+        );
+    }
 }
 
 #[test]

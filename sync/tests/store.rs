@@ -849,6 +849,7 @@ impl Machine {
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "checks the store with Linux's git")]
 fn batches_committed_as_a_pack_read_back_as_committed_one_by_one_with_no_loose_object() {
     let root = "/home/al/src/proj";
     let (one_by_one, packed) = (
@@ -941,6 +942,7 @@ fn a_packed_commit_that_fails_part_way_leaves_the_branch_and_the_objects_as_they
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "checks the store with Linux's git")]
 fn packs_written_part_way_and_onto_an_existing_branch_hold_each_object_once() {
     let root = "/home/al/src/proj";
     let m = machine("a1", "/home/al", root);
@@ -1009,12 +1011,18 @@ fn compaction_leaves_one_pack_and_clears_a_pack_a_killed_import_was_writing() {
         "{stats:?}"
     );
     assert!(!torn.exists(), "the torn pack is gone");
-    assert_eq!(object_files(&m.store), (0, 1));
+    // On Windows a pack this store's handle has open stays for a later compaction.
+    if cfg!(windows) {
+        assert_eq!(object_files(&m.store).0, 0, "no loose object");
+    } else {
+        assert_eq!(object_files(&m.store), (0, 1));
+    }
     assert_eq!(m.read_local("s0.jsonl"), grown.as_bytes());
     assert_eq!(m.own().files.len(), 12);
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "fetches with Linux's git")]
 fn a_store_holding_only_the_tips_is_read_walked_and_compacted() {
     let root = "/home/al/src/proj";
     let m = machine("a1", "/home/al", root);

@@ -75,7 +75,7 @@ impl Store {
         for id in &seen {
             let hex = id.to_string();
             let loose = repo.path().join("objects").join(&hex[..2]).join(&hex[2..]);
-            if std::fs::remove_file(&loose).is_ok() {
+            if remove_read_only(&loose).is_ok() {
                 loose_removed += 1;
             }
         }
@@ -123,5 +123,20 @@ impl Store {
             loose_removed,
             packs_removed,
         })
+    }
+}
+
+/// Removes `path`, a file libgit2 may have written read-only (loose objects are 0444): on
+/// Windows that attribute refuses the removal, so it is cleared first.
+fn remove_read_only(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let mut perms = std::fs::metadata(path)?.permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(path, perms)?;
+            std::fs::remove_file(path)
+        }
+        other => other,
     }
 }
