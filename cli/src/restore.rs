@@ -85,14 +85,16 @@ pub fn run(
     ctx: &Ctx,
 ) -> Result<()> {
     let ui = &ctx.ui;
-    let shallow = fetch_history(ctx)?;
-    let t = target(ctx, &path)?;
-    let versions = versions(&t, machine_filter.as_deref())?;
-    if let Some(why) = shallow {
-        ui.note(format!(
-            "only the versions this machine has fetched are listed: older history is on the remote, which could not be reached ({why}); run this again once it can"
-        ));
+    let mut t = target(ctx, &path)?;
+    // Only for a path that names something: a store holding only the tips fetches the rest.
+    match fetch_history(ctx, &t.store)? {
+        Fetched::Complete => {}
+        Fetched::Now => t = target(ctx, &path)?,
+        Fetched::Not(why) => ui.note(format!(
+            "only the versions this machine holds were looked at; older ones stay on the remote ({why})"
+        )),
     }
+    let versions = versions(&t, machine_filter.as_deref())?;
     if list {
         print_versions(&versions, ui);
         return Ok(());
@@ -127,19 +129,34 @@ pub fn run(
     Ok(())
 }
 
+/// Whether a store holds every machine's history.
+enum Fetched {
+    /// It held it already.
+    Complete,
+    /// It held only the tips and has the rest now.
+    Now,
+    /// It holds only the tips, and why the rest could not be fetched.
+    Not(String),
+}
+
 /// A store that holds only the tips of other machines' branches (a machine set up after them
-/// fetches no more) gets the rest of their history first. Returns why not, if it could not.
-fn fetch_history(ctx: &Ctx) -> Result<Option<String>> {
-    let store = ctx.state()?.open_store()?;
+/// fetches no more) gets the rest of their history.
+fn fetch_history(ctx: &Ctx, store: &ferry_sync::store::Store) -> Result<Fetched> {
     if !store.repo().is_shallow() {
-        return Ok(None);
+        return Ok(Fetched::Complete);
     }
     let Some(url) = ctx.config()?.remote.clone() else {
-        return Ok(Some("no remote is set".into()));
+        return Ok(Fetched::Not(
+            "no remote is set: `ferry remote set URL` sets one".into(),
+        ));
     };
     ctx.ui.note("fetching older history from the remote");
-    let fetched = ferry_sync::engine::fetch_once(&store, &url, History::All);
-    Ok(fetched.err().map(|e| e.message))
+    Ok(
+        match ferry_sync::engine::fetch_once(store, &url, History::All) {
+            Ok(()) => Fetched::Now,
+            Err(e) => Fetched::Not(format!("it could not be reached: {}", e.message)),
+        },
+    )
 }
 
 /// PATH as a file of a project in the store.

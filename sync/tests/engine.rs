@@ -768,10 +768,6 @@ fn a_commit_records_when_each_machine_it_had_fetched_last_committed() {
 }
 
 #[test]
-#[cfg_attr(
-    windows,
-    ignore = "on Windows a compaction cannot remove the packs the engine has open: the fold leaves them (a known gap)"
-)]
 fn a_machine_that_only_reads_keeps_its_packs_few_with_git_and_without() {
     for transport in [
         engine::TransportChoice::Git,
@@ -811,16 +807,21 @@ fn a_machine_that_only_reads_keeps_its_packs_few_with_git_and_without() {
                 most = most.max(packs());
             }
             // The limit, the pack of a fetch not folded yet, and one more where a fold had to
-            // wait for a transfer: never one per fetch.
-            assert!(most <= 5, "{transport:?}: up to {most} packs");
+            // wait for a transfer: never one per fetch. On Windows a pack some handle still has
+            // open stays for a later compaction.
+            let bound = if cfg!(windows) { 7 } else { 5 };
+            assert!(most <= bound, "{transport:?}: up to {most} packs");
             b.engine.shutdown(Duration::from_secs(5)).await;
-            let fsck = std::process::Command::new("git")
-                .arg("--git-dir")
-                .arg(&b.store_path)
-                .args(["fsck", "--full"])
-                .output()
-                .unwrap();
-            assert!(fsck.status.success(), "{transport:?}: {fsck:?}");
+            // Linux's git checks the store (none runs under Wine).
+            if cfg!(not(windows)) {
+                let fsck = std::process::Command::new("git")
+                    .arg("--git-dir")
+                    .arg(&b.store_path)
+                    .args(["fsck", "--full"])
+                    .output()
+                    .unwrap();
+                assert!(fsck.status.success(), "{transport:?}: {fsck:?}");
+            }
             let view = b.view();
             assert!(
                 (0..12).all(|i| view.contains(&format!("\"l{i}\""))),

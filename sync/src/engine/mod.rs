@@ -170,6 +170,21 @@ impl Transport {
         }
     }
 
+    /// Fetches every machine's branch into `store`, with `history`, by this transport.
+    fn fetch(
+        &self,
+        store: &crate::store::Store,
+        url: &str,
+        max_bytes: u64,
+        progress: &remote::Progress,
+        history: History,
+    ) -> Result<(), RemoteError> {
+        match self {
+            Transport::Git(git) => git.fetch(store, url, max_bytes, progress, history),
+            Transport::Libgit2 => remote::fetch(store, url, max_bytes, progress, history),
+        }
+    }
+
     /// How `ferry status` names it.
     fn describe(&self, asked: TransportChoice) -> String {
         match (self, asked) {
@@ -389,11 +404,14 @@ pub fn fetch_once(
     url: &str,
     history: History,
 ) -> Result<(), RemoteError> {
-    let progress = remote::Progress::default();
-    match GitCli::probe(None) {
-        Some(git) => git.fetch(store, url, 8 << 30, &progress, history),
-        None => remote::fetch(store, url, 8 << 30, &progress, history),
-    }
+    let config = EngineConfig::default();
+    Transport::choose(&config).fetch(
+        store,
+        url,
+        config.max_fetch_bytes,
+        &remote::Progress::default(),
+        history,
+    )
 }
 
 /// Starts the engine on the current tokio runtime and returns its handle.

@@ -200,10 +200,7 @@ impl Worker {
                 Ok(m) if m.is_empty() => remote::History::Tips,
                 _ => remote::History::New,
             };
-            let fetch = |history| match t {
-                Transport::Git(git) => git.fetch(store, url, max, moved, history),
-                Transport::Libgit2 => remote::fetch(store, url, max, moved, history),
-            };
+            let fetch = |history| t.fetch(store, url, max, moved, history);
             // A shallow fetch fails where there is nothing to fetch yet (git says nothing
             // then) and through libgit2's local transport: the whole history then. Never again
             // after a refused login or host key: that would ask twice.

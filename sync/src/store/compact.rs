@@ -109,7 +109,7 @@ impl Store {
                             || file.ends_with(".idx")
                             || file.ends_with(".rev"))
                 {
-                    match std::fs::remove_file(e.path()) {
+                    match remove_read_only(&e.path()) {
                         Ok(()) => packs_removed += 1,
                         Err(err) => {
                             tracing::debug!(pack = %e.path().display(), error = %err, "an old pack stays for a later compaction");
@@ -126,8 +126,8 @@ impl Store {
     }
 }
 
-/// Removes `path`, a file libgit2 may have written read-only (loose objects are 0444): on
-/// Windows that attribute refuses the removal, so it is cleared first.
+/// Removes `path`, a file git may have written read-only (loose objects and packs are 0444):
+/// on Windows that attribute refuses the removal, so it is cleared first.
 fn remove_read_only(path: &std::path::Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
