@@ -165,6 +165,7 @@ fn start(
             state_dir: Some(state.dir.clone()),
             runs_file: Some(state.runs()),
             secrets: config.secrets,
+            history: config.history(),
             ..EngineConfig::default()
         },
     );

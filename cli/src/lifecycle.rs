@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 pub fn init(
     remote: Option<String>,
     name: Option<String>,
-    secrets: Option<ferry_sync::secrets::Policy>,
+    (secrets, history_days): (Option<ferry_sync::secrets::Policy>, Option<u32>),
     offline: bool,
     as_machine: Option<String>,
     ctx: &Ctx,
@@ -55,7 +55,13 @@ pub fn init(
         }
         (None, _) => None,
     };
-    let config = config_for(existing.as_ref(), taken, name, remote, secrets);
+    let config = config_for(
+        existing.as_ref(),
+        taken,
+        name,
+        remote,
+        (secrets, history_days),
+    );
     st.save(&config)?;
     // Records where this state dir was made.
     let config = st.checked(config)?;
@@ -74,6 +80,7 @@ pub fn init(
         "imported_bytes": imported.bytes,
         "secrets": imported.secrets,
         "secrets_policy": config.secrets,
+        "history_days": config.history_days,
         "remote_ok": sync.and_then(|s| s.remote_ok),
         "error": sync.and_then(|s| s.error.clone()),
     });
@@ -93,7 +100,7 @@ fn config_for(
     taken: Option<(String, String)>,
     name: Option<String>,
     remote: Option<String>,
-    secrets: Option<ferry_sync::secrets::Policy>,
+    (secrets, history_days): (Option<ferry_sync::secrets::Policy>, Option<u32>),
 ) -> Config {
     Config {
         machine_id: taken.as_ref().map(|t| t.0.clone()).unwrap_or_else(|| {
@@ -107,6 +114,9 @@ fn config_for(
         secrets: secrets
             .or_else(|| existing.map(|c| c.secrets))
             .unwrap_or_default(),
+        history_days: history_days
+            .or_else(|| existing.map(|c| c.history_days))
+            .unwrap_or(state::DEFAULT_HISTORY_DAYS),
         origin: existing.and_then(|c| c.origin.clone()),
         copied: existing.and_then(|c| c.copied.clone()),
         continued: match &taken {
@@ -168,8 +178,24 @@ fn init_said(
             "no remote: sessions stay on this machine; add one with `ferry remote set URL`".into()
         }
     };
+    t += "\n";
+    t += &history_said(config.history_days, running);
     t += "\nnext: `ferry mount`";
     Ok(t)
+}
+
+/// The line of `ferry init` on how much history is kept.
+fn history_said(days: u32, running: bool) -> String {
+    let kept = match days {
+        0 => "history: every version is kept".to_string(),
+        1 => "history: `ferry restore` goes back 1 day; older history is folded away".to_string(),
+        n => format!("history: `ferry restore` goes back {n} days; older history is folded away"),
+    };
+    if running {
+        format!("{kept} (from the next mount: `ferry unmount && ferry mount`)")
+    } else {
+        kept
+    }
 }
 
 /// `ferry mount`: in the foreground (for service managers) or as a daemon, returning once the

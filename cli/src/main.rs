@@ -92,6 +92,11 @@ enum Command {
         /// `ferry status`) or block (hold the file back).
         #[arg(long, value_name = "redact|warn|block")]
         secrets: Option<ferry_sync::secrets::Policy>,
+        /// How many days back `ferry restore` can go (default 30; 0 keeps everything). History
+        /// older than that is folded away, here and on the remote, about once a day; the live
+        /// files are never folded away. Takes effect at the next mount.
+        #[arg(long, value_name = "DAYS")]
+        history_days: Option<u32>,
         /// Set up even if the remote cannot be reached now (it is tried again once mounted).
         #[arg(long)]
         offline: bool,
@@ -336,10 +341,16 @@ fn run(command: Command, ctx: &command::Ctx) -> Result<ui::Exit> {
             remote,
             machine,
             secrets,
+            history_days,
             offline,
             as_machine,
         } => done(lifecycle::init(
-            remote, machine, secrets, offline, as_machine, ctx,
+            remote,
+            machine,
+            (secrets, history_days),
+            offline,
+            as_machine,
+            ctx,
         )),
         Command::Machines { action } => done(machines::run(action, ctx)),
         Command::Remote { action } => done(remote_cmd::run(action, ctx)),

@@ -130,6 +130,10 @@ pub fn run(action: crate::RemoteAction, ctx: &Ctx) -> Result<()> {
                     "nothing was changed; fix that, or pass --offline to set it anyway",
                 )?;
             }
+            // Set again: a fold it refused before is tried once more.
+            if let Ok(store) = st.open_store() {
+                store.clear_fold_refused();
+            }
             config.remote = Some(url);
         }
         crate::RemoteAction::Remove => config.remote = None,

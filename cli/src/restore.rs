@@ -91,19 +91,32 @@ pub fn run(
         Fetched::Complete => {}
         Fetched::Now => t = target(ctx, &path)?,
         Fetched::Not(why) => ui.note(format!(
-            "only the versions this machine holds were looked at; older ones stay on the remote ({why})"
+            "only the versions this machine holds were looked at; older ones, where their machine keeps them, are on the remote ({why})"
         )),
     }
     let versions = versions(&t, machine_filter.as_deref())?;
+    let folded = folded(&t, &versions, ctx)?;
     if list {
         print_versions(&versions, ui);
+        if let Some(f) = &folded {
+            ui.note(&f.said);
+        }
         return Ok(());
     }
     let present = versions
         .iter()
         .filter(|(_, h)| h.file.meta.state == FileState::Present);
     let (from, entry) = match at.as_deref() {
-        Some(a) => choose(present, a, t.rel.as_str())?,
+        Some(a) => match choose(present, a, t.rel.as_str()) {
+            Ok(v) => v,
+            // A time before a machine's history was folded: say so, not only "no version".
+            Err(e) => match (&folded, parse_time(a)) {
+                (Some(f), Ok(secs)) if secs.saturating_mul(1000) < f.since_ms => {
+                    bail!("{e:#}: {}", f.said)
+                }
+                _ => return Err(e),
+            },
+        },
         None => present
             .clone()
             .next()
@@ -127,6 +140,42 @@ pub fn run(
         }
     });
     Ok(())
+}
+
+/// Where the history looked at ends because it was folded (the horizon).
+struct Folded {
+    /// The newest time before which some machine's versions were folded away, in ms.
+    since_ms: i64,
+    /// That, in words.
+    said: String,
+}
+
+/// Whether the history of a machine that has `versions` of the file was folded, and since
+/// when (the newest such fold).
+fn folded(t: &Target, versions: &[(String, HistoryEntry)], ctx: &Ctx) -> Result<Option<Folded>> {
+    let mut newest: Option<(i64, &str)> = None;
+    for s in &t.snaps {
+        if !versions.iter().any(|(m, _)| *m == s.machine.name) {
+            continue;
+        }
+        if let Some(since) = t.store.folded_since(s.commit)?
+            && newest.is_none_or(|(n, _)| since > n)
+        {
+            newest = Some((since, &s.machine.name));
+        }
+    }
+    let days = ctx.config()?.history_days;
+    Ok(newest.map(|(since_ms, name)| {
+        let when = jiff::Timestamp::from_millisecond(since_ms)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|_| since_ms.to_string());
+        Folded {
+            since_ms,
+            said: format!(
+                "history before {when} was folded away on {name} (each machine keeps the days its `ferry init --history-days` says; this one keeps {days}, 0 keeps everything from now on)"
+            ),
+        }
+    }))
 }
 
 /// Whether a store holds every machine's history.

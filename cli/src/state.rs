@@ -19,6 +19,10 @@ pub struct Config {
     /// What commits do with secrets in new content: redact (default), warn or block.
     #[serde(default)]
     pub secrets: ferry_sync::secrets::Policy,
+    /// How many days of history this machine keeps (0: all of it): older history is folded
+    /// away, here and on the remote.
+    #[serde(default = "default_history_days")]
+    pub history_days: u32,
     /// Where this state dir was made (see `identity.rs`): a copy of it takes a new machine id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<identity::Origin>,
@@ -31,6 +35,22 @@ pub struct Config {
     /// Machines retired from here (`ferry machines retire`), by id, with when.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub retired: std::collections::BTreeMap<String, i64>,
+}
+
+/// DESIGN.md's history horizon, in days.
+pub const DEFAULT_HISTORY_DAYS: u32 = 30;
+
+fn default_history_days() -> u32 {
+    DEFAULT_HISTORY_DAYS
+}
+
+impl Config {
+    /// The history the engine keeps, `None` for all of it.
+    #[cfg_attr(not(mounts), allow(dead_code))]
+    pub fn history(&self) -> Option<std::time::Duration> {
+        (self.history_days > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(self.history_days) * 24 * 3600))
+    }
 }
 
 /// Where everything of one ferry installation lives.

@@ -269,6 +269,7 @@ fn doc(s: &Seen) -> Value {
         "last_error": status.last_error.as_ref().map(|(at, e)| json!({"at_ms": at, "message": e})),
         "rejected": status.rejected,
         "secrets": {"policy": s.config.secrets, "findings": s.findings},
+        "history": {"days": s.config.history_days, "not_folded": status.history},
     })
 }
 
@@ -349,6 +350,21 @@ fn header(s: &Seen, t: &mut String) {
     let _ = writeln!(t, "remote:   {reach}");
     if let Some(x) = &status.transport {
         let _ = writeln!(t, "transport: {x}");
+    }
+    if let Some(why) = &status.history {
+        let _ = writeln!(t, "history:  {why}");
+    } else {
+        let _ = match s.config.history_days {
+            0 => writeln!(t, "history:  every version is kept"),
+            1 => writeln!(
+                t,
+                "history:  1 day: `ferry restore` goes back that far; older history is folded away"
+            ),
+            n => writeln!(
+                t,
+                "history:  {n} days: `ferry restore` goes back that far; older history is folded away"
+            ),
+        };
     }
     if let Some(why) = &status.twin {
         let _ = writeln!(t, "twin:     {why}");

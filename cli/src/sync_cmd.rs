@@ -115,6 +115,9 @@ pub fn sync_here_locked(st: &State, config: &crate::state::Config) -> Result<Rep
                 runs_file: Some(st.runs()),
                 links,
                 secrets: config.secrets,
+                // Folding history is the daemon's: a one-shot sync pushes what it folds only
+                // at its next run.
+                history: None,
                 ..EngineConfig::default()
             },
         );

@@ -1003,14 +1003,25 @@ fn compaction_leaves_one_pack_and_clears_a_pack_a_killed_import_was_writing() {
     m.write("s0.jsonl", grown.as_bytes());
     m.commit(vec![("s0.jsonl", m.written("s0.jsonl"))]);
     let pack_dir = m.store.repo().path().join("objects/pack");
+    // One a process killed two hours ago left, and one a process is writing now.
     let torn = pack_dir.join("pack_git2_a1b2c3");
     std::fs::write(&torn, b"PACK half of it").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&torn)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    let writing = pack_dir.join("pack_git2_d4e5f6");
+    std::fs::write(&writing, b"PACK being written").unwrap();
     let stats = m.store.compact().unwrap();
     assert!(
         stats.loose_removed > 0 && stats.packs_removed > 0,
         "{stats:?}"
     );
     assert!(!torn.exists(), "the torn pack is gone");
+    assert!(writing.exists(), "the pack being written stays");
+    std::fs::remove_file(&writing).unwrap();
     // On Windows a pack this store's handle has open stays for a later compaction.
     if cfg!(windows) {
         assert_eq!(object_files(&m.store).0, 0, "no loose object");

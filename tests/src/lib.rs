@@ -5,6 +5,7 @@ pub mod claude;
 pub mod elsewhere;
 pub mod ferry;
 pub mod git;
+pub mod lines;
 pub mod peers;
 pub mod rig;
 pub mod rng;

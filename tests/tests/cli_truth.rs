@@ -687,6 +687,7 @@ fn status_reads_as_written_and_its_json_keeps_its_schema() {
 mount:    <tmp>/home/.claude/projects (not mounted)
 machine:  a (<id>)
 remote:   none: sessions stay here; add one with `ferry remote set URL`
+history:  30 days: `ferry restore` goes back that far; older history is folded away
 machines:
   a (this)             last commit <ago>
 pending:  0 path(s), 0 byte(s) not yet committed
@@ -708,6 +709,7 @@ last error: none
         keys,
         [
             "divergent_sessions",
+            "history",
             "last_error",
             "last_fetch_ms",
             "last_push_ms",

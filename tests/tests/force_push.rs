@@ -5,28 +5,10 @@
 
 use ferry_tests::ferry::Pair;
 use ferry_tests::git::fsck;
+use ferry_tests::lines::{append, holds, machine_id};
 use ferry_tests::rig::eventually;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
-
-fn append(path: &Path, cwd: &Path, uuid: &str) {
-    let line = serde_json::json!({"uuid": uuid, "cwd": cwd, "type": "user",
-        "message": {"content": format!("line {uuid}")}});
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    writeln!(f, "{line}").unwrap();
-}
-
-fn holds(path: &Path, uuids: &[&str]) -> bool {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    uuids
-        .iter()
-        .all(|u| text.contains(&format!("\"uuid\":\"{u}\"")))
-}
 
 /// Points every `refs/heads/machines/*` branch of the bare repository at `remote` whose name
 /// ends with `machine` at a new root commit with an empty tree; returns how many.
@@ -49,12 +31,6 @@ fn rewrite(remote: &Path, machine: &str) -> usize {
         repo.reference(n, root, true, "force-push").unwrap();
     }
     names.len()
-}
-
-fn machine_id(state: &Path) -> String {
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(state.join("config.json")).unwrap()).unwrap();
-    config["machine_id"].as_str().unwrap().to_string()
 }
 
 #[test]

@@ -405,17 +405,35 @@ fn host_of(url: &str) -> String {
     authority.split(':').next().unwrap_or(authority).to_string()
 }
 
+/// Whether `line` is one of git's progress lines ("Resolving deltas: 50% (9/18)").
+fn is_progress(line: &str) -> bool {
+    const STEPS: [&str; 9] = [
+        "Enumerating objects",
+        "Counting objects",
+        "Delta compression",
+        "Compressing objects",
+        "Writing objects",
+        "Receiving objects",
+        "Resolving deltas",
+        "Unpacking objects",
+        "Total ",
+    ];
+    STEPS.iter().any(|s| line.starts_with(s))
+}
+
 /// What went wrong, from git's and ssh's own words (in the C locale), and the message that
 /// says what to do next.
 pub fn classify(stderr: &str, url: &str) -> (Failure, String) {
     let host = host_of(url);
     let has = |needle: &str| stderr.contains(needle);
     let (kind, message) = if has("[remote rejected]") || has("[rejected]") {
+        // What the remote's hooks said, without the progress git prints between them (each
+        // step redrawn after a carriage return).
         let said: Vec<&str> = stderr
-            .lines()
+            .split(['\n', '\r'])
             .filter_map(|l| l.strip_prefix("remote: "))
             .map(str::trim)
-            .filter(|l| !l.is_empty())
+            .filter(|l| !l.is_empty() && !is_progress(l))
             .collect();
         let why = stderr
             .lines()
@@ -423,7 +441,7 @@ pub fn classify(stderr: &str, url: &str) -> (Failure, String) {
             .map(|l| l.rsplit('\t').next().unwrap_or(l).trim())
             .unwrap_or("rejected");
         (
-            Failure::Other,
+            Failure::Rejected,
             format!(
                 "the remote rejected the branch: {why}{}{}; everything stays committed here",
                 if said.is_empty() { "" } else { ": " },
@@ -575,6 +593,18 @@ mod tests {
                 .contains("ssh-keygen -R example.org")
         );
         assert!(classify(cases[3].0, url).1.contains("ferry sync"));
+    }
+
+    #[test]
+    fn a_refused_push_says_what_the_remote_said_without_its_progress() {
+        // As git 2.47 printed it when a pre-receive hook refused a push.
+        let stderr = "remote: Resolving deltas:   0% (0/18)        \rremote: Resolving deltas:  50% (9/18)        \rremote: Resolving deltas: 100% (18/18), done.\nremote: pushes are closed\nTo /tmp/r.git\n!\tabc:refs/heads/machines/a\t[remote rejected] (pre-receive hook declined)\nDone\n";
+        let (kind, message) = classify(stderr, "/tmp/r.git");
+        assert_eq!(kind, Failure::Rejected);
+        assert_eq!(
+            message,
+            "the remote rejected the branch: [remote rejected] (pre-receive hook declined): pushes are closed; everything stays committed here"
+        );
     }
 
     #[test]

@@ -65,6 +65,9 @@ fn remember_run(file: Option<&std::path::Path>, run: &str) -> std::collections::
 /// How long the view must have gone untouched for a touch to ask for a fetch at once.
 const TOUCH_QUIET: Duration = Duration::from_secs(30);
 
+/// How long history is kept by default: DESIGN.md's horizon, 30 days.
+pub const DEFAULT_HISTORY: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Timing of the engine; the defaults make a line visible on another machine within seconds.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -100,6 +103,11 @@ pub struct EngineConfig {
     pub max_fetch_bytes: u64,
     /// Repack the store into one delta pack after this many commits (0: never).
     pub compact_every: u32,
+    /// How much of this machine's history its branch keeps (`None`: all of it); older history
+    /// is folded into one commit (`Store::fold_history`).
+    pub history: Option<Duration>,
+    /// How often the engine looks for history to fold.
+    pub history_check_every: Duration,
     /// Fold the store's packs once there are more than this many (0: never): every fetch that
     /// brings something leaves a pack, and a machine that mostly reads commits too seldom for
     /// `compact_every` to keep their number down.
@@ -133,6 +141,8 @@ impl Default for EngineConfig {
             backoff_max: Duration::from_secs(60),
             max_fetch_bytes: 8 << 30,
             compact_every: 1000,
+            history: Some(DEFAULT_HISTORY),
+            history_check_every: Duration::from_secs(3600),
             pack_limit: 32,
             upper: None,
             links: Vec::new(),
@@ -451,11 +461,14 @@ pub fn start(
         config,
         heads: HashMap::new(),
         backoff: None,
+        refused: None,
         commit_failures: 0,
         unpushed: true,
         commits: 0,
         early_commit: None,
         commits_since_compact: 0,
+        next_history_check: Instant::now(),
+        reclaim_after_push: false,
         in_flight: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         transport,
         run,
@@ -478,6 +491,9 @@ struct Worker {
     heads: HashMap<String, git2::Oid>,
     /// While the remote fails: when to try again, and the current delay.
     backoff: Option<(Instant, Duration)>,
+    /// While the remote refuses pushes (it answers, so fetches go on): when to push again,
+    /// and the current delay.
+    refused: Option<(Instant, Duration)>,
     /// Commits failed in a row (a full disk, say): the next try waits longer, up to a minute.
     commit_failures: u32,
     /// Whether the branch may hold commits the remote lacks (true at start: a previous run may
@@ -489,6 +505,10 @@ struct Worker {
     early_commit: Option<String>,
     /// Commits since the store was last compacted.
     commits_since_compact: u32,
+    /// When to look for history past the horizon next.
+    next_history_check: Instant,
+    /// Whether a fold waits for its push before compaction reclaims what it replaced.
+    reclaim_after_push: bool,
     /// Whether a fetch or push is running on a blocking thread (possibly past its timeout).
     in_flight: Arc<std::sync::atomic::AtomicBool>,
     /// How fetches and pushes reach the remote.
@@ -504,6 +524,7 @@ struct Worker {
     active_until: Instant,
 }
 
+mod horizon;
 mod worker;
 
 #[cfg(test)]

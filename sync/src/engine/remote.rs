@@ -66,7 +66,10 @@ pub enum Failure {
     Resolve,
     /// The repository does not exist, or the account cannot reach it.
     NoAccess,
-    /// Anything else (a refused push, a local problem).
+    /// The remote answered and refused the branch (a hook, a protected branch, a full quota):
+    /// pushes are retried with their own backoff, and fetches go on meanwhile.
+    Rejected,
+    /// Anything else (a local problem).
     Other,
 }
 
@@ -228,7 +231,9 @@ pub fn push(
     // there fails. (Elsewhere the push goes ahead, so a branch deleted on the remote since the
     // fetch is pushed again.)
     if cfg!(windows) && store.head(machine_id, false).ok().flatten() == Some(head) {
-        return Ok(());
+        return store
+            .record_pushed(machine_id, head)
+            .map_err(|e| error("push", url, e));
     }
     let mut remote = store
         .repo()
@@ -261,7 +266,10 @@ pub fn push(
         .map_err(|e| error("push", url, e))?;
     drop(opts);
     if let Some(msg) = rejected.into_inner() {
-        return Err(error("push", url, msg));
+        return Err(RemoteError {
+            kind: Failure::Rejected,
+            ..error("push", url, msg)
+        });
     }
     store
         .record_pushed(machine_id, head)

@@ -59,6 +59,9 @@ pub struct Status {
     /// to run.
     #[serde(default)]
     pub twin: Option<String>,
+    /// Set when this machine's history is not folded although a horizon is set: why.
+    #[serde(default)]
+    pub history: Option<String>,
     /// Why transfers are paused until the user acts (a refused login, an unknown host key), and
     /// what to do; `ferry sync` tries again at once.
     #[serde(default)]

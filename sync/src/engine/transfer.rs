@@ -87,14 +87,24 @@ impl Worker {
                 ..fail(format!("{why}; gave up this attempt"))
             }),
         };
+        let refused = matches!(&result, Err(e) if e.kind == Failure::Rejected);
         {
             let mut s = self.shared.status.lock().expect("status lock");
-            s.remote_reachable = Some(result.is_ok());
+            s.remote_reachable = Some(result.is_ok() || refused);
         }
         match &result {
             Ok(()) => {
                 self.backoff = None;
                 self.set_paused(None);
+            }
+            // The remote answered: fetches go on, and pushes wait on their own backoff.
+            Err(e) if refused => {
+                let delay = self.refused.map_or(Duration::from_secs(1), |(_, d)| {
+                    (d * 2).min(self.config.backoff_max)
+                });
+                self.refused = Some((Instant::now() + delay, delay));
+                tracing::warn!(error = %e, retry_in = ?delay, "the remote refused the push");
+                self.error(e.to_string());
             }
             // One refused login, then nothing until the user acts (`ferry sync`) or a long
             // pause passes: the same credentials are never retried in a loop.
@@ -182,7 +192,11 @@ impl Worker {
                 Transport::Libgit2 => remote::push(store, url, id, moved),
             })
             .await;
+        if matches!(&r, Err(e) if e.kind == Failure::Rejected) {
+            self.unfold_after_refusal().await;
+        }
         if r.is_ok() {
+            self.refused = None;
             self.unpushed = self.commits != commits;
             self.shared.status.lock().expect("status lock").last_push_ms = Some(now_ms());
             self.refresh_status().await;

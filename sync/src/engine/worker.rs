@@ -81,6 +81,7 @@ impl Worker {
                     std::mem::take(&mut self.shared.pending.lock().expect("pending lock").waiters);
                 // The user asked: a pause or backoff gives way to one try now.
                 self.backoff = None;
+                self.refused = None;
                 let report = self.full_sync().await;
                 next_fetch = Instant::now() + self.fetch_interval();
                 for w in waiters {
@@ -92,7 +93,7 @@ impl Worker {
             if due {
                 self.commit().await;
             }
-            if self.unpushed && self.net_allowed() {
+            if self.unpushed && self.push_allowed() {
                 let _ = self.push().await;
             }
             if self.remote.is_some() && Instant::now() >= next_fetch {
@@ -101,6 +102,8 @@ impl Worker {
                 }
                 next_fetch = Instant::now() + self.fetch_interval();
             }
+            self.fold_history_if_due().await;
+            self.reclaim_if_pushed().await;
         }
     }
 
@@ -249,6 +252,15 @@ impl Worker {
         self.remote.is_some()
             && self
                 .backoff
+                .is_none_or(|(retry, _)| Instant::now() >= retry)
+    }
+
+    /// Whether a push may go now: the network allows it, and the remote's last refusal (if
+    /// any) is old enough to try again.
+    fn push_allowed(&self) -> bool {
+        self.net_allowed()
+            && self
+                .refused
                 .is_none_or(|(retry, _)| Instant::now() >= retry)
     }
 

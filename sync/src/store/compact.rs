@@ -6,6 +6,9 @@ use super::{Store, StoreError};
 use git2::{ObjectType, Oid};
 use std::collections::HashSet;
 
+/// How old an object nothing reaches must be for compaction to remove it.
+const PRUNE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What a compaction did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CompactStats {
@@ -27,10 +30,25 @@ impl Store {
         })
     }
 
-    /// Packs everything reachable from any ref into one pack and deletes the loose objects that
-    /// went into it. Must not run concurrently with a commit (the engine serialises them).
+    /// Packs everything reachable from any ref into one pack, deletes the loose objects that
+    /// went into it, and those nothing reaches that are older than an hour (what a fold of
+    /// history replaced, a killed commit's). Must not run concurrently with a commit (the
+    /// engine serialises them).
     pub fn compact(&self) -> Result<CompactStats, StoreError> {
+        self.compact_pruning(PRUNE_AFTER)
+    }
+
+    /// [`Store::compact`], removing unreachable loose objects once they are older than `grace`:
+    /// younger ones may be a concurrent writer's, not yet named by a ref (git's own prune
+    /// keeps them two weeks).
+    pub fn compact_pruning(&self, grace: std::time::Duration) -> Result<CompactStats, StoreError> {
         let repo = &self.repo;
+        let pack_dir = repo.path().join("objects/pack");
+        // The packs there are before the walk: one a fetch writes meanwhile holds objects the
+        // walk may not have met, and stays.
+        let packs_before: HashSet<std::ffi::OsString> = std::fs::read_dir(&pack_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
         let mut seen: HashSet<Oid> = HashSet::new();
         let mut pb = repo.packbuilder()?;
         let mut stack: Vec<(Oid, String)> = Vec::new();
@@ -69,16 +87,38 @@ impl Store {
         if objects == 0 {
             return Ok(CompactStats::default());
         }
-        let pack_dir = repo.path().join("objects/pack");
         pb.write(&pack_dir, 0o600)?;
         let mut loose_removed = 0;
-        for id in &seen {
-            let hex = id.to_string();
-            let loose = repo.path().join("objects").join(&hex[..2]).join(&hex[2..]);
-            if remove_read_only(&loose).is_ok() {
-                loose_removed += 1;
+        let old_enough = |path: &std::path::Path| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= grace))
+        };
+        for fan in std::fs::read_dir(repo.path().join("objects"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let prefix = fan.file_name().to_string_lossy().into_owned();
+            if prefix.len() != 2 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            for object in std::fs::read_dir(fan.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = object.file_name().to_string_lossy().into_owned();
+                let Ok(id) = Oid::from_str(&format!("{prefix}{name}")) else {
+                    continue;
+                };
+                let path = object.path();
+                if (seen.contains(&id) || old_enough(&path)) && remove_read_only(&path).is_ok() {
+                    loose_removed += 1;
+                }
             }
         }
+        self.prune_shallow(&seen)?;
         // Drop now-empty fan-out directories; failures (not empty) are expected and ignored.
         if let Ok(dirs) = std::fs::read_dir(repo.path().join("objects")) {
             for d in dirs.flatten() {
@@ -98,11 +138,14 @@ impl Store {
                 .map_err(|e| StoreError::io(&pack_dir, e))?
                 .flatten()
             {
-                let file = e.file_name();
-                let file = file.to_string_lossy();
-                let old_pack = file.starts_with("pack-") && !file.starts_with(&keep);
-                // A pack libgit2 was writing when its process was killed (an import's).
-                let torn = file.starts_with("pack_git2_");
+                let name = e.file_name();
+                let file = name.to_string_lossy();
+                let old_pack = file.starts_with("pack-")
+                    && !file.starts_with(&keep)
+                    && packs_before.contains(&name);
+                // A pack libgit2 was writing when its process was killed (an import's), not
+                // one it is writing now.
+                let torn = file.starts_with("pack_git2_") && old_enough(&e.path());
                 if torn
                     || old_pack
                         && (file.ends_with(".pack")
@@ -123,6 +166,33 @@ impl Store {
             loose_removed,
             packs_removed,
         })
+    }
+}
+
+impl Store {
+    /// Keeps in `shallow` (the commits a store fetched only the tips of ends its history at)
+    /// only those still reachable: a branch rewritten by its machine (a fold) leaves its old
+    /// tip unreachable, compaction removes it, and git's next deepening fetch would name a
+    /// commit the store no longer has.
+    fn prune_shallow(&self, reachable: &HashSet<Oid>) -> Result<(), StoreError> {
+        let path = self.repo.path().join("shallow");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| Oid::from_str(l.trim()).is_ok_and(|id| reachable.contains(&id)))
+            .collect();
+        if kept.len() == text.lines().count() {
+            return Ok(());
+        }
+        let io = |e| StoreError::io(&path, e);
+        if kept.is_empty() {
+            return remove_read_only(&path).map_err(io);
+        }
+        let lock = path.with_file_name("shallow.lock");
+        std::fs::write(&lock, kept.join("\n") + "\n").map_err(io)?;
+        std::fs::rename(&lock, &path).map_err(io)
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod chunks;
 mod compact;
+mod fold;
 mod layout;
 mod packed;
 mod read;
@@ -13,6 +14,7 @@ mod write;
 
 pub use chunks::CHUNK;
 pub use compact::CompactStats;
+pub use fold::{FOLDED_TRAILER, FoldStats, SEEN_MARGIN_MS, fold_pending_ref};
 /// The id of a git object: what a tree or commit is known by.
 pub use git2::Oid;
 pub use layout::{RelPath, fnv1a, place_dir, project_dir, random_id};
@@ -87,6 +89,8 @@ pub struct Store {
     findings: std::sync::Mutex<Vec<crate::secrets::Finding>>,
     /// The engine run that commits, recorded in each commit (see [`RUN_TRAILER`]).
     run: Option<String>,
+    /// The time commits are dated (ms), where a bench sets it; else the system's.
+    clock: Option<std::sync::Arc<std::sync::atomic::AtomicI64>>,
 }
 
 /// The trailer that names the engine run that made a commit: a machine's branch holding a
@@ -138,7 +142,7 @@ impl Store {
     pub fn record_pushed(&self, machine_id: &str, head: git2::Oid) -> Result<(), StoreError> {
         let tracking = format!("{REMOTE_PREFIX}{machine_id}");
         self.repo.reference(&tracking, head, true, "ferry push")?;
-        Ok(())
+        self.fold_pushed(machine_id, head)
     }
 }
 
@@ -170,7 +174,40 @@ impl Store {
             scan: true,
             findings: std::sync::Mutex::new(Vec::new()),
             run: None,
+            clock: None,
         }
+    }
+
+    /// This store, with commits dated by `clock` (ms since the epoch) instead of the system's
+    /// time: only for the months-of-use bench (`tests/benches/months.rs`), which compresses 90
+    /// days into minutes; ferry itself always dates commits by the system's clock.
+    #[doc(hidden)]
+    pub fn with_clock(mut self, clock: std::sync::Arc<std::sync::atomic::AtomicI64>) -> Store {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Now, in ms since the epoch, as commits are dated.
+    fn now_ms(&self) -> i64 {
+        match &self.clock {
+            Some(c) => c.load(std::sync::atomic::Ordering::Relaxed),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        }
+    }
+
+    /// The signature of `machine`'s commits, dated now.
+    fn signature(&self, machine: &MachineRecord) -> Result<git2::Signature<'static>, StoreError> {
+        let email = format!("{}@ferry", machine.id);
+        Ok(match &self.clock {
+            Some(_) => git2::Signature::new(
+                &machine.name,
+                &email,
+                &git2::Time::new(self.now_ms().div_euclid(1000), 0),
+            )?,
+            None => git2::Signature::now(&machine.name, &email)?,
+        })
     }
 
     /// This store, with commits recording the engine run `run`.
@@ -193,7 +230,8 @@ impl Store {
         };
         let mut walk = self.repo.revwalk()?;
         walk.push(remote)?;
-        if let Some(l) = local {
+        // Neither this branch nor, until it is pushed, what a fold of it replaced.
+        for l in local.into_iter().chain(self.fold_pending(machine_id)?) {
             walk.hide(l)?;
         }
         for id in walk.take(10_000) {

@@ -36,15 +36,7 @@ impl Store {
         size: impl Fn(&Batch) -> u64,
         mut done: impl FnMut(&Batch),
     ) -> Result<Option<Oid>, StoreError> {
-        // A store of its own: a memory backend added to an object database stays for as long
-        // as the repository is open, and this one's later commits must reach the disk.
-        let staged = Store {
-            repo: git2::Repository::open_bare(self.repo.path())?,
-            secrets: self.secrets,
-            scan: self.scan,
-            findings: std::sync::Mutex::new(Vec::new()),
-            run: self.run.clone(),
-        };
+        let staged = self.staged()?;
         let odb = staged.repo.odb()?;
         // Above the loose and pack backends: every object written goes to memory first.
         let memory = odb.add_new_mempack_backend(1000)?;
@@ -91,6 +83,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// This store opened a second time, for staging objects in a memory backend: one added to
+    /// an object database stays for as long as the repository is open, and this one's later
+    /// commits must reach the disk.
+    pub(super) fn staged(&self) -> Result<Store, StoreError> {
+        Ok(Store {
+            repo: git2::Repository::open_bare(self.repo.path())?,
+            secrets: self.secrets,
+            scan: self.scan,
+            findings: std::sync::Mutex::new(Vec::new()),
+            run: self.run.clone(),
+            clock: self.clock.clone(),
+        })
+    }
+}
+
 /// The objects `tip` and its ancestors hold that `disk` has not: walked down from `tip`,
 /// stopping at any object the disk has (it has all that one holds).
 fn added(repo: &git2::Repository, disk: &git2::Odb<'_>, tip: Oid) -> Result<Vec<Oid>, StoreError> {
@@ -126,7 +134,11 @@ fn added(repo: &git2::Repository, disk: &git2::Odb<'_>, tip: Oid) -> Result<Vec<
 
 /// Writes the objects `tip` added to what `disk` has as one pack in `objects/pack` (indexed by
 /// libgit2 as it arrives), each object deflated on its own.
-fn write_pack(repo: &git2::Repository, disk: &git2::Odb<'_>, tip: Oid) -> Result<(), StoreError> {
+pub(super) fn write_pack(
+    repo: &git2::Repository,
+    disk: &git2::Odb<'_>,
+    tip: Oid,
+) -> Result<(), StoreError> {
     let objects = added(repo, disk, tip)?;
     let odb = repo.odb()?;
     let pack_dir = repo.path().join("objects/pack");

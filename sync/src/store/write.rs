@@ -144,12 +144,6 @@ impl<'a> Edits<'a> {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn mtime_ms(md: &std::fs::Metadata) -> i64 {
     md.modified()
         .ok()
@@ -295,7 +289,7 @@ impl Store {
             return Ok(None);
         }
         let mut record = machine.clone();
-        record.last_seen_ms = now_ms();
+        record.last_seen_ms = self.now_ms();
         record.seen_ms = self.seen_heads(&machine.id)?;
         edits.put(layout::MACHINE_FILE, &to_json(&record))?;
         let tree_id = match &base {
@@ -306,7 +300,7 @@ impl Store {
             }
         };
         let tree = self.repo.find_tree(tree_id)?;
-        let sig = git2::Signature::now(&machine.name, &format!("{}@ferry", machine.id))?;
+        let sig = self.signature(machine)?;
         let parents: Vec<&git2::Commit> = parent.iter().collect();
         let mut message = format!("{}: {} file(s)", machine.name, batch.files.len());
         if let Some(run) = &self.run {
@@ -474,7 +468,7 @@ impl Store {
                 offset: at + h.range.start as u64,
                 kind: h.kind.to_string(),
                 action: action.to_string(),
-                at_ms: now_ms(),
+                at_ms: self.now_ms(),
             };
             tracing::warn!(project = %f.project, path = %f.path, offset = f.offset, kind = %f.kind, action = %f.action, "a secret in new content");
             self.findings

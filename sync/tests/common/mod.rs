@@ -45,3 +45,58 @@ pub fn run<F: std::future::Future<Output = ()>>(body: F) {
     rt.block_on(body);
     rt.shutdown_timeout(Duration::from_secs(5));
 }
+
+/// Rewrites the first-parent chain of `refname` in `repo` with each commit dated
+/// `time_of(index from the oldest, the commit)` (seconds), trees and messages kept, and points
+/// `refname` at the new head, which it returns: commits are made now, and the history horizon
+/// is about days.
+pub fn redate_chain(
+    repo: &git2::Repository,
+    refname: &str,
+    time_of: impl Fn(usize, &git2::Commit) -> i64,
+) -> git2::Oid {
+    let mut ids = Vec::new();
+    let mut at = Some(
+        repo.find_commit(repo.refname_to_id(refname).unwrap())
+            .unwrap(),
+    );
+    while let Some(c) = at {
+        ids.push(c.id());
+        at = c.parent(0).ok();
+    }
+    ids.reverse();
+    let mut parent: Option<git2::Oid> = None;
+    for (i, id) in ids.iter().enumerate() {
+        let c = repo.find_commit(*id).unwrap();
+        let sig = git2::Signature::new(
+            c.author().name().unwrap(),
+            c.author().email().unwrap(),
+            &git2::Time::new(time_of(i, &c), 0),
+        )
+        .unwrap();
+        let parents: Vec<git2::Commit> = parent
+            .map(|p| repo.find_commit(p).unwrap())
+            .into_iter()
+            .collect();
+        let parents: Vec<&git2::Commit> = parents.iter().collect();
+        let message = c.message_raw().unwrap();
+        parent = Some(
+            repo.commit(None, &sig, &sig, message, &c.tree().unwrap(), &parents)
+                .unwrap(),
+        );
+    }
+    let head = parent.expect("a branch has a commit");
+    repo.reference(refname, head, true, "redated").unwrap();
+    head
+}
+
+/// How many commits `refname`'s first-parent chain holds.
+pub fn chain_len(repo: &git2::Repository, refname: &str) -> usize {
+    let mut n = 0;
+    let mut at = repo.find_commit(repo.refname_to_id(refname).unwrap()).ok();
+    while let Some(c) = at {
+        n += 1;
+        at = c.parent(0).ok();
+    }
+    n
+}

@@ -1,0 +1,489 @@
+//! Months of use (issue 22, item 5): 90 days of a heavy user on three machines, compressed into
+//! minutes, once with the 30-day history horizon and once keeping every version. Each day the
+//! machines that work append a few hundred turns to sessions from 1 KB up to 50 MB, commit every
+//! few turns, push, fetch and fold as the daemon does; the desk and the third machine run Claude
+//! Code's 30-day cleanup (their old sessions are deleted, leaving tombstones), the laptop has
+//! `cleanupPeriodDays` raised and keeps everything. At days 30, 60 and 90 it reports the size of
+//! the desk's store and of the remote (after git's gc there, as a host runs it), and a fourth
+//! machine's `ferry init` (its time and what it fetched) next to `git clone --bare --depth 1` of
+//! the same tips.
+//!
+//! The machines are stores driven through `ferry_sync`'s store API with the user's git for the
+//! network, dated by a simulated clock (`Store::with_clock`); no daemon runs, so CPU per change
+//! and the daemon's memory are the peers bench's (`scripts/bench-peers`), not this one's.
+//!
+//! `cargo build --release -p ferry-cli && cargo bench -p ferry-tests --bench months`
+//! (MONTHS_DAYS, default 90; MONTHS_MB_PER_DAY, default 6; MONTHS_TURNS_PER_DAY, default 300;
+//! MONTHS_SEED).
+
+#[path = "../../sync/tests/common/mod.rs"]
+mod common;
+
+use ferry_sync::store::{
+    Batch, Change, FileUpdate, MachineRecord, ProjectRecord, RelPath, Store, own_ref,
+};
+use ferry_tests::rng::XorShift;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+const DAY_MS: i64 = 86_400_000;
+/// Claude Code's default `cleanupPeriodDays`.
+const CLEANUP_DAYS: i64 = 30;
+/// The horizon, in days, of the run that folds.
+const HORIZON_DAYS: i64 = 30;
+/// The largest session.
+const LONG_SESSION: u64 = 50 << 20;
+/// Turns between commits.
+const TURNS_PER_COMMIT: usize = 10;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One simulated machine.
+struct Machine {
+    record: MachineRecord,
+    project: ProjectRecord,
+    /// Its project dir in Claude Code's `projects/`.
+    dir: PathBuf,
+    store_path: PathBuf,
+    store: Store,
+    /// Claude Code's cleanup period here, `None` where it was raised for good.
+    cleanup_days: Option<i64>,
+    /// Which days it works (1 of every `every` days).
+    every: u64,
+    /// The session it keeps going back to, growing up to [`LONG_SESSION`].
+    long: Option<String>,
+    /// The short session of the moment.
+    short: Option<(String, u64)>,
+    /// Sessions it made.
+    made: u64,
+    /// Its commits since its store was last compacted.
+    since_compact: u32,
+}
+
+impl Machine {
+    fn new(
+        root: &Path,
+        id: &str,
+        cleanup_days: Option<i64>,
+        every: u64,
+        clock: &Arc<AtomicI64>,
+    ) -> Machine {
+        let home = format!("/home/{id}");
+        let record = common::linux_machine(id, &home);
+        let project = common::project("github.com/me/app", &format!("{home}/src/app"));
+        let dir = root.join(id).join("projects").join(&project.slug);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store_path = root.join(id).join("store");
+        let store = Store::init(&store_path).unwrap().with_clock(clock.clone());
+        Machine {
+            record,
+            project,
+            dir,
+            store_path,
+            store,
+            cleanup_days,
+            every,
+            long: None,
+            short: None,
+            made: 0,
+            since_compact: 0,
+        }
+    }
+
+    fn new_session(&mut self) -> String {
+        self.made += 1;
+        format!("{}-{:05}.jsonl", self.record.id, self.made)
+    }
+
+    /// Appends one turn of about `bytes` to a session, dated `now_ms`; returns its name and
+    /// the offset the turn began at.
+    fn turn(&mut self, rng: &mut XorShift, bytes: u64, now_ms: i64) -> (String, u64) {
+        // Most turns go to the long session; the rest to short ones of 1 KB to 2 MB.
+        let name = if rng.below(10) < 7 {
+            match &self.long {
+                Some(n) if size(&self.dir.join(n)) < LONG_SESSION => n.clone(),
+                _ => {
+                    let n = self.new_session();
+                    self.long = Some(n.clone());
+                    n
+                }
+            }
+        } else {
+            match &self.short {
+                Some((n, cap)) if size(&self.dir.join(n)) < *cap => n.clone(),
+                _ => {
+                    let n = self.new_session();
+                    let cap = 1024 << rng.below(12);
+                    self.short = Some((n.clone(), cap));
+                    n
+                }
+            }
+        };
+        let path = self.dir.join(&name);
+        let at = size(&path);
+        let root = &self.project.root;
+        let mut text = format!(
+            "{{\"type\":\"user\",\"cwd\":\"{root}\",\"uuid\":\"{:016x}\",\"message\":{{\"content\":\"look at {root}/src/main.rs\"}}}}\n",
+            rng.next_u64()
+        );
+        let mut body = String::new();
+        while (body.len() as u64) < bytes.saturating_sub(300) {
+            body.push_str(WORDS[rng.below(WORDS.len() as u64) as usize]);
+            body.push(' ');
+        }
+        text += &format!(
+            "{{\"type\":\"assistant\",\"cwd\":\"{root}\",\"uuid\":\"{:016x}\",\"message\":{{\"content\":\"{body}\"}}}}\n",
+            rng.next_u64()
+        );
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + Duration::from_millis(now_ms as u64))
+            .unwrap();
+        (name, at)
+    }
+
+    fn commit(&mut self, changes: BTreeMap<String, Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let files = changes
+            .into_iter()
+            .map(|(name, change)| FileUpdate {
+                place: self.project.place(),
+                rel: RelPath::new(&name).unwrap(),
+                change,
+            })
+            .collect();
+        let batch = Batch {
+            projects: vec![self.project.clone()],
+            files,
+        };
+        if self.store.commit(&self.record, &batch).unwrap().is_some() {
+            self.since_compact += 1;
+        }
+    }
+
+    /// Claude Code's cleanup: deletes this machine's sessions untouched for longer than its
+    /// period, each leaving a tombstone.
+    fn cleanup(&mut self, now_ms: i64) {
+        let Some(days) = self.cleanup_days else {
+            return;
+        };
+        let mut gone = BTreeMap::new();
+        for e in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            let m = e.metadata().unwrap().modified().unwrap();
+            let age = std::time::UNIX_EPOCH + Duration::from_millis(now_ms as u64);
+            if age.duration_since(m).unwrap_or_default()
+                > Duration::from_millis((days * DAY_MS) as u64)
+            {
+                std::fs::remove_file(e.path()).unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                if self.long.as_ref() == Some(&name) {
+                    self.long = None;
+                }
+                gone.insert(name, Change::Delete { at_ms: now_ms });
+            }
+        }
+        self.commit(gone);
+    }
+
+    fn push(&self, url: &str) {
+        let own = own_ref(&self.record.id);
+        git(
+            &self.store_path,
+            &["push", "-q", "--force", url, &format!("{own}:{own}")],
+        );
+        let head = self.store.head(&self.record.id, true).unwrap().unwrap();
+        self.store.record_pushed(&self.record.id, head).unwrap();
+    }
+
+    fn fetch(&self, url: &str) {
+        git(
+            &self.store_path,
+            &[
+                "fetch",
+                "-q",
+                "--no-auto-gc",
+                url,
+                "+refs/heads/machines/*:refs/remotes/origin/machines/*",
+            ],
+        );
+        if self.store.pack_count() > 32 {
+            git(&self.store_path, &["repack", "-d", "-q", "--geometric=2"]);
+        }
+    }
+
+    /// What the daemon does about its history at the end of a day: tombstones no machine could
+    /// bring back go, history past the horizon is folded and pushed, and compaction reclaims it.
+    fn fold(&mut self, url: &str, now_ms: i64) -> bool {
+        let horizon = now_ms - HORIZON_DAYS * DAY_MS;
+        let id = self.record.id.clone();
+        self.store.drop_tombstones(&self.record, horizon).unwrap();
+        let folded = self
+            .store
+            .fold_history(&id, horizon, DAY_MS)
+            .unwrap()
+            .is_some();
+        if folded {
+            self.push(url);
+            self.store.forget_fold(&id).unwrap();
+            self.store.compact_pruning(Duration::ZERO).unwrap();
+            self.since_compact = 0;
+        }
+        folded
+    }
+}
+
+const WORDS: [&str; 24] = [
+    "the", "function", "returns", "a", "value", "error", "test", "passes", "now", "let", "me",
+    "check", "file", "build", "cargo", "struct", "impl", "match", "Some", "None", "ok", "fix",
+    "line", "change",
+];
+
+fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn du(path: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            let md = e.metadata().unwrap();
+            total += if md.is_dir() { du(&e.path()) } else { md.len() };
+        }
+    }
+    total
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// What one checkpoint measured.
+struct Checkpoint {
+    day: u64,
+    written: u64,
+    desk_store: u64,
+    remote: u64,
+    shallow: u64,
+    shallow_s: f64,
+    init_s: f64,
+    init_store: u64,
+}
+
+/// A fourth machine's `ferry init` against the remote, and `git clone --depth 1` of it.
+fn newcomer(tmp: &Path, url: &str, day: u64) -> (f64, u64, f64, u64) {
+    let clone = tmp.join(format!("clone-{day}"));
+    let t = Instant::now();
+    git(
+        tmp,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "--depth",
+            "1",
+            "--no-single-branch",
+            url,
+            clone.to_str().unwrap(),
+        ],
+    );
+    let shallow_s = t.elapsed().as_secs_f64();
+    let shallow = du(&clone);
+    let home = tmp.join(format!("d-{day}"));
+    std::fs::create_dir_all(home.join(".claude")).unwrap();
+    let state = home.join("state");
+    let t = Instant::now();
+    let out = Command::new(ferry_tests::ferry::ferry_bin())
+        .args(["init", "--machine", "d", "--remote", url])
+        .env("HOME", &home)
+        .env("FERRY_HOME", &state)
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .output()
+        .unwrap();
+    let init_s = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "ferry init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (shallow_s, shallow, init_s, du(&state.join("store")))
+}
+
+fn run(
+    horizon: bool,
+    days: u64,
+    bytes_per_day: u64,
+    turns_per_day: u64,
+    seed: u64,
+) -> Vec<Checkpoint> {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("remote.git");
+    git2::Repository::init_bare(&remote).unwrap();
+    let url = format!("file://{}", remote.display());
+    let start_ms = 1_767_225_600_000; // 2026-01-01
+    let clock = Arc::new(AtomicI64::new(start_ms));
+    let mut machines = [
+        Machine::new(tmp.path(), "desk", Some(CLEANUP_DAYS), 1, &clock),
+        Machine::new(tmp.path(), "laptop", None, 2, &clock),
+        Machine::new(tmp.path(), "third", Some(CLEANUP_DAYS), 3, &clock),
+    ];
+    let mut rng = XorShift(seed | 1);
+    let mut written = 0u64;
+    let mut out = Vec::new();
+    for day in 0..days {
+        let day_ms = start_ms + day as i64 * DAY_MS;
+        let active: Vec<usize> = (0..machines.len())
+            .filter(|&i| day.is_multiple_of(machines[i].every))
+            .collect();
+        let turns = (turns_per_day / active.len() as u64).max(1);
+        let per_turn = bytes_per_day / active.len() as u64 / turns;
+        for &i in &active {
+            let m = &mut machines[i];
+            clock.store(day_ms + 8 * 3_600_000, Ordering::Relaxed);
+            m.cleanup(day_ms + 8 * 3_600_000);
+            let mut batch = BTreeMap::new();
+            for t in 0..turns {
+                let now = day_ms + 8 * 3_600_000 + (t as i64 * 10 * 3_600_000) / turns as i64;
+                clock.store(now, Ordering::Relaxed);
+                let (name, at) = m.turn(&mut rng, per_turn, now);
+                written += per_turn;
+                let local = m.dir.join(&name);
+                batch
+                    .entry(name)
+                    .and_modify(|c| {
+                        if let Change::Write { dirty_from, .. } = c {
+                            *dirty_from = dirty_from.map(|d: u64| d.min(at));
+                        }
+                    })
+                    .or_insert(Change::Write {
+                        local,
+                        dirty_from: Some(at),
+                    });
+                if (t as usize + 1).is_multiple_of(TURNS_PER_COMMIT) {
+                    m.commit(std::mem::take(&mut batch));
+                }
+            }
+            m.commit(batch);
+            clock.store(day_ms + 19 * 3_600_000, Ordering::Relaxed);
+            m.push(&url);
+            m.fetch(&url);
+        }
+        // Each machine that worked today sees the others' pushes, then folds.
+        for &i in &active {
+            let m = &mut machines[i];
+            m.fetch(&url);
+            if horizon {
+                m.fold(&url, day_ms + 20 * 3_600_000);
+            }
+            if m.since_compact >= 1000 {
+                m.store.compact().unwrap();
+                m.since_compact = 0;
+            }
+        }
+        let day = day + 1;
+        if day.is_multiple_of(30) {
+            git(&remote, &["gc", "-q", "--prune=now"]);
+            let (shallow_s, shallow, init_s, init_store) = newcomer(tmp.path(), &url, day);
+            let c = Checkpoint {
+                day,
+                written,
+                desk_store: du(&machines[0].store_path),
+                remote: du(&remote),
+                shallow,
+                shallow_s,
+                init_s,
+                init_store,
+            };
+            eprintln!(
+                "  day {day}: {:.0} MB written; desk's store {:.1} MB; remote {:.1} MB; shallow clone {:.1} MB in {:.2} s; a new machine's ferry init {:.2} s, store {:.1} MB",
+                mb(c.written),
+                mb(c.desk_store),
+                mb(c.remote),
+                mb(c.shallow),
+                c.shallow_s,
+                c.init_s,
+                mb(c.init_store)
+            );
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let days = env("MONTHS_DAYS", 90);
+    let mb_per_day = env("MONTHS_MB_PER_DAY", 6);
+    let turns = env("MONTHS_TURNS_PER_DAY", 300);
+    let seed = ferry_tests::rng::seed("MONTHS_SEED");
+    eprintln!(
+        "months of use: {days} days, {mb_per_day} MB and {turns} turns a day over 3 machines (desk daily, laptop every 2nd day, third every 3rd), sessions 1 KB to 50 MB, Claude Code's 30-day cleanup on desk and third"
+    );
+    let mut rows = Vec::new();
+    for horizon in [true, false] {
+        eprintln!(
+            "{}:",
+            if horizon {
+                "with the 30-day horizon"
+            } else {
+                "keeping every version"
+            }
+        );
+        let t = Instant::now();
+        let cps = run(horizon, days, mb_per_day << 20, turns, seed);
+        eprintln!("  ({:.0} s)", t.elapsed().as_secs_f64());
+        rows.push((horizon, cps));
+    }
+    println!(
+        "| day | history | written | desk's store | remote (after gc) | remote / shallow clone | shallow `git clone --depth 1` | a new machine's `ferry init` | its store |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (horizon, cps) in &rows {
+        for c in cps {
+            println!(
+                "| {} | {} | {:.0} MB | {:.1} MB | {:.1} MB | {:.2}× | {:.2} s, {:.1} MB | {:.2} s ({:.2}×) | {:.1} MB |",
+                c.day,
+                if *horizon { "30 days" } else { "all" },
+                mb(c.written),
+                mb(c.desk_store),
+                mb(c.remote),
+                c.remote as f64 / c.shallow as f64,
+                c.shallow_s,
+                mb(c.shallow),
+                c.init_s,
+                c.init_s / c.shallow_s,
+                mb(c.init_store)
+            );
+        }
+    }
+}
