@@ -19,6 +19,7 @@
 #[path = "../../sync/tests/common/mod.rs"]
 mod common;
 
+use ferry_sync::engine::GitCli;
 use ferry_sync::store::{
     Batch, Change, FileUpdate, MachineRecord, ProjectRecord, RelPath, Store, own_ref,
 };
@@ -67,6 +68,11 @@ struct Machine {
     made: u64,
     /// Its commits since its store was last compacted.
     since_compact: u32,
+    /// The user's git, as the daemon runs it.
+    git: GitCli,
+    /// How long each reclaim after a fold took, and each fold.
+    reclaim_s: Vec<f64>,
+    fold_s: Vec<f64>,
 }
 
 impl Machine {
@@ -96,6 +102,9 @@ impl Machine {
             short: None,
             made: 0,
             since_compact: 0,
+            git: GitCli::probe(None).expect("git runs"),
+            reclaim_s: Vec::new(),
+            fold_s: Vec::new(),
         }
     }
 
@@ -136,8 +145,14 @@ impl Machine {
             rng.next_u64()
         );
         let mut body = String::new();
+        // Words, and now and then an id or a hash as tool output has them: about as
+        // compressible as real transcripts (zlib takes them to a third or so).
         while (body.len() as u64) < bytes.saturating_sub(300) {
-            body.push_str(WORDS[rng.below(WORDS.len() as u64) as usize]);
+            if rng.below(4) == 0 {
+                body.push_str(&format!("{:08x}", rng.next_u64() as u32));
+            } else {
+                body.push_str(WORDS[rng.below(WORDS.len() as u64) as usize]);
+            }
             body.push(' ');
         }
         text += &format!(
@@ -233,15 +248,21 @@ impl Machine {
         let horizon = now_ms - HORIZON_DAYS * DAY_MS;
         let id = self.record.id.clone();
         self.store.drop_tombstones(&self.record, horizon).unwrap();
+        let t = Instant::now();
         let folded = self
             .store
             .fold_history(&id, horizon, DAY_MS)
             .unwrap()
             .is_some();
         if folded {
+            self.fold_s.push(t.elapsed().as_secs_f64());
+        }
+        if folded {
             self.push(url);
-            self.store.forget_fold(&id).unwrap();
-            self.store.compact_pruning(Duration::ZERO).unwrap();
+            // What the daemon runs once the fold is pushed (`GitCli::reclaim`).
+            let t = Instant::now();
+            self.git.reclaim(&self.store).unwrap();
+            self.reclaim_s.push(t.elapsed().as_secs_f64());
             self.since_compact = 0;
         }
         folded
@@ -346,7 +367,12 @@ fn run(
 ) -> Vec<Checkpoint> {
     let tmp = tempfile::tempdir().unwrap();
     let remote = tmp.path().join("remote.git");
-    git2::Repository::init_bare(&remote).unwrap();
+    let repo = git2::Repository::init_bare(&remote).unwrap();
+    // gc runs there at each checkpoint, as a host's would have by then; not behind each push.
+    repo.config()
+        .unwrap()
+        .set_bool("receive.autogc", false)
+        .unwrap();
     let url = format!("file://{}", remote.display());
     let start_ms = 1_767_225_600_000; // 2026-01-01
     let clock = Arc::new(AtomicI64::new(start_ms));
@@ -404,7 +430,8 @@ fn run(
                 m.fold(&url, day_ms + 20 * 3_600_000);
             }
             if m.since_compact >= 1000 {
-                m.store.compact().unwrap();
+                // The daemon's `compact_every`, with the user's git.
+                m.git.reclaim(&m.store).unwrap();
                 m.since_compact = 0;
             }
         }
@@ -435,7 +462,25 @@ fn run(
             out.push(c);
         }
     }
+    let times: Vec<f64> = machines.iter().flat_map(|m| m.fold_s.clone()).collect();
+    let reclaims: Vec<f64> = machines.iter().flat_map(|m| m.reclaim_s.clone()).collect();
+    if !times.is_empty() {
+        eprintln!(
+            "  {} folds: median {:.3} s, longest {:.3} s; reclaims after them (git repack -a -d, git prune): median {:.2} s, longest {:.2} s",
+            times.len(),
+            median(&times),
+            times.iter().cloned().fold(0.0, f64::max),
+            median(&reclaims),
+            reclaims.iter().cloned().fold(0.0, f64::max)
+        );
+    }
     out
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn main() {

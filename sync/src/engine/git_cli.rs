@@ -139,6 +139,20 @@ impl GitCli {
         run(cmd, "repack", "", None, &Progress::default()).map(|_| ())
     }
 
+    /// Packs everything reachable into one pack, reusing the deltas the packs have, drops
+    /// what nothing reaches (what a fold of history replaced), and removes unreachable loose
+    /// objects older than an hour (`git repack -a -d`, `git prune`; prune also drops the tips
+    /// a shallow fetch recorded that are gone). What `Store::compact` does, at a tenth of its
+    /// cost, for the user's git to do.
+    pub fn reclaim(&self, store: &Store) -> Result<(), RemoteError> {
+        let mut cmd = self.command(Some(store.repo().path()));
+        cmd.args(["repack", "-a", "-d", "-q", "--no-write-bitmap-index"]);
+        run(cmd, "repack", "", None, &Progress::default())?;
+        let mut cmd = self.command(Some(store.repo().path()));
+        cmd.args(["prune", "--expire=1.hour.ago"]);
+        run(cmd, "prune", "", None, &Progress::default()).map(|_| ())
+    }
+
     /// Pushes this machine's branch (forced: the branch is this machine's alone) and records the
     /// pushed commit as the remote's copy of it.
     pub fn push(

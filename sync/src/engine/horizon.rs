@@ -77,9 +77,10 @@ impl Worker {
         }
     }
 
-    /// After the remote refused a push: if the push carried a fold, the remote may refuse
-    /// rewritten branches (a protected branch, `receive.denyNonFastForwards`), so the fold is
-    /// undone (the next push is a fast-forward) and no other is tried against this remote.
+    /// After the remote refused a push as a rewrite, or refused pushes three times in a row: if
+    /// the push carried a fold, the remote may refuse rewritten branches (a protected branch,
+    /// `receive.denyNonFastForwards`), so the fold is undone (the next push is a fast-forward)
+    /// and no other is tried against this remote.
     pub(super) async fn unfold_after_refusal(&mut self) {
         let (path, own, url) = (
             self.store_path.clone(),
@@ -118,16 +119,26 @@ impl Worker {
         }
         self.reclaim_after_push = false;
         let (path, own) = (self.store_path.clone(), self.machine.id.clone());
+        let transport = self.transport.clone();
         let done = tokio::task::spawn_blocking(move || {
             let store = Store::open(&path)?;
             if store.fold_pending(&own)?.is_some() {
                 return Ok(None);
             }
-            store.compact().map(Some)
+            let t = std::time::Instant::now();
+            if let super::Transport::Git(git) = &transport {
+                match git.reclaim(&store) {
+                    Ok(()) => return Ok(Some(("git repack", t.elapsed()))),
+                    Err(e) => tracing::warn!(error = %e, "git repack failed; compacting instead"),
+                }
+            }
+            store.compact().map(|_| Some(("compaction", t.elapsed())))
         })
         .await;
         match done {
-            Ok(Ok(Some(stats))) => tracing::info!(?stats, "compacted the store after a fold"),
+            Ok(Ok(Some((how, took)))) => {
+                tracing::info!(how, ?took, "reclaimed what a fold replaced")
+            }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => self.error(format!("compacting the store after a fold: {e}")),
             Err(e) => self.error(format!("compacting the store after a fold: {e}")),

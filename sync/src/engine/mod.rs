@@ -462,6 +462,7 @@ pub fn start(
         heads: HashMap::new(),
         backoff: None,
         refused: None,
+        rejections: 0,
         commit_failures: 0,
         unpushed: true,
         commits: 0,
@@ -494,6 +495,8 @@ struct Worker {
     /// While the remote refuses pushes (it answers, so fetches go on): when to push again,
     /// and the current delay.
     refused: Option<(Instant, Duration)>,
+    /// Pushes the remote refused in a row.
+    rejections: u32,
     /// Commits failed in a row (a full disk, say): the next try waits longer, up to a minute.
     commit_failures: u32,
     /// Whether the branch may hold commits the remote lacks (true at start: a previous run may

@@ -192,10 +192,22 @@ impl Worker {
                 Transport::Libgit2 => remote::push(store, url, id, moved),
             })
             .await;
-        if matches!(&r, Err(e) if e.kind == Failure::Rejected) {
-            self.unfold_after_refusal().await;
+        if let Err(e) = &r
+            && e.kind == Failure::Rejected
+        {
+            // A push carrying a fold that the remote refuses as a rewrite, or three times in a
+            // row for any reason, has the fold undone; one refused for a passing reason (a
+            // killed push's leftovers there) is only retried.
+            self.rejections += 1;
+            let rewrite = ["non-fast-forward", "force", "protected"]
+                .iter()
+                .any(|w| e.message.to_lowercase().contains(w));
+            if rewrite || self.rejections >= 3 {
+                self.unfold_after_refusal().await;
+            }
         }
         if r.is_ok() {
+            self.rejections = 0;
             self.refused = None;
             self.unpushed = self.commits != commits;
             self.shared.status.lock().expect("status lock").last_push_ms = Some(now_ms());

@@ -154,8 +154,9 @@ impl Worker {
         }
     }
 
-    /// Repacks the store after `compact_every` commits. Runs between commits (never beside
-    /// one), so pending changes wait in memory and in the upper layer meanwhile.
+    /// Repacks the store after `compact_every` commits, with the user's git where there is one
+    /// (`GitCli::reclaim`), else by `Store::compact`. Runs between commits (never beside one),
+    /// so pending changes wait in memory and in the upper layer meanwhile.
     async fn compact_if_due(&mut self) {
         let every = self.config.compact_every;
         if every == 0 || self.commits_since_compact < every || self.in_flight.load(Ordering::SeqCst)
@@ -163,9 +164,22 @@ impl Worker {
             return;
         }
         self.commits_since_compact = 0;
-        let path = self.store_path.clone();
-        match tokio::task::spawn_blocking(move || Store::open(&path)?.compact()).await {
-            Ok(Ok(stats)) => tracing::info!(?stats, "compacted the store"),
+        let (path, transport) = (self.store_path.clone(), self.transport.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&path)?;
+            // The user's git reuses the deltas the packs have: a tenth of the cost.
+            if let super::Transport::Git(git) = &transport {
+                match git.reclaim(&store) {
+                    Ok(()) => return Ok(None),
+                    Err(e) => tracing::warn!(error = %e, "git repack failed; compacting instead"),
+                }
+            }
+            store.compact().map(Some)
+        })
+        .await;
+        match done {
+            Ok(Ok(Some(stats))) => tracing::info!(?stats, "compacted the store"),
+            Ok(Ok(None)) => tracing::info!("repacked the store"),
             Ok(Err(e)) => self.error(format!("compacting the store: {e}")),
             Err(e) => self.error(format!("compacting the store: {e}")),
         }
