@@ -112,7 +112,7 @@ pub fn run(
             // A time before a machine's history was folded: say so, not only "no version".
             Err(e) => match (&folded, parse_time(a)) {
                 (Some(f), Ok(secs)) if secs.saturating_mul(1000) < f.since_ms => {
-                    bail!("{e:#}: {}", f.said)
+                    bail!("no version of {} at or before {a}: {}", t.rel, f.said)
                 }
                 _ => return Err(e),
             },
@@ -164,7 +164,11 @@ fn folded(t: &Target, versions: &[(String, HistoryEntry)], ctx: &Ctx) -> Result<
             newest = Some((since, &s.machine.name));
         }
     }
-    let days = ctx.config()?.history_days;
+    let kept = match ctx.config()?.history_days {
+        0 => "all".to_string(),
+        1 => "1 day".to_string(),
+        n => format!("{n} days"),
+    };
     Ok(newest.map(|(since_ms, name)| {
         let when = jiff::Timestamp::from_millisecond(since_ms)
             .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
@@ -172,7 +176,7 @@ fn folded(t: &Target, versions: &[(String, HistoryEntry)], ctx: &Ctx) -> Result<
         Folded {
             since_ms,
             said: format!(
-                "history before {when} was folded away on {name} (each machine keeps the days its `ferry init --history-days` says; this one keeps {days}, 0 keeps everything from now on)"
+                "history before {when} was folded away on {name} (a machine keeps the days its `ferry init --history-days N` sets, {kept} here; a larger N keeps more from then on, 0 keeps all)"
             ),
         }
     }))

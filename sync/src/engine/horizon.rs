@@ -1,13 +1,17 @@
 //! The history horizon in the engine's loop: now and then, this machine's branch drops the
 //! tombstones no machine could bring back and folds the history older than the horizon
-//! (`Store::fold_history`). The next push carries the fold; once it has, compaction reclaims the
-//! folded objects here.
+//! (`Store::fold_history`). The next push carries the fold; once it has, the store is repacked
+//! without the folded objects (`Transport::reclaim`).
 
 use super::Worker;
 use super::status::now_ms;
 use crate::store::{Store, StoreError};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+/// What `ferry status` says while a horizon is set and this machine's history is not folded
+/// because the remote refuses rewritten branches.
+const FOLD_REFUSED: &str = "not folded: the remote refused this machine's branch with its old history folded away, so it keeps its whole history there (allow force-pushes to ferry's branches on the remote, then run `ferry remote set URL` again to fold)";
 
 impl Worker {
     /// Folds this machine's history past `EngineConfig::history`, at most once per
@@ -30,6 +34,7 @@ impl Worker {
         );
         let remote = self.remote.clone();
         let local_only = remote.is_none();
+        let transport = self.transport.clone();
         let done = tokio::task::spawn_blocking(move || {
             let store = Store::open(&path)?.with_run(&run);
             // A tombstone that cannot go yet (or a branch that cannot be read) never keeps the
@@ -50,7 +55,7 @@ impl Worker {
             let folded = store.fold_history(&machine.id, horizon_ms, slack_ms)?;
             if folded.is_some() && local_only {
                 store.forget_fold(&machine.id)?;
-                store.compact()?;
+                transport.reclaim(&store)?;
             }
             Ok((dropped, folded, false))
         })
@@ -58,9 +63,8 @@ impl Worker {
         match done {
             Ok(Ok((dropped, folded, refused))) => {
                 if refused {
-                    self.shared.status.lock().expect("status lock").history = Some(
-                        "not folded: this remote refused a branch with its history folded away (allow force-pushes to ferry's branches there, then `ferry remote set` it again)".into(),
-                    );
+                    self.shared.status.lock().expect("status lock").history =
+                        Some(FOLD_REFUSED.into());
                 }
                 if dropped > 0 {
                     tracing::info!(dropped, "dropped tombstones older than the history horizon");
@@ -98,9 +102,8 @@ impl Worker {
         .await;
         match done {
             Ok(Ok(true)) => {
-                let why = "the remote refused this machine's branch with its old history folded away; the fold is undone and this machine keeps its whole history on this remote (allow force-pushes to ferry's branches there, then `ferry remote set` it again, to fold)".to_string();
-                tracing::warn!("{why}");
-                self.shared.status.lock().expect("status lock").history = Some(why);
+                tracing::warn!("{FOLD_REFUSED}; the fold is undone");
+                self.shared.status.lock().expect("status lock").history = Some(FOLD_REFUSED.into());
                 self.reclaim_after_push = false;
                 // The fast-forward goes at once.
                 self.refused = None;
@@ -126,13 +129,9 @@ impl Worker {
                 return Ok(None);
             }
             let t = std::time::Instant::now();
-            if let super::Transport::Git(git) = &transport {
-                match git.reclaim(&store) {
-                    Ok(()) => return Ok(Some(("git repack", t.elapsed()))),
-                    Err(e) => tracing::warn!(error = %e, "git repack failed; compacting instead"),
-                }
-            }
-            store.compact().map(|_| Some(("compaction", t.elapsed())))
+            transport
+                .reclaim(&store)
+                .map(|how| Some((how, t.elapsed())))
         })
         .await;
         match done {

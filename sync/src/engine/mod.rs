@@ -180,6 +180,22 @@ impl Transport {
         }
     }
 
+    /// Packs everything reachable and drops what nothing reaches: with the user's git
+    /// (`GitCli::reclaim`, which reuses the packs' deltas: a tenth of the cost), else, or if
+    /// that fails, by `Store::compact`. Says which did it.
+    fn reclaim(
+        &self,
+        store: &crate::store::Store,
+    ) -> Result<&'static str, crate::store::StoreError> {
+        if let Transport::Git(git) = self {
+            match git.reclaim(store) {
+                Ok(()) => return Ok("git repack"),
+                Err(e) => tracing::warn!(error = %e, "git repack failed; compacting instead"),
+            }
+        }
+        store.compact().map(|_| "compaction")
+    }
+
     /// Fetches every machine's branch into `store`, with `history`, by this transport.
     fn fetch(
         &self,

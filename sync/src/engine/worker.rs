@@ -165,21 +165,10 @@ impl Worker {
         }
         self.commits_since_compact = 0;
         let (path, transport) = (self.store_path.clone(), self.transport.clone());
-        let done = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&path)?;
-            // The user's git reuses the deltas the packs have: a tenth of the cost.
-            if let super::Transport::Git(git) = &transport {
-                match git.reclaim(&store) {
-                    Ok(()) => return Ok(None),
-                    Err(e) => tracing::warn!(error = %e, "git repack failed; compacting instead"),
-                }
-            }
-            store.compact().map(Some)
-        })
-        .await;
+        let done =
+            tokio::task::spawn_blocking(move || transport.reclaim(&Store::open(&path)?)).await;
         match done {
-            Ok(Ok(Some(stats))) => tracing::info!(?stats, "compacted the store"),
-            Ok(Ok(None)) => tracing::info!("repacked the store"),
+            Ok(Ok(how)) => tracing::info!(how, "compacted the store"),
             Ok(Err(e)) => self.error(format!("compacting the store: {e}")),
             Err(e) => self.error(format!("compacting the store: {e}")),
         }
