@@ -10,7 +10,6 @@ use ferry_platform::mount::{MountState, mount_state};
 use ferry_sync::secrets::{Finding, Policy};
 use ferry_sync::store::{Batch, Change, Store};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::time::Duration;
 
 /// Files per commit while importing: each commit stays small and the bar moves.
 const PER_COMMIT: usize = 500;
@@ -144,16 +143,14 @@ pub fn run(st: &State, config: &Config, quiet: bool, offline: bool) -> Result<Im
             secrets,
         });
     }
-    let spinner = if quiet || config.remote.is_none() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new_spinner()
-    };
-    spinner.set_message("fetching every machine's sessions and pushing this one's");
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    let report = sync_here_locked(st, config)?;
+    let bar = crate::transfer_bar::new(
+        quiet || config.remote.is_none(),
+        "fetching every machine's sessions and pushing this one's",
+    );
+    let report = sync_here_locked(st, config, &bar);
     drop(lock);
-    spinner.finish_and_clear();
+    bar.finish_and_clear();
+    let report = report?;
     Ok(Imported {
         files: batch.files.len(),
         bytes,

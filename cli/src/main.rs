@@ -32,6 +32,7 @@ mod state;
 mod status;
 mod sync_cmd;
 mod transcript;
+mod transfer_bar;
 mod ui;
 mod uninstall;
 mod view;

@@ -203,13 +203,28 @@ fn fetch_history(ctx: &Ctx, store: &ferry_sync::store::Store) -> Result<Fetched>
             "no remote is set: `ferry remote set URL` sets one".into(),
         ));
     };
-    ctx.ui.note("fetching older history from the remote");
-    Ok(
-        match ferry_sync::engine::fetch_once(store, &url, History::All) {
-            Ok(()) => Fetched::Now,
-            Err(e) => Fetched::Not(format!("it could not be reached: {}", e.message)),
-        },
-    )
+    let bar = crate::transfer_bar::new(
+        ctx.ui.quiet || ctx.ui.json,
+        "fetching older history from the remote",
+    );
+    let progress = ferry_sync::engine::Progress::default();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let fetched = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                crate::transfer_bar::show(&bar, "fetch", progress.so_far());
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        let fetched = ferry_sync::engine::fetch_once(store, &url, History::All, &progress);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        fetched
+    });
+    bar.finish_and_clear();
+    Ok(match fetched {
+        Ok(()) => Fetched::Now,
+        Err(e) => Fetched::Not(format!("it could not be reached: {}", e.message)),
+    })
 }
 
 /// PATH as a file of a project in the store.

@@ -258,7 +258,7 @@ fn doc(s: &Seen) -> Value {
     json!({
         "mount": {"path": s.mountpoint, "state": format!("{:?}", s.mount).to_lowercase(), "daemon_pid": s.pid},
         "machine": {"id": s.machine.id, "name": s.machine.name, "copied_from": s.config.copied, "continues": s.config.continued},
-        "remote": {"url": s.config.remote.as_deref().map(redact), "reachable": status.remote_reachable, "transport": status.transport, "paused": status.paused, "twin": status.twin},
+        "remote": {"url": s.config.remote.as_deref().map(redact), "reachable": status.remote_reachable, "transport": status.transport, "paused": status.paused, "twin": status.twin, "transfer": status.transfer},
         "machines": machines,
         "last_fetch_ms": status.last_fetch_ms,
         "last_push_ms": status.last_push_ms,
@@ -350,6 +350,13 @@ fn header(s: &Seen, t: &mut String) {
     let _ = writeln!(t, "remote:   {reach}");
     if let Some(x) = &status.transport {
         let _ = writeln!(t, "transport: {x}");
+    }
+    if let Some(x) = &status.transfer {
+        let _ = writeln!(
+            t,
+            "now:      {}",
+            crate::transfer_bar::words(&x.op, x.so_far)
+        );
     }
     if let Some(why) = &status.history {
         let _ = writeln!(t, "history:  {why}");

@@ -38,7 +38,7 @@ pub fn run(soon: bool, ctx: &Ctx) -> Result<crate::ui::Exit> {
             ),
         },
         None => {
-            let report = sync_here(st, config)?;
+            let report = sync_here(st, config, ui.quiet || ui.json)?;
             // For `ferry status`, which has no daemon to ask.
             let _ = crate::files::write_json(&st.sync_report(), &report);
             report
@@ -74,13 +74,20 @@ pub fn run(soon: bool, ctx: &Ctx) -> Result<crate::ui::Exit> {
 /// Commits, fetches and pushes from this process, with no daemon: the unmounted directory is
 /// this machine's truth and is committed first. Holds the daemon's lock meanwhile, so that no
 /// daemon starts on the same store.
-pub fn sync_here(st: &State, config: &crate::state::Config) -> Result<Report> {
+pub fn sync_here(st: &State, config: &crate::state::Config, quiet: bool) -> Result<Report> {
     let _lock = st.take_lock()?;
-    sync_here_locked(st, config)
+    let bar = crate::transfer_bar::new(quiet || config.remote.is_none(), "syncing");
+    let report = sync_here_locked(st, config, &bar);
+    bar.finish_and_clear();
+    report
 }
 
 /// [`sync_here`] for a caller that holds the lock already.
-pub fn sync_here_locked(st: &State, config: &crate::state::Config) -> Result<Report> {
+pub fn sync_here_locked(
+    st: &State,
+    config: &crate::state::Config,
+    bar: &indicatif::ProgressBar,
+) -> Result<Report> {
     let mountpoint = state::mount_point()?;
     if ferry_platform::mount::mount_state(&mountpoint) == ferry_platform::mount::MountState::Stale {
         bail!(
@@ -121,7 +128,20 @@ pub fn sync_here_locked(st: &State, config: &crate::state::Config) -> Result<Rep
                 ..EngineConfig::default()
             },
         );
+        // The bar follows the fetch and the push as they run.
+        let ticker = {
+            let (engine, bar) = (engine.clone(), bar.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Some(t) = engine.transfer() {
+                        crate::transfer_bar::show(&bar, &t.op, t.so_far);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
         let report = engine.sync_now().await;
+        ticker.abort();
         st.record_findings(&engine.status().secrets);
         let _ = engine.shutdown(Duration::from_secs(10)).await;
         Report::from(report)

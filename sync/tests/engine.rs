@@ -602,40 +602,6 @@ fn file_url(path: &Path) -> String {
     }
 }
 
-/// A TCP proxy on loopback to `port` passing at most `rate` bytes a second each way, in slices
-/// every 50 ms: a slow link that never stalls. Returns the proxy's port.
-fn slow_link(port: u16, rate: usize) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-                continue;
-            };
-            let pairs = [
-                (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                (server, client),
-            ];
-            for (from, to) in pairs {
-                std::thread::spawn(move || pump(from, to, rate / 20));
-            }
-        }
-    });
-    proxy
-}
-
-fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, slice: usize) {
-    use std::io::{Read, Write};
-    let mut buf = vec![0; slice];
-    while let Ok(n @ 1..) = from.read(&mut buf) {
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = to.shutdown(std::net::Shutdown::Write);
-}
-
 /// `n` transcript lines of about 4 KB each that zlib cannot shrink much.
 fn bulky_lines(root: &str, n: usize) -> String {
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
@@ -663,7 +629,7 @@ fn a_slow_remote_that_keeps_moving_is_waited_for_and_commits_go_on_meanwhile() {
         let (base, _daemon, port) = served(tmp.path());
         // 160 KiB/s each way; about 1.2 MB of packed transcript takes several times the idle
         // bound (2 x net_timeout = 4 s) to cross it.
-        let slow = slow_link(port, 160 << 10);
+        let slow = common::slow_link(port, 160 << 10);
         let url = format!("git://127.0.0.1:{slow}/sessions.git");
         let idle = config().net_timeout * 2;
         let a = node(
@@ -691,6 +657,19 @@ fn a_slow_remote_that_keeps_moving_is_waited_for_and_commits_go_on_meanwhile() {
         )
         .await;
         assert!(!push.is_finished(), "the push was still running ({took:?})");
+        // Meanwhile the status says how far it has got, as `ferry status` and a progress bar
+        // show it.
+        let mut seen = Vec::new();
+        while !push.is_finished() {
+            seen.extend(a.engine.status().transfer);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            seen.iter()
+                .any(|t| t.op == "push" && t.so_far.bytes > 100_000 && t.so_far.total_objects > 0),
+            "the push's progress: {:?}",
+            seen.last()
+        );
         let report = push.await.unwrap();
         let pushed_in = start.elapsed();
         assert_eq!(report.remote_ok, Some(true), "{report:?}");
@@ -722,8 +701,29 @@ fn a_slow_remote_that_keeps_moving_is_waited_for_and_commits_go_on_meanwhile() {
             Some(url),
         );
         let start = Instant::now();
-        let report = b.engine.sync_now().await;
+        let engine = b.engine.clone();
+        let fetch = tokio::spawn(async move { engine.sync_now().await });
+        let mut seen = Vec::new();
+        while !fetch.is_finished() {
+            seen.extend(b.engine.transfer());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let report = fetch.await.unwrap();
         let fetched_in = start.elapsed();
+        // The bar grows: objects of a known total, and bytes.
+        let fetched: Vec<_> = seen
+            .iter()
+            .filter(|t| t.op == "fetch")
+            .map(|t| t.so_far)
+            .collect();
+        assert!(
+            fetched
+                .iter()
+                .any(|t| t.bytes > 100_000 && t.objects < t.total_objects)
+                && fetched.iter().any(|t| t.bytes > 500_000),
+            "the fetch's progress: {fetched:?}"
+        );
+        assert_eq!(b.engine.transfer(), None, "none once it is done");
         assert_eq!(report.remote_ok, Some(true), "{report:?}");
         assert!(fetched_in > idle, "the fetch took {fetched_in:?}");
         let view = b.view();

@@ -754,7 +754,9 @@ fn a_store_that_fetched_only_the_tips_deepens_after_their_machine_folded() {
     let store = Store::open(&b).unwrap();
     store.compact_pruning(std::time::Duration::ZERO).unwrap();
     // `ferry restore`'s deepening fetch works, and leaves a whole store.
-    ferry_sync::engine::fetch_once(&store, &url, ferry_sync::engine::History::All).unwrap();
+    let progress = ferry_sync::engine::Progress::default();
+    ferry_sync::engine::fetch_once(&store, &url, ferry_sync::engine::History::All, &progress)
+        .unwrap();
     assert!(!Store::open(&b).unwrap().repo().is_shallow());
     git_fsck(&b);
 }

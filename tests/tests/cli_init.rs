@@ -1,6 +1,9 @@
 //! `ferry init`: the first machine imports the sessions it already has, a later machine fetches
 //! everything, and running it twice is safe.
 
+#[path = "../../sync/tests/common/mod.rs"]
+mod common;
+
 use ferry_tests::ferry::Machine;
 use serde_json::Value;
 
@@ -189,4 +192,74 @@ fn a_later_machine_fetches_only_the_tips_and_the_rest_of_history_when_asked() {
     );
     assert_eq!(git(&b, &["rev-parse", "--is-shallow-repository"]), "false");
     assert_eq!(git(&b, &["rev-list", "--count", &a_branch]), "3");
+}
+
+/// Text that zlib cannot shrink much, `n` bytes of it.
+fn noise(n: usize, seed: u64) -> String {
+    let mut x = seed | 1;
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            alphabet[(x % 62) as usize] as char
+        })
+        .collect()
+}
+
+#[test]
+fn a_later_machine_sees_its_first_fetch_as_objects_and_bytes_in_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = ferry_tests::rig::GitDaemon::start(&tmp.path().join("srv"));
+    let a = Machine::new(&tmp.path().join("a"));
+    // About 1.2 MB that does not compress, over a link passing 160 KiB/s: several seconds.
+    with_sessions(&a, 40, &noise(30_000, 7));
+    a.ok(&["init", "--machine", "a", "--remote", &daemon.url()]);
+    let port: u16 = daemon
+        .url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next()?.parse().ok())
+        .unwrap();
+    let slow = common::slow_link(port, 160 << 10);
+    let b = Machine::new(&tmp.path().join("b"));
+    // In a terminal (util-linux's `script` gives it one), as a user runs it.
+    let line = format!(
+        "'{}' init --machine b --remote git://127.0.0.1:{slow}/remote.git",
+        ferry_tests::ferry::ferry_bin().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .env("HOME", &b.home)
+        .env("FERRY_HOME", &b.state)
+        .env("TERM", "xterm")
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    // The bar names the objects of the total and the bytes, and they grow.
+    let counted: Vec<(u64, u64)> = screen
+        .split(['\r', '\n'])
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("fetching: ")?;
+            let (done, rest) = rest.split_once('/')?;
+            let (total, _) = rest.split_once(" objects, ")?;
+            Some((done.trim().parse().ok()?, total.trim().parse().ok()?))
+        })
+        .collect();
+    let (last, total) = *counted.last().expect("a count");
+    assert!(
+        total > 40
+            && counted
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1 == w[1].1)
+            && counted.first().is_some_and(|f| f.0 < last)
+            && last * 4 >= total * 3,
+        "the bar's counts grow to about the total: {counted:?}\n{screen}"
+    );
+    assert!(screen.contains("KiB") || screen.contains("MiB"), "{screen}");
+    let sessions = json(&b.ok(&["sessions", "--json"]))["sessions"].clone();
+    assert_eq!(sessions.as_array().unwrap().len(), 40, "{sessions}");
 }

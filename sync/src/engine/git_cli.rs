@@ -288,6 +288,11 @@ fn run(
                 t.extend_from_slice(&buf[..n]);
                 let excess = t.len().saturating_sub(16 << 10);
                 t.drain(..excess);
+                if let Some((objects, total, bytes)) =
+                    transferred(&t[t.len().saturating_sub(512)..])
+                {
+                    progress.transferred(objects, total, bytes.unwrap_or(0));
+                }
                 if let Some(max) = max_bytes
                     && received_bytes(&t).is_some_and(|b| b > max)
                 {
@@ -307,6 +312,7 @@ fn run(
             let now = i.arrived();
             if now != arrived {
                 progress.tick();
+                progress.bytes(now);
                 arrived = now;
             }
             if now > i.max_bytes {
@@ -394,10 +400,24 @@ fn failure(op: &'static str, url: &str, kind: Failure, message: impl ToString) -
 /// The bytes received so far, from the last `Receiving objects: …, 1.50 MiB | …` in git's
 /// progress.
 fn received_bytes(progress: &[u8]) -> Option<u64> {
+    transferred(progress).and_then(|(_, _, bytes)| bytes)
+}
+
+/// How far a transfer has got, from the last `Receiving objects:  40% (2/5), 1.50 MiB | …`
+/// (a fetch) or `Writing objects: …` (a push) in git's progress: objects, of how many, and the
+/// bytes once git has said them.
+fn transferred(progress: &[u8]) -> Option<(u64, u64, Option<u64>)> {
     let text = String::from_utf8_lossy(progress);
     let line = text
         .rsplit(['\r', '\n'])
-        .find(|l| l.contains("Receiving objects:"))?;
+        .find(|l| l.contains("Receiving objects:") || l.contains("Writing objects:"))?;
+    let (done, total) = line.split_once('(')?.1.split_once(')')?.0.split_once('/')?;
+    let (done, total) = (done.trim().parse().ok()?, total.trim().parse().ok()?);
+    Some((done, total, bytes_said(line)))
+}
+
+/// The size in `…), 1.50 MiB | …` of a progress line.
+fn bytes_said(line: &str) -> Option<u64> {
     let after = line.split("), ").nth(1)?;
     let mut words = after.split_whitespace();
     let n: f64 = words.next()?.parse().ok()?;
@@ -630,6 +650,15 @@ mod tests {
             Some(812)
         );
         assert_eq!(received_bytes(b"nothing"), None);
+    }
+
+    #[test]
+    fn objects_and_bytes_come_from_the_last_counting_line() {
+        let p = b"remote: Counting objects: 100% (9/9)\rReceiving objects:  40% (2/5), 1.50 MiB | 3.00 MiB/s\rReceiving objects:  60% (3/5)";
+        assert_eq!(transferred(p), Some((3, 5, None)));
+        let p = b"Writing objects: 100% (12/12), 3.20 KiB | 3.20 MiB/s, done.\n";
+        assert_eq!(transferred(p), Some((12, 12, Some(3276))));
+        assert_eq!(transferred(b"remote: Compressing objects: 50% (1/2)"), None);
     }
 
     #[test]

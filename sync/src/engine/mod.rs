@@ -14,8 +14,8 @@ mod transfer;
 mod watch;
 
 pub use git_cli::{GitCli, classify};
-pub use remote::{Failure, History, RemoteError, redact};
-pub use status::{MachineStatus, Status, Unsyncable, Waiting, now_ms};
+pub use remote::{Failure, History, Progress, RemoteError, Transferred, redact};
+pub use status::{MachineStatus, Status, Transfer, Unsyncable, Waiting, now_ms};
 
 use crate::store::{Change, MachineRecord, PlaceId, ProjectRecord, RelPath};
 use std::collections::{BTreeMap, HashMap};
@@ -269,6 +269,8 @@ struct Shared {
     touched_ms: std::sync::atomic::AtomicI64,
     pending: Mutex<Pending>,
     status: Mutex<Status>,
+    /// The fetch or push running now.
+    transfer: Mutex<Option<(&'static str, remote::Progress)>>,
     wake: Notify,
     events: broadcast::Sender<Event>,
 }
@@ -413,7 +415,17 @@ impl EngineHandle {
         // Changes that wait for their project are pending too, only not the engine's yet.
         s.pending_paths = p.files.len() + s.waiting.iter().map(|w| w.paths).sum::<usize>();
         s.pending_bytes = p.files.values().map(|(_, b)| b).sum();
+        s.transfer = self.transfer();
         s
+    }
+
+    /// The fetch or push running now, and how far it has got.
+    pub fn transfer(&self) -> Option<Transfer> {
+        let t = self.shared.transfer.lock().expect("transfer lock");
+        t.as_ref().map(|(op, p)| Transfer {
+            op: op.to_string(),
+            so_far: p.so_far(),
+        })
     }
 
     /// Events from now on.
@@ -429,15 +441,10 @@ pub fn fetch_once(
     store: &crate::store::Store,
     url: &str,
     history: History,
+    progress: &remote::Progress,
 ) -> Result<(), RemoteError> {
     let config = EngineConfig::default();
-    Transport::choose(&config).fetch(
-        store,
-        url,
-        config.max_fetch_bytes,
-        &remote::Progress::default(),
-        history,
-    )
+    Transport::choose(&config).fetch(store, url, config.max_fetch_bytes, progress, history)
 }
 
 /// Starts the engine on the current tokio runtime and returns its handle.
@@ -456,6 +463,7 @@ pub fn start(
     let shared = Arc::new(Shared {
         touched_ms: std::sync::atomic::AtomicI64::new(now_ms()),
         pending: Mutex::new(Pending::default()),
+        transfer: Mutex::new(None),
         status: Mutex::new(Status {
             remote: remote.as_deref().map(redact),
             transport: remote

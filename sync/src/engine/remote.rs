@@ -10,9 +10,45 @@ use std::time::Duration;
 /// Counts the callbacks of a running transfer, so that a slow transfer that still moves is told
 /// apart from one that stalled (see `engine::watch`), and carries the watcher's word to stop.
 #[derive(Clone, Debug, Default)]
-pub struct Progress(Arc<AtomicU64>, Arc<std::sync::atomic::AtomicBool>);
+pub struct Progress(
+    Arc<AtomicU64>,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<[AtomicU64; 3]>,
+);
+
+/// How far a fetch or push has got, as git counts it, for a progress bar and `ferry status`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Transferred {
+    /// Objects received (a fetch) or written (a push) so far.
+    pub objects: u64,
+    /// Objects the transfer holds in all (0 until the remote has said).
+    pub total_objects: u64,
+    /// Bytes received or sent so far.
+    pub bytes: u64,
+}
 
 impl Progress {
+    /// Records how far the transfer has got (bytes only ever grow: two sources report them).
+    pub fn transferred(&self, objects: u64, total_objects: u64, bytes: u64) {
+        self.2[0].store(objects, Ordering::Relaxed);
+        self.2[1].store(total_objects, Ordering::Relaxed);
+        self.2[2].fetch_max(bytes, Ordering::Relaxed);
+    }
+
+    /// Records the bytes received so far, where nothing else is known.
+    pub fn bytes(&self, bytes: u64) {
+        self.2[2].fetch_max(bytes, Ordering::Relaxed);
+    }
+
+    /// How far the transfer has got.
+    pub fn so_far(&self) -> Transferred {
+        Transferred {
+            objects: self.2[0].load(Ordering::Relaxed),
+            total_objects: self.2[1].load(Ordering::Relaxed),
+            bytes: self.2[2].load(Ordering::Relaxed),
+        }
+    }
+
     /// Asks the transfer to stop (a `git` subprocess is killed; libgit2 cannot be).
     pub fn cancel(&self) {
         self.1.store(true, Ordering::SeqCst);
@@ -173,6 +209,11 @@ pub fn fetch(
     });
     callbacks.transfer_progress(|p| {
         progress.tick();
+        progress.transferred(
+            p.received_objects() as u64,
+            p.total_objects() as u64,
+            p.received_bytes() as u64,
+        );
         let over = p.received_bytes() as u64 > max_bytes;
         too_big.set(over);
         !over
@@ -247,7 +288,10 @@ pub fn push(
         Ok(())
     });
     callbacks.pack_progress(|_, _, _| progress.tick());
-    callbacks.push_transfer_progress(|_, _, _| progress.tick());
+    callbacks.push_transfer_progress(|sent, total, bytes| {
+        progress.tick();
+        progress.transferred(sent as u64, total as u64, bytes as u64);
+    });
     callbacks.sideband_progress(|_| {
         progress.tick();
         true

@@ -66,6 +66,19 @@ pub struct Status {
     /// what to do; `ferry sync` tries again at once.
     #[serde(default)]
     pub paused: Option<String>,
+    /// The fetch or push running now, and how far it has got.
+    #[serde(default)]
+    pub transfer: Option<Transfer>,
+}
+
+/// A fetch or push the engine is running, for a progress bar and `ferry status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// `fetch` or `push`.
+    pub op: String,
+    /// Objects and bytes so far.
+    #[serde(flatten)]
+    pub so_far: super::remote::Transferred,
 }
 
 /// Changes in one project directory that wait for its project to be known: they are not pending

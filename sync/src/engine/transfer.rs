@@ -27,7 +27,7 @@ impl Worker {
     /// Runs `op` on a blocking thread, watched for progress, committing meanwhile; records
     /// the outcome in the status and the backoff (or, for a failure only the user can fix, the
     /// pause).
-    async fn network<F>(&mut self, op: F) -> Result<(), RemoteError>
+    async fn network<F>(&mut self, name: &'static str, op: F) -> Result<(), RemoteError>
     where
         F: FnOnce(&Transport, &Store, &str, &str, &Progress) -> Result<(), RemoteError>
             + Send
@@ -65,6 +65,7 @@ impl Worker {
             return Err(fail("the previous fetch or push is still running".into()));
         }
         let flag = self.in_flight.clone();
+        *self.shared.transfer.lock().expect("transfer lock") = Some((name, progress.clone()));
         let task = tokio::task::spawn_blocking(move || {
             let _clear = ClearOnDrop(flag);
             let store = Store::open(&path).map_err(|e| RemoteError {
@@ -76,7 +77,9 @@ impl Worker {
             op(&transport, &store, &url2, &id, &moved)
         });
         let watched = watch(task, progress, bounds);
-        let Some(outcome) = self.commit_while(watched).await else {
+        let outcome = self.commit_while(watched).await;
+        *self.shared.transfer.lock().expect("transfer lock") = None;
+        let Some(outcome) = outcome else {
             return Err(fail("not started or not awaited: ferry is stopping".into()));
         };
         let result = match outcome {
@@ -187,7 +190,7 @@ impl Worker {
         }
         let commits = self.commits;
         let r = self
-            .network(|t, store, url, id, moved| match t {
+            .network("push", |t, store, url, id, moved| match t {
                 Transport::Git(git) => git.push(store, url, id, moved),
                 Transport::Libgit2 => remote::push(store, url, id, moved),
             })
@@ -219,7 +222,7 @@ impl Worker {
     /// Fetches every machine's branch and tells subscribers which files changed.
     pub(super) async fn fetch(&mut self) -> Result<(), RemoteError> {
         let max = self.config.max_fetch_bytes;
-        self.network(move |t, store, url, _, moved| {
+        self.network("fetch", move |t, store, url, _, moved| {
             // A store with no other machine's branch yet (a new machine) takes only the tips:
             // the view needs nothing older, and `ferry restore` fetches the rest when asked.
             let history = match store.remote_machines() {

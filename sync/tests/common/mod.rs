@@ -100,3 +100,37 @@ pub fn chain_len(repo: &git2::Repository, refname: &str) -> usize {
     }
     n
 }
+
+/// A TCP proxy on loopback to `port` passing at most `rate` bytes a second each way, in slices
+/// every 50 ms: a slow link that never stalls. Returns the proxy's port.
+pub fn slow_link(port: u16, rate: usize) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            let pairs = [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ];
+            for (from, to) in pairs {
+                std::thread::spawn(move || pump(from, to, rate / 20));
+            }
+        }
+    });
+    proxy
+}
+
+fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, slice: usize) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0; slice];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
