@@ -92,9 +92,55 @@ impl DiskCache {
         Ok(len)
     }
 
+    /// Makes entry `old` entry `new`, with `suffix` appended; returns its size. The file is
+    /// renamed and grown in place, so that a new version of a long transcript costs what it
+    /// added, and a reader that has the old entry open sees it only grow. `None` (and `old` as
+    /// it was) when that cannot be done.
+    pub fn extend(&mut self, old: u64, new: u64, suffix: &[u8]) -> Option<u64> {
+        let len = self.entries.pop(&old)?;
+        self.used -= len;
+        let restore = |c: &mut DiskCache| {
+            c.entries.put(old, len);
+            c.used += len;
+            None
+        };
+        if self.entries.contains(&new) || std::fs::rename(self.path(old), self.path(new)).is_err() {
+            return restore(self);
+        }
+        let grown = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path(new))
+            .and_then(|mut f| f.write_all(suffix));
+        if grown.is_err() {
+            // Cut short or not, it is no entry: the next read writes it whole.
+            let _ = std::fs::remove_file(self.path(new));
+            return None;
+        }
+        let len = len + suffix.len() as u64;
+        self.entries.put(new, len);
+        self.used += len;
+        self.evict(Some(new));
+        Some(len)
+    }
+
     /// Opens entry `key` for reading.
     pub fn open_entry(&self, key: u64) -> std::io::Result<File> {
         File::open(self.path(key))
+    }
+
+    /// Whether entry `key` is held (without marking it used).
+    pub fn holds(&self, key: u64) -> bool {
+        self.entries.contains(&key)
+    }
+
+    /// How many entries are held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Bytes held.

@@ -6,7 +6,7 @@
 use crate::placement::{Placement, place};
 use crate::places::{Candidate, PlaceBook, Why, is_main_checkout};
 use ferry_sync::clock::Skews;
-use ferry_sync::codec::{Codec, Format};
+use ferry_sync::codec::{Codec, Direction, Format};
 use ferry_sync::merge::merge_lines;
 use ferry_sync::project_key::Link;
 use ferry_sync::satellite;
@@ -59,7 +59,7 @@ pub fn candidates(own: Option<&Snapshot>, links: &[Link]) -> HashMap<String, Vec
 
 /// What a placement adds to the fingerprint of the files it expands: its root and mapping,
 /// hashed once per placement rather than once per file.
-fn expansion_of(p: &Placement) -> u64 {
+pub(crate) fn expansion_of(p: &Placement) -> u64 {
     fnv1a(format!("{}\0{:?}", p.project.root, p.mapping).as_bytes())
 }
 
@@ -110,6 +110,35 @@ impl ForeignFile {
         };
         let name = self.rel.as_str().rsplit('/').next().unwrap_or_default();
         Ok(Codec::new(&placement.mapping).expand(&merged, Format::for_file_name(name)))
+    }
+
+    /// For a file of one version (only the first is read), its chunks `ids` (from
+    /// [`Store::chunk_ids`]) from index `from`
+    /// on, expanded one at a time onto `out`; returns each one's id with where its expansion
+    /// ends in `out`, offset by `base`. Chunks hold whole lines, which the codec converts as it
+    /// would the whole file, so the pieces join to what [`ForeignFile::materialise`] gives, and a
+    /// later version that shares the first chunks needs only the rest expanded.
+    pub fn expand_chunks(
+        &self,
+        store: &Store,
+        placement: &Placement,
+        ids: &[ferry_sync::store::Oid],
+        from: usize,
+        base: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<Vec<(ferry_sync::store::Oid, u64)>, StoreError> {
+        let Some(version) = self.versions.first() else {
+            return Ok(Vec::new());
+        };
+        let name = self.rel.as_str().rsplit('/').next().unwrap_or_default();
+        let (codec, format) = (Codec::new(&placement.mapping), Format::for_file_name(name));
+        let start = out.len() as u64;
+        let mut ends = Vec::with_capacity(ids.len().saturating_sub(from));
+        store.read_chunks(version, ids, from, |id, bytes| {
+            codec.convert_into(Direction::Expand, bytes, format, out);
+            ends.push((id, base + out.len() as u64 - start));
+        })?;
+        Ok(ends)
     }
 }
 

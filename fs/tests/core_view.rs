@@ -843,3 +843,47 @@ fn a_warming_cut_short_by_the_cache_budget_goes_on_at_the_next() {
     assert_eq!(rig.fs.warm(), 1, "the next warming expands the one left");
     assert_eq!(rig.fs.warm(), 0);
 }
+
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "its expected text is built in a Linux machine's form (unescaped, `/`-joined paths)"
+)]
+fn a_new_version_of_a_long_transcript_costs_what_it_added() {
+    let rig = Rig::new();
+    let path = format!("{}/s1.jsonl", rig.slug());
+    let mut theirs: String = (0..4000)
+        .map(|i| line(&format!("u{i}"), "a line of a long session"))
+        .collect();
+    assert!(theirs.len() > 400_000);
+    let t = now_ms() - 60_000;
+    rig.b_writes("s1.jsonl", theirs.as_bytes(), t);
+    assert_eq!(rig.read(&path).unwrap(), local(&rig, &theirs).as_bytes());
+    // b appends, a line at a time: each new version is read here in full, and only what was
+    // added (and the chunk it grew) is expanded again.
+    for n in 0..5 {
+        let before = rig.fs.expanded();
+        theirs += &line(&format!("more{n}"), "appended on b");
+        let now = read_across(&rig, &path, || {
+            rig.b_writes("s1.jsonl", theirs.as_bytes(), t + 1_000 * (n + 1));
+        });
+        assert_eq!(now, local(&rig, &theirs), "append {n}");
+        let cost = rig.fs.expanded() - before;
+        assert!(
+            cost < 64 << 10,
+            "append {n} expanded {cost} bytes of a {}-byte transcript",
+            theirs.len()
+        );
+    }
+    // b rewrites its file without a line near the start: nothing after it is reused, and the
+    // view is the new version.
+    theirs = theirs.replacen(&line("u1", "a line of a long session"), "", 1);
+    rig.b_writes("s1.jsonl", theirs.as_bytes(), t + 10_000);
+    assert_eq!(rig.read(&path).unwrap(), local(&rig, &theirs).as_bytes());
+    // And appends after that are cheap again.
+    let before = rig.fs.expanded();
+    theirs += &line("last", "appended on b");
+    rig.b_writes("s1.jsonl", theirs.as_bytes(), t + 11_000);
+    assert_eq!(rig.read(&path).unwrap(), local(&rig, &theirs).as_bytes());
+    assert!(rig.fs.expanded() - before < 64 << 10);
+}

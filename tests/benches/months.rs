@@ -9,8 +9,9 @@
 //! the same tips.
 //!
 //! The machines are stores driven through `ferry_sync`'s store API with the user's git for the
-//! network, dated by a simulated clock (`Store::with_clock`); no daemon runs, so CPU per change
-//! and the daemon's memory are the peers bench's (`scripts/bench-peers`), not this one's.
+//! network, dated by a simulated clock (`Store::with_clock`). At each checkpoint the fourth
+//! machine then mounts (a real daemon, over a copy of the remote) and its CPU per change, each
+//! way, and its memory are measured.
 //!
 //! `cargo build --release -p ferry-cli && cargo bench -p ferry-tests --bench months`
 //! (MONTHS_DAYS, default 90; MONTHS_MB_PER_DAY, default 6; MONTHS_TURNS_PER_DAY, default 300;
@@ -317,10 +318,178 @@ struct Checkpoint {
     shallow_s: f64,
     init_s: f64,
     init_store: u64,
+    daemon: DaemonCost,
 }
 
-/// A fourth machine's `ferry init` against the remote, and `git clone --depth 1` of it.
-fn newcomer(tmp: &Path, url: &str, day: u64) -> (f64, u64, f64, u64) {
+/// What the newcomer's daemon cost, mounted over the whole store of the day.
+#[derive(Default)]
+struct DaemonCost {
+    /// Sessions in its view.
+    sessions: usize,
+    /// CPU seconds per change of the desk's it fetched and showed (its `git` included).
+    receive_s: f64,
+    /// The share of that in the `git` it ran.
+    receive_git_s: f64,
+    /// CPU seconds per line written through its view that it committed and pushed.
+    send_s: f64,
+    /// Peak and final resident set, KiB.
+    peak_kib: u64,
+    rss_kib: u64,
+}
+
+impl DaemonCost {
+    /// Its figures as the table's cell.
+    fn cell(&self) -> String {
+        format!(
+            "{} sessions; {:.3} s ({:.3} s) / {:.3} s; {} MiB, {} MiB",
+            self.sessions,
+            self.receive_s,
+            self.receive_git_s,
+            self.send_s,
+            self.peak_kib / 1024,
+            self.rss_kib / 1024
+        )
+    }
+}
+
+/// Changes timed each way at a checkpoint.
+const CHANGES: usize = 5;
+
+/// Every file under `dir` named `name`.
+fn find(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = e.path();
+        if e.file_name() == name {
+            return Some(path);
+        }
+        if e.file_type().ok()?.is_dir()
+            && let Some(p) = find(&path, name)
+        {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn wait(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what}: not within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The newcomer `d`, mounted over a copy of the remote (its branch must not reach the real
+/// one, whose tombstones would then wait on it): [`CHANGES`] appends of the desk's arrive in
+/// its view, and it commits and pushes [`CHANGES`] lines written through its view. The CPU its
+/// daemon spent on each, with the `git` it ran, and its memory.
+fn daemon_costs(
+    d: &Machine2,
+    copy: &Path,
+    desk: &mut Machine,
+    rng: &mut XorShift,
+    now_ms: i64,
+) -> DaemonCost {
+    use ferry_tests::peers::cost;
+    let url = format!("file://{}", copy.display());
+    let mut mount = d.command(&["mount"]);
+    mount.env("FERRY_LOG", "info");
+    let out = mount.output().unwrap();
+    assert!(out.status.success(), "ferry mount: {out:?}");
+    let pid = d.daemon_pid().expect("the daemon runs");
+    let sessions = serde_json::from_str::<serde_json::Value>(&d.ok(&["sessions", "--json"]))
+        .unwrap()["sessions"]
+        .as_array()
+        .map_or(0, Vec::len);
+    // Settled: the first warming of the view is over.
+    std::thread::sleep(Duration::from_secs(3));
+    let before = cost::cpu_split(pid);
+    let mut last = None;
+    for n in 0..CHANGES {
+        let (name, _) = desk.turn(rng, 2_000, now_ms + n as i64 * 60_000);
+        let local = desk.dir.join(&name);
+        let mut batch = BTreeMap::new();
+        batch.insert(
+            name.clone(),
+            Change::Write {
+                local: local.clone(),
+                dirty_from: None,
+            },
+        );
+        desk.commit(batch);
+        desk.push(&url);
+        // Paths are expanded to the newcomer's: lines are counted, not bytes.
+        let lines =
+            |p: &Path| std::fs::read(p).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+        let want = lines(&local);
+        let start = Instant::now();
+        while find(&d.projects(), &name).is_none_or(|p| lines(&p) != want) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{name} ({want} lines) not in the newcomer's view within 60 s: {:?}\n{}",
+                find(&d.projects(), &name).map(|p| (lines(&p), p)),
+                d.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        last = Some(name);
+    }
+    // The refresh that showed the change may still be warming the cache.
+    std::thread::sleep(Duration::from_millis(500));
+    let after = cost::cpu_split(pid);
+    let per = |a: Duration, b: Duration| (a - b).as_secs_f64() / CHANGES as f64;
+    let receive_s = per(after.0 + after.1, before.0 + before.1);
+    let receive_git_s = per(after.1, before.1);
+    let id =
+        serde_json::from_str::<serde_json::Value>(&d.ok(&["status", "--json"])).unwrap()["machine"]
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let remote = git2::Repository::open_bare(copy).unwrap();
+    let there = || {
+        remote
+            .refname_to_id(&format!("refs/heads/machines/{id}"))
+            .ok()
+    };
+    let session = find(&d.projects(), last.as_deref().unwrap()).unwrap();
+    let before = cost::cpu_split(pid);
+    for n in 0..CHANGES {
+        let was = there();
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&session)
+            .unwrap();
+        writeln!(f, "{{\"type\":\"user\",\"uuid\":\"d{n:015}\",\"message\":{{\"content\":\"a line from d\"}}}}").unwrap();
+        drop(f);
+        wait("the newcomer's line on the remote", || {
+            there().is_some() && there() != was
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = cost::cpu_split(pid);
+    let send_s = per(after.0 + after.1, before.0 + before.1);
+    let c = DaemonCost {
+        sessions,
+        receive_s,
+        receive_git_s,
+        send_s,
+        peak_kib: cost::status_kib(pid, "VmHWM:"),
+        rss_kib: cost::status_kib(pid, "VmRSS:"),
+    };
+    d.ok(&["unmount"]);
+    c
+}
+
+type Machine2 = ferry_tests::ferry::Machine;
+
+/// A fourth machine's `ferry init` against the remote, and `git clone --depth 1` of it; the
+/// machine, set up.
+fn newcomer(tmp: &Path, url: &str, day: u64) -> (f64, u64, f64, u64, Machine2) {
     let clone = tmp.join(format!("clone-{day}"));
     let t = Instant::now();
     git(
@@ -339,23 +508,19 @@ fn newcomer(tmp: &Path, url: &str, day: u64) -> (f64, u64, f64, u64) {
     let shallow_s = t.elapsed().as_secs_f64();
     let shallow = du(&clone);
     let home = tmp.join(format!("d-{day}"));
-    std::fs::create_dir_all(home.join(".claude")).unwrap();
-    let state = home.join("state");
+    let d = Machine2::at(home.clone(), home.join("state"));
+    let mut init = d.command(&["init", "--machine", "d", "--remote", url]);
+    init.env_remove("FERRY_LOG");
     let t = Instant::now();
-    let out = Command::new(ferry_tests::ferry::ferry_bin())
-        .args(["init", "--machine", "d", "--remote", url])
-        .env("HOME", &home)
-        .env("FERRY_HOME", &state)
-        .env_remove("CLAUDE_CONFIG_DIR")
-        .output()
-        .unwrap();
+    let out = init.output().unwrap();
     let init_s = t.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
         "ferry init: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (shallow_s, shallow, init_s, du(&state.join("store")))
+    let store = du(&d.state.join("store"));
+    (shallow_s, shallow, init_s, store, d)
 }
 
 fn run(
@@ -438,7 +603,29 @@ fn run(
         let day = day + 1;
         if day.is_multiple_of(30) {
             git(&remote, &["gc", "-q", "--prune=now"]);
-            let (shallow_s, shallow, init_s, init_store) = newcomer(tmp.path(), &url, day);
+            // The newcomer works on a copy: its branch must not reach the remote the three
+            // machines go on with.
+            let copy = tmp.path().join(format!("copy-{day}.git"));
+            git(
+                tmp.path(),
+                &[
+                    "clone",
+                    "-q",
+                    "--mirror",
+                    url.as_str(),
+                    copy.to_str().unwrap(),
+                ],
+            );
+            let copy_url = format!("file://{}", copy.display());
+            let (shallow_s, shallow, init_s, init_store, d) = newcomer(tmp.path(), &copy_url, day);
+            let daemon = daemon_costs(
+                &d,
+                &copy,
+                &mut machines[0],
+                &mut XorShift(day | 1),
+                day_ms + 21 * 3_600_000,
+            );
+            drop(d);
             let c = Checkpoint {
                 day,
                 written,
@@ -448,6 +635,7 @@ fn run(
                 shallow_s,
                 init_s,
                 init_store,
+                daemon,
             };
             eprintln!(
                 "  day {day}: {:.0} MB written; desk's store {:.1} MB; remote {:.1} MB; shallow clone {:.1} MB in {:.2} s; a new machine's ferry init {:.2} s, store {:.1} MB",
@@ -459,6 +647,7 @@ fn run(
                 c.init_s,
                 mb(c.init_store)
             );
+            eprintln!("  its daemon: {}", c.daemon.cell());
             out.push(c);
         }
     }
@@ -510,13 +699,13 @@ fn main() {
         rows.push((horizon, cps));
     }
     println!(
-        "| day | history | written | desk's store | remote (after gc) | remote / shallow clone | shallow `git clone --depth 1` | a new machine's `ferry init` | its store |"
+        "| day | history | written | desk's store | remote (after gc) | remote / shallow clone | shallow `git clone --depth 1` | a new machine's `ferry init` | its store | its daemon: sessions; CPU per change received (git's) / per line sent; peak, resident |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for (horizon, cps) in &rows {
         for c in cps {
             println!(
-                "| {} | {} | {:.0} MB | {:.1} MB | {:.1} MB | {:.2}× | {:.2} s, {:.1} MB | {:.2} s ({:.2}×) | {:.1} MB |",
+                "| {} | {} | {:.0} MB | {:.1} MB | {:.1} MB | {:.2}× | {:.2} s, {:.1} MB | {:.2} s ({:.2}×) | {:.1} MB | {} |",
                 c.day,
                 if *horizon { "30 days" } else { "all" },
                 mb(c.written),
@@ -527,7 +716,8 @@ fn main() {
                 mb(c.shallow),
                 c.init_s,
                 c.init_s / c.shallow_s,
-                mb(c.init_store)
+                mb(c.init_store),
+                c.daemon.cell()
             );
         }
     }

@@ -155,6 +155,9 @@ struct Inner {
     /// What each transcript was last served from, by view path: the next merge keeps its
     /// lines in place (`steady`).
     served: HashMap<String, steady::Served>,
+    /// Disk cache entries that hold a transcript of one version as its chunks expanded one by
+    /// one, by key: the next version's entry is this one grown by what it added.
+    chunked: HashMap<u64, steady::Chunked>,
 }
 
 /// The filesystem core.
@@ -168,6 +171,8 @@ pub struct Fs {
     /// tells by it whether the index changed since its last pass, without holding a reference
     /// that would keep a patch from being made in place.
     foreign_version: std::sync::atomic::AtomicU64,
+    /// Bytes expanded from the store so far.
+    expanded: std::sync::atomic::AtomicU64,
     /// The view paths the next warming must look at (`None`: every file of the index): once
     /// a warming went through the index, only what refreshes changed since.
     to_warm: Mutex<Option<BTreeSet<String>>>,
@@ -235,6 +240,7 @@ impl Fs {
             skews: Mutex::new(skews),
             foreign: RwLock::new(Arc::new(foreign)),
             foreign_version: std::sync::atomic::AtomicU64::new(0),
+            expanded: std::sync::atomic::AtomicU64::new(0),
             to_warm: Mutex::new(None),
             inner: Mutex::new(Inner {
                 cache,
@@ -248,6 +254,7 @@ impl Fs {
                 absorbed: load_marks(&config.marks),
                 active: HashMap::new(),
                 served: HashMap::new(),
+                chunked: HashMap::new(),
             }),
             sink,
             links: RwLock::new(config.links.clone()),

@@ -226,6 +226,7 @@ impl Fs {
         inner.comparisons += 1;
         let covered = if is_lines(path) {
             let theirs = self.expand_foreign(foreign, f)?;
+            self.count_expanded(theirs.len());
             let ours = self.read_upper(path)?;
             holds_every_line(&ours, &theirs)
         } else {
@@ -301,8 +302,25 @@ impl Fs {
         if let Some(size) = inner.cache.get(key) {
             return Ok(size);
         }
+        if with.is_none()
+            && let Some(bytes) = self.by_chunks(inner, foreign, key, f, path)?
+        {
+            return Ok(bytes.len() as u64);
+        }
         let bytes = self.merged(foreign, key, f, with, path)?;
         Ok(inner.cache.put(key, &bytes)?)
+    }
+
+    /// How many bytes the view has expanded from the store so far: a new version of a long
+    /// transcript must cost what it added, not its length (tests and the bench read it).
+    pub fn expanded(&self) -> u64 {
+        self.expanded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts `n` bytes expanded.
+    pub(super) fn count_expanded(&self, n: usize) {
+        self.expanded
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The bytes of merge `key`: `f` expanded, merged with the upper file `with` when given.

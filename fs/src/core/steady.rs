@@ -83,13 +83,28 @@ impl Fs {
                 .insert(k.into_owned(), Served::Cache { base, key: base });
             return Ok((base, size));
         };
+        if let (Some(Served::Cache { key: old, .. }), None) = (before, with)
+            && let Some(size) = self.extended(inner, foreign, old, base, f)?
+        {
+            inner
+                .served
+                .insert(k.into_owned(), Served::Cache { base, key: base });
+            return Ok((base, size));
+        }
         let merge = match inner.cache.get(base) {
             Some(_) => {
                 let mut bytes = Vec::new();
                 inner.cache.open_entry(base)?.read_to_end(&mut bytes)?;
                 bytes
             }
-            None => self.merged(foreign, base, f, with, path)?,
+            // Written by chunks where it can be, so that the next version can grow it.
+            None => match with {
+                None => match self.by_chunks(inner, foreign, base, f, path)? {
+                    Some(bytes) => bytes,
+                    None => self.merged(foreign, base, f, with, path)?,
+                },
+                Some(_) => self.merged(foreign, base, f, with, path)?,
+            },
         };
         let (key, bytes) = match kept_in_place(&earlier, &merge) {
             Some(kept) => (
@@ -104,6 +119,132 @@ impl Fs {
             .insert(k.into_owned(), Served::Cache { base, key });
         Ok((key, size))
     }
+}
+
+/// A disk cache entry that holds a transcript of one version as its chunks expanded one by
+/// one.
+pub(super) struct Chunked {
+    /// The expansion it was made with ([`crate::foreign::expansion_of`] its placement).
+    expansion: u64,
+    /// Each chunk's id, with where its expansion ends in the entry.
+    ends: Vec<(ferry_sync::store::Oid, u64)>,
+}
+
+impl Fs {
+    /// Writes disk cache entry `key` as transcript `f`'s chunks expanded one by one, and keeps
+    /// where each ends; the bytes written, or `None` (nothing written) unless `f` is a
+    /// transcript of one version.
+    pub(super) fn by_chunks(
+        &self,
+        inner: &mut Inner,
+        foreign: &Foreign,
+        key: u64,
+        f: &ForeignFile,
+        path: &Path,
+    ) -> FsResult<Option<Vec<u8>>> {
+        let Some(placement) = foreign.placement(f) else {
+            return Ok(None);
+        };
+        if f.versions.len() != 1 || !super::resolve::is_lines(path) {
+            return Ok(None);
+        }
+        let _span = tracing::debug_span!("materialise by chunks", ?path, key).entered();
+        let mut bytes = Vec::new();
+        let ends = {
+            let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            let ids = store.chunk_ids(&f.versions[0])?;
+            f.expand_chunks(&store, placement, &ids, 0, 0, &mut bytes)?
+        };
+        self.count_expanded(bytes.len());
+        inner.cache.put(key, &bytes)?;
+        let expansion = crate::foreign::expansion_of(placement);
+        inner.chunked.insert(key, Chunked { expansion, ends });
+        // Records of entries the cache let go.
+        if inner.chunked.len() > 2 * inner.cache.len() + 1024 {
+            let cache = &inner.cache;
+            inner.chunked.retain(|k, _| cache.holds(*k));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Entry `key` for transcript `f` made from entry `old`, an earlier version of it held by
+    /// chunks: only the chunks after those the two share are expanded, and the old entry, grown
+    /// by what they add, becomes the new one. `None` when they share no chunk, the expansion
+    /// changed, or the old entry does not lead the new one (a line rewritten).
+    fn extended(
+        &self,
+        inner: &mut Inner,
+        foreign: &Foreign,
+        old: u64,
+        key: u64,
+        f: &ForeignFile,
+    ) -> FsResult<Option<u64>> {
+        let (Some(placement), [_]) = (foreign.placement(f), f.versions.as_slice()) else {
+            return Ok(None);
+        };
+        if old == key {
+            return Ok(None);
+        }
+        let Some(was) = inner.chunked.get(&old) else {
+            return Ok(None);
+        };
+        let Some(old_size) = inner.cache.get(old) else {
+            inner.chunked.remove(&old);
+            return Ok(None);
+        };
+        if was.expansion != crate::foreign::expansion_of(placement) {
+            return Ok(None);
+        }
+        let _span = tracing::debug_span!("extend", old, key).entered();
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let ids = store.chunk_ids(&f.versions[0])?;
+        let shared = ids
+            .iter()
+            .zip(&was.ends)
+            .take_while(|(id, (was_id, _))| *id == was_id)
+            .count();
+        let from = match shared {
+            0 => return Ok(None),
+            n => was.ends[n - 1].1,
+        };
+        if from > old_size {
+            return Ok(None);
+        }
+        let mut tail = Vec::new();
+        let ends = f.expand_chunks(&store, placement, &ids, shared, from, &mut tail)?;
+        drop(store);
+        self.count_expanded(tail.len());
+        // What the old entry holds after the shared chunks must lead what replaces them.
+        let kept = (old_size - from) as usize;
+        let mut had = vec![0u8; kept];
+        let entry = inner.cache.open_entry(old)?;
+        if tail.len() < kept
+            || read_exact_at(&entry, &mut had, from).is_err()
+            || had != tail[..kept]
+        {
+            return Ok(None);
+        }
+        let Some(size) = inner.cache.extend(old, key, &tail[kept..]) else {
+            return Ok(None);
+        };
+        let mut chunked = inner.chunked.remove(&old).expect("looked up above");
+        chunked.ends.truncate(shared);
+        chunked.ends.extend(ends);
+        inner.chunked.insert(key, chunked);
+        Ok(Some(size))
+    }
+}
+
+/// Reads exactly `buf.len()` bytes of `file` at `offset`.
+fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match super::read_at(file, &mut buf[done..], offset + done as u64)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => done += n,
+        }
+    }
+    Ok(())
 }
 
 /// `earlier`'s lines in their places and `merge`'s other lines after them, when `merge` holds

@@ -156,12 +156,19 @@ const OBJECT_CACHE_BYTES: isize = 2 << 20;
 /// held 40 MB of the daemon's 120 MB heap peak (heaptrack), and the cache's size bound counts their
 /// raw bytes, not their parsed form. Parsing a tree again costs less than that memory: file
 /// records are cached parsed (see `read.rs`), and CPU per change fell with this.
+///
+/// Also stops libgit2 hashing every object again as it reads it, which was as much CPU as
+/// inflating it when the view expands a transcript. Every object here was hashed when it
+/// arrived (git's index-pack names what a fetch brings by its hash) or was made here, and
+/// zlib's checksum still catches an object damaged on disk, as in git, which does not hash on
+/// read either.
 fn bound_object_cache() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    // SAFETY: sets process-wide sizes in libgit2 before this process opens a store.
+    // SAFETY: sets process-wide options in libgit2 before this process opens a store.
     ONCE.call_once(|| unsafe {
         let _ = git2::opts::set_cache_max_size(OBJECT_CACHE_BYTES);
         let _ = git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 0);
+        git2::opts::strict_hash_verification(false);
     });
 }
 

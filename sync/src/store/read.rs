@@ -448,8 +448,20 @@ impl Store {
 
     /// The portable bytes of a file version (empty for a deleted or hidden one).
     pub fn read(&self, entry: &FileEntry) -> Result<Vec<u8>, StoreError> {
+        let ids = self.chunk_ids(entry)?;
+        let mut out = Vec::with_capacity(self.chunks_size(entry, &ids)? as usize);
+        for id in ids {
+            out.extend_from_slice(self.repo.find_blob(id)?.content());
+        }
+        Ok(out)
+    }
+
+    /// The blobs that hold a version's bytes, in order (its chunks, or its one blob): two
+    /// versions of a transcript share the chunks before the first byte that differs, so a
+    /// reader can expand only the rest.
+    pub fn chunk_ids(&self, entry: &FileEntry) -> Result<Vec<Oid>, StoreError> {
         let tree = self.repo.find_tree(entry.tree)?;
-        let ids: Vec<Oid> = if let Some(data) = tree.get_name(layout::DATA) {
+        Ok(if let Some(data) = tree.get_name(layout::DATA) {
             vec![data.id()]
         } else if let Some(c) = tree.get_name(layout::CHUNKS) {
             chunk_list(&self.repo, c.id())?
@@ -458,13 +470,33 @@ impl Store {
                 .collect()
         } else {
             Vec::new()
-        };
-        // Sizes first, from the headers: a small compressed object can be huge, so the limit is
-        // checked before anything is inflated, and the output is allocated once (growing it
-        // chunk by chunk would hold up to twice the file at a time).
+        })
+    }
+
+    /// Calls `each` with the bytes of the blobs of `ids` from index `from` on, in order: `ids`
+    /// are a version's chunks from [`Store::chunk_ids`]. Refused like [`Store::read`] when the
+    /// whole version is too large.
+    pub fn read_chunks(
+        &self,
+        entry: &FileEntry,
+        ids: &[Oid],
+        from: usize,
+        mut each: impl FnMut(Oid, &[u8]),
+    ) -> Result<(), StoreError> {
+        self.chunks_size(entry, ids)?;
+        for &id in ids.iter().skip(from) {
+            each(id, self.repo.find_blob(id)?.content());
+        }
+        Ok(())
+    }
+
+    /// The size of `ids` together, from the objects' headers: a small compressed object can be
+    /// huge, so the limit is checked before anything is inflated (and the output is allocated
+    /// once: growing it chunk by chunk would hold up to twice the file at a time).
+    fn chunks_size(&self, entry: &FileEntry, ids: &[Oid]) -> Result<u64, StoreError> {
         let odb = self.repo.odb()?;
         let mut total = 0u64;
-        for id in &ids {
+        for id in ids {
             total += odb.read_header(*id)?.0 as u64;
             if total > MAX_FILE_BYTES {
                 return Err(StoreError::Rejected {
@@ -474,11 +506,7 @@ impl Store {
                 });
             }
         }
-        let mut out = Vec::with_capacity(total as usize);
-        for id in ids {
-            out.extend_from_slice(self.repo.find_blob(id)?.content());
-        }
-        Ok(out)
+        Ok(total)
     }
 }
 
