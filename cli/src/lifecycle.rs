@@ -187,7 +187,8 @@ fn init_said(
 /// The line of `ferry init` on how much history is kept.
 fn history_said(days: u32, running: bool) -> String {
     let kept = match days {
-        0 => "history: every version is kept".to_string(),
+        0 => "history: every version is kept (`ferry init --history-days N` folds away what is older)"
+            .to_string(),
         1 => "history: `ferry restore` goes back 1 day; older history is folded away".to_string(),
         n => format!("history: `ferry restore` goes back {n} days; older history is folded away"),
     };

@@ -20,8 +20,10 @@ pub struct Config {
     #[serde(default)]
     pub secrets: ferry_sync::secrets::Policy,
     /// How many days of history this machine keeps (0: all of it): older history is folded
-    /// away, here and on the remote.
-    #[serde(default = "default_history_days")]
+    /// away, here and on the remote. A config written before the horizon existed has none and
+    /// keeps every version, as it always did: an upgrade never folds away what its user kept
+    /// without being asked (`ferry init --history-days N` sets it).
+    #[serde(default)]
     pub history_days: u32,
     /// Where this state dir was made (see `identity.rs`): a copy of it takes a new machine id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,12 +39,8 @@ pub struct Config {
     pub retired: std::collections::BTreeMap<String, i64>,
 }
 
-/// DESIGN.md's history horizon, in days.
+/// DESIGN.md's history horizon, in days: what `ferry init` sets up a new install with.
 pub const DEFAULT_HISTORY_DAYS: u32 = 30;
-
-fn default_history_days() -> u32 {
-    DEFAULT_HISTORY_DAYS
-}
 
 impl Config {
     /// The history the engine keeps, `None` for all of it.
@@ -373,5 +371,23 @@ pub fn load_links(st: &State) -> Result<Vec<ferry_sync::project_key::Link>> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e).with_context(|| format!("reading {}", st.links().display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn a_config_from_before_the_horizon_keeps_every_version() {
+        let old = r#"{"machine_id":"0123456789abcdef","machine_name":"desk","remote":null}"#;
+        let c: Config = serde_json::from_str(old).unwrap();
+        assert_eq!(c.history_days, 0);
+        assert_eq!(c.history(), None);
+        let set: Config = serde_json::from_str(
+            r#"{"machine_id":"0123456789abcdef","machine_name":"desk","remote":null,"history_days":30}"#,
+        )
+        .unwrap();
+        assert_eq!(set.history_days, 30);
     }
 }

@@ -362,7 +362,10 @@ fn header(s: &Seen, t: &mut String) {
         let _ = writeln!(t, "history:  {why}");
     } else {
         let _ = match s.config.history_days {
-            0 => writeln!(t, "history:  every version is kept"),
+            0 => writeln!(
+                t,
+                "history:  every version is kept (`ferry init --history-days N` folds away what is older)"
+            ),
             1 => writeln!(
                 t,
                 "history:  1 day: `ferry restore` goes back that far; older history is folded away"
