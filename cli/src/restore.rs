@@ -165,9 +165,9 @@ fn folded(t: &Target, versions: &[(String, HistoryEntry)], ctx: &Ctx) -> Result<
         }
     }
     let kept = match ctx.config()?.history_days {
-        0 => "all".to_string(),
-        1 => "1 day".to_string(),
-        n => format!("{n} days"),
+        0 => "this machine keeps every version now".to_string(),
+        1 => "1 day here; a larger N keeps more from then on, 0 keeps all".to_string(),
+        n => format!("{n} days here; a larger N keeps more from then on, 0 keeps all"),
     };
     Ok(newest.map(|(since_ms, name)| {
         let when = jiff::Timestamp::from_millisecond(since_ms)
@@ -176,7 +176,7 @@ fn folded(t: &Target, versions: &[(String, HistoryEntry)], ctx: &Ctx) -> Result<
         Folded {
             since_ms,
             said: format!(
-                "history before {when} was folded away on {name} (a machine keeps the days its `ferry init --history-days N` sets, {kept} here; a larger N keeps more from then on, 0 keeps all)"
+                "history before {when} was folded away on {name} (a machine keeps the days its `ferry init --history-days N` sets: {kept})"
             ),
         }
     }))
@@ -203,12 +203,17 @@ fn fetch_history(ctx: &Ctx, store: &ferry_sync::store::Store) -> Result<Fetched>
             "no remote is set: `ferry remote set URL` sets one".into(),
         ));
     };
-    let bar = crate::transfer_bar::new(
-        ctx.ui.quiet || ctx.ui.json,
-        "fetching older history from the remote",
-    );
+    ctx.ui.note("fetching older history from the remote");
+    let bar = crate::transfer_bar::new(ctx.ui.quiet || ctx.ui.json, "fetching");
     let progress = ferry_sync::engine::Progress::default();
     let done = std::sync::atomic::AtomicBool::new(false);
+    /// Stops the bar's thread however the fetch ends.
+    struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     let fetched = std::thread::scope(|s| {
         s.spawn(|| {
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
@@ -216,9 +221,8 @@ fn fetch_history(ctx: &Ctx, store: &ferry_sync::store::Store) -> Result<Fetched>
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
         });
-        let fetched = ferry_sync::engine::fetch_once(store, &url, History::All, &progress);
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        fetched
+        let _done = Done(&done);
+        ferry_sync::engine::fetch_once(store, &url, History::All, &progress)
     });
     bar.finish_and_clear();
     Ok(match fetched {

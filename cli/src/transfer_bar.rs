@@ -27,6 +27,11 @@ pub fn new(quiet: bool, what: &str) -> ProgressBar {
 /// what it was made with).
 pub fn show(bar: &ProgressBar, op: &str, so_far: Transferred) {
     if so_far == Transferred::default() {
+        // A transfer after another (the push after a fetch): its name, not the last counts.
+        if bar.length().is_some() {
+            bar.unset_length();
+            bar.set_message(words(op, so_far));
+        }
         return;
     }
     if so_far.total_objects > 0 {
@@ -73,5 +78,22 @@ mod tests {
             "fetching: 1234/5678 objects, 12.30 MiB"
         );
         assert_eq!(words("push", t(3, 3, 0)), "pushing: 3/3 objects");
+    }
+
+    #[test]
+    fn a_transfer_after_another_drops_the_last_ones_counts() {
+        let bar = ProgressBar::hidden();
+        bar.set_message("syncing");
+        show(&bar, "fetch", Transferred::default());
+        assert_eq!(bar.message(), "syncing", "nothing known yet");
+        let done = Transferred {
+            objects: 9,
+            total_objects: 9,
+            bytes: 4096,
+        };
+        show(&bar, "fetch", done);
+        assert_eq!((bar.position(), bar.length()), (9, Some(9)));
+        show(&bar, "push", Transferred::default());
+        assert_eq!((bar.message().as_ref(), bar.length()), ("pushing", None));
     }
 }

@@ -77,13 +77,29 @@ impl DiskCache {
 
     /// Stores `bytes` as entry `key` and returns its size.
     pub fn put(&mut self, key: u64, bytes: &[u8]) -> std::io::Result<u64> {
+        self.put_from(key, |f| f.write_all(bytes))
+    }
+
+    /// Stores what `fill` writes as entry `key` (none if it fails) and returns its size: a
+    /// large entry need not be held in memory whole.
+    pub fn put_from(
+        &mut self,
+        key: u64,
+        fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+    ) -> std::io::Result<u64> {
         let path = self.path(key);
         let tmp = self.dir.join(format!("{key:016x}.tmp"));
         let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let filled = fill(&mut f).and_then(|()| f.metadata());
         drop(f);
+        let len = match filled {
+            Ok(m) => m.len(),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         std::fs::rename(&tmp, &path)?;
-        let len = bytes.len() as u64;
         if let Some(old) = self.entries.put(key, len) {
             self.used -= old;
         }

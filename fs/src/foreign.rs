@@ -118,6 +118,8 @@ impl ForeignFile {
     /// ends in `out`, offset by `base`. Chunks hold whole lines, which the codec converts as it
     /// would the whole file, so the pieces join to what [`ForeignFile::materialise`] gives, and a
     /// later version that shares the first chunks needs only the rest expanded.
+    /// With `spill`, `out` is handed to it and emptied whenever it holds a megabyte or more.
+    #[allow(clippy::too_many_arguments)]
     pub fn expand_chunks(
         &self,
         store: &Store,
@@ -126,21 +128,48 @@ impl ForeignFile {
         from: usize,
         base: u64,
         out: &mut Vec<u8>,
+        mut spill: Option<Spill<'_>>,
     ) -> Result<Vec<(ferry_sync::store::Oid, u64)>, StoreError> {
         let Some(version) = self.versions.first() else {
             return Ok(Vec::new());
         };
         let name = self.rel.as_str().rsplit('/').next().unwrap_or_default();
         let (codec, format) = (Codec::new(&placement.mapping), Format::for_file_name(name));
-        let start = out.len() as u64;
+        // Where `out`'s first byte is, counted from `base`.
+        let mut at = base.wrapping_sub(out.len() as u64);
         let mut ends = Vec::with_capacity(ids.len().saturating_sub(from));
+        let mut failed = None;
         store.read_chunks(version, ids, from, |id, bytes| {
+            if failed.is_some() {
+                return;
+            }
             codec.convert_into(Direction::Expand, bytes, format, out);
-            ends.push((id, base + out.len() as u64 - start));
+            ends.push((id, at.wrapping_add(out.len() as u64)));
+            if let Some(spill) = spill.as_mut()
+                && out.len() >= 1 << 20
+            {
+                match spill(out) {
+                    Ok(()) => {
+                        at = at.wrapping_add(out.len() as u64);
+                        out.clear();
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            }
         })?;
-        Ok(ends)
+        match failed {
+            Some(source) => Err(StoreError::Io {
+                path: self.rel.as_str().into(),
+                source,
+            }),
+            None => Ok(ends),
+        }
     }
 }
+
+/// Where [`ForeignFile::expand_chunks`] writes what it expanded so far, so that a long
+/// transcript is never held whole.
+pub type Spill<'a> = &'a mut dyn FnMut(&[u8]) -> std::io::Result<()>;
 
 /// Everything other machines provide, by view path (`<slug>/<rel>`).
 #[derive(Clone, Default)]

@@ -687,7 +687,7 @@ fn read_across(rig: &Rig, path: &str, between: impl FnOnce()) -> String {
     let p = Path::new(path);
     let first = rig.fs.read(p, 0, 40).unwrap();
     between();
-    let rest = rig.fs.read(p, first.len() as u64, 1 << 20).unwrap();
+    let rest = rig.fs.read(p, first.len() as u64, 1 << 22).unwrap();
     let text = String::from_utf8([first, rest].concat()).unwrap();
     let mut seen = std::collections::BTreeSet::new();
     for l in text.lines() {
@@ -852,10 +852,11 @@ fn a_warming_cut_short_by_the_cache_budget_goes_on_at_the_next() {
 fn a_new_version_of_a_long_transcript_costs_what_it_added() {
     let rig = Rig::new();
     let path = format!("{}/s1.jsonl", rig.slug());
-    let mut theirs: String = (0..4000)
+    // Over a megabyte: the first expansion is written out a megabyte at a time.
+    let mut theirs: String = (0..11_000)
         .map(|i| line(&format!("u{i}"), "a line of a long session"))
         .collect();
-    assert!(theirs.len() > 400_000);
+    assert!(theirs.len() > 1_100_000);
     let t = now_ms() - 60_000;
     rig.b_writes("s1.jsonl", theirs.as_bytes(), t);
     assert_eq!(rig.read(&path).unwrap(), local(&rig, &theirs).as_bytes());
@@ -886,4 +887,39 @@ fn a_new_version_of_a_long_transcript_costs_what_it_added() {
     rig.b_writes("s1.jsonl", theirs.as_bytes(), t + 11_000);
     assert_eq!(rig.read(&path).unwrap(), local(&rig, &theirs).as_bytes());
     assert!(rig.fs.expanded() - before < 64 << 10);
+}
+
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "its expected text is built in a Linux machine's form (unescaped, `/`-joined paths)"
+)]
+fn a_descriptor_left_on_a_removed_transcript_keeps_its_bytes_when_a_newer_version_grows_them() {
+    let rig = Rig::new();
+    let path = format!("{}/s1.jsonl", rig.slug());
+    let text: String = (0..2000)
+        .map(|i| line(&format!("u{i}"), "a line of a long session"))
+        .collect();
+    rig.b_writes("s1.jsonl", text.as_bytes(), now_ms() - 60_000);
+    let want = local(&rig, &text);
+    assert_eq!(rig.read(&path).unwrap(), want.as_bytes());
+    let d = rig.fs.detach(Path::new(&path)).unwrap().expect("a file");
+    rig.fs.unlink(Path::new(&path)).unwrap();
+    // b appends after the deletion: its newer version shows the name again, made by growing
+    // the disk cache entry the descriptor still reads.
+    let more = text.clone() + &line("late", "after the unlink");
+    let before = rig.fs.expanded();
+    rig.b_writes("s1.jsonl", more.as_bytes(), now_ms() + 1_000);
+    assert_eq!(rig.read(&path).unwrap(), local(&rig, &more).as_bytes());
+    assert!(
+        rig.fs.expanded() - before < 64 << 10,
+        "grown, not expanded whole"
+    );
+    // The descriptor reads what it showed, and its first write keeps exactly that.
+    assert_eq!(d.read(0, 1 << 22).unwrap(), want.as_bytes());
+    assert_eq!(d.getattr().unwrap().size, want.len() as u64);
+    d.write(0, b"#", false).unwrap();
+    let mine = d.read(0, 1 << 22).unwrap();
+    assert_eq!(mine.len(), want.len());
+    assert_eq!(&mine[1..], &want.as_bytes()[1..]);
 }

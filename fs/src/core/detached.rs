@@ -67,9 +67,15 @@ impl Detached {
         self.held().attr()
     }
 
-    /// Reads up to `size` bytes at `offset`.
+    /// Reads up to `size` bytes at `offset`: while the bytes are the shared cache entry, only
+    /// as many as the view showed (the entry may grow into a later version's).
     pub fn read(&self, offset: u64, size: u32) -> FsResult<Vec<u8>> {
-        Ok(read_upto(&self.held().file, offset, size)?)
+        let held = self.held();
+        let size = match held.shared {
+            Some(_) => held.shown.size.saturating_sub(offset).min(u64::from(size)) as u32,
+            None => size,
+        };
+        Ok(read_upto(&held.file, offset, size)?)
     }
 
     /// Writes `data` at `offset` (at the end when `append`).
@@ -127,7 +133,8 @@ impl Held {
         };
         // Until the copy is whole, the descriptors keep the shared entry, read-only.
         let mut copy = tempfile::tempfile_in(dir)?;
-        let mut from = &self.file;
+        // The bytes shown: the shared entry may since have grown into a later version's.
+        let mut from = std::io::Read::take(&self.file, self.shown.size);
         std::io::copy(&mut from, &mut copy)?;
         set_file_mode(&copy, self.shown.mode)?;
         let at = |ns| Some(crate::upper::SetTime::At(ns));

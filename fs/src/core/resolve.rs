@@ -303,9 +303,9 @@ impl Fs {
             return Ok(size);
         }
         if with.is_none()
-            && let Some(bytes) = self.by_chunks(inner, foreign, key, f, path)?
+            && let Some(size) = self.materialised_by_chunks(inner, foreign, key, f, path)?
         {
-            return Ok(bytes.len() as u64);
+            return Ok(size);
         }
         let bytes = self.merged(foreign, key, f, with, path)?;
         Ok(inner.cache.put(key, &bytes)?)

@@ -11,10 +11,11 @@
 use super::{Fs, Inner, key_of};
 use crate::error::FsResult;
 use crate::foreign::{Foreign, ForeignFile};
+use crate::placement::Placement;
 use crate::upper::Meta;
 use ferry_sync::merge::merge_lines;
 use ferry_sync::store::fnv1a;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 /// What the view last served for a transcript path, so that the next merge keeps its lines in
@@ -67,6 +68,16 @@ impl Fs {
                 self.materialised(inner, foreign, base, f, with, path)?,
             ));
         };
+        // A new version of a transcript held by chunks: the old entry, grown by what it added
+        // (tried before anything is read whole).
+        if let (Some(Served::Cache { key: old, .. }), None) = (before, with)
+            && let Some(size) = self.extended(inner, foreign, old, base, f)?
+        {
+            inner
+                .served
+                .insert(k.into_owned(), Served::Cache { base, key: base });
+            return Ok((base, size));
+        }
         let earlier = match before {
             Some(Served::Upper) if with.is_some() => Some((0, self.read_upper(path)?)),
             Some(Served::Cache { key, .. }) if inner.cache.get(key).is_some() => {
@@ -83,37 +94,36 @@ impl Fs {
                 .insert(k.into_owned(), Served::Cache { base, key: base });
             return Ok((base, size));
         };
-        if let (Some(Served::Cache { key: old, .. }), None) = (before, with)
-            && let Some(size) = self.extended(inner, foreign, old, base, f)?
-        {
-            inner
-                .served
-                .insert(k.into_owned(), Served::Cache { base, key: base });
-            return Ok((base, size));
-        }
-        let merge = match inner.cache.get(base) {
+        let held = inner.cache.get(base);
+        let (merge, chunks) = match held {
             Some(_) => {
                 let mut bytes = Vec::new();
                 inner.cache.open_entry(base)?.read_to_end(&mut bytes)?;
-                bytes
+                (bytes, None)
             }
-            // Written by chunks where it can be, so that the next version can grow it.
-            None => match with {
-                None => match self.by_chunks(inner, foreign, base, f, path)? {
-                    Some(bytes) => bytes,
-                    None => self.merged(foreign, base, f, with, path)?,
-                },
-                Some(_) => self.merged(foreign, base, f, with, path)?,
+            // By chunks where it can be, so that the next version can grow it.
+            None if with.is_none() => match self.chunks_of(foreign, f, path)? {
+                Some((bytes, c)) => (bytes, Some(c)),
+                None => (self.merged(foreign, base, f, with, path)?, None),
             },
+            None => (self.merged(foreign, base, f, with, path)?, None),
         };
-        let (key, bytes) = match kept_in_place(&earlier, &merge) {
-            Some(kept) => (
-                fnv1a(&[base.to_le_bytes(), from.to_le_bytes()].concat()),
-                kept,
-            ),
-            None => (base, merge),
+        let (key, size) = match kept_in_place(&earlier, &merge) {
+            Some(kept) => {
+                let key = fnv1a(&[base.to_le_bytes(), from.to_le_bytes()].concat());
+                (key, inner.cache.put(key, &kept)?)
+            }
+            None => {
+                let size = match held {
+                    Some(size) => size,
+                    None => inner.cache.put(base, &merge)?,
+                };
+                if let Some(c) = chunks {
+                    record_chunks(inner, base, c);
+                }
+                (base, size)
+            }
         };
-        let size = inner.cache.put(key, &bytes)?;
         inner
             .served
             .insert(k.into_owned(), Served::Cache { base, key });
@@ -131,40 +141,60 @@ pub(super) struct Chunked {
 }
 
 impl Fs {
-    /// Writes disk cache entry `key` as transcript `f`'s chunks expanded one by one, and keeps
-    /// where each ends; the bytes written, or `None` (nothing written) unless `f` is a
-    /// transcript of one version.
-    pub(super) fn by_chunks(
+    /// Transcript `f`'s chunks expanded one by one, with where each ends; `None` unless `f` is
+    /// a transcript of one version.
+    fn chunks_of(
+        &self,
+        foreign: &Foreign,
+        f: &ForeignFile,
+        path: &Path,
+    ) -> FsResult<Option<(Vec<u8>, Chunked)>> {
+        let Some(placement) = by_chunks(foreign, f, path) else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        let ends = {
+            let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            let ids = store.chunk_ids(&f.versions[0])?;
+            f.expand_chunks(&store, placement, &ids, 0, 0, &mut bytes, None)?
+        };
+        self.count_expanded(bytes.len());
+        let expansion = crate::foreign::expansion_of(placement);
+        Ok(Some((bytes, Chunked { expansion, ends })))
+    }
+
+    /// Writes disk cache entry `key` as transcript `f`'s chunks expanded one by one, a
+    /// megabyte at a time (a long transcript is never held whole), and keeps where each ends;
+    /// its size, or `None` (nothing written) unless `f` is a transcript of one version.
+    pub(super) fn materialised_by_chunks(
         &self,
         inner: &mut Inner,
         foreign: &Foreign,
         key: u64,
         f: &ForeignFile,
         path: &Path,
-    ) -> FsResult<Option<Vec<u8>>> {
-        let Some(placement) = foreign.placement(f) else {
+    ) -> FsResult<Option<u64>> {
+        let Some(placement) = by_chunks(foreign, f, path) else {
             return Ok(None);
         };
-        if f.versions.len() != 1 || !super::resolve::is_lines(path) {
-            return Ok(None);
-        }
         let _span = tracing::debug_span!("materialise by chunks", ?path, key).entered();
-        let mut bytes = Vec::new();
-        let ends = {
+        let mut ends = Vec::new();
+        let size = inner.cache.put_from(key, |file| {
             let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-            let ids = store.chunk_ids(&f.versions[0])?;
-            f.expand_chunks(&store, placement, &ids, 0, 0, &mut bytes)?
-        };
-        self.count_expanded(bytes.len());
-        inner.cache.put(key, &bytes)?;
+            let ids = store
+                .chunk_ids(&f.versions[0])
+                .map_err(std::io::Error::other)?;
+            let mut out = Vec::new();
+            let mut spill = |b: &[u8]| file.write_all(b);
+            ends = f
+                .expand_chunks(&store, placement, &ids, 0, 0, &mut out, Some(&mut spill))
+                .map_err(std::io::Error::other)?;
+            file.write_all(&out)
+        })?;
+        self.count_expanded(size as usize);
         let expansion = crate::foreign::expansion_of(placement);
-        inner.chunked.insert(key, Chunked { expansion, ends });
-        // Records of entries the cache let go.
-        if inner.chunked.len() > 2 * inner.cache.len() + 1024 {
-            let cache = &inner.cache;
-            inner.chunked.retain(|k, _| cache.holds(*k));
-        }
-        Ok(Some(bytes))
+        record_chunks(inner, key, Chunked { expansion, ends });
+        Ok(Some(size))
     }
 
     /// Entry `key` for transcript `f` made from entry `old`, an earlier version of it held by
@@ -211,7 +241,7 @@ impl Fs {
             return Ok(None);
         }
         let mut tail = Vec::new();
-        let ends = f.expand_chunks(&store, placement, &ids, shared, from, &mut tail)?;
+        let ends = f.expand_chunks(&store, placement, &ids, shared, from, &mut tail, None)?;
         drop(store);
         self.count_expanded(tail.len());
         // What the old entry holds after the shared chunks must lead what replaces them.
@@ -232,6 +262,25 @@ impl Fs {
         chunked.ends.extend(ends);
         inner.chunked.insert(key, chunked);
         Ok(Some(size))
+    }
+}
+
+/// Where `f` is expanded to, when it is a transcript of one version, which the disk cache holds
+/// by chunks.
+fn by_chunks<'a>(foreign: &'a Foreign, f: &ForeignFile, path: &Path) -> Option<&'a Placement> {
+    (f.versions.len() == 1 && super::resolve::is_lines(path))
+        .then(|| foreign.placement(f))
+        .flatten()
+}
+
+/// Keeps where each chunk of entry `key` ends, and lets go of the records of entries the cache
+/// dropped once a few have gathered: the live ones are bounded by the cache's budget (a
+/// record is about 2 bytes per kilobyte of its entry).
+fn record_chunks(inner: &mut Inner, key: u64, chunked: Chunked) {
+    inner.chunked.insert(key, chunked);
+    if inner.chunked.len() > inner.cache.len() + 64 {
+        let cache = &inner.cache;
+        inner.chunked.retain(|k, _| cache.holds(*k));
     }
 }
 

@@ -151,6 +151,9 @@ impl Store {
 /// bound.
 const OBJECT_CACHE_BYTES: isize = 2 << 20;
 
+/// The size of one memory-mapped window of a pack (see [`bound_object_cache`]).
+const MAP_WINDOW_BYTES: usize = 8 << 20;
+
 /// Bounds libgit2's object cache, once per process, and keeps trees out of it. A refresh, a
 /// read and a push each walk tens of thousands of small trees at 10,000 sessions; cached, they
 /// held 40 MB of the daemon's 120 MB heap peak (heaptrack), and the cache's size bound counts their
@@ -169,6 +172,11 @@ fn bound_object_cache() {
         let _ = git2::opts::set_cache_max_size(OBJECT_CACHE_BYTES);
         let _ = git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 0);
         git2::opts::strict_hash_verification(false);
+        // Packs are read through memory maps, whose pages count in the daemon's resident size
+        // (a new machine's first look at every session touches its whole store): at most 32 MB
+        // of them mapped at once, in windows of 8 MB, not libgit2's 1 GB windows up to 8 GB.
+        let _ = git2::opts::set_mwindow_size(MAP_WINDOW_BYTES);
+        let _ = git2::opts::set_mwindow_mapped_limit(4 * MAP_WINDOW_BYTES);
     });
 }
 
