@@ -474,8 +474,9 @@ impl Store {
     }
 
     /// Calls `each` with the bytes of the blobs of `ids` from index `from` on, in order: `ids`
-    /// are a version's chunks from [`Store::chunk_ids`]. Refused like [`Store::read`] when the
-    /// whole version is too large.
+    /// are a version's chunks from [`Store::chunk_ids`]. Refused like [`Store::read`] when those
+    /// it reads are too large together (the others were read before: a new version of a long
+    /// transcript costs its new chunks, not a look at every chunk's size).
     pub fn read_chunks(
         &self,
         entry: &FileEntry,
@@ -483,8 +484,9 @@ impl Store {
         from: usize,
         mut each: impl FnMut(Oid, &[u8]),
     ) -> Result<(), StoreError> {
+        let ids = ids.get(from..).unwrap_or_default();
         self.chunks_size(entry, ids)?;
-        for &id in ids.iter().skip(from) {
+        for &id in ids {
             each(id, self.repo.find_blob(id)?.content());
         }
         Ok(())
