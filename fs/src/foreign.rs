@@ -113,44 +113,42 @@ impl ForeignFile {
     }
 
     /// For a file of one version (only the first is read), its chunks `ids` (from
-    /// [`Store::chunk_ids`]) from index `from`
-    /// on, expanded one at a time onto `out`; returns each one's id with where its expansion
-    /// ends in `out`, offset by `base`. Chunks hold whole lines, which the codec converts as it
-    /// would the whole file, so the pieces join to what [`ForeignFile::materialise`] gives, and a
-    /// later version that shares the first chunks needs only the rest expanded.
-    /// With `spill`, `out` is handed to it and emptied whenever it holds a megabyte or more.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Store::chunk_ids`]) from index `from` on, expanded one at a time: the bytes, and each
+    /// chunk's id with where its expansion ends, counted from `base`. Chunks hold whole lines,
+    /// which the codec converts as it would the whole file, so the pieces join to what
+    /// [`ForeignFile::materialise`] gives, and a later version that shares the first chunks
+    /// needs only the rest expanded. With `spill`, the bytes are handed to it a megabyte or
+    /// more at a time, and only the rest is returned.
     pub fn expand_chunks(
         &self,
         store: &Store,
         placement: &Placement,
         ids: &[ferry_sync::store::Oid],
-        from: usize,
-        base: u64,
-        out: &mut Vec<u8>,
+        (from, base): (usize, u64),
         mut spill: Option<Spill<'_>>,
-    ) -> Result<Vec<(ferry_sync::store::Oid, u64)>, StoreError> {
+    ) -> Result<(Vec<u8>, ChunkEnds), StoreError> {
+        let mut out = Vec::new();
         let Some(version) = self.versions.first() else {
-            return Ok(Vec::new());
+            return Ok((out, Vec::new()));
         };
         let name = self.rel.as_str().rsplit('/').next().unwrap_or_default();
         let (codec, format) = (Codec::new(&placement.mapping), Format::for_file_name(name));
         // Where `out`'s first byte is, counted from `base`.
-        let mut at = base.wrapping_sub(out.len() as u64);
+        let mut at = base;
         let mut ends = Vec::with_capacity(ids.len().saturating_sub(from));
         let mut failed = None;
         store.read_chunks(version, ids, from, |id, bytes| {
             if failed.is_some() {
                 return;
             }
-            codec.convert_into(Direction::Expand, bytes, format, out);
-            ends.push((id, at.wrapping_add(out.len() as u64)));
+            codec.convert_into(Direction::Expand, bytes, format, &mut out);
+            ends.push((id, at + out.len() as u64));
             if let Some(spill) = spill.as_mut()
                 && out.len() >= 1 << 20
             {
-                match spill(out) {
+                match spill(&out) {
                     Ok(()) => {
-                        at = at.wrapping_add(out.len() as u64);
+                        at += out.len() as u64;
                         out.clear();
                     }
                     Err(e) => failed = Some(e),
@@ -162,10 +160,14 @@ impl ForeignFile {
                 path: self.rel.as_str().into(),
                 source,
             }),
-            None => Ok(ends),
+            None => Ok((out, ends)),
         }
     }
 }
+
+/// Each chunk of a transcript's version with where its expansion ends in this machine's copy:
+/// what a later version that shares the first chunks can keep.
+pub type ChunkEnds = Vec<(ferry_sync::store::Oid, u64)>;
 
 /// Where [`ForeignFile::expand_chunks`] writes what it expanded so far, so that a long
 /// transcript is never held whole.

@@ -71,7 +71,7 @@ impl Fs {
         // A new version of a transcript held by chunks: the old entry, grown by what it added
         // (tried before anything is read whole).
         if let (Some(Served::Cache { key: old, .. }), None) = (before, with)
-            && let Some(size) = self.extended(inner, foreign, old, base, f)?
+            && let Some(size) = self.extended(inner, foreign, old, base, f, path)?
         {
             inner
                 .served
@@ -137,7 +137,7 @@ pub(super) struct Chunked {
     /// The expansion it was made with ([`crate::foreign::expansion_of`] its placement).
     expansion: u64,
     /// Each chunk's id, with where its expansion ends in the entry.
-    ends: Vec<(ferry_sync::store::Oid, u64)>,
+    ends: crate::foreign::ChunkEnds,
 }
 
 impl Fs {
@@ -152,11 +152,10 @@ impl Fs {
         let Some(placement) = by_chunks(foreign, f, path) else {
             return Ok(None);
         };
-        let mut bytes = Vec::new();
-        let ends = {
+        let (bytes, ends) = {
             let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
             let ids = store.chunk_ids(&f.versions[0])?;
-            f.expand_chunks(&store, placement, &ids, 0, 0, &mut bytes, None)?
+            f.expand_chunks(&store, placement, &ids, (0, 0), None)?
         };
         self.count_expanded(bytes.len());
         let expansion = crate::foreign::expansion_of(placement);
@@ -184,12 +183,12 @@ impl Fs {
             let ids = store
                 .chunk_ids(&f.versions[0])
                 .map_err(std::io::Error::other)?;
-            let mut out = Vec::new();
             let mut spill = |b: &[u8]| file.write_all(b);
-            ends = f
-                .expand_chunks(&store, placement, &ids, 0, 0, &mut out, Some(&mut spill))
+            let (rest, e) = f
+                .expand_chunks(&store, placement, &ids, (0, 0), Some(&mut spill))
                 .map_err(std::io::Error::other)?;
-            file.write_all(&out)
+            ends = e;
+            file.write_all(&rest)
         })?;
         self.count_expanded(size as usize);
         let expansion = crate::foreign::expansion_of(placement);
@@ -208,13 +207,11 @@ impl Fs {
         old: u64,
         key: u64,
         f: &ForeignFile,
+        path: &Path,
     ) -> FsResult<Option<u64>> {
-        let (Some(placement), [_]) = (foreign.placement(f), f.versions.as_slice()) else {
+        let Some(placement) = by_chunks(foreign, f, path).filter(|_| old != key) else {
             return Ok(None);
         };
-        if old == key {
-            return Ok(None);
-        }
         let Some(was) = inner.chunked.get(&old) else {
             return Ok(None);
         };
@@ -240,18 +237,16 @@ impl Fs {
         if from > old_size {
             return Ok(None);
         }
-        let mut tail = Vec::new();
-        let ends = f.expand_chunks(&store, placement, &ids, shared, from, &mut tail, None)?;
+        let (tail, ends) = f.expand_chunks(&store, placement, &ids, (shared, from), None)?;
         drop(store);
         self.count_expanded(tail.len());
         // What the old entry holds after the shared chunks must lead what replaces them.
         let kept = (old_size - from) as usize;
-        let mut had = vec![0u8; kept];
-        let entry = inner.cache.open_entry(old)?;
-        if tail.len() < kept
-            || read_exact_at(&entry, &mut had, from).is_err()
-            || had != tail[..kept]
-        {
+        let Ok(kept32) = u32::try_from(kept) else {
+            return Ok(None);
+        };
+        let had = super::read_upto(&inner.cache.open_entry(old)?, from, kept32)?;
+        if tail.len() < kept || had != tail[..kept] {
             return Ok(None);
         }
         let Some(size) = inner.cache.extend(old, key, &tail[kept..]) else {
@@ -282,18 +277,6 @@ fn record_chunks(inner: &mut Inner, key: u64, chunked: Chunked) {
         let cache = &inner.cache;
         inner.chunked.retain(|k, _| cache.holds(*k));
     }
-}
-
-/// Reads exactly `buf.len()` bytes of `file` at `offset`.
-fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        match super::read_at(file, &mut buf[done..], offset + done as u64)? {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n => done += n,
-        }
-    }
-    Ok(())
 }
 
 /// `earlier`'s lines in their places and `merge`'s other lines after them, when `merge` holds
