@@ -6,6 +6,9 @@
 //! - listing a project of 1,000 sessions: readdir, stat, and the first and last 64 KiB of each,
 //!   this machine's and another machine's (first time, and with the disk cache kept).
 //!
+//! Each part has a floor row: the same measure through a FUSE daemon that does nothing but the
+//! system call each request asks for ([`floor`]), mounted in the same run.
+//!
 //! Every figure is measured in pairs, native ext4 then the view back to back, at least 5 pairs
 //! (FERRY_BENCH_PAIRS), and reported as the median and range of the pairs' ratios.
 //!
@@ -16,6 +19,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "view/floor.rs"]
+mod floor;
 
 use common::{B_ROOT, commit_as_b, median};
 use ferry_fs::core::{Fs, FsConfig, Sink};
@@ -391,6 +396,13 @@ fn main() {
         Pairs::new(),
         Pairs::new(),
     );
+    // The floor's copy of the transcript, and where its mirror is mounted.
+    let floor_src = bench.dir.path().join("floor-src");
+    let floor_mnt = bench.dir.path().join("floor-mnt");
+    std::fs::create_dir_all(&floor_src).unwrap();
+    std::fs::create_dir_all(&floor_mnt).unwrap();
+    std::fs::write(floor_src.join("big.jsonl"), expand(&big)).unwrap();
+    let (mut floor_cold, mut floor_warm) = (Pairs::new(), Pairs::new());
     for _ in 0..runs("read") {
         // The first read ever on this machine: the disk cache is empty, so it expands first.
         let n = read_mb_s(&nat_big, true);
@@ -415,6 +427,11 @@ fn main() {
             warm_of(&upper.join(&own_big)),
         );
         bench.unmount(live);
+        let mirror = floor::Floor::mount(&floor_src, &floor_mnt);
+        let floor_big = floor_mnt.join("big.jsonl");
+        floor_cold.push(read_mb_s(&nat_big, true), read_mb_s(&floor_big, true));
+        floor_warm.push(warm_of(&nat_big), warm_of(&floor_big));
+        drop(mirror);
     }
     table(
         &format!(
@@ -430,6 +447,11 @@ fn main() {
             (&warm, "another machine's, warm"),
             (&own_cold, "this machine's, new mount, cold"),
             (&own_warm, "this machine's, warm"),
+            (
+                &floor_cold,
+                "the floor: a FUSE daemon that only preads, new mount, cold",
+            ),
+            (&floor_warm, "the floor, warm"),
         ],
         0,
     );
@@ -485,7 +507,7 @@ fn main() {
         Pairs::new(),
         Pairs::new(),
     );
-    let mut unaligned_p50 = Pairs::new();
+    let (mut unaligned_p50, mut floor_p50) = (Pairs::new(), Pairs::new());
     // Whole-file comparisons of a copy with the store's versions during the appends to
     // another machine's session: what an append must not cost.
     let mut compared = 0;
@@ -518,6 +540,12 @@ fn main() {
         let n = cycle(&own_file(&native, "unaligned")).0;
         unaligned_p50.push(n, cycle(&own_file(&upper, "unaligned")).0);
         bench.unmount(live);
+        // The mirror creates nothing: its file is there, empty, as the native one starts.
+        std::fs::write(floor_src.join(format!("append-{k}.jsonl")), b"").unwrap();
+        let mirror = floor::Floor::mount(&floor_src, &floor_mnt);
+        let n = cycle(&own_file(&native, "floor")).0;
+        floor_p50.push(n, cycle(&floor_mnt.join(format!("append-{k}.jsonl"))).0);
+        drop(mirror);
         assert_eq!(
             std::fs::metadata(own_file(&upper, "engine")).unwrap().len(),
             ((cycles + 200) * payload.len()) as u64,
@@ -548,8 +576,12 @@ fn main() {
                 "p50, another machine's session (the first append copies it up)",
             ),
             (
+                &floor_p50,
+                "p50, the floor: a FUSE daemon that only pwrites, the same cycle",
+            ),
+            (
                 &rt,
-                "statfs p50: one bare round trip to the daemon, the floor",
+                "statfs p50: one request to the daemon (which stats its upper layer)",
             ),
         ],
         1,

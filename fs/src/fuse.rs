@@ -9,8 +9,11 @@
 //!
 //! Why not FUSE passthrough (kernel 6.9+), which would serve upper-layer reads and writes at
 //! native speed: registering a backing file needs CAP_SYS_ADMIN, which a user's own daemon does
-//! not have, and it works per OPEN, so every open would cost a round trip again. The stateless
-//! design serves every user the same way; warm reads come from the kernel's page cache.
+//! not have, and it works per OPEN, so every open would cost a round trip again. Worse, the kernel
+//! fails (EIO) any open of an inode passed through elsewhere unless it is passed through to the
+//! same backing file: a writer's append beside a reader would fail, or its writes would bypass
+//! the daemon and the engine (tried; BENCHMARKS.md, "Against the floor"). The stateless design
+//! serves every user the same way; warm reads come from the kernel's page cache.
 
 use crate::core::{Attr, Detached, Fs, SetAttr};
 use crate::error::FsError;
@@ -213,6 +216,22 @@ struct Adapter {
     notifier: Arc<std::sync::OnceLock<Notifier>>,
 }
 
+/// What the view asks of the kernel at INIT: attributes while listing, parallel lookups, async
+/// reads, and 1 MiB requests. Public so that a bench's minimal daemon can ask the same.
+pub fn ask_kernel(config: &mut KernelConfig) {
+    for flag in [
+        InitFlags::FUSE_DO_READDIRPLUS,
+        InitFlags::FUSE_READDIRPLUS_AUTO,
+        InitFlags::FUSE_PARALLEL_DIROPS,
+        InitFlags::FUSE_ASYNC_READ,
+        InitFlags::FUSE_BIG_WRITES,
+    ] {
+        let _ = config.add_capabilities(flag);
+    }
+    let _ = config.set_max_write(1 << 20);
+    let _ = config.set_max_readahead(1 << 20);
+}
+
 /// The errno to answer with; the failure is logged inside the operation's span (a routine
 /// answer at debug level, anything else as a warning, with the error it came from).
 fn errno(e: FsError) -> Errno {
@@ -393,17 +412,7 @@ impl Adapter {
 
 impl Filesystem for Adapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        for flag in [
-            InitFlags::FUSE_DO_READDIRPLUS,
-            InitFlags::FUSE_READDIRPLUS_AUTO,
-            InitFlags::FUSE_PARALLEL_DIROPS,
-            InitFlags::FUSE_ASYNC_READ,
-            InitFlags::FUSE_BIG_WRITES,
-        ] {
-            let _ = config.add_capabilities(flag);
-        }
-        let _ = config.set_max_write(1 << 20);
-        let _ = config.set_max_readahead(1 << 20);
+        ask_kernel(config);
         Ok(())
     }
 
