@@ -166,6 +166,7 @@ fn start(
             runs_file: Some(state.runs()),
             secrets: config.secrets,
             history: config.history(),
+            sealing: crate::keys::sealing(state, config)?,
             ..EngineConfig::default()
         },
     );

@@ -12,6 +12,32 @@ use ferry_platform::mount::{MountState, mount_state};
 use ferry_sync::store::Store;
 use std::time::{Duration, Instant};
 
+/// What `ferry init` is asked about encryption.
+pub struct Encryption {
+    /// Make the remote's store encrypted.
+    pub encrypt: bool,
+    /// A file holding the passphrase.
+    pub passphrase_file: Option<std::path::PathBuf>,
+    /// How long to wait for another machine's `ferry key add`.
+    pub wait: Duration,
+}
+
+impl Encryption {
+    /// The passphrase, from the first line of its file.
+    fn passphrase(&self) -> Result<Option<String>> {
+        let Some(path) = &self.passphrase_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the passphrase from {}", path.display()))?;
+        let line = text.lines().next().unwrap_or("").trim_end().to_string();
+        if line.is_empty() {
+            bail!("{} holds no passphrase on its first line", path.display());
+        }
+        Ok(Some(line))
+    }
+}
+
 /// `ferry init`: creates the state dir and the store and records this machine; safe to re-run
 /// (it keeps the machine id and updates what is given).
 pub fn init(
@@ -20,6 +46,7 @@ pub fn init(
     (secrets, history_days): (Option<ferry_sync::secrets::Policy>, Option<u32>),
     offline: bool,
     as_machine: Option<String>,
+    encryption: Encryption,
     ctx: &Ctx,
 ) -> Result<()> {
     let ui = &ctx.ui;
@@ -62,11 +89,29 @@ pub fn init(
         remote,
         (secrets, history_days),
     );
+    if encryption.encrypt && (offline || config.remote.is_none()) {
+        bail!("--encrypt needs --remote URL, reachable now: the store's keyring is made there");
+    }
+    let passphrase = encryption.passphrase()?;
     st.save(&config)?;
     // Records where this state dir was made.
-    let config = st.checked(config)?;
+    let mut config = st.checked(config)?;
     Store::init(&st.store())
         .with_context(|| format!("creating the store {}", st.store().display()))?;
+    // Before anything is pushed: whether the store is encrypted, and its key.
+    if let Some(url) = config.remote.clone().filter(|_| !offline) {
+        let encrypted = crate::keys::settle(
+            ctx,
+            &url,
+            encryption.encrypt,
+            passphrase.as_deref(),
+            encryption.wait,
+        )?;
+        if encrypted && !config.encrypted {
+            config.encrypted = true;
+            st.save(&config)?;
+        }
+    }
     let imported = crate::import::run(st, &config, ui.json || ui.quiet, offline)?;
     let sync = imported.sync.as_ref();
     let remote = config.remote.as_deref().map(ferry_sync::engine::redact);
@@ -127,6 +172,7 @@ fn config_for(
             None => existing.and_then(|c| c.continued.clone()),
         },
         retired: existing.map(|c| c.retired.clone()).unwrap_or_default(),
+        encrypted: existing.is_some_and(|c| c.encrypted),
     }
 }
 

@@ -158,6 +158,7 @@ pub fn take_over(store: &Store, url: &str, name: &str) -> Result<(String, String
         8 << 30,
         &Default::default(),
         ferry_sync::engine::History::All,
+        ferry_sync::store::REMOTE_PREFIX,
     )
     .map_err(|e| anyhow::anyhow!("{}", e.message))
     .context("fetching the remote to find the machine")?;

@@ -14,6 +14,7 @@ mod hooks;
 mod identity;
 mod import;
 mod invoke;
+mod keys;
 mod lifecycle;
 mod log_cmd;
 #[cfg_attr(not(mounts), allow(dead_code))]
@@ -105,6 +106,22 @@ enum Command {
         /// takes over its old identity and branch instead of leaving a dead one.
         #[arg(long, value_name = "NAME")]
         as_machine: Option<String>,
+        /// Make the store on the remote encrypted (a new, empty remote): it then holds only
+        /// sealed objects, and each other machine joins with `ferry key add` here.
+        #[arg(long)]
+        encrypt: bool,
+        /// A file whose first line is the store's passphrase: with --encrypt, a second way in;
+        /// joining, opens the store without `ferry key add`.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Joining an encrypted store: how long to wait for `ferry key add` on another machine.
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        wait_for_key: u64,
+    },
+    /// This machine's key to encrypted stores: show it, or let another machine in.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
     },
     /// List every machine with when it was last seen; rename this one; retire one.
     Machines {
@@ -231,6 +248,18 @@ enum Command {
     },
 }
 
+/// What `ferry key` does.
+#[derive(Subcommand)]
+pub enum KeyAction {
+    /// Print this machine's recipient (`age1…`), which a machine with the key adds.
+    Show,
+    /// Let the machine with this recipient open the store from now on.
+    Add {
+        /// Its recipient, as its `ferry key show` or `ferry init` printed it.
+        recipient: String,
+    },
+}
+
 /// What `ferry machines` does besides listing.
 #[derive(Subcommand)]
 pub enum MachinesAction {
@@ -345,14 +374,26 @@ fn run(command: Command, ctx: &command::Ctx) -> Result<ui::Exit> {
             history_days,
             offline,
             as_machine,
+            encrypt,
+            passphrase_file,
+            wait_for_key,
         } => done(lifecycle::init(
             remote,
             machine,
             (secrets, history_days),
             offline,
             as_machine,
+            lifecycle::Encryption {
+                encrypt,
+                passphrase_file,
+                wait: std::time::Duration::from_secs(wait_for_key),
+            },
             ctx,
         )),
+        Command::Key { action } => done(match action {
+            KeyAction::Show => keys::show(ctx),
+            KeyAction::Add { recipient } => keys::add(ctx, &recipient),
+        }),
         Command::Machines { action } => done(machines::run(action, ctx)),
         Command::Remote { action } => done(remote_cmd::run(action, ctx)),
         Command::Mount { foreground } => done(lifecycle::mount(foreground, ctx)),

@@ -214,6 +214,7 @@ fn fetch_history(ctx: &Ctx, store: &ferry_sync::store::Store) -> Result<Fetched>
             self.0.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
+    let sealing = crate::keys::sealing(ctx.state()?, ctx.config()?)?;
     let fetched = std::thread::scope(|s| {
         s.spawn(|| {
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
@@ -222,11 +223,15 @@ fn fetch_history(ctx: &Ctx, store: &ferry_sync::store::Store) -> Result<Fetched>
             }
         });
         let _done = Done(&done);
-        ferry_sync::engine::fetch_once(store, &url, History::All, &progress)
+        ferry_sync::engine::fetch_once(store, &url, History::All, &progress, sealing.as_deref())
     });
     bar.finish_and_clear();
     Ok(match fetched {
-        Ok(()) => Fetched::Now,
+        Ok(unopened) if unopened.is_empty() => Fetched::Now,
+        Ok(unopened) => Fetched::Not(format!(
+            "some branches did not open: {}",
+            unopened.join("; ")
+        )),
         Err(e) => Fetched::Not(format!("it could not be reached: {}", e.message)),
     })
 }

@@ -37,6 +37,9 @@ pub struct Config {
     /// Machines retired from here (`ferry machines retire`), by id, with when.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub retired: std::collections::BTreeMap<String, i64>,
+    /// The store is encrypted (`keys.rs`): nothing is pushed without its key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 /// DESIGN.md's history horizon, in days: what `ferry init` sets up a new install with.

@@ -258,7 +258,7 @@ fn doc(s: &Seen) -> Value {
     json!({
         "mount": {"path": s.mountpoint, "state": format!("{:?}", s.mount).to_lowercase(), "daemon_pid": s.pid},
         "machine": {"id": s.machine.id, "name": s.machine.name, "copied_from": s.config.copied, "continues": s.config.continued},
-        "remote": {"url": s.config.remote.as_deref().map(redact), "reachable": status.remote_reachable, "transport": status.transport, "paused": status.paused, "twin": status.twin, "transfer": status.transfer},
+        "remote": {"url": s.config.remote.as_deref().map(redact), "reachable": status.remote_reachable, "transport": status.transport, "paused": status.paused, "twin": status.twin, "transfer": status.transfer, "encrypted": s.config.encrypted},
         "machines": machines,
         "last_fetch_ms": status.last_fetch_ms,
         "last_push_ms": status.last_push_ms,
@@ -348,6 +348,12 @@ fn header(s: &Seen, t: &mut String) {
         (Some(r), None, None) => format!("{r} (not mounted; `ferry sync` tries it now)"),
     };
     let _ = writeln!(t, "remote:   {reach}");
+    if s.config.encrypted {
+        let _ = writeln!(
+            t,
+            "          encrypted: the remote holds only sealed objects (`ferry key show`, `ferry key add`)"
+        );
+    }
     if let Some(x) = &status.transport {
         let _ = writeln!(t, "transport: {x}");
     }

@@ -110,6 +110,7 @@ pub fn sync_here_locked(
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let sealing = crate::keys::sealing(st, config)?;
     let mut report = runtime.block_on(async {
         let engine = engine::start(
             st.store(),
@@ -122,6 +123,7 @@ pub fn sync_here_locked(
                 runs_file: Some(st.runs()),
                 links,
                 secrets: config.secrets,
+                sealing,
                 // Folding history is the daemon's: a one-shot sync pushes what it folds only
                 // at its next run.
                 history: None,

@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod codec;
+pub mod crypt;
 pub mod engine;
 pub mod merge;
 pub mod path_style;

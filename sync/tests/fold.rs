@@ -755,8 +755,14 @@ fn a_store_that_fetched_only_the_tips_deepens_after_their_machine_folded() {
     store.compact_pruning(std::time::Duration::ZERO).unwrap();
     // `ferry restore`'s deepening fetch works, and leaves a whole store.
     let progress = ferry_sync::engine::Progress::default();
-    ferry_sync::engine::fetch_once(&store, &url, ferry_sync::engine::History::All, &progress)
-        .unwrap();
+    ferry_sync::engine::fetch_once(
+        &store,
+        &url,
+        ferry_sync::engine::History::All,
+        &progress,
+        None,
+    )
+    .unwrap();
     assert!(!Store::open(&b).unwrap().repo().is_shallow());
     git_fsck(&b);
 }

@@ -1,29 +1,10 @@
 //! Project keys against real `git` repositories, remotes and worktrees.
 
-use ferry_sync::project_key::{KeyKind, Link, project_key};
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn git(cwd: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::git;
+
+use ferry_sync::project_key::{KeyKind, Link, project_key};
 
 #[test]
 #[cfg_attr(windows, ignore = "makes its repositories with the git CLI")]

@@ -39,6 +39,11 @@ pub fn blobs(repo: &Path) -> Vec<String> {
 
 /// `git -C dir <args>` with a fixed identity, which must succeed.
 pub fn run(dir: &Path, args: &[&str]) {
+    output(dir, args);
+}
+
+/// [`run`], and what it printed on stdout.
+pub fn output(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -51,4 +56,5 @@ pub fn run(dir: &Path, args: &[&str]) {
         "git {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out.stdout
 }

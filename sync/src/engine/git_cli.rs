@@ -9,7 +9,7 @@
 //! not set an ssh command of their own, so active syncing does not cost a handshake per fetch.
 
 use super::remote::{Failure, History, Progress, RemoteError, redact, redact_text};
-use crate::store::{REMOTE_PREFIX, Store, own_ref};
+use crate::store::{Store, own_ref};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -72,6 +72,43 @@ impl GitCli {
         cmd
     }
 
+    /// The remote's branches under `prefix` (`refs/heads/machines/`), by their full names.
+    pub fn heads_under(&self, url: &str, prefix: &str) -> Result<Vec<String>, RemoteError> {
+        let mut cmd = self.command(None);
+        cmd.current_dir(std::env::temp_dir())
+            .args(["ls-remote", "--", url])
+            .arg(format!("{prefix}*"));
+        let out = run(cmd, "ls-remote", url, None, &Progress::default())?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|name| name.starts_with(prefix))
+            .map(String::from)
+            .collect())
+    }
+
+    /// Fetches `refspec` alone into the store (the encrypted store's keyring).
+    pub fn fetch_ref(&self, store: &Store, url: &str, refspec: &str) -> Result<(), RemoteError> {
+        let mut cmd = self.command(Some(store.repo().path()));
+        cmd.args([
+            "fetch",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--",
+            url,
+            refspec,
+        ]);
+        run(cmd, "fetch", url, None, &Progress::default()).map(|_| ())
+    }
+
+    /// Pushes `refspec` alone (not forced unless it says so): the keyring, which every machine
+    /// only adds to.
+    pub fn push_ref(&self, store: &Store, url: &str, refspec: &str) -> Result<(), RemoteError> {
+        let mut cmd = self.command(Some(store.repo().path()));
+        cmd.args(["push", "--porcelain", "--", url, refspec]);
+        run(cmd, "push", url, None, &Progress::default()).map(|_| ())
+    }
+
     /// Asks the remote for its branches (nothing is written): whether it can be reached.
     pub fn ls_remote(&self, url: &str) -> Result<(), RemoteError> {
         let mut cmd = self.command(None);
@@ -89,6 +126,7 @@ impl GitCli {
         max_bytes: u64,
         progress: &Progress,
         history: History,
+        dest: &str,
     ) -> Result<(), RemoteError> {
         let mut cmd = self.command(Some(store.repo().path()));
         // Everything arrives as a pack (never loose objects), whose growing temporary file
@@ -113,7 +151,8 @@ impl GitCli {
             History::All => {}
         }
         cmd.args(["--", url])
-            .arg(format!("+refs/heads/machines/*:{REMOTE_PREFIX}*"));
+            .arg(format!("+refs/heads/machines/*:{dest}*"))
+            .arg(crate::crypt::sealing::FERRY_REFSPEC);
         let incoming = Incoming {
             pack_dir: store.repo().path().join("objects/pack"),
             max_bytes,
@@ -161,6 +200,7 @@ impl GitCli {
         url: &str,
         machine_id: &str,
         progress: &Progress,
+        sealed: Option<git2::Oid>,
     ) -> Result<(), RemoteError> {
         let own = own_ref(machine_id);
         let Ok(head) = store.repo().refname_to_id(&own) else {
@@ -168,7 +208,7 @@ impl GitCli {
         };
         let mut cmd = self.command(Some(store.repo().path()));
         cmd.args(["push", "--porcelain", "--progress", "--", url])
-            .arg(format!("+{head}:{own}"));
+            .arg(format!("+{}:{own}", sealed.unwrap_or(head)));
         // A refused ref makes git exit non-zero; `run` reports its porcelain line.
         run(cmd, "push", url, None, progress)?;
         store

@@ -9,6 +9,7 @@
 mod credentials;
 mod git_cli;
 mod remote;
+mod sealed;
 mod status;
 mod transfer;
 mod watch;
@@ -122,6 +123,9 @@ pub struct EngineConfig {
     pub placed: HashMap<String, ProjectRecord>,
     /// What commits do with secrets in new content.
     pub secrets: crate::secrets::Policy,
+    /// The store key of an encrypted store: this machine's branch is sealed before it is
+    /// pushed, and the fetched branches are opened (`None`: a plain store).
+    pub sealing: Option<Arc<crate::crypt::sealing::Sealing>>,
 }
 
 impl Default for EngineConfig {
@@ -148,6 +152,7 @@ impl Default for EngineConfig {
             links: Vec::new(),
             placed: HashMap::new(),
             secrets: crate::secrets::Policy::default(),
+            sealing: None,
         }
     }
 }
@@ -196,7 +201,8 @@ impl Transport {
         store.compact().map(|_| "compaction")
     }
 
-    /// Fetches every machine's branch into `store`, with `history`, by this transport.
+    /// Fetches every machine's branch into `store`, with `history`, by this transport, and
+    /// opens them if the store is sealed; what did not open, by machine.
     fn fetch(
         &self,
         store: &crate::store::Store,
@@ -204,11 +210,35 @@ impl Transport {
         max_bytes: u64,
         progress: &remote::Progress,
         history: History,
-    ) -> Result<(), RemoteError> {
+        sealing: Option<&crate::crypt::sealing::Sealing>,
+    ) -> Result<Vec<String>, RemoteError> {
+        let dest = sealed::fetch_dest(sealing);
         match self {
-            Transport::Git(git) => git.fetch(store, url, max_bytes, progress, history),
-            Transport::Libgit2 => remote::fetch(store, url, max_bytes, progress, history),
+            Transport::Git(git) => git.fetch(store, url, max_bytes, progress, history, dest),
+            Transport::Libgit2 => remote::fetch(store, url, max_bytes, progress, history, dest),
+        }?;
+        sealed::after_fetch(store, url, sealing)
+    }
+
+    /// Pushes this machine's branch, sealed first if the store is.
+    fn push(
+        &self,
+        store: &crate::store::Store,
+        url: &str,
+        machine_id: &str,
+        progress: &remote::Progress,
+        sealing: Option<&crate::crypt::sealing::Sealing>,
+    ) -> Result<(), RemoteError> {
+        let sealed = sealed::before_push(store, url, machine_id, sealing)?;
+        match self {
+            Transport::Git(git) => git.push(store, url, machine_id, progress, sealed),
+            Transport::Libgit2 => remote::push(store, url, machine_id, progress, sealed),
+        }?;
+        if let (Some(s), Some(sealed)) = (sealing, sealed) {
+            s.pushed(store, machine_id, sealed)
+                .map_err(|e| sealed::refused("push", url, e.to_string()))?;
         }
+        Ok(())
     }
 
     /// How `ferry status` names it.
@@ -442,9 +472,31 @@ pub fn fetch_once(
     url: &str,
     history: History,
     progress: &remote::Progress,
-) -> Result<(), RemoteError> {
+    sealing: Option<&crate::crypt::sealing::Sealing>,
+) -> Result<Vec<String>, RemoteError> {
     let config = EngineConfig::default();
-    Transport::choose(&config).fetch(store, url, config.max_fetch_bytes, progress, history)
+    Transport::choose(&config).fetch(
+        store,
+        url,
+        config.max_fetch_bytes,
+        progress,
+        history,
+        sealing,
+    )
+}
+
+/// Fetches `refspec` alone (the keyring of an encrypted store) through the user's `git`, or
+/// libgit2 without one.
+pub fn fetch_ref(
+    store: &crate::store::Store,
+    url: &str,
+    refspec: &str,
+    state_dir: Option<&std::path::Path>,
+) -> Result<(), RemoteError> {
+    match GitCli::probe(state_dir) {
+        Some(git) => git.fetch_ref(store, url, refspec),
+        None => remote::fetch_ref(store, url, refspec),
+    }
 }
 
 /// Starts the engine on the current tokio runtime and returns its handle.

@@ -2,7 +2,7 @@
 //! reporting progress to a watcher, never called from a filesystem path.
 //! This machine pushes only its own branch; every machine's branch is fetched.
 
-use crate::store::{REMOTE_PREFIX, Store, own_ref};
+use crate::store::{Store, own_ref};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -194,12 +194,13 @@ pub fn fetch(
     max_bytes: u64,
     progress: &Progress,
     history: History,
+    dest: &str,
 ) -> Result<(), RemoteError> {
     let mut remote = store
         .repo()
         .remote_anonymous(url)
         .map_err(|e| error("fetch", url, e))?;
-    let refspec = format!("+refs/heads/machines/*:{REMOTE_PREFIX}*");
+    let refspec = format!("+refs/heads/machines/*:{dest}*");
     let too_big = std::cell::Cell::new(false);
     let mut callbacks = git2::RemoteCallbacks::new();
     super::credentials::install(&mut callbacks, crate::engine::home_dir());
@@ -232,7 +233,11 @@ pub fn fetch(
         }
         History::All => {}
     }
-    let result = remote.fetch(&[refspec.as_str()], Some(&mut opts), Some("ferry fetch"));
+    let result = remote.fetch(
+        &[refspec.as_str(), crate::crypt::sealing::FERRY_REFSPEC],
+        Some(&mut opts),
+        Some("ferry fetch"),
+    );
     drop(opts);
     if too_big.get() {
         let why = format!(
@@ -241,6 +246,22 @@ pub fn fetch(
         return Err(error("fetch", url, why));
     }
     result.map_err(|e| error("fetch", url, e))
+}
+
+/// Fetches `refspec` alone (the keyring of an encrypted store) through libgit2.
+pub fn fetch_ref(store: &Store, url: &str, refspec: &str) -> Result<(), RemoteError> {
+    let mut remote = store
+        .repo()
+        .remote_anonymous(url)
+        .map_err(|e| error("fetch", url, e))?;
+    let mut callbacks = git2::RemoteCallbacks::new();
+    super::credentials::install(&mut callbacks, crate::engine::home_dir());
+    let mut opts = git2::FetchOptions::new();
+    opts.prune(git2::FetchPrune::Off)
+        .remote_callbacks(callbacks);
+    remote
+        .fetch(&[refspec], Some(&mut opts), Some("ferry fetch"))
+        .map_err(|e| error("fetch", url, e))
 }
 
 /// How much of the branches' history a fetch brings.
@@ -262,6 +283,7 @@ pub fn push(
     url: &str,
     machine_id: &str,
     progress: &Progress,
+    sealed: Option<git2::Oid>,
 ) -> Result<(), RemoteError> {
     let own = own_ref(machine_id);
     let Ok(head) = store.repo().refname_to_id(&own) else {
@@ -304,7 +326,11 @@ pub fn push(
     });
     let mut opts = git2::PushOptions::new();
     opts.remote_callbacks(callbacks);
-    let spec = format!("+{own}:{own}");
+    let source = match sealed {
+        Some(_) => format!("{}{machine_id}", crate::crypt::sealing::SEALED_PREFIX),
+        None => own.clone(),
+    };
+    let spec = format!("+{source}:{own}");
     remote
         .push(&[spec.as_str()], Some(&mut opts))
         .map_err(|e| error("push", url, e))?;

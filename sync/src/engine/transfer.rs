@@ -189,10 +189,10 @@ impl Worker {
             return Ok(false);
         }
         let commits = self.commits;
+        let sealing = self.config.sealing.clone();
         let r = self
-            .network("push", |t, store, url, id, moved| match t {
-                Transport::Git(git) => git.push(store, url, id, moved),
-                Transport::Libgit2 => remote::push(store, url, id, moved),
+            .network("push", move |t, store, url, id, moved| {
+                t.push(store, url, id, moved, sealing.as_deref())
             })
             .await;
         if let Err(e) = &r
@@ -222,6 +222,9 @@ impl Worker {
     /// Fetches every machine's branch and tells subscribers which files changed.
     pub(super) async fn fetch(&mut self) -> Result<(), RemoteError> {
         let max = self.config.max_fetch_bytes;
+        let sealing = self.config.sealing.clone();
+        let unopened = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let unopened_in = unopened.clone();
         self.network("fetch", move |t, store, url, _, moved| {
             // A store with no other machine's branch yet (a new machine) takes only the tips:
             // the view needs nothing older, and `ferry restore` fetches the rest when asked.
@@ -229,7 +232,11 @@ impl Worker {
                 Ok(m) if m.is_empty() => remote::History::Tips,
                 _ => remote::History::New,
             };
-            let fetch = |history| t.fetch(store, url, max, moved, history);
+            let fetch = |history| {
+                let failed = t.fetch(store, url, max, moved, history, sealing.as_deref())?;
+                *unopened_in.lock().expect("unopened lock") = failed;
+                Ok::<(), RemoteError>(())
+            };
             // A shallow fetch fails where there is nothing to fetch yet (git says nothing
             // then) and through libgit2's local transport: the whole history then. Never again
             // after a refused login or host key: that would ask twice.
@@ -259,6 +266,8 @@ impl Worker {
             Ok(Ok((heads, changed, rejected))) => {
                 let moved = self.heads != heads;
                 self.heads = heads;
+                let mut rejected = rejected;
+                rejected.extend(unopened.lock().expect("unopened lock").drain(..));
                 self.shared.status.lock().expect("status lock").rejected = rejected;
                 if !changed.is_empty() {
                     self.active();

@@ -22,6 +22,24 @@ pub fn linux_machine(id: &str, home: &str) -> MachineRecord {
     }
 }
 
+/// `git -C dir <args>`, which must succeed; what it printed on stdout.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The record of project `key` checked out at `root`, sessions run at its top.
 pub fn project(key: &str, root: &str) -> ProjectRecord {
     ProjectRecord {

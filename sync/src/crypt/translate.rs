@@ -1,0 +1,403 @@
+//! Plain commits and trees to sealed ones and back, object by object.
+//!
+//! Every plain object has one sealed twin: a blob's bytes sealed, a tree with each name sealed
+//! and each entry its twin, a commit whose tree and parents are twins and whose message carries
+//! the plain commit sealed whole. Twins are remembered both ways, so sealing a new commit seals
+//! only what it added (the chunks an append changed, and the trees above them), and opening a
+//! fetched commit opens only what is new. Opening rebuilds the plain commit byte for byte, so it
+//! has the very id it had on the machine that wrote it, and checks it: the plain tree it opens
+//! must have the id the sealed commit names, and so must its parents.
+
+use super::seal::{self, Kind};
+use super::{CryptError, Keys};
+use base64::Engine;
+use git2::{ObjectType, Oid, Repository};
+use std::collections::{HashMap, HashSet};
+
+/// The first line of a sealed commit's message; the sealed plain commit follows in base64.
+const MESSAGE: &str = "ferry sealed commit";
+
+/// The twins known so far, both ways, kept between translations (the engine keeps them for
+/// its life).
+#[derive(Default)]
+pub struct Twins {
+    /// Plain object to its sealed twin.
+    sealed: HashMap<Oid, Oid>,
+    /// Sealed object to its plain twin.
+    opened: HashMap<Oid, Oid>,
+}
+
+impl Twins {
+    /// How many pairs it holds.
+    pub fn len(&self) -> usize {
+        self.sealed.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.sealed.is_empty()
+    }
+}
+
+/// Seals and opens objects of one repository with one store's keys, remembering twins.
+pub struct Translator<'r> {
+    repo: &'r Repository,
+    keys: Keys,
+    sealed: HashMap<Oid, Oid>,
+    opened: HashMap<Oid, Oid>,
+    /// How many blobs were sealed or opened (not found as twins): what a change cost.
+    pub blobs_done: usize,
+}
+
+/// What [`Translator::open_commit`] made: the plain commit, those of its plain commits whose
+/// parents are not here (a shallow fetch), which the caller records as shallow, and those that
+/// were shallow and have their parents now (a deepening fetch).
+pub struct Opened {
+    /// The plain commit.
+    pub commit: Oid,
+    /// Plain commits opened without their parents.
+    pub shallow: Vec<Oid>,
+    /// Plain commits opened before without their parents, which have them now.
+    pub deepened: Vec<Oid>,
+}
+
+impl<'r> Translator<'r> {
+    /// A translator with nothing remembered yet.
+    pub fn new(repo: &'r Repository, keys: Keys) -> Translator<'r> {
+        Translator::with(repo, keys, Twins::default())
+    }
+
+    /// A translator that knows `twins` already.
+    pub fn with(repo: &'r Repository, keys: Keys, twins: Twins) -> Translator<'r> {
+        Translator {
+            repo,
+            keys,
+            sealed: twins.sealed,
+            opened: twins.opened,
+            blobs_done: 0,
+        }
+    }
+
+    /// The twins it knows now, to keep for the next translation.
+    pub fn into_twins(self) -> Twins {
+        Twins {
+            sealed: self.sealed,
+            opened: self.opened,
+        }
+    }
+
+    /// Whether `sealed` is known as the twin of `plain` already.
+    pub fn knows(&self, plain: Oid, sealed: Oid) -> bool {
+        self.sealed.get(&plain) == Some(&sealed)
+    }
+
+    fn twins(&mut self, plain: Oid, sealed: Oid) {
+        self.sealed.insert(plain, sealed);
+        self.opened.insert(sealed, plain);
+    }
+
+    /// Remembers that `sealed` is `plain`'s twin, and so is every object of its tree, by
+    /// walking both trees side by side: names only, no blob read. After a restart this keeps
+    /// the next seal or open to what changed.
+    pub fn learn(&mut self, plain: Oid, sealed: Oid) -> Result<(), CryptError> {
+        let (p, s) = (
+            self.repo.find_commit(plain)?,
+            self.repo.find_commit(sealed)?,
+        );
+        self.twins(plain, sealed);
+        self.learn_tree(p.tree_id(), s.tree_id())
+    }
+
+    fn learn_tree(&mut self, plain: Oid, sealed: Oid) -> Result<(), CryptError> {
+        if self.sealed.get(&plain) == Some(&sealed) {
+            return Ok(());
+        }
+        let (p, s) = (self.repo.find_tree(plain)?, self.repo.find_tree(sealed)?);
+        self.twins(plain, sealed);
+        for e in p.iter() {
+            let name = std::str::from_utf8(e.name_bytes())
+                .map_err(|_| CryptError::Damaged("a plain tree name is not UTF-8".into()))?;
+            let Some(twin) = s.get_name(&seal::seal_name(&self.keys.name, name)) else {
+                return Err(CryptError::Damaged(format!(
+                    "the sealed tree lacks the twin of {name:?}"
+                )));
+            };
+            match e.kind() {
+                Some(ObjectType::Tree) => self.learn_tree(e.id(), twin.id())?,
+                _ => self.twins(e.id(), twin.id()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The sealed twin of blob `plain`.
+    fn seal_blob(&mut self, plain: Oid) -> Result<Oid, CryptError> {
+        if let Some(&s) = self.sealed.get(&plain) {
+            return Ok(s);
+        }
+        let blob = self.repo.find_blob(plain)?;
+        let sealed = self
+            .repo
+            .blob(&seal::seal(&self.keys.blob, Kind::Blob, blob.content()))?;
+        self.blobs_done += 1;
+        self.twins(plain, sealed);
+        Ok(sealed)
+    }
+
+    /// The sealed twin of tree `plain`: names sealed, entries their twins.
+    pub fn seal_tree(&mut self, plain: Oid) -> Result<Oid, CryptError> {
+        if let Some(&s) = self.sealed.get(&plain) {
+            return Ok(s);
+        }
+        let tree = self.repo.find_tree(plain)?;
+        let mut builder = self.repo.treebuilder(None)?;
+        for e in tree.iter() {
+            let name = std::str::from_utf8(e.name_bytes()).map_err(|_| {
+                CryptError::Damaged("a name in this machine's branch is not UTF-8".into())
+            })?;
+            let twin = match e.kind() {
+                Some(ObjectType::Tree) => self.seal_tree(e.id())?,
+                Some(ObjectType::Blob) => self.seal_blob(e.id())?,
+                _ => {
+                    return Err(CryptError::Damaged(format!(
+                        "{name:?} in this machine's branch is neither a file nor a directory"
+                    )));
+                }
+            };
+            builder.insert(seal::seal_name(&self.keys.name, name), twin, e.filemode())?;
+        }
+        let sealed = builder.write()?;
+        self.twins(plain, sealed);
+        Ok(sealed)
+    }
+
+    /// The sealed twin of commit `plain`, its ancestors sealed first.
+    pub fn seal_commit(&mut self, plain: Oid) -> Result<Oid, CryptError> {
+        // Depth first without recursion: a branch's history may be thousands of commits long.
+        let mut stack = vec![plain];
+        while let Some(&top) = stack.last() {
+            if self.sealed.contains_key(&top) {
+                stack.pop();
+                continue;
+            }
+            let commit = self.repo.find_commit(top)?;
+            let waiting: Vec<Oid> = commit
+                .parent_ids()
+                .filter(|p| !self.sealed.contains_key(p))
+                .collect();
+            if !waiting.is_empty() {
+                stack.extend(waiting);
+                continue;
+            }
+            stack.pop();
+            let raw = self.repo.odb()?.read(top)?.data().to_vec();
+            let tree = self.seal_tree(commit.tree_id())?;
+            let tree = self.repo.find_tree(tree)?;
+            let parents: Vec<git2::Commit<'_>> = commit
+                .parent_ids()
+                .map(|p| self.repo.find_commit(self.sealed[&p]))
+                .collect::<Result<_, _>>()?;
+            let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+            // Only the time shows: no name, no address, no time zone.
+            let when = git2::Time::new(commit.time().seconds(), 0);
+            let sig = git2::Signature::new("ferry", "ferry", &when)?;
+            let body = base64::engine::general_purpose::STANDARD.encode(seal::seal(
+                &self.keys.commit,
+                Kind::Commit,
+                &raw,
+            ));
+            let message = format!("{MESSAGE}\n\n{body}\n");
+            let sealed = self
+                .repo
+                .commit(None, &sig, &sig, &message, &tree, &parents)?;
+            self.twins(top, sealed);
+        }
+        Ok(self.sealed[&plain])
+    }
+
+    /// The plain twin of sealed blob `sealed`.
+    fn open_blob(&mut self, sealed: Oid) -> Result<Oid, CryptError> {
+        if let Some(&p) = self.opened.get(&sealed) {
+            return Ok(p);
+        }
+        let blob = self.repo.find_blob(sealed)?;
+        let plain = self
+            .repo
+            .blob(&seal::open(&self.keys.blob, Kind::Blob, blob.content())?)?;
+        self.blobs_done += 1;
+        self.twins(plain, sealed);
+        Ok(plain)
+    }
+
+    /// The plain twin of sealed tree `sealed`.
+    pub fn open_tree(&mut self, sealed: Oid) -> Result<Oid, CryptError> {
+        if let Some(&p) = self.opened.get(&sealed) {
+            return Ok(p);
+        }
+        let tree = self.repo.find_tree(sealed)?;
+        let mut builder = self.repo.treebuilder(None)?;
+        for e in tree.iter() {
+            let name = std::str::from_utf8(e.name_bytes())
+                .map_err(|_| CryptError::Damaged("a sealed name is not ASCII".into()))?;
+            let plain_name = seal::open_name(&self.keys.name, name)?;
+            let twin = match e.kind() {
+                Some(ObjectType::Tree) => self.open_tree(e.id())?,
+                Some(ObjectType::Blob) => self.open_blob(e.id())?,
+                _ => {
+                    return Err(CryptError::Damaged(
+                        "a sealed tree holds something that is neither a file nor a directory"
+                            .into(),
+                    ));
+                }
+            };
+            builder
+                .insert(&plain_name, twin, e.filemode())
+                .map_err(|e| CryptError::Damaged(format!("{plain_name:?}: {e}")))?;
+        }
+        let plain = builder.write()?;
+        self.twins(plain, sealed);
+        Ok(plain)
+    }
+
+    /// The plain twin of sealed commit `sealed`, with the sealed ancestors that are here opened
+    /// first: those a deepening fetch brought too, below commits opened before without their
+    /// parents. Fails when anything does not open, or opens to other ids than the commit says.
+    pub fn open_commit(&mut self, sealed: Oid) -> Result<Opened, CryptError> {
+        let odb = self.repo.odb()?;
+        let mut shallow = Vec::new();
+        let mut deepened = Vec::new();
+        let mut revisited: HashSet<Oid> = HashSet::new();
+        let mut reopen: HashSet<Oid> = HashSet::new();
+        let mut stack = vec![sealed];
+        while let Some(&top) = stack.last() {
+            // Parents as the object names them (a shallow list must not hide them here).
+            let (_, sealed_parents) = header(odb.read(top)?.data())?;
+            let here: Vec<Oid> = sealed_parents
+                .iter()
+                .copied()
+                .filter(|p| odb.exists(*p))
+                .collect();
+            // A commit opened before is done, unless it lacked its parents and some are here
+            // now; it is looked at once.
+            if let Some(&plain) = self.opened.get(&top)
+                && !reopen.contains(&top)
+            {
+                let first_look = revisited.insert(top);
+                if !first_look || here.is_empty() || self.complete(plain)? {
+                    stack.pop();
+                    continue;
+                }
+                reopen.insert(top);
+            }
+            let waiting: Vec<Oid> = here
+                .iter()
+                .copied()
+                .filter(|p| {
+                    !self.opened.contains_key(p)
+                        || (!revisited.contains(p) && self.shallow_twin(*p))
+                })
+                .collect();
+            if !waiting.is_empty() {
+                stack.extend(waiting);
+                continue;
+            }
+            stack.pop();
+            let commit = self.repo.find_commit(top)?;
+            let raw = self.plain_commit_of(&commit)?;
+            let (tree, parents) = header(&raw)?;
+            if self.open_tree(commit.tree_id())? != tree {
+                return Err(CryptError::Damaged(format!(
+                    "sealed commit {top} opens to another tree than it names"
+                )));
+            }
+            if parents.len() != sealed_parents.len() {
+                return Err(CryptError::Damaged(format!(
+                    "sealed commit {top} has other parents than it names"
+                )));
+            }
+            for (sealed_parent, named) in sealed_parents.iter().zip(&parents) {
+                if let Some(opened) = self.opened.get(sealed_parent)
+                    && opened != named
+                {
+                    return Err(CryptError::Damaged(format!(
+                        "sealed commit {top} has other parents than it names"
+                    )));
+                }
+            }
+            let plain = odb.write(ObjectType::Commit, &raw)?;
+            let reopened = reopen.remove(&top);
+            if here.len() < parents.len() {
+                shallow.push(plain);
+            } else if reopened {
+                deepened.push(plain);
+            }
+            self.twins(plain, top);
+        }
+        Ok(Opened {
+            commit: self.opened[&sealed],
+            shallow,
+            deepened,
+        })
+    }
+
+    /// Whether sealed commit `sealed` was opened to a plain commit whose parents are not here.
+    fn shallow_twin(&self, sealed: Oid) -> bool {
+        self.opened
+            .get(&sealed)
+            .is_some_and(|&p| !self.complete(p).unwrap_or(true))
+    }
+
+    /// Whether every parent plain commit `plain` names is here.
+    fn complete(&self, plain: Oid) -> Result<bool, CryptError> {
+        let odb = self.repo.odb()?;
+        let (_, parents) = header(odb.read(plain)?.data())?;
+        Ok(parents.iter().all(|p| odb.exists(*p)))
+    }
+
+    /// The plain commit's bytes a sealed commit carries.
+    fn plain_commit_of(&self, commit: &git2::Commit<'_>) -> Result<Vec<u8>, CryptError> {
+        let not_sealed = || {
+            CryptError::Damaged(format!(
+                "commit {} is not a sealed ferry commit (a plain store's, or damaged)",
+                commit.id()
+            ))
+        };
+        let message = commit.message_bytes();
+        let body = message
+            .strip_prefix(MESSAGE.as_bytes())
+            .ok_or_else(not_sealed)?;
+        let body: Vec<u8> = body
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| not_sealed())?;
+        seal::open(&self.keys.commit, Kind::Commit, &sealed)
+    }
+}
+
+/// The tree and parents a raw commit object names (its header, up to the first empty line).
+fn header(raw: &[u8]) -> Result<(Oid, Vec<Oid>), CryptError> {
+    let bad = || CryptError::Damaged("a sealed commit holds no commit".into());
+    let oid = |hex: &[u8]| {
+        std::str::from_utf8(hex)
+            .ok()
+            .and_then(|h| Oid::from_str(h).ok())
+            .ok_or_else(bad)
+    };
+    let mut tree = None;
+    let mut parents = Vec::new();
+    for line in raw.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            break;
+        }
+        if let Some(t) = line.strip_prefix(b"tree ") {
+            tree = Some(oid(t)?);
+        } else if let Some(p) = line.strip_prefix(b"parent ") {
+            parents.push(oid(p)?);
+        }
+    }
+    Ok((tree.ok_or_else(bad)?, parents))
+}

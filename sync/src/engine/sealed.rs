@@ -1,0 +1,72 @@
+//! The engine's transfers on an encrypted store: where a fetch puts the branches, what is done
+//! after it (the sealed branches opened), and what a push sends (this machine's branch sealed).
+//! A machine without the store key never pushes its plain branch into an encrypted store.
+
+use super::remote::{Failure, RemoteError, redact};
+use crate::crypt::sealing::{KEYRING_REF, SEALED_PREFIX, Sealing};
+use crate::store::{REMOTE_PREFIX, Store};
+use git2::Oid;
+
+/// Where a fetch puts the machine branches: the plain remote-tracking refs, or, for a store that
+/// is sealed, the sealed refs to be opened.
+pub fn fetch_dest(sealing: Option<&Sealing>) -> &'static str {
+    match sealing {
+        Some(_) => SEALED_PREFIX,
+        None => REMOTE_PREFIX,
+    }
+}
+
+pub(super) fn refused(op: &'static str, url: &str, message: String) -> RemoteError {
+    RemoteError {
+        op,
+        url: redact(url),
+        message,
+        kind: Failure::Other,
+    }
+}
+
+/// What a machine without the key is told when the remote's store is encrypted.
+fn encrypted_elsewhere(op: &'static str, url: &str) -> RemoteError {
+    refused(
+        op,
+        url,
+        "the store on this remote is encrypted and this machine has no key to it: nothing was pushed. Run `ferry init --remote URL` again to join it (it prints this machine's recipient for `ferry key add`)".into(),
+    )
+}
+
+/// After a fetch: the sealed branches opened (what did not open, by machine, is returned), or,
+/// without a key, an error if the remote turned out to be encrypted.
+pub fn after_fetch(
+    store: &Store,
+    url: &str,
+    sealing: Option<&Sealing>,
+) -> Result<Vec<String>, RemoteError> {
+    match sealing {
+        Some(s) => s
+            .open_fetched(store)
+            .map_err(|e| refused("fetch", url, format!("opening the sealed branches: {e}"))),
+        None if store.repo().refname_to_id(KEYRING_REF).is_ok() => {
+            Err(encrypted_elsewhere("fetch", url))
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Before a push: the sealed commit to send in place of this machine's branch (`None` for a
+/// plain store), or an error where a plain branch must not go.
+pub fn before_push(
+    store: &Store,
+    url: &str,
+    machine_id: &str,
+    sealing: Option<&Sealing>,
+) -> Result<Option<Oid>, RemoteError> {
+    match sealing {
+        Some(s) => s
+            .seal_own(store, machine_id)
+            .map_err(|e| refused("push", url, format!("sealing this machine's branch: {e}"))),
+        None if store.repo().refname_to_id(KEYRING_REF).is_ok() => {
+            Err(encrypted_elsewhere("push", url))
+        }
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,280 @@
+//! An encrypted store with the built binary (issue 23): the first machine makes it with
+//! `ferry init --encrypt`, a second one joins once the first runs `ferry key add`, or with the
+//! passphrase; sessions go both ways with paths expanded; the remote holds none of a planted
+//! corpus; a machine without the key is told what to run and pushes nothing.
+
+use ferry_tests::ferry::Machine;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Strings only the machines hold: a user's name in paths, a project's remote, a prompt, a file
+/// name, a machine's name, a session id.
+const CORPUS: &[&str] = &[
+    "marguerite",
+    "zanzibar-corp",
+    "quokka-ledger",
+    "flamingo invoices",
+    "pelican-report",
+    "ocelot-desk",
+    "5f0c2a9e-77aa-4bcd-9e01-3d2b6c8f1a44",
+];
+const SID: &str = "5f0c2a9e-77aa-4bcd-9e01-3d2b6c8f1a44";
+
+use ferry_tests::git::output as git;
+
+/// `ferry init` of machine `name` with remote `url`, and `more`.
+fn init_args<'a>(name: &'a str, url: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["init", "--machine", name, "--remote", url];
+    args.extend(more);
+    args
+}
+
+/// A new bare remote under `dir`.
+fn bare(dir: &Path) -> PathBuf {
+    let remote = dir.join("remote.git");
+    git(dir, &["init", "-q", "--bare", remote.to_str().unwrap()]);
+    remote
+}
+
+/// A checkout of the planted project in `home`, with its remote named.
+fn checkout(home: &Path) -> PathBuf {
+    let proj = home.join("src/quokka-ledger");
+    std::fs::create_dir_all(&proj).unwrap();
+    git(&proj, &["init", "-q"]);
+    git(
+        &proj,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "git@github.com:zanzibar-corp/quokka-ledger.git",
+        ],
+    );
+    proj
+}
+
+/// The project's transcript `name` as `m`'s view shows it.
+fn transcript(m: &Machine, proj: &Path, name: &str) -> PathBuf {
+    m.projects()
+        .join(ferry_sync::slug::slug(proj.to_str().unwrap()))
+        .join(name)
+}
+
+/// Which strings of the corpus any object of `repo` holds, each read whole and decompressed.
+fn leaks(repo: &Path) -> Vec<&'static str> {
+    let all = git(
+        repo,
+        &["cat-file", "--batch-all-objects", "--batch", "--unordered"],
+    )
+    .to_ascii_lowercase();
+    assert!(all.len() > 500, "the remote holds objects");
+    CORPUS
+        .iter()
+        .filter(|s| all.windows(s.len()).any(|w| w == s.as_bytes()))
+        .copied()
+        .collect()
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_machine_joins_once_added_sessions_cross_and_the_remote_learns_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare(dir.path());
+    let url = remote.to_str().unwrap();
+    let a = Machine::new(&dir.path().join("marguerite"));
+    let b = Machine::new(&dir.path().join("b"));
+    a.ok(&init_args("ocelot-desk", url, &["--encrypt"]));
+    let a_proj = checkout(&a.home);
+    let b_proj = checkout(&b.home);
+
+    // b waits for a key, saying what to run on a.
+    let mut joining = b
+        .command(&init_args("b", url, &["--wait-for-key", "120"]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = joining.stderr.take().unwrap();
+    let mut told = String::new();
+    let mut buf = [0u8; 4096];
+    wait_for("b's recipient", Duration::from_secs(60), || {
+        let n = stderr.read(&mut buf).unwrap_or(0);
+        told.push_str(&String::from_utf8_lossy(&buf[..n]));
+        told.contains("ferry key add age1") && told.contains('\n')
+    });
+    let recipient = told
+        .split_whitespace()
+        .find(|w| w.starts_with("age1"))
+        .unwrap()
+        .to_string();
+    assert_eq!(b.ok(&["key", "show"]).trim(), recipient);
+    // Before it is added, b has pushed nothing.
+    let heads = String::from_utf8(git(&remote, &["for-each-ref", "--format=%(refname)"])).unwrap();
+    assert_eq!(
+        heads.lines().filter(|l| l.contains("machines/")).count(),
+        0,
+        "{heads}"
+    );
+    let added = a.ok(&["key", "add", &recipient]);
+    assert!(added.contains("added"), "{added}");
+    let status = joining.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "b's init: {told}{rest}");
+
+    // A session crosses both ways, with each machine's paths.
+    a.ok(&["mount"]);
+    b.ok(&["mount"]);
+    let on_a = transcript(&a, &a_proj, &format!("{SID}.jsonl"));
+    std::fs::create_dir_all(on_a.parent().unwrap()).unwrap();
+    let line = |who: &str, proj: &Path| {
+        format!(
+            "{{\"type\":\"user\",\"sessionId\":\"{SID}\",\"cwd\":\"{}\",\"message\":{{\"content\":\"{who}: please fix the flamingo invoices\"}}}}\n",
+            proj.display()
+        )
+    };
+    std::fs::write(&on_a, line("a", &a_proj)).unwrap();
+    let tool = on_a.parent().unwrap().join(SID).join("tool-results");
+    std::fs::create_dir_all(&tool).unwrap();
+    std::fs::write(tool.join("pelican-report.txt"), "report\n").unwrap();
+    a.ok(&["sync"]);
+    b.ok(&["sync"]);
+    let on_b = transcript(&b, &b_proj, &format!("{SID}.jsonl"));
+    wait_for("a's session on b", Duration::from_secs(30), || {
+        std::fs::read_to_string(&on_b).is_ok_and(|t| t == line("a", &b_proj))
+    });
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&on_b)
+        .unwrap();
+    std::io::Write::write_all(&mut f, line("b", &b_proj).as_bytes()).unwrap();
+    drop(f);
+    b.ok(&["sync"]);
+    a.ok(&["sync"]);
+    wait_for("b's line on a", Duration::from_secs(30), || {
+        std::fs::read_to_string(&on_a).is_ok_and(|t| t == line("a", &a_proj) + &line("b", &a_proj))
+    });
+
+    // b fetched only the tips; `ferry restore` brings the sealed history and opens it.
+    let versions = b.ok(&["restore", "--list", on_b.to_str().unwrap()]);
+    assert!(
+        versions.contains("ocelot-desk") && versions.lines().count() >= 2,
+        "{versions}"
+    );
+
+    // Secrets are scanned in the plain lines, before sealing: b sees the key redacted.
+    let key = format!("sk-ant-api03-{}", "Zq7x".repeat(20));
+    let secret = transcript(&a, &a_proj, "secret.jsonl");
+    let said = |proj: &Path, what: &str| {
+        format!(
+            "{{\"type\":\"user\",\"cwd\":\"{}\",\"message\":{{\"content\":\"export ANTHROPIC_API_KEY={what}\"}}}}\n",
+            proj.display()
+        )
+    };
+    std::fs::write(&secret, said(&a_proj, &key)).unwrap();
+    a.ok(&["sync"]);
+    b.ok(&["sync"]);
+    let on_b_secret = transcript(&b, &b_proj, "secret.jsonl");
+    wait_for("the redacted session on b", Duration::from_secs(30), || {
+        std::fs::read_to_string(&on_b_secret)
+            .is_ok_and(|t| t == said(&b_proj, "[REDACTED:anthropic-api-key]"))
+    });
+
+    // The remote: sealed objects only, and commits that name nobody.
+    assert_eq!(leaks(&remote), Vec::<&str>::new());
+    let authors =
+        String::from_utf8(git(&remote, &["log", "--all", "--format=%an %ae %cn %ce"])).unwrap();
+    assert!(
+        authors.lines().all(|l| l == "ferry ferry ferry ferry"),
+        "{authors}"
+    );
+    let status = a.ok(&["status", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(doc["remote"]["encrypted"], true, "{status}");
+
+    // A machine nobody added is told what to run, and pushes nothing, mounted or not.
+    let c = Machine::new(&dir.path().join("c"));
+    let out = c.ferry(&init_args("c", url, &["--wait-for-key", "1"]));
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("ferry key add age1"), "{e}");
+    let out = c.ferry(&["mount"]);
+    assert!(
+        !out.status.success(),
+        "a machine without the key does not mount"
+    );
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("no key to the encrypted store"), "{e}");
+    let heads = String::from_utf8(git(&remote, &["for-each-ref", "--format=%(refname)"])).unwrap();
+    assert_eq!(
+        heads.lines().filter(|l| l.contains("machines/")).count(),
+        2,
+        "{heads}"
+    );
+}
+
+#[test]
+fn a_machine_with_the_passphrase_joins_without_being_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare(dir.path());
+    let url = remote.to_str().unwrap();
+    let phrase = dir.path().join("phrase");
+    std::fs::write(&phrase, "correct horse battery staple\n").unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "incorrect horse\n").unwrap();
+    let a = Machine::new(&dir.path().join("a"));
+    a.ok(&init_args(
+        "a",
+        url,
+        &["--encrypt", "--passphrase-file", phrase.to_str().unwrap()],
+    ));
+    let b = Machine::new(&dir.path().join("b"));
+    let out = b.ferry(&init_args(
+        "b",
+        url,
+        &["--passphrase-file", wrong.to_str().unwrap()],
+    ));
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("passphrase does not open"), "{e}");
+    b.ok(&init_args(
+        "b",
+        url,
+        &["--passphrase-file", phrase.to_str().unwrap()],
+    ));
+    // b added itself: from now on it opens the store with its own key.
+    let ring = String::from_utf8(git(
+        &remote,
+        &["show", "refs/heads/ferry/keyring:recipients"],
+    ))
+    .unwrap();
+    let b_recipient = b.ok(&["key", "show"]);
+    assert!(ring.contains(b_recipient.trim()), "{ring}");
+    assert_eq!(ring.lines().count(), 2, "{ring}");
+    // And the store goes on working from b.
+    let a_proj = a.home.join("work/proj");
+    std::fs::create_dir_all(&a_proj).unwrap();
+    a.ok(&["mount"]);
+    let on_a = transcript(&a, &a_proj, "s.jsonl");
+    std::fs::create_dir_all(on_a.parent().unwrap()).unwrap();
+    let line = |proj: &Path| format!("{{\"type\":\"user\",\"cwd\":\"{}\"}}\n", proj.display());
+    std::fs::write(&on_a, line(&a_proj)).unwrap();
+    a.ok(&["sync"]);
+    let b_proj = b.home.join("work/proj");
+    std::fs::create_dir_all(&b_proj).unwrap();
+    b.ok(&["mount"]);
+    b.ok(&["sync"]);
+    let on_b = transcript(&b, &b_proj, "s.jsonl");
+    wait_for("a's session on b", Duration::from_secs(30), || {
+        std::fs::read_to_string(&on_b).is_ok_and(|t| t == line(&b_proj))
+    });
+}
