@@ -10,7 +10,7 @@ use crate::state::{Config, State};
 use anyhow::{Context, Result, bail};
 use ferry_sync::crypt::keyring::{Identity, Keyring, recipient};
 use ferry_sync::crypt::sealing::{FERRY_REFSPEC, KEYRING_HEAD, KEYRING_REF, Sealing};
-use ferry_sync::crypt::{CryptError, StoreKey};
+use ferry_sync::crypt::{CryptError, StoreKey, StoreKeys};
 use ferry_sync::engine::GitCli;
 use ferry_sync::store::Store;
 use std::path::PathBuf;
@@ -26,11 +26,16 @@ pub fn identity_path(st: &State) -> PathBuf {
 /// machine cannot open is an error that says what to run.
 pub fn sealing(st: &State, config: &Config) -> Result<Option<Arc<Sealing>>> {
     let store = Store::open(&st.store()).context("opening the store")?;
-    Ok(store_key(st, config, &store)?.map(|k| Arc::new(Sealing::new(k))))
+    let Some(keys) = store_keys(st, config, &store)? else {
+        return Ok(None);
+    };
+    let id = Identity::load_or_create(&identity_path(st))?;
+    let ring = store.repo().refname_to_id(KEYRING_REF).ok();
+    Ok(Some(Arc::new(Sealing::following(keys, id, ring))))
 }
 
-/// The store key of `store`, if it is encrypted.
-fn store_key(st: &State, config: &Config, store: &Store) -> Result<Option<StoreKey>> {
+/// The store keys of `store`, if it is encrypted.
+fn store_keys(st: &State, config: &Config, store: &Store) -> Result<Option<StoreKeys>> {
     let Some(ring) = Keyring::read(store.repo(), KEYRING_REF)? else {
         if config.encrypted {
             bail!(
@@ -41,11 +46,37 @@ fn store_key(st: &State, config: &Config, store: &Store) -> Result<Option<StoreK
     };
     let id = Identity::load_or_create(&identity_path(st))?;
     match ring.open(&id)? {
-        Some(k) => Ok(Some(k)),
+        Some(k) => pinned(st, k).map(Some),
         None => Err(CryptError::NoKey {
             recipient: id.recipient(),
         }
         .into()),
+    }
+}
+
+/// Where this machine keeps the fingerprint of the store's first key.
+fn pin_path(st: &State) -> PathBuf {
+    st.dir.join("store-key.pin")
+}
+
+/// `keys`, if their first key is the one this machine saw first (kept from then on): a
+/// keyring swapped by the remote for one around a key of its own is refused.
+fn pinned(st: &State, keys: StoreKeys) -> Result<StoreKeys> {
+    let path = pin_path(st);
+    match std::fs::read_to_string(&path) {
+        Ok(pin) if pin.trim() == keys.fingerprint() => Ok(keys),
+        Ok(pin) => bail!(
+            "the store's key is not the one this machine joined (fingerprint {} here, {} on the remote): refusing it, as a keyring swapped by someone without the key would be. If the store was made anew on purpose, remove {} and run `ferry init --remote URL` again",
+            pin.trim(),
+            keys.fingerprint(),
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, format!("{}\n", keys.fingerprint()))
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(keys)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 
@@ -89,8 +120,8 @@ pub fn settle(
         );
     }
     let id = Identity::load_or_create(&identity_path(st))?;
-    let key = StoreKey::generate();
-    let ring = Keyring::new(&key, vec![id.recipient()], passphrase)?;
+    let keys = StoreKeys::new(StoreKey::generate());
+    let ring = Keyring::new(&keys, vec![id.recipient()], passphrase)?;
     ring.write(store.repo(), KEYRING_REF)?;
     git.push_ref(&store, url, &format!("{KEYRING_REF}:{KEYRING_HEAD}"))
         .map_err(|e| anyhow::anyhow!("{}", e.message))
@@ -122,6 +153,7 @@ fn join(
         if let Some(p) = passphrase
             && let Some(key) = ring.open_passphrase(p)?
         {
+            let key = pinned(st, key)?;
             // Joined by passphrase: this machine adds itself, so it needs it no more.
             let mut recipients = ring.recipients.clone();
             recipients.push(id.recipient());
@@ -160,13 +192,35 @@ pub fn show(ctx: &Ctx) -> Result<()> {
     let st = ctx.state()?;
     let id = Identity::load_or_create(&identity_path(st))?;
     let encrypted = ctx.config().map(|c| c.encrypted).unwrap_or(false);
-    let doc = serde_json::json!({"recipient": id.recipient(), "encrypted": encrypted});
+    // The store key's fingerprint, to compare between machines outside ferry.
+    let fingerprint = Store::open(&st.store())
+        .ok()
+        .and_then(|s| store_keys(st, ctx.config().ok()?, &s).ok().flatten())
+        .map(|k| k.fingerprint());
+    let doc = serde_json::json!({"recipient": id.recipient(), "encrypted": encrypted, "store_fingerprint": fingerprint});
+    // Only the recipient on stdout: `ferry key add $(ferry key show)` works.
+    if let Some(f) = &fingerprint {
+        ctx.ui.note(format!("the store's key: {f}"));
+    }
     ctx.ui.out(&doc, || format!("{}\n", id.recipient()));
     Ok(())
 }
 
-/// `ferry key add RECIPIENT`: lets another machine open the store from now on.
-pub fn add(ctx: &Ctx, who: &str) -> Result<()> {
+/// What `ferry key add` and `ferry key remove` change: the keyring as the remote has it now,
+/// and the keys this machine opens it with.
+struct Editing<'a> {
+    st: &'a State,
+    url: String,
+    git: GitCli,
+    store: Store,
+    ring: Keyring,
+    keys: StoreKeys,
+    /// The recipient named, checked.
+    who: String,
+}
+
+/// The keyring fetched now, to change it for recipient `who`.
+fn editing<'a>(ctx: &'a Ctx, who: &str) -> Result<Editing<'a>> {
     recipient(who)?;
     let st = ctx.state()?;
     let config = ctx.config()?;
@@ -180,28 +234,99 @@ pub fn add(ctx: &Ctx, who: &str) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{}", e.message))
         .context("fetching the keyring")?;
     let ring = Keyring::read(store.repo(), KEYRING_REF)?
-        .context("this store is not encrypted: there is no key to add to")?;
-    let key = store_key(st, config, &store)?.context("this store is not encrypted")?;
-    let who = who.trim().to_string();
-    let added = !ring.recipients.contains(&who);
+        .context("this store is not encrypted: it has no keys to change")?;
+    let keys = store_keys(st, config, &store)?.context("this store is not encrypted")?;
+    Ok(Editing {
+        st,
+        url,
+        git,
+        store,
+        ring,
+        keys,
+        who: who.trim().to_string(),
+    })
+}
+
+impl Editing<'_> {
+    /// Writes `next` as the keyring and pushes it (never forced: a keyring changed meanwhile
+    /// elsewhere makes this fail, to be run again).
+    fn push(&self, next: &Keyring) -> Result<()> {
+        next.write(self.store.repo(), KEYRING_REF)?;
+        self.git
+            .push_ref(
+                &self.store,
+                &self.url,
+                &format!("{KEYRING_REF}:{KEYRING_HEAD}"),
+            )
+            .map_err(|e| anyhow::anyhow!("{}", e.message))
+            .context("pushing the keyring (run the command again)")
+    }
+}
+
+/// `ferry key add RECIPIENT`: lets another machine open the store from now on.
+pub fn add(ctx: &Ctx, who: &str) -> Result<()> {
+    let e = editing(ctx, who)?;
+    let (ring, keys, who) = (&e.ring, &e.keys, &e.who);
+    let added = !ring.recipients.contains(who);
     if added {
         let mut recipients = ring.recipients.clone();
         recipients.push(who.clone());
-        let passphrase = None;
-        let mut next = Keyring::new(&key, recipients, passphrase)?;
-        // A passphrase wrapping is kept as it is: the key it wraps did not change.
-        next.passphrase = ring.passphrase.clone();
-        next.write(store.repo(), KEYRING_REF)?;
-        git.push_ref(&store, &url, &format!("{KEYRING_REF}:{KEYRING_HEAD}"))
-            .map_err(|e| anyhow::anyhow!("{}", e.message))
-            .context("pushing the keyring (run `ferry key add` again)")?;
+        // A passphrase wrapping is kept as it is: the keys it wraps did not change.
+        e.push(&Keyring::new(keys, recipients, None)?.keeping_passphrase_of(ring, keys))?;
     }
     let doc = serde_json::json!({"recipient": who, "added": added});
     ctx.ui.out(&doc, || match added {
         true => format!(
-            "added {who}: that machine opens the store from now on (its `ferry init` goes on by itself)\n"
+            "added {who}: that machine opens the store from now on (a `ferry init` waiting there goes on by itself; else run `ferry init --remote URL` there again). The store's key: {}; `ferry key show` there says the same once it joined\n",
+            keys.fingerprint()
         ),
         false => format!("{who} opens the store already\n"),
+    });
+    Ok(())
+}
+
+/// `ferry key remove RECIPIENT`: a new store key seals everything written from now on, and
+/// the keyring opens for the other machines only.
+pub fn remove(ctx: &Ctx, who: &str) -> Result<()> {
+    let e = editing(ctx, who)?;
+    let (ring, keys, who) = (&e.ring, &e.keys, &e.who);
+    let me = Identity::load_or_create(&identity_path(e.st))?.recipient();
+    if *who == me {
+        bail!("that is this machine's own key: remove it from another machine");
+    }
+    let removed = ring.recipients.contains(who);
+    let mut generation = keys.generations();
+    if removed {
+        let rest: Vec<String> = ring
+            .recipients
+            .iter()
+            .filter(|r| *r != who)
+            .cloned()
+            .collect();
+        let next = keys
+            .rotated()
+            .context("this store has had 255 keys, the most it can have")?;
+        generation = next.generations();
+        // The passphrase goes too: the machine removed may know it.
+        e.push(&Keyring::new(&next, rest, None)?)?;
+    }
+    let dropped = removed && ring.passphrase.is_some();
+    let doc = serde_json::json!({
+        "recipient": who,
+        "removed": removed,
+        "key_generation": generation,
+        "passphrase_dropped": dropped,
+    });
+    ctx.ui.out(&doc, || match removed {
+        true => format!(
+            "removed {who}: what is written from now on is sealed with a new key (generation {generation}) that machine does not have. What it could read before, it may have kept, and files unchanged since keep their old sealing.{}\n",
+            if dropped {
+                " The passphrase opens the store no more."
+            } else {
+                ""
+            }
+        ),
+        false => format!("{who} does not open the store; nothing changed\n"),
     });
     Ok(())
 }

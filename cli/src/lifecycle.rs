@@ -421,7 +421,7 @@ fn unmount_said(report: &Report, mountpoint: &std::path::Path, remote: bool) -> 
     let short = |c: &String| c[..c.len().min(12)].to_string();
     t += &match (&report.committed, report.remote_ok, &report.error) {
         (_, Some(false), e) | (_, None, e @ Some(_)) => format!(
-            "the push did not go through ({}); every change is safe in {} and in the local store, and will be pushed at the next mount",
+            "the push did not go through ({}); every change is safe in {} and in the local store, and goes out at a later mount or sync once that is fixed",
             e.as_deref().unwrap_or("unknown error"),
             mountpoint.display()
         ),

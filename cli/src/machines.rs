@@ -162,6 +162,16 @@ pub fn take_over(store: &Store, url: &str, name: &str) -> Result<(String, String
     )
     .map_err(|e| anyhow::anyhow!("{}", e.message))
     .context("fetching the remote to find the machine")?;
+    if store
+        .repo()
+        .refname_to_id(ferry_sync::crypt::sealing::KEYRING_REF)
+        .is_ok()
+    {
+        ferry_sync::engine::forget_remote_branches(store);
+        bail!(
+            "the store on this remote is encrypted: continuing a machine there (--as-machine) is not built yet; join it as a new machine with `ferry init --remote URL`"
+        );
+    }
     let mut found = Vec::new();
     for id in store.remote_machines()? {
         if let Some(head) = store.head(&id, false)? {

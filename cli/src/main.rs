@@ -258,6 +258,12 @@ pub enum KeyAction {
         /// Its recipient, as its `ferry key show` or `ferry init` printed it.
         recipient: String,
     },
+    /// Keep the machine with this recipient out of everything written from now on (a new
+    /// store key; what it could read before, it may have kept).
+    Remove {
+        /// Its recipient.
+        recipient: String,
+    },
 }
 
 /// What `ferry machines` does besides listing.
@@ -393,6 +399,7 @@ fn run(command: Command, ctx: &command::Ctx) -> Result<ui::Exit> {
         Command::Key { action } => done(match action {
             KeyAction::Show => keys::show(ctx),
             KeyAction::Add { recipient } => keys::add(ctx, &recipient),
+            KeyAction::Remove { recipient } => keys::remove(ctx, &recipient),
         }),
         Command::Machines { action } => done(machines::run(action, ctx)),
         Command::Remote { action } => done(remote_cmd::run(action, ctx)),

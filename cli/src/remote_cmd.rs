@@ -123,6 +123,11 @@ pub fn run(action: crate::RemoteAction, ctx: &Ctx) -> Result<()> {
             return Ok(());
         }
         crate::RemoteAction::Set { url, offline } => {
+            if config.encrypted {
+                anyhow::bail!(
+                    "this store is encrypted, and its keyring and sealed branches belong to its remote: moving an encrypted store to another remote is not built yet (nothing was changed)"
+                );
+            }
             let url = check_url(&url)?;
             if !offline {
                 reachable(

@@ -62,7 +62,7 @@ pub fn run(soon: bool, ctx: &Ctx) -> Result<crate::ui::Exit> {
             }
             (Some(true), _) => "fetched and pushed".into(),
             (Some(false), e) => format!(
-                "the remote failed: {}\neverything is committed locally and will be pushed once the remote works",
+                "the remote failed: {}\neverything is committed locally, and goes out at a later sync once that is fixed",
                 e.as_deref().unwrap_or("unknown error")
             ),
         };

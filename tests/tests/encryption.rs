@@ -6,7 +6,7 @@
 use ferry_tests::ferry::Machine;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Strings only the machines hold: a user's name in paths, a project's remote, a prompt, a file
@@ -214,12 +214,43 @@ fn a_machine_joins_once_added_sessions_cross_and_the_remote_learns_nothing() {
     );
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("no key to the encrypted store"), "{e}");
+    // One set up offline never learned the store is encrypted: it pushes nothing all the same,
+    // by `ferry sync` or mounted.
+    let d = Machine::new(&dir.path().join("d"));
+    d.ok(&init_args("d", url, &["--offline"]));
+    let d_proj = d.home.join("work/d");
+    std::fs::create_dir_all(&d_proj).unwrap();
+    let on_d = transcript(&d, &d_proj, "plain.jsonl");
+    std::fs::create_dir_all(on_d.parent().unwrap()).unwrap();
+    std::fs::write(
+        &on_d,
+        format!("{{\"type\":\"user\",\"cwd\":\"{}\",\"message\":{{\"content\":\"flamingo invoices\"}}}}\n", d_proj.display()),
+    )
+    .unwrap();
+    // Mounted first: its daemon looks before it pushes.
+    d.ok(&["mount"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let said = d.ok(&["status", "--json"]);
+    assert!(
+        said.contains("encrypted and this machine has no key"),
+        "{said}"
+    );
+    let out = d.ferry(&["unmount"]);
+    assert_eq!(out.status.code(), Some(3), "unmounted, nothing pushed");
+    // Now it knows: it neither syncs nor mounts, and says what to run.
+    for args in [&["sync"][..], &["mount"]] {
+        let out = d.ferry(args);
+        assert!(!out.status.success());
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains("ferry key add age1"), "{args:?}: {e}");
+    }
     let heads = String::from_utf8(git(&remote, &["for-each-ref", "--format=%(refname)"])).unwrap();
     assert_eq!(
         heads.lines().filter(|l| l.contains("machines/")).count(),
         2,
         "{heads}"
     );
+    assert_eq!(leaks(&remote), Vec::<&str>::new());
 }
 
 #[test]
@@ -277,4 +308,90 @@ fn a_machine_with_the_passphrase_joins_without_being_added() {
     wait_for("a's session on b", Duration::from_secs(30), || {
         std::fs::read_to_string(&on_b).is_ok_and(|t| t == line(&b_proj))
     });
+}
+
+#[test]
+fn a_removed_machine_is_kept_out_of_what_is_written_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare(dir.path());
+    let url = remote.to_str().unwrap();
+    let a = Machine::new(&dir.path().join("a"));
+    a.ok(&init_args("a", url, &["--encrypt"]));
+    let (b, c) = (
+        Machine::new(&dir.path().join("b")),
+        Machine::new(&dir.path().join("c")),
+    );
+    // A machine's recipient is there before its init: added first, it joins at once.
+    let mut recipients = Vec::new();
+    for (m, name) in [(&b, "b"), (&c, "c")] {
+        let r = m.ok(&["key", "show"]).trim().to_string();
+        a.ok(&["key", "add", &r]);
+        m.ok(&init_args(name, url, &["--wait-for-key", "1"]));
+        recipients.push(r);
+    }
+    let removed = a.ok(&["key", "remove", &recipients[1]]);
+    assert!(removed.contains("generation 2"), "{removed}");
+    let e = String::from_utf8_lossy(&a.ferry(&["key", "remove", &a.ok(&["key", "show"])]).stderr)
+        .into_owned();
+    assert!(e.contains("this machine's own key"), "{e}");
+
+    // a writes after the removal; b, added before, follows the new key; c is kept out.
+    let proj = |m: &Machine| {
+        let p = m.home.join("work/proj");
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    };
+    let (a_proj, b_proj, c_proj) = (proj(&a), proj(&b), proj(&c));
+    let line = |p: &Path| format!("{{\"type\":\"user\",\"cwd\":\"{}\"}}\n", p.display());
+    let on_a = transcript(&a, &a_proj, "after.jsonl");
+    std::fs::create_dir_all(on_a.parent().unwrap()).unwrap();
+    std::fs::write(&on_a, line(&a_proj)).unwrap();
+    a.ok(&["sync"]);
+    b.ok(&["mount"]);
+    b.ok(&["sync"]);
+    let on_b = transcript(&b, &b_proj, "after.jsonl");
+    wait_for("a's new session on b", Duration::from_secs(30), || {
+        std::fs::read_to_string(&on_b).is_ok_and(|t| t == line(&b_proj))
+    });
+    let on_c = transcript(&c, &c_proj, "mine.jsonl");
+    std::fs::create_dir_all(on_c.parent().unwrap()).unwrap();
+    std::fs::write(&on_c, line(&c_proj)).unwrap();
+    let out = c.ferry(&["sync"]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("removed from the encrypted store"), "{said}");
+    let id = |m: &Machine| {
+        let doc: serde_json::Value = serde_json::from_str(&m.ok(&["status", "--json"])).unwrap();
+        doc["machine"]["id"].as_str().unwrap().to_string()
+    };
+    let (a_id, c_id) = (id(&a), id(&c));
+    // c never opened what a wrote after: its copy of a's branch is older than a's.
+    let head = |m: &Machine, refname: &str| {
+        String::from_utf8(git(
+            &m.state.join("store"),
+            &["rev-parse", "--verify", "-q", refname],
+        ))
+        .unwrap_or_default()
+    };
+    let a_now = head(&a, &format!("refs/heads/machines/{a_id}"));
+    let on_c = Command::new("git")
+        .args(["--git-dir"])
+        .arg(c.state.join("store"))
+        .args(["rev-parse", "-q", "--verify"])
+        .arg(format!("refs/remotes/origin/machines/{a_id}"))
+        .output()
+        .unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&on_c.stdout),
+        a_now,
+        "c opened a's new commit"
+    );
+    assert!(!a_now.trim().is_empty());
+    let c_id = c_id.as_str();
+    let heads = String::from_utf8(git(&remote, &["for-each-ref", "--format=%(refname)"])).unwrap();
+    assert!(
+        !heads.contains(c_id),
+        "c pushed nothing after its removal: {heads}"
+    );
 }

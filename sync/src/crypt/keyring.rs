@@ -5,11 +5,12 @@
 //! recipients, and holds the store key wrapped for all of them in one age file, and, when the
 //! store has a passphrase, wrapped for it in another (age keeps passphrases apart).
 
-use super::{CryptError, StoreKey};
+use super::{CryptError, StoreKeys};
 use age::secrecy::{ExposeSecret, SecretString};
 use std::path::Path;
 
 /// This machine's age identity.
+#[derive(Clone)]
 pub struct Identity(age::x25519::Identity);
 
 impl Identity {
@@ -77,8 +78,8 @@ pub fn recipient(text: &str) -> Result<age::x25519::Recipient, CryptError> {
     })
 }
 
-/// The store key wrapped for every one of `recipients` at once.
-pub fn wrap(key: &StoreKey, recipients: &[String]) -> Result<Vec<u8>, CryptError> {
+/// The store keys wrapped for every one of `recipients` at once.
+pub fn wrap(key: &StoreKeys, recipients: &[String]) -> Result<Vec<u8>, CryptError> {
     let parsed = recipients
         .iter()
         .map(|r| recipient(r))
@@ -89,37 +90,43 @@ pub fn wrap(key: &StoreKey, recipients: &[String]) -> Result<Vec<u8>, CryptError
     finish(encryptor, key)
 }
 
-/// The store key wrapped for a passphrase (scrypt, about a second to open).
-pub fn wrap_passphrase(key: &StoreKey, passphrase: &str) -> Result<Vec<u8>, CryptError> {
+/// The store keys wrapped for a passphrase (scrypt, about a second to open).
+pub fn wrap_passphrase(key: &StoreKeys, passphrase: &str) -> Result<Vec<u8>, CryptError> {
     finish(
         age::Encryptor::with_user_passphrase(SecretString::from(passphrase.to_owned())),
         key,
     )
 }
 
-fn finish(encryptor: age::Encryptor, key: &StoreKey) -> Result<Vec<u8>, CryptError> {
+fn finish(encryptor: age::Encryptor, key: &StoreKeys) -> Result<Vec<u8>, CryptError> {
     let fail = |e: std::io::Error| CryptError::Key(format!("wrapping the store key: {e}"));
     let mut out = Vec::new();
     let mut w = encryptor.wrap_output(&mut out).map_err(fail)?;
-    std::io::Write::write_all(&mut w, key.bytes()).map_err(fail)?;
+    std::io::Write::write_all(&mut w, &key.to_bytes()).map_err(fail)?;
     w.finish().map_err(fail)?;
     Ok(out)
 }
 
-/// The store key from `wrapped`, if `identity` is one of its recipients.
-pub fn unwrap(wrapped: &[u8], identity: &Identity) -> Result<Option<StoreKey>, CryptError> {
+/// The store keys from `wrapped`, if `identity` is one of its recipients.
+pub fn unwrap(wrapped: &[u8], identity: &Identity) -> Result<Option<StoreKeys>, CryptError> {
     open_with(wrapped, &identity.0)
 }
 
-/// The store key from `wrapped`, if it was wrapped for `passphrase`.
-pub fn unwrap_passphrase(wrapped: &[u8], passphrase: &str) -> Result<Option<StoreKey>, CryptError> {
+/// The store keys from `wrapped`, if they were wrapped for `passphrase`.
+pub fn unwrap_passphrase(
+    wrapped: &[u8],
+    passphrase: &str,
+) -> Result<Option<StoreKeys>, CryptError> {
     open_with(
         wrapped,
         &age::scrypt::Identity::new(SecretString::from(passphrase.to_owned())),
     )
 }
 
-fn open_with(wrapped: &[u8], identity: &dyn age::Identity) -> Result<Option<StoreKey>, CryptError> {
+fn open_with(
+    wrapped: &[u8],
+    identity: &dyn age::Identity,
+) -> Result<Option<StoreKeys>, CryptError> {
     let damaged = |e: &dyn std::fmt::Display| {
         CryptError::Damaged(format!("the store's keyring does not open: {e}"))
     };
@@ -133,9 +140,9 @@ fn open_with(wrapped: &[u8], identity: &dyn age::Identity) -> Result<Option<Stor
     };
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut reader, &mut bytes).map_err(|e| damaged(&e))?;
-    StoreKey::from_bytes(&bytes)
+    StoreKeys::from_bytes(&bytes)
         .map(Some)
-        .ok_or_else(|| damaged(&"the key inside is not 32 bytes"))
+        .ok_or_else(|| damaged(&"the keys inside are not whole 32-byte keys"))
 }
 
 #[cfg(test)]
@@ -167,10 +174,16 @@ mod tests {
         let a = Identity::load_or_create(&dir.path().join("a")).unwrap();
         let b = Identity::load_or_create(&dir.path().join("b")).unwrap();
         let c = Identity::load_or_create(&dir.path().join("c")).unwrap();
-        let key = StoreKey::generate();
+        let key = StoreKeys::new(super::super::StoreKey::generate());
         let wrapped = wrap(&key, &[a.recipient(), b.recipient()]).unwrap();
-        assert_eq!(unwrap(&wrapped, &a).unwrap().unwrap().bytes(), key.bytes());
-        assert_eq!(unwrap(&wrapped, &b).unwrap().unwrap().bytes(), key.bytes());
+        assert_eq!(
+            unwrap(&wrapped, &a).unwrap().unwrap().to_bytes(),
+            key.to_bytes()
+        );
+        assert_eq!(
+            unwrap(&wrapped, &b).unwrap().unwrap().to_bytes(),
+            key.to_bytes()
+        );
         assert!(unwrap(&wrapped, &c).unwrap().is_none());
         assert!(unwrap(b"not age at all", &a).is_err());
         let e = wrap(&key, &["age1nope".into()]).err().unwrap().to_string();
@@ -179,10 +192,10 @@ mod tests {
 
     #[test]
     fn a_passphrase_opens_the_store_key_and_a_wrong_one_does_not() {
-        let key = StoreKey::generate();
+        let key = StoreKeys::new(super::super::StoreKey::generate());
         let wrapped = wrap_passphrase(&key, "correct horse").unwrap();
         let opened = unwrap_passphrase(&wrapped, "correct horse").unwrap();
-        assert_eq!(opened.unwrap().bytes(), key.bytes());
+        assert_eq!(opened.unwrap().to_bytes(), key.to_bytes());
         assert!(
             unwrap_passphrase(&wrapped, "wrong horse")
                 .unwrap()
@@ -201,39 +214,96 @@ pub struct Keyring {
     pub wrapped: Vec<u8>,
     /// The store key wrapped for the passphrase, if the store has one.
     pub passphrase: Option<Vec<u8>>,
+    /// An HMAC of all the above under the keys: the recipients file is plain, and a remote
+    /// that added its own recipient to it, or wrapped a key of its own, is refused.
+    pub mac: Vec<u8>,
 }
 
 /// Names in the keyring's tree.
 const RECIPIENTS: &str = "recipients";
 const WRAPPED: &str = "machines.age";
 const PASSPHRASE: &str = "passphrase.age";
+const MAC: &str = "mac";
+
+/// What the keyring's MAC covers: each part with its length.
+fn macced(recipients: &[String], wrapped: &[u8], passphrase: Option<&[u8]>) -> Vec<u8> {
+    let mut data = b"ferry keyring v1\0".to_vec();
+    let mut part = |bytes: &[u8]| {
+        data.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        data.extend_from_slice(bytes);
+    };
+    part(recipients.join("\n").as_bytes());
+    part(wrapped);
+    part(passphrase.unwrap_or_default());
+    data.push(u8::from(passphrase.is_some()));
+    data
+}
 
 impl Keyring {
     /// A keyring for `key` that `recipients` open (and `passphrase`, if given).
     pub fn new(
-        key: &StoreKey,
+        key: &StoreKeys,
         recipients: Vec<String>,
         passphrase: Option<&str>,
     ) -> Result<Keyring, CryptError> {
         let mut recipients = recipients;
         recipients.sort();
         recipients.dedup();
+        let wrapped = wrap(key, &recipients)?;
+        let passphrase = passphrase.map(|p| wrap_passphrase(key, p)).transpose()?;
+        let mac = key
+            .mac(&macced(&recipients, &wrapped, passphrase.as_deref()))
+            .to_vec();
         Ok(Keyring {
-            wrapped: wrap(key, &recipients)?,
+            wrapped,
             recipients,
-            passphrase: passphrase.map(|p| wrap_passphrase(key, p)).transpose()?,
+            passphrase,
+            mac,
         })
     }
 
-    /// The store key, if `identity` is one of the recipients.
-    pub fn open(&self, identity: &Identity) -> Result<Option<StoreKey>, CryptError> {
-        unwrap(&self.wrapped, identity)
+    /// This keyring with the passphrase wrapping of `other` (the passphrase is not known here,
+    /// and the keys it wraps did not change), sealed again with `keys`.
+    pub fn keeping_passphrase_of(mut self, other: &Keyring, keys: &StoreKeys) -> Keyring {
+        self.passphrase = other.passphrase.clone();
+        self.mac = keys
+            .mac(&macced(
+                &self.recipients,
+                &self.wrapped,
+                self.passphrase.as_deref(),
+            ))
+            .to_vec();
+        self
     }
 
-    /// The store key, if the keyring has a passphrase and it is `passphrase`.
-    pub fn open_passphrase(&self, passphrase: &str) -> Result<Option<StoreKey>, CryptError> {
+    /// `keys` if this keyring's MAC is theirs, else the error that says it was tampered with.
+    fn checked(&self, keys: StoreKeys) -> Result<StoreKeys, CryptError> {
+        let want = keys.mac(&macced(
+            &self.recipients,
+            &self.wrapped,
+            self.passphrase.as_deref(),
+        ));
+        if !same(&want, &self.mac) {
+            return Err(CryptError::Damaged(
+                "the store's keyring was changed by someone without its key (its recipients or wrapped keys do not match their seal): refusing it".into(),
+            ));
+        }
+        Ok(keys)
+    }
+
+    /// The store keys, if `identity` is one of the recipients.
+    pub fn open(&self, identity: &Identity) -> Result<Option<StoreKeys>, CryptError> {
+        unwrap(&self.wrapped, identity)?
+            .map(|k| self.checked(k))
+            .transpose()
+    }
+
+    /// The store keys, if the keyring has a passphrase and it is `passphrase`.
+    pub fn open_passphrase(&self, passphrase: &str) -> Result<Option<StoreKeys>, CryptError> {
         match &self.passphrase {
-            Some(w) => unwrap_passphrase(w, passphrase),
+            Some(w) => unwrap_passphrase(w, passphrase)?
+                .map(|k| self.checked(k))
+                .transpose(),
             None => Ok(None),
         }
     }
@@ -263,6 +333,7 @@ impl Keyring {
             recipients,
             wrapped: blob(WRAPPED)?.ok_or_else(damaged)?,
             passphrase: blob(PASSPHRASE)?,
+            mac: blob(MAC)?.unwrap_or_default(),
         }))
     }
 
@@ -277,17 +348,27 @@ impl Keyring {
         if let Some(p) = &self.passphrase {
             builder.insert(PASSPHRASE, repo.blob(p)?, 0o100644)?;
         }
+        builder.insert(MAC, repo.blob(&self.mac)?, 0o100644)?;
         let tree = repo.find_tree(builder.write()?)?;
         let parent = repo
             .refname_to_id(refname)
             .ok()
             .and_then(|p| repo.find_commit(p).ok());
-        let sig = git2::Signature::now("ferry", "ferry")?;
+        // The time only, in UTC: no name, no time zone.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let sig = git2::Signature::new("ferry", "ferry", &git2::Time::new(now, 0))?;
         let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         let commit = repo.commit(None, &sig, &sig, "ferry keyring", &tree, &parents)?;
         repo.reference(refname, commit, true, "ferry keyring")?;
         Ok(commit)
     }
+}
+
+/// Equality of two byte strings, in a time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -300,14 +381,14 @@ mod keyring_tests {
         let repo = git2::Repository::init_bare(dir.path().join("s.git")).unwrap();
         let a = Identity::load_or_create(&dir.path().join("a")).unwrap();
         let b = Identity::load_or_create(&dir.path().join("b")).unwrap();
-        let key = StoreKey::generate();
+        let key = StoreKeys::new(super::super::StoreKey::generate());
         let ring = Keyring::new(&key, vec![a.recipient()], None).unwrap();
         ring.write(&repo, "refs/ferry/remote/keyring").unwrap();
         let read = Keyring::read(&repo, "refs/ferry/remote/keyring")
             .unwrap()
             .unwrap();
         assert_eq!(read, ring);
-        assert_eq!(read.open(&a).unwrap().unwrap().bytes(), key.bytes());
+        assert_eq!(read.open(&a).unwrap().unwrap().to_bytes(), key.to_bytes());
         assert!(read.open(&b).unwrap().is_none());
         assert!(read.open_passphrase("x").unwrap().is_none());
         let more = Keyring::new(&key, vec![b.recipient(), a.recipient()], None).unwrap();
@@ -316,11 +397,44 @@ mod keyring_tests {
         let read = Keyring::read(&repo, "refs/ferry/remote/keyring")
             .unwrap()
             .unwrap();
-        assert_eq!(read.open(&b).unwrap().unwrap().bytes(), key.bytes());
+        assert_eq!(read.open(&b).unwrap().unwrap().to_bytes(), key.to_bytes());
         assert!(
             Keyring::read(&repo, "refs/ferry/nothing")
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_keyring_changed_without_the_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Identity::load_or_create(&dir.path().join("a")).unwrap();
+        let eve = Identity::load_or_create(&dir.path().join("eve")).unwrap();
+        let key = StoreKeys::new(super::super::StoreKey::generate());
+        let ring = Keyring::new(&key, vec![a.recipient()], None).unwrap();
+        // A recipient slipped into the plain list: the next `key add` would wrap for it.
+        let mut added = ring.clone();
+        added.recipients.push(eve.recipient());
+        let e = added.open(&a).err().unwrap().to_string();
+        assert!(e.contains("changed by someone without its key"), "{e}");
+        // A key of the remote's own, wrapped for the listed recipient.
+        let theirs = StoreKeys::new(super::super::StoreKey::generate());
+        let mut swapped = ring.clone();
+        swapped.wrapped = wrap(&theirs, &ring.recipients).unwrap();
+        let e = swapped.open(&a).err().unwrap().to_string();
+        assert!(e.contains("changed by someone without its key"), "{e}");
+        // And one without a MAC at all.
+        let mut bare = ring.clone();
+        bare.mac.clear();
+        assert!(bare.open(&a).is_err());
+        assert_eq!(ring.open(&a).unwrap().unwrap().to_bytes(), key.to_bytes());
+        assert_eq!(key.fingerprint(), key.rotated().unwrap().fingerprint());
+        assert_ne!(key.fingerprint(), theirs.fingerprint());
+        // A keyring made anew around the remote's own key seals itself well: what refuses it is
+        // that its keys do not extend those this machine had (and the pinned fingerprint).
+        let forged = Keyring::new(&theirs, ring.recipients.clone(), None).unwrap();
+        let opened = forged.open(&a).unwrap().unwrap();
+        assert!(!key.extended_by(&opened));
+        assert!(key.extended_by(&key.rotated().unwrap()));
     }
 }

@@ -74,8 +74,15 @@ impl StoreKey {
         &self.0
     }
 
-    /// The keys of each kind of piece, derived with HKDF-SHA256.
+    /// The keys of each kind of piece, derived with HKDF-SHA256: a store with this one key.
     pub fn keys(&self) -> Keys {
+        Keys {
+            gens: vec![self.generation()],
+        }
+    }
+
+    /// This key's derived keys, one pair per kind of piece.
+    fn generation(&self) -> Generation {
         let hk = Hkdf::<Sha256>::new(Some(b"ferry store v1"), &self.0);
         let derive = |info: &str| {
             let mut out = [0u8; 32];
@@ -87,7 +94,7 @@ impl StoreKey {
             cipher: derive(&format!("{kind} cipher")),
             nonce: derive(&format!("{kind} nonce")),
         };
-        Keys {
+        Generation {
             blob: piece("blob"),
             name: piece("name"),
             commit: piece("commit"),
@@ -101,15 +108,124 @@ impl std::fmt::Debug for StoreKey {
     }
 }
 
-/// The derived keys, one pair per kind of piece.
+/// Every store key the store has had, oldest first. The newest seals; each opens what it
+/// sealed. A new one is added when a machine is removed (`ferry key remove`), so that what is
+/// written from then on is out of that machine's reach.
+#[derive(Clone, Debug)]
+pub struct StoreKeys(Vec<StoreKey>);
+
+/// Most store keys a store may have (the generation is one byte).
+pub const MAX_GENERATIONS: usize = 255;
+
+impl StoreKeys {
+    /// A store's first key.
+    pub fn new(first: StoreKey) -> StoreKeys {
+        StoreKeys(vec![first])
+    }
+
+    /// The keys from their bytes as the keyring wraps them: 32 per key, oldest first.
+    pub fn from_bytes(bytes: &[u8]) -> Option<StoreKeys> {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(32) || bytes.len() / 32 > MAX_GENERATIONS
+        {
+            return None;
+        }
+        Some(StoreKeys(
+            bytes
+                .chunks(32)
+                .map(|c| StoreKey::from_bytes(c).expect("32 bytes"))
+                .collect(),
+        ))
+    }
+
+    /// Their bytes, to be wrapped.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.0.iter().flat_map(|k| *k.bytes()).collect()
+    }
+
+    /// These keys and a new one, which seals from now on.
+    pub fn rotated(&self) -> Option<StoreKeys> {
+        if self.0.len() >= MAX_GENERATIONS {
+            return None;
+        }
+        let mut keys = self.0.clone();
+        keys.push(StoreKey::generate());
+        Some(StoreKeys(keys))
+    }
+
+    /// How many keys: the newest one's generation.
+    pub fn generations(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The first key's fingerprint: the same for every keyring a store ever has, and what a
+    /// machine keeps to refuse a keyring swapped by someone without the key.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let digest = Sha256::digest([&b"ferry store fingerprint"[..], self.0[0].bytes()].concat());
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// An HMAC-SHA256 of `data` under a key derived from the newest key: only a holder of the
+    /// keys can make it.
+    pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let hk = Hkdf::<Sha256>::new(Some(b"ferry store v1"), self.0[self.0.len() - 1].bytes());
+        let mut key = [0u8; 32];
+        hk.expand(b"keyring mac", &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        let mut mac =
+            <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(&key).expect("any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `other` holds every key these hold, in order (and maybe newer ones).
+    pub fn extended_by(&self, other: &StoreKeys) -> bool {
+        other.0.len() >= self.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|(a, b)| a.bytes() == b.bytes())
+    }
+
+    /// The derived keys of every generation.
+    pub fn keys(&self) -> Keys {
+        Keys {
+            gens: self.0.iter().map(StoreKey::generation).collect(),
+        }
+    }
+}
+
+/// One store key's derived keys, one pair per kind of piece.
 #[derive(Clone)]
-pub struct Keys {
+pub struct Generation {
     /// Files' bytes.
     pub blob: PieceKeys,
     /// Names in trees.
     pub name: PieceKeys,
     /// Commits.
     pub commit: PieceKeys,
+}
+
+/// The derived keys of every generation: the newest seals, and a sealed piece's first byte
+/// says which one opens it.
+#[derive(Clone)]
+pub struct Keys {
+    gens: Vec<Generation>,
+}
+
+impl Keys {
+    /// The generation that seals now (counted from 1) and its keys.
+    pub fn current(&self) -> (u8, &Generation) {
+        let g = self.gens.last().expect("a store has a key");
+        (self.gens.len() as u8, g)
+    }
+
+    /// Generation `g`'s keys (counted from 1), if this machine has them.
+    pub fn generation(&self, g: u8) -> Option<&Generation> {
+        self.gens.get(usize::from(g).checked_sub(1)?)
+    }
 }
 
 #[cfg(test)]
@@ -121,15 +237,52 @@ mod tests {
         let a = StoreKey::generate();
         let b = StoreKey::generate();
         assert_ne!(a.bytes(), b.bytes());
-        let k = a.keys();
+        let keys = a.keys();
+        let (g, k) = keys.current();
+        assert_eq!(g, 1);
         assert_ne!(k.blob.cipher, k.name.cipher);
         assert_ne!(k.blob.cipher, k.blob.nonce);
         assert_ne!(k.commit.nonce, k.name.nonce);
         assert_eq!(
-            StoreKey::from_bytes(a.bytes()).unwrap().keys().blob.cipher,
+            StoreKey::from_bytes(a.bytes())
+                .unwrap()
+                .keys()
+                .current()
+                .1
+                .blob
+                .cipher,
             k.blob.cipher
         );
         assert!(StoreKey::from_bytes(&[0; 31]).is_none());
         assert_eq!(format!("{a:?}"), "StoreKey(..)");
+    }
+}
+
+#[cfg(test)]
+mod generations {
+    use super::*;
+
+    #[test]
+    fn a_rotation_adds_a_key_that_seals_and_keeps_the_old_ones_for_opening() {
+        let first = StoreKeys::new(StoreKey::generate());
+        let second = first.rotated().unwrap();
+        assert_eq!(second.generations(), 2);
+        let back = StoreKeys::from_bytes(&second.to_bytes()).unwrap();
+        assert_eq!(back.to_bytes(), second.to_bytes());
+        let second_keys = second.keys();
+        let (g, newest) = second_keys.current();
+        assert_eq!(g, 2);
+        let old = second.keys();
+        let old = old.generation(1).unwrap();
+        assert_eq!(
+            old.blob.cipher,
+            first.keys().current().1.blob.cipher,
+            "generation 1 is the first key"
+        );
+        assert_ne!(newest.blob.cipher, old.blob.cipher);
+        assert!(second.keys().generation(3).is_none());
+        assert!(second.keys().generation(0).is_none());
+        assert!(StoreKeys::from_bytes(&[0; 33]).is_none());
+        assert!(StoreKeys::from_bytes(&[]).is_none());
     }
 }

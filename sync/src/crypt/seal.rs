@@ -8,14 +8,12 @@
 //! associated data, so a sealed piece of one kind never opens as another. Equal plaintexts give
 //! equal ciphertexts, and nothing else about them shows (see `doc/ENCRYPTION.md`).
 
-use super::CryptError;
+use super::{CryptError, Generation, Keys};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// The first byte of every sealed piece: the format and the store key's generation.
-pub const VERSION: u8 = 1;
 /// Nonce bytes.
 const NONCE: usize = 24;
 /// Tag bytes.
@@ -33,6 +31,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// This kind's keys in generation `g`.
+    fn keys(self, g: &Generation) -> &PieceKeys {
+        match self {
+            Kind::Blob => &g.blob,
+            Kind::Name => &g.name,
+            Kind::Commit => &g.commit,
+        }
+    }
+
     fn label(self) -> &'static [u8] {
         match self {
             Kind::Blob => b"blob",
@@ -49,8 +56,10 @@ pub struct PieceKeys {
     pub(super) nonce: [u8; 32],
 }
 
-/// Seals `plain`: version byte, nonce, ciphertext and tag.
-pub fn seal(keys: &PieceKeys, kind: Kind, plain: &[u8]) -> Vec<u8> {
+/// Seals `plain` with the newest key: its generation, the nonce, ciphertext and tag.
+pub fn seal(keys: &Keys, kind: Kind, plain: &[u8]) -> Vec<u8> {
+    let (generation, g) = keys.current();
+    let keys = kind.keys(g);
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&keys.nonce).expect("any key length");
     mac.update(kind.label());
     mac.update(plain);
@@ -67,14 +76,15 @@ pub fn seal(keys: &PieceKeys, kind: Kind, plain: &[u8]) -> Vec<u8> {
         )
         .expect("XChaCha20-Poly1305 seals any length that fits in memory");
     let mut out = Vec::with_capacity(1 + NONCE + sealed.len());
-    out.push(VERSION);
+    out.push(generation);
     out.extend_from_slice(nonce);
     out.extend_from_slice(&sealed);
     out
 }
 
-/// Opens what [`seal`] made with the same keys and kind; any other bytes are an error.
-pub fn open(keys: &PieceKeys, kind: Kind, sealed: &[u8]) -> Result<Vec<u8>, CryptError> {
+/// Opens what [`seal`] made with a key of `keys` and the same kind; any other bytes are an
+/// error.
+pub fn open(keys: &Keys, kind: Kind, sealed: &[u8]) -> Result<Vec<u8>, CryptError> {
     if sealed.len() < 1 + NONCE + TAG {
         return Err(CryptError::Damaged(format!(
             "a sealed {} of {} bytes is too short",
@@ -82,13 +92,14 @@ pub fn open(keys: &PieceKeys, kind: Kind, sealed: &[u8]) -> Result<Vec<u8>, Cryp
             sealed.len()
         )));
     }
-    if sealed[0] != VERSION {
+    let Some(g) = keys.generation(sealed[0]) else {
         return Err(CryptError::Damaged(format!(
-            "a sealed {} of format {}, which this ferry does not know",
+            "a sealed {} of key generation {}, which this machine does not have (a machine removed from the store, or a newer key: `ferry init --remote URL` fetches the keyring again)",
             kind_word(kind),
             sealed[0]
         )));
-    }
+    };
+    let keys = kind.keys(g);
     let nonce = XNonce::from_slice(&sealed[1..1 + NONCE]);
     let cipher = XChaCha20Poly1305::new((&keys.cipher).into());
     cipher
@@ -119,12 +130,12 @@ fn kind_word(kind: Kind) -> &'static str {
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// A sealed name as a tree entry name: lowercase base32, no padding.
-pub fn seal_name(keys: &PieceKeys, name: &str) -> String {
+pub fn seal_name(keys: &Keys, name: &str) -> String {
     base32(&seal(keys, Kind::Name, name.as_bytes()))
 }
 
 /// The name [`seal_name`] sealed.
-pub fn open_name(keys: &PieceKeys, sealed: &str) -> Result<String, CryptError> {
+pub fn open_name(keys: &Keys, sealed: &str) -> Result<String, CryptError> {
     let bytes = unbase32(sealed)
         .ok_or_else(|| CryptError::Damaged(format!("{sealed:?} is not a sealed name")))?;
     String::from_utf8(open(keys, Kind::Name, &bytes)?)
@@ -170,10 +181,24 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn keys(seed: u8) -> PieceKeys {
+    fn pair(seed: u8) -> PieceKeys {
         PieceKeys {
             cipher: [seed; 32],
             nonce: [seed.wrapping_add(1); 32],
+        }
+    }
+
+    fn generation(seed: u8) -> Generation {
+        Generation {
+            blob: pair(seed),
+            name: pair(seed.wrapping_add(2)),
+            commit: pair(seed.wrapping_add(4)),
+        }
+    }
+
+    fn keys(seed: u8) -> Keys {
+        Keys {
+            gens: vec![generation(seed)],
         }
     }
 
@@ -211,7 +236,7 @@ mod tests {
         let e = open(&keys(1), Kind::Blob, &version)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("format 9"), "{e}");
+        assert!(e.contains("key generation 9"), "{e}");
         assert!(open(&keys(1), Kind::Blob, &sealed[..20]).is_err());
     }
 
@@ -224,6 +249,27 @@ mod tests {
         assert_eq!(open_name(&k, &s).unwrap(), "f.0b5c7a1e-acme-session.jsonl");
         assert!(open_name(&k, "not-base32!").is_err());
         assert!(open_name(&k, &s[..s.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn each_piece_opens_with_the_generation_that_sealed_it() {
+        let old = keys(1);
+        let both = Keys {
+            gens: vec![generation(1), generation(9)],
+        };
+        let before = seal(&old, Kind::Blob, b"written before the rotation");
+        let after = seal(&both, Kind::Blob, b"written after it");
+        assert_eq!((before[0], after[0]), (1, 2));
+        assert_eq!(
+            open(&both, Kind::Blob, &before).unwrap(),
+            b"written before the rotation"
+        );
+        assert_eq!(
+            open(&both, Kind::Blob, &after).unwrap(),
+            b"written after it"
+        );
+        let e = open(&old, Kind::Blob, &after).unwrap_err().to_string();
+        assert!(e.contains("key generation 2"), "{e}");
     }
 
     proptest! {

@@ -10,8 +10,9 @@
 //!   pairs learned again after a restart, so that the next seal or open costs what changed.
 //! - `refs/ferry/remote/keyring`: the remote's keyring (see [`super::keyring`]).
 
+use super::keyring::{Identity, Keyring};
 use super::translate::{Translator, Twins};
-use super::{CryptError, StoreKey};
+use super::{CryptError, Keys, StoreKeys};
 use crate::store::{REMOTE_PREFIX, Store, own_ref};
 use git2::Oid;
 use std::sync::Mutex;
@@ -31,9 +32,14 @@ pub const KEYRING_REF: &str = "refs/ferry/remote/keyring";
 /// encrypted), so a machine without the key learns that it must not push plain.
 pub const FERRY_REFSPEC: &str = "+refs/heads/ferry/*:refs/ferry/remote/*";
 
-/// The store key, and the twins known so far (learned from the twin refs on first use).
+/// The store's keys, and the twins known so far (learned from the twin refs on first use).
 pub struct Sealing {
-    key: StoreKey,
+    keys: Mutex<StoreKeys>,
+    /// This machine's identity and the keyring its keys came from: a newer keyring fetched
+    /// (another key after a machine was removed) is opened with it.
+    follow: Option<(Identity, Mutex<Option<Oid>>)>,
+    /// Why this machine may push no more: its key was removed from the keyring.
+    removed: Mutex<Option<String>>,
     twins: Mutex<Option<Twins>>,
 }
 
@@ -44,12 +50,62 @@ impl std::fmt::Debug for Sealing {
 }
 
 impl Sealing {
-    /// Sealing with the store key `key`.
-    pub fn new(key: StoreKey) -> Sealing {
+    /// Sealing with the store keys `keys`, for good.
+    pub fn new(keys: StoreKeys) -> Sealing {
         Sealing {
-            key,
+            keys: Mutex::new(keys),
+            follow: None,
+            removed: Mutex::new(None),
             twins: Mutex::new(None),
         }
+    }
+
+    /// Sealing with `keys`, opened by `identity` from the keyring at commit `ring`: a newer
+    /// keyring fetched later is followed ([`Sealing::follow_keyring`]).
+    pub fn following(keys: StoreKeys, identity: Identity, ring: Option<Oid>) -> Sealing {
+        Sealing {
+            follow: Some((identity, Mutex::new(ring))),
+            ..Sealing::new(keys)
+        }
+    }
+
+    /// After a fetch: takes the keys of a newer keyring (a new key, after a machine was
+    /// removed), or, when it no longer opens for this machine, stops its pushes.
+    pub fn follow_keyring(&self, store: &Store) -> Result<(), CryptError> {
+        let Some((identity, seen)) = &self.follow else {
+            return Ok(());
+        };
+        let Ok(now) = store.repo().refname_to_id(KEYRING_REF) else {
+            return Ok(());
+        };
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        if *seen == Some(now) {
+            return Ok(());
+        }
+        let Some(ring) = Keyring::read(store.repo(), KEYRING_REF)? else {
+            return Ok(());
+        };
+        match ring.open(identity)? {
+            Some(keys) => {
+                let mut current = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+                if !current.extended_by(&keys) {
+                    return Err(CryptError::Damaged(
+                        "the remote's keyring holds other keys than this store's: refusing it (a keyring swapped by someone without the key?)".into(),
+                    ));
+                }
+                *current = keys;
+                *self.removed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
+            None => {
+                tracing::error!("this machine's key was removed from the encrypted store");
+                *self.removed.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                    "this machine's key was removed from the encrypted store: it pushes nothing more. To be let in again, run `ferry key add {}` on a machine that has the key",
+                    identity.recipient()
+                ));
+            }
+        }
+        *seen = Some(now);
+        Ok(())
     }
 
     /// Runs `f` with a translator that knows every twin known so far.
@@ -59,11 +115,12 @@ impl Sealing {
         f: impl FnOnce(&mut Translator<'_>) -> T,
     ) -> Result<T, CryptError> {
         let mut guard = self.twins.lock().unwrap_or_else(|e| e.into_inner());
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner()).keys();
         let twins = match guard.take() {
             Some(t) => t,
-            None => learned(store, &self.key)?,
+            None => learned(store, &keys)?,
         };
-        let mut t = Translator::with(store.repo(), self.key.keys(), twins);
+        let mut t = Translator::with(store.repo(), keys, twins);
         let out = f(&mut t);
         let twins = t.into_twins();
         // About 100 bytes a pair: past this they are learned again from the twin refs, which
@@ -75,6 +132,16 @@ impl Sealing {
     /// Seals this machine's branch and points its sealed ref at the result: the commit to push
     /// (`None` when the branch has no commit yet).
     pub fn seal_own(&self, store: &Store, machine_id: &str) -> Result<Option<Oid>, CryptError> {
+        // A `ferry key remove` run here a moment ago seals this push with the new key already.
+        self.follow_keyring(store)?;
+        if let Some(why) = self
+            .removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(CryptError::Key(why));
+        }
         let Ok(head) = store.repo().refname_to_id(&own_ref(machine_id)) else {
             return Ok(None);
         };
@@ -101,15 +168,18 @@ impl Sealing {
 
     /// Opens every fetched sealed branch into its plain remote-tracking ref; says, by machine,
     /// what did not open (that machine's branch is then left as it was).
-    pub fn open_fetched(&self, store: &Store) -> Result<Vec<String>, CryptError> {
+    /// `deepened`: the fetch brought older history (`ferry restore`), which is opened whole.
+    pub fn open_fetched(&self, store: &Store, deepened: bool) -> Result<Vec<String>, CryptError> {
+        self.follow_keyring(store)?;
         let fetched = refs_under(store, SEALED_PREFIX)?;
         let mut failed = Vec::new();
-        let (mut shallow, mut deepened) = (Vec::new(), Vec::new());
+        let (mut shallow, mut complete, mut refs) = (Vec::new(), Vec::new(), Vec::new());
         for (id, sealed) in fetched {
             let twin = format!("{TWIN_PREFIX}{id}");
             let plain = format!("{REMOTE_PREFIX}{id}");
             // Opened already, unless a deepening fetch brought what it lacked.
-            if store.repo().refname_to_id(&twin).ok() == Some(sealed)
+            if !deepened
+                && store.repo().refname_to_id(&twin).ok() == Some(sealed)
                 && !store
                     .repo()
                     .refname_to_id(&plain)
@@ -117,19 +187,31 @@ impl Sealing {
             {
                 continue;
             }
-            match self.translate(store, |t| t.open_commit(sealed))? {
-                Ok(opened) => {
-                    let repo = store.repo();
-                    repo.reference(&plain, opened.commit, true, "ferry open")?;
-                    repo.reference(&twin, sealed, true, "ferry open")?;
-                    shallow.extend(opened.shallow);
-                    deepened.extend(opened.deepened);
-                }
+            match self.translate(store, |t| t.open_history(sealed, deepened))? {
+                Ok(opened) => match store.machine_record(&id, opened.commit) {
+                    // A branch is bound to its machine by the record it holds, sealed.
+                    Ok(r) if r.id == id => {
+                        shallow.extend(opened.shallow);
+                        complete.extend(opened.deepened);
+                        refs.push((plain, opened.commit, twin, sealed));
+                    }
+                    Ok(r) => failed.push(format!(
+                        "machine {id}: its sealed branch holds machine {}'s record (moved by the remote?)",
+                        r.id
+                    )),
+                    Err(e) => failed.push(format!("machine {id}: {e}")),
+                },
                 Err(e) => failed.push(format!("machine {id}: {e}")),
             }
         }
-        if !shallow.is_empty() || !deepened.is_empty() {
-            mark_shallow(store, &shallow, &deepened)?;
+        // The shallow list first: a crash after it leaves refs that are merely not moved yet.
+        if !shallow.is_empty() || !complete.is_empty() {
+            mark_shallow(store, &shallow, &complete)?;
+        }
+        let repo = store.repo();
+        for (plain, commit, twin, sealed) in refs {
+            repo.reference(&plain, commit, true, "ferry open")?;
+            repo.reference(&twin, sealed, true, "ferry open")?;
         }
         Ok(failed)
     }
@@ -150,13 +232,13 @@ fn refs_under(store: &Store, prefix: &str) -> Result<Vec<(String, Oid)>, CryptEr
 /// The twins of every pair the twin refs record (plain remote-tracking ref, sealed twin), walked
 /// side by side: names only, no file read. A pair that does not match is skipped (it is only
 /// a head start).
-fn learned(store: &Store, key: &StoreKey) -> Result<Twins, CryptError> {
-    let mut t = Translator::new(store.repo(), key.keys());
+fn learned(store: &Store, keys: &Keys) -> Result<Twins, CryptError> {
+    let mut t = Translator::new(store.repo(), keys.clone());
     for (id, sealed) in refs_under(store, TWIN_PREFIX)? {
         let Ok(plain) = store.repo().refname_to_id(&format!("{REMOTE_PREFIX}{id}")) else {
             continue;
         };
-        let mut trial = Translator::new(store.repo(), key.keys());
+        let mut trial = Translator::new(store.repo(), keys.clone());
         if trial.learn(plain, sealed).is_ok() {
             t.learn(plain, sealed)?;
         } else {

@@ -104,6 +104,14 @@ impl<'r> Translator<'r> {
             self.repo.find_commit(plain)?,
             self.repo.find_commit(sealed)?,
         );
+        // Only a true pair: the refs it comes from are written one after the other, and a
+        // crash between them must not pair a new plain commit with an old sealed one.
+        let carried = self.plain_commit_of(&s)?;
+        if Oid::hash_object(ObjectType::Commit, &carried)? != plain {
+            return Err(CryptError::Damaged(format!(
+                "sealed commit {sealed} is not the twin of {plain}"
+            )));
+        }
         self.twins(plain, sealed);
         self.learn_tree(p.tree_id(), s.tree_id())
     }
@@ -113,32 +121,47 @@ impl<'r> Translator<'r> {
             return Ok(());
         }
         let (p, s) = (self.repo.find_tree(plain)?, self.repo.find_tree(sealed)?);
+        if p.len() != s.len() {
+            return Err(CryptError::Damaged(
+                "a sealed tree has other entries than its plain twin".into(),
+            ));
+        }
         self.twins(plain, sealed);
-        for e in p.iter() {
-            let name = std::str::from_utf8(e.name_bytes())
-                .map_err(|_| CryptError::Damaged("a plain tree name is not UTF-8".into()))?;
-            let Some(twin) = s.get_name(&seal::seal_name(&self.keys.name, name)) else {
+        // Names are opened, not sealed again: each opens with the key that sealed it, whatever
+        // key seals now.
+        for e in s.iter() {
+            let sealed_name = std::str::from_utf8(e.name_bytes())
+                .map_err(|_| CryptError::Damaged("a sealed name is not ASCII".into()))?;
+            let name = seal::open_name(&self.keys, sealed_name)?;
+            let Some(twin) = p.get_name(&name) else {
                 return Err(CryptError::Damaged(format!(
-                    "the sealed tree lacks the twin of {name:?}"
+                    "the plain tree lacks the twin of {name:?}"
                 )));
             };
-            match e.kind() {
-                Some(ObjectType::Tree) => self.learn_tree(e.id(), twin.id())?,
-                _ => self.twins(e.id(), twin.id()),
+            match twin.kind() {
+                Some(ObjectType::Tree) => self.learn_tree(twin.id(), e.id())?,
+                _ => self.twins(twin.id(), e.id()),
             }
         }
         Ok(())
     }
 
+    /// The sealed twin remembered for `plain`, if it is still here (a compaction may have
+    /// dropped what a fold left unreachable).
+    fn known_twin(&self, plain: Oid) -> Option<Oid> {
+        let s = *self.sealed.get(&plain)?;
+        self.repo.odb().ok()?.exists(s).then_some(s)
+    }
+
     /// The sealed twin of blob `plain`.
     fn seal_blob(&mut self, plain: Oid) -> Result<Oid, CryptError> {
-        if let Some(&s) = self.sealed.get(&plain) {
+        if let Some(s) = self.known_twin(plain) {
             return Ok(s);
         }
         let blob = self.repo.find_blob(plain)?;
         let sealed = self
             .repo
-            .blob(&seal::seal(&self.keys.blob, Kind::Blob, blob.content()))?;
+            .blob(&seal::seal(&self.keys, Kind::Blob, blob.content()))?;
         self.blobs_done += 1;
         self.twins(plain, sealed);
         Ok(sealed)
@@ -146,7 +169,7 @@ impl<'r> Translator<'r> {
 
     /// The sealed twin of tree `plain`: names sealed, entries their twins.
     pub fn seal_tree(&mut self, plain: Oid) -> Result<Oid, CryptError> {
-        if let Some(&s) = self.sealed.get(&plain) {
+        if let Some(s) = self.known_twin(plain) {
             return Ok(s);
         }
         let tree = self.repo.find_tree(plain)?;
@@ -164,7 +187,7 @@ impl<'r> Translator<'r> {
                     )));
                 }
             };
-            builder.insert(seal::seal_name(&self.keys.name, name), twin, e.filemode())?;
+            builder.insert(seal::seal_name(&self.keys, name), twin, e.filemode())?;
         }
         let sealed = builder.write()?;
         self.twins(plain, sealed);
@@ -176,14 +199,14 @@ impl<'r> Translator<'r> {
         // Depth first without recursion: a branch's history may be thousands of commits long.
         let mut stack = vec![plain];
         while let Some(&top) = stack.last() {
-            if self.sealed.contains_key(&top) {
+            if self.known_twin(top).is_some() {
                 stack.pop();
                 continue;
             }
             let commit = self.repo.find_commit(top)?;
             let waiting: Vec<Oid> = commit
                 .parent_ids()
-                .filter(|p| !self.sealed.contains_key(p))
+                .filter(|p| self.known_twin(*p).is_none())
                 .collect();
             if !waiting.is_empty() {
                 stack.extend(waiting);
@@ -202,7 +225,7 @@ impl<'r> Translator<'r> {
             let when = git2::Time::new(commit.time().seconds(), 0);
             let sig = git2::Signature::new("ferry", "ferry", &when)?;
             let body = base64::engine::general_purpose::STANDARD.encode(seal::seal(
-                &self.keys.commit,
+                &self.keys,
                 Kind::Commit,
                 &raw,
             ));
@@ -223,7 +246,7 @@ impl<'r> Translator<'r> {
         let blob = self.repo.find_blob(sealed)?;
         let plain = self
             .repo
-            .blob(&seal::open(&self.keys.blob, Kind::Blob, blob.content())?)?;
+            .blob(&seal::open(&self.keys, Kind::Blob, blob.content())?)?;
         self.blobs_done += 1;
         self.twins(plain, sealed);
         Ok(plain)
@@ -239,7 +262,7 @@ impl<'r> Translator<'r> {
         for e in tree.iter() {
             let name = std::str::from_utf8(e.name_bytes())
                 .map_err(|_| CryptError::Damaged("a sealed name is not ASCII".into()))?;
-            let plain_name = seal::open_name(&self.keys.name, name)?;
+            let plain_name = seal::open_name(&self.keys, name)?;
             let twin = match e.kind() {
                 Some(ObjectType::Tree) => self.open_tree(e.id())?,
                 Some(ObjectType::Blob) => self.open_blob(e.id())?,
@@ -263,6 +286,12 @@ impl<'r> Translator<'r> {
     /// first: those a deepening fetch brought too, below commits opened before without their
     /// parents. Fails when anything does not open, or opens to other ids than the commit says.
     pub fn open_commit(&mut self, sealed: Oid) -> Result<Opened, CryptError> {
+        self.open_history(sealed, false)
+    }
+
+    /// [`Translator::open_commit`]; with `whole`, every sealed ancestor here is looked at, not
+    /// only those below the commits opened without their parents (after a deepening fetch).
+    pub fn open_history(&mut self, sealed: Oid, whole: bool) -> Result<Opened, CryptError> {
         let odb = self.repo.odb()?;
         let mut shallow = Vec::new();
         let mut deepened = Vec::new();
@@ -283,8 +312,16 @@ impl<'r> Translator<'r> {
                 && !reopen.contains(&top)
             {
                 let first_look = revisited.insert(top);
-                if !first_look || here.is_empty() || self.complete(plain)? {
+                if !first_look || here.is_empty() {
                     stack.pop();
+                    continue;
+                }
+                if self.complete(plain)? {
+                    stack.pop();
+                    if whole {
+                        // Older commits may lack their parents, further down.
+                        stack.extend(here.iter().copied().filter(|p| !revisited.contains(p)));
+                    }
                     continue;
                 }
                 reopen.insert(top);
@@ -374,7 +411,7 @@ impl<'r> Translator<'r> {
         let sealed = base64::engine::general_purpose::STANDARD
             .decode(body)
             .map_err(|_| not_sealed())?;
-        seal::open(&self.keys.commit, Kind::Commit, &sealed)
+        seal::open(&self.keys, Kind::Commit, &sealed)
     }
 }
 

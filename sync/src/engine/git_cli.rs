@@ -150,6 +150,11 @@ impl GitCli {
             }
             History::All => {}
         }
+        // An encrypted store's fetch tells the remote of its sealed commits only, never of
+        // the plain ones under this store's other refs.
+        if dest == crate::crypt::sealing::SEALED_PREFIX {
+            cmd.arg(format!("--negotiation-tip={dest}*"));
+        }
         cmd.args(["--", url])
             .arg(format!("+refs/heads/machines/*:{dest}*"))
             .arg(crate::crypt::sealing::FERRY_REFSPEC);

@@ -16,6 +16,7 @@ mod watch;
 
 pub use git_cli::{GitCli, classify};
 pub use remote::{Failure, History, Progress, RemoteError, Transferred, redact};
+pub use sealed::forget_remote_branches;
 pub use status::{MachineStatus, Status, Transfer, Unsyncable, Waiting, now_ms};
 
 use crate::store::{Change, MachineRecord, PlaceId, ProjectRecord, RelPath};
@@ -217,7 +218,19 @@ impl Transport {
             Transport::Git(git) => git.fetch(store, url, max_bytes, progress, history, dest),
             Transport::Libgit2 => remote::fetch(store, url, max_bytes, progress, history, dest),
         }?;
-        sealed::after_fetch(store, url, sealing)
+        sealed::after_fetch(store, url, sealing, history == History::All)
+    }
+
+    /// Fetches the remote's keyring branch alone, and fails if there is one: for a plain store
+    /// about to push, when no fetch has gone through yet (a huge or broken branch may stop
+    /// those for good).
+    fn probe_plain(&self, store: &crate::store::Store, url: &str) -> Result<(), RemoteError> {
+        let refspec = crate::crypt::sealing::FERRY_REFSPEC;
+        match self {
+            Transport::Git(git) => git.fetch_ref(store, url, refspec),
+            Transport::Libgit2 => remote::fetch_ref(store, url, refspec),
+        }?;
+        sealed::after_fetch(store, url, None, false).map(|_| ())
     }
 
     /// Pushes this machine's branch, sealed first if the store is.
@@ -541,6 +554,7 @@ pub fn start(
         rejections: 0,
         commit_failures: 0,
         unpushed: true,
+        plain_known: false,
         commits: 0,
         early_commit: None,
         commits_since_compact: 0,
@@ -578,6 +592,9 @@ struct Worker {
     /// Whether the branch may hold commits the remote lacks (true at start: a previous run may
     /// have committed offline).
     unpushed: bool,
+    /// Whether this run has seen that the remote's store is not encrypted (a fetch went
+    /// through, or a look at its keyring branch): a plain store pushes nothing before.
+    plain_known: bool,
     /// Commits made by this run, so a push can tell whether one landed while it ran.
     commits: u64,
     /// A commit made while a sync request waited for a running transfer, for its report.

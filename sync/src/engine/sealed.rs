@@ -40,15 +40,34 @@ pub fn after_fetch(
     store: &Store,
     url: &str,
     sealing: Option<&Sealing>,
+    deepened: bool,
 ) -> Result<Vec<String>, RemoteError> {
     match sealing {
         Some(s) => s
-            .open_fetched(store)
+            .open_fetched(store, deepened)
             .map_err(|e| refused("fetch", url, format!("opening the sealed branches: {e}"))),
         None if store.repo().refname_to_id(KEYRING_REF).is_ok() => {
+            // What came are sealed branches: nothing plain may read them as its own.
+            forget_remote_branches(store);
             Err(encrypted_elsewhere("fetch", url))
         }
         None => Ok(Vec::new()),
+    }
+}
+
+/// Drops every remote-tracking machine branch (sealed ones fetched by a machine without the key).
+pub fn forget_remote_branches(store: &Store) {
+    let names: Vec<String> = match store.repo().references_glob(&format!("{REMOTE_PREFIX}*")) {
+        Ok(refs) => refs
+            .flatten()
+            .filter_map(|r| r.name().map(String::from).ok())
+            .collect(),
+        Err(_) => return,
+    };
+    for name in names {
+        if let Ok(mut r) = store.repo().find_reference(&name) {
+            let _ = r.delete();
+        }
     }
 }
 
