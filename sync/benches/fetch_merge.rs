@@ -90,16 +90,7 @@ fn main() {
     .unwrap();
     let fetch = t.elapsed();
     let t = Instant::now();
-    let snaps: Vec<_> = store
-        .remote_machines()
-        .unwrap()
-        .iter()
-        .map(|id| {
-            store
-                .snapshot(id, store.head(id, false).unwrap().unwrap())
-                .unwrap()
-        })
-        .collect();
+    let snaps = common::remote_snapshots(&store);
     let snapshot = t.elapsed();
     let t = Instant::now();
     let codec = Codec::new(&mapping_for(&dm, &dp).unwrap());

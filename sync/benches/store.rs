@@ -7,6 +7,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::dir_size;
+
 use ferry_sync::store::{Batch, Change, FileUpdate, MachineRecord, ProjectRecord, RelPath, Store};
 use std::io::Write;
 use std::path::Path;
@@ -95,20 +97,6 @@ fn commit(
         }],
     };
     store.commit(m, &batch).unwrap().expect("a change");
-}
-
-fn dir_size(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(md) if md.is_dir() => dir_size(&e.path()),
-                    Ok(md) => md.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn append(file: &Path, text: &str) -> u64 {

@@ -23,6 +23,19 @@ pub fn ferry_bin() -> PathBuf {
     bin
 }
 
+/// `ferry <args>` as the machine whose HOME and state dir these are (on this computer).
+pub fn command_as(home: &Path, state: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(ferry_bin());
+    cmd.args(args)
+        .env("HOME", home)
+        .env("FERRY_HOME", state)
+        .env_remove("CLAUDE_CONFIG_DIR")
+        // The host's CA bundle would override each machine's own `http.sslCAInfo`.
+        .env_remove("GIT_SSL_CAINFO")
+        .env("FERRY_LOG", "debug");
+    cmd
+}
+
 /// One simulated machine.
 pub struct Machine {
     /// `$HOME`.
@@ -85,14 +98,7 @@ impl Machine {
 
     /// The command that runs `ferry <args>` as this machine, for a caller that wants to time it.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(ferry_bin());
-        cmd.args(args)
-            .env("HOME", &self.home)
-            .env("FERRY_HOME", &self.state)
-            .env_remove("CLAUDE_CONFIG_DIR")
-            // The host's CA bundle would override each machine's own `http.sslCAInfo`.
-            .env_remove("GIT_SSL_CAINFO")
-            .env("FERRY_LOG", "debug");
+        let cmd = command_as(&self.home, &self.state, args);
         match &self.elsewhere {
             Some(e) => e.wrap(&cmd),
             None => cmd,

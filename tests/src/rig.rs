@@ -175,6 +175,17 @@ impl Host {
     /// A machine named `name` under `root`, HOME at `root/<name>/<home>` (e.g. `home/alice` or
     /// `Users/bob`), its checkout at `~/<checkout>`, set up with `ferry init` against `remote`.
     pub fn new(root: &Path, name: &str, home: &str, checkout: &str, remote: &str) -> Host {
+        Host::set_up(root, (name, home, checkout), remote, &[], |_| {})
+    }
+
+    /// [`Host::new`], with `more` for `ferry init`, and `before` run on the machine first.
+    pub fn set_up(
+        root: &Path,
+        (name, home, checkout): (&str, &str, &str),
+        remote: &str,
+        more: &[&str],
+        before: impl FnOnce(&Machine),
+    ) -> Host {
         let base = root.join(name);
         let machine = Machine::at(base.join(home), base.join("state"));
         let user = User::at(&machine.home, base.join("api.jsonl"));
@@ -186,7 +197,10 @@ impl Host {
             format!("The project, as checked out on {name}.\n"),
         )
         .expect("readme");
-        machine.ok(&["init", "--machine", name, "--remote", remote]);
+        before(&machine);
+        let mut args = vec!["init", "--machine", name, "--remote", remote];
+        args.extend(more);
+        machine.ok(&args);
         Host {
             name: name.to_string(),
             machine,

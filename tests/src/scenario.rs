@@ -4,8 +4,10 @@
 //! (a new session, a resume) and what must hold of the transcripts (only local paths, every
 //! line once on every machine). Each scenario prints its wall time.
 
+use crate::ferry::command_as;
 use crate::rig::{GitDaemon, Host, cwds, eventually, uuids};
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How long a change may take to reach another machine in these tests (not a performance
@@ -20,6 +22,9 @@ pub struct Rig {
     pub remote: GitDaemon,
     start: Instant,
     scenario: &'static str,
+    /// An encrypted store: the first machine makes it, and lets each later one in. Its HOME and
+    /// state dir, once it exists.
+    encrypted: Option<std::cell::RefCell<Option<(PathBuf, PathBuf)>>>,
 }
 
 impl Rig {
@@ -32,12 +37,42 @@ impl Rig {
             remote,
             start: Instant::now(),
             scenario,
+            encrypted: None,
         }
+    }
+
+    /// [`Rig::new`], for an encrypted store: the first host made runs `ferry init --encrypt`,
+    /// and adds each later one with `ferry key add` before its `ferry init`.
+    pub fn encrypted(scenario: &'static str) -> Rig {
+        let mut rig = Rig::new(scenario);
+        rig.encrypted = Some(std::cell::RefCell::new(None));
+        rig
     }
 
     /// A machine named `name` with HOME `home` and its checkout at `~/checkout`, mounted.
     pub fn host(&self, name: &str, home: &str, checkout: &str) -> Host {
-        let host = Host::new(self.tmp.path(), name, home, checkout, &self.remote.url());
+        let (root, url) = (self.tmp.path(), self.remote.url());
+        let host = match &self.encrypted {
+            None => Host::new(root, name, home, checkout, &url),
+            Some(keyholder) => {
+                let first = keyholder.borrow().is_none();
+                let more: &[&str] = if first { &["--encrypt"] } else { &[] };
+                let host = Host::set_up(root, (name, home, checkout), &url, more, |m| {
+                    if let Some((home, state)) = keyholder.borrow().as_ref() {
+                        let me = m.ok(&["key", "show"]);
+                        let out = command_as(home, state, &["key", "add", me.trim()])
+                            .output()
+                            .expect("ferry runs");
+                        assert!(out.status.success(), "key add: {out:?}");
+                    }
+                });
+                if first {
+                    *keyholder.borrow_mut() =
+                        Some((host.machine.home.clone(), host.machine.state.clone()));
+                }
+                host
+            }
+        };
         host.ferry(&["mount"]);
         host
     }

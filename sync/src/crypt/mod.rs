@@ -42,6 +42,9 @@ pub enum CryptError {
     /// git failed reading or writing an object.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    /// The store failed writing what was sealed or opened.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
     /// A local file failed.
     #[error("{path}: {source}")]
     Io {

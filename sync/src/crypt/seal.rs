@@ -126,6 +126,38 @@ fn kind_word(kind: Kind) -> &'static str {
     }
 }
 
+/// The most a sealed file may inflate to: a damaged or hostile piece cannot fill the memory.
+const MAX_FILE: u64 = 2 << 30;
+
+/// Seals a file's bytes: zlib-compressed first (RFC 1950, at level 6), since sealed bytes no
+/// longer compress, and a remote of them would be several times the size of a plain one.
+pub fn seal_file(keys: &Keys, plain: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(plain.len() / 3 + 64),
+        flate2::Compression::new(6),
+    );
+    z.write_all(plain).expect("writing to memory");
+    seal(keys, Kind::Blob, &z.finish().expect("writing to memory"))
+}
+
+/// The file's bytes [`seal_file`] sealed.
+pub fn open_file(keys: &Keys, sealed: &[u8]) -> Result<Vec<u8>, CryptError> {
+    use std::io::Read;
+    let deflated = open(keys, Kind::Blob, sealed)?;
+    let mut out = Vec::new();
+    flate2::read::ZlibDecoder::new(&deflated[..])
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| CryptError::Damaged(format!("a sealed file does not inflate: {e}")))?;
+    if out.len() as u64 > MAX_FILE {
+        return Err(CryptError::Damaged(
+            "a sealed file inflates past 2 GiB".into(),
+        ));
+    }
+    Ok(out)
+}
+
 /// The lowercase base32 alphabet of RFC 4648: names git, every filesystem and every host take.
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
@@ -249,6 +281,19 @@ mod tests {
         assert_eq!(open_name(&k, &s).unwrap(), "f.0b5c7a1e-acme-session.jsonl");
         assert!(open_name(&k, "not-base32!").is_err());
         assert!(open_name(&k, &s[..s.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn files_are_compressed_before_sealing_and_open_to_their_bytes() {
+        let k = keys(4);
+        let text = "{\"cwd\":\"/home/ana/src/acme\",\"n\":1}\n".repeat(2000);
+        let sealed = seal_file(&k, text.as_bytes());
+        assert!(sealed.len() < text.len() / 10, "{} bytes", sealed.len());
+        assert_eq!(open_file(&k, &sealed).unwrap(), text.as_bytes());
+        assert_eq!(sealed, seal_file(&k, text.as_bytes()), "deterministic");
+        // Sealed but not deflated: refused, not taken as it is.
+        let raw = seal(&k, Kind::Blob, b"not zlib");
+        assert!(open_file(&k, &raw).is_err());
     }
 
     #[test]

@@ -145,7 +145,10 @@ impl Sealing {
         let Ok(head) = store.repo().refname_to_id(&own_ref(machine_id)) else {
             return Ok(None);
         };
-        let sealed = self.translate(store, |t| t.seal_commit(head))??;
+        let sealed = packed(store, |staged| {
+            let sealed = self.translate(staged, |t| t.seal_commit(head))??;
+            Ok((sealed, vec![sealed]))
+        })?;
         store.repo().reference(
             &format!("{SEALED_PREFIX}{machine_id}"),
             sealed,
@@ -172,7 +175,14 @@ impl Sealing {
     pub fn open_fetched(&self, store: &Store, deepened: bool) -> Result<Vec<String>, CryptError> {
         self.follow_keyring(store)?;
         let fetched = refs_under(store, SEALED_PREFIX)?;
-        let mut failed = Vec::new();
+        // Said with every fetch, as long as it holds: `ferry status` shows it.
+        let mut failed: Vec<String> = self
+            .removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         let (mut shallow, mut complete, mut refs) = (Vec::new(), Vec::new(), Vec::new());
         for (id, sealed) in fetched {
             let twin = format!("{TWIN_PREFIX}{id}");
@@ -187,7 +197,15 @@ impl Sealing {
             {
                 continue;
             }
-            match self.translate(store, |t| t.open_history(sealed, deepened))? {
+            let opened = packed(store, |staged| {
+                let opened = self.translate(staged, |t| t.open_history(sealed, deepened))?;
+                let tips = opened
+                    .as_ref()
+                    .map(|o| o.written.clone())
+                    .unwrap_or_default();
+                Ok((opened, tips))
+            })?;
+            match opened {
                 Ok(opened) => match store.machine_record(&id, opened.commit) {
                     // A branch is bound to its machine by the record it holds, sealed.
                     Ok(r) if r.id == id => {
@@ -215,6 +233,24 @@ impl Sealing {
         }
         Ok(failed)
     }
+}
+
+/// Runs `f` on a second handle of `store` whose new objects stay in memory, then writes those
+/// reachable from the tip `f` gives that the disk lacks as one pack: a branch of 10,000 sessions
+/// opened is one file, not 60,000 loose ones.
+fn packed<T>(
+    store: &Store,
+    f: impl FnOnce(&Store) -> Result<(T, Vec<Oid>), CryptError>,
+) -> Result<T, CryptError> {
+    let staged = store.staged()?;
+    let odb = staged.repo().odb()?;
+    let memory = odb.add_new_mempack_backend(1000)?;
+    let (out, tips) = f(&staged)?;
+    if !tips.is_empty() {
+        crate::store::write_pack_of(staged.repo(), &store.repo().odb()?, &tips)?;
+    }
+    memory.reset()?;
+    Ok(out)
 }
 
 /// The refs under `prefix`, by the name after it.

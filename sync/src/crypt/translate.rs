@@ -59,6 +59,8 @@ pub struct Opened {
     pub shallow: Vec<Oid>,
     /// Plain commits opened before without their parents, which have them now.
     pub deepened: Vec<Oid>,
+    /// Every plain commit written, to be kept.
+    pub written: Vec<Oid>,
 }
 
 impl<'r> Translator<'r> {
@@ -153,6 +155,13 @@ impl<'r> Translator<'r> {
         self.repo.odb().ok()?.exists(s).then_some(s)
     }
 
+    /// The plain twin remembered for `sealed`, if it is still here (what a failed translation
+    /// wrote is dropped with it).
+    fn known_plain(&self, sealed: Oid) -> Option<Oid> {
+        let p = *self.opened.get(&sealed)?;
+        self.repo.odb().ok()?.exists(p).then_some(p)
+    }
+
     /// The sealed twin of blob `plain`.
     fn seal_blob(&mut self, plain: Oid) -> Result<Oid, CryptError> {
         if let Some(s) = self.known_twin(plain) {
@@ -161,7 +170,7 @@ impl<'r> Translator<'r> {
         let blob = self.repo.find_blob(plain)?;
         let sealed = self
             .repo
-            .blob(&seal::seal(&self.keys, Kind::Blob, blob.content()))?;
+            .blob(&seal::seal_file(&self.keys, blob.content()))?;
         self.blobs_done += 1;
         self.twins(plain, sealed);
         Ok(sealed)
@@ -240,13 +249,13 @@ impl<'r> Translator<'r> {
 
     /// The plain twin of sealed blob `sealed`.
     fn open_blob(&mut self, sealed: Oid) -> Result<Oid, CryptError> {
-        if let Some(&p) = self.opened.get(&sealed) {
+        if let Some(p) = self.known_plain(sealed) {
             return Ok(p);
         }
         let blob = self.repo.find_blob(sealed)?;
         let plain = self
             .repo
-            .blob(&seal::open(&self.keys, Kind::Blob, blob.content())?)?;
+            .blob(&seal::open_file(&self.keys, blob.content())?)?;
         self.blobs_done += 1;
         self.twins(plain, sealed);
         Ok(plain)
@@ -254,7 +263,7 @@ impl<'r> Translator<'r> {
 
     /// The plain twin of sealed tree `sealed`.
     pub fn open_tree(&mut self, sealed: Oid) -> Result<Oid, CryptError> {
-        if let Some(&p) = self.opened.get(&sealed) {
+        if let Some(p) = self.known_plain(sealed) {
             return Ok(p);
         }
         let tree = self.repo.find_tree(sealed)?;
@@ -295,6 +304,7 @@ impl<'r> Translator<'r> {
         let odb = self.repo.odb()?;
         let mut shallow = Vec::new();
         let mut deepened = Vec::new();
+        let mut written = Vec::new();
         let mut revisited: HashSet<Oid> = HashSet::new();
         let mut reopen: HashSet<Oid> = HashSet::new();
         let mut stack = vec![sealed];
@@ -308,7 +318,7 @@ impl<'r> Translator<'r> {
                 .collect();
             // A commit opened before is done, unless it lacked its parents and some are here
             // now; it is looked at once.
-            if let Some(&plain) = self.opened.get(&top)
+            if let Some(plain) = self.known_plain(top)
                 && !reopen.contains(&top)
             {
                 let first_look = revisited.insert(top);
@@ -330,7 +340,7 @@ impl<'r> Translator<'r> {
                 .iter()
                 .copied()
                 .filter(|p| {
-                    !self.opened.contains_key(p)
+                    self.known_plain(*p).is_none()
                         || (!revisited.contains(p) && self.shallow_twin(*p))
                 })
                 .collect();
@@ -362,6 +372,7 @@ impl<'r> Translator<'r> {
                 }
             }
             let plain = odb.write(ObjectType::Commit, &raw)?;
+            written.push(plain);
             let reopened = reopen.remove(&top);
             if here.len() < parents.len() {
                 shallow.push(plain);
@@ -374,6 +385,7 @@ impl<'r> Translator<'r> {
             commit: self.opened[&sealed],
             shallow,
             deepened,
+            written,
         })
     }
 

@@ -179,12 +179,6 @@ impl Worker {
         if let Some(why) = &self.twin {
             return Err(self.remote_error("push", why.clone(), Failure::Other));
         }
-        // A plain branch never goes out before this run has seen the remote is not encrypted.
-        if !self.plain_known && self.config.sealing.is_none() {
-            self.network("fetch", |t, store, url, _, _| t.probe_plain(store, url))
-                .await?;
-            self.plain_known = true;
-        }
         let (path, own) = (self.store_path.clone(), self.machine.id.clone());
         let has_branch = tokio::task::spawn_blocking(move || {
             Store::open(&path).and_then(|s| s.head(&own, true))
@@ -193,6 +187,12 @@ impl Worker {
         if matches!(has_branch, Ok(Ok(None))) {
             self.unpushed = false;
             return Ok(false);
+        }
+        // A plain branch never goes out before this run has seen the remote is not encrypted.
+        if !self.plain_known && self.config.sealing.is_none() {
+            self.network("fetch", |t, store, url, _, _| t.probe_plain(store, url))
+                .await?;
+            self.plain_known = true;
         }
         let commits = self.commits;
         let sealing = self.config.sealing.clone();

@@ -8,6 +8,7 @@ mod compact;
 mod fold;
 mod layout;
 mod packed;
+pub(crate) use packed::write_pack_of;
 mod read;
 mod records;
 mod write;

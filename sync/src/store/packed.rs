@@ -87,7 +87,7 @@ impl Store {
     /// This store opened a second time, for staging objects in a memory backend: one added to
     /// an object database stays for as long as the repository is open, and this one's later
     /// commits must reach the disk.
-    pub(super) fn staged(&self) -> Result<Store, StoreError> {
+    pub(crate) fn staged(&self) -> Result<Store, StoreError> {
         Ok(Store {
             repo: git2::Repository::open_bare(self.repo.path())?,
             secrets: self.secrets,
@@ -101,16 +101,23 @@ impl Store {
 
 /// The objects `tip` and its ancestors hold that `disk` has not: walked down from `tip`,
 /// stopping at any object the disk has (it has all that one holds).
-fn added(repo: &git2::Repository, disk: &git2::Odb<'_>, tip: Oid) -> Result<Vec<Oid>, StoreError> {
+fn added(
+    repo: &git2::Repository,
+    disk: &git2::Odb<'_>,
+    tips: &[Oid],
+) -> Result<Vec<Oid>, StoreError> {
     let on_disk = |id: Oid| disk.exists_ext(id, git2::OdbLookupFlags::NO_REFRESH);
     let (mut out, mut seen) = (Vec::new(), HashSet::new());
-    let (mut commits, mut trees) = (vec![tip], Vec::new());
+    let (mut commits, mut trees) = (tips.to_vec(), Vec::new());
     while let Some(id) = commits.pop() {
         if !seen.insert(id) || on_disk(id) {
             continue;
         }
+        // A parent that is nowhere: a commit opened from a shallow fetch.
+        let Ok(commit) = repo.find_commit(id) else {
+            continue;
+        };
         out.push(id);
-        let commit = repo.find_commit(id)?;
         commits.extend(commit.parent_ids());
         trees.push(commit.tree_id());
     }
@@ -134,12 +141,21 @@ fn added(repo: &git2::Repository, disk: &git2::Odb<'_>, tip: Oid) -> Result<Vec<
 
 /// Writes the objects `tip` added to what `disk` has as one pack in `objects/pack` (indexed by
 /// libgit2 as it arrives), each object deflated on its own.
-pub(super) fn write_pack(
+pub(crate) fn write_pack(
     repo: &git2::Repository,
     disk: &git2::Odb<'_>,
     tip: Oid,
 ) -> Result<(), StoreError> {
-    let objects = added(repo, disk, tip)?;
+    write_pack_of(repo, disk, &[tip])
+}
+
+/// [`write_pack`] for the objects of several commits.
+pub(crate) fn write_pack_of(
+    repo: &git2::Repository,
+    disk: &git2::Odb<'_>,
+    tips: &[Oid],
+) -> Result<(), StoreError> {
+    let objects = added(repo, disk, tips)?;
     let odb = repo.odb()?;
     let pack_dir = repo.path().join("objects/pack");
     let io = |e: std::io::Error| StoreError::io(&pack_dir, e);

@@ -22,6 +22,35 @@ pub fn linux_machine(id: &str, home: &str) -> MachineRecord {
     }
 }
 
+/// The bytes of every file under `p`.
+pub fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(md) if md.is_dir() => dir_size(&e.path()),
+                    Ok(md) => md.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Every other machine's branch of `store` as fetched, read.
+pub fn remote_snapshots(store: &ferry_sync::store::Store) -> Vec<ferry_sync::store::Snapshot> {
+    store
+        .remote_machines()
+        .unwrap()
+        .iter()
+        .map(|id| {
+            store
+                .snapshot(id, store.head(id, false).unwrap().unwrap())
+                .unwrap()
+        })
+        .collect()
+}
+
 /// `git -C dir <args>`, which must succeed; what it printed on stdout.
 pub fn git(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
     let out = std::process::Command::new("git")
