@@ -23,6 +23,9 @@ pub struct Report {
     /// running daemon's until the next mount).
     #[serde(default)]
     pub had_remote: bool,
+    /// Whether the push sent commits the remote lacked.
+    #[serde(default)]
+    pub sent: bool,
     /// When (ms since the epoch).
     pub at_ms: i64,
     /// Changes held back until their project is known (a daemon's only).
@@ -46,6 +49,7 @@ impl From<SyncReport> for Report {
             error: r.error,
             commit_error: r.commit_error,
             had_remote: r.had_remote,
+            sent: r.sent,
             at_ms: now_ms(),
             ..Report::default()
         }

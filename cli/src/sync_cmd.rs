@@ -60,7 +60,8 @@ pub fn run(soon: bool, ctx: &Ctx) -> Result<crate::ui::Exit> {
                 "no remote: sessions stay on this machine; add one with `ferry remote set URL`"
                     .to_string()
             }
-            (Some(true), _) => "fetched and pushed".into(),
+            (Some(true), _) if report.sent => "fetched and pushed".into(),
+            (Some(true), _) => "fetched; nothing new to push".into(),
             (Some(false), e) => format!(
                 "the remote failed: {}\neverything is committed locally, and goes out at a later sync once that is fixed",
                 e.as_deref().unwrap_or("unknown error")

@@ -783,3 +783,37 @@ fn status_names_files_the_store_cannot_hold() {
     assert!(!m.ok(&["status"]).contains("not synced"));
     m.ok(&["unmount"]);
 }
+
+/// `ferry sync` says it pushed only when the push sent something the remote lacked.
+#[test]
+fn sync_says_pushed_only_when_something_went_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("remote.git");
+    git2::Repository::init_bare(&remote).unwrap();
+    let m = Machine::new(&tmp.path().join("m"));
+    m.ok(&[
+        "init",
+        "--machine",
+        "m",
+        "--remote",
+        remote.to_str().unwrap(),
+    ]);
+    let proj = m.home.join("work/proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    let dir = m
+        .projects()
+        .join(ferry_sync::slug::slug(proj.to_str().unwrap()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("s.jsonl"),
+        format!("{{\"type\":\"user\",\"cwd\":\"{}\"}}\n", proj.display()),
+    )
+    .unwrap();
+    let first = m.ok(&["sync"]);
+    assert!(first.contains("fetched and pushed"), "{first}");
+    let again = m.ok(&["sync"]);
+    assert!(
+        again.contains("fetched; nothing new to push") && !again.contains("pushed\n"),
+        "{again}"
+    );
+}

@@ -288,6 +288,8 @@ pub struct SyncReport {
     pub commit_error: Option<String>,
     /// Whether this engine had a remote to sync with.
     pub had_remote: bool,
+    /// Whether the push sent commits the remote's copy of this machine's branch lacked.
+    pub sent: bool,
 }
 
 #[derive(Default)]
@@ -555,6 +557,7 @@ pub fn start(
         commit_failures: 0,
         unpushed: true,
         plain_known: false,
+        sent: false,
         commits: 0,
         early_commit: None,
         commits_since_compact: 0,
@@ -595,6 +598,8 @@ struct Worker {
     /// Whether this run has seen that the remote's store is not encrypted (a fetch went
     /// through, or a look at its keyring branch): a plain store pushes nothing before.
     plain_known: bool,
+    /// Whether the last push that went through sent commits the remote lacked.
+    sent: bool,
     /// Commits made by this run, so a push can tell whether one landed while it ran.
     commits: u64,
     /// A commit made while a sync request waited for a running transfer, for its report.

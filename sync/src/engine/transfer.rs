@@ -180,14 +180,16 @@ impl Worker {
             return Err(self.remote_error("push", why.clone(), Failure::Other));
         }
         let (path, own) = (self.store_path.clone(), self.machine.id.clone());
-        let has_branch = tokio::task::spawn_blocking(move || {
-            Store::open(&path).and_then(|s| s.head(&own, true))
+        let heads = tokio::task::spawn_blocking(move || {
+            Store::open(&path).and_then(|s| Ok((s.head(&own, true)?, s.head(&own, false)?)))
         })
         .await;
-        if matches!(has_branch, Ok(Ok(None))) {
+        if matches!(heads, Ok(Ok((None, _)))) {
             self.unpushed = false;
             return Ok(false);
         }
+        // The remote's copy of the branch as last fetched or pushed: the same head sends nothing.
+        let behind = !matches!(heads, Ok(Ok((Some(here), Some(there)))) if here == there);
         // A plain branch never goes out before this run has seen the remote is not encrypted.
         if !self.plain_known && self.config.sealing.is_none() {
             self.network("fetch", |t, store, url, _, _| t.probe_plain(store, url))
@@ -216,6 +218,7 @@ impl Worker {
             }
         }
         if r.is_ok() {
+            self.sent = behind;
             self.rejections = 0;
             self.refused = None;
             self.unpushed = self.commits != commits;

@@ -283,6 +283,7 @@ impl Worker {
                 Err(e) if e.kind.needs_the_user() => Ok(false),
                 _ => self.push().await,
             };
+            report.sent = matches!(pushed, Ok(true)) && self.sent;
             report.error = fetched.err().or(pushed.err()).map(|e| e.to_string());
             report.remote_ok = Some(report.error.is_none());
         }
