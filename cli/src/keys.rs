@@ -122,10 +122,7 @@ pub fn settle(
     let id = Identity::load_or_create(&identity_path(st))?;
     let keys = StoreKeys::new(StoreKey::generate());
     let ring = Keyring::new(&keys, vec![id.recipient()], passphrase)?;
-    ring.write(store.repo(), KEYRING_REF)?;
-    git.push_ref(&store, url, &format!("{KEYRING_REF}:{KEYRING_HEAD}"))
-        .map_err(|e| anyhow::anyhow!("{}", e.message))
-        .context("pushing the new store's keyring")?;
+    push_keyring(&git, &store, url, &ring)?;
     ctx.ui.note(format!(
         "encrypted: the remote holds only sealed objects. Other machines join with `ferry init --remote URL`, then `ferry key add RECIPIENT` here (this machine's: {})",
         id.recipient()
@@ -157,13 +154,9 @@ fn join(
             // Joined by passphrase: this machine adds itself, so it needs it no more.
             let mut recipients = ring.recipients.clone();
             recipients.push(id.recipient());
-            let git = git(st)?;
             let url = ctx.config()?.remote.clone().unwrap_or_default();
-            Keyring::new(&key, recipients, Some(p))?.write(store.repo(), KEYRING_REF)?;
-            git.push_ref(store, &url, &format!("{KEYRING_REF}:{KEYRING_HEAD}"))
-                .map_err(|e| anyhow::anyhow!("{}", e.message))
-                .context("adding this machine to the keyring")?;
-            return Ok(());
+            let next = Keyring::new(&key, recipients, Some(p))?;
+            return push_keyring(&git(st)?, store, &url, &next);
         }
         if passphrase.is_some() {
             bail!("the passphrase does not open this store's key");
@@ -234,7 +227,7 @@ fn editing<'a>(ctx: &'a Ctx, who: &str) -> Result<Editing<'a>> {
         .map_err(|e| anyhow::anyhow!("{}", e.message))
         .context("fetching the keyring")?;
     let ring = Keyring::read(store.repo(), KEYRING_REF)?
-        .context("this store is not encrypted: it has no keys to change")?;
+        .context("this store is not encrypted: it has no keys to change (an encrypted store is made with `ferry init --remote URL --encrypt`, on a new, empty remote)")?;
     let keys = store_keys(st, config, &store)?.context("this store is not encrypted")?;
     Ok(Editing {
         st,
@@ -248,19 +241,19 @@ fn editing<'a>(ctx: &'a Ctx, who: &str) -> Result<Editing<'a>> {
 }
 
 impl Editing<'_> {
-    /// Writes `next` as the keyring and pushes it (never forced: a keyring changed meanwhile
-    /// elsewhere makes this fail, to be run again).
+    /// Writes `next` as the keyring and pushes it.
     fn push(&self, next: &Keyring) -> Result<()> {
-        next.write(self.store.repo(), KEYRING_REF)?;
-        self.git
-            .push_ref(
-                &self.store,
-                &self.url,
-                &format!("{KEYRING_REF}:{KEYRING_HEAD}"),
-            )
-            .map_err(|e| anyhow::anyhow!("{}", e.message))
-            .context("pushing the keyring (run the command again)")
+        push_keyring(&self.git, &self.store, &self.url, next)
     }
+}
+
+/// Writes `next` as the store's keyring and pushes it to `url` (never forced: a keyring changed
+/// meanwhile elsewhere makes this fail, to be run again).
+fn push_keyring(git: &GitCli, store: &Store, url: &str, next: &Keyring) -> Result<()> {
+    next.write(store.repo(), KEYRING_REF)?;
+    git.push_ref(store, url, &format!("{KEYRING_REF}:{KEYRING_HEAD}"))
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .context("pushing the store's keyring (run the command again)")
 }
 
 /// `ferry key add RECIPIENT`: lets another machine open the store from now on.

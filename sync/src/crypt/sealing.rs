@@ -11,7 +11,7 @@
 //! - `refs/ferry/remote/keyring`: the remote's keyring (see [`super::keyring`]).
 
 use super::keyring::{Identity, Keyring};
-use super::translate::{Translator, Twins};
+use super::translate::{Translator, Twins, parents_here};
 use super::{CryptError, Keys, StoreKeys};
 use crate::store::{REMOTE_PREFIX, Store, own_ref};
 use git2::Oid;
@@ -193,7 +193,7 @@ impl Sealing {
                 && !store
                     .repo()
                     .refname_to_id(&plain)
-                    .is_ok_and(|p| is_shallow(store, p))
+                    .is_ok_and(|p| !parents_here(store.repo(), p).unwrap_or(true))
             {
                 continue;
             }
@@ -269,36 +269,21 @@ fn refs_under(store: &Store, prefix: &str) -> Result<Vec<(String, Oid)>, CryptEr
 /// side by side: names only, no file read. A pair that does not match is skipped (it is only
 /// a head start).
 fn learned(store: &Store, keys: &Keys) -> Result<Twins, CryptError> {
-    let mut t = Translator::new(store.repo(), keys.clone());
+    let mut twins = Twins::default();
     for (id, sealed) in refs_under(store, TWIN_PREFIX)? {
         let Ok(plain) = store.repo().refname_to_id(&format!("{REMOTE_PREFIX}{id}")) else {
             continue;
         };
-        let mut trial = Translator::new(store.repo(), keys.clone());
-        if trial.learn(plain, sealed).is_ok() {
-            t.learn(plain, sealed)?;
-        } else {
-            tracing::warn!(machine = %id, "the sealed twin of a branch does not match it; sealing it again");
+        // Each pair on its own: one that does not match leaves nothing behind.
+        let mut pair = Translator::new(store.repo(), keys.clone());
+        match pair.learn(plain, sealed) {
+            Ok(()) => twins.absorb(pair.into_twins()),
+            Err(e) => {
+                tracing::warn!(machine = %id, %e, "the sealed twin of a branch does not match it; sealing it again")
+            }
         }
     }
-    Ok(t.into_twins())
-}
-
-/// Whether plain commit `plain` lacks a parent here (opened from a shallow fetch).
-fn is_shallow(store: &Store, plain: Oid) -> bool {
-    let Ok(odb) = store.repo().odb() else {
-        return false;
-    };
-    let Ok(object) = odb.read(plain) else {
-        return false;
-    };
-    object
-        .data()
-        .split(|&b| b == b'\n')
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.strip_prefix(b"parent "))
-        .filter_map(|hex| Oid::from_str(std::str::from_utf8(hex).ok()?).ok())
-        .any(|p| !odb.exists(p))
+    Ok(twins)
 }
 
 /// Adds `added` to the store's shallow list (their parents were not fetched, and git must not

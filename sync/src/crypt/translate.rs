@@ -37,6 +37,12 @@ impl Twins {
     pub fn is_empty(&self) -> bool {
         self.sealed.is_empty()
     }
+
+    /// Takes the pairs `other` knows too.
+    pub fn absorb(&mut self, other: Twins) {
+        self.sealed.extend(other.sealed);
+        self.opened.extend(other.opened);
+    }
 }
 
 /// Seals and opens objects of one repository with one store's keys, remembering twins.
@@ -398,9 +404,7 @@ impl<'r> Translator<'r> {
 
     /// Whether every parent plain commit `plain` names is here.
     fn complete(&self, plain: Oid) -> Result<bool, CryptError> {
-        let odb = self.repo.odb()?;
-        let (_, parents) = header(odb.read(plain)?.data())?;
-        Ok(parents.iter().all(|p| odb.exists(*p)))
+        parents_here(self.repo, plain)
     }
 
     /// The plain commit's bytes a sealed commit carries.
@@ -425,6 +429,14 @@ impl<'r> Translator<'r> {
             .map_err(|_| not_sealed())?;
         seal::open(&self.keys, Kind::Commit, &sealed)
     }
+}
+
+/// Whether every parent commit `commit` names (as written, whatever the shallow list says) is in
+/// `repo`.
+pub fn parents_here(repo: &Repository, commit: Oid) -> Result<bool, CryptError> {
+    let odb = repo.odb()?;
+    let (_, parents) = header(odb.read(commit)?.data())?;
+    Ok(parents.iter().all(|p| odb.exists(*p)))
 }
 
 /// The tree and parents a raw commit object names (its header, up to the first empty line).
