@@ -61,7 +61,7 @@ fn pin_path(st: &State) -> PathBuf {
 
 /// `keys`, if their first key is the one this machine saw first (kept from then on): a
 /// keyring swapped by the remote for one around a key of its own is refused.
-fn pinned(st: &State, keys: StoreKeys) -> Result<StoreKeys> {
+pub(crate) fn pinned(st: &State, keys: StoreKeys) -> Result<StoreKeys> {
     let path = pin_path(st);
     match std::fs::read_to_string(&path) {
         Ok(pin) if pin.trim() == keys.fingerprint() => Ok(keys),
@@ -80,7 +80,7 @@ fn pinned(st: &State, keys: StoreKeys) -> Result<StoreKeys> {
     }
 }
 
-fn git(st: &State) -> Result<GitCli> {
+pub(crate) fn git(st: &State) -> Result<GitCli> {
     GitCli::probe(Some(&st.dir)).context("an encrypted store needs `git` on PATH")
 }
 
@@ -103,7 +103,14 @@ pub fn settle(
     };
     fetch(&store)?;
     if Keyring::read(store.repo(), KEYRING_REF)?.is_some() {
-        join(ctx, &store, passphrase, wait, || fetch(&store))?;
+        join(
+            ctx,
+            &store,
+            passphrase,
+            wait,
+            "ferry init --remote URL",
+            || fetch(&store),
+        )?;
         return Ok(true);
     }
     if !encrypt {
@@ -115,7 +122,7 @@ pub fn settle(
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     if !machines.is_empty() {
         bail!(
-            "the remote already holds a plain store ({} machine branches): encrypting an existing store is not built yet; use a new, empty remote for an encrypted one",
+            "the remote already holds a plain store ({} machine branches): join it with `ferry init --remote URL`, then run `ferry encrypt` to make it encrypted (nothing was changed)",
             machines.len()
         );
     }
@@ -131,11 +138,12 @@ pub fn settle(
 }
 
 /// Waits until the keyring opens for this machine (or the passphrase opens it).
-fn join(
+pub(crate) fn join(
     ctx: &Ctx,
     store: &Store,
     passphrase: Option<&str>,
     wait: Duration,
+    again: &str,
     fetch: impl Fn() -> Result<()>,
 ) -> Result<()> {
     let st = ctx.state()?;
@@ -163,7 +171,7 @@ fn join(
         }
         if !said {
             ctx.ui.note(format!(
-                "this store is encrypted. On a machine that has its key, run:\n  ferry key add {}\nwaiting up to {} s for it (Ctrl-C stops; `ferry init --remote URL` again goes on later)",
+                "this store is encrypted. On a machine that has its key, run:\n  ferry key add {}\nwaiting up to {} s for it (Ctrl-C stops; `{again}` again goes on later)",
                 id.recipient(),
                 wait.as_secs()
             ));
@@ -227,7 +235,7 @@ fn editing<'a>(ctx: &'a Ctx, who: &str) -> Result<Editing<'a>> {
         .map_err(|e| anyhow::anyhow!("{}", e.message))
         .context("fetching the keyring")?;
     let ring = Keyring::read(store.repo(), KEYRING_REF)?
-        .context("this store is not encrypted: it has no keys to change (an encrypted store is made with `ferry init --remote URL --encrypt`, on a new, empty remote)")?;
+        .context("this store is not encrypted: it has no keys to change (`ferry encrypt` makes it encrypted)")?;
     let keys = store_keys(st, config, &store)?.context("this store is not encrypted")?;
     Ok(Editing {
         st,
@@ -270,7 +278,7 @@ pub fn add(ctx: &Ctx, who: &str) -> Result<()> {
     let doc = serde_json::json!({"recipient": who, "added": added});
     ctx.ui.out(&doc, || match added {
         true => format!(
-            "added {who}: that machine opens the store from now on (a `ferry init` waiting there goes on by itself; else run `ferry init --remote URL` there again). The store's key: {}; `ferry key show` there says the same once it joined\n",
+            "added {who}: that machine opens the store from now on (a `ferry init` or `ferry encrypt` waiting there goes on by itself; else run it there again). The store's key: {}; `ferry key show` there says the same once it joined\n",
             keys.fingerprint()
         ),
         false => format!("{who} opens the store already\n"),

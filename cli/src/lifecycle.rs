@@ -24,7 +24,7 @@ pub struct Encryption {
 
 impl Encryption {
     /// The passphrase, from the first line of its file.
-    fn passphrase(&self) -> Result<Option<String>> {
+    pub fn passphrase(&self) -> Result<Option<String>> {
         let Some(path) = &self.passphrase_file else {
             return Ok(None);
         };

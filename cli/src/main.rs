@@ -9,6 +9,7 @@ mod command;
 mod control;
 mod daemon;
 mod doctor;
+mod encrypt;
 mod files;
 mod hooks;
 mod identity;
@@ -115,6 +116,25 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
         /// Joining an encrypted store: how long to wait for `ferry key add` on another machine.
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        wait_for_key: u64,
+    },
+    /// Make this store encrypted: seal every branch, history included, and put the sealed
+    /// branches and the keyring on the remote in the plain ones' place (or into a new, empty
+    /// remote with --to). On a machine whose store another one encrypted, joins it.
+    Encrypt {
+        /// Seal the store into this new, empty remote and move to it, leaving the current one
+        /// as it is (plain): for nothing plain to stay on a remote once it is deleted.
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// A file whose first line is the store's passphrase: a second way in; joining, opens
+        /// the store without `ferry key add`.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Agree to the remote's branches being rewritten sealed (asked on a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Joining: how long to wait for `ferry key add` on another machine.
         #[arg(long, value_name = "SECONDS", default_value_t = 600)]
         wait_for_key: u64,
     },
@@ -396,6 +416,27 @@ fn run(command: Command, ctx: &command::Ctx) -> Result<ui::Exit> {
             },
             ctx,
         )),
+        Command::Encrypt {
+            to,
+            passphrase_file,
+            yes,
+            wait_for_key,
+        } => done((|| {
+            let passphrase = lifecycle::Encryption {
+                encrypt: true,
+                passphrase_file,
+                wait: std::time::Duration::from_secs(wait_for_key),
+            };
+            encrypt::run(
+                ctx,
+                encrypt::Asked {
+                    to,
+                    passphrase: passphrase.passphrase()?,
+                    yes,
+                    wait: passphrase.wait,
+                },
+            )
+        })()),
         Command::Key { action } => done(match action {
             KeyAction::Show => keys::show(ctx),
             KeyAction::Add { recipient } => keys::add(ctx, &recipient),

@@ -204,28 +204,9 @@ fn fetch_history(ctx: &Ctx, store: &ferry_sync::store::Store) -> Result<Fetched>
         ));
     };
     ctx.ui.note("fetching older history from the remote");
-    let bar = crate::transfer_bar::new(ctx.ui.quiet || ctx.ui.json, "fetching");
-    let progress = ferry_sync::engine::Progress::default();
-    let done = std::sync::atomic::AtomicBool::new(false);
-    /// Stops the bar's thread however the fetch ends.
-    struct Done<'a>(&'a std::sync::atomic::AtomicBool);
-    impl Drop for Done<'_> {
-        fn drop(&mut self) {
-            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
     let sealing = crate::keys::sealing(ctx.state()?, ctx.config()?)?;
-    let fetched = std::thread::scope(|s| {
-        s.spawn(|| {
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                crate::transfer_bar::show(&bar, "fetch", progress.so_far());
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-        });
-        let _done = Done(&done);
-        ferry_sync::engine::fetch_once(store, &url, History::All, &progress, sealing.as_deref())
-    });
-    bar.finish_and_clear();
+    let fetched =
+        crate::transfer_bar::fetch_shown(ctx, store, &url, History::All, sealing.as_deref());
     Ok(match fetched {
         Ok(unopened) if unopened.is_empty() => Fetched::Now,
         Ok(unopened) => Fetched::Not(format!(

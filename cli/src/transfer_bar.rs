@@ -60,6 +60,39 @@ pub fn words(op: &str, t: Transferred) -> String {
     s
 }
 
+/// Fetches every branch of `url` into `store` with `history`, showing the bar meanwhile (the
+/// history `ferry restore` asks for, everything `ferry encrypt` seals); what did not open.
+pub fn fetch_shown(
+    ctx: &crate::command::Ctx,
+    store: &ferry_sync::store::Store,
+    url: &str,
+    history: ferry_sync::engine::History,
+    sealing: Option<&ferry_sync::crypt::sealing::Sealing>,
+) -> Result<Vec<String>, ferry_sync::engine::RemoteError> {
+    let bar = new(ctx.ui.quiet || ctx.ui.json, "fetching");
+    let progress = ferry_sync::engine::Progress::default();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    /// Stops the bar's thread however the fetch ends.
+    struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let fetched = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                show(&bar, "fetch", progress.so_far());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let _done = Done(&done);
+        ferry_sync::engine::fetch_once(store, url, history, &progress, sealing)
+    });
+    bar.finish_and_clear();
+    fetched
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,12 @@ fn config() -> EngineConfig {
     }
 }
 
+/// Both transports, for the tests that must hold with git and without.
+const TRANSPORTS: [engine::TransportChoice; 2] = [
+    engine::TransportChoice::Git,
+    engine::TransportChoice::Libgit2,
+];
+
 fn node(dir: &Path, id: &str, home: &str, root: &str, remote: Option<String>) -> Node {
     node_with(dir, id, home, root, remote, config())
 }
@@ -769,10 +775,7 @@ fn a_commit_records_when_each_machine_it_had_fetched_last_committed() {
 
 #[test]
 fn a_machine_that_only_reads_keeps_its_packs_few_with_git_and_without() {
-    for transport in [
-        engine::TransportChoice::Git,
-        engine::TransportChoice::Libgit2,
-    ] {
+    for transport in TRANSPORTS {
         run(async move {
             let tmp = tempfile::tempdir().unwrap();
             let remote = bare(&tmp.path().join("remote.git"));
@@ -827,6 +830,76 @@ fn a_machine_that_only_reads_keeps_its_packs_few_with_git_and_without() {
                 (0..12).all(|i| view.contains(&format!("\"l{i}\""))),
                 "{view}"
             );
+        });
+    }
+}
+
+#[test]
+fn a_plain_push_never_replaces_a_branch_sealed_in_its_place_with_git_and_without() {
+    for transport in TRANSPORTS {
+        run(async move {
+            let tmp = tempfile::tempdir().unwrap();
+            let remote = bare(&tmp.path().join("remote.git"));
+            let a = node_with(
+                tmp.path(),
+                "aaaa",
+                "/home/al",
+                "/home/al/src/proj",
+                Some(remote.clone()),
+                EngineConfig {
+                    // Only the pushes after commits: no fetch tells the engine first.
+                    fetch_every: Duration::from_secs(3600),
+                    transport,
+                    ..config()
+                },
+            );
+            let there = git2::Repository::open_bare(&remote).unwrap();
+            let branch = "refs/heads/machines/aaaa";
+            let head = || there.refname_to_id(branch).ok();
+            let own = || {
+                Store::open(&a.store_path)
+                    .unwrap()
+                    .head("aaaa", true)
+                    .unwrap()
+            };
+            a.append(&line("/home/al/src/proj", "l0"));
+            wait_for("the first push", Duration::from_secs(10), || {
+                head().is_some() && head() == own()
+            })
+            .await;
+            // A commit put in the branch's place by something else.
+            let elsewhere = {
+                let tree = there.treebuilder(None).unwrap().write().unwrap();
+                let tree = there.find_tree(tree).unwrap();
+                let sig = git2::Signature::now("ferry", "ferry").unwrap();
+                there
+                    .commit(None, &sig, &sig, "elsewhere", &tree, &[])
+                    .unwrap()
+            };
+            // Rewritten there, the store not encrypted: this machine's branch goes back.
+            there.reference(branch, elsewhere, true, "").unwrap();
+            a.append(&line("/home/al/src/proj", "l1"));
+            wait_for("the branch pushed again", Duration::from_secs(10), || {
+                head() == own() && head() != Some(elsewhere)
+            })
+            .await;
+            // Sealed in its place, with a keyring: never pushed over, and the engine says why.
+            there.reference(branch, elsewhere, true, "").unwrap();
+            there
+                .reference("refs/heads/ferry/keyring", elsewhere, true, "")
+                .unwrap();
+            a.append(&line("/home/al/src/proj", "l2"));
+            wait_for("the push refused", Duration::from_secs(10), || {
+                a.engine
+                    .status()
+                    .last_error
+                    .is_some_and(|(_, e)| e.contains("encrypted"))
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(head(), Some(elsewhere), "{transport:?}");
+            a.engine.shutdown(Duration::from_secs(5)).await;
+            assert_eq!(head(), Some(elsewhere), "{transport:?}");
         });
     }
 }

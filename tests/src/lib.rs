@@ -10,6 +10,7 @@ pub mod peers;
 pub mod rig;
 pub mod rng;
 pub mod scenario;
+pub mod sealed;
 pub mod sshd;
 pub mod tty;
 pub mod wine;

@@ -5,85 +5,12 @@
 
 use ferry_tests::ferry::Machine;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Strings only the machines hold: a user's name in paths, a project's remote, a prompt, a file
-/// name, a machine's name, a session id.
-const CORPUS: &[&str] = &[
-    "marguerite",
-    "zanzibar-corp",
-    "quokka-ledger",
-    "flamingo invoices",
-    "pelican-report",
-    "ocelot-desk",
-    "5f0c2a9e-77aa-4bcd-9e01-3d2b6c8f1a44",
-];
-const SID: &str = "5f0c2a9e-77aa-4bcd-9e01-3d2b6c8f1a44";
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use ferry_tests::git::output as git;
-
-/// `ferry init` of machine `name` with remote `url`, and `more`.
-fn init_args<'a>(name: &'a str, url: &'a str, more: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["init", "--machine", name, "--remote", url];
-    args.extend(more);
-    args
-}
-
-/// A new bare remote under `dir`.
-fn bare(dir: &Path) -> PathBuf {
-    let remote = dir.join("remote.git");
-    git(dir, &["init", "-q", "--bare", remote.to_str().unwrap()]);
-    remote
-}
-
-/// A checkout of the planted project in `home`, with its remote named.
-fn checkout(home: &Path) -> PathBuf {
-    let proj = home.join("src/quokka-ledger");
-    std::fs::create_dir_all(&proj).unwrap();
-    git(&proj, &["init", "-q"]);
-    git(
-        &proj,
-        &[
-            "remote",
-            "add",
-            "origin",
-            "git@github.com:zanzibar-corp/quokka-ledger.git",
-        ],
-    );
-    proj
-}
-
-/// The project's transcript `name` as `m`'s view shows it.
-fn transcript(m: &Machine, proj: &Path, name: &str) -> PathBuf {
-    m.projects()
-        .join(ferry_sync::slug::slug(proj.to_str().unwrap()))
-        .join(name)
-}
-
-/// Which strings of the corpus any object of `repo` holds, each read whole and decompressed.
-fn leaks(repo: &Path) -> Vec<&'static str> {
-    let all = git(
-        repo,
-        &["cat-file", "--batch-all-objects", "--batch", "--unordered"],
-    )
-    .to_ascii_lowercase();
-    assert!(all.len() > 500, "the remote holds objects");
-    CORPUS
-        .iter()
-        .filter(|s| all.windows(s.len()).any(|w| w == s.as_bytes()))
-        .copied()
-        .collect()
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use ferry_tests::sealed::{SID, bare, checkout, init_args, joining, leaks, transcript, wait_for};
 
 #[test]
 fn a_machine_joins_once_added_sessions_cross_and_the_remote_learns_nothing() {
@@ -97,25 +24,12 @@ fn a_machine_joins_once_added_sessions_cross_and_the_remote_learns_nothing() {
     let b_proj = checkout(&b.home);
 
     // b waits for a key, saying what to run on a.
-    let mut joining = b
-        .command(&init_args("b", url, &["--wait-for-key", "120"]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = joining.stderr.take().unwrap();
-    let mut told = String::new();
-    let mut buf = [0u8; 4096];
-    wait_for("b's recipient", Duration::from_secs(60), || {
-        let n = stderr.read(&mut buf).unwrap_or(0);
-        told.push_str(&String::from_utf8_lossy(&buf[..n]));
-        told.contains("ferry key add age1") && told.contains('\n')
-    });
-    let recipient = told
-        .split_whitespace()
-        .find(|w| w.starts_with("age1"))
-        .unwrap()
-        .to_string();
+    let ferry_tests::sealed::Joining {
+        child: mut joining,
+        mut stderr,
+        told,
+        recipient,
+    } = joining(&b, &init_args("b", url, &["--wait-for-key", "120"]));
     assert_eq!(b.ok(&["key", "show"]).trim(), recipient);
     // Before it is added, b has pushed nothing.
     let heads = String::from_utf8(git(&remote, &["for-each-ref", "--format=%(refname)"])).unwrap();

@@ -158,7 +158,36 @@ impl Sealing {
         Ok(Some(sealed))
     }
 
-    /// Records that the remote holds `sealed`, the twin of this machine's branch as pushed.
+    /// Seals every branch of `branches` (machine id, plain commit) whole, history included,
+    /// and points each one's sealed ref at the result: a plain store made encrypted
+    /// (`ferry encrypt`) seals the other machines' branches too, as they were fetched. Sealing
+    /// is deterministic, so a machine that joins later seals its own branch to the very same
+    /// commits.
+    pub fn seal_branches(
+        &self,
+        store: &Store,
+        branches: &[(String, Oid)],
+    ) -> Result<Vec<(String, Oid)>, CryptError> {
+        let sealed = packed(store, |staged| {
+            let sealed = self.translate(staged, |t| {
+                branches
+                    .iter()
+                    .map(|(id, plain)| Ok((id.clone(), t.seal_commit(*plain)?)))
+                    .collect::<Result<Vec<_>, CryptError>>()
+            })??;
+            let tips = sealed.iter().map(|(_, s)| *s).collect();
+            Ok((sealed, tips))
+        })?;
+        for (id, s) in &sealed {
+            store
+                .repo()
+                .reference(&format!("{SEALED_PREFIX}{id}"), *s, true, "ferry seal")?;
+        }
+        Ok(sealed)
+    }
+
+    /// Records that the remote holds `sealed`, the twin of machine `machine_id`'s branch as
+    /// pushed (this machine's, or any machine's sealed by `ferry encrypt`).
     pub fn pushed(&self, store: &Store, machine_id: &str, sealed: Oid) -> Result<(), CryptError> {
         store.repo().reference(
             &format!("{TWIN_PREFIX}{machine_id}"),

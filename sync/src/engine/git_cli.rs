@@ -109,6 +109,29 @@ impl GitCli {
         run(cmd, "push", url, None, &Progress::default()).map(|_| ())
     }
 
+    /// Sets every ref of `updates` on the remote in one atomic push, each only if the remote
+    /// still has it as expected: all of them or none (`ferry encrypt` putting sealed branches
+    /// and the keyring in place of plain ones; a machine that pushed meanwhile makes it fail).
+    pub fn push_atomic(
+        &self,
+        store: &Store,
+        url: &str,
+        updates: &[Lease],
+    ) -> Result<(), RemoteError> {
+        let mut cmd = self.command(Some(store.repo().path()));
+        cmd.args(["push", "--atomic", "--porcelain", "--progress"]);
+        for u in updates {
+            let expect = u.expect.map(|o| o.to_string()).unwrap_or_default();
+            cmd.arg(format!("--force-with-lease={}:{expect}", u.dst));
+        }
+        cmd.args(["--", url]);
+        // No `+`: it would force each ref from any value, past its lease.
+        for u in updates {
+            cmd.arg(format!("{}:{}", u.src, u.dst));
+        }
+        run(cmd, "push", url, None, &Progress::default()).map(|_| ())
+    }
+
     /// Asks the remote for its branches (nothing is written): whether it can be reached.
     pub fn ls_remote(&self, url: &str) -> Result<(), RemoteError> {
         let mut cmd = self.command(None);
@@ -206,20 +229,43 @@ impl GitCli {
         machine_id: &str,
         progress: &Progress,
         sealed: Option<git2::Oid>,
+        lease: Option<Option<git2::Oid>>,
     ) -> Result<(), RemoteError> {
         let own = own_ref(machine_id);
         let Ok(head) = store.repo().refname_to_id(&own) else {
             return Ok(());
         };
         let mut cmd = self.command(Some(store.repo().path()));
-        cmd.args(["push", "--porcelain", "--progress", "--", url])
-            .arg(format!("+{}:{own}", sealed.unwrap_or(head)));
+        cmd.args(["push", "--porcelain", "--progress"]);
+        // A lease forces the ref only from the value it names; a `+` would force it from any.
+        let force = match lease {
+            Some(expect) => {
+                let expect = expect.map(|o| o.to_string()).unwrap_or_default();
+                cmd.arg(format!("--force-with-lease={own}:{expect}"));
+                ""
+            }
+            None => "+",
+        };
+        cmd.args(["--", url])
+            .arg(format!("{force}{}:{own}", sealed.unwrap_or(head)));
         // A refused ref makes git exit non-zero; `run` reports its porcelain line.
         run(cmd, "push", url, None, progress)?;
         store
             .record_pushed(machine_id, head)
             .map_err(|e| failure("push", url, Failure::Other, e.to_string()))
     }
+}
+
+/// One ref of an atomic push: set `dst` on the remote to `src` (an object id or a local ref),
+/// if the remote has it at `expect` now (`None`: if it has no such ref).
+#[derive(Clone, Debug)]
+pub struct Lease {
+    /// What to push.
+    pub src: String,
+    /// The remote's ref.
+    pub dst: String,
+    /// The remote's value that may be replaced.
+    pub expect: Option<git2::Oid>,
 }
 
 /// The ssh command ferry sets for git: batch mode (never a passphrase or host-key prompt) and a

@@ -14,9 +14,9 @@ mod status;
 mod transfer;
 mod watch;
 
-pub use git_cli::{GitCli, classify};
+pub use git_cli::{GitCli, Lease, classify};
 pub use remote::{Failure, History, Progress, RemoteError, Transferred, redact};
-pub use sealed::forget_remote_branches;
+pub use sealed::{forget_remote_branches, remote_branches};
 pub use status::{MachineStatus, Status, Transfer, Unsyncable, Waiting, now_ms};
 
 use crate::store::{Change, MachineRecord, PlaceId, ProjectRecord, RelPath};
@@ -214,11 +214,23 @@ impl Transport {
         sealing: Option<&crate::crypt::sealing::Sealing>,
     ) -> Result<Vec<String>, RemoteError> {
         let dest = sealed::fetch_dest(sealing);
+        // A plain store's branches as they were: put back if the fetch turns out to have
+        // brought an encrypted store's sealed ones.
+        let before = match sealing {
+            None => Some(sealed::remote_branches(store)),
+            Some(_) => None,
+        };
         match self {
             Transport::Git(git) => git.fetch(store, url, max_bytes, progress, history, dest),
             Transport::Libgit2 => remote::fetch(store, url, max_bytes, progress, history, dest),
         }?;
-        sealed::after_fetch(store, url, sealing, history == History::All)
+        sealed::after_fetch(
+            store,
+            url,
+            sealing,
+            history == History::All,
+            before.as_deref(),
+        )
     }
 
     /// Fetches the remote's keyring branch alone, and fails if there is one: for a plain store
@@ -230,7 +242,7 @@ impl Transport {
             Transport::Git(git) => git.fetch_ref(store, url, refspec),
             Transport::Libgit2 => remote::fetch_ref(store, url, refspec),
         }?;
-        sealed::after_fetch(store, url, None, false).map(|_| ())
+        sealed::after_fetch(store, url, None, false, None).map(|_| ())
     }
 
     /// Pushes this machine's branch, sealed first if the store is.
@@ -243,9 +255,31 @@ impl Transport {
         sealing: Option<&crate::crypt::sealing::Sealing>,
     ) -> Result<(), RemoteError> {
         let sealed = sealed::before_push(store, url, machine_id, sealing)?;
-        match self {
-            Transport::Git(git) => git.push(store, url, machine_id, progress, sealed),
-            Transport::Libgit2 => remote::push(store, url, machine_id, progress, sealed),
+        let push = |lease| match self {
+            Transport::Git(git) => git.push(store, url, machine_id, progress, sealed, lease),
+            Transport::Libgit2 => remote::push(store, url, machine_id, progress, sealed, lease),
+        };
+        // A plain branch replaces only the remote's copy this machine last saw: one sealed in
+        // its place since (`ferry encrypt` on another machine) is never pushed over. Any other
+        // move (a branch rewritten or deleted there, a push that landed but was not recorded)
+        // is pushed over once the remote is seen not to be encrypted.
+        let lease = match sealed {
+            None => Some(
+                store
+                    .head(machine_id, false)
+                    .map_err(|e| sealed::refused("push", url, e.to_string()))?,
+            ),
+            Some(_) => None,
+        };
+        match push(lease) {
+            Err(e) if lease.is_some() && e.message.contains(remote::STALE) => {
+                tracing::info!(
+                    "the remote's copy of this branch moved; checking it is not encrypted"
+                );
+                self.probe_plain(store, url)?;
+                push(None)
+            }
+            done => done,
         }?;
         if let (Some(s), Some(sealed)) = (sealing, sealed) {
             s.pushed(store, machine_id, sealed)

@@ -276,14 +276,20 @@ pub enum History {
     All,
 }
 
+/// What a push refused by its lease says (git's own words): the remote's copy of the branch
+/// is not the one this machine last saw.
+pub const STALE: &str = "stale info";
+
 /// Pushes this machine's branch (forced: the branch is this machine's alone) and records the
-/// pushed commit as the remote's copy of it.
+/// pushed commit as the remote's copy of it. `lease`: only if the remote has the branch at
+/// that commit (`Some(None)`: has no such branch).
 pub fn push(
     store: &Store,
     url: &str,
     machine_id: &str,
     progress: &Progress,
     sealed: Option<git2::Oid>,
+    lease: Option<Option<git2::Oid>>,
 ) -> Result<(), RemoteError> {
     let own = own_ref(machine_id);
     let Ok(head) = store.repo().refname_to_id(&own) else {
@@ -305,9 +311,18 @@ pub fn push(
     let rejected = std::cell::RefCell::new(None);
     let mut callbacks = git2::RemoteCallbacks::new();
     super::credentials::install(&mut callbacks, crate::engine::home_dir());
-    callbacks.push_negotiation(|_| {
+    callbacks.push_negotiation(|updates| {
         progress.tick();
-        Ok(())
+        let there = updates
+            .first()
+            .map(|u| u.src())
+            .filter(|o| !o.is_zero());
+        match lease {
+            Some(expect) if there != expect => Err(git2::Error::from_str(&format!(
+                "[rejected] ({STALE}): the remote's copy of this machine's branch moved since it was last seen"
+            ))),
+            _ => Ok(()),
+        }
     });
     callbacks.pack_progress(|_, _, _| progress.tick());
     callbacks.push_transfer_progress(|sent, total, bytes| {
