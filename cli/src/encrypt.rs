@@ -51,7 +51,7 @@ pub fn run(ctx: &Ctx, asked: Asked) -> Result<()> {
     if Keyring::read(store.repo(), KEYRING_REF)?.is_some() {
         if asked.to.is_some() {
             bail!(
-                "the store on {} is encrypted already: moving an encrypted store to another remote is not built yet (nothing was changed)",
+                "the store on {} is encrypted already: `ferry remote set NEW_URL` moves it, sealed, to another remote (nothing was changed)",
                 redact(&url)
             );
         }
@@ -94,13 +94,52 @@ pub fn run(ctx: &Ctx, asked: Asked) -> Result<()> {
         asked.passphrase.as_deref(),
     )?;
     let sealing = Sealing::new(store_keys.clone());
-    let sealed = sealing.seal_branches(&store, &plain.branches)?;
     // Written under a ref of its own until the push has gone through: a store whose keyring
     // ref is set counts as encrypted, which it is not while the remote is plain.
     drop_ref(&store, PENDING_KEYRING);
     let ring_commit = ring.write(store.repo(), PENDING_KEYRING)?;
+    let sealed = put_sealed(
+        &git,
+        &store,
+        &sealing,
+        &plain,
+        ring_commit,
+        &target,
+        asked.to.is_none(),
+    );
+    drop_ref(&store, PENDING_KEYRING);
+    let sealed = sealed.map_err(|e| {
+        anyhow::anyhow!(
+            "the push failed, and it is all or nothing: the remote is as it was, and this store plain. {e}\nRun `ferry encrypt` again (a machine that pushed meanwhile is taken along then)"
+        )
+    })?;
+    store
+        .repo()
+        .reference(KEYRING_REF, ring_commit, true, "ferry encrypt")?;
+    keys::pinned(st, store_keys.clone())?;
+    let mut config = ctx.config()?.clone();
+    config.encrypted = true;
+    config.remote = Some(target.clone());
+    st.save(&config)?;
+    said(ctx, &summary, &target, &me, &store_keys, sealed)
+}
+
+/// Seals every branch of `plain` with `sealing` and puts them, with the keyring commit `ring`,
+/// on `target` in one atomic push: each branch only if the remote has it as `plain` saw it
+/// (`in_place`), else only if it has no such branch. Then records the twins; says how many
+/// branches went. When the push fails, nothing is recorded and the sealed refs are dropped.
+pub(crate) fn put_sealed(
+    git: &GitCli,
+    store: &Store,
+    sealing: &Sealing,
+    plain: &Plain,
+    ring: Oid,
+    target: &str,
+    in_place: bool,
+) -> Result<usize> {
+    let sealed = sealing.seal_branches(store, &plain.branches)?;
     let mut leases = vec![Lease {
-        src: ring_commit.to_string(),
+        src: ring.to_string(),
         dst: KEYRING_HEAD.into(),
         expect: None,
     }];
@@ -108,37 +147,26 @@ pub fn run(ctx: &Ctx, asked: Asked) -> Result<()> {
         leases.push(Lease {
             src: s.to_string(),
             dst: format!("refs/heads/machines/{id}"),
-            // In place: only the plain commit sealed may be replaced. A new remote: nothing.
-            expect: plain.on_remote(id).filter(|_| asked.to.is_none()),
+            expect: plain.on_remote(id).filter(|_| in_place),
         });
     }
-    if let Err(e) = git.push_atomic(&store, &target, &leases) {
-        undo(&store, &sealed);
-        bail!(
-            "the push failed, and it is all or nothing: the remote is as it was, and this store plain. {}\nRun `ferry encrypt` again (a machine that pushed meanwhile is taken along then)",
-            e.message
-        );
+    if let Err(e) = git.push_atomic(store, target, &leases) {
+        for (id, _) in &sealed {
+            drop_ref(store, &format!("{SEALED_PREFIX}{id}"));
+        }
+        bail!("{}", e.message);
     }
-    store
-        .repo()
-        .reference(KEYRING_REF, ring_commit, true, "ferry encrypt")?;
-    drop_ref(&store, PENDING_KEYRING);
     for (id, s) in &sealed {
-        sealing.pushed(&store, id, *s)?;
+        sealing.pushed(store, id, *s)?;
     }
-    if let Some(head) = plain.own_head {
-        store.record_pushed(&own_id, head)?;
+    if let Some((own, head)) = &plain.own {
+        store.record_pushed(own, *head)?;
     }
-    keys::pinned(st, store_keys.clone())?;
-    let mut config = ctx.config()?.clone();
-    config.encrypted = true;
-    config.remote = Some(target.clone());
-    st.save(&config)?;
-    said(ctx, &summary, &target, &me, &store_keys, sealed.len())
+    Ok(sealed.len())
 }
 
 /// `--to`: checked, reachable, not the current remote, and holding no store yet.
-fn new_remote(git: &GitCli, url: &str, to: &str) -> Result<String> {
+pub(crate) fn new_remote(git: &GitCli, url: &str, to: &str) -> Result<String> {
     let to = crate::remote_cmd::check_url(to)?;
     if to == url {
         bail!("--to names the remote the store is on already: leave it out to encrypt in place");
@@ -160,16 +188,18 @@ fn new_remote(git: &GitCli, url: &str, to: &str) -> Result<String> {
 }
 
 /// The plain branches to seal: every other machine's as fetched, and this machine's own.
-struct Plain {
+pub(crate) struct Plain {
     /// (machine id, plain commit), this machine's last.
-    branches: Vec<(String, Oid)>,
+    pub(crate) branches: Vec<(String, Oid)>,
     /// Each branch as the remote has it now (this machine's may be behind its own).
     remote: Vec<(String, Oid)>,
-    own_head: Option<Oid>,
+    /// This machine's id and head, if it has committed.
+    own: Option<(String, Oid)>,
 }
 
 impl Plain {
-    fn read(store: &Store, own_id: &str) -> Result<Plain> {
+    /// The branches of `store`, whose own machine is `own_id`.
+    pub(crate) fn read(store: &Store, own_id: &str) -> Result<Plain> {
         let remote: Vec<(String, Oid)> = ferry_sync::engine::remote_branches(store)
             .into_iter()
             .filter_map(|(name, oid)| Some((name.strip_prefix(REMOTE_PREFIX)?.to_string(), oid)))
@@ -186,7 +216,7 @@ impl Plain {
         Ok(Plain {
             branches,
             remote,
-            own_head,
+            own: own_head.map(|h| (own_id.to_string(), h)),
         })
     }
 
@@ -297,17 +327,8 @@ fn agreed(ctx: &Ctx, summary: &Summary, yes: bool) -> Result<bool> {
 /// Where the new keyring waits for the push that puts it on the remote.
 const PENDING_KEYRING: &str = "refs/ferry/pending/keyring";
 
-/// Takes back what was written here for a push that failed: the new keyring and the sealed refs
-/// (the store stays plain, as the remote still is).
-fn undo(store: &Store, sealed: &[(String, Oid)]) {
-    drop_ref(store, PENDING_KEYRING);
-    for (id, _) in sealed {
-        drop_ref(store, &format!("{SEALED_PREFIX}{id}"));
-    }
-}
-
 /// Deletes ref `name` if it is there.
-fn drop_ref(store: &Store, name: &str) {
+pub(crate) fn drop_ref(store: &Store, name: &str) {
     if let Ok(mut r) = store.repo().find_reference(name) {
         let _ = r.delete();
     }

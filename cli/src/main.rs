@@ -23,6 +23,7 @@ mod logfile;
 mod machines;
 mod markers;
 mod projects;
+mod relocate;
 mod remote_cmd;
 mod report;
 mod restore;

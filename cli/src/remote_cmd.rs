@@ -110,6 +110,8 @@ pub fn run(action: crate::RemoteAction, ctx: &Ctx) -> Result<()> {
     let st = ctx.state()?;
     let mut config = st.config()?;
     let running = st.daemon_pid();
+    // An encrypted store moved: how many sealed branches went (`None`: they were there).
+    let mut moved: Option<Option<usize>> = None;
     match action {
         crate::RemoteAction::Show => {
             let shown = config.remote.as_deref().map(redact);
@@ -123,9 +125,9 @@ pub fn run(action: crate::RemoteAction, ctx: &Ctx) -> Result<()> {
             return Ok(());
         }
         crate::RemoteAction::Set { url, offline } => {
-            if config.encrypted {
+            if config.encrypted && offline {
                 anyhow::bail!(
-                    "this store is encrypted, and its keyring and sealed branches belong to its remote: moving an encrypted store to another remote is not built yet (nothing was changed)"
+                    "this store is encrypted: its keyring and sealed branches go to the new remote as it is set, so it must be reachable now (nothing was changed)"
                 );
             }
             let url = check_url(&url)?;
@@ -134,6 +136,9 @@ pub fn run(action: crate::RemoteAction, ctx: &Ctx) -> Result<()> {
                     &url,
                     "nothing was changed; fix that, or pass --offline to set it anyway",
                 )?;
+            }
+            if config.encrypted && config.remote.as_deref() != Some(url.as_str()) {
+                moved = Some(crate::relocate::move_to(ctx, &url)?);
             }
             // Set again: a fold it refused before is tried once more.
             if let Ok(store) = st.open_store() {
@@ -145,12 +150,24 @@ pub fn run(action: crate::RemoteAction, ctx: &Ctx) -> Result<()> {
     }
     st.save(&config)?;
     let shown = config.remote.as_deref().map(redact);
-    let doc = serde_json::json!({"remote": shown, "daemon_restart_needed": running.is_some()});
+    let doc = serde_json::json!({
+        "remote": shown,
+        "daemon_restart_needed": running.is_some(),
+        "moved_sealed_branches": moved.flatten(),
+        "found_there": moved.is_some_and(|m| m.is_none()),
+    });
     ui.out(&doc, || {
         let mut text = match &shown {
             Some(r) => format!("remote: {r}"),
             None => "remote removed: sessions stay on this machine".into(),
         };
+        match moved {
+            Some(Some(n)) => text += &format!(
+                "\nthe encrypted store moved there: its keyring and {n} sealed branch(es), history included. The old remote is left as it was; each other machine runs `ferry remote set` with this URL too"
+            ),
+            Some(None) => text += "\nthe encrypted store is there already (moved by another machine): this machine goes on with it",
+            None => {}
+        }
         if running.is_some() {
             text += "\nthe running daemon still uses the old remote: run `ferry unmount && ferry mount` to switch";
         }

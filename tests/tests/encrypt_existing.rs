@@ -278,4 +278,50 @@ fn a_store_sealed_into_a_new_remote_leaves_the_old_one_as_it_was() {
         std::fs::read_to_string(&on_c).is_ok_and(|t| t == line("a", &c_proj))
     });
     assert_eq!(leaks(&new), Vec::<&str>::new());
+
+    // The encrypted store moves on: a takes it to a third remote, c finds it there.
+    let third = dir.path().join("third.git");
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", third.to_str().unwrap()],
+    );
+    let out = a.ferry(&["remote", "set", old.to_str().unwrap()]);
+    assert!(
+        !out.status.success(),
+        "a remote with a plain store is refused"
+    );
+    // c wrote too, and a has not fetched it: the move takes it along all the same.
+    append(&on_c, &line("c", &c_proj));
+    c.ok(&["sync"]);
+    let before_move = branches(&new);
+    assert_eq!(before_move.len(), 2);
+    let said = a.ok(&["remote", "set", third.to_str().unwrap(), "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(doc["moved_sealed_branches"], 2, "a's and c's: {said}");
+    assert_eq!(branches(&new), before_move, "the old remote is as it was");
+    assert_eq!(
+        branches(&third),
+        before_move,
+        "the very same sealed branches"
+    );
+    let said = c.ok(&["remote", "set", third.to_str().unwrap(), "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(doc["found_there"], true, "{said}");
+    c.ferry(&["unmount"]);
+    c.ok(&["mount"]);
+    a.ok(&["mount"]);
+    append(&on_a, &line("a, moved", &a_proj));
+    a.ok(&["sync"]);
+    c.ok(&["sync"]);
+    wait_for(
+        "a's line through the third remote",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&on_c).is_ok_and(|t| {
+                t == line("a", &c_proj) + &line("c", &c_proj) + &line("a, moved", &c_proj)
+            })
+        },
+    );
+    assert_eq!(branches(&new), before_move);
+    assert_eq!(leaks(&third), Vec::<&str>::new());
 }
