@@ -16,7 +16,7 @@ use ferry_sync::crypt::sealing::{
     FERRY_REFSPEC, KEYRING_HEAD, KEYRING_REF, SEALED_PREFIX, Sealing,
 };
 use ferry_sync::crypt::{StoreKey, StoreKeys};
-use ferry_sync::engine::{GitCli, History, Lease, redact};
+use ferry_sync::engine::{GitCli, History, Lease, REF_MAX_BYTES, redact};
 use ferry_sync::store::Oid;
 use ferry_sync::store::{REMOTE_PREFIX, Store};
 use std::io::IsTerminal;
@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx, asked: Asked) -> Result<()> {
     let git = keys::git(st)?;
     let store = Store::open(&st.store()).context("opening the store")?;
     let keyring = |store: &Store| {
-        git.fetch_ref(store, &url, FERRY_REFSPEC)
+        git.fetch_ref(store, &url, FERRY_REFSPEC, REF_MAX_BYTES)
             .map_err(|e| anyhow::anyhow!("{}", e.message))
             .context("fetching the remote's keyring")
     };
@@ -99,7 +99,7 @@ pub fn run(ctx: &Ctx, asked: Asked) -> Result<()> {
     drop_ref(&store, PENDING_KEYRING);
     let ring_commit = ring.write(store.repo(), PENDING_KEYRING)?;
     let sealed = put_sealed(
-        &git,
+        ctx,
         &store,
         &sealing,
         &plain,
@@ -129,7 +129,7 @@ pub fn run(ctx: &Ctx, asked: Asked) -> Result<()> {
 /// (`in_place`), else only if it has no such branch. Then records the twins; says how many
 /// branches went. When the push fails, nothing is recorded and the sealed refs are dropped.
 pub(crate) fn put_sealed(
-    git: &GitCli,
+    ctx: &Ctx,
     store: &Store,
     sealing: &Sealing,
     plain: &Plain,
@@ -137,7 +137,10 @@ pub(crate) fn put_sealed(
     target: &str,
     in_place: bool,
 ) -> Result<usize> {
-    let sealed = sealing.seal_branches(store, &plain.branches)?;
+    let sealing_words = format!("sealing {} branch(es)", plain.branches.len());
+    let sealed = crate::transfer_bar::shown(ctx, &sealing_words, |_| {
+        sealing.seal_branches(store, &plain.branches)
+    })?;
     let mut leases = vec![Lease {
         src: ring.to_string(),
         dst: KEYRING_HEAD.into(),
@@ -150,7 +153,11 @@ pub(crate) fn put_sealed(
             expect: plain.on_remote(id).filter(|_| in_place),
         });
     }
-    if let Err(e) = git.push_atomic(store, target, &leases) {
+    let git = keys::git(ctx.state()?)?;
+    let pushed = crate::transfer_bar::shown(ctx, "push", |progress| {
+        git.push_atomic(store, target, &leases, progress)
+    });
+    if let Err(e) = pushed {
         for (id, _) in &sealed {
             drop_ref(store, &format!("{SEALED_PREFIX}{id}"));
         }

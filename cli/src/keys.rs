@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use ferry_sync::crypt::keyring::{Identity, Keyring, recipient};
 use ferry_sync::crypt::sealing::{FERRY_REFSPEC, KEYRING_HEAD, KEYRING_REF, Sealing};
 use ferry_sync::crypt::{CryptError, StoreKey, StoreKeys};
-use ferry_sync::engine::GitCli;
+use ferry_sync::engine::{GitCli, REF_MAX_BYTES};
 use ferry_sync::store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -231,7 +231,7 @@ fn editing<'a>(ctx: &'a Ctx, who: &str) -> Result<Editing<'a>> {
         .context("this machine has no remote: `ferry init --remote URL` first")?;
     let git = git(st)?;
     let store = Store::open(&st.store()).context("opening the store")?;
-    git.fetch_ref(&store, &url, FERRY_REFSPEC)
+    git.fetch_ref(&store, &url, FERRY_REFSPEC, REF_MAX_BYTES)
         .map_err(|e| anyhow::anyhow!("{}", e.message))
         .context("fetching the keyring")?;
     let ring = Keyring::read(store.repo(), KEYRING_REF)?

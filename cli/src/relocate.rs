@@ -9,7 +9,7 @@ use crate::keys;
 use anyhow::{Context, Result, bail};
 use ferry_sync::crypt::keyring::{Identity, Keyring};
 use ferry_sync::crypt::sealing::{KEYRING_HEAD, KEYRING_REF};
-use ferry_sync::engine::{History, redact};
+use ferry_sync::engine::{History, REF_MAX_BYTES, redact};
 use ferry_sync::store::Store;
 
 /// Where the new remote's keyring is fetched to, to be compared with this store's.
@@ -65,7 +65,7 @@ pub fn move_to(ctx: &Ctx, to: &str) -> Result<Option<usize>> {
         .repo()
         .refname_to_id(KEYRING_REF)
         .context("this store's keyring is missing")?;
-    let sent = put_sealed(&git, &store, &sealing, &plain, ring, to, false).map_err(|e| {
+    let sent = put_sealed(ctx, &store, &sealing, &plain, ring, to, false).map_err(|e| {
         anyhow::anyhow!(
             "the push to {} failed, and it is all or nothing: {e}\nnothing was changed; run `ferry remote set` again",
             redact(to)
@@ -79,9 +79,14 @@ pub fn move_to(ctx: &Ctx, to: &str) -> Result<Option<usize>> {
 fn same_store(ctx: &Ctx, git: &ferry_sync::engine::GitCli, store: &Store, to: &str) -> Result<()> {
     let st = ctx.state()?;
     drop_ref(store, THEIR_KEYRING);
-    git.fetch_ref(store, to, &format!("+{KEYRING_HEAD}:{THEIR_KEYRING}"))
-        .map_err(|e| anyhow::anyhow!("{}", e.message))
-        .context("fetching the new remote's keyring")?;
+    git.fetch_ref(
+        store,
+        to,
+        &format!("+{KEYRING_HEAD}:{THEIR_KEYRING}"),
+        REF_MAX_BYTES,
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.message))
+    .context("fetching the new remote's keyring")?;
     let theirs = Keyring::read(store.repo(), THEIR_KEYRING);
     drop_ref(store, THEIR_KEYRING);
     let me = Identity::load_or_create(&keys::identity_path(st))?;

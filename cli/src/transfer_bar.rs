@@ -60,6 +60,40 @@ pub fn words(op: &str, t: Transferred) -> String {
     s
 }
 
+/// Runs `work`, showing a bar meanwhile: `op` ("fetch", "push", or words of its own, such as
+/// "sealing 3 branches") and how far `work` says it has got through the progress it is given.
+pub fn shown<T>(
+    ctx: &crate::command::Ctx,
+    op: &str,
+    work: impl FnOnce(&ferry_sync::engine::Progress) -> T,
+) -> T {
+    let bar = new(
+        ctx.ui.quiet || ctx.ui.json,
+        &words(op, Transferred::default()),
+    );
+    let progress = ferry_sync::engine::Progress::default();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    /// Stops the bar's thread however the work ends.
+    struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                show(&bar, op, progress.so_far());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let _done = Done(&done);
+        work(&progress)
+    });
+    bar.finish_and_clear();
+    out
+}
+
 /// Fetches every branch of `url` into `store` with `history`, showing the bar meanwhile (the
 /// history `ferry restore` asks for, everything `ferry encrypt` seals); what did not open.
 pub fn fetch_shown(
@@ -69,28 +103,9 @@ pub fn fetch_shown(
     history: ferry_sync::engine::History,
     sealing: Option<&ferry_sync::crypt::sealing::Sealing>,
 ) -> Result<Vec<String>, ferry_sync::engine::RemoteError> {
-    let bar = new(ctx.ui.quiet || ctx.ui.json, "fetching");
-    let progress = ferry_sync::engine::Progress::default();
-    let done = std::sync::atomic::AtomicBool::new(false);
-    /// Stops the bar's thread however the fetch ends.
-    struct Done<'a>(&'a std::sync::atomic::AtomicBool);
-    impl Drop for Done<'_> {
-        fn drop(&mut self) {
-            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-    let fetched = std::thread::scope(|s| {
-        s.spawn(|| {
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                show(&bar, "fetch", progress.so_far());
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        let _done = Done(&done);
-        ferry_sync::engine::fetch_once(store, url, history, &progress, sealing)
-    });
-    bar.finish_and_clear();
-    fetched
+    shown(ctx, "fetch", |progress| {
+        ferry_sync::engine::fetch_once(store, url, history, progress, sealing)
+    })
 }
 
 #[cfg(test)]

@@ -322,4 +322,13 @@ fn main() {
         dir_size(&sealed_remote) as f64 / 1e6,
         dir_size(&sealed_remote) as f64 / dir_size(&plain_remote) as f64
     );
+    // What the opening leaves on the new machine's disk (its plain objects written here, the
+    // sealed ones as fetched), next to the plain store's.
+    let (plain_store, sealed_store) = (dir_size(dp.repo().path()), dir_size(ds.repo().path()));
+    println!(
+        "| the new machine's store | {:.1} MB | {:.1} MB | {:.2}x |",
+        plain_store as f64 / 1e6,
+        sealed_store as f64 / 1e6,
+        sealed_store as f64 / plain_store as f64
+    );
 }

@@ -141,12 +141,9 @@ fn the_remote_learns_nothing_and_another_machine_opens_the_very_same_commits() {
     );
 
     let key = StoreKey::generate();
-    let mut t = Translator::new(a.store.repo(), key.keys());
-    let sealed = t.seal_commit(tip).unwrap();
+    let sealed = seal(&a.store, &key, tip);
     assert_eq!(
-        Translator::new(a.store.repo(), key.keys())
-            .seal_commit(tip)
-            .unwrap(),
+        seal(&a.store, &key, tip),
         sealed,
         "sealing again gives the same commit"
     );
@@ -194,6 +191,7 @@ fn an_append_seals_only_what_it_changed() {
     let key = StoreKey::generate();
     let mut t = Translator::new(a.store.repo(), key.keys());
     let sealed_first = t.seal_commit(first).unwrap();
+    t.write().unwrap();
     let all = t.blobs_done;
     assert!(all > 4, "a long transcript is several chunks: {all}");
 
@@ -202,6 +200,7 @@ fn an_append_seals_only_what_it_changed() {
     let second = a.write(SESSION, &text, Some(from));
     t.blobs_done = 0;
     let sealed_second = t.seal_commit(second).unwrap();
+    t.write().unwrap();
     assert!(t.blobs_done <= 3, "an append sealed {} blobs", t.blobs_done);
     let parent = a
         .store
@@ -230,8 +229,8 @@ fn an_append_seals_only_what_it_changed() {
 
     // And opening the new commit on another machine opens only what is new.
     let b = plain();
-    let mut open = Translator::new(b.store.repo(), key.keys());
     copy_objects(a.store.repo().path(), b.store.repo().path());
+    let mut open = Translator::new(b.store.repo(), key.keys());
     open.open_commit(sealed_first).unwrap();
     open.blobs_done = 0;
     assert_eq!(open.open_commit(sealed_second).unwrap().commit, second);
@@ -248,9 +247,7 @@ fn sealed_session(lines: usize) -> (Plain, Oid, StoreKey, Oid) {
     a.write(SESSION, &transcript(lines), None);
     let tip = a.store.head(&a.machine.id, true).unwrap().unwrap();
     let key = StoreKey::generate();
-    let sealed = Translator::new(a.store.repo(), key.keys())
-        .seal_commit(tip)
-        .unwrap();
+    let sealed = seal(&a.store, &key, tip);
     (a, tip, key, sealed)
 }
 
@@ -271,9 +268,18 @@ fn fetch_and_open(
         .repo()
         .refname_to_id(&format!("refs/ferry/sealed/machines/{}", a.machine.id))
         .unwrap();
-    Translator::new(b.store.repo(), key.keys())
-        .open_commit(fetched)
-        .unwrap()
+    let mut t = Translator::new(b.store.repo(), key.keys());
+    let opened = t.open_commit(fetched).unwrap();
+    t.write().unwrap();
+    opened
+}
+
+/// `tip` sealed in `store` with `key`, written.
+fn seal(store: &Store, key: &StoreKey, tip: Oid) -> Oid {
+    let mut t = Translator::new(store.repo(), key.keys());
+    let sealed = t.seal_commit(tip).unwrap();
+    t.write().unwrap();
+    sealed
 }
 
 /// A new bare remote holding `sealed` as `a`'s branch (with the dir it is in).
@@ -318,9 +324,7 @@ fn damage_a_plain_commit_or_another_key_fails_clearly_and_writes_nothing_wrong()
 
     // A sealed commit whose tree was swapped for another sealed tree: it names another tree.
     let later = a.write("other.jsonl", "{\"x\":1}\n", None);
-    let other = Translator::new(repo, key.keys())
-        .seal_commit(later)
-        .unwrap();
+    let other = seal(&a.store, &key, later);
     let s = repo.find_commit(sealed).unwrap();
     // The sealed commit's own message over `tree`: what opening it says.
     let over = |tree: &git2::Tree<'_>| {
@@ -372,9 +376,7 @@ fn a_shallow_fetch_opens_the_tip_and_says_which_commits_lack_parents() {
     text.push_str(&transcript(1));
     let tip = a.write(SESSION, &text, None);
     let key = StoreKey::generate();
-    let sealed = Translator::new(a.store.repo(), key.keys())
-        .seal_commit(tip)
-        .unwrap();
+    let sealed = seal(&a.store, &key, tip);
     let (_dir, remote) = push_sealed(&a, sealed);
     let b = plain();
     let url = format!("file://{}", remote.display());

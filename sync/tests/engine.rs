@@ -429,39 +429,8 @@ fn three_machines_over_git_daemon_keep_every_line_after_a_partition() {
 fn a_remote_with_a_huge_blob_is_refused_and_the_engine_keeps_working() {
     run(async {
         let tmp = tempfile::tempdir().unwrap();
-        let base = tmp.path().join("srv");
-        let remote_path = base.join("remote.git");
-        bare(&remote_path);
-        // A hostile machine branch holding 16 MB of incompressible bytes (4 MB allowed below), served over git://
-        // (the byte bound watches the transfer, which local-path remotes do not stream).
-        {
-            let repo = git2::Repository::open_bare(&remote_path).unwrap();
-            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-            let big: Vec<u8> = (0..16 << 20)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
-            let blob = repo.blob(&big).unwrap();
-            let mut tb = repo.treebuilder(None).unwrap();
-            tb.insert("huge", blob, 0o100644).unwrap();
-            let tree = repo.find_tree(tb.write().unwrap()).unwrap();
-            let sig = git2::Signature::now("evil", "e@e").unwrap();
-            repo.commit(
-                Some("refs/heads/machines/evil"),
-                &sig,
-                &sig,
-                "huge",
-                &tree,
-                &[],
-            )
-            .unwrap();
-        }
-        let (_daemon, port) = git_daemon(&base);
-        let url = format!("git://127.0.0.1:{port}/remote.git");
+        // A hostile machine branch holding 16 MB of incompressible bytes (4 MB allowed below).
+        let (_daemon, url, _) = huge_remote(tmp.path(), "refs/heads/machines/evil");
         let config = EngineConfig {
             max_fetch_bytes: 4 << 20,
             net_timeout: Duration::from_secs(10),
@@ -500,6 +469,88 @@ fn a_remote_with_a_huge_blob_is_refused_and_the_engine_keeps_working() {
             || a.engine.status().pending_paths == 0 && a.engine.status().last_commit_ms.is_some(),
         )
         .await;
+    })
+}
+
+/// A remote under `dir` holding a commit of 16 MB of incompressible bytes at `refname`, served
+/// over git:// (the byte bound watches the transfer, which local-path remotes do not stream):
+/// its daemon, its URL and its path.
+fn huge_remote(dir: &Path, refname: &str) -> (Daemon, String, std::path::PathBuf) {
+    let base = dir.join("srv");
+    let remote_path = base.join("remote.git");
+    bare(&remote_path);
+    huge_commit(&remote_path, refname);
+    let (daemon, port) = git_daemon(&base);
+    let url = format!("git://127.0.0.1:{port}/remote.git");
+    (daemon, url, remote_path)
+}
+
+/// Commits 16 MB of incompressible bytes at `refname` in the repository at `path`.
+fn huge_commit(path: &Path, refname: &str) {
+    let repo = git2::Repository::open_bare(path).unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let big: Vec<u8> = (0..16 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let blob = repo.blob(&big).unwrap();
+    let mut tb = repo.treebuilder(None).unwrap();
+    tb.insert("huge", blob, 0o100644).unwrap();
+    let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("evil", "e@e").unwrap();
+    repo.commit(Some(refname), &sig, &sig, "huge", &tree, &[])
+        .unwrap();
+}
+
+#[test]
+#[cfg_attr(windows, ignore = "serves the remote with Linux's git daemon")]
+fn a_huge_keyring_branch_is_refused_before_a_first_push_too() {
+    run(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_daemon, url, remote_path) = huge_remote(tmp.path(), "refs/heads/ferry/keyring");
+        let a = node_with(
+            tmp.path(),
+            "aaaa",
+            "/home/al",
+            "/home/al/src/proj",
+            Some(url),
+            EngineConfig {
+                max_fetch_bytes: 4 << 20,
+                net_timeout: Duration::from_secs(10),
+                fetch_every: Duration::from_secs(3600),
+                ..config()
+            },
+        );
+        // The first push looks for a keyring first (no fetch went through): that look is
+        // bounded too.
+        a.append(&line("/home/al/src/proj", "a1"));
+        wait_for("the look refused", Duration::from_secs(20), || {
+            // Said after the commit: by the look, not by the fetch at the start.
+            let s = a.engine.status();
+            s.last_error.is_some_and(|(at, e)| {
+                e.contains("refusing the rest") && s.last_commit_ms.is_some_and(|c| at > c)
+            })
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let store = Store::open(&a.store_path).unwrap();
+        assert!(
+            store
+                .repo()
+                .refname_to_id("refs/ferry/remote/keyring")
+                .is_err(),
+            "nothing of it was taken"
+        );
+        assert!(common::dir_size(&a.store_path) < 8 << 20);
+        let remote = git2::Repository::open_bare(&remote_path).unwrap();
+        assert!(
+            remote.refname_to_id("refs/heads/machines/aaaa").is_err(),
+            "nothing was pushed"
+        );
     })
 }
 

@@ -108,11 +108,12 @@ impl Sealing {
         Ok(())
     }
 
-    /// Runs `f` with a translator that knows every twin known so far.
+    /// Runs `f` with a translator that knows every twin known so far, then writes what it made
+    /// (as one pack) if `f` went through: `f`'s error is the outer one, the writing's too.
     fn translate<T>(
         &self,
         store: &Store,
-        f: impl FnOnce(&mut Translator<'_>) -> T,
+        f: impl FnOnce(&mut Translator<'_>) -> Result<T, CryptError>,
     ) -> Result<T, CryptError> {
         let mut guard = self.twins.lock().unwrap_or_else(|e| e.into_inner());
         let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner()).keys();
@@ -121,12 +122,12 @@ impl Sealing {
             None => learned(store, &keys)?,
         };
         let mut t = Translator::with(store.repo(), keys, twins);
-        let out = f(&mut t);
+        let out = f(&mut t).and_then(|out| t.write().map(|()| out));
         let twins = t.into_twins();
         // About 100 bytes a pair: past this they are learned again from the twin refs, which
         // hold only the live trees, so months of history never pile up in the daemon.
         *guard = (twins.len() < MAX_TWINS).then_some(twins);
-        Ok(out)
+        out
     }
 
     /// Seals this machine's branch and points its sealed ref at the result: the commit to push
@@ -145,10 +146,7 @@ impl Sealing {
         let Ok(head) = store.repo().refname_to_id(&own_ref(machine_id)) else {
             return Ok(None);
         };
-        let sealed = packed(store, |staged| {
-            let sealed = self.translate(staged, |t| t.seal_commit(head))??;
-            Ok((sealed, vec![sealed]))
-        })?;
+        let sealed = self.translate(store, |t| t.seal_commit(head))?;
         store.repo().reference(
             &format!("{SEALED_PREFIX}{machine_id}"),
             sealed,
@@ -168,15 +166,11 @@ impl Sealing {
         store: &Store,
         branches: &[(String, Oid)],
     ) -> Result<Vec<(String, Oid)>, CryptError> {
-        let sealed = packed(store, |staged| {
-            let sealed = self.translate(staged, |t| {
-                branches
-                    .iter()
-                    .map(|(id, plain)| Ok((id.clone(), t.seal_commit(*plain)?)))
-                    .collect::<Result<Vec<_>, CryptError>>()
-            })??;
-            let tips = sealed.iter().map(|(_, s)| *s).collect();
-            Ok((sealed, tips))
+        let sealed = self.translate(store, |t| {
+            branches
+                .iter()
+                .map(|(id, plain)| Ok((id.clone(), t.seal_commit(*plain)?)))
+                .collect::<Result<Vec<_>, CryptError>>()
         })?;
         for (id, s) in &sealed {
             store
@@ -226,15 +220,7 @@ impl Sealing {
             {
                 continue;
             }
-            let opened = packed(store, |staged| {
-                let opened = self.translate(staged, |t| t.open_history(sealed, deepened))?;
-                let tips = opened
-                    .as_ref()
-                    .map(|o| o.written.clone())
-                    .unwrap_or_default();
-                Ok((opened, tips))
-            })?;
-            match opened {
+            match self.translate(store, |t| t.open_history(sealed, deepened)) {
                 Ok(opened) => match store.machine_record(&id, opened.commit) {
                     // A branch is bound to its machine by the record it holds, sealed.
                     Ok(r) if r.id == id => {
@@ -262,24 +248,6 @@ impl Sealing {
         }
         Ok(failed)
     }
-}
-
-/// Runs `f` on a second handle of `store` whose new objects stay in memory, then writes those
-/// reachable from the tip `f` gives that the disk lacks as one pack: a branch of 10,000 sessions
-/// opened is one file, not 60,000 loose ones.
-fn packed<T>(
-    store: &Store,
-    f: impl FnOnce(&Store) -> Result<(T, Vec<Oid>), CryptError>,
-) -> Result<T, CryptError> {
-    let staged = store.staged()?;
-    let odb = staged.repo().odb()?;
-    let memory = odb.add_new_mempack_backend(1000)?;
-    let (out, tips) = f(&staged)?;
-    if !tips.is_empty() {
-        crate::store::write_pack_of(staged.repo(), &store.repo().odb()?, &tips)?;
-    }
-    memory.reset()?;
-    Ok(out)
 }
 
 /// The refs under `prefix`, by the name after it.

@@ -7,11 +7,16 @@
 //! fetched commit opens only what is new. Opening rebuilds the plain commit byte for byte, so it
 //! has the very id it had on the machine that wrote it, and checks it: the plain tree it opens
 //! must have the id the sealed commit names, and so must its parents.
+//!
+//! Objects are made here as bytes (git's own tree and commit formats) and kept until
+//! [`Translator::write`] puts them on disk as one pack: libgit2's object writes looked for each
+//! new object in every pack first, and re-read the pack directory on every miss.
 
 use super::seal::{self, Kind};
 use super::{CryptError, Keys};
 use base64::Engine;
 use git2::{ObjectType, Oid, Repository};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 /// The first line of a sealed commit's message; the sealed plain commit follows in base64.
@@ -45,12 +50,21 @@ impl Twins {
     }
 }
 
+/// Bytes of made objects held before they are written out as a pack, whatever the
+/// translation still has to do.
+const WRITE_EVERY: usize = 64 << 20;
+
 /// Seals and opens objects of one repository with one store's keys, remembering twins.
 pub struct Translator<'r> {
     repo: &'r Repository,
+    odb: git2::Odb<'r>,
     keys: Keys,
     sealed: HashMap<Oid, Oid>,
     opened: HashMap<Oid, Oid>,
+    /// Objects made and not written yet, by id: their type and bytes.
+    made: HashMap<Oid, (ObjectType, Vec<u8>)>,
+    /// The bytes `made` holds.
+    made_bytes: usize,
     /// How many blobs were sealed or opened (not found as twins): what a change cost.
     pub blobs_done: usize,
 }
@@ -65,8 +79,6 @@ pub struct Opened {
     pub shallow: Vec<Oid>,
     /// Plain commits opened before without their parents, which have them now.
     pub deepened: Vec<Oid>,
-    /// Every plain commit written, to be kept.
-    pub written: Vec<Oid>,
 }
 
 impl<'r> Translator<'r> {
@@ -79,10 +91,56 @@ impl<'r> Translator<'r> {
     pub fn with(repo: &'r Repository, keys: Keys, twins: Twins) -> Translator<'r> {
         Translator {
             repo,
+            odb: repo.odb().expect("a repository's object database"),
             keys,
             sealed: twins.sealed,
             opened: twins.opened,
+            made: HashMap::new(),
+            made_bytes: 0,
             blobs_done: 0,
+        }
+    }
+
+    /// Writes the objects made so far as one pack, which the repository sees at once: what
+    /// was sealed or opened is read from the repository only after this.
+    pub fn write(&mut self) -> Result<(), CryptError> {
+        if self.made.is_empty() {
+            return Ok(());
+        }
+        let made = std::mem::take(&mut self.made);
+        self.made_bytes = 0;
+        crate::store::write_objects(
+            self.repo,
+            made.into_iter().map(|(id, (k, d))| Ok((id, k, d))),
+        )
+        .map_err(|e| CryptError::Damaged(format!("writing what was translated: {e}")))
+    }
+
+    /// Keeps object `data` of type `kind` to be written; its id. Not looked for on disk (a
+    /// look costs a file system call per object, and what is translated is new but for the
+    /// rare object a twin was not remembered for, which a second copy in a pack costs nothing).
+    fn put(&mut self, kind: ObjectType, data: Vec<u8>) -> Result<Oid, CryptError> {
+        let id = Oid::hash_object(kind, &data)?;
+        if !self.made.contains_key(&id) {
+            self.made_bytes += data.len();
+            self.made.insert(id, (kind, data));
+            if self.made_bytes > WRITE_EVERY {
+                self.write()?;
+            }
+        }
+        Ok(id)
+    }
+
+    /// Whether object `id` is here: made, or in the repository.
+    fn here(&self, id: Oid) -> bool {
+        self.made.contains_key(&id) || self.odb.exists(id)
+    }
+
+    /// The bytes of object `id`, made or in the repository.
+    fn raw(&self, id: Oid) -> Result<Cow<'_, [u8]>, CryptError> {
+        match self.made.get(&id) {
+            Some((_, data)) => Ok(Cow::Borrowed(data)),
+            None => Ok(Cow::Owned(self.odb.read(id)?.data().to_vec())),
         }
     }
 
@@ -158,14 +216,14 @@ impl<'r> Translator<'r> {
     /// dropped what a fold left unreachable).
     fn known_twin(&self, plain: Oid) -> Option<Oid> {
         let s = *self.sealed.get(&plain)?;
-        self.repo.odb().ok()?.exists(s).then_some(s)
+        self.here(s).then_some(s)
     }
 
     /// The plain twin remembered for `sealed`, if it is still here (what a failed translation
     /// wrote is dropped with it).
     fn known_plain(&self, sealed: Oid) -> Option<Oid> {
         let p = *self.opened.get(&sealed)?;
-        self.repo.odb().ok()?.exists(p).then_some(p)
+        self.here(p).then_some(p)
     }
 
     /// The sealed twin of blob `plain`.
@@ -174,9 +232,10 @@ impl<'r> Translator<'r> {
             return Ok(s);
         }
         let blob = self.repo.find_blob(plain)?;
-        let sealed = self
-            .repo
-            .blob(&seal::seal_file(&self.keys, blob.content()))?;
+        let sealed = self.put(
+            ObjectType::Blob,
+            seal::seal_file(&self.keys, blob.content()),
+        )?;
         self.blobs_done += 1;
         self.twins(plain, sealed);
         Ok(sealed)
@@ -188,7 +247,7 @@ impl<'r> Translator<'r> {
             return Ok(s);
         }
         let tree = self.repo.find_tree(plain)?;
-        let mut builder = self.repo.treebuilder(None)?;
+        let mut entries = Vec::with_capacity(tree.len());
         for e in tree.iter() {
             let name = std::str::from_utf8(e.name_bytes()).map_err(|_| {
                 CryptError::Damaged("a name in this machine's branch is not UTF-8".into())
@@ -202,9 +261,13 @@ impl<'r> Translator<'r> {
                     )));
                 }
             };
-            builder.insert(seal::seal_name(&self.keys, name), twin, e.filemode())?;
+            entries.push(Entry {
+                name: seal::seal_name(&self.keys, name).into_bytes(),
+                mode: e.filemode(),
+                id: twin,
+            });
         }
-        let sealed = builder.write()?;
+        let sealed = self.put(ObjectType::Tree, tree_bytes(entries)?)?;
         self.twins(plain, sealed);
         Ok(sealed)
     }
@@ -228,26 +291,17 @@ impl<'r> Translator<'r> {
                 continue;
             }
             stack.pop();
-            let raw = self.repo.odb()?.read(top)?.data().to_vec();
+            let raw = self.odb.read(top)?.data().to_vec();
             let tree = self.seal_tree(commit.tree_id())?;
-            let tree = self.repo.find_tree(tree)?;
-            let parents: Vec<git2::Commit<'_>> = commit
-                .parent_ids()
-                .map(|p| self.repo.find_commit(self.sealed[&p]))
-                .collect::<Result<_, _>>()?;
-            let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
-            // Only the time shows: no name, no address, no time zone.
-            let when = git2::Time::new(commit.time().seconds(), 0);
-            let sig = git2::Signature::new("ferry", "ferry", &when)?;
+            let parents: Vec<Oid> = commit.parent_ids().map(|p| self.sealed[&p]).collect();
             let body = base64::engine::general_purpose::STANDARD.encode(seal::seal(
                 &self.keys,
                 Kind::Commit,
                 &raw,
             ));
             let message = format!("{MESSAGE}\n\n{body}\n");
-            let sealed = self
-                .repo
-                .commit(None, &sig, &sig, &message, &tree, &parents)?;
+            let bytes = commit_bytes(tree, &parents, commit.time().seconds(), &message);
+            let sealed = self.put(ObjectType::Commit, bytes)?;
             self.twins(top, sealed);
         }
         Ok(self.sealed[&plain])
@@ -259,9 +313,10 @@ impl<'r> Translator<'r> {
             return Ok(p);
         }
         let blob = self.repo.find_blob(sealed)?;
-        let plain = self
-            .repo
-            .blob(&seal::open_file(&self.keys, blob.content())?)?;
+        let plain = self.put(
+            ObjectType::Blob,
+            seal::open_file(&self.keys, blob.content())?,
+        )?;
         self.blobs_done += 1;
         self.twins(plain, sealed);
         Ok(plain)
@@ -273,7 +328,7 @@ impl<'r> Translator<'r> {
             return Ok(p);
         }
         let tree = self.repo.find_tree(sealed)?;
-        let mut builder = self.repo.treebuilder(None)?;
+        let mut entries = Vec::with_capacity(tree.len());
         for e in tree.iter() {
             let name = std::str::from_utf8(e.name_bytes())
                 .map_err(|_| CryptError::Damaged("a sealed name is not ASCII".into()))?;
@@ -288,11 +343,13 @@ impl<'r> Translator<'r> {
                     ));
                 }
             };
-            builder
-                .insert(&plain_name, twin, e.filemode())
-                .map_err(|e| CryptError::Damaged(format!("{plain_name:?}: {e}")))?;
+            entries.push(Entry {
+                name: plain_name.into_bytes(),
+                mode: e.filemode(),
+                id: twin,
+            });
         }
-        let plain = builder.write()?;
+        let plain = self.put(ObjectType::Tree, tree_bytes(entries)?)?;
         self.twins(plain, sealed);
         Ok(plain)
     }
@@ -310,7 +367,6 @@ impl<'r> Translator<'r> {
         let odb = self.repo.odb()?;
         let mut shallow = Vec::new();
         let mut deepened = Vec::new();
-        let mut written = Vec::new();
         let mut revisited: HashSet<Oid> = HashSet::new();
         let mut reopen: HashSet<Oid> = HashSet::new();
         let mut stack = vec![sealed];
@@ -377,8 +433,7 @@ impl<'r> Translator<'r> {
                     )));
                 }
             }
-            let plain = odb.write(ObjectType::Commit, &raw)?;
-            written.push(plain);
+            let plain = self.put(ObjectType::Commit, raw)?;
             let reopened = reopen.remove(&top);
             if here.len() < parents.len() {
                 shallow.push(plain);
@@ -391,7 +446,6 @@ impl<'r> Translator<'r> {
             commit: self.opened[&sealed],
             shallow,
             deepened,
-            written,
         })
     }
 
@@ -404,7 +458,8 @@ impl<'r> Translator<'r> {
 
     /// Whether every parent plain commit `plain` names is here.
     fn complete(&self, plain: Oid) -> Result<bool, CryptError> {
-        parents_here(self.repo, plain)
+        let (_, parents) = header(&self.raw(plain)?)?;
+        Ok(parents.iter().all(|p| self.here(*p)))
     }
 
     /// The plain commit's bytes a sealed commit carries.
@@ -461,4 +516,151 @@ fn header(raw: &[u8]) -> Result<(Oid, Vec<Oid>), CryptError> {
         }
     }
     Ok((tree.ok_or_else(bad)?, parents))
+}
+
+/// One entry of a tree being made.
+struct Entry {
+    name: Vec<u8>,
+    mode: i32,
+    id: Oid,
+}
+
+/// A tree object's bytes, as git writes them: entries in git's order (a directory's name
+/// compares as if it ended in `/`), each its mode in octal, its name and its id. A name that no
+/// tree may hold (empty, `.`, `..`, `.git`, with `/` or NUL, or twice) or a mode other than a
+/// directory's or a file's is refused.
+fn tree_bytes(mut entries: Vec<Entry>) -> Result<Vec<u8>, CryptError> {
+    const TREE: i32 = 0o40000;
+    for e in &entries {
+        let bad_name = e.name.is_empty()
+            || e.name == b"."
+            || e.name == b".."
+            || e.name.eq_ignore_ascii_case(b".git")
+            || e.name.iter().any(|&b| b == b'/' || b == 0);
+        if bad_name || ![TREE, 0o100644, 0o100755].contains(&e.mode) {
+            return Err(CryptError::Damaged(format!(
+                "a tree entry no tree may hold: {:?}, mode {:o}",
+                String::from_utf8_lossy(&e.name),
+                e.mode
+            )));
+        }
+    }
+    let key = |e: &Entry| {
+        let mut k = e.name.clone();
+        if e.mode == TREE {
+            k.push(b'/');
+        }
+        k
+    };
+    entries.sort_by_cached_key(key);
+    let mut out = Vec::with_capacity(entries.len() * 60);
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 && entries[i - 1].name == e.name {
+            return Err(CryptError::Damaged(format!(
+                "a tree names {:?} twice",
+                String::from_utf8_lossy(&e.name)
+            )));
+        }
+        out.extend_from_slice(format!("{:o} ", e.mode).as_bytes());
+        out.extend_from_slice(&e.name);
+        out.push(0);
+        out.extend_from_slice(e.id.as_bytes());
+    }
+    Ok(out)
+}
+
+/// A sealed commit's bytes, as git writes them: `tree`, `parents`, author and committer
+/// `ferry <ferry>` at `seconds` in UTC (only the time shows: no name, no address, no time
+/// zone), and `message`.
+fn commit_bytes(tree: Oid, parents: &[Oid], seconds: i64, message: &str) -> Vec<u8> {
+    let mut s = format!("tree {tree}\n");
+    for p in parents {
+        s += &format!("parent {p}\n");
+    }
+    s += &format!(
+        "author ferry <ferry> {seconds} +0000\ncommitter ferry <ferry> {seconds} +0000\n\n{message}"
+    );
+    s.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trees and commits made here are git's own, byte for byte: the very ids libgit2 gives.
+    #[test]
+    fn trees_and_commits_are_made_as_git_makes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let blob = repo.blob(b"x").unwrap();
+        let sub = {
+            let mut b = repo.treebuilder(None).unwrap();
+            b.insert("f", blob, 0o100644).unwrap();
+            b.write().unwrap()
+        };
+        // `a.b` sorts before `a/` but after the directory `a` read as `a`: git's order.
+        let names = [
+            ("a.b", blob, 0o100644),
+            ("a", sub, 0o40000),
+            ("a-c", blob, 0o100755),
+            ("Z", blob, 0o100644),
+        ];
+        let mut b = repo.treebuilder(None).unwrap();
+        for (n, id, mode) in names {
+            b.insert(n, id, mode).unwrap();
+        }
+        let theirs = b.write().unwrap();
+        let ours = tree_bytes(
+            names
+                .iter()
+                .map(|(n, id, mode)| Entry {
+                    name: n.as_bytes().to_vec(),
+                    mode: *mode,
+                    id: *id,
+                })
+                .collect(),
+        )
+        .unwrap();
+        assert_eq!(Oid::hash_object(ObjectType::Tree, &ours).unwrap(), theirs);
+
+        let tree = repo.find_tree(theirs).unwrap();
+        let sig =
+            git2::Signature::new("ferry", "ferry", &git2::Time::new(1_700_000_000, 0)).unwrap();
+        let first = repo.commit(None, &sig, &sig, "m\n", &tree, &[]).unwrap();
+        let parent = repo.find_commit(first).unwrap();
+        let second = repo
+            .commit(
+                None,
+                &sig,
+                &sig,
+                "ferry sealed commit\n\nAAAA\n",
+                &tree,
+                &[&parent],
+            )
+            .unwrap();
+        let ours = commit_bytes(
+            theirs,
+            &[first],
+            1_700_000_000,
+            "ferry sealed commit\n\nAAAA\n",
+        );
+        assert_eq!(Oid::hash_object(ObjectType::Commit, &ours).unwrap(), second);
+
+        for bad in ["", ".", "..", ".GIT", "a/b", "a\0b"] {
+            let e = Entry {
+                name: bad.as_bytes().to_vec(),
+                mode: 0o100644,
+                id: blob,
+            };
+            assert!(tree_bytes(vec![e]).is_err(), "{bad:?}");
+        }
+        let twice = (0..2)
+            .map(|_| Entry {
+                name: b"f".to_vec(),
+                mode: 0o100644,
+                id: blob,
+            })
+            .collect();
+        assert!(tree_bytes(twice).is_err());
+    }
 }

@@ -87,18 +87,33 @@ impl GitCli {
             .collect())
     }
 
-    /// Fetches `refspec` alone into the store (the encrypted store's keyring).
-    pub fn fetch_ref(&self, store: &Store, url: &str, refspec: &str) -> Result<(), RemoteError> {
+    /// Fetches `refspec` alone into the store (the encrypted store's keyring), giving up once
+    /// the remote has sent more than `max_bytes`.
+    pub fn fetch_ref(
+        &self,
+        store: &Store,
+        url: &str,
+        refspec: &str,
+        max_bytes: u64,
+    ) -> Result<(), RemoteError> {
         let mut cmd = self.command(Some(store.repo().path()));
+        // As a pack, whose growing file bounds what arrives.
+        cmd.args(["-c", "fetch.unpackLimit=1"]);
         cmd.args([
             "fetch",
             "--no-tags",
             "--no-write-fetch-head",
+            "--no-auto-gc",
             "--",
             url,
             refspec,
         ]);
-        run(cmd, "fetch", url, None, &Progress::default()).map(|_| ())
+        let incoming = Incoming {
+            pack_dir: store.repo().path().join("objects/pack"),
+            max_bytes,
+        };
+        incoming.clear();
+        run(cmd, "fetch", url, Some(incoming), &Progress::default()).map(|_| ())
     }
 
     /// Pushes `refspec` alone (not forced unless it says so): the keyring, which every machine
@@ -117,6 +132,7 @@ impl GitCli {
         store: &Store,
         url: &str,
         updates: &[Lease],
+        progress: &Progress,
     ) -> Result<(), RemoteError> {
         let mut cmd = self.command(Some(store.repo().path()));
         cmd.args(["push", "--atomic", "--porcelain", "--progress"]);
@@ -129,7 +145,7 @@ impl GitCli {
         for u in updates {
             cmd.arg(format!("{}:{}", u.src, u.dst));
         }
-        run(cmd, "push", url, None, &Progress::default()).map(|_| ())
+        run(cmd, "push", url, None, progress).map(|_| ())
     }
 
     /// Asks the remote for its branches (nothing is written): whether it can be reached.
@@ -429,10 +445,7 @@ fn run(
     let _ = reader.join();
     let stdout = out_reader.join().unwrap_or_default();
     if too_big.load(std::sync::atomic::Ordering::SeqCst) {
-        let why = format!(
-            "the remote sent more than {} bytes; refusing the rest (raise max_fetch_bytes if this is real)",
-            max_bytes.unwrap_or_default()
-        );
+        let why = super::remote::too_much(max_bytes.unwrap_or_default());
         return Err(failure(op, url, Failure::Other, why));
     }
     if status.success() {

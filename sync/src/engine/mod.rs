@@ -15,7 +15,7 @@ mod transfer;
 mod watch;
 
 pub use git_cli::{GitCli, Lease, classify};
-pub use remote::{Failure, History, Progress, RemoteError, Transferred, redact};
+pub use remote::{Failure, History, Progress, REF_MAX_BYTES, RemoteError, Transferred, redact};
 pub use sealed::{forget_remote_branches, remote_branches};
 pub use status::{MachineStatus, Status, Transfer, Unsyncable, Waiting, now_ms};
 
@@ -236,11 +236,17 @@ impl Transport {
     /// Fetches the remote's keyring branch alone, and fails if there is one: for a plain store
     /// about to push, when no fetch has gone through yet (a huge or broken branch may stop
     /// those for good).
-    fn probe_plain(&self, store: &crate::store::Store, url: &str) -> Result<(), RemoteError> {
+    fn probe_plain(
+        &self,
+        store: &crate::store::Store,
+        url: &str,
+        max_bytes: u64,
+    ) -> Result<(), RemoteError> {
         let refspec = crate::crypt::sealing::FERRY_REFSPEC;
+        let max_bytes = max_bytes.min(remote::REF_MAX_BYTES);
         match self {
-            Transport::Git(git) => git.fetch_ref(store, url, refspec),
-            Transport::Libgit2 => remote::fetch_ref(store, url, refspec),
+            Transport::Git(git) => git.fetch_ref(store, url, refspec, max_bytes),
+            Transport::Libgit2 => remote::fetch_ref(store, url, refspec, max_bytes),
         }?;
         sealed::after_fetch(store, url, None, false, None).map(|_| ())
     }
@@ -276,7 +282,7 @@ impl Transport {
                 tracing::info!(
                     "the remote's copy of this branch moved; checking it is not encrypted"
                 );
-                self.probe_plain(store, url)?;
+                self.probe_plain(store, url, remote::REF_MAX_BYTES)?;
                 push(None)
             }
             done => done,
@@ -543,8 +549,8 @@ pub fn fetch_ref(
     state_dir: Option<&std::path::Path>,
 ) -> Result<(), RemoteError> {
     match GitCli::probe(state_dir) {
-        Some(git) => git.fetch_ref(store, url, refspec),
-        None => remote::fetch_ref(store, url, refspec),
+        Some(git) => git.fetch_ref(store, url, refspec, remote::REF_MAX_BYTES),
+        None => remote::fetch_ref(store, url, refspec, remote::REF_MAX_BYTES),
     }
 }
 

@@ -240,28 +240,51 @@ pub fn fetch(
     );
     drop(opts);
     if too_big.get() {
-        let why = format!(
-            "the remote sent more than {max_bytes} bytes; refusing the rest (raise max_fetch_bytes if this is real)"
-        );
-        return Err(error("fetch", url, why));
+        return Err(error("fetch", url, too_much(max_bytes)));
     }
     result.map_err(|e| error("fetch", url, e))
 }
 
-/// Fetches `refspec` alone (the keyring of an encrypted store) through libgit2.
-pub fn fetch_ref(store: &Store, url: &str, refspec: &str) -> Result<(), RemoteError> {
+/// Most bytes a fetch of the keyring branch alone takes: a keyring is kilobytes, its whole
+/// history at most a few megabytes.
+pub const REF_MAX_BYTES: u64 = 64 << 20;
+
+/// Fetches `refspec` alone (the keyring of an encrypted store) through libgit2, giving up once
+/// the remote has sent more than `max_bytes`.
+pub fn fetch_ref(
+    store: &Store,
+    url: &str,
+    refspec: &str,
+    max_bytes: u64,
+) -> Result<(), RemoteError> {
     let mut remote = store
         .repo()
         .remote_anonymous(url)
         .map_err(|e| error("fetch", url, e))?;
+    let too_big = std::cell::Cell::new(false);
     let mut callbacks = git2::RemoteCallbacks::new();
     super::credentials::install(&mut callbacks, crate::engine::home_dir());
+    callbacks.transfer_progress(|p| {
+        let over = p.received_bytes() as u64 > max_bytes;
+        too_big.set(over);
+        !over
+    });
     let mut opts = git2::FetchOptions::new();
     opts.prune(git2::FetchPrune::Off)
         .remote_callbacks(callbacks);
-    remote
-        .fetch(&[refspec], Some(&mut opts), Some("ferry fetch"))
-        .map_err(|e| error("fetch", url, e))
+    let result = remote.fetch(&[refspec], Some(&mut opts), Some("ferry fetch"));
+    drop(opts);
+    if too_big.get() {
+        return Err(error("fetch", url, too_much(max_bytes)));
+    }
+    result.map_err(|e| error("fetch", url, e))
+}
+
+/// What a fetch refused for its size says.
+pub(super) fn too_much(max_bytes: u64) -> String {
+    format!(
+        "the remote sent more than {max_bytes} bytes; refusing the rest (raise max_fetch_bytes if this is real)"
+    )
 }
 
 /// How much of the branches' history a fetch brings.

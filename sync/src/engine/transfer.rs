@@ -192,8 +192,11 @@ impl Worker {
         let behind = !matches!(heads, Ok(Ok((Some(here), Some(there)))) if here == there);
         // A plain branch never goes out before this run has seen the remote is not encrypted.
         if !self.plain_known && self.config.sealing.is_none() {
-            self.network("fetch", |t, store, url, _, _| t.probe_plain(store, url))
-                .await?;
+            let max = self.config.max_fetch_bytes;
+            self.network("fetch", move |t, store, url, _, _| {
+                t.probe_plain(store, url, max)
+            })
+            .await?;
             self.plain_known = true;
         }
         let commits = self.commits;

@@ -8,7 +8,7 @@ mod compact;
 mod fold;
 mod layout;
 mod packed;
-pub(crate) use packed::write_pack_of;
+pub(crate) use packed::write_objects;
 mod read;
 mod records;
 mod write;
