@@ -76,7 +76,12 @@ pub fn run(ctx: &Ctx, asked: Asked) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{}", e.message))
         .context("fetching every branch's history to seal it (nothing was changed)")?;
     let own_id = ctx.config()?.machine_id.clone();
-    let plain = Plain::read(&store, &own_id)?;
+    // Only the branches the remote has now: one deleted there stays deleted.
+    let present = git
+        .heads_under(&url, "refs/heads/machines/")
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .context("listing the remote's branches (nothing was changed)")?;
+    let plain = Plain::read(&store, &own_id, Some(&present))?;
     if plain.branches.is_empty() {
         bail!(
             "this machine has committed nothing and the remote holds no branch: nothing to encrypt. Make an encrypted store with `ferry init --remote URL --encrypt` instead"
@@ -108,26 +113,27 @@ pub fn run(ctx: &Ctx, asked: Asked) -> Result<()> {
         asked.to.is_none(),
     );
     drop_ref(&store, PENDING_KEYRING);
-    let sealed = sealed.map_err(|e| {
+    let put = sealed.map_err(|e| {
         anyhow::anyhow!(
-            "the push failed, and it is all or nothing: the remote is as it was, and this store plain. {e}\nRun `ferry encrypt` again (a machine that pushed meanwhile is taken along then)"
+            "{e}\nThis store is plain still. Run `ferry encrypt` again (a machine that pushed meanwhile is taken along then)"
         )
     })?;
     store
         .repo()
         .reference(KEYRING_REF, ring_commit, true, "ferry encrypt")?;
-    keys::pinned(st, store_keys.clone())?;
+    // The store was made here: its key is the one to pin, whatever was pinned before.
+    keys::pin_new(st, &store_keys)?;
     let mut config = ctx.config()?.clone();
     config.encrypted = true;
     config.remote = Some(target.clone());
     st.save(&config)?;
-    said(ctx, &summary, &target, &me, &store_keys, sealed)
+    said(ctx, &summary, &target, &me, &store_keys, &put)
 }
 
 /// Seals every branch of `plain` with `sealing` and puts them, with the keyring commit `ring`,
 /// on `target` in one atomic push: each branch only if the remote has it as `plain` saw it
-/// (`in_place`), else only if it has no such branch. Then records the twins; says how many
-/// branches went. When the push fails, nothing is recorded and the sealed refs are dropped.
+/// (`in_place`), else only if it has no such branch. Then records the twins. When the push
+/// fails, nothing is recorded and the sealed refs are as they were.
 pub(crate) fn put_sealed(
     ctx: &Ctx,
     store: &Store,
@@ -136,11 +142,37 @@ pub(crate) fn put_sealed(
     ring: Oid,
     target: &str,
     in_place: bool,
-) -> Result<usize> {
+) -> Result<Put> {
+    let before: Vec<(String, Option<Oid>)> = plain
+        .branches
+        .iter()
+        .map(|(id, _)| {
+            let name = format!("{SEALED_PREFIX}{id}");
+            let was = store.repo().refname_to_id(&name).ok();
+            (name, was)
+        })
+        .collect();
+    let put_back = || {
+        for (name, was) in &before {
+            match was {
+                Some(oid) => {
+                    let _ = store.repo().reference(name, *oid, true, "ferry: put back");
+                }
+                None => drop_ref(store, name),
+            }
+        }
+    };
     let sealing_words = format!("sealing {} branch(es)", plain.branches.len());
     let sealed = crate::transfer_bar::shown(ctx, &sealing_words, |_| {
         sealing.seal_branches(store, &plain.branches)
-    })?;
+    });
+    let sealed = match sealed {
+        Ok(s) => s,
+        Err(e) => {
+            put_back();
+            bail!("sealing the branches failed, and nothing was pushed: {e}");
+        }
+    };
     let mut leases = vec![Lease {
         src: ring.to_string(),
         dst: KEYRING_HEAD.into(),
@@ -158,10 +190,12 @@ pub(crate) fn put_sealed(
         git.push_atomic(store, target, &leases, progress)
     });
     if let Err(e) = pushed {
-        for (id, _) in &sealed {
-            drop_ref(store, &format!("{SEALED_PREFIX}{id}"));
-        }
-        bail!("{}", e.message);
+        put_back();
+        bail!(
+            "the push to {} failed, and it is all or nothing: nothing there changed. {}",
+            redact(target),
+            e.message
+        );
     }
     for (id, s) in &sealed {
         sealing.pushed(store, id, *s)?;
@@ -169,7 +203,30 @@ pub(crate) fn put_sealed(
     if let Some((own, head)) = &plain.own {
         store.record_pushed(own, *head)?;
     }
-    Ok(sealed.len())
+    // A machine that pushed its first commit while this ran has a branch no lease covered.
+    let plain_left = git
+        .heads_under(target, "refs/heads/machines/")
+        .map(|heads| {
+            heads
+                .iter()
+                .filter_map(|h| h.strip_prefix("refs/heads/machines/"))
+                .filter(|id| !sealed.iter().any(|(s, _)| s == id))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Put {
+        sent: sealed.len(),
+        plain_left,
+    })
+}
+
+/// What [`put_sealed`] did.
+pub(crate) struct Put {
+    /// How many sealed branches went.
+    pub sent: usize,
+    /// Machines whose branches came while it ran, and are plain (until each joins).
+    pub plain_left: Vec<String>,
 }
 
 /// `--to`: checked, reachable, not the current remote, and holding no store yet.
@@ -206,10 +263,16 @@ pub(crate) struct Plain {
 
 impl Plain {
     /// The branches of `store`, whose own machine is `own_id`.
-    pub(crate) fn read(store: &Store, own_id: &str) -> Result<Plain> {
+    /// `present`: the remote's branches now, by full name (a branch fetched once and deleted
+    /// there since is left out); `None` takes every branch fetched.
+    pub(crate) fn read(store: &Store, own_id: &str, present: Option<&[String]>) -> Result<Plain> {
+        let there = |id: &str| {
+            present.is_none_or(|p| p.iter().any(|h| h == &format!("refs/heads/machines/{id}")))
+        };
         let remote: Vec<(String, Oid)> = ferry_sync::engine::remote_branches(store)
             .into_iter()
             .filter_map(|(name, oid)| Some((name.strip_prefix(REMOTE_PREFIX)?.to_string(), oid)))
+            .filter(|(id, _)| there(id))
             .collect();
         let mut branches: Vec<(String, Oid)> = remote
             .iter()
@@ -393,14 +456,16 @@ fn said(
     target: &str,
     me: &Identity,
     keys: &StoreKeys,
-    branches: usize,
+    put: &Put,
 ) -> Result<()> {
+    let branches = put.sent;
     let doc = serde_json::json!({
         "remote": redact(target),
         "moved_from": summary.moving.then(|| summary.url.clone()),
         "encrypted": true,
         "joined": false,
         "sealed_branches": branches,
+        "plain_branches_left": put.plain_left,
         "plain_history": summary,
         "recipient": me.recipient(),
         "store_fingerprint": keys.fingerprint(),
@@ -410,9 +475,16 @@ fn said(
         true => format!("`ferry init --remote {}`", redact(target)),
         false => "`ferry encrypt`".into(),
     };
+    let left = match put.plain_left.as_slice() {
+        [] => ", and nothing plain on any branch".to_string(),
+        ids => format!(
+            "; the branches of {} came while this ran and stay plain until those machines join",
+            ids.join(", ")
+        ),
+    };
     ctx.ui.out(&doc, || {
         format!(
-            "encrypted: {} holds {branches} sealed branch(es) and the keyring, and nothing plain on any branch. The store's key: {}.\nOn each other machine run {join} (it prints that machine's recipient), then here `ferry key add RECIPIENT`",
+            "encrypted: {} holds {branches} sealed branch(es) and the keyring{left}. The store's key: {}.\nOn each other machine run {join} (it prints that machine's recipient), then here `ferry key add RECIPIENT`",
             redact(target),
             keys.fingerprint(),
         )

@@ -80,6 +80,13 @@ pub(crate) fn pinned(st: &State, keys: StoreKeys) -> Result<StoreKeys> {
     }
 }
 
+/// Pins `keys` as this machine's store's, whatever was pinned before: a store made here now.
+pub(crate) fn pin_new(st: &State, keys: &StoreKeys) -> Result<()> {
+    let path = pin_path(st);
+    std::fs::write(&path, format!("{}\n", keys.fingerprint()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 pub(crate) fn git(st: &State) -> Result<GitCli> {
     GitCli::probe(Some(&st.dir)).context("an encrypted store needs `git` on PATH")
 }

@@ -60,18 +60,17 @@ pub fn move_to(ctx: &Ctx, to: &str) -> Result<Option<usize>> {
             e.message
         )),
     }
-    let plain = Plain::read(&store, &config.machine_id)?;
+    // Only the branches the old remote has now, if it can be asked.
+    let present = git.heads_under(&from, "refs/heads/machines/").ok();
+    let plain = Plain::read(&store, &config.machine_id, present.as_deref())?;
     let ring = store
         .repo()
         .refname_to_id(KEYRING_REF)
         .context("this store's keyring is missing")?;
-    let sent = put_sealed(ctx, &store, &sealing, &plain, ring, to, false).map_err(|e| {
-        anyhow::anyhow!(
-            "the push to {} failed, and it is all or nothing: {e}\nnothing was changed; run `ferry remote set` again",
-            redact(to)
-        )
+    let put = put_sealed(ctx, &store, &sealing, &plain, ring, to, false).map_err(|e| {
+        anyhow::anyhow!("{e}\nThe remote was not changed; run `ferry remote set` again")
     })?;
-    Ok(Some(sent))
+    Ok(Some(put.sent))
 }
 
 /// Checks that `to`'s keyring is this store's (its keys open for this machine and begin with

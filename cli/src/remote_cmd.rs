@@ -138,6 +138,11 @@ pub fn run(action: crate::RemoteAction, ctx: &Ctx) -> Result<()> {
                 )?;
             }
             if config.encrypted && config.remote.as_deref() != Some(url.as_str()) {
+                if running.is_some() {
+                    anyhow::bail!(
+                        "ferry is mounted here, and its daemon transfers with the sealed refs a move rewrites: run `ferry unmount`, then `ferry remote set` again, then `ferry mount` (nothing was changed)"
+                    );
+                }
                 moved = Some(crate::relocate::move_to(ctx, &url)?);
             }
             // Set again: a fold it refused before is tried once more.

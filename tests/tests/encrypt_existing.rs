@@ -160,9 +160,12 @@ fn a_plain_store_in_use_is_encrypted_in_place_and_loses_nothing() {
     // b, still mounted and plain, writes on: nothing of it goes out plain, and what it
     // showed of a stays.
     append(&on_b, &line("b again", &b_proj));
-    // Its daemon commits and pushes on its own before it fetches again.
+    // Its daemon commits and pushes on its own before it fetches again: the push is refused.
     wait_for("b's daemon to try a push", Duration::from_secs(30), || {
-        b.ok(&["status", "--json"]).contains("ferry encrypt")
+        let doc: serde_json::Value = serde_json::from_str(&b.ok(&["status", "--json"])).unwrap();
+        doc["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("push ") && m.contains("ferry encrypt"))
     });
     let out = b.ferry(&["sync"]);
     let e =
@@ -304,10 +307,14 @@ fn a_store_sealed_into_a_new_remote_leaves_the_old_one_as_it_was() {
         before_move,
         "the very same sealed branches"
     );
+    // Mounted, c's daemon transfers with the refs a move rewrites: it is refused.
+    let out = c.ferry(&["remote", "set", third.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ferry unmount"));
+    c.ferry(&["unmount"]);
     let said = c.ok(&["remote", "set", third.to_str().unwrap(), "--json"]);
     let doc: serde_json::Value = serde_json::from_str(&said).unwrap();
     assert_eq!(doc["found_there"], true, "{said}");
-    c.ferry(&["unmount"]);
     c.ok(&["mount"]);
     a.ok(&["mount"]);
     append(&on_a, &line("a, moved", &a_proj));

@@ -552,15 +552,17 @@ fn tree_bytes(mut entries: Vec<Entry>) -> Result<Vec<u8>, CryptError> {
         }
         k
     };
+    // A file and a directory of one name sort apart (`a`, `a.b`, `a/`): looked for by name.
+    let mut names = HashSet::with_capacity(entries.len());
+    if let Some(e) = entries.iter().find(|e| !names.insert(e.name.as_slice())) {
+        return Err(CryptError::Damaged(format!(
+            "a tree names {:?} twice",
+            String::from_utf8_lossy(&e.name)
+        )));
+    }
     entries.sort_by_cached_key(key);
     let mut out = Vec::with_capacity(entries.len() * 60);
-    for (i, e) in entries.iter().enumerate() {
-        if i > 0 && entries[i - 1].name == e.name {
-            return Err(CryptError::Damaged(format!(
-                "a tree names {:?} twice",
-                String::from_utf8_lossy(&e.name)
-            )));
-        }
+    for e in &entries {
         out.extend_from_slice(format!("{:o} ", e.mode).as_bytes());
         out.extend_from_slice(&e.name);
         out.push(0);
@@ -662,5 +664,24 @@ mod tests {
             })
             .collect();
         assert!(tree_bytes(twice).is_err());
+        // A file and a directory of one name, with a name between them in git's order.
+        let apart = vec![
+            Entry {
+                name: b"a".to_vec(),
+                mode: 0o100644,
+                id: blob,
+            },
+            Entry {
+                name: b"a.b".to_vec(),
+                mode: 0o100644,
+                id: blob,
+            },
+            Entry {
+                name: b"a".to_vec(),
+                mode: 0o40000,
+                id: sub,
+            },
+        ];
+        assert!(tree_bytes(apart).is_err());
     }
 }

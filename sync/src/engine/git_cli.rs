@@ -108,11 +108,9 @@ impl GitCli {
             url,
             refspec,
         ]);
-        let incoming = Incoming {
-            pack_dir: store.repo().path().join("objects/pack"),
-            max_bytes,
-        };
-        incoming.clear();
+        // Another fetch (the daemon's) may be receiving beside this one: its packs are neither
+        // cleared nor counted.
+        let incoming = Incoming::new(store, max_bytes);
         run(cmd, "fetch", url, Some(incoming), &Progress::default()).map(|_| ())
     }
 
@@ -146,6 +144,19 @@ impl GitCli {
             cmd.arg(format!("{}:{}", u.src, u.dst));
         }
         run(cmd, "push", url, None, progress).map(|_| ())
+    }
+
+    /// The commit the remote's ref `refname` names now (`None`: it has no such ref).
+    pub fn head_of(&self, url: &str, refname: &str) -> Result<Option<git2::Oid>, RemoteError> {
+        let mut cmd = self.command(None);
+        cmd.current_dir(std::env::temp_dir())
+            .args(["ls-remote", "--", url, refname]);
+        let out = run(cmd, "ls-remote", url, None, &Progress::default())?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .find(|(_, name)| *name == refname)
+            .and_then(|(id, _)| git2::Oid::from_str(id).ok()))
     }
 
     /// Asks the remote for its branches (nothing is written): whether it can be reached.
@@ -197,13 +208,9 @@ impl GitCli {
         cmd.args(["--", url])
             .arg(format!("+refs/heads/machines/*:{dest}*"))
             .arg(crate::crypt::sealing::FERRY_REFSPEC);
-        let incoming = Incoming {
-            pack_dir: store.repo().path().join("objects/pack"),
-            max_bytes,
-        };
-        // A pack half-received by a fetch that was stopped is garbage (transfers run one at a
-        // time, so none is arriving now).
-        incoming.clear();
+        // A pack half-received by a fetch that was stopped long ago is garbage.
+        Incoming::clear_stale(store);
+        let incoming = Incoming::new(store, max_bytes);
         run(cmd, "fetch", url, Some(incoming), progress).map(|_| ())
     }
 
@@ -336,15 +343,47 @@ struct Incoming {
     pack_dir: PathBuf,
     /// Most bytes accepted.
     max_bytes: u64,
+    /// The packs arriving before this fetch began (another fetch's): not this one's.
+    others: std::collections::HashSet<std::ffi::OsString>,
 }
 
+/// How old a half-received pack is before it is taken for a stopped fetch's.
+const STALE_PACK: Duration = Duration::from_secs(600);
+
 impl Incoming {
+    /// The packs arriving in `store` from now on, bounded at `max_bytes`.
+    fn new(store: &Store, max_bytes: u64) -> Incoming {
+        let pack_dir = store.repo().path().join("objects/pack");
+        let others = arriving_in(&pack_dir).map(|e| e.file_name()).collect();
+        Incoming {
+            pack_dir,
+            max_bytes,
+            others,
+        }
+    }
+
+    /// Removes what a fetch stopped long ago left arriving (not what one arriving now has).
+    fn clear_stale(store: &Store) {
+        for e in arriving_in(&store.repo().path().join("objects/pack")) {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_PACK));
+            if old {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     fn arriving(&self) -> impl Iterator<Item = std::fs::DirEntry> {
-        std::fs::read_dir(&self.pack_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("tmp_pack_"))
+        arriving_in(&self.pack_dir).filter(|e| !self.others.contains(&e.file_name()))
+    }
+
+    /// Removes this fetch's packs still arriving, once its git has exited.
+    fn remove_left(&self) {
+        for e in self.arriving() {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 
     /// Bytes of the packs arriving now.
@@ -354,13 +393,15 @@ impl Incoming {
             .map(|m| m.len())
             .sum()
     }
+}
 
-    /// Removes what an earlier, stopped fetch left arriving.
-    fn clear(&self) {
-        for e in self.arriving() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
+/// The packs arriving in `pack_dir` (git's `tmp_pack_*`).
+fn arriving_in(pack_dir: &Path) -> impl Iterator<Item = std::fs::DirEntry> {
+    std::fs::read_dir(pack_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tmp_pack_"))
 }
 
 /// Runs `cmd`, ticking `progress` on every chunk it writes to stderr (and as a fetch's pack
@@ -444,6 +485,12 @@ fn run(
     };
     let _ = reader.join();
     let stdout = out_reader.join().unwrap_or_default();
+    // git was killed (too big, cancelled): the pack it was receiving stays behind, garbage at
+    // once (a git that fails on its own removes its own).
+    let stopped = too_big.load(std::sync::atomic::Ordering::SeqCst) || progress.cancelled();
+    if let Some(i) = incoming.as_ref().filter(|_| stopped) {
+        i.remove_left();
+    }
     if too_big.load(std::sync::atomic::Ordering::SeqCst) {
         let why = super::remote::too_much(max_bytes.unwrap_or_default());
         return Err(failure(op, url, Failure::Other, why));

@@ -251,6 +251,19 @@ impl Transport {
         sealed::after_fetch(store, url, None, false, None).map(|_| ())
     }
 
+    /// The commit the remote's ref `refname` names now, by this transport.
+    fn head_of(
+        &self,
+        store: &crate::store::Store,
+        url: &str,
+        refname: &str,
+    ) -> Result<Option<git2::Oid>, RemoteError> {
+        match self {
+            Transport::Git(git) => git.head_of(url, refname),
+            Transport::Libgit2 => remote::head_of(store, url, refname),
+        }
+    }
+
     /// Pushes this machine's branch, sealed first if the store is.
     fn push(
         &self,
@@ -282,8 +295,13 @@ impl Transport {
                 tracing::info!(
                     "the remote's copy of this branch moved; checking it is not encrypted"
                 );
-                self.probe_plain(store, url, remote::REF_MAX_BYTES)?;
-                push(None)
+                // Listed first, then the keyring looked for, then pushed over only as listed: a
+                // store encrypted meanwhile (sealed branches and keyring in one push) is seen
+                // by the look, or refuses the push.
+                let there = self.head_of(store, url, &crate::store::own_ref(machine_id))?;
+                self.probe_plain(store, url, remote::REF_MAX_BYTES)
+                    .map_err(|e| RemoteError { op: "push", ..e })?;
+                push(Some(there))
             }
             done => done,
         }?;

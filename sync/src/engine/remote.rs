@@ -299,6 +299,22 @@ pub enum History {
     All,
 }
 
+/// The commit the remote's ref `refname` names now (`None`: it has no such ref), through
+/// libgit2.
+pub fn head_of(store: &Store, url: &str, refname: &str) -> Result<Option<git2::Oid>, RemoteError> {
+    let mut remote = store
+        .repo()
+        .remote_anonymous(url)
+        .map_err(|e| error("push", url, e))?;
+    let mut callbacks = git2::RemoteCallbacks::new();
+    super::credentials::install(&mut callbacks, crate::engine::home_dir());
+    let connection = remote
+        .connect_auth(git2::Direction::Fetch, Some(callbacks), None)
+        .map_err(|e| error("push", url, e))?;
+    let heads = connection.list().map_err(|e| error("push", url, e))?;
+    Ok(heads.iter().find(|h| h.name() == refname).map(|h| h.oid()))
+}
+
 /// What a push refused by its lease says (git's own words): the remote's copy of the branch
 /// is not the one this machine last saw.
 pub const STALE: &str = "stale info";

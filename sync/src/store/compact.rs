@@ -143,9 +143,11 @@ impl Store {
                 let old_pack = file.starts_with("pack-")
                     && !file.starts_with(&keep)
                     && packs_before.contains(&name);
-                // A pack libgit2 was writing when its process was killed (an import's), not
-                // one it is writing now.
-                let torn = file.starts_with("pack_git2_") && old_enough(&e.path());
+                // A pack libgit2 or ferry was writing when its process was killed (an
+                // import's, an opening's), not one it is writing now.
+                let torn = (file.starts_with("pack_git2_")
+                    || file.starts_with(super::packed::TMP_PREFIX))
+                    && old_enough(&e.path());
                 if torn
                     || old_pack
                         && (file.ends_with(".pack")

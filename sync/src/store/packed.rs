@@ -187,13 +187,13 @@ pub(crate) fn write_objects<D: AsRef<[u8]>>(
 ) -> Result<(), StoreError> {
     let pack_dir = repo.path().join("objects/pack");
     let io = |e: std::io::Error| StoreError::io(&pack_dir, e);
-    let stem = pack_dir.join(format!(
-        "ferry-tmp-{}-{}",
+    let stem = format!(
+        "{TMP_PREFIX}{}_{}",
         std::process::id(),
         NEXT_PACK.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let tmp_pack = stem.with_extension("pack-tmp");
-    let tmp_idx = stem.with_extension("idx-tmp");
+    );
+    let tmp_pack = pack_dir.join(format!("{stem}_pack"));
+    let tmp_idx = pack_dir.join(format!("{stem}_idx"));
     let written = (|| {
         let file = std::fs::File::create(&tmp_pack).map_err(io)?;
         let mut out = Counted {
@@ -247,6 +247,10 @@ pub(crate) fn write_objects<D: AsRef<[u8]>>(
     repo.odb()?.refresh()?;
     Ok(())
 }
+
+/// How the files of a pack being written here begin, until they are renamed into place (what a
+/// killed process leaves, compaction removes once it is old).
+pub(crate) const TMP_PREFIX: &str = "tmp_ferry_";
 
 /// Numbers the packs this process writes, for their temporary names.
 static NEXT_PACK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
