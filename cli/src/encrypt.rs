@@ -67,27 +67,34 @@ pub fn run(ctx: &Ctx, asked: Asked) -> Result<()> {
             "ferry is mounted here, and its daemon pushes this machine's branch plain: run `ferry unmount`, then `ferry encrypt`, then `ferry mount` (nothing was changed)"
         );
     }
+    make(ctx, &git, &store, &url, &asked)
+}
+
+/// Makes the plain store on `url` encrypted (or seals it into `--to`): fetched whole, told and
+/// agreed, sealed and put in place in one push, then this machine's config.
+fn make(ctx: &Ctx, git: &GitCli, store: &Store, url: &str, asked: &Asked) -> Result<()> {
+    let st = ctx.state()?;
     let target = match &asked.to {
-        Some(to) => new_remote(&git, &url, to)?,
-        None => url.clone(),
+        Some(to) => new_remote(git, url, to)?,
+        None => url.to_string(),
     };
-    let fetched = crate::transfer_bar::fetch_shown(ctx, &store, &url, History::All, None);
+    let fetched = crate::transfer_bar::fetch_shown(ctx, store, url, History::All, None);
     fetched
         .map_err(|e| anyhow::anyhow!("{}", e.message))
         .context("fetching every branch's history to seal it (nothing was changed)")?;
     let own_id = ctx.config()?.machine_id.clone();
     // Only the branches the remote has now: one deleted there stays deleted.
     let present = git
-        .heads_under(&url, "refs/heads/machines/")
+        .heads_under(url, "refs/heads/machines/")
         .map_err(|e| anyhow::anyhow!("{}", e.message))
         .context("listing the remote's branches (nothing was changed)")?;
-    let plain = Plain::read(&store, &own_id, Some(&present))?;
+    let plain = Plain::read(store, &own_id, Some(&present))?;
     if plain.branches.is_empty() {
         bail!(
             "this machine has committed nothing and the remote holds no branch: nothing to encrypt. Make an encrypted store with `ferry init --remote URL --encrypt` instead"
         );
     }
-    let summary = plain.summary(&store, &url, asked.to.is_some());
+    let summary = plain.summary(store, url, asked.to.is_some());
     if asked.to.is_none() && !agreed(ctx, &summary, asked.yes)? {
         bail!("nothing was changed");
     }
@@ -101,18 +108,18 @@ pub fn run(ctx: &Ctx, asked: Asked) -> Result<()> {
     let sealing = Sealing::new(store_keys.clone());
     // Written under a ref of its own until the push has gone through: a store whose keyring
     // ref is set counts as encrypted, which it is not while the remote is plain.
-    drop_ref(&store, PENDING_KEYRING);
+    drop_ref(store, PENDING_KEYRING);
     let ring_commit = ring.write(store.repo(), PENDING_KEYRING)?;
     let sealed = put_sealed(
         ctx,
-        &store,
+        store,
         &sealing,
         &plain,
         ring_commit,
         &target,
         asked.to.is_none(),
     );
-    drop_ref(&store, PENDING_KEYRING);
+    drop_ref(store, PENDING_KEYRING);
     let put = sealed.map_err(|e| {
         anyhow::anyhow!(
             "{e}\nThis store is plain still. Run `ferry encrypt` again (a machine that pushed meanwhile is taken along then)"
@@ -238,7 +245,12 @@ pub(crate) fn new_remote(git: &GitCli, url: &str, to: &str) -> Result<String> {
     let held = |prefix| {
         git.heads_under(&to, prefix)
             .map_err(|e| anyhow::anyhow!("{}", e.message))
-            .with_context(|| format!("the remote {} cannot be reached", redact(&to)))
+            .with_context(|| {
+                format!(
+                    "the remote {} cannot be reached (nothing was changed)",
+                    redact(&to)
+                )
+            })
     };
     let (machines, ferry) = (held("refs/heads/machines/")?, held("refs/heads/ferry/")?);
     if !machines.is_empty() || !ferry.is_empty() {

@@ -127,7 +127,7 @@ pub fn run(action: crate::RemoteAction, ctx: &Ctx) -> Result<()> {
         crate::RemoteAction::Set { url, offline } => {
             if config.encrypted && offline {
                 anyhow::bail!(
-                    "this store is encrypted: its keyring and sealed branches go to the new remote as it is set, so it must be reachable now (nothing was changed)"
+                    "this store is encrypted: its keyring and sealed branches go to the new remote as it is set, so it must be reachable now: run it without --offline (nothing was changed)"
                 );
             }
             let url = check_url(&url)?;
@@ -170,7 +170,7 @@ pub fn run(action: crate::RemoteAction, ctx: &Ctx) -> Result<()> {
             Some(Some(n)) => text += &format!(
                 "\nthe encrypted store moved there: its keyring and {n} sealed branch(es), history included. The old remote is left as it was; each other machine runs `ferry remote set` with this URL too"
             ),
-            Some(None) => text += "\nthe encrypted store is there already (moved by another machine): this machine goes on with it",
+            Some(None) => text += "\nthe encrypted store is there already: this machine goes on with it there",
             None => {}
         }
         if running.is_some() {

@@ -94,12 +94,7 @@ fn main() {
     let snapshot = t.elapsed();
     let t = Instant::now();
     let codec = Codec::new(&mapping_for(&dm, &dp).unwrap());
-    let mut paths: Vec<&str> = snaps
-        .iter()
-        .flat_map(|s| s.files.iter().map(|f| f.rel.as_str()))
-        .collect();
-    paths.sort_unstable();
-    paths.dedup();
+    let paths = common::all_paths(&snaps);
     let (mut bytes, mut diverged) = (0usize, 0usize);
     for rel in &paths {
         let view = ferry_sync::view::view_of(&snaps, "dddd", &dp.key, rel);

@@ -149,12 +149,7 @@ fn fetch_and_merge(store: &Store, remote: &Path, sealing: Option<&Sealing>) -> (
     let t = Instant::now();
     let store = Store::open(store.repo().path()).unwrap();
     let snaps = remote_snapshots(&store);
-    let mut paths: Vec<&str> = snaps
-        .iter()
-        .flat_map(|s| s.files.iter().map(|f| f.rel.as_str()))
-        .collect();
-    paths.sort_unstable();
-    paths.dedup();
+    let paths = common::all_paths(&snaps);
     let mut bytes = 0;
     for rel in &paths {
         let view = ferry_sync::view::view_of(&snaps, "dddd", "github.com/o/proj", rel);

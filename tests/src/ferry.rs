@@ -96,6 +96,12 @@ impl Machine {
         self.reach(&self.home.join(".claude/projects"))
     }
 
+    /// The view's directory of the project checked out at `proj` (Claude Code's slug of it).
+    pub fn project_dir(&self, proj: &Path) -> PathBuf {
+        self.projects()
+            .join(ferry_sync::slug::slug(proj.to_str().expect("a UTF-8 path")))
+    }
+
     /// The command that runs `ferry <args>` as this machine, for a caller that wants to time it.
     pub fn command(&self, args: &[&str]) -> Command {
         let cmd = command_as(&self.home, &self.state, args);

@@ -6,7 +6,7 @@ use crate::git::output as git;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Strings only the machines hold: a user's name in paths, a project's remote, a prompt, a file
 /// name, a machine's name, a session id.
@@ -55,9 +55,7 @@ pub fn checkout(home: &Path) -> PathBuf {
 
 /// The project's transcript `name` as `m`'s view shows it.
 pub fn transcript(m: &Machine, proj: &Path, name: &str) -> PathBuf {
-    m.projects()
-        .join(ferry_sync::slug::slug(proj.to_str().unwrap()))
-        .join(name)
+    m.project_dir(proj).join(name)
 }
 
 /// Which strings of the corpus any object of `repo` holds, each read whole and decompressed.
@@ -71,12 +69,11 @@ pub fn leaks(repo: &Path) -> Vec<&'static str> {
 }
 
 /// Polls `done` until it holds, failing the test after `limit`.
-pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+pub fn wait_for(what: &str, limit: Duration, done: impl FnMut() -> bool) {
+    assert!(
+        crate::rig::eventually(limit, done),
+        "timed out waiting for {what}"
+    );
 }
 
 /// Which strings of the corpus the objects reachable from `repo`'s refs hold, each read whole

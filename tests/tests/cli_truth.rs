@@ -800,9 +800,7 @@ fn sync_says_pushed_only_when_something_went_out() {
     ]);
     let proj = m.home.join("work/proj");
     std::fs::create_dir_all(&proj).unwrap();
-    let dir = m
-        .projects()
-        .join(ferry_sync::slug::slug(proj.to_str().unwrap()));
+    let dir = m.project_dir(&proj);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("s.jsonl"),

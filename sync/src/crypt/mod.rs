@@ -30,7 +30,7 @@ pub enum CryptError {
     Damaged(String),
     /// No identity this machine has opens the store key.
     #[error(
-        "this machine has no key to the encrypted store: on a machine that has one, run `ferry key add {recipient}`, or join with the store's passphrase"
+        "this machine has no key to the encrypted store: on a machine that has one, run `ferry key add {recipient}`, or join with the store's passphrase (`ferry encrypt --passphrase-file FILE`)"
     )]
     NoKey {
         /// This machine's recipient, to be added.

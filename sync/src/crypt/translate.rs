@@ -57,7 +57,6 @@ const WRITE_EVERY: usize = 64 << 20;
 /// Seals and opens objects of one repository with one store's keys, remembering twins.
 pub struct Translator<'r> {
     repo: &'r Repository,
-    odb: git2::Odb<'r>,
     keys: Keys,
     sealed: HashMap<Oid, Oid>,
     opened: HashMap<Oid, Oid>,
@@ -91,7 +90,6 @@ impl<'r> Translator<'r> {
     pub fn with(repo: &'r Repository, keys: Keys, twins: Twins) -> Translator<'r> {
         Translator {
             repo,
-            odb: repo.odb().expect("a repository's object database"),
             keys,
             sealed: twins.sealed,
             opened: twins.opened,
@@ -133,14 +131,14 @@ impl<'r> Translator<'r> {
 
     /// Whether object `id` is here: made, or in the repository.
     fn here(&self, id: Oid) -> bool {
-        self.made.contains_key(&id) || self.odb.exists(id)
+        self.made.contains_key(&id) || self.repo.odb().is_ok_and(|odb| odb.exists(id))
     }
 
     /// The bytes of object `id`, made or in the repository.
     fn raw(&self, id: Oid) -> Result<Cow<'_, [u8]>, CryptError> {
         match self.made.get(&id) {
             Some((_, data)) => Ok(Cow::Borrowed(data)),
-            None => Ok(Cow::Owned(self.odb.read(id)?.data().to_vec())),
+            None => Ok(Cow::Owned(self.repo.odb()?.read(id)?.data().to_vec())),
         }
     }
 
@@ -291,7 +289,7 @@ impl<'r> Translator<'r> {
                 continue;
             }
             stack.pop();
-            let raw = self.odb.read(top)?.data().to_vec();
+            let raw = self.repo.odb()?.read(top)?.data().to_vec();
             let tree = self.seal_tree(commit.tree_id())?;
             let parents: Vec<Oid> = commit.parent_ids().map(|p| self.sealed[&p]).collect();
             let body = base64::engine::general_purpose::STANDARD.encode(seal::seal(

@@ -51,6 +51,17 @@ pub fn remote_snapshots(store: &ferry_sync::store::Store) -> Vec<ferry_sync::sto
         .collect()
 }
 
+/// Every file path of `snaps`, once each, sorted: what a merged view holds.
+pub fn all_paths(snaps: &[ferry_sync::store::Snapshot]) -> Vec<&str> {
+    let mut paths: Vec<&str> = snaps
+        .iter()
+        .flat_map(|s| s.files.iter().map(|f| f.rel.as_str()))
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths
+}
+
 /// `git -C dir <args>`, which must succeed; what it printed on stdout.
 pub fn git(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
     let out = std::process::Command::new("git")
