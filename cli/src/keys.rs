@@ -9,7 +9,8 @@ use crate::command::Ctx;
 use crate::state::{Config, State};
 use anyhow::{Context, Result, bail};
 use ferry_sync::crypt::keyring::{Identity, Keyring, recipient};
-use ferry_sync::crypt::sealing::{FERRY_REFSPEC, KEYRING_HEAD, KEYRING_REF, Sealing};
+use ferry_sync::crypt::pin::KeyPin;
+use ferry_sync::crypt::sealing::{FERRY_REFSPEC, KEYRING_HEAD, KEYRING_KEPT, KEYRING_REF, Sealing};
 use ferry_sync::crypt::{CryptError, StoreKey, StoreKeys};
 use ferry_sync::engine::{GitCli, REF_MAX_BYTES};
 use ferry_sync::store::Store;
@@ -24,19 +25,50 @@ pub fn identity_path(st: &State) -> PathBuf {
 
 /// The sealing of this machine's store: `None` for a plain one. An encrypted store this
 /// machine cannot open is an error that says what to run.
+/// It starts from the remote's keyring as last fetched, or, when this machine refuses that one
+/// (older than the keys it has seen: a rollback by the remote), from the newest it took, so that
+/// it goes on once the remote serves the newest again.
 pub fn sealing(st: &State, config: &Config) -> Result<Option<Arc<Sealing>>> {
     let store = Store::open(&st.store()).context("opening the store")?;
-    let Some(keys) = store_keys(st, config, &store)? else {
-        return Ok(None);
+    let (keys, ring) = match store_keys_at(st, config, &store, KEYRING_REF) {
+        Ok(None) => return Ok(None),
+        Ok(Some(keys)) => (keys, KEYRING_REF),
+        Err(e) if matches!(e.downcast_ref(), Some(CryptError::Older { .. })) => {
+            match store_keys_at(st, config, &store, KEYRING_KEPT) {
+                Ok(Some(keys)) => (keys, KEYRING_KEPT),
+                _ => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
     };
+    let ring = store.repo().refname_to_id(ring).ok();
+    if let Some(ring) = ring {
+        store
+            .repo()
+            .reference(KEYRING_KEPT, ring, true, "ferry: keyring taken")?;
+    }
     let id = Identity::load_or_create(&identity_path(st))?;
-    let ring = store.repo().refname_to_id(KEYRING_REF).ok();
-    Ok(Some(Arc::new(Sealing::following(keys, id, ring))))
+    Ok(Some(Arc::new(Sealing::following(
+        keys,
+        id,
+        ring,
+        key_pin(st),
+    ))))
 }
 
-/// The store keys of `store`, if it is encrypted.
+/// The store keys of `store`, if it is encrypted, from the remote's keyring as last fetched.
 fn store_keys(st: &State, config: &Config, store: &Store) -> Result<Option<StoreKeys>> {
-    let Some(ring) = Keyring::read(store.repo(), KEYRING_REF)? else {
+    store_keys_at(st, config, store, KEYRING_REF)
+}
+
+/// The store keys of `store` from the keyring at `refname`, if it is encrypted.
+fn store_keys_at(
+    st: &State,
+    config: &Config,
+    store: &Store,
+    refname: &str,
+) -> Result<Option<StoreKeys>> {
+    let Some(ring) = Keyring::read(store.repo(), refname)? else {
         if config.encrypted {
             bail!(
                 "this machine's store is encrypted, but its keyring is missing: run `ferry init --remote URL` again to fetch it"
@@ -54,37 +86,22 @@ fn store_keys(st: &State, config: &Config, store: &Store) -> Result<Option<Store
     }
 }
 
-/// Where this machine keeps the fingerprint of the store's first key.
-fn pin_path(st: &State) -> PathBuf {
-    st.dir.join("store-key.pin")
+/// What this machine keeps of the store's keys: the first one's fingerprint and their count.
+pub(crate) fn key_pin(st: &State) -> KeyPin {
+    KeyPin::new(&st.dir)
 }
 
-/// `keys`, if their first key is the one this machine saw first (kept from then on): a
-/// keyring swapped by the remote for one around a key of its own is refused.
+/// `keys`, if their first key is the one this machine saw first and they are no fewer than it
+/// has seen: a keyring swapped by the remote for one around a key of its own, or one from
+/// before a `ferry key remove` served again, is refused.
 pub(crate) fn pinned(st: &State, keys: StoreKeys) -> Result<StoreKeys> {
-    let path = pin_path(st);
-    match std::fs::read_to_string(&path) {
-        Ok(pin) if pin.trim() == keys.fingerprint() => Ok(keys),
-        Ok(pin) => bail!(
-            "the store's key is not the one this machine joined (fingerprint {} here, {} on the remote): refusing it, as a keyring swapped by someone without the key would be. If the store was made anew on purpose, remove {} and run `ferry init --remote URL` again",
-            pin.trim(),
-            keys.fingerprint(),
-            path.display()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::write(&path, format!("{}\n", keys.fingerprint()))
-                .with_context(|| format!("writing {}", path.display()))?;
-            Ok(keys)
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    key_pin(st).check(&keys)?;
+    Ok(keys)
 }
 
 /// Pins `keys` as this machine's store's, whatever was pinned before: a store made here now.
 pub(crate) fn pin_new(st: &State, keys: &StoreKeys) -> Result<()> {
-    let path = pin_path(st);
-    std::fs::write(&path, format!("{}\n", keys.fingerprint()))
-        .with_context(|| format!("writing {}", path.display()))
+    Ok(key_pin(st).reset(keys)?)
 }
 
 pub(crate) fn git(st: &State) -> Result<GitCli> {

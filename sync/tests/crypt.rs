@@ -463,6 +463,102 @@ fn a_deepening_fetch_opens_the_history_below_a_shallow_tip() {
     );
 }
 
+/// A remote that serves an older sealed commit of a branch (which opens without error) is
+/// refused, and the view keeps the newer state; a branch its machine rewrote, folding its old
+/// history away, is taken; an older state served after the fold is refused too.
+#[test]
+#[cfg_attr(windows, ignore = "pushes and fetches with Linux's git")]
+fn a_branch_the_remote_takes_back_is_refused_and_a_fold_is_taken() {
+    use ferry_sync::crypt::sealing::Sealing;
+    let a = plain();
+    let mut text = transcript(5);
+    a.write(SESSION, &text, None);
+    let key = StoreKey::generate();
+    let sealing = Sealing::new(StoreKeys::new(key.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare(dir.path());
+    let branch = format!("refs/heads/machines/{}", a.machine.id);
+    let push = |a: &Plain| {
+        let sealed = sealing.seal_own(&a.store, &a.machine.id).unwrap().unwrap();
+        git(
+            a.store.repo().path(),
+            &[
+                "push",
+                "-q",
+                remote.to_str().unwrap(),
+                &format!("+{sealed}:{branch}"),
+            ],
+        );
+        sealed
+    };
+    let serve = |sealed: Oid| git(&remote, &["update-ref", &branch, &sealed.to_string()]);
+    let first = push(&a);
+    text.push_str(&transcript(1));
+    let second = a.write(SESSION, &text, None);
+    let sealed_second = push(&a);
+
+    let url = format!("file://{}", remote.display());
+    let b = plain();
+    let reader = Sealing::new(StoreKeys::new(key));
+    let b_git = b.store.repo().path().to_path_buf();
+    let tracking = format!("refs/remotes/origin/machines/{}", a.machine.id);
+    let fetch_and_open = || {
+        git(
+            &b_git,
+            &[
+                "fetch",
+                "-q",
+                &url,
+                "+refs/heads/machines/*:refs/ferry/sealed/machines/*",
+            ],
+        );
+        let store = Store::open(&b_git).unwrap();
+        let failed = reader.open_fetched(&store, false).unwrap();
+        (failed, store.repo().refname_to_id(&tracking).unwrap())
+    };
+    assert_eq!(fetch_and_open(), (vec![], second));
+
+    // The remote takes the branch back one commit.
+    serve(first);
+    let (failed, at) = fetch_and_open();
+    assert_eq!(at, second, "the view keeps what it had");
+    assert!(
+        failed.len() == 1 && failed[0].contains("an older state of the branch"),
+        "{failed:?}"
+    );
+    // Said at every fetch while it lasts, and gone once the remote serves the branch again.
+    assert_eq!(fetch_and_open().0, failed);
+    serve(sealed_second);
+    assert_eq!(fetch_and_open(), (vec![], second));
+
+    // Its machine folds its history away: a rewritten branch, taken.
+    let far = (std::time::SystemTime::now() + std::time::Duration::from_secs(86_400))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    a.store
+        .fold_history(&a.machine.id, far, 0)
+        .unwrap()
+        .expect("a fold");
+    push(&a);
+    let (failed, folded) = fetch_and_open();
+    assert!(failed.is_empty(), "{failed:?}");
+    let repo = b.store.repo();
+    assert_ne!(folded, second, "a rewritten branch");
+    assert_eq!(
+        repo.find_commit(folded).unwrap().tree_id(),
+        repo.find_commit(second).unwrap().tree_id()
+    );
+    // The older state, served again after the fold, lacks the state seen since.
+    serve(first);
+    let (failed, at) = fetch_and_open();
+    assert_eq!(at, folded);
+    assert!(
+        failed.len() == 1 && failed[0].contains("lacks the state"),
+        "{failed:?}"
+    );
+}
+
 /// `doc/ENCRYPTION.md`, done again here with the primitives alone: HKDF-SHA256 for the keys,
 /// the generation byte, the nonce, XChaCha20-Poly1305 with the kind as associated data, zlib
 /// files, base32 names and base64 commits. If ferry's sealing ever drifts from the document, this fails.

@@ -308,4 +308,64 @@ fn a_removed_machine_is_kept_out_of_what_is_written_after() {
         !heads.contains(c_id),
         "c pushed nothing after its removal: {heads}"
     );
+
+    // The remote serves the keyring from before the removal again, whose key c has: a and b,
+    // which have seen the newer one, seal nothing with it, say why, and go on once the remote
+    // serves the newest again.
+    let ring = "refs/heads/ferry/keyring";
+    let rev = |r: &str| String::from_utf8(git(&remote, &["rev-parse", r])).unwrap();
+    let newest = rev(ring).trim().to_string();
+    git(&remote, &["update-ref", ring, &format!("{newest}~1")]);
+    let a_branch = format!("refs/heads/machines/{a_id}");
+    std::fs::write(&on_a, line(&a_proj).repeat(2)).unwrap();
+    for _ in 0..2 {
+        let out = a.ferry(&["sync"]);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{said}");
+        assert!(said.contains("this machine has seen 2"), "{said}");
+        assert_eq!(
+            sealed_with(&remote, &a_branch),
+            2,
+            "a sealed with the old key"
+        );
+    }
+    wait_for(
+        "b to refuse the old keyring",
+        Duration::from_secs(30),
+        || {
+            b.ok(&["status", "--json"])
+                .contains("this machine has seen 2")
+        },
+    );
+    git(&remote, &["update-ref", ring, &newest]);
+    a.ok(&["sync"]);
+    assert_eq!(sealed_with(&remote, &a_branch), 2);
+    wait_for("a's second line on b", Duration::from_secs(30), || {
+        std::fs::read_to_string(&on_b).is_ok_and(|t| t == line(&b_proj).repeat(2))
+    });
+    // The refusal is b's last error, and a fetch has gone through since.
+    let st: serde_json::Value = serde_json::from_str(&b.ok(&["status", "--json"])).unwrap();
+    assert!(
+        st["last_fetch_ms"].as_i64() > st["last_error"]["at_ms"].as_i64(),
+        "{st}"
+    );
+}
+
+/// The generation of the store key that sealed the commit at `branch` of `remote` (the first
+/// byte of the sealed plain commit in its message, `doc/ENCRYPTION.md`).
+fn sealed_with(remote: &Path, branch: &str) -> u8 {
+    let message = String::from_utf8(git(remote, &["log", "-1", "--format=%b", branch])).unwrap();
+    let b64 = message.trim();
+    let at = |i: usize| {
+        let c = b64.as_bytes()[i];
+        match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            _ => 63,
+        }
+    };
+    (at(0) << 2) | (at(1) >> 4)
 }

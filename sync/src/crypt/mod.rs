@@ -10,10 +10,14 @@
 //!
 //! - [`seal`]: one piece (a file, a name, a commit) sealed and opened.
 //! - [`keyring`]: this machine's identity, and the store key wrapped for the machines that share it.
+//! - [`pin`]: the first key and the key count this machine has seen, so a remote cannot take them back.
+//! - [`fresh`]: a fetched branch must hold the newest state of it this machine has seen.
 //! - [`translate`]: plain commits and trees to sealed ones and back.
 //! - [`sealing`]: the engine's side: this machine's branch sealed to push, fetched ones opened.
 
+pub mod fresh;
 pub mod keyring;
+pub mod pin;
 pub mod seal;
 pub mod sealing;
 pub mod translate;
@@ -35,6 +39,17 @@ pub enum CryptError {
     NoKey {
         /// This machine's recipient, to be added.
         recipient: String,
+    },
+    /// A keyring with fewer keys than this machine has seen: one from before a
+    /// `ferry key remove`, served again by the remote.
+    #[error(
+        "the remote's keyring holds {has} store key(s), and this machine has seen {seen}: refusing it, as a keyring from before a `ferry key remove`, served again by the remote, would be (sealing with it would use a key the removed machine has). Nothing is sealed or pushed with it; this machine goes on once the remote's keyring holds every key again"
+    )]
+    Older {
+        /// The keys the keyring holds.
+        has: usize,
+        /// The keys this machine has seen.
+        seen: usize,
     },
     /// An identity, recipient or passphrase file that cannot be used.
     #[error("{0}")]

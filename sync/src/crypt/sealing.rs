@@ -8,9 +8,12 @@
 //! - `refs/ferry/twin/machines/<id>`: the sealed commit whose plain twin the remote-tracking ref
 //!   `refs/remotes/origin/machines/<id>` is, set only here, after opening or sealing it: the
 //!   pairs learned again after a restart, so that the next seal or open costs what changed.
-//! - `refs/ferry/remote/keyring`: the remote's keyring (see [`super::keyring`]).
+//! - `refs/ferry/remote/keyring`: the remote's keyring as last fetched (see [`super::keyring`]).
+//! - `refs/ferry/kept/keyring`: the newest keyring this machine has taken.
 
+use super::fresh::rolled_back;
 use super::keyring::{Identity, Keyring};
+use super::pin::KeyPin;
 use super::translate::{Translator, Twins, parents_here};
 use super::{CryptError, Keys, StoreKeys};
 use crate::store::{REMOTE_PREFIX, Store, own_ref};
@@ -28,6 +31,9 @@ pub const TWIN_PREFIX: &str = "refs/ferry/twin/machines/";
 pub const KEYRING_HEAD: &str = "refs/heads/ferry/keyring";
 /// The keyring as last fetched.
 pub const KEYRING_REF: &str = "refs/ferry/remote/keyring";
+/// The newest keyring this machine has taken: what it seals with when it starts, whatever older
+/// keyring the remote served since (which it refuses, see [`super::pin`]).
+pub const KEYRING_KEPT: &str = "refs/ferry/kept/keyring";
 /// What every fetch also brings: the remote's ferry refs (the keyring, if the store is
 /// encrypted), so a machine without the key learns that it must not push plain.
 pub const FERRY_REFSPEC: &str = "+refs/heads/ferry/*:refs/ferry/remote/*";
@@ -37,7 +43,7 @@ pub struct Sealing {
     keys: Mutex<StoreKeys>,
     /// This machine's identity and the keyring its keys came from: a newer keyring fetched
     /// (another key after a machine was removed) is opened with it.
-    follow: Option<(Identity, Mutex<Option<Oid>>)>,
+    follow: Option<(Identity, Mutex<Option<Oid>>, KeyPin)>,
     /// Why this machine may push no more: its key was removed from the keyring.
     removed: Mutex<Option<String>>,
     twins: Mutex<Option<Twins>>,
@@ -61,10 +67,15 @@ impl Sealing {
     }
 
     /// Sealing with `keys`, opened by `identity` from the keyring at commit `ring`: a newer
-    /// keyring fetched later is followed ([`Sealing::follow_keyring`]).
-    pub fn following(keys: StoreKeys, identity: Identity, ring: Option<Oid>) -> Sealing {
+    /// keyring fetched later is followed ([`Sealing::follow_keyring`]), if `pin` takes its keys.
+    pub fn following(
+        keys: StoreKeys,
+        identity: Identity,
+        ring: Option<Oid>,
+        pin: KeyPin,
+    ) -> Sealing {
         Sealing {
-            follow: Some((identity, Mutex::new(ring))),
+            follow: Some((identity, Mutex::new(ring), pin)),
             ..Sealing::new(keys)
         }
     }
@@ -72,7 +83,7 @@ impl Sealing {
     /// After a fetch: takes the keys of a newer keyring (a new key, after a machine was
     /// removed), or, when it no longer opens for this machine, stops its pushes.
     pub fn follow_keyring(&self, store: &Store) -> Result<(), CryptError> {
-        let Some((identity, seen)) = &self.follow else {
+        let Some((identity, seen, pin)) = &self.follow else {
             return Ok(());
         };
         let Ok(now) = store.repo().refname_to_id(KEYRING_REF) else {
@@ -87,6 +98,8 @@ impl Sealing {
         };
         match ring.open(identity)? {
             Some(keys) => {
+                // Kept on disk: a later run refuses this keyring's predecessors too.
+                pin.check(&keys)?;
                 let mut current = self.keys.lock().unwrap_or_else(|e| e.into_inner());
                 if !current.extended_by(&keys) {
                     return Err(CryptError::Damaged(
@@ -95,6 +108,9 @@ impl Sealing {
                 }
                 *current = keys;
                 *self.removed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                store
+                    .repo()
+                    .reference(KEYRING_KEPT, now, true, "ferry: keyring taken")?;
             }
             None => {
                 tracing::error!("this machine's key was removed from the encrypted store");
@@ -221,18 +237,13 @@ impl Sealing {
                 continue;
             }
             match self.translate(store, |t| t.open_history(sealed, deepened)) {
-                Ok(opened) => match store.machine_record(&id, opened.commit) {
-                    // A branch is bound to its machine by the record it holds, sealed.
-                    Ok(r) if r.id == id => {
+                Ok(opened) => match refused_branch(store, &id, &plain, opened.commit) {
+                    None => {
                         shallow.extend(opened.shallow);
                         complete.extend(opened.deepened);
                         refs.push((plain, opened.commit, twin, sealed));
                     }
-                    Ok(r) => failed.push(format!(
-                        "machine {id}: its sealed branch holds machine {}'s record (moved by the remote?)",
-                        r.id
-                    )),
-                    Err(e) => failed.push(format!("machine {id}: {e}")),
+                    Some(why) => failed.push(why),
                 },
                 Err(e) => failed.push(format!("machine {id}: {e}")),
             }
@@ -247,6 +258,30 @@ impl Sealing {
             repo.reference(&twin, sealed, true, "ferry open")?;
         }
         Ok(failed)
+    }
+}
+
+/// Why machine `id`'s branch, opened to `commit`, may not replace its remote-tracking ref
+/// `plain`: a branch is bound to its machine by the record it holds, sealed, and must hold the
+/// newest state of it opened here (no rollback by the remote).
+fn refused_branch(store: &Store, id: &str, plain: &str, commit: Oid) -> Option<String> {
+    match store.machine_record(id, commit) {
+        Ok(r) if r.id != id => {
+            return Some(format!(
+                "machine {id}: its sealed branch holds machine {}'s record (moved by the remote?)",
+                r.id
+            ));
+        }
+        Err(e) => return Some(format!("machine {id}: {e}")),
+        Ok(_) => {}
+    }
+    let old = store.repo().refname_to_id(plain).ok()?;
+    match rolled_back(store.repo(), old, commit) {
+        Ok(None) => None,
+        Ok(Some(why)) => Some(format!(
+            "machine {id}: the remote served {why}: refused, as a rollback by the remote would be; what the view shows of it stays as it was"
+        )),
+        Err(e) => Some(format!("machine {id}: {e}")),
     }
 }
 
