@@ -5,11 +5,11 @@
 
 mod common;
 
+use common::git;
+use common::plain::{Plain, SESSION, bare, plain, transcript};
 use ferry_sync::crypt::translate::Translator;
 use ferry_sync::crypt::{StoreKey, StoreKeys};
-use ferry_sync::store::{
-    Batch, Change, FileUpdate, GitState, MachineRecord, ProjectRecord, RelPath, Store, own_ref,
-};
+use ferry_sync::store::{Store, own_ref};
 use git2::Oid;
 use std::path::{Path, PathBuf};
 
@@ -24,83 +24,6 @@ const CORPUS: &[&str] = &[
     "5f0c2a9e-77aa-4bcd-9e01-3d2b6c8f1a44",
     "ocelot",
 ];
-
-const SESSION: &str = "5f0c2a9e-77aa-4bcd-9e01-3d2b6c8f1a44.jsonl";
-
-struct Plain {
-    _tmp: tempfile::TempDir,
-    store: Store,
-    machine: MachineRecord,
-    project: ProjectRecord,
-    upper: PathBuf,
-}
-
-fn plain() -> Plain {
-    let tmp = tempfile::tempdir().unwrap();
-    let home = "/home/marguerite";
-    let mut machine = common::linux_machine("0a1b2c3d4e5f6071", home);
-    machine.name = "marguerite-thinkpad".into();
-    let mut project = common::project(
-        "github.com/zanzibar-corp/quokka-ledger",
-        &format!("{home}/src/quokka-ledger"),
-    );
-    project.git = Some(GitState {
-        branch: Some("feature/ocelot".into()),
-        commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
-        dirty: vec!["src/pelican-report.rs".into()],
-    });
-    let upper = tmp.path().join("projects").join(&project.slug);
-    std::fs::create_dir_all(upper.join("5f0c2a9e-77aa-4bcd-9e01-3d2b6c8f1a44/tool-results"))
-        .unwrap();
-    let store = Store::init(&tmp.path().join("store.git")).unwrap();
-    Plain {
-        _tmp: tmp,
-        store,
-        machine,
-        project,
-        upper,
-    }
-}
-
-impl Plain {
-    /// Writes `text` as the whole of `rel` and commits it (`from`: where it changed).
-    fn write(&self, rel: &str, text: &str, from: Option<u64>) -> Oid {
-        let local = self.upper.join(rel);
-        std::fs::write(&local, text).unwrap();
-        let batch = Batch {
-            projects: vec![self.project.clone()],
-            files: vec![FileUpdate {
-                place: self.project.place(),
-                rel: RelPath::new(rel).unwrap(),
-                change: Change::Write {
-                    local,
-                    dirty_from: from,
-                },
-            }],
-        };
-        self.store.commit(&self.machine, &batch).unwrap().unwrap()
-    }
-}
-
-/// A transcript of `n` lines that plants the corpus.
-fn transcript(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            format!(
-                "{{\"type\":\"user\",\"uuid\":\"u{i:06}\",\"sessionId\":\"5f0c2a9e-77aa-4bcd-9e01-3d2b6c8f1a44\",\"cwd\":\"/home/marguerite/src/quokka-ledger\",\"message\":{{\"content\":\"please refactor the flamingo invoices, turn {i} of many, with some padding to make the lines long enough to fill chunks {pad}\"}}}}\n",
-                pad = "x".repeat(400)
-            )
-        })
-        .collect()
-}
-
-use common::git;
-
-fn bare(dir: &Path) -> PathBuf {
-    let remote = dir.join("remote.git");
-    git(dir, &["init", "-q", "--bare", remote.to_str().unwrap()]);
-    remote
-}
 
 /// Every object of `repo`, each decompressed whole, one after another.
 fn every_object(repo: &Path) -> Vec<u8> {

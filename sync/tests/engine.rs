@@ -954,3 +954,46 @@ fn a_plain_push_never_replaces_a_branch_sealed_in_its_place_with_git_and_without
         });
     }
 }
+
+/// An encrypted store never fetches with libgit2, which would name this machine's plain
+/// commits to the remote (`have` lines for every ref): it says to install git, and nothing of
+/// the remote arrives.
+#[test]
+fn an_encrypted_store_fetches_with_git_only() {
+    use ferry_sync::crypt::sealing::Sealing;
+    use ferry_sync::crypt::{StoreKey, StoreKeys};
+    run(async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let remote = bare(&tmp.path().join("remote.git"));
+        let a = node_with(
+            tmp.path(),
+            "aaaa",
+            "/home/al",
+            "/home/al/src/proj",
+            Some(remote),
+            EngineConfig {
+                transport: engine::TransportChoice::Libgit2,
+                sealing: Some(std::sync::Arc::new(Sealing::new(StoreKeys::new(
+                    StoreKey::generate(),
+                )))),
+                ..config()
+            },
+        );
+        wait_for("the fetch's refusal", Duration::from_secs(10), || {
+            a.engine
+                .status()
+                .last_error
+                .is_some_and(|(_, e)| e.contains("fetches with `git` only"))
+        })
+        .await;
+        let store = Store::open(&a.store_path).unwrap();
+        assert!(
+            store
+                .repo()
+                .references_glob("refs/ferry/sealed/*")
+                .unwrap()
+                .next()
+                .is_none()
+        );
+    });
+}

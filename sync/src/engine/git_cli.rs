@@ -9,6 +9,7 @@
 //! not set an ssh command of their own, so active syncing does not cost a handshake per fetch.
 
 use super::remote::{Failure, History, Progress, RemoteError, redact, redact_text};
+use super::sealed_wire::{ShownShallow, move_in};
 use crate::store::{Store, own_ref};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -96,7 +97,9 @@ impl GitCli {
         refspec: &str,
         max_bytes: u64,
     ) -> Result<(), RemoteError> {
+        let shown = shown_shallow(store, url)?;
         let mut cmd = self.command(Some(store.repo().path()));
+        cmd.arg("--shallow-file").arg(shown.path());
         // As a pack, whose growing file bounds what arrives.
         cmd.args(["-c", "fetch.unpackLimit=1"]);
         cmd.args([
@@ -104,14 +107,19 @@ impl GitCli {
             "--no-tags",
             "--no-write-fetch-head",
             "--no-auto-gc",
-            "--",
-            url,
-            refspec,
         ]);
+        // It tells the remote of the commits under the refs it fetches into only (the keyring's
+        // versions), never of this store's plain commits.
+        if let Some((_, dest)) = refspec.split_once(':') {
+            cmd.arg(format!("--negotiation-tip={}", dest.trim_end_matches('*')) + "*");
+        }
+        cmd.args(["--", url, refspec]);
         // Another fetch (the daemon's) may be receiving beside this one: its packs are neither
         // cleared nor counted.
         let incoming = Incoming::new(store, max_bytes);
-        run(cmd, "fetch", url, Some(incoming), &Progress::default()).map(|_| ())
+        let done = run(cmd, "fetch", url, Some(incoming), &Progress::default()).map(|_| ());
+        shown.remove();
+        done
     }
 
     /// Pushes `refspec` alone (not forced unless it says so): the keyring, which every machine
@@ -178,7 +186,74 @@ impl GitCli {
         history: History,
         dest: &str,
     ) -> Result<(), RemoteError> {
-        let mut cmd = self.command(Some(store.repo().path()));
+        let sealed = dest == crate::crypt::sealing::SEALED_PREFIX;
+        let shown = sealed.then(|| shown_shallow(store, url)).transpose()?;
+        let shallow = shown
+            .as_ref()
+            .map_or_else(|| store.repo().is_shallow(), |s| !s.is_empty());
+        let deepens = match history {
+            History::New => false,
+            History::Tips => true,
+            History::All => shallow,
+        };
+        // A pack half-received by a fetch that was stopped long ago is garbage.
+        Incoming::clear_stale(store);
+        if let Some(shown) = shown {
+            let done = if deepens {
+                // Run in a repository of its own that holds nothing, so that git names no
+                // commit of the store to the remote; what arrives is moved into the store (see
+                // `sealed_wire`). A whole-history fetch brings the tips again too.
+                let apart = store.repo().path().join("ferry-fetch-apart");
+                let history = match history {
+                    History::Tips => History::Tips,
+                    _ => History::New,
+                };
+                let io = |what: &str, e: &dyn std::fmt::Display| {
+                    failure("fetch", url, Failure::Other, format!("{what}: {e}"))
+                };
+                let _ = std::fs::remove_dir_all(&apart);
+                let done = git2::Repository::init_bare(&apart)
+                    .map_err(|e| io("making a repository to fetch into", &e))
+                    .and_then(|_| {
+                        let (cmd, incoming) =
+                            (self.command(Some(&apart)), Incoming::at(&apart, max_bytes));
+                        self.fetch_into(cmd, incoming, url, progress, history, dest)
+                    })
+                    .and_then(|()| {
+                        move_in(&apart, store, &shown)
+                            .map_err(|e| io("moving what came into the store", &e))
+                    });
+                let _ = std::fs::remove_dir_all(&apart);
+                done
+            } else {
+                let mut cmd = self.command(Some(store.repo().path()));
+                cmd.arg("--shallow-file").arg(shown.path());
+                let incoming = Incoming::new(store, max_bytes);
+                self.fetch_into(cmd, incoming, url, progress, history, dest)
+            };
+            shown.remove();
+            return done;
+        }
+        let cmd = self.command(Some(store.repo().path()));
+        let history = match history {
+            History::All if !shallow => History::New,
+            h => h,
+        };
+        let incoming = Incoming::new(store, max_bytes);
+        self.fetch_into(cmd, incoming, url, progress, history, dest)
+    }
+
+    /// Runs the fetch `cmd` (git, pointed at a repository) for `history` into `dest`, bounded
+    /// as `incoming` says.
+    fn fetch_into(
+        &self,
+        mut cmd: Command,
+        incoming: Incoming,
+        url: &str,
+        progress: &Progress,
+        history: History,
+        dest: &str,
+    ) -> Result<(), RemoteError> {
         // Everything arrives as a pack (never loose objects), whose growing temporary file
         // bounds what a remote can send.
         cmd.args(["-c", "fetch.unpackLimit=1"]);
@@ -195,10 +270,9 @@ impl GitCli {
             History::Tips => {
                 cmd.arg("--depth=1");
             }
-            History::All if store.repo().is_shallow() => {
+            History::All => {
                 cmd.arg("--unshallow");
             }
-            History::All => {}
         }
         // An encrypted store's fetch tells the remote of its sealed commits only, never of
         // the plain ones under this store's other refs.
@@ -208,9 +282,6 @@ impl GitCli {
         cmd.args(["--", url])
             .arg(format!("+refs/heads/machines/*:{dest}*"))
             .arg(crate::crypt::sealing::FERRY_REFSPEC);
-        // A pack half-received by a fetch that was stopped long ago is garbage.
-        Incoming::clear_stale(store);
-        let incoming = Incoming::new(store, max_bytes);
         run(cmd, "fetch", url, Some(incoming), progress).map(|_| ())
     }
 
@@ -353,7 +424,12 @@ const STALE_PACK: Duration = Duration::from_secs(600);
 impl Incoming {
     /// The packs arriving in `store` from now on, bounded at `max_bytes`.
     fn new(store: &Store, max_bytes: u64) -> Incoming {
-        let pack_dir = store.repo().path().join("objects/pack");
+        Incoming::at(store.repo().path(), max_bytes)
+    }
+
+    /// The packs arriving in the repository at `git_dir` from now on, bounded at `max_bytes`.
+    fn at(git_dir: &Path, max_bytes: u64) -> Incoming {
+        let pack_dir = git_dir.join("objects/pack");
         let others = arriving_in(&pack_dir).map(|e| e.file_name()).collect();
         Incoming {
             pack_dir,
@@ -512,6 +588,18 @@ fn run(
     text.push_str(&stdout);
     let (kind, message) = classify(&text, url);
     Err(failure(op, url, kind, message))
+}
+
+/// The sealed commits of `store`'s shallow list, written for a fetch to be shown.
+fn shown_shallow(store: &Store, url: &str) -> Result<ShownShallow, RemoteError> {
+    ShownShallow::write(store).map_err(|e| {
+        failure(
+            "fetch",
+            url,
+            Failure::Other,
+            format!("writing the shallow list a fetch is shown: {e}"),
+        )
+    })
 }
 
 /// Makes git die when the thread that runs it does (Linux): a daemon killed with SIGKILL must

@@ -10,6 +10,7 @@ mod credentials;
 mod git_cli;
 mod remote;
 mod sealed;
+mod sealed_wire;
 mod status;
 mod transfer;
 mod watch;
@@ -222,6 +223,12 @@ impl Transport {
         };
         match self {
             Transport::Git(git) => git.fetch(store, url, max_bytes, progress, history, dest),
+            // libgit2 tells the remote of every commit under every ref (`have`), plain ones too.
+            Transport::Libgit2 if sealing.is_some() => Err(sealed::refused(
+                "fetch",
+                url,
+                "an encrypted store fetches with `git` only (libgit2 would name this machine's plain commits to the remote): install git so that `git --version` runs, then run `ferry unmount && ferry mount`".into(),
+            )),
             Transport::Libgit2 => remote::fetch(store, url, max_bytes, progress, history, dest),
         }?;
         sealed::after_fetch(

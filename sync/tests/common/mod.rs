@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod plain;
+
 use ferry_sync::store::{MachineRecord, ProjectRecord};
 use std::time::Duration;
 
