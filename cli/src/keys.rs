@@ -26,20 +26,20 @@ pub fn identity_path(st: &State) -> PathBuf {
 /// The sealing of this machine's store: `None` for a plain one. An encrypted store this
 /// machine cannot open is an error that says what to run.
 /// It starts from the remote's keyring as last fetched, or, when this machine refuses that one
-/// (older than the keys it has seen: a rollback by the remote), from the newest it took, so that
-/// it goes on once the remote serves the newest again.
+/// (a rollback by the remote, a key replaced), from the newest it took, so that it goes on with
+/// the keys it has and takes the remote's once that holds them again.
 pub fn sealing(st: &State, config: &Config) -> Result<Option<Arc<Sealing>>> {
     let store = Store::open(&st.store()).context("opening the store")?;
     let (keys, ring) = match store_keys_at(st, config, &store, KEYRING_REF) {
         Ok(None) => return Ok(None),
         Ok(Some(keys)) => (keys, KEYRING_REF),
-        Err(e) if matches!(e.downcast_ref(), Some(CryptError::Older { .. })) => {
-            match store_keys_at(st, config, &store, KEYRING_KEPT) {
-                Ok(Some(keys)) => (keys, KEYRING_KEPT),
-                _ => return Err(e),
-            }
-        }
-        Err(e) => return Err(e),
+        // Refused (older than what this machine has seen, a key replaced, or no longer opening
+        // for it): the newest keyring it took goes on, and each fetch says why the remote's is
+        // not taken.
+        Err(e) => match store_keys_at(st, config, &store, KEYRING_KEPT) {
+            Ok(Some(keys)) => (keys, KEYRING_KEPT),
+            _ => return Err(e),
+        },
     };
     let ring = store.repo().refname_to_id(ring).ok();
     if let Some(ring) = ring {

@@ -72,16 +72,21 @@ pub fn init(
     let running = st.daemon_pid().is_some();
     // A reinstalled computer continuing an old machine: its id and branch, from the remote.
     let taken = match (&as_machine, &remote) {
+        (Some(_), Some(_)) if offline => {
+            anyhow::bail!("--as-machine finds the machine on the remote: run it without --offline")
+        }
         (Some(name), Some(url)) => {
             let store = Store::init(&st.store())
                 .with_context(|| format!("creating the store {}", st.store().display()))?;
-            Some(crate::machines::take_over(&store, url, name)?)
+            crate::machines::take_over(&store, url, name)?
         }
         (Some(_), None) => {
             anyhow::bail!("--as-machine needs --remote URL: the machine is found there")
         }
         (None, _) => None,
     };
+    let sealed_later = taken.is_none().then_some(as_machine.as_deref()).flatten();
+    let name_given = name.clone();
     let config = config_for(
         existing.as_ref(),
         taken,
@@ -100,17 +105,36 @@ pub fn init(
         .with_context(|| format!("creating the store {}", st.store().display()))?;
     // Before anything is pushed: whether the store is encrypted, and its key.
     if let Some(url) = config.remote.clone().filter(|_| !offline) {
-        let encrypted = crate::keys::settle(
-            ctx,
-            &url,
-            encryption.encrypt,
-            passphrase.as_deref(),
-            encryption.wait,
-        )?;
-        if encrypted && !config.encrypted {
-            config.encrypted = true;
-            st.save(&config)?;
+        let settled = (|| {
+            let encrypted = crate::keys::settle(
+                ctx,
+                &url,
+                encryption.encrypt,
+                passphrase.as_deref(),
+                encryption.wait,
+            )?;
+            if encrypted && !config.encrypted {
+                config.encrypted = true;
+                st.save(&config)?;
+            }
+            // A machine continued in an encrypted store: found once this one has joined it.
+            if let Some(name) = sealed_later {
+                let taken = crate::machines::take_over_sealed(st, &config, &url, name)?;
+                config = config_for(Some(&config), Some(taken), name_given, None, (None, None));
+                st.save(&config)?;
+            }
+            anyhow::Ok(())
+        })();
+        // A machine to be continued that was not: no install of a new one is left behind.
+        if let (Err(_), Some(_)) = (&settled, sealed_later) {
+            match &existing {
+                Some(before) => st.save(before)?,
+                None => {
+                    let _ = std::fs::remove_file(st.config_path());
+                }
+            }
         }
+        settled?;
     }
     let imported = crate::import::run(st, &config, ui.json || ui.quiet, offline)?;
     let sync = imported.sync.as_ref();

@@ -147,11 +147,28 @@ pub fn run(action: Option<crate::MachinesAction>, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// For `ferry init --as-machine NAME`: the id of the machine called `name` on the remote at
-/// `url` (fetched into `store` first); its branch then continues here.
-pub fn take_over(store: &Store, url: &str, name: &str) -> Result<(String, String)> {
+/// For `ferry init --as-machine NAME`: the id and name of the machine called `name` on the
+/// remote at `url` (fetched into `store` first), whose branch then continues here; `None` when
+/// the store there is encrypted, whose branches this machine opens only once it has joined
+/// ([`take_over_sealed`]).
+pub fn take_over(store: &Store, url: &str, name: &str) -> Result<Option<(String, String)>> {
     let git = ferry_sync::engine::GitCli::probe(None)
         .context("--as-machine needs `git` on PATH to read the remote first")?;
+    git.fetch_ref(
+        store,
+        url,
+        ferry_sync::crypt::sealing::FERRY_REFSPEC,
+        ferry_sync::engine::REF_MAX_BYTES,
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.message))
+    .context("fetching the remote's keyring")?;
+    if store
+        .repo()
+        .refname_to_id(ferry_sync::crypt::sealing::KEYRING_REF)
+        .is_ok()
+    {
+        return Ok(None);
+    }
     git.fetch(
         store,
         url,
@@ -162,16 +179,40 @@ pub fn take_over(store: &Store, url: &str, name: &str) -> Result<(String, String
     )
     .map_err(|e| anyhow::anyhow!("{}", e.message))
     .context("fetching the remote to find the machine")?;
-    if store
-        .repo()
-        .refname_to_id(ferry_sync::crypt::sealing::KEYRING_REF)
-        .is_ok()
-    {
-        ferry_sync::engine::forget_remote_branches(store);
-        bail!(
-            "the store on this remote is encrypted: continuing a machine there (--as-machine) is not built yet; join it as a new machine with `ferry init --remote URL`"
-        );
-    }
+    continue_branch(store, name, &[]).map(Some)
+}
+
+/// For `ferry init --as-machine NAME` on an encrypted store, once this machine has joined it:
+/// every sealed branch fetched whole and opened, and the one of the machine called `name`
+/// continued here. Its id and name.
+pub fn take_over_sealed(
+    st: &State,
+    config: &state::Config,
+    url: &str,
+    name: &str,
+) -> Result<(String, String)> {
+    let store = Store::open(&st.store()).context("opening the store")?;
+    let sealing = crate::keys::sealing(st, config)?
+        .context("the remote's store is not encrypted any more: run `ferry init` again")?;
+    crate::keys::git(st)?
+        .fetch(
+            &store,
+            url,
+            8 << 30,
+            &Default::default(),
+            ferry_sync::engine::History::All,
+            ferry_sync::crypt::sealing::SEALED_PREFIX,
+        )
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .context("fetching the remote to find the machine")?;
+    let failed = sealing.open_fetched(&store, true)?;
+    continue_branch(&store, name, &failed)
+}
+
+/// Continues here the branch of the machine called `name` (or with that id) among the
+/// remote-tracking branches of `store`; `failed`: the branches that did not open, said if none
+/// is found.
+fn continue_branch(store: &Store, name: &str, failed: &[String]) -> Result<(String, String)> {
     let mut found = Vec::new();
     for id in store.remote_machines()? {
         if let Some(head) = store.head(&id, false)? {
@@ -183,6 +224,10 @@ pub fn take_over(store: &Store, url: &str, name: &str) -> Result<(String, String
     }
     let (id, head, found_name) = match found.as_slice() {
         [one] => one.clone(),
+        [] if !failed.is_empty() => bail!(
+            "no machine called {name:?} among the remote's branches that opened; these did not: {}",
+            failed.join("; ")
+        ),
         [] => bail!(
             "no machine called {name:?} on the remote; `ferry machines` lists them once set up"
         ),

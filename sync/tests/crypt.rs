@@ -421,13 +421,12 @@ fn a_branch_the_remote_takes_back_is_refused_and_a_fold_is_taken() {
     let sealed_second = push(&a);
 
     let url = format!("file://{}", remote.display());
-    let b = plain();
-    let reader = Sealing::new(StoreKeys::new(key));
-    let b_git = b.store.repo().path().to_path_buf();
     let tracking = format!("refs/remotes/origin/machines/{}", a.machine.id);
-    let fetch_and_open = || {
+    // Fetches and opens in the store at `git_dir` with `reader`: what did not open, and a's
+    // branch there.
+    let open_in = |git_dir: &Path, reader: &Sealing| {
         git(
-            &b_git,
+            git_dir,
             &[
                 "fetch",
                 "-q",
@@ -435,10 +434,20 @@ fn a_branch_the_remote_takes_back_is_refused_and_a_fold_is_taken() {
                 "+refs/heads/machines/*:refs/ferry/sealed/machines/*",
             ],
         );
-        let store = Store::open(&b_git).unwrap();
+        let store = Store::open(git_dir).unwrap();
         let failed = reader.open_fetched(&store, false).unwrap();
         (failed, store.repo().refname_to_id(&tracking).unwrap())
     };
+    // c opens a's branch now, then is away for longer than the history horizon.
+    let c = plain();
+    let c_reader = Sealing::new(StoreKeys::new(key.clone()));
+    serve(first);
+    assert!(open_in(c.store.repo().path(), &c_reader).0.is_empty());
+    serve(sealed_second);
+    let b = plain();
+    let reader = Sealing::new(StoreKeys::new(key));
+    let b_git = b.store.repo().path().to_path_buf();
+    let fetch_and_open = || open_in(&b_git, &reader);
     assert_eq!(fetch_and_open(), (vec![], second));
 
     // The remote takes the branch back one commit.
@@ -472,6 +481,10 @@ fn a_branch_the_remote_takes_back_is_refused_and_a_fold_is_taken() {
         repo.find_commit(folded).unwrap().tree_id(),
         repo.find_commit(second).unwrap().tree_id()
     );
+    // c, back after the horizon: the state it saw was folded away, and the fold is taken.
+    let (failed, at) = open_in(c.store.repo().path(), &c_reader);
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(at, folded);
     // The older state, served again after the fold, lacks the state seen since.
     serve(first);
     let (failed, at) = fetch_and_open();

@@ -1,5 +1,5 @@
-//! What an encrypted store's fetches tell the remote (issue 23), read from git's own packet
-//! trace: the commits a fetch names (`have` lines, and the `shallow` lines of a store that
+//! What an encrypted store's fetches and pushes tell the remote (issue 23), read from git's own
+//! packet trace: the commits they name (`have` lines, and the `shallow` lines of a store that
 //! fetched only the tips) are sealed ones, never the plain commits this machine also holds,
 //! whose ids would let the remote confirm a guess of a machine's whole state.
 //!
@@ -18,7 +18,7 @@ use git2::Oid;
 
 #[test]
 #[cfg_attr(windows, ignore = "pushes and fetches with Linux's git")]
-fn an_encrypted_stores_fetches_name_no_plain_commit() {
+fn an_encrypted_stores_fetches_and_pushes_name_no_plain_commit() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("packets");
     // SAFETY: the one test of this binary, set before it runs any git.
@@ -42,7 +42,8 @@ fn an_encrypted_stores_fetches_name_no_plain_commit() {
     a.write(SESSION, &text, None);
     push(&a);
 
-    let b = plain();
+    let mut b = plain();
+    b.machine.id = "1b2b3b4b5b6b7b8b".into();
     let reader = Sealing::new(StoreKeys::new(key));
     let cli = GitCli::probe(None).expect("git");
     let fetch = |history: History| {
@@ -92,6 +93,25 @@ fn an_encrypted_stores_fetches_name_no_plain_commit() {
     );
     cli.fetch_ref(&b.store, &url, FERRY_REFSPEC, REF_MAX_BYTES)
         .unwrap();
+    // b's own branch, sealed and pushed from its shallow store.
+    b.write(SESSION, &transcript(2), None);
+    let sealed = reader.seal_own(&b.store, &b.machine.id).unwrap().unwrap();
+    cli.push(
+        &b.store,
+        &url,
+        &b.machine.id,
+        &Progress::default(),
+        Some(sealed),
+        None,
+    )
+    .unwrap();
+    assert!(
+        std::fs::read_to_string(&trace)
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("push>") || l.contains("send-pack>")),
+        "the push is traced"
+    );
     // `ferry restore`'s deepening fetch: the whole history comes, sealed and plain, and the
     // store's shallow list is empty again.
     let before_deepening = std::fs::read_to_string(b.store.repo().path().join("shallow")).unwrap();

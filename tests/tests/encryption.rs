@@ -224,6 +224,96 @@ fn a_machine_with_the_passphrase_joins_without_being_added() {
     });
 }
 
+/// A reinstalled computer continues its old machine in an encrypted store (`--as-machine`): it
+/// joins (here with the passphrase), opens the old branch and goes on from it. The remote's
+/// branch moves on from where it was, and another machine sees both installs' lines in one
+/// session of one machine.
+#[test]
+fn a_reinstall_continues_its_machine_in_an_encrypted_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare(dir.path());
+    let url = remote.to_str().unwrap();
+    let phrase = dir.path().join("phrase");
+    std::fs::write(&phrase, "correct horse battery staple\n").unwrap();
+    let phrase = phrase.to_str().unwrap();
+    let a = Machine::new(&dir.path().join("a"));
+    a.ok(&init_args(
+        "a",
+        url,
+        &["--encrypt", "--passphrase-file", phrase],
+    ));
+    let line = |proj: &Path, n: &str| {
+        format!(
+            "{{\"type\":\"user\",\"cwd\":\"{}\",\"n\":\"{n}\"}}\n",
+            proj.display()
+        )
+    };
+    let proj = a.home.join("work/proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    a.ok(&["mount"]);
+    let on_a = transcript(&a, &proj, "s.jsonl");
+    std::fs::create_dir_all(on_a.parent().unwrap()).unwrap();
+    std::fs::write(&on_a, line(&proj, "first")).unwrap();
+    a.ok(&["sync"]);
+    let id = |m: &Machine| {
+        let doc: serde_json::Value = serde_json::from_str(&m.ok(&["status", "--json"])).unwrap();
+        doc["machine"]["id"].as_str().unwrap().to_string()
+    };
+    let old_id = id(&a);
+    let branch = format!("refs/heads/machines/{old_id}");
+    let rev = || String::from_utf8(git(&remote, &["rev-parse", &branch])).unwrap();
+    let before = rev();
+    a.ok(&["unmount"]);
+
+    // The reinstall: the same HOME, a new state dir, and so a new key of its own.
+    let again = Machine::at(a.home.clone(), dir.path().join("a/state-new"));
+    again.ok(&[
+        "init",
+        "--remote",
+        url,
+        "--as-machine",
+        "a",
+        "--passphrase-file",
+        phrase,
+    ]);
+    assert_eq!(id(&again), old_id, "the old identity continues");
+    let said = again.ok(&["status"]);
+    assert!(said.contains("continues machine a"), "{said}");
+    again.ok(&["mount"]);
+    let on_again = transcript(&again, &proj, "s.jsonl");
+    assert_eq!(
+        std::fs::read_to_string(&on_again).unwrap(),
+        line(&proj, "first")
+    );
+    std::fs::write(&on_again, line(&proj, "first") + &line(&proj, "second")).unwrap();
+    again.ok(&["sync"]);
+    let after = rev();
+    assert_ne!(after, before);
+    // A fast-forward of the sealed branch: the history goes on.
+    git(
+        &remote,
+        &["merge-base", "--is-ancestor", before.trim(), after.trim()],
+    );
+
+    let b = Machine::new(&dir.path().join("b"));
+    b.ok(&init_args("b", url, &["--passphrase-file", phrase]));
+    let b_proj = b.home.join("work/proj");
+    std::fs::create_dir_all(&b_proj).unwrap();
+    b.ok(&["mount"]);
+    let on_b = transcript(&b, &b_proj, "s.jsonl");
+    let both = line(&b_proj, "first") + &line(&b_proj, "second");
+    wait_for("both installs' lines on b", Duration::from_secs(30), || {
+        std::fs::read_to_string(&on_b).is_ok_and(|t| t == both)
+    });
+    let doc: serde_json::Value = serde_json::from_str(&b.ok(&["machines", "--json"])).unwrap();
+    let rows = doc["machines"].as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        2,
+        "no dead branch for the old install: {rows:?}"
+    );
+}
+
 #[test]
 fn a_removed_machine_is_kept_out_of_what_is_written_after() {
     let dir = tempfile::tempdir().unwrap();

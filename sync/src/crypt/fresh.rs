@@ -6,7 +6,8 @@
 //! before (the plain remote-tracking ref): the new tip descends from it, or, for a branch its
 //! machine rewrote (a fold of its old history, `Store::fold_history`, which keeps each commit's
 //! tree and times), its first-parent history holds a commit with that state's tree and committer
-//! time. Anything else is refused. The plain commits compared were sealed, so the remote cannot
+//! time, or begins with a fold whose horizon is after that state (folded away while this
+//! machine was away). Anything else is refused. The plain commits compared were sealed, so the remote cannot
 //! forge their trees or times.
 
 use git2::{ErrorCode, Oid, Repository, Time};
@@ -33,13 +34,23 @@ pub fn rolled_back(repo: &Repository, old: Oid, new: Oid) -> Result<Option<Strin
             said(when)
         )));
     }
-    // A rewrite by its machine keeps every commit's tree and times.
+    // A rewrite by its machine keeps every commit's tree and times, or, past the history
+    // horizon, folds the state seen into its oldest commit: taken when that fold's horizon is
+    // after the state seen and the tip is no older than it (this machine was away longer than
+    // the horizon).
     let mut at = Some(came.clone());
     while let Some(c) = at {
         if c.tree_id() == tree && c.committer().when() == when {
             return Ok(None);
         }
-        at = c.parent(0).ok();
+        let parent = c.parent(0).ok();
+        if parent.is_none()
+            && folded_before(&c).is_some_and(|h| h > when.seconds().saturating_mul(1000))
+            && came.committer().when().seconds() >= when.seconds()
+        {
+            return Ok(None);
+        }
+        at = parent;
     }
     Ok(Some(format!(
         "a history that lacks the state this machine has opened (its commit of {}; the one served is of {})",
@@ -67,4 +78,13 @@ fn reaches(repo: &Repository, from: Oid, to: Oid) -> Result<bool, git2::Error> {
         }
     }
     Ok(false)
+}
+
+/// The horizon (ms) a fold's oldest commit names, if `c` is one (`Store::fold_history`).
+fn folded_before(c: &git2::Commit<'_>) -> Option<i64> {
+    let message = std::str::from_utf8(c.message_bytes()).ok()?;
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix(crate::store::FOLDED_TRAILER))
+        .and_then(|ms| ms.trim().parse().ok())
 }

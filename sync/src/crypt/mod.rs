@@ -43,7 +43,7 @@ pub enum CryptError {
     /// A keyring with fewer keys than this machine has seen: one from before a
     /// `ferry key remove`, served again by the remote.
     #[error(
-        "the remote's keyring holds {has} store key(s), and this machine has seen {seen}: refusing it, as a keyring from before a `ferry key remove`, served again by the remote, would be (sealing with it would use a key the removed machine has). Nothing is sealed or pushed with it; this machine goes on once the remote's keyring holds every key again"
+        "the remote's keyring holds {has} store key(s), and this machine has seen {seen}: refusing it, as a keyring from before a `ferry key remove`, served again by the remote, would be (sealing with it would use a key the removed machine has). Nothing is sealed with it; this machine goes on with the keys it has, and takes the remote's keyring again once it holds every key"
     )]
     Older {
         /// The keys the keyring holds.
@@ -132,6 +132,13 @@ impl std::fmt::Debug for StoreKey {
 #[derive(Clone, Debug)]
 pub struct StoreKeys(Vec<StoreKey>);
 
+/// The first 16 bytes of SHA-256 of `ferry store fingerprint` and the key, in hex.
+fn key_fingerprint(key: &StoreKey) -> String {
+    use sha2::Digest;
+    let digest = Sha256::digest([&b"ferry store fingerprint"[..], key.bytes()].concat());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Most store keys a store may have (the generation is one byte).
 pub const MAX_GENERATIONS: usize = 255;
 
@@ -178,9 +185,13 @@ impl StoreKeys {
     /// The first key's fingerprint: the same for every keyring a store ever has, and what a
     /// machine keeps to refuse a keyring swapped by someone without the key.
     pub fn fingerprint(&self) -> String {
-        use sha2::Digest;
-        let digest = Sha256::digest([&b"ferry store fingerprint"[..], self.0[0].bytes()].concat());
-        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+        key_fingerprint(&self.0[0])
+    }
+
+    /// Every key's fingerprint, oldest first: what a machine keeps to refuse a keyring that
+    /// drops or replaces a key it has seen.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.0.iter().map(key_fingerprint).collect()
     }
 
     /// An HMAC-SHA256 of `data` under a key derived from the newest key: only a holder of the

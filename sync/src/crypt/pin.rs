@@ -1,17 +1,18 @@
-//! What a machine holds on to across runs so that the remote cannot take an encrypted store back:
-//! the fingerprint of the store's first key (a keyring swapped for one around a key of the
-//! remote's own is refused) and how many keys it has seen (a keyring from before a
-//! `ferry key remove`, served again, is refused: sealing with it would use a key the removed
-//! machine has).
+//! What a machine holds on to across runs so that the remote cannot take an encrypted store back
+//! or slip in a key: the fingerprint of the store's first key (a keyring swapped for one around a
+//! key of the remote's own is refused) and of every key it has seen since (a keyring from before
+//! a `ferry key remove`, served again, is refused: sealing with it would use a key the removed
+//! machine has; and so is one that replaces a key seen, which a removed machine could make
+//! around the keys it has).
 //!
-//! Two files in the machine's state dir: `store-key.pin` (the fingerprint, as ever) and
-//! `store-key.generations` (the count, a decimal number). A pin written anew (a machine joining,
-//! a store made here) sets both.
+//! Two files in the machine's state dir: `store-key.pin` (the first key's fingerprint, as ever)
+//! and `store-key.seen` (every key's, oldest first, one a line). A pin written anew (a machine
+//! joining, a store made here) sets both. Only a keyring that passes is recorded.
 
 use super::{CryptError, StoreKeys};
 use std::path::{Path, PathBuf};
 
-/// The pinned first key and key count of this machine's store.
+/// The pinned keys of this machine's store.
 #[derive(Clone, Debug)]
 pub struct KeyPin {
     dir: PathBuf,
@@ -30,12 +31,12 @@ impl KeyPin {
         self.dir.join("store-key.pin")
     }
 
-    fn count_path(&self) -> PathBuf {
-        self.dir.join("store-key.generations")
+    fn seen_path(&self) -> PathBuf {
+        self.dir.join("store-key.seen")
     }
 
-    /// `Ok` if `keys` begin with the pinned first key and are at least as many as this machine
-    /// has seen; records their count when it grew. A machine with no pin yet pins them.
+    /// `Ok` if `keys` begin with the pinned first key and hold every key this machine has seen,
+    /// in order (and maybe newer ones, then recorded). A machine with no pin yet pins them.
     pub fn check(&self, keys: &StoreKeys) -> Result<(), CryptError> {
         let path = self.path();
         let pin = match std::fs::read_to_string(&path) {
@@ -51,15 +52,22 @@ impl KeyPin {
                 path.display()
             )));
         }
-        let seen = self.seen()?;
-        if keys.generations() < seen {
+        let seen = self.seen(pin.trim())?;
+        let has = keys.fingerprints();
+        if let Some(at) = seen.iter().zip(&has).position(|(a, b)| a != b) {
+            return Err(CryptError::Damaged(format!(
+                "the remote's keyring replaces store key {} of those this machine has seen: refusing it, as a keyring made by someone who holds only the older keys (a removed machine) would be. Nothing is sealed with it",
+                at + 1
+            )));
+        }
+        if has.len() < seen.len() {
             return Err(CryptError::Older {
-                has: keys.generations(),
-                seen,
+                has: has.len(),
+                seen: seen.len(),
             });
         }
-        if keys.generations() > seen {
-            self.write_count(keys.generations())?;
+        if has.len() > seen.len() {
+            self.write_seen(&has)?;
         }
         Ok(())
     }
@@ -69,28 +77,30 @@ impl KeyPin {
         let path = self.path();
         std::fs::write(&path, format!("{}\n", keys.fingerprint()))
             .map_err(|source| CryptError::Io { path, source })?;
-        self.write_count(keys.generations())
+        self.write_seen(&keys.fingerprints())
     }
 
-    /// How many keys this machine has seen (1 for a pin from before counts were kept).
-    fn seen(&self) -> Result<usize, CryptError> {
-        let path = self.count_path();
+    /// The fingerprints of every key this machine has seen (the first alone, `first`, for a pin
+    /// from before they were kept).
+    fn seen(&self, first: &str) -> Result<Vec<String>, CryptError> {
+        let path = self.seen_path();
         match std::fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse().map_err(|_| {
-                CryptError::Damaged(format!(
-                    "{} does not hold a number: remove it to count the store's keys again",
-                    path.display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(1),
+            Ok(text) => Ok(text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![first.to_string()]),
             Err(source) => Err(CryptError::Io { path, source }),
         }
     }
 
-    fn write_count(&self, n: usize) -> Result<(), CryptError> {
-        let path = self.count_path();
+    fn write_seen(&self, fingerprints: &[String]) -> Result<(), CryptError> {
+        let path = self.seen_path();
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{n}\n"))
+        let text: String = fingerprints.iter().map(|f| format!("{f}\n")).collect();
+        std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|source| CryptError::Io { path, source })
     }
@@ -102,7 +112,7 @@ mod tests {
     use crate::crypt::StoreKey;
 
     #[test]
-    fn a_keyring_with_fewer_keys_or_another_first_key_is_refused_across_runs() {
+    fn a_keyring_that_drops_or_replaces_a_key_seen_is_refused_across_runs() {
         let dir = tempfile::tempdir().unwrap();
         let one = StoreKeys::new(StoreKey::generate());
         let two = one.rotated().unwrap();
@@ -110,7 +120,7 @@ mod tests {
         let pin = KeyPin::new(dir.path());
         pin.check(&two).unwrap();
         pin.check(&three).unwrap();
-        // A later run: the count was kept on disk.
+        // A later run: what was seen was kept on disk.
         let pin = KeyPin::new(dir.path());
         pin.check(&three).unwrap();
         let e = pin.check(&two).unwrap_err().to_string();
@@ -118,19 +128,30 @@ mod tests {
             e.contains("holds 2 store key(s)") && e.contains("seen 3"),
             "{e}"
         );
+        // Made by a machine that holds the first two keys only: as many keys, the third its own;
+        // or many more. Neither is taken, and neither changes what is kept.
+        let forged = two.rotated().unwrap();
+        let e = pin.check(&forged).unwrap_err().to_string();
+        assert!(e.contains("replaces store key 3"), "{e}");
+        let mut many = two.clone();
+        for _ in 0..50 {
+            many = many.rotated().unwrap();
+        }
+        assert!(pin.check(&many).is_err());
+        pin.check(&three).unwrap();
         let e = pin
             .check(&StoreKeys::new(StoreKey::generate()))
             .unwrap_err()
             .to_string();
         assert!(e.contains("not the one this machine joined"), "{e}");
-        // A store made anew here starts counting again.
+        // A store made anew here starts again.
         pin.reset(&one).unwrap();
         pin.check(&one).unwrap();
         assert!(pin.check(&three).is_ok());
     }
 
     #[test]
-    fn a_pin_from_before_counts_were_kept_counts_one() {
+    fn a_pin_from_before_keys_were_kept_has_seen_the_first() {
         let dir = tempfile::tempdir().unwrap();
         let one = StoreKeys::new(StoreKey::generate());
         std::fs::write(dir.path().join("store-key.pin"), one.fingerprint() + "\n").unwrap();

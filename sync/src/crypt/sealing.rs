@@ -115,7 +115,7 @@ impl Sealing {
             None => {
                 tracing::error!("this machine's key was removed from the encrypted store");
                 *self.removed.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
-                    "this machine's key was removed from the encrypted store: it pushes nothing more. To be let in again, run `ferry key add {}` on a machine that has the key",
+                    "this machine's key was removed from the encrypted store, or the remote serves a keyring from before it joined: it pushes nothing more. To be let in again, run `ferry key add {}` on a machine that has the key",
                     identity.recipient()
                 ));
             }
@@ -275,6 +275,12 @@ fn refused_branch(store: &Store, id: &str, plain: &str, commit: Oid) -> Option<S
         Err(e) => return Some(format!("machine {id}: {e}")),
         Ok(_) => {}
     }
+    // This machine's own branch as the remote has it is not held to what was seen: another
+    // install writing it (a copy of this one) must be seen, and this machine pushes its own
+    // over it anyway.
+    if store.repo().refname_to_id(&own_ref(id)).is_ok() {
+        return None;
+    }
     let old = store.repo().refname_to_id(plain).ok()?;
     match rolled_back(store.repo(), old, commit) {
         Ok(None) => None,
@@ -321,35 +327,8 @@ fn learned(store: &Store, keys: &Keys) -> Result<Twins, CryptError> {
 /// Adds `added` to the store's shallow list (their parents were not fetched, and git must not
 /// look for them) and takes `complete` off it (their parents came with a deepening fetch).
 fn mark_shallow(store: &Store, added: &[Oid], complete: &[Oid]) -> Result<(), CryptError> {
-    let path = store.repo().path().join("shallow");
-    let io = |source| CryptError::Io {
-        path: path.clone(),
-        source,
-    };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(io(e)),
-    };
-    let gone: Vec<String> = complete.iter().map(Oid::to_string).collect();
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.is_empty() && !gone.iter().any(|g| g == l))
-        .map(String::from)
-        .collect();
-    for c in added {
-        let hex = c.to_string();
-        if !lines.contains(&hex) {
-            lines.push(hex);
-        }
-    }
-    if lines.is_empty() {
-        return match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
-            _ => Ok(()),
-        };
-    }
-    let tmp = path.with_extension("ferry-tmp");
-    std::fs::write(&tmp, lines.join("\n") + "\n").map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
+    Ok(store.edit_shallow(|list| {
+        list.retain(|id| !complete.contains(id));
+        list.extend(added);
+    })?)
 }

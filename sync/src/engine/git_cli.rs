@@ -9,7 +9,7 @@
 //! not set an ssh command of their own, so active syncing does not cost a handshake per fetch.
 
 use super::remote::{Failure, History, Progress, RemoteError, redact, redact_text};
-use super::sealed_wire::{ShownShallow, move_in};
+use super::sealed_wire::{ShownShallow, clear_left, move_in, own_name};
 use crate::store::{Store, own_ref};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -73,6 +73,28 @@ impl GitCli {
         cmd
     }
 
+    /// A git command on `store` shown only the sealed commits of its shallow list (see
+    /// `sealed_wire`), for a transfer that must name no plain commit to the remote; the list
+    /// goes once the command has run.
+    fn shown_command(
+        &self,
+        store: &Store,
+        url: &str,
+        op: &'static str,
+    ) -> Result<(Command, ShownShallow), RemoteError> {
+        let shown = ShownShallow::write(store).map_err(|e| {
+            failure(
+                op,
+                url,
+                Failure::Other,
+                format!("writing the shallow list git is shown: {e}"),
+            )
+        })?;
+        let mut cmd = self.command(Some(store.repo().path()));
+        cmd.arg("--shallow-file").arg(shown.path());
+        Ok((cmd, shown))
+    }
+
     /// The remote's branches under `prefix` (`refs/heads/machines/`), by their full names.
     pub fn heads_under(&self, url: &str, prefix: &str) -> Result<Vec<String>, RemoteError> {
         let mut cmd = self.command(None);
@@ -97,9 +119,7 @@ impl GitCli {
         refspec: &str,
         max_bytes: u64,
     ) -> Result<(), RemoteError> {
-        let shown = shown_shallow(store, url)?;
-        let mut cmd = self.command(Some(store.repo().path()));
-        cmd.arg("--shallow-file").arg(shown.path());
+        let (mut cmd, shown) = self.shown_command(store, url, "fetch")?;
         // As a pack, whose growing file bounds what arrives.
         cmd.args(["-c", "fetch.unpackLimit=1"]);
         cmd.args([
@@ -125,9 +145,11 @@ impl GitCli {
     /// Pushes `refspec` alone (not forced unless it says so): the keyring, which every machine
     /// only adds to.
     pub fn push_ref(&self, store: &Store, url: &str, refspec: &str) -> Result<(), RemoteError> {
-        let mut cmd = self.command(Some(store.repo().path()));
+        let (mut cmd, shown) = self.shown_command(store, url, "push")?;
         cmd.args(["push", "--porcelain", "--", url, refspec]);
-        run(cmd, "push", url, None, &Progress::default()).map(|_| ())
+        let done = run(cmd, "push", url, None, &Progress::default()).map(|_| ());
+        shown.remove();
+        done
     }
 
     /// Sets every ref of `updates` on the remote in one atomic push, each only if the remote
@@ -140,7 +162,7 @@ impl GitCli {
         updates: &[Lease],
         progress: &Progress,
     ) -> Result<(), RemoteError> {
-        let mut cmd = self.command(Some(store.repo().path()));
+        let (mut cmd, shown) = self.shown_command(store, url, "push")?;
         cmd.args(["push", "--atomic", "--porcelain", "--progress"]);
         for u in updates {
             let expect = u.expect.map(|o| o.to_string()).unwrap_or_default();
@@ -151,7 +173,9 @@ impl GitCli {
         for u in updates {
             cmd.arg(format!("{}:{}", u.src, u.dst));
         }
-        run(cmd, "push", url, None, progress).map(|_| ())
+        let done = run(cmd, "push", url, None, progress).map(|_| ());
+        shown.remove();
+        done
     }
 
     /// The commit the remote's ref `refname` names now (`None`: it has no such ref).
@@ -187,23 +211,31 @@ impl GitCli {
         dest: &str,
     ) -> Result<(), RemoteError> {
         let sealed = dest == crate::crypt::sealing::SEALED_PREFIX;
-        let shown = sealed.then(|| shown_shallow(store, url)).transpose()?;
+        let shown = sealed
+            .then(|| self.shown_command(store, url, "fetch"))
+            .transpose()?;
         let shallow = shown
             .as_ref()
-            .map_or_else(|| store.repo().is_shallow(), |s| !s.is_empty());
+            .map_or_else(|| store.repo().is_shallow(), |(_, s)| !s.is_empty());
         let deepens = match history {
             History::New => false,
             History::Tips => true,
             History::All => shallow,
         };
-        // A pack half-received by a fetch that was stopped long ago is garbage.
+        // A pack half-received by a fetch that was stopped long ago is garbage, and so is what
+        // such a fetch left beside it.
         Incoming::clear_stale(store);
-        if let Some(shown) = shown {
+        for stem in ["ferry-fetch-apart-", "ferry-shallow-shown-"] {
+            clear_left(store.repo().path(), stem, LEFT_BY_A_FETCH);
+        }
+        if let Some((in_store, shown)) = shown {
             let done = if deepens {
                 // Run in a repository of its own that holds nothing, so that git names no
                 // commit of the store to the remote; what arrives is moved into the store (see
                 // `sealed_wire`). A whole-history fetch brings the tips again too.
-                let apart = store.repo().path().join("ferry-fetch-apart");
+                let apart = own_name(store.repo().path(), "ferry-fetch-apart");
+                // One left by a killed process of the same pid is no fetch's now.
+                let _ = std::fs::remove_dir_all(&apart);
                 let history = match history {
                     History::Tips => History::Tips,
                     _ => History::New,
@@ -211,7 +243,6 @@ impl GitCli {
                 let io = |what: &str, e: &dyn std::fmt::Display| {
                     failure("fetch", url, Failure::Other, format!("{what}: {e}"))
                 };
-                let _ = std::fs::remove_dir_all(&apart);
                 let done = git2::Repository::init_bare(&apart)
                     .map_err(|e| io("making a repository to fetch into", &e))
                     .and_then(|_| {
@@ -226,10 +257,13 @@ impl GitCli {
                 let _ = std::fs::remove_dir_all(&apart);
                 done
             } else {
-                let mut cmd = self.command(Some(store.repo().path()));
-                cmd.arg("--shallow-file").arg(shown.path());
                 let incoming = Incoming::new(store, max_bytes);
-                self.fetch_into(cmd, incoming, url, progress, history, dest)
+                // Nothing sealed lacks its parents: the whole history is what the store has.
+                let history = match history {
+                    History::All => History::New,
+                    h => h,
+                };
+                self.fetch_into(in_store, incoming, url, progress, history, dest)
             };
             shown.remove();
             return done;
@@ -329,7 +363,14 @@ impl GitCli {
         let Ok(head) = store.repo().refname_to_id(&own) else {
             return Ok(());
         };
-        let mut cmd = self.command(Some(store.repo().path()));
+        // A sealed branch's push names no plain commit to the remote.
+        let (mut cmd, shown) = match sealed {
+            Some(_) => {
+                let (cmd, shown) = self.shown_command(store, url, "push")?;
+                (cmd, Some(shown))
+            }
+            None => (self.command(Some(store.repo().path())), None),
+        };
         cmd.args(["push", "--porcelain", "--progress"]);
         // A lease forces the ref only from the value it names; a `+` would force it from any.
         let force = match lease {
@@ -343,7 +384,11 @@ impl GitCli {
         cmd.args(["--", url])
             .arg(format!("{force}{}:{own}", sealed.unwrap_or(head)));
         // A refused ref makes git exit non-zero; `run` reports its porcelain line.
-        run(cmd, "push", url, None, progress)?;
+        let done = run(cmd, "push", url, None, progress);
+        if let Some(s) = shown {
+            s.remove();
+        }
+        done?;
         store
             .record_pushed(machine_id, head)
             .map_err(|e| failure("push", url, Failure::Other, e.to_string()))
@@ -417,6 +462,10 @@ struct Incoming {
     /// The packs arriving before this fetch began (another fetch's): not this one's.
     others: std::collections::HashSet<std::ffi::OsString>,
 }
+
+/// How old what a fetch leaves in the store's git dir (its repository apart, its shallow list)
+/// is before it is taken for a killed fetch's: longer than any fetch runs.
+const LEFT_BY_A_FETCH: Duration = Duration::from_secs(6 * 3600);
 
 /// How old a half-received pack is before it is taken for a stopped fetch's.
 const STALE_PACK: Duration = Duration::from_secs(600);
@@ -588,18 +637,6 @@ fn run(
     text.push_str(&stdout);
     let (kind, message) = classify(&text, url);
     Err(failure(op, url, kind, message))
-}
-
-/// The sealed commits of `store`'s shallow list, written for a fetch to be shown.
-fn shown_shallow(store: &Store, url: &str) -> Result<ShownShallow, RemoteError> {
-    ShownShallow::write(store).map_err(|e| {
-        failure(
-            "fetch",
-            url,
-            Failure::Other,
-            format!("writing the shallow list a fetch is shown: {e}"),
-        )
-    })
 }
 
 /// Makes git die when the thread that runs it does (Linux): a daemon killed with SIGKILL must

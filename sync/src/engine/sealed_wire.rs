@@ -9,7 +9,8 @@
 //!   names every shallow commit to deepen, and writes the store's own list) runs in a repository
 //!   of its own that holds nothing, and what arrives is moved into the store ([`move_in`]).
 
-use crate::store::Store;
+use crate::store::{Store, StoreError, shallow};
+use git2::Oid;
 use std::path::{Path, PathBuf};
 
 /// How a sealed commit's message begins (`doc/ENCRYPTION.md`).
@@ -18,26 +19,30 @@ const SEALED_MESSAGE: &str = "ferry sealed commit";
 /// The shallow list one fetch is shown: the sealed commits of the store's.
 pub(super) struct ShownShallow {
     path: PathBuf,
-    sealed: Vec<String>,
+    sealed: Vec<Oid>,
 }
 
 impl ShownShallow {
     /// Writes the sealed commits of `store`'s shallow list beside it, for a fetch to be shown.
-    pub fn write(store: &Store) -> std::io::Result<ShownShallow> {
+    pub fn write(store: &Store) -> Result<ShownShallow, StoreError> {
         let repo = store.repo();
-        let sealed: Vec<String> = read_list(&repo.path().join("shallow"))?
+        let sealed: Vec<Oid> = store
+            .shallow_list()?
             .into_iter()
             .filter(|id| {
-                git2::Oid::from_str(id)
-                    .and_then(|oid| repo.find_commit(oid))
+                repo.find_commit(*id)
                     .is_ok_and(|c| c.message_bytes().starts_with(SEALED_MESSAGE.as_bytes()))
             })
             .collect();
-        let path = repo.path().join("ferry-shallow-shown");
+        let path = own_name(repo.path(), "ferry-shallow-shown");
         // No file, not an empty one: git takes a store with an empty list for a shallow one.
-        remove_file(&path)?;
+        let io = |e| StoreError::Io {
+            path: path.clone(),
+            source: e,
+        };
         if !sealed.is_empty() {
-            write_list(&path, &sealed)?;
+            let text: String = sealed.iter().map(|id| format!("{id}\n")).collect();
+            std::fs::write(&path, text).map_err(io)?;
         }
         Ok(ShownShallow { path, sealed })
     }
@@ -59,14 +64,19 @@ impl ShownShallow {
     }
 }
 
-/// After a fetch run in the repository `apart`: its packs move into `store`, the store's
-/// shallow list loses the sealed commits `shown` held (their history came, or the fetch
-/// brought the tips anew) and takes the ones `apart` lists, and its refs are set as `apart`'s.
-/// In that order, so that a crash between leaves no ref at a commit whose missing parents the
-/// list does not name.
-pub(super) fn move_in(apart: &Path, store: &Store, shown: &ShownShallow) -> std::io::Result<()> {
+/// After a fetch run in the repository `apart`: its packs move into `store`; the store's
+/// shallow list takes the commits `apart` lists and loses those of `shown` whose parents are
+/// all here now; and the store's refs are set as `apart`'s. In that order, so that no ref is
+/// ever at a commit whose missing parents the list does not name.
+pub(super) fn move_in(apart: &Path, store: &Store, shown: &ShownShallow) -> Result<(), StoreError> {
     let into = store.repo().path().join("objects/pack");
-    let mut packs: Vec<PathBuf> = std::fs::read_dir(apart.join("objects/pack"))?
+    let from = apart.join("objects/pack");
+    let io = |p: &Path, e| StoreError::Io {
+        path: p.to_path_buf(),
+        source: e,
+    };
+    let mut packs: Vec<PathBuf> = std::fs::read_dir(&from)
+        .map_err(|e| io(&from, e))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
@@ -78,59 +88,67 @@ pub(super) fn move_in(apart: &Path, store: &Store, shown: &ShownShallow) -> std:
     // The index last: git and libgit2 take a pack for there once its index is.
     packs.sort_by_key(|p| p.extension().is_some_and(|e| e == "idx"));
     for p in &packs {
-        std::fs::rename(p, into.join(p.file_name().expect("a file name")))?;
+        let to = into.join(p.file_name().expect("a file name"));
+        std::fs::rename(p, &to).map_err(|e| io(&to, e))?;
     }
-    let own = store.repo().path().join("shallow");
-    let mut list: Vec<String> = read_list(&own)?
-        .into_iter()
-        .filter(|id| !shown.sealed.contains(id))
+    let came = shallow::read_list(&apart.join("shallow")).map_err(|e| io(apart, e))?;
+    let odb = store.repo().odb()?;
+    let complete: Vec<Oid> = shown
+        .sealed
+        .iter()
+        .copied()
+        .filter(|id| parents_of(&odb, *id).is_some_and(|ps| ps.iter().all(|p| odb.exists(*p))))
         .collect();
-    for id in read_list(&apart.join("shallow"))? {
-        if !list.contains(&id) {
-            list.push(id);
-        }
-    }
-    if list.is_empty() {
-        remove_file(&own)?;
-    } else {
-        let tmp = own.with_extension("ferry-tmp");
-        write_list(&tmp, &list)?;
-        std::fs::rename(&tmp, &own)?;
-    }
-    let there = git2::Repository::open_bare(apart).map_err(std::io::Error::other)?;
-    for r in there.references().map_err(std::io::Error::other)?.flatten() {
+    store.edit_shallow(|list| {
+        list.retain(|id| !complete.contains(id));
+        list.extend(came);
+    })?;
+    let there = git2::Repository::open_bare(apart)?;
+    for r in there.references()?.flatten() {
         if let (Ok(name), Some(oid)) = (r.name(), r.target()) {
-            store
-                .repo()
-                .reference(name, oid, true, "ferry fetch")
-                .map_err(std::io::Error::other)?;
+            store.repo().reference(name, oid, true, "ferry fetch")?;
         }
     }
     Ok(())
 }
 
-/// The ids of a shallow list (none where there is no file).
-fn read_list(path: &Path) -> std::io::Result<Vec<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
+/// The parents commit `id` names, read from its own bytes (libgit2 shows a commit of the
+/// shallow list without them); `None` if it is not here.
+fn parents_of(odb: &git2::Odb<'_>, id: Oid) -> Option<Vec<Oid>> {
+    let object = odb.read(id).ok()?;
+    let text = std::str::from_utf8(object.data()).ok()?;
+    Some(
+        text.lines()
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.strip_prefix("parent "))
+            .filter_map(|hex| Oid::from_str(hex).ok())
+            .collect(),
+    )
 }
 
-fn write_list(path: &Path, ids: &[String]) -> std::io::Result<()> {
-    let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
-    std::fs::write(path, text)
+/// A name in the store's git dir `dir` that no other fetch running now uses (the daemon's and a
+/// command's may run at once): `stem`, this process and a count.
+pub(super) fn own_name(dir: &Path, stem: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!("{stem}-{}-{n}", std::process::id()))
 }
 
-fn remove_file(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+/// Removes what fetches stopped long ago (killed) left in the store's git dir `dir` under
+/// names that begin with `stem`.
+pub(super) fn clear_left(dir: &Path, stem: &str, older_than: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > older_than));
+        if old && e.file_name().to_string_lossy().starts_with(stem) {
+            let path = e.path();
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
     }
 }

@@ -177,30 +177,13 @@ impl Store {
     /// tip unreachable, compaction removes it, and git's next deepening fetch would name a
     /// commit the store no longer has.
     fn prune_shallow(&self, reachable: &HashSet<Oid>) -> Result<(), StoreError> {
-        let path = self.repo.path().join("shallow");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(());
-        };
-        let kept: Vec<&str> = text
-            .lines()
-            .filter(|l| Oid::from_str(l.trim()).is_ok_and(|id| reachable.contains(&id)))
-            .collect();
-        if kept.len() == text.lines().count() {
-            return Ok(());
-        }
-        let io = |e| StoreError::io(&path, e);
-        if kept.is_empty() {
-            return remove_read_only(&path).map_err(io);
-        }
-        let lock = path.with_file_name("shallow.lock");
-        std::fs::write(&lock, kept.join("\n") + "\n").map_err(io)?;
-        std::fs::rename(&lock, &path).map_err(io)
+        self.edit_shallow(|list| list.retain(|id| reachable.contains(id)))
     }
 }
 
 /// Removes `path`, a file git may have written read-only (loose objects and packs are 0444):
 /// on Windows that attribute refuses the removal, so it is cleared first.
-fn remove_read_only(path: &std::path::Path) -> std::io::Result<()> {
+pub(super) fn remove_read_only(path: &std::path::Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             let mut perms = std::fs::metadata(path)?.permissions();

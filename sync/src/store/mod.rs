@@ -11,6 +11,7 @@ mod packed;
 pub(crate) use packed::write_objects;
 mod read;
 mod records;
+pub(crate) mod shallow;
 mod write;
 
 pub use chunks::CHUNK;
