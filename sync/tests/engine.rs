@@ -72,7 +72,39 @@ fn node_with(
     }
 }
 
+/// Al's machine (`aaaa`) pushing to `remote`, with `config`, and a look at its branch there and
+/// here.
+fn al_pushing(dir: &Path, remote: &str, config: EngineConfig) -> (Node, git2::Repository) {
+    let a = node_with(
+        dir,
+        "aaaa",
+        "/home/al",
+        "/home/al/src/proj",
+        Some(remote.to_string()),
+        config,
+    );
+    (a, git2::Repository::open_bare(remote).unwrap())
+}
+
 impl Node {
+    /// This machine's branch as the remote `there` has it, and as its store has it.
+    fn branch_there_and_here(
+        &self,
+        there: &git2::Repository,
+    ) -> (Option<git2::Oid>, Option<git2::Oid>) {
+        let id = &self.record.id;
+        let here = Store::open(&self.store_path)
+            .unwrap()
+            .head(id, true)
+            .unwrap();
+        (
+            there
+                .refname_to_id(&format!("refs/heads/machines/{id}"))
+                .ok(),
+            here,
+        )
+    }
+
     fn append(&self, text: &str) {
         use std::io::Write;
         let path = self.upper.join("s.jsonl");
@@ -891,12 +923,9 @@ fn a_plain_push_never_replaces_a_branch_sealed_in_its_place_with_git_and_without
         run(async move {
             let tmp = tempfile::tempdir().unwrap();
             let remote = bare(&tmp.path().join("remote.git"));
-            let a = node_with(
+            let (a, there) = al_pushing(
                 tmp.path(),
-                "aaaa",
-                "/home/al",
-                "/home/al/src/proj",
-                Some(remote.clone()),
+                &remote,
                 EngineConfig {
                     // Only the pushes after commits: no fetch tells the engine first.
                     fetch_every: Duration::from_secs(3600),
@@ -904,15 +933,9 @@ fn a_plain_push_never_replaces_a_branch_sealed_in_its_place_with_git_and_without
                     ..config()
                 },
             );
-            let there = git2::Repository::open_bare(&remote).unwrap();
             let branch = "refs/heads/machines/aaaa";
-            let head = || there.refname_to_id(branch).ok();
-            let own = || {
-                Store::open(&a.store_path)
-                    .unwrap()
-                    .head("aaaa", true)
-                    .unwrap()
-            };
+            let head = || a.branch_there_and_here(&there).0;
+            let own = || a.branch_there_and_here(&there).1;
             a.append(&line("/home/al/src/proj", "l0"));
             wait_for("the first push", Duration::from_secs(10), || {
                 head().is_some() && head() == own()
@@ -996,4 +1019,63 @@ fn an_encrypted_store_fetches_with_git_only() {
                 .is_none()
         );
     });
+}
+
+/// A push that died with the git receiving it left its lock on this machine's branch in a remote
+/// on this computer: a lock that fresh is left alone (a push may hold it now), and once it is
+/// older than any push holds one, it is taken for a dead push's, removed, and the push goes on.
+#[test]
+fn a_dead_pushs_lock_on_this_machines_branch_is_cleared_with_git_and_without() {
+    for transport in TRANSPORTS {
+        run(async move {
+            let tmp = tempfile::tempdir().unwrap();
+            let remote = bare(&tmp.path().join("remote.git"));
+            let (a, there) = al_pushing(
+                tmp.path(),
+                &remote,
+                EngineConfig {
+                    transport,
+                    ..config()
+                },
+            );
+            let head = || a.branch_there_and_here(&there).0;
+            let own = || a.branch_there_and_here(&there).1;
+            a.append(&line("/home/al/src/proj", "l0"));
+            wait_for("the first push", Duration::from_secs(10), || {
+                head().is_some() && head() == own()
+            })
+            .await;
+            let lock = Path::new(&remote).join("refs/heads/machines/aaaa.lock");
+            std::fs::write(&lock, "").unwrap();
+            a.append(&line("/home/al/src/proj", "l1"));
+            wait_for(
+                "the push to fail on the lock",
+                Duration::from_secs(10),
+                || {
+                    a.engine
+                        .status()
+                        .last_error
+                        .is_some_and(|(_, e)| e.contains(".lock"))
+                },
+            )
+            .await;
+            assert!(lock.exists(), "a fresh lock is left alone ({transport:?})");
+            assert_ne!(head(), own());
+            // Ten minutes old: a dead push's.
+            let old = std::time::SystemTime::now() - Duration::from_secs(600);
+            std::fs::File::options()
+                .write(true)
+                .open(&lock)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+            wait_for(
+                "the push past the dead lock",
+                Duration::from_secs(15),
+                || head() == own(),
+            )
+            .await;
+            assert!(!lock.exists(), "{transport:?}");
+        });
+    }
 }

@@ -11,6 +11,7 @@ mod git_cli;
 mod remote;
 mod sealed;
 mod sealed_wire;
+mod stale_lock;
 mod status;
 mod transfer;
 mod watch;
@@ -309,6 +310,13 @@ impl Transport {
                 self.probe_plain(store, url, remote::REF_MAX_BYTES)
                     .map_err(|e| RemoteError { op: "push", ..e })?;
                 push(Some(there))
+            }
+            // A dead push's lock on this machine's branch in a remote on this computer.
+            Err(e)
+                if stale_lock::is_lock_failure(&e.message)
+                    && stale_lock::clear_own_lock(url, machine_id) =>
+            {
+                push(lease)
             }
             done => done,
         }?;
