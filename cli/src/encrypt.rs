@@ -108,8 +108,8 @@ fn make(ctx: &Ctx, git: &GitCli, store: &Store, url: &str, asked: &Asked) -> Res
     let sealing = Sealing::new(store_keys.clone());
     // Written under a ref of its own until the push has gone through: a store whose keyring
     // ref is set counts as encrypted, which it is not while the remote is plain.
-    drop_ref(store, PENDING_KEYRING);
-    let ring_commit = ring.write(store.repo(), PENDING_KEYRING)?;
+    drop_ref(store, keys::PENDING_KEYRING);
+    let ring_commit = ring.write(store.repo(), keys::PENDING_KEYRING)?;
     let sealed = put_sealed(
         ctx,
         store,
@@ -119,7 +119,7 @@ fn make(ctx: &Ctx, git: &GitCli, store: &Store, url: &str, asked: &Asked) -> Res
         &target,
         asked.to.is_none(),
     );
-    drop_ref(store, PENDING_KEYRING);
+    drop_ref(store, keys::PENDING_KEYRING);
     let put = sealed.map_err(|e| {
         anyhow::anyhow!(
             "{e}\nThis store is plain still. Run `ferry encrypt` again (a machine that pushed meanwhile is taken along then)"
@@ -405,9 +405,6 @@ fn agreed(ctx: &Ctx, summary: &Summary, yes: bool) -> Result<bool> {
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
-
-/// Where the new keyring waits for the push that puts it on the remote.
-const PENDING_KEYRING: &str = "refs/ferry/pending/keyring";
 
 /// Deletes ref `name` if it is there.
 pub(crate) fn drop_ref(store: &Store, name: &str) {

@@ -36,10 +36,22 @@ pub fn sealing(st: &State, config: &Config) -> Result<Option<Arc<Sealing>>> {
         // Refused (older than what this machine has seen, a key replaced, or no longer opening
         // for it): the newest keyring it took goes on, and each fetch says why the remote's is
         // not taken.
-        Err(e) => match store_keys_at(st, config, &store, KEYRING_KEPT) {
-            Ok(Some(keys)) => (keys, KEYRING_KEPT),
-            _ => return Err(e),
-        },
+        Err(e)
+            if matches!(
+                e.downcast_ref(),
+                Some(
+                    CryptError::Older { .. }
+                        | CryptError::Replaced { .. }
+                        | CryptError::NoKey { .. }
+                )
+            ) =>
+        {
+            match store_keys_at(st, config, &store, KEYRING_KEPT) {
+                Ok(Some(keys)) => (keys, KEYRING_KEPT),
+                _ => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
     };
     let ring = store.repo().refname_to_id(ring).ok();
     if let Some(ring) = ring {
@@ -53,6 +65,7 @@ pub fn sealing(st: &State, config: &Config) -> Result<Option<Arc<Sealing>>> {
         id,
         ring,
         key_pin(st),
+        &config.machine_id,
     ))))
 }
 
@@ -110,13 +123,15 @@ pub(crate) fn git(st: &State) -> Result<GitCli> {
 
 /// At `ferry init --remote URL`: makes the remote's store encrypted when `encrypt` asks and it
 /// has none yet, or joins the encrypted store it holds, waiting up to `wait` for a machine
-/// that has the key to add this one. Says whether the store is encrypted.
+/// that has the key to add this one (`again`: the command to run again, said if none does). Says
+/// whether the store is encrypted.
 pub fn settle(
     ctx: &Ctx,
     url: &str,
     encrypt: bool,
     passphrase: Option<&str>,
     wait: Duration,
+    again: &str,
 ) -> Result<bool> {
     let st = ctx.state()?;
     let store = Store::init(&st.store()).context("opening the store")?;
@@ -127,14 +142,7 @@ pub fn settle(
     };
     fetch(&store)?;
     if Keyring::read(store.repo(), KEYRING_REF)?.is_some() {
-        join(
-            ctx,
-            &store,
-            passphrase,
-            wait,
-            "ferry init --remote URL",
-            || fetch(&store),
-        )?;
+        join(ctx, &store, passphrase, wait, again, || fetch(&store))?;
         return Ok(true);
     }
     if !encrypt {
@@ -202,10 +210,10 @@ pub(crate) fn join(
             said = true;
         }
         if Instant::now() >= deadline {
-            return Err(CryptError::NoKey {
-                recipient: id.recipient(),
-            }
-            .into());
+            bail!(
+                "this machine has no key to the encrypted store yet: on a machine that has one, run `ferry key add {}`, then `{again}` here again (or add `--passphrase-file FILE` to it, to join with the store's passphrase)",
+                id.recipient()
+            );
         }
         std::thread::sleep(Duration::from_secs(2).min(wait));
         fetch()?;
@@ -281,12 +289,32 @@ impl Editing<'_> {
 
 /// Writes `next` as the store's keyring and pushes it to `url` (never forced: a keyring changed
 /// meanwhile elsewhere makes this fail, to be run again).
+/// The keyring is written under a ref of its own, pushed from there, and is this store's own
+/// copy of the remote's only once the push went through: a keyring the remote refused (another
+/// machine changed it meanwhile) is never taken here, neither sealed with nor recorded as seen.
 fn push_keyring(git: &GitCli, store: &Store, url: &str, next: &Keyring) -> Result<()> {
-    next.write(store.repo(), KEYRING_REF)?;
-    git.push_ref(store, url, &format!("{KEYRING_REF}:{KEYRING_HEAD}"))
+    // The new version goes on top of the remote's, as fetched.
+    crate::encrypt::drop_ref(store, PENDING_KEYRING);
+    if let Ok(now) = store.repo().refname_to_id(KEYRING_REF) {
+        store
+            .repo()
+            .reference(PENDING_KEYRING, now, true, "ferry: keyring to change")?;
+    }
+    let commit = next.write(store.repo(), PENDING_KEYRING)?;
+    let pushed = git
+        .push_ref(store, url, &format!("{PENDING_KEYRING}:{KEYRING_HEAD}"))
         .map_err(|e| anyhow::anyhow!("{}", e.message))
-        .context("pushing the store's keyring (run the command again)")
+        .context("pushing the store's keyring (run the command again)");
+    crate::encrypt::drop_ref(store, PENDING_KEYRING);
+    pushed?;
+    store
+        .repo()
+        .reference(KEYRING_REF, commit, true, "ferry: keyring pushed")?;
+    Ok(())
 }
+
+/// Where a new keyring waits for the push that puts it on the remote.
+pub(crate) const PENDING_KEYRING: &str = "refs/ferry/pending/keyring";
 
 /// `ferry key add RECIPIENT`: lets another machine open the store from now on.
 pub fn add(ctx: &Ctx, who: &str) -> Result<()> {

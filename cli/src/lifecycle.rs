@@ -106,12 +106,17 @@ pub fn init(
     // Before anything is pushed: whether the store is encrypted, and its key.
     if let Some(url) = config.remote.clone().filter(|_| !offline) {
         let settled = (|| {
+            let again = match sealed_later {
+                Some(name) => format!("ferry init --remote URL --as-machine {name}"),
+                None => "ferry init --remote URL".to_string(),
+            };
             let encrypted = crate::keys::settle(
                 ctx,
                 &url,
                 encryption.encrypt,
                 passphrase.as_deref(),
                 encryption.wait,
+                &again,
             )?;
             if encrypted && !config.encrypted {
                 config.encrypted = true;
@@ -125,7 +130,8 @@ pub fn init(
             }
             anyhow::Ok(())
         })();
-        // A machine to be continued that was not: no install of a new one is left behind.
+        // A machine to be continued that was not: no config of a new machine is left behind
+        // (a `ferry mount` now would start one); the store and identity stay, for the next try.
         if let (Err(_), Some(_)) = (&settled, sealed_later) {
             match &existing {
                 Some(before) => st.save(before)?,

@@ -1025,6 +1025,10 @@ fn an_encrypted_store_fetches_with_git_only() {
 /// on this computer: a lock that fresh is left alone (a push may hold it now), and once it is
 /// older than any push holds one, it is taken for a dead push's, removed, and the push goes on.
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "under Wine, libgit2's push to a path cannot write a pack a failed push left there (its read-only index: 'failed to rename lockfile … Access denied'), lock or not"
+)]
 fn a_dead_pushs_lock_on_this_machines_branch_is_cleared_with_git_and_without() {
     for transport in TRANSPORTS {
         run(async move {

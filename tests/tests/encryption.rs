@@ -333,6 +333,33 @@ fn a_removed_machine_is_kept_out_of_what_is_written_after() {
         m.ok(&init_args(name, url, &["--wait-for-key", "1"]));
         recipients.push(r);
     }
+    // A removal the remote refuses (here a hook; else a keyring changed meanwhile) changes
+    // nothing here: the new key is neither taken nor recorded as seen.
+    let hook = remote.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho no keyrings today >&2\nexit 1\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let ring_here = || {
+        String::from_utf8(git(
+            &a.state.join("store"),
+            &["rev-parse", "refs/ferry/remote/keyring"],
+        ))
+        .unwrap()
+    };
+    let before = ring_here();
+    let out = a.ferry(&["key", "remove", &recipients[1]]);
+    assert!(!out.status.success());
+    assert_eq!(
+        ring_here(),
+        before,
+        "the refused keyring is not this store's"
+    );
+    let seen = std::fs::read_to_string(a.state.join("store-key.seen")).unwrap();
+    assert_eq!(seen.lines().count(), 1, "{seen}");
+    std::fs::remove_file(&hook).unwrap();
     let removed = a.ok(&["key", "remove", &recipients[1]]);
     assert!(removed.contains("generation 2"), "{removed}");
     let e = String::from_utf8_lossy(&a.ferry(&["key", "remove", &a.ok(&["key", "show"])]).stderr)

@@ -38,6 +38,14 @@ pub fn rolled_back(repo: &Repository, old: Oid, new: Oid) -> Result<Option<Strin
     // horizon, folds the state seen into its oldest commit: taken when that fold's horizon is
     // after the state seen and the tip is no older than it (this machine was away longer than
     // the horizon).
+    // The newest time in the state seen, its ancestry included: a commit dated too early (a
+    // clock reset) must not let a fold from before it pass for one after it.
+    let mut newest_seen = when.seconds();
+    let mut below = seen.parent(0).ok();
+    while let Some(c) = below {
+        newest_seen = newest_seen.max(c.committer().when().seconds());
+        below = c.parent(0).ok();
+    }
     let mut at = Some(came.clone());
     while let Some(c) = at {
         if c.tree_id() == tree && c.committer().when() == when {
@@ -45,7 +53,7 @@ pub fn rolled_back(repo: &Repository, old: Oid, new: Oid) -> Result<Option<Strin
         }
         let parent = c.parent(0).ok();
         if parent.is_none()
-            && folded_before(&c).is_some_and(|h| h > when.seconds().saturating_mul(1000))
+            && folded_before(&c).is_some_and(|h| h > newest_seen.saturating_mul(1000))
             && came.committer().when().seconds() >= when.seconds()
         {
             return Ok(None);

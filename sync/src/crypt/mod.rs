@@ -51,6 +51,15 @@ pub enum CryptError {
         /// The keys this machine has seen.
         seen: usize,
     },
+    /// A keyring that holds another key in place of one this machine has seen: made by someone
+    /// who holds only the older keys (a removed machine).
+    #[error(
+        "the remote's keyring replaces store key {at} of those this machine has seen: refusing it, as a keyring made by someone who holds only the older keys (a removed machine) would be. Nothing is sealed with it; this machine goes on with the keys it has"
+    )]
+    Replaced {
+        /// Which key (1 for the first).
+        at: usize,
+    },
     /// An identity, recipient or passphrase file that cannot be used.
     #[error("{0}")]
     Key(String),

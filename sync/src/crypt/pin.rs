@@ -55,10 +55,7 @@ impl KeyPin {
         let seen = self.seen(pin.trim())?;
         let has = keys.fingerprints();
         if let Some(at) = seen.iter().zip(&has).position(|(a, b)| a != b) {
-            return Err(CryptError::Damaged(format!(
-                "the remote's keyring replaces store key {} of those this machine has seen: refusing it, as a keyring made by someone who holds only the older keys (a removed machine) would be. Nothing is sealed with it",
-                at + 1
-            )));
+            return Err(CryptError::Replaced { at: at + 1 });
         }
         if has.len() < seen.len() {
             return Err(CryptError::Older {
@@ -67,7 +64,12 @@ impl KeyPin {
             });
         }
         if has.len() > seen.len() {
-            self.write_seen(&has)?;
+            // Another process (the daemon, a command) may have recorded more meanwhile: what is
+            // kept only ever grows.
+            let now = self.seen(pin.trim())?;
+            if has.len() > now.len() && has.starts_with(&now) {
+                self.write_seen(&has)?;
+            }
         }
         Ok(())
     }
@@ -98,7 +100,7 @@ impl KeyPin {
 
     fn write_seen(&self, fingerprints: &[String]) -> Result<(), CryptError> {
         let path = self.seen_path();
-        let tmp = path.with_extension("tmp");
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         let text: String = fingerprints.iter().map(|f| format!("{f}\n")).collect();
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &path))

@@ -44,6 +44,8 @@ pub struct Sealing {
     /// This machine's identity and the keyring its keys came from: a newer keyring fetched
     /// (another key after a machine was removed) is opened with it.
     follow: Option<(Identity, Mutex<Option<Oid>>, KeyPin)>,
+    /// This machine's id, whose branch as the remote has it is not held to what was seen.
+    own: Option<String>,
     /// Why this machine may push no more: its key was removed from the keyring.
     removed: Mutex<Option<String>>,
     twins: Mutex<Option<Twins>>,
@@ -61,21 +63,25 @@ impl Sealing {
         Sealing {
             keys: Mutex::new(keys),
             follow: None,
+            own: None,
             removed: Mutex::new(None),
             twins: Mutex::new(None),
         }
     }
 
-    /// Sealing with `keys`, opened by `identity` from the keyring at commit `ring`: a newer
-    /// keyring fetched later is followed ([`Sealing::follow_keyring`]), if `pin` takes its keys.
+    /// Sealing with `keys` for machine `own`, opened by `identity` from the keyring at commit
+    /// `ring`: a newer keyring fetched later is followed ([`Sealing::follow_keyring`]), if `pin`
+    /// takes its keys.
     pub fn following(
         keys: StoreKeys,
         identity: Identity,
         ring: Option<Oid>,
         pin: KeyPin,
+        own: &str,
     ) -> Sealing {
         Sealing {
             follow: Some((identity, Mutex::new(ring), pin)),
+            own: Some(own.to_string()),
             ..Sealing::new(keys)
         }
     }
@@ -237,14 +243,16 @@ impl Sealing {
                 continue;
             }
             match self.translate(store, |t| t.open_history(sealed, deepened)) {
-                Ok(opened) => match refused_branch(store, &id, &plain, opened.commit) {
-                    None => {
-                        shallow.extend(opened.shallow);
-                        complete.extend(opened.deepened);
-                        refs.push((plain, opened.commit, twin, sealed));
+                Ok(opened) => {
+                    match refused_branch(store, &id, &plain, opened.commit, self.own.as_deref()) {
+                        None => {
+                            shallow.extend(opened.shallow);
+                            complete.extend(opened.deepened);
+                            refs.push((plain, opened.commit, twin, sealed));
+                        }
+                        Some(why) => failed.push(why),
                     }
-                    Some(why) => failed.push(why),
-                },
+                }
                 Err(e) => failed.push(format!("machine {id}: {e}")),
             }
         }
@@ -263,8 +271,15 @@ impl Sealing {
 
 /// Why machine `id`'s branch, opened to `commit`, may not replace its remote-tracking ref
 /// `plain`: a branch is bound to its machine by the record it holds, sealed, and must hold the
-/// newest state of it opened here (no rollback by the remote).
-fn refused_branch(store: &Store, id: &str, plain: &str, commit: Oid) -> Option<String> {
+/// newest state of it opened here (no rollback by the remote), unless it is this machine's own
+/// (`own`; without one, a branch of the store's own).
+fn refused_branch(
+    store: &Store,
+    id: &str,
+    plain: &str,
+    commit: Oid,
+    own: Option<&str>,
+) -> Option<String> {
     match store.machine_record(id, commit) {
         Ok(r) if r.id != id => {
             return Some(format!(
@@ -278,7 +293,11 @@ fn refused_branch(store: &Store, id: &str, plain: &str, commit: Oid) -> Option<S
     // This machine's own branch as the remote has it is not held to what was seen: another
     // install writing it (a copy of this one) must be seen, and this machine pushes its own
     // over it anyway.
-    if store.repo().refname_to_id(&own_ref(id)).is_ok() {
+    let is_own = match own {
+        Some(own) => own == id,
+        None => store.repo().refname_to_id(&own_ref(id)).is_ok(),
+    };
+    if is_own {
         return None;
     }
     let old = store.repo().refname_to_id(plain).ok()?;

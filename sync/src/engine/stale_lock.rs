@@ -11,10 +11,12 @@ use std::time::Duration;
 /// How old the lock on this machine's branch is before it is taken for a dead push's.
 const STALE: Duration = Duration::from_secs(120);
 
-/// Whether a push's failure `message` is a ref lock that could not be taken.
+/// Whether a push's failure `message` is a ref lock that could not be taken: git's "Unable to
+/// create '….lock': File exists", libgit2's "failed to lock file '….lock' for writing" (or, by
+/// its other path, "failed to create locked file" with the system's "The file exists.").
 pub(super) fn is_lock_failure(message: &str) -> bool {
-    message.contains(".lock")
-        && (message.contains("File exists") || message.contains("failed to lock"))
+    let m = message.to_lowercase();
+    m.contains(".lock") && (m.contains("exists") || m.contains("failed to lock"))
 }
 
 /// Removes a dead push's lock on this machine's branch in the local remote `url`; whether one

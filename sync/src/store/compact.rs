@@ -118,7 +118,10 @@ impl Store {
                 }
             }
         }
-        self.prune_shallow(&seen)?;
+        // Held by a git fetching now: pruned at a later compaction.
+        if let Err(e) = self.prune_shallow(&seen) {
+            tracing::warn!(error = %e, "the shallow list was not pruned");
+        }
         // Drop now-empty fan-out directories; failures (not empty) are expected and ignored.
         if let Ok(dirs) = std::fs::read_dir(repo.path().join("objects")) {
             for d in dirs.flatten() {

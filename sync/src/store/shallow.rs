@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 /// How long a change waits for another writer's lock.
 const LOCK_WAIT: Duration = Duration::from_millis(if cfg!(test) { 300 } else { 10_000 });
-/// How old a lock is before it is taken for a killed writer's.
-const LOCK_STALE: Duration = Duration::from_secs(600);
+/// How old a lock is before it is taken for a killed writer's. git holds it for the whole of a
+/// fetch of the tips or of the whole history (and never waits for it: such a fetch fails at
+/// once if it is taken, and is tried again), so only a lock far older than any fetch is dead.
+const LOCK_STALE: Duration = Duration::from_secs(6 * 3600);
 
 impl Store {
     /// The commits of the shallow list (none when there is none).
