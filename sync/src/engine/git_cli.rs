@@ -489,15 +489,8 @@ impl Incoming {
 
     /// Removes what a fetch stopped long ago left arriving (not what one arriving now has).
     fn clear_stale(store: &Store) {
-        for e in arriving_in(&store.repo().path().join("objects/pack")) {
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_PACK));
-            if old {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
+        let pack_dir = store.repo().path().join("objects/pack");
+        clear_left(&pack_dir, "tmp_pack_", STALE_PACK);
     }
 
     fn arriving(&self) -> impl Iterator<Item = std::fs::DirEntry> {
