@@ -1083,3 +1083,92 @@ fn a_dead_pushs_lock_on_this_machines_branch_is_cleared_with_git_and_without() {
         });
     }
 }
+
+/// A pack that lacks an object its commits need is refused: B's branch of A stays where it was,
+/// the fetch says why, and once the reason is gone the next fetch brings the commit whole. The
+/// remote leaves the tree out because B names a commit that holds it (`have`), a commit B has
+/// without its tree; git's own check after `git fetch` passes such a pack.
+#[test]
+#[cfg_attr(windows, ignore = "needs Linux's git")]
+fn a_pack_lacking_what_its_commits_need_is_refused_and_fetched_whole_later() {
+    run(async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let remote = bare(&tmp.path().join("remote.git"));
+        let (a, there) = al_pushing(tmp.path(), &remote, config());
+        let b = node_with(
+            tmp.path(),
+            "bbbb",
+            "/Users/bob",
+            "/Users/bob/work/proj",
+            Some(remote.clone()),
+            EngineConfig {
+                transport: engine::TransportChoice::Git,
+                fetch_every: Duration::from_secs(3600),
+                idle_fetch_every: Duration::from_secs(3600),
+                ..config()
+            },
+        );
+        let a_tip = || a.branch_there_and_here(&there).0;
+        a.append(&line("/home/al/src/proj", "a1"));
+        wait_for("A's first push", Duration::from_secs(10), || {
+            a_tip().is_some()
+        })
+        .await;
+        let first = a_tip().unwrap();
+        b.engine.sync_now().await;
+        assert!(b.view().contains("\"a1\""));
+        a.append(&line("/home/al/src/proj", "a2"));
+        wait_for("A's second push", Duration::from_secs(10), || {
+            a_tip() != Some(first)
+        })
+        .await;
+        let second = there.find_commit(a_tip().unwrap()).unwrap();
+        // A commit on the remote with the new tree, and B holding that commit alone, named.
+        let sig = git2::Signature::now("x", "x@x").unwrap();
+        let decoy = there
+            .commit(None, &sig, &sig, "decoy", &second.tree().unwrap(), &[])
+            .unwrap();
+        let raw = there.odb().unwrap().read(decoy).unwrap().data().to_vec();
+        let store = Store::open(&b.store_path).unwrap();
+        let written = store
+            .repo()
+            .odb()
+            .unwrap()
+            .write(git2::ObjectType::Commit, &raw)
+            .unwrap();
+        assert_eq!(written, decoy);
+        store
+            .repo()
+            .reference("refs/decoy", decoy, true, "test")
+            .unwrap();
+
+        let packs = store.pack_count();
+        let report = b.engine.sync_now().await;
+        let said = report.error.clone().unwrap_or_default();
+        assert!(
+            said.contains(&format!("lacks {}", second.tree_id())) && said.contains("git fsck"),
+            "{report:?}"
+        );
+        assert_eq!(store.head("aaaa", false).unwrap(), Some(first));
+        assert!(!b.view().contains("\"a2\""));
+        assert_eq!(store.pack_count(), packs, "the refused pack is gone");
+
+        store
+            .repo()
+            .find_reference("refs/decoy")
+            .unwrap()
+            .delete()
+            .unwrap();
+        let report = b.engine.sync_now().await;
+        assert_eq!(report.error, None, "{report:?}");
+        assert_eq!(store.head("aaaa", false).unwrap(), Some(second.id()));
+        assert!(b.view().contains("\"a2\""));
+        let fsck = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&b.store_path)
+            .args(["fsck", "--full", "--no-dangling"])
+            .output()
+            .unwrap();
+        assert!(fsck.status.success(), "{fsck:?}");
+    });
+}

@@ -30,6 +30,8 @@ pub struct GitCli {
     pub version: String,
     /// The ssh command ferry sets (batch mode, a control socket), unless the user has one.
     ssh: Option<String>,
+    /// Remote URLs as git expands them (`url.<base>.insteadOf`), each asked once.
+    expanded: Arc<Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl GitCli {
@@ -46,11 +48,12 @@ impl GitCli {
         Some(GitCli {
             version,
             ssh: ssh_command(control_dir),
+            expanded: Arc::default(),
         })
     }
 
     /// `git` set up to run in the store at `git_dir` (if any), never prompting, in English.
-    fn command(&self, git_dir: Option<&Path>) -> Command {
+    pub(super) fn command(&self, git_dir: Option<&Path>) -> Command {
         let mut cmd = Command::new("git");
         if let Some(dir) = git_dir {
             cmd.arg("--git-dir").arg(dir);
@@ -274,7 +277,34 @@ impl GitCli {
             h => h,
         };
         let incoming = Incoming::new(store, max_bytes);
+        if history == History::New
+            && let Some(target) = self.expanded(url).filter(|t| super::fetch_moved::direct(t))
+        {
+            let done = self.fetch_moved(store, url, &target, incoming, progress, dest);
+            if done.is_err() {
+                // Asked again next time, in case the user's git config changed.
+                self.expanded.lock().expect("expanded lock").remove(url);
+            }
+            return done;
+        }
         self.fetch_into(cmd, incoming, url, progress, history, dest)
+    }
+
+    /// `url` as git expands it (`url.<base>.insteadOf`), asked once; none if git cannot say.
+    fn expanded(&self, url: &str) -> Option<String> {
+        if let Some(known) = self.expanded.lock().expect("expanded lock").get(url) {
+            return Some(known.clone());
+        }
+        let mut cmd = self.command(None);
+        cmd.current_dir(std::env::temp_dir())
+            .args(["ls-remote", "--get-url", "--", url]);
+        let out = run(cmd, "fetch", url, None, &Progress::default()).ok()?;
+        let target = out.trim().to_string();
+        (!target.is_empty()).then(|| {
+            let mut known = self.expanded.lock().expect("expanded lock");
+            known.insert(url.to_string(), target.clone());
+            target
+        })
     }
 
     /// Runs the fetch `cmd` (git, pointed at a repository) for `history` into `dest`, bounded
@@ -454,7 +484,7 @@ fn control_socket_dir(state: &Path) -> Option<PathBuf> {
 }
 
 /// Where a fetch's pack arrives, and how big it may grow.
-struct Incoming {
+pub(super) struct Incoming {
     /// `objects/pack` of the store: git writes the arriving pack to `tmp_pack_*` there.
     pack_dir: PathBuf,
     /// Most bytes accepted.
@@ -491,6 +521,7 @@ impl Incoming {
     fn clear_stale(store: &Store) {
         let pack_dir = store.repo().path().join("objects/pack");
         clear_left(&pack_dir, "tmp_pack_", STALE_PACK);
+        clear_kept(&pack_dir, LEFT_BY_A_FETCH);
     }
 
     fn arriving(&self) -> impl Iterator<Item = std::fs::DirEntry> {
@@ -513,6 +544,24 @@ impl Incoming {
     }
 }
 
+/// Removes the `.keep` files older than `older_than` that a fetch's git wrote in `pack_dir`
+/// ("fetch-pack <pid> on <host>") and a killed fetch left: each would hold its pack out of
+/// every repack for good. Anyone else's stay.
+fn clear_kept(pack_dir: &Path, older_than: Duration) {
+    for e in std::fs::read_dir(pack_dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        let old = || {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > older_than))
+        };
+        let a_fetchs = || std::fs::read(&path).is_ok_and(|b| b.starts_with(b"fetch-pack "));
+        if path.extension().is_some_and(|x| x == "keep") && old() && a_fetchs() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// The packs arriving in `pack_dir` (git's `tmp_pack_*`).
 fn arriving_in(pack_dir: &Path) -> impl Iterator<Item = std::fs::DirEntry> {
     std::fs::read_dir(pack_dir)
@@ -525,7 +574,7 @@ fn arriving_in(pack_dir: &Path) -> impl Iterator<Item = std::fs::DirEntry> {
 /// Runs `cmd`, ticking `progress` on every chunk it writes to stderr (and as a fetch's pack
 /// grows), and stopping it when `progress` is cancelled or more than `incoming` allows arrives;
 /// its stdout on success.
-fn run(
+pub(super) fn run(
     mut cmd: Command,
     op: &'static str,
     url: &str,
@@ -657,7 +706,12 @@ fn die_with_this_thread(cmd: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_this_thread(_cmd: &mut Command) {}
 
-fn failure(op: &'static str, url: &str, kind: Failure, message: impl ToString) -> RemoteError {
+pub(super) fn failure(
+    op: &'static str,
+    url: &str,
+    kind: Failure,
+    message: impl ToString,
+) -> RemoteError {
     RemoteError {
         op,
         url: redact(url),
@@ -847,6 +901,30 @@ pub fn classify(stderr: &str, url: &str) -> (Failure, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_fetchs_old_keep_files_are_cleared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str, age: u64| {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let at = std::time::SystemTime::now() - Duration::from_secs(age);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+            path
+        };
+        let dead = write("pack-a.keep", "fetch-pack 12 on host\n", 7200);
+        let live = write("pack-b.keep", "fetch-pack 13 on host\n", 10);
+        let users = write("pack-c.keep", "kept by hand\n", 7200);
+        let pack = write("pack-a.pack", "fetch-pack ", 7200);
+        clear_kept(tmp.path(), Duration::from_secs(3600));
+        assert!(!dead.exists());
+        assert!(live.exists() && users.exists() && pack.exists());
+    }
 
     #[test]
     fn failures_are_told_apart_and_say_what_to_do() {

@@ -7,6 +7,7 @@
 //! limit) and keeps committing locally.
 
 mod credentials;
+mod fetch_moved;
 mod git_cli;
 mod remote;
 mod sealed;

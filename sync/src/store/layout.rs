@@ -44,8 +44,9 @@ pub const MAX_PATH_BYTES: usize = 3800;
 
 /// A path inside a project directory (`<sid>.jsonl`, `<sid>/tool-results/x.txt`), checked to
 /// be relative, normalised and free of anything that could escape.
+/// Shared, not copied: every read of a branch hands out each of its 10,000 files' paths again.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RelPath(String);
+pub struct RelPath(std::sync::Arc<str>);
 
 impl RelPath {
     /// Checks and wraps a `/`-separated relative path.
@@ -72,7 +73,7 @@ impl RelPath {
         }
         match parts.iter().find_map(|p| check_name(p).err()) {
             Some(why) => Err(why),
-            None => Ok(RelPath(path.to_string())),
+            None => Ok(RelPath(path.into())),
         }
     }
 

@@ -3,6 +3,7 @@
 //! pushes never conflict; other machines' branches arrive by fetch under
 //! `refs/remotes/origin/machines/<id>`, and the view merges them deterministically.
 
+mod arrived;
 mod chunks;
 mod compact;
 mod fold;
@@ -69,6 +70,14 @@ pub enum StoreError {
     /// A place named by an update has no record.
     #[error("no project record for {0}; pass it in the batch")]
     UnknownProject(String),
+    /// A fetch's pack names an object that neither it nor the store holds.
+    #[error("the pack the remote sent lacks {missing}, which {by} names")]
+    Incomplete {
+        /// The object missing.
+        missing: git2::Oid,
+        /// The object naming it.
+        by: git2::Oid,
+    },
 }
 
 impl StoreError {
