@@ -61,6 +61,14 @@ enum Step {
         place: usize,
         rel: usize,
     },
+    /// The project record of a dir changes, its files not: the checkout's git state (as every
+    /// edit there changes it), and for a multiple of 3 its working directory too.
+    Record {
+        m: usize,
+        key: usize,
+        place: usize,
+        n: u64,
+    },
 }
 
 /// Steps over the first `keys` keys and `rels` rels.
@@ -71,12 +79,16 @@ fn step(keys: usize, rels: usize) -> impl Strategy<Value = Step> {
             .prop_map(|(m, key, place, rel, mtime)| Step::Write { m, key, place, rel, mtime }),
         1 => (m.clone(), k.clone(), p.clone(), r.clone(), 1..50i64)
             .prop_map(|(m, key, place, rel, at)| Step::Delete { m, key, place, rel, at }),
-        1 => (m, k, p, r).prop_map(|(m, key, place, rel)| Step::Drop { m, key, place, rel }),
+        1 => (m.clone(), k.clone(), p.clone(), r).prop_map(|(m, key, place, rel)| Step::Drop { m, key, place, rel }),
+        1 => (m, k, p, 1..9u64).prop_map(|(m, key, place, n)| Step::Record { m, key, place, n }),
     ]
 }
 
 /// Each machine's files: (key, place, rel) to (meta, content id).
 type Branches = Vec<BTreeMap<(usize, usize, usize), (FileMeta, u64)>>;
+
+/// Each machine's project records changed by a [`Step::Record`]: (key, place) to its `n`.
+type Records = Vec<BTreeMap<(usize, usize), u64>>;
 
 /// A present file's metadata.
 fn present(mtime_ms: i64, lines: bool) -> FileMeta {
@@ -119,24 +131,37 @@ fn oid(bytes: &[u8]) -> Oid {
     Oid::from_bytes(&id).unwrap()
 }
 
-/// The machines' snapshots, each project dir with a tree id that changes with its files.
-fn snapshots(ms: &[MachineRecord], branches: &Branches) -> Vec<Snapshot> {
+/// The machines' snapshots, each file and each project dir with a tree id that changes with
+/// what it holds.
+fn snapshots(ms: &[MachineRecord], branches: &Branches, records: &Records) -> Vec<Snapshot> {
     ms.iter()
         .zip(branches)
-        .map(|(m, files)| {
+        .zip(records)
+        .map(|((m, files), records)| {
             let mut dirs: BTreeMap<String, Vec<FileEntry>> = BTreeMap::new();
             for (&(key, place, rel), &(meta, content)) in files {
-                let p = project(KEYS[key], &root(m, key, place));
+                let mut p = project(KEYS[key], &root(m, key, place));
+                if let Some(&n) = records.get(&(key, place)) {
+                    p.git = Some(ferry_sync::store::GitState {
+                        branch: Some("main".into()),
+                        commit: None,
+                        dirty: vec![format!("f{n}")],
+                    });
+                    if n % 3 == 0 {
+                        p.cwd = format!("{}/x", p.root);
+                    }
+                }
                 let name = format!("{}@{}", p.key, p.slug);
                 dirs.entry(name).or_default().push(FileEntry {
                     project: p.into(),
                     rel: RelPath::new(RELS[rel]).unwrap(),
                     meta,
-                    tree: oid(format!("{}{content}{rel}", m.id).as_bytes()),
+                    // A file's tree holds its `meta.json`: it changes with the meta too.
+                    tree: oid(format!("{}{content}{rel}{meta:?}", m.id).as_bytes()),
                 });
             }
             let mut snap = Snapshot {
-                commit: oid(format!("{}{files:?}", m.id).as_bytes()),
+                commit: oid(format!("{}{files:?}{records:?}", m.id).as_bytes()),
                 machine: m.clone(),
                 files: Vec::new(),
                 rejected: Vec::new(),
@@ -145,6 +170,7 @@ fn snapshots(ms: &[MachineRecord], branches: &Branches) -> Vec<Snapshot> {
             };
             for (name, files) in dirs {
                 let from = snap.files.len();
+                // The dir's tree holds its `project.json`, in `files`' projects.
                 let tree = oid(format!("{name}{files:?}").as_bytes());
                 snap.files.extend(files);
                 snap.dirs.push(ProjectDir {
@@ -159,8 +185,10 @@ fn snapshots(ms: &[MachineRecord], branches: &Branches) -> Vec<Snapshot> {
 }
 
 fn file(f: &ForeignFile) -> String {
+    // The places its versions were written in, which reading a version reads.
+    let written: Vec<&str> = f.versions.iter().map(|v| v.project.cwd.as_str()).collect();
     format!(
-        "{} {} {} {} {} {} {}",
+        "{} {} {} {} {} {} {} {written:?}",
         f.key, f.slug, f.rel, f.fingerprint, f.mtime_ms, f.theirs_ms, f.has_own
     )
 }
@@ -223,8 +251,10 @@ fn run(steps: Vec<Step>, most: bool) -> Result<(), TestCaseError> {
             }
         }
     }
+    let mut records: Records = vec![BTreeMap::new(); 3];
     let mut book = PlaceBook::default();
-    let mut index = Foreign::from_snapshots(&snapshots(&ms, &branches), local, &[], &mut book);
+    let mut index =
+        Foreign::from_snapshots(&snapshots(&ms, &branches, &records), local, &[], &mut book);
     let mut patched = 0;
     for (n, s) in steps.iter().enumerate() {
         match *s {
@@ -252,8 +282,11 @@ fn run(steps: Vec<Step>, most: bool) -> Result<(), TestCaseError> {
             Step::Drop { m, key, place, rel } => {
                 branches[m].remove(&(key, place, rel));
             }
+            Step::Record { m, key, place, n } => {
+                records[m].insert((key, place), n);
+            }
         }
-        let snaps = snapshots(&ms, &branches);
+        let snaps = snapshots(&ms, &branches, &records);
         let mut built_book = book.clone();
         let built = Foreign::from_snapshots(&snaps, local, &[], &mut built_book);
         match index.plan(&snaps, local, &[], &book) {
@@ -296,9 +329,10 @@ fn a_branch_read_cut_short_at_the_limits_is_never_patched() {
     let meta = present(1, true);
     branches[1].insert((0, 0, 0), (meta, 1));
     let mut book = PlaceBook::default();
-    let index = Foreign::from_snapshots(&snapshots(&ms, &branches), &ms[0], &[], &mut book);
+    let none: Records = vec![BTreeMap::new(); 3];
+    let index = Foreign::from_snapshots(&snapshots(&ms, &branches, &none), &ms[0], &[], &mut book);
     branches[1].insert((0, 0, 1), (meta, 2));
-    let mut snaps = snapshots(&ms, &branches);
+    let mut snaps = snapshots(&ms, &branches, &none);
     assert!(index.plan(&snaps, &ms[0], &[], &book).is_some(), "patched");
     // What a read stopped at the limits gave of each dir depends on the dirs before it.
     snaps[1].cut = true;

@@ -3,7 +3,9 @@
 //! each with its tree id; a dir whose id is the one the index was built from holds the same
 //! files. So when nothing the placement of projects rests on changed (this machine's record, its
 //! links, the machines, the place book, the places chosen), only the paths in the project dirs
-//! whose ids changed are resolved again, and the rest of the index stays as it is. Anything else
+//! whose ids changed are resolved again, and of those only the files whose own tree ids changed
+//! (all of the dir's when its project record did), so a change to one session of a project of
+//! a thousand resolves one path. The rest of the index stays as it is. Anything else
 //! (a new machine, a project placed anew, two projects at one path) builds the index again: the
 //! patched index is always the one a build would give (`fs/tests/foreign_patch.rs`).
 
@@ -11,9 +13,10 @@ use super::{Foreign, ForeignFile};
 use crate::places::PlaceBook;
 use ferry_sync::project_key::Link;
 use ferry_sync::satellite;
-use ferry_sync::store::{MachineRecord, Oid, Snapshot};
+use ferry_sync::store::{MachineRecord, Oid, ProjectRecord, Snapshot};
 use ferry_sync::view::Index;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// Where a resolved (key, rel) was filed.
 #[derive(Clone, Debug)]
@@ -28,8 +31,9 @@ pub(super) enum Out {
     Satellite(String),
 }
 
-/// The (key, rel) paths of one project dir of a branch, with the dir's tree id.
-type DirPaths = (Oid, Vec<(String, String)>);
+/// One project dir of a branch: its tree id, its project record (none when it holds no file),
+/// and its files' (key, rel) paths with each file's own tree id.
+type DirPaths = (Oid, Option<Arc<ProjectRecord>>, Vec<(String, String, Oid)>);
 
 /// A branch's project dirs that changed, by name, with what they hold now (`None`: gone).
 type DirUpdates = Vec<(String, Option<DirPaths>)>;
@@ -68,7 +72,7 @@ impl Basis {
                 let dirs = s
                     .dirs
                     .iter()
-                    .map(|d| (d.name.clone(), (d.tree, paths_of(s, d))))
+                    .map(|d| (d.name.clone(), dir_paths(s, d)))
                     .collect();
                 (
                     s.machine.id.clone(),
@@ -89,13 +93,46 @@ impl Basis {
     }
 }
 
-fn paths_of(s: &Snapshot, d: &ferry_sync::store::ProjectDir) -> Vec<(String, String)> {
-    s.files
-        .get(d.files.clone())
-        .unwrap_or_default()
+fn dir_paths(s: &Snapshot, d: &ferry_sync::store::ProjectDir) -> DirPaths {
+    let files = s.files.get(d.files.clone()).unwrap_or_default();
+    let paths = files
         .iter()
-        .map(|f| (f.project.key.clone(), f.rel.as_str().to_string()))
-        .collect()
+        .map(|f| (f.project.key.clone(), f.rel.as_str().to_string(), f.tree))
+        .collect();
+    (d.tree, files.first().map(|f| f.project.clone()), paths)
+}
+
+/// Whether two records of a project dir place it alike. The checkout's git state is left out:
+/// it changes with every edit there, and nothing the index holds reads it.
+fn same_place(a: Option<&ProjectRecord>, b: Option<&ProjectRecord>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            (&a.key, &a.root, &a.cwd, &a.slug) == (&b.key, &b.root, &b.cwd, &b.slug)
+        }
+        (a, b) => a.is_none() && b.is_none(),
+    }
+}
+
+/// The (key, rel) paths whose files differ between a dir as it was and as it is: added,
+/// removed, or with another tree; every one of both when the project's place changed (its key,
+/// root, working directory or slug), which every file's resolution reads.
+fn changed_paths(before: Option<&DirPaths>, now: &DirPaths, out: &mut BTreeSet<(String, String)>) {
+    let key = |(k, r, _): &(String, String, Oid)| (k.clone(), r.clone());
+    let Some(before) = before.filter(|b| same_place(b.1.as_deref(), now.1.as_deref())) else {
+        out.extend(before.into_iter().flat_map(|b| b.2.iter().map(key)));
+        out.extend(now.2.iter().map(key));
+        return;
+    };
+    let trees = |d: &DirPaths| -> HashMap<(String, String), Oid> {
+        d.2.iter().map(|p| (key(p), p.2)).collect()
+    };
+    let (was, is) = (trees(before), trees(now));
+    out.extend(
+        is.iter()
+            .filter(|(p, t)| was.get(*p) != Some(*t))
+            .map(|(p, _)| p.clone()),
+    );
+    out.extend(was.into_keys().filter(|p| !is.contains_key(p)));
 }
 
 /// How to bring an index up to new snapshots: the paths to resolve again, resolved.
@@ -155,17 +192,16 @@ impl Foreign {
             for d in &s.dirs {
                 seen.insert(d.name.as_str());
                 let before = source.dirs.get(&d.name);
-                if before.is_some_and(|(tree, _)| *tree == d.tree) {
+                if before.is_some_and(|(tree, _, _)| *tree == d.tree) {
                     continue;
                 }
-                changed.extend(before.into_iter().flat_map(|(_, p)| p.iter().cloned()));
-                let now = paths_of(s, d);
-                changed.extend(now.iter().cloned());
-                updates.push((d.name.clone(), Some((d.tree, now))));
+                let now = dir_paths(s, d);
+                changed_paths(before, &now, &mut changed);
+                updates.push((d.name.clone(), Some(now)));
             }
-            for (name, (_, before)) in &source.dirs {
+            for (name, (_, _, before)) in &source.dirs {
                 if !seen.contains(name.as_str()) {
-                    changed.extend(before.iter().cloned());
+                    changed.extend(before.iter().map(|(k, r, _)| (k.clone(), r.clone())));
                     updates.push((name.clone(), None));
                 }
             }
