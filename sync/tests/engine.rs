@@ -1151,7 +1151,11 @@ fn a_pack_lacking_what_its_commits_need_is_refused_and_fetched_whole_later() {
         );
         assert_eq!(store.head("aaaa", false).unwrap(), Some(first));
         assert!(!b.view().contains("\"a2\""));
-        assert_eq!(store.pack_count(), packs, "the refused pack is gone");
+        assert_eq!(
+            store.pack_count(),
+            packs,
+            "nothing of the refused pack came in"
+        );
 
         store
             .repo()
@@ -1163,6 +1167,14 @@ fn a_pack_lacking_what_its_commits_need_is_refused_and_fetched_whole_later() {
         assert_eq!(report.error, None, "{report:?}");
         assert_eq!(store.head("aaaa", false).unwrap(), Some(second.id()));
         assert!(b.view().contains("\"a2\""));
+        // Neither the fetches' quarantines nor the packs' `.keep` files stay behind.
+        let left: Vec<_> = std::fs::read_dir(&b.store_path)
+            .unwrap()
+            .chain(std::fs::read_dir(b.store_path.join("objects/pack")).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("ferry-fetch-moved") || n.ends_with(".keep"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         let fsck = std::process::Command::new("git")
             .arg("--git-dir")
             .arg(&b.store_path)

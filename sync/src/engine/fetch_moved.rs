@@ -1,6 +1,7 @@
 //! A plain store's fetch of new commits, at the cost of what moved: `git ls-remote` of the
-//! machines' branches and the ferry refs, `git fetch-pack` of the ones that moved, the new pack
-//! checked for completeness in this process (`Store::check_arrived`), then the refs set. `git
+//! machines' branches and the ferry refs, `git fetch-pack` of the ones that moved into a
+//! quarantine, the new pack checked for completeness in this process (`Store::check_arrived`)
+//! and moved into the store, then the refs set. `git
 //! fetch` checks the same by walking the whole tree of every branch that moved, as it was
 //! before: at 10,000 sessions that walk was most of the CPU a one-line change cost the machine
 //! receiving it. An idle fetch is the `ls-remote` alone.
@@ -11,8 +12,12 @@
 
 use super::git_cli::{GitCli, Incoming, failure, run};
 use super::remote::{Failure, Progress, RemoteError};
-use crate::store::Store;
+use super::sealed_wire::own_name;
+use crate::store::{Store, StoreError};
 use git2::Oid;
+
+/// The stem of a fetch's quarantine in the store's git dir (`ferry-fetch-moved-<pid>-<n>`).
+pub(super) const QUARANTINE: &str = "ferry-fetch-moved";
 
 /// Where the remote's branches of each kind go in the store, given the machines' `dest`.
 fn local_name(remote: &str, dest: &str) -> Option<String> {
@@ -50,14 +55,15 @@ pub(super) fn direct(url: &str) -> bool {
 
 impl GitCli {
     /// Fetches the branches that moved on the remote `url` (`target` as git expands it) into
-    /// `store`: machines' under `dest`, the ferry refs under theirs. Nothing is set unless the
-    /// pack that came names only objects the store has.
+    /// `store`: machines' under `dest`, the ferry refs under theirs, giving up once the remote
+    /// has sent more than `max_bytes`. The pack arrives in a quarantine of its own, and
+    /// nothing of it enters the store, nor any ref moves, unless it names only objects that it
+    /// or the store holds.
     pub(super) fn fetch_moved(
         &self,
         store: &Store,
-        url: &str,
-        target: &str,
-        incoming: Incoming,
+        (url, target): (&str, &str),
+        max_bytes: u64,
         progress: &Progress,
         dest: &str,
     ) -> Result<(), RemoteError> {
@@ -69,7 +75,8 @@ impl GitCli {
             "refs/heads/machines/*",
             "refs/heads/ferry/*",
         ]);
-        let listed = run(ls, "fetch", url, None, &Progress::default())?;
+        // Watched as the transfer is: a remote that stops answering is given up on.
+        let listed = run(ls, "fetch", url, None, progress)?;
         let repo = store.repo();
         let moved: Vec<(&str, String)> = listed
             .lines()
@@ -83,47 +90,74 @@ impl GitCli {
         if moved.is_empty() {
             return Ok(());
         }
-        let mut cmd = self.command(Some(repo.path()));
-        cmd.args(["-c", "fetch.unpackLimit=1", "fetch-pack", "--thin", target])
-            .args(moved.iter().map(|(name, _)| name));
-        let out = run(cmd, "fetch", url, Some(incoming), progress)?;
-        let (mut packs, mut kept, mut tips) = (Vec::new(), Vec::new(), Vec::new());
-        for line in out.lines() {
-            if let Some(hash) = line.strip_prefix("keep\t") {
-                kept.push(hash.to_string());
-                packs.push(hash.to_string());
-            } else if let Some(hash) = line.strip_prefix("pack\t") {
-                packs.push(hash.to_string());
-            } else if let Some((id, name)) = line.split_once(' ')
-                && let Ok(id) = Oid::from_str(id)
-                && let Some((_, local)) = moved.iter().find(|(n, _)| *n == name)
-            {
-                tips.push((id, local));
-            }
-        }
-        let ids: Vec<Oid> = tips.iter().map(|(id, _)| *id).collect();
-        let done = store
-            .check_arrived(url, &packs, &ids)
-            .map_err(|e| failure("fetch", url, Failure::Other, incomplete(e)))
+        let quarantine = own_name(repo.path(), QUARANTINE);
+        let objects = quarantine.join("objects");
+        let io = |what: &str, e: &dyn std::fmt::Display| {
+            failure("fetch", url, Failure::Other, format!("{what}: {e}"))
+        };
+        let done = std::fs::create_dir_all(objects.join("pack"))
+            .map_err(|e| io("making the fetch's quarantine", &e))
             .and_then(|()| {
-                tips.iter().try_for_each(|(id, local)| {
-                    repo.reference(local, *id, true, "ferry: fetch")
-                        .map(|_| ())
-                        .map_err(|e| failure("fetch", url, Failure::Other, e))
-                })
+                let mut cmd = self.command(Some(repo.path()));
+                cmd.env("GIT_OBJECT_DIRECTORY", &objects)
+                    .env(
+                        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+                        repo.path().join("objects"),
+                    )
+                    .args(["-c", "fetch.unpackLimit=1", "-c", "transfer.unpackLimit=1"])
+                    .args(["-c", "pack.indexVersion=2"])
+                    .args(["fetch-pack", "--keep", "--thin", target])
+                    .args(moved.iter().map(|(name, _)| name));
+                run(
+                    cmd,
+                    "fetch",
+                    url,
+                    Some(Incoming::at(&quarantine, max_bytes)),
+                    progress,
+                )
+            })
+            .and_then(|out| {
+                let tips: Vec<(Oid, &str)> = out
+                    .lines()
+                    .filter_map(|line| {
+                        let (id, name) = line.split_once(' ')?;
+                        let id = Oid::from_str(id).ok()?;
+                        let (_, local) = moved.iter().find(|(n, _)| *n == name)?;
+                        Some((id, local.as_str()))
+                    })
+                    .collect();
+                let ids: Vec<Oid> = tips.iter().map(|(id, _)| *id).collect();
+                store.check_arrived(&objects, &ids).map_err(|e| match e {
+                    StoreError::Incomplete { .. } => {
+                        failure("fetch", url, Failure::Other, incomplete(e))
+                    }
+                    e => io("checking what the fetch brought", &e),
+                })?;
+                let kept = store
+                    .take_packs(&objects)
+                    .map_err(|e| io("moving what the fetch brought into the store", &e))?;
+                let set = set_refs(repo, &tips).map_err(|e| io("setting the fetched branches", &e));
+                // The packs are kept from git's repacks until the refs name what they hold.
+                for k in kept {
+                    let _ = std::fs::remove_file(k);
+                }
+                set
             });
-        if done.is_err() {
-            for hash in &packs {
-                store.remove_pack(hash);
-            }
-        }
-        // The pack is kept from git's repacks until the refs name what it holds.
-        for hash in kept {
-            let _ =
-                std::fs::remove_file(repo.path().join(format!("objects/pack/pack-{hash}.keep")));
-        }
+        let _ = std::fs::remove_dir_all(&quarantine);
         done
     }
+}
+
+/// Sets each of `tips` (id, ref) in one transaction: all of them or, failing, none.
+fn set_refs(repo: &git2::Repository, tips: &[(Oid, &str)]) -> Result<(), git2::Error> {
+    let mut tx = repo.transaction()?;
+    for (_, name) in tips {
+        tx.lock_ref(name)?;
+    }
+    for (id, name) in tips {
+        tx.set_target(name, *id, None, "ferry: fetch")?;
+    }
+    tx.commit()
 }
 
 #[cfg(test)]

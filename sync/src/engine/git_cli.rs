@@ -228,7 +228,11 @@ impl GitCli {
         // A pack half-received by a fetch that was stopped long ago is garbage, and so is what
         // such a fetch left beside it.
         Incoming::clear_stale(store);
-        for stem in ["ferry-fetch-apart-", "ferry-shallow-shown-"] {
+        for stem in [
+            "ferry-fetch-apart-",
+            "ferry-shallow-shown-",
+            super::fetch_moved::QUARANTINE,
+        ] {
             clear_left(store.repo().path(), stem, LEFT_BY_A_FETCH);
         }
         if let Some((in_store, shown)) = shown {
@@ -271,22 +275,22 @@ impl GitCli {
             shown.remove();
             return done;
         }
-        let cmd = self.command(Some(store.repo().path()));
         let history = match history {
             History::All if !shallow => History::New,
             h => h,
         };
-        let incoming = Incoming::new(store, max_bytes);
         if history == History::New
             && let Some(target) = self.expanded(url).filter(|t| super::fetch_moved::direct(t))
         {
-            let done = self.fetch_moved(store, url, &target, incoming, progress, dest);
+            let done = self.fetch_moved(store, (url, &target), max_bytes, progress, dest);
             if done.is_err() {
                 // Asked again next time, in case the user's git config changed.
                 self.expanded.lock().expect("expanded lock").remove(url);
             }
             return done;
         }
+        let cmd = self.command(Some(store.repo().path()));
+        let incoming = Incoming::new(store, max_bytes);
         self.fetch_into(cmd, incoming, url, progress, history, dest)
     }
 
@@ -507,7 +511,7 @@ impl Incoming {
     }
 
     /// The packs arriving in the repository at `git_dir` from now on, bounded at `max_bytes`.
-    fn at(git_dir: &Path, max_bytes: u64) -> Incoming {
+    pub(super) fn at(git_dir: &Path, max_bytes: u64) -> Incoming {
         let pack_dir = git_dir.join("objects/pack");
         let others = arriving_in(&pack_dir).map(|e| e.file_name()).collect();
         Incoming {

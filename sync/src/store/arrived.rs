@@ -1,82 +1,80 @@
-//! What a fetch brought, checked for completeness at the cost of what arrived. Git's own check
-//! after a fetch (`rev-list --objects <new tips> --not --all`) walks the whole tree of every
-//! branch the new tips replace: tens of thousands of objects at 10,000 sessions, on every
-//! fetch of one changed line. Here each object of the new pack has the objects it names looked
-//! up: a commit's tree and parents, a tree's entries, a tag's target. The store held a closed
-//! set before the fetch (every earlier fetch was checked, by git or by this), so when every
-//! new object's names are here, the store is closed again.
+//! What a fetch brought, checked for completeness at the cost of what arrived, then taken in.
+//! Git's own check after a fetch (`rev-list --objects <new tips> --not --all`) walks the whole
+//! tree of every branch the new tips replace: tens of thousands of objects at 10,000 sessions,
+//! on every fetch of one changed line. Here the fetch writes its pack into a directory of its
+//! own beside the store (a quarantine, as `git receive-pack` keeps one), each object of it has
+//! the objects it names looked up (a commit's tree and parents, a tree's entries, a tag's
+//! target), and only a complete pack is moved into the store. The store held a closed set
+//! before (every earlier fetch was checked, by git or by this), so it is closed again; and
+//! nothing of a refused pack ever stood in the store, where a local commit could have taken an
+//! object of it for one the store has.
 
 use super::{Store, StoreError};
 use git2::{ObjectType, Oid};
 use std::collections::HashSet;
+use std::path::Path;
 
 /// A pack index's magic and version (git's `.idx` version 2).
 const IDX_V2: [u8; 8] = [0xff, b't', b'O', b'c', 0, 0, 0, 2];
 
+/// The order a pack's files go into the store in: the `.keep` first, so that no repack takes
+/// the pack before its refs are set, and the index last, which is what makes git see a pack.
+const TAKEN_IN: [&str; 5] = ["keep", "pack", "rev", "bitmap", "idx"];
+
 impl Store {
-    /// Checks that the objects of the packs `pack-<hash>` that a fetch wrote name only objects
-    /// the store has, and that `tips` are here; the first missing one otherwise, as
-    /// [`StoreError::Incomplete`] (a pack index that cannot be read is rejected as `what`'s,
-    /// the remote's). Commits on the shallow list keep their
-    /// missing parents, as they did before. A tip that came in no pack is one `git fetch-pack`
-    /// found reachable from the store's refs (it asks for every other), which name only what
-    /// the store holds whole.
-    pub fn check_arrived(
-        &self,
-        what: &str,
-        packs: &[String],
-        tips: &[Oid],
-    ) -> Result<(), StoreError> {
-        let odb = self.repo.odb()?;
-        let missing = |missing: Oid, by: Oid| StoreError::Incomplete { missing, by };
+    /// Checks that the objects of the packs a fetch wrote in the object directory `objects`
+    /// name only objects that it or the store holds, and that `tips` are there; the first
+    /// missing one otherwise, as [`StoreError::Incomplete`]. Commits on the shallow list keep
+    /// their missing parents, as they did before. A tip that came in no pack is one `git
+    /// fetch-pack` found reachable from the store's refs (it asks for every other), which name
+    /// only what the store holds whole.
+    pub fn check_arrived(&self, objects: &Path, tips: &[Oid]) -> Result<(), StoreError> {
+        // A handle of its own, so that the quarantine is never an alternate of the store's.
+        let repo = git2::Repository::open_bare(self.repo.path())?;
+        let odb = repo.odb()?;
+        odb.add_disk_alternate(&objects.to_string_lossy())?;
+        let missing = |missing: Oid, by: String| StoreError::Incomplete { missing, by };
         let shallow: HashSet<Oid> = self.shallow_list()?.into_iter().collect();
-        for &tip in tips {
-            if !odb.exists(tip) {
-                return Err(missing(tip, tip));
-            }
+        if let Some(&tip) = tips.iter().find(|t| !odb.exists(**t)) {
+            return Err(missing(tip, "the remote's branch".into()));
         }
-        for hash in packs {
-            let idx = self
-                .repo
-                .path()
-                .join(format!("objects/pack/pack-{hash}.idx"));
+        for idx in pack_files(objects, "idx") {
             let bytes = std::fs::read(&idx).map_err(|e| StoreError::io(&idx, e))?;
             let names = pack_names(&bytes).map_err(|why| StoreError::Rejected {
-                branch: what.to_string(),
+                branch: "the fetched pack".to_string(),
                 path: idx.display().to_string(),
                 why,
             })?;
             for id in names {
-                let object = self.repo.find_object(id, None)?;
-                match object.kind() {
-                    Some(ObjectType::Commit) => {
-                        let commit = object.peel_to_commit()?;
+                match odb.read_header(id)?.1 {
+                    ObjectType::Commit => {
+                        let commit = repo.find_commit(id)?;
                         let tree = commit.tree_id();
                         if !odb.exists(tree) {
-                            return Err(missing(tree, id));
+                            return Err(missing(tree, format!("commit {id}")));
                         }
                         if shallow.contains(&id) {
                             continue;
                         }
                         if let Some(p) = commit.parent_ids().find(|p| !odb.exists(*p)) {
-                            return Err(missing(p, id));
+                            return Err(missing(p, format!("commit {id}")));
                         }
                     }
-                    Some(ObjectType::Tree) => {
-                        let tree = object.peel_to_tree()?;
+                    ObjectType::Tree => {
+                        let tree = repo.find_tree(id)?;
                         // A gitlink (a submodule's commit) names what another repository holds.
                         let entry = tree
                             .iter()
                             .filter(|e| e.kind() != Some(ObjectType::Commit))
                             .find(|e| !odb.exists(e.id()));
                         if let Some(e) = entry {
-                            return Err(missing(e.id(), id));
+                            return Err(missing(e.id(), format!("tree {id}")));
                         }
                     }
-                    Some(ObjectType::Tag) => {
-                        let target = object.peel_to_tag()?.target_id();
+                    ObjectType::Tag => {
+                        let target = repo.find_tag(id)?.target_id();
                         if !odb.exists(target) {
-                            return Err(missing(target, id));
+                            return Err(missing(target, format!("tag {id}")));
                         }
                     }
                     _ => {}
@@ -86,17 +84,44 @@ impl Store {
         Ok(())
     }
 
-    /// Removes the pack `pack-<hash>` (its index and every file beside it): a fetch's pack
-    /// refused as incomplete, whose objects would otherwise pass for had at the next fetch.
-    pub fn remove_pack(&self, hash: &str) {
-        let dir = self.repo.path().join("objects/pack");
-        let stem = format!("pack-{hash}.");
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(&stem) {
-                let _ = std::fs::remove_file(e.path());
+    /// Moves the packs in the object directory `objects` (checked by [`Store::check_arrived`])
+    /// into the store; returns the `.keep` files moved, to remove once the refs name the packs.
+    pub fn take_packs(&self, objects: &Path) -> Result<Vec<std::path::PathBuf>, StoreError> {
+        let into = self.repo.path().join("objects/pack");
+        let mut kept = Vec::new();
+        for ext in TAKEN_IN {
+            for from in pack_files(objects, ext) {
+                let to = into.join(from.file_name().unwrap_or_default());
+                // The same pack the store has already (the same name is the same content).
+                if to.exists() {
+                    continue;
+                }
+                std::fs::rename(&from, &to).map_err(|e| StoreError::io(&to, e))?;
+                if ext == "keep" {
+                    kept.push(to);
+                }
             }
         }
+        Ok(kept)
     }
+}
+
+/// The files `pack-*.<ext>` of the object directory `objects`.
+fn pack_files(objects: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let dir = objects.join("pack");
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == ext)
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("pack-"))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// The object names a version 2 pack index lists: after the magic and version, a 256-entry

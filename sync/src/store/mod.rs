@@ -75,8 +75,8 @@ pub enum StoreError {
     Incomplete {
         /// The object missing.
         missing: git2::Oid,
-        /// The object naming it.
-        by: git2::Oid,
+        /// What names it (`commit <id>`, `tree <id>`, `the remote's branch`).
+        by: String,
     },
 }
 
