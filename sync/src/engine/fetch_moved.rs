@@ -106,6 +106,9 @@ impl GitCli {
                     )
                     .args(["-c", "fetch.unpackLimit=1", "-c", "transfer.unpackLimit=1"])
                     .args(["-c", "pack.indexVersion=2"])
+                    // The store is the quarantine's alternate, and its refs are this command's
+                    // own already: no `git for-each-ref` in it to learn them again.
+                    .args(["-c", "core.alternateRefsCommand=true"])
                     .args(["fetch-pack", "--keep", "--thin", target])
                     .args(moved.iter().map(|(name, _)| name));
                 run(

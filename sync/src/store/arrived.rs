@@ -29,56 +29,64 @@ impl Store {
     /// fetch-pack` found reachable from the store's refs (it asks for every other), which name
     /// only what the store holds whole.
     pub fn check_arrived(&self, objects: &Path, tips: &[Oid]) -> Result<(), StoreError> {
-        // A handle of its own, so that the quarantine is never an alternate of the store's.
-        let repo = git2::Repository::open_bare(self.repo.path())?;
+        // The quarantine's objects are read through a repository of their own (index-pack made
+        // the pack whole: its deltas' bases are in it).
+        let arrived = git2::Odb::new()?;
+        arrived.add_disk_alternate(&objects.to_string_lossy())?;
+        let repo = git2::Repository::from_odb(arrived)?;
         let odb = repo.odb()?;
-        odb.add_disk_alternate(&objects.to_string_lossy())?;
-        let missing = |missing: Oid, by: String| StoreError::Incomplete { missing, by };
-        let shallow: HashSet<Oid> = self.shallow_list()?.into_iter().collect();
-        if let Some(&tip) = tips.iter().find(|t| !odb.exists(**t)) {
-            return Err(missing(tip, "the remote's branch".into()));
-        }
+        let mut names = Vec::new();
         for idx in pack_files(objects, "idx") {
             let bytes = std::fs::read(&idx).map_err(|e| StoreError::io(&idx, e))?;
-            let names = pack_names(&bytes).map_err(|why| StoreError::Rejected {
+            names.extend(pack_names(&bytes).map_err(|why| StoreError::Rejected {
                 branch: "the fetched pack".to_string(),
                 path: idx.display().to_string(),
                 why,
-            })?;
-            for id in names {
-                match odb.read_header(id)?.1 {
-                    ObjectType::Commit => {
-                        let commit = repo.find_commit(id)?;
-                        let tree = commit.tree_id();
-                        if !odb.exists(tree) {
-                            return Err(missing(tree, format!("commit {id}")));
-                        }
-                        if shallow.contains(&id) {
-                            continue;
-                        }
-                        if let Some(p) = commit.parent_ids().find(|p| !odb.exists(*p)) {
-                            return Err(missing(p, format!("commit {id}")));
-                        }
+            })?);
+        }
+        // What came is known by name; the rest is looked up in the store, where it is (a miss
+        // makes libgit2 scan a pack directory again, so none is asked of the quarantine).
+        let arrived: HashSet<Oid> = names.iter().copied().collect();
+        let held = self.repo.odb()?;
+        let here = |id: Oid| arrived.contains(&id) || held.exists(id);
+        let missing = |missing: Oid, by: String| StoreError::Incomplete { missing, by };
+        let shallow: HashSet<Oid> = self.shallow_list()?.into_iter().collect();
+        if let Some(&tip) = tips.iter().find(|t| !here(**t)) {
+            return Err(missing(tip, "the remote's branch".into()));
+        }
+        for id in names {
+            match odb.read_header(id)?.1 {
+                ObjectType::Commit => {
+                    let commit = repo.find_commit(id)?;
+                    let tree = commit.tree_id();
+                    if !here(tree) {
+                        return Err(missing(tree, format!("commit {id}")));
                     }
-                    ObjectType::Tree => {
-                        let tree = repo.find_tree(id)?;
-                        // A gitlink (a submodule's commit) names what another repository holds.
-                        let entry = tree
-                            .iter()
-                            .filter(|e| e.kind() != Some(ObjectType::Commit))
-                            .find(|e| !odb.exists(e.id()));
-                        if let Some(e) = entry {
-                            return Err(missing(e.id(), format!("tree {id}")));
-                        }
+                    if shallow.contains(&id) {
+                        continue;
                     }
-                    ObjectType::Tag => {
-                        let target = repo.find_tag(id)?.target_id();
-                        if !odb.exists(target) {
-                            return Err(missing(target, format!("tag {id}")));
-                        }
+                    if let Some(p) = commit.parent_ids().find(|p| !here(*p)) {
+                        return Err(missing(p, format!("commit {id}")));
                     }
-                    _ => {}
                 }
+                ObjectType::Tree => {
+                    let tree = repo.find_tree(id)?;
+                    // A gitlink (a submodule's commit) names what another repository holds.
+                    let entry = tree
+                        .iter()
+                        .filter(|e| e.kind() != Some(ObjectType::Commit))
+                        .find(|e| !here(e.id()));
+                    if let Some(e) = entry {
+                        return Err(missing(e.id(), format!("tree {id}")));
+                    }
+                }
+                ObjectType::Tag => {
+                    let target = repo.find_tag(id)?.target_id();
+                    if !here(target) {
+                        return Err(missing(target, format!("tag {id}")));
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())
