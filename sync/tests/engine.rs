@@ -1085,9 +1085,9 @@ fn a_dead_pushs_lock_on_this_machines_branch_is_cleared_with_git_and_without() {
 }
 
 /// A pack that lacks an object its commits need is refused: B's branch of A stays where it was,
-/// the fetch says why, and once the reason is gone the next fetch brings the commit whole. The
-/// remote leaves the tree out because B names a commit that holds it (`have`), a commit B has
-/// without its tree; git's own check after `git fetch` passes such a pack.
+/// nothing of the pack comes in, the fetch says why, and once the reason is gone the next fetch
+/// brings the commit whole. The remote leaves the tree out because B names a commit that holds
+/// it (`have`), a commit B has without its tree.
 #[test]
 #[cfg_attr(windows, ignore = "needs Linux's git")]
 fn a_pack_lacking_what_its_commits_need_is_refused_and_fetched_whole_later() {

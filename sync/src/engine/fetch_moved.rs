@@ -78,18 +78,23 @@ impl GitCli {
         // Watched as the transfer is: a remote that stops answering is given up on.
         let listed = run(ls, "fetch", url, None, progress)?;
         let repo = store.repo();
-        let moved: Vec<(&str, String)> = listed
+        // Each branch that moved: its remote name, its name here, and where it is here now.
+        let moved: Vec<(&str, String, Option<Oid>)> = listed
             .lines()
             .filter_map(|l| {
                 let (id, name) = l.split_once('\t')?;
                 let id = Oid::from_str(id).ok()?;
                 let local = local_name(name, dest)?;
-                (repo.refname_to_id(&local).ok() != Some(id)).then_some((name, local))
+                let here = repo.refname_to_id(&local).ok();
+                (here != Some(id)).then_some((name, local, here))
             })
             .collect();
         if moved.is_empty() {
             return Ok(());
         }
+        // git writes the shallow list itself when a shallow remote unshallows a commit of it,
+        // before anything is checked: put back if the fetch then comes to nothing.
+        let shallow = store.shallow_list().ok();
         let quarantine = own_name(repo.path(), QUARANTINE);
         let objects = quarantine.join("objects");
         let io = |what: &str, e: &dyn std::fmt::Display| {
@@ -102,7 +107,7 @@ impl GitCli {
                 cmd.env("GIT_OBJECT_DIRECTORY", &objects)
                     .env(
                         "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-                        repo.path().join("objects"),
+                        alternate(&repo.path().join("objects")),
                     )
                     .args(["-c", "fetch.unpackLimit=1", "-c", "transfer.unpackLimit=1"])
                     .args(["-c", "pack.indexVersion=2"])
@@ -110,7 +115,7 @@ impl GitCli {
                     // own already: no `git for-each-ref` in it to learn them again.
                     .args(["-c", "core.alternateRefsCommand=true"])
                     .args(["fetch-pack", "--keep", "--thin", target])
-                    .args(moved.iter().map(|(name, _)| name));
+                    .args(moved.iter().map(|(name, _, _)| name));
                 run(
                     cmd,
                     "fetch",
@@ -120,16 +125,25 @@ impl GitCli {
                 )
             })
             .and_then(|out| {
-                let tips: Vec<(Oid, &str)> = out
+                let tips: Vec<(Oid, &str, Option<Oid>)> = out
                     .lines()
                     .filter_map(|line| {
                         let (id, name) = line.split_once(' ')?;
                         let id = Oid::from_str(id).ok()?;
-                        let (_, local) = moved.iter().find(|(n, _)| *n == name)?;
-                        Some((id, local.as_str()))
+                        let (_, local, was) = moved.iter().find(|(n, _, _)| *n == name)?;
+                        Some((id, local.as_str(), *was))
                     })
                     .collect();
-                let ids: Vec<Oid> = tips.iter().map(|(id, _)| *id).collect();
+                if let Some((name, _, _)) = moved
+                    .iter()
+                    .find(|(_, local, _)| !tips.iter().any(|(_, l, _)| l == local))
+                {
+                    return Err(io(
+                        "the fetch",
+                        &format!("git fetch-pack did not bring {name}"),
+                    ));
+                }
+                let ids: Vec<Oid> = tips.iter().map(|(id, _, _)| *id).collect();
                 store.check_arrived(&objects, &ids).map_err(|e| match e {
                     StoreError::Incomplete { .. } => {
                         failure("fetch", url, Failure::Other, incomplete(e))
@@ -147,20 +161,42 @@ impl GitCli {
                 set
             });
         let _ = std::fs::remove_dir_all(&quarantine);
+        if done.is_err()
+            && let Some(before) = shallow
+            && store.shallow_list().ok().as_ref() != Some(&before)
+        {
+            let _ = store.edit_shallow(|list| *list = before);
+        }
         done
     }
 }
 
-/// Sets each of `tips` (id, ref) in one transaction: all of them or, failing, none.
-fn set_refs(repo: &git2::Repository, tips: &[(Oid, &str)]) -> Result<(), git2::Error> {
+/// Sets each of `tips` (id, ref, where the ref was when the fetch began) with every ref locked
+/// first. A ref another fetch moved meanwhile is left as that fetch set it, which is as new as
+/// this one's or newer. (libgit2 writes the locked refs one after another.)
+fn set_refs(repo: &git2::Repository, tips: &[(Oid, &str, Option<Oid>)]) -> Result<(), git2::Error> {
     let mut tx = repo.transaction()?;
-    for (_, name) in tips {
+    for (_, name, _) in tips {
         tx.lock_ref(name)?;
     }
-    for (id, name) in tips {
-        tx.set_target(name, *id, None, "ferry: fetch")?;
+    for (id, name, was) in tips {
+        if repo.refname_to_id(name).ok() == *was {
+            tx.set_target(name, *id, None, "ferry: fetch")?;
+        }
     }
     tx.commit()
+}
+
+/// The store's object directory as `GIT_ALTERNATE_OBJECT_DIRECTORIES` takes it: quoted as a C
+/// string when it holds the list's separator (`:`, or `;` on Windows) or begins with a quote.
+fn alternate(objects: &std::path::Path) -> std::ffi::OsString {
+    let path = objects.to_string_lossy();
+    let separator = if cfg!(windows) { ';' } else { ':' };
+    if !path.contains(separator) && !path.starts_with('"') {
+        return objects.as_os_str().to_owned();
+    }
+    let escaped = path.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{escaped}\"").into()
 }
 
 #[cfg(test)]
@@ -186,6 +222,23 @@ mod tests {
         ] {
             assert!(!direct(url), "{url}");
         }
+    }
+
+    #[test]
+    fn an_alternate_with_the_separator_is_quoted() {
+        let plain = std::path::Path::new("/home/al/store/objects");
+        assert_eq!(alternate(plain), plain.as_os_str());
+        let odd = if cfg!(windows) {
+            r#"C:\a;b\"q\objects"#
+        } else {
+            r#"/home/a:b/"q/objects"#
+        };
+        let want = if cfg!(windows) {
+            r#""C:\\a;b\\\"q\\objects""#
+        } else {
+            r#""/home/a:b/\"q/objects""#
+        };
+        assert_eq!(alternate(std::path::Path::new(odd)), want);
     }
 
     #[test]

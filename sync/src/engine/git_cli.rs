@@ -526,6 +526,9 @@ impl Incoming {
         let pack_dir = store.repo().path().join("objects/pack");
         clear_left(&pack_dir, "tmp_pack_", STALE_PACK);
         clear_kept(&pack_dir, LEFT_BY_A_FETCH);
+        clear_unindexed(&pack_dir, STALE_PACK);
+        // git's own shallow list for one fetch from a shallow remote, left by a killed git.
+        clear_left(store.repo().path(), "shallow_", LEFT_BY_A_FETCH);
     }
 
     fn arriving(&self) -> impl Iterator<Item = std::fs::DirEntry> {
@@ -561,6 +564,27 @@ fn clear_kept(pack_dir: &Path, older_than: Duration) {
         };
         let a_fetchs = || std::fs::read(&path).is_ok_and(|b| b.starts_with(b"fetch-pack "));
         if path.extension().is_some_and(|x| x == "keep") && old() && a_fetchs() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Removes the files of packs older than `older_than` in `pack_dir` that have no index: what a
+/// fetch killed while moving its pack into the store left (the index goes in last), which git
+/// never reads and never removes.
+fn clear_unindexed(pack_dir: &Path, older_than: Duration) {
+    for e in std::fs::read_dir(pack_dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_prefix("pack-").and_then(|n| n.split_once('.')) else {
+            continue;
+        };
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > older_than));
+        let unindexed = !pack_dir.join(format!("pack-{}.idx", stem.0)).exists();
+        if stem.1 != "idx" && old && unindexed {
             let _ = std::fs::remove_file(&path);
         }
     }
@@ -907,7 +931,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_fetchs_old_keep_files_are_cleared() {
+    fn only_a_fetchs_old_keep_files_and_unindexed_packs_are_cleared() {
         let tmp = tempfile::tempdir().unwrap();
         let write = |name: &str, text: &str, age: u64| {
             let path = tmp.path().join(name);
@@ -921,6 +945,12 @@ mod tests {
                 .unwrap();
             path
         };
+        let orphan = write("pack-o.pack", "PACK", 7200);
+        let young = write("pack-y.pack", "PACK", 10);
+        let indexed = write("pack-a.idx", "", 7200);
+        clear_unindexed(tmp.path(), Duration::from_secs(3600));
+        assert!(!orphan.exists());
+        assert!(young.exists() && indexed.exists());
         let dead = write("pack-a.keep", "fetch-pack 12 on host\n", 7200);
         let live = write("pack-b.keep", "fetch-pack 13 on host\n", 10);
         let users = write("pack-c.keep", "kept by hand\n", 7200);
