@@ -1,10 +1,10 @@
 //! A plain store's fetch of new commits, at the cost of what moved: `git ls-remote` of the
 //! machines' branches and the ferry refs, `git fetch-pack` of the ones that moved into a
 //! quarantine, the new pack checked for completeness in this process (`Store::check_arrived`)
-//! and moved into the store, then the refs set. `git
-//! fetch` checks the same by walking the whole tree of every branch that moved, as it was
-//! before: at 10,000 sessions that walk was most of the CPU a one-line change cost the machine
-//! receiving it. An idle fetch is the `ls-remote` alone.
+//! and moved into the store, then the refs set. `git fetch` checks the same by walking the whole
+//! tree of every branch that moved, as it was before: at 10,000 sessions that walk was most of
+//! the CPU a one-line change cost the machine receiving it. An idle fetch is the `ls-remote`
+//! alone.
 //!
 //! `fetch-pack` reaches local, ssh and git:// remotes only, and takes the URL as it is; a
 //! remote that git reaches through a remote helper (https) keeps `git fetch`, and the URL is
@@ -36,7 +36,7 @@ fn local_name(remote: &str, dest: &str) -> Option<String> {
 /// What a user reads of a fetch refused as incomplete, and what to do.
 fn incomplete(why: impl std::fmt::Display) -> String {
     format!(
-        "{why}; nothing of this fetch was taken, and the next one asks for it again (if this goes on, the remote may be damaged: `git fsck` in it says)"
+        "{why}; nothing of this fetch was taken, and the next one asks for it again (if this goes on, the remote may be damaged: run `git fsck` in it)"
     )
 }
 
@@ -97,11 +97,11 @@ impl GitCli {
         let shallow = store.shallow_list().ok();
         let quarantine = own_name(repo.path(), QUARANTINE);
         let objects = quarantine.join("objects");
-        let io = |what: &str, e: &dyn std::fmt::Display| {
-            failure("fetch", url, Failure::Other, format!("{what}: {e}"))
-        };
         let done = std::fs::create_dir_all(objects.join("pack"))
-            .map_err(|e| io("making the fetch's quarantine", &e))
+            .map_err(|e| {
+                let why = format!("making the fetch's quarantine: {e}");
+                failure("fetch", url, Failure::Other, why)
+            })
             .and_then(|()| {
                 let mut cmd = self.command(Some(repo.path()));
                 cmd.env("GIT_OBJECT_DIRECTORY", &objects)
@@ -124,42 +124,7 @@ impl GitCli {
                     progress,
                 )
             })
-            .and_then(|out| {
-                let tips: Vec<(Oid, &str, Option<Oid>)> = out
-                    .lines()
-                    .filter_map(|line| {
-                        let (id, name) = line.split_once(' ')?;
-                        let id = Oid::from_str(id).ok()?;
-                        let (_, local, was) = moved.iter().find(|(n, _, _)| *n == name)?;
-                        Some((id, local.as_str(), *was))
-                    })
-                    .collect();
-                if let Some((name, _, _)) = moved
-                    .iter()
-                    .find(|(_, local, _)| !tips.iter().any(|(_, l, _)| l == local))
-                {
-                    return Err(io(
-                        "the fetch",
-                        &format!("git fetch-pack did not bring {name}"),
-                    ));
-                }
-                let ids: Vec<Oid> = tips.iter().map(|(id, _, _)| *id).collect();
-                store.check_arrived(&objects, &ids).map_err(|e| match e {
-                    StoreError::Incomplete { .. } => {
-                        failure("fetch", url, Failure::Other, incomplete(e))
-                    }
-                    e => io("checking what the fetch brought", &e),
-                })?;
-                let kept = store
-                    .take_packs(&objects)
-                    .map_err(|e| io("moving what the fetch brought into the store", &e))?;
-                let set = set_refs(repo, &tips).map_err(|e| io("setting the fetched branches", &e));
-                // The packs are kept from git's repacks until the refs name what they hold.
-                for k in kept {
-                    let _ = std::fs::remove_file(k);
-                }
-                set
-            });
+            .and_then(|out| take_in(store, url, &objects, &moved, &out));
         let _ = std::fs::remove_dir_all(&quarantine);
         if done.is_err()
             && let Some(before) = shallow
@@ -169,6 +134,54 @@ impl GitCli {
         }
         done
     }
+}
+
+/// Takes what `git fetch-pack` brought into the quarantine `objects` (its stdout `out` names
+/// the tips) into `store`, once checked, and sets the `moved` branches' refs to the tips.
+fn take_in(
+    store: &Store,
+    url: &str,
+    objects: &std::path::Path,
+    moved: &[(&str, String, Option<Oid>)],
+    out: &str,
+) -> Result<(), RemoteError> {
+    let io = |what: &str, e: &dyn std::fmt::Display| {
+        failure("fetch", url, Failure::Other, format!("{what}: {e}"))
+    };
+    let tips: Vec<(Oid, &str, Option<Oid>)> = out
+        .lines()
+        .filter_map(|line| {
+            let (id, name) = line.split_once(' ')?;
+            let id = Oid::from_str(id).ok()?;
+            let (_, local, was) = moved.iter().find(|(n, _, _)| *n == name)?;
+            Some((id, local.as_str(), *was))
+        })
+        .collect();
+    if let Some((name, _, _)) = moved
+        .iter()
+        .find(|(_, local, _)| !tips.iter().any(|(_, l, _)| l == local))
+    {
+        return Err(io(
+            "the fetch",
+            &format!(
+                "git fetch-pack did not bring {name} (gone from the remote meanwhile?); the next fetch asks again"
+            ),
+        ));
+    }
+    let ids: Vec<Oid> = tips.iter().map(|(id, _, _)| *id).collect();
+    store.check_arrived(objects, &ids).map_err(|e| match e {
+        StoreError::Incomplete { .. } => failure("fetch", url, Failure::Other, incomplete(e)),
+        e => io("checking what the fetch brought", &e),
+    })?;
+    let kept = store
+        .take_packs(objects)
+        .map_err(|e| io("moving what the fetch brought into the store", &e))?;
+    let set = set_refs(store.repo(), &tips).map_err(|e| io("setting the fetched branches", &e));
+    // The packs are kept from git's repacks until the refs name what they hold.
+    for k in kept {
+        let _ = std::fs::remove_file(k);
+    }
+    set
 }
 
 /// Sets each of `tips` (id, ref, where the ref was when the fetch began) with every ref locked

@@ -9,7 +9,7 @@
 //! not set an ssh command of their own, so active syncing does not cost a handshake per fetch.
 
 use super::remote::{Failure, History, Progress, RemoteError, redact, redact_text};
-use super::sealed_wire::{ShownShallow, clear_left, move_in, own_name};
+use super::sealed_wire::{ShownShallow, aged, clear_left, move_in, own_name};
 use crate::store::{Store, own_ref};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -228,13 +228,14 @@ impl GitCli {
         // A pack half-received by a fetch that was stopped long ago is garbage, and so is what
         // such a fetch left beside it.
         Incoming::clear_stale(store);
-        for stem in [
+        // git's own `shallow_*` is its shallow list for one fetch from a shallow remote.
+        let left = [
             "ferry-fetch-apart-",
             "ferry-shallow-shown-",
             super::fetch_moved::QUARANTINE,
-        ] {
-            clear_left(store.repo().path(), stem, LEFT_BY_A_FETCH);
-        }
+            "shallow_",
+        ];
+        clear_left(store.repo().path(), &left, LEFT_BY_A_FETCH);
         if let Some((in_store, shown)) = shown {
             let done = if deepens {
                 // Run in a repository of its own that holds nothing, so that git names no
@@ -523,12 +524,11 @@ impl Incoming {
 
     /// Removes what a fetch stopped long ago left arriving (not what one arriving now has).
     fn clear_stale(store: &Store) {
-        let pack_dir = store.repo().path().join("objects/pack");
-        clear_left(&pack_dir, "tmp_pack_", STALE_PACK);
-        clear_kept(&pack_dir, LEFT_BY_A_FETCH);
-        clear_unindexed(&pack_dir, STALE_PACK);
-        // git's own shallow list for one fetch from a shallow remote, left by a killed git.
-        clear_left(store.repo().path(), "shallow_", LEFT_BY_A_FETCH);
+        clear_pack_dir(
+            &store.repo().path().join("objects/pack"),
+            STALE_PACK,
+            LEFT_BY_A_FETCH,
+        );
     }
 
     fn arriving(&self) -> impl Iterator<Item = std::fs::DirEntry> {
@@ -551,40 +551,34 @@ impl Incoming {
     }
 }
 
-/// Removes the `.keep` files older than `older_than` that a fetch's git wrote in `pack_dir`
-/// ("fetch-pack <pid> on <host>") and a killed fetch left: each would hold its pack out of
-/// every repack for good. Anyone else's stay.
-fn clear_kept(pack_dir: &Path, older_than: Duration) {
-    for e in std::fs::read_dir(pack_dir).into_iter().flatten().flatten() {
-        let path = e.path();
-        let old = || {
-            e.metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > older_than))
-        };
-        let a_fetchs = || std::fs::read(&path).is_ok_and(|b| b.starts_with(b"fetch-pack "));
-        if path.extension().is_some_and(|x| x == "keep") && old() && a_fetchs() {
-            let _ = std::fs::remove_file(&path);
-        }
-    }
-}
-
-/// Removes the files of packs older than `older_than` in `pack_dir` that have no index: what a
-/// fetch killed while moving its pack into the store left (the index goes in last), which git
-/// never reads and never removes.
-fn clear_unindexed(pack_dir: &Path, older_than: Duration) {
+/// Removes, in one pass over `pack_dir`, what killed fetches left there:
+/// - half-received packs (`tmp_pack_*`) older than `stale`;
+/// - files of packs older than `stale` that have no index: a fetch killed while moving its
+///   pack into the store (the index goes in last), which git never reads and never removes;
+/// - `.keep` files older than `kept` that a fetch's git wrote ("fetch-pack <pid> on <host>"):
+///   each would hold its pack out of every repack for good. Anyone else's stay.
+fn clear_pack_dir(pack_dir: &Path, stale: Duration, kept: Duration) {
     for e in std::fs::read_dir(pack_dir).into_iter().flatten().flatten() {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_prefix("pack-").and_then(|n| n.split_once('.')) else {
-            continue;
+        let gone = if name.starts_with("tmp_pack_") {
+            aged(&e, stale)
+        } else if let Some((stem, ext)) = name.strip_prefix("pack-").and_then(|n| n.split_once('.'))
+        {
+            match ext {
+                "pack" | "rev" | "bitmap" => {
+                    aged(&e, stale) && !pack_dir.join(format!("pack-{stem}.idx")).exists()
+                }
+                "keep" => {
+                    aged(&e, kept)
+                        && std::fs::read(&path).is_ok_and(|b| b.starts_with(b"fetch-pack "))
+                }
+                _ => false,
+            }
+        } else {
+            false
         };
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > older_than));
-        let unindexed = !pack_dir.join(format!("pack-{}.idx", stem.0)).exists();
-        if stem.1 != "idx" && old && unindexed {
+        if gone {
             let _ = std::fs::remove_file(&path);
         }
     }
@@ -948,14 +942,15 @@ mod tests {
         let orphan = write("pack-o.pack", "PACK", 7200);
         let young = write("pack-y.pack", "PACK", 10);
         let indexed = write("pack-a.idx", "", 7200);
-        clear_unindexed(tmp.path(), Duration::from_secs(3600));
+        let hour = Duration::from_secs(3600);
+        clear_pack_dir(tmp.path(), hour, hour);
         assert!(!orphan.exists());
         assert!(young.exists() && indexed.exists());
         let dead = write("pack-a.keep", "fetch-pack 12 on host\n", 7200);
         let live = write("pack-b.keep", "fetch-pack 13 on host\n", 10);
         let users = write("pack-c.keep", "kept by hand\n", 7200);
         let pack = write("pack-a.pack", "fetch-pack ", 7200);
-        clear_kept(tmp.path(), Duration::from_secs(3600));
+        clear_pack_dir(tmp.path(), hour, hour);
         assert!(!dead.exists());
         assert!(live.exists() && users.exists() && pack.exists());
     }

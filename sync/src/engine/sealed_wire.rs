@@ -136,19 +136,24 @@ pub(super) fn own_name(dir: &Path, stem: &str) -> PathBuf {
 }
 
 /// Removes what fetches stopped long ago (killed) left in the store's git dir `dir` under
-/// names that begin with `stem`.
-pub(super) fn clear_left(dir: &Path, stem: &str, older_than: std::time::Duration) {
+/// names that begin with one of `stems`, in one pass over it.
+pub(super) fn clear_left(dir: &Path, stems: &[&str], older_than: std::time::Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > older_than));
-        if old && e.file_name().to_string_lossy().starts_with(stem) {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if stems.iter().any(|s| name.starts_with(s)) && aged(&e, older_than) {
             let path = e.path();
             let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
         }
     }
+}
+
+/// Whether the entry `e` was last changed more than `older_than` ago.
+pub(super) fn aged(e: &std::fs::DirEntry, older_than: std::time::Duration) -> bool {
+    e.metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > older_than))
 }
