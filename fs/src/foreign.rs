@@ -109,7 +109,7 @@ impl ForeignFile {
             )),
         };
         let name = self.rel.as_str().rsplit('/').next().unwrap_or_default();
-        Ok(Codec::new(&placement.mapping).expand(&merged, Format::for_file_name(name)))
+        Ok(Codec::shared(&placement.mapping).expand(&merged, Format::for_file_name(name)))
     }
 
     /// For a file of one version (only the first is read), its chunks `ids` (from
@@ -132,7 +132,10 @@ impl ForeignFile {
             return Ok((out, Vec::new()));
         };
         let name = self.rel.as_str().rsplit('/').next().unwrap_or_default();
-        let (codec, format) = (Codec::new(&placement.mapping), Format::for_file_name(name));
+        let (codec, format) = (
+            Codec::shared(&placement.mapping),
+            Format::for_file_name(name),
+        );
         // Where `out`'s first byte is, counted from `base`.
         let mut at = base;
         let mut ends = Vec::with_capacity(ids.len().saturating_sub(from));

@@ -116,7 +116,7 @@ pub enum MappingError {
 
 /// One machine's values for the placeholders, as they apply to one project. Path values are kept
 /// in canonical form (native separators, no trailing separator, upper-case drive letter).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Mapping {
     style: PathStyle,
     values: [Option<String>; Var::ALL.len()],

@@ -87,10 +87,10 @@ impl Format {
 
 /// Portable form of `input`, virtualised with this machine's `mapping`.
 pub fn virtualise(input: &[u8], mapping: &Mapping, format: Format) -> Vec<u8> {
-    Codec::new(mapping).virtualise(input, format)
+    Codec::shared(mapping).virtualise(input, format)
 }
 
 /// Local form of portable `input` for the machine described by `mapping`.
 pub fn expand(input: &[u8], mapping: &Mapping, format: Format) -> Vec<u8> {
-    Codec::new(mapping).expand(input, format)
+    Codec::shared(mapping).expand(input, format)
 }

@@ -8,6 +8,8 @@ use super::{Format, Stream, stream::Direction};
 use crate::path_style::{PathStyle, SplitPath};
 use aho_corasick::{AhoCorasick, Input, MatchKind, Span, packed};
 use memchr::memmem;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Every separator spelling, in the order of the spelling table.
 const SEPS: [Sep; 6] = [
@@ -146,7 +148,28 @@ impl Finder {
     }
 }
 
+/// How many compiled mappings [`Codec::shared`] keeps: a machine has a mapping per project
+/// place, and a daemon that reads files of more places than this compiles again.
+const SHARED: usize = 256;
+
 impl Codec {
+    /// `mapping` compiled, or the codec compiled for it before: compiling costs about as much
+    /// as expanding a 4 KB file, and a first mount expands thousands of files per mapping.
+    pub fn shared(mapping: &Mapping) -> Arc<Codec> {
+        static MEMO: Mutex<Option<HashMap<Mapping, Arc<Codec>>>> = Mutex::new(None);
+        let mut memo = MEMO.lock().unwrap_or_else(|e| e.into_inner());
+        let memo = memo.get_or_insert_with(HashMap::new);
+        if let Some(c) = memo.get(mapping) {
+            return c.clone();
+        }
+        if memo.len() >= SHARED {
+            memo.clear();
+        }
+        let codec = Arc::new(Codec::new(mapping));
+        memo.insert(mapping.clone(), codec.clone());
+        codec
+    }
+
     /// Compiles `mapping`.
     pub fn new(mapping: &Mapping) -> Codec {
         let mut spellings = vec![None; Var::ALL.len() * SEPS.len() * 4];

@@ -504,3 +504,26 @@ fn both_spellings_of_a_symlinked_home_virtualise_and_round_trip() {
         "{\"cwd\":\"/Users/bob/notes\",\"cfg\":\"/Users/bob/.claude\"}"
     );
 }
+
+#[test]
+fn a_mapping_is_compiled_once_and_each_mapping_gets_its_own_codec() {
+    let mut a = Mapping::new(PathStyle::Unix);
+    a.set(Var::Home, "/home/shared-codec-a").unwrap();
+    let mut b = a.clone();
+    b.set(Var::Home, "/home/shared-codec-b").unwrap();
+    let (a1, a2, b1) = (
+        Codec::shared(&a),
+        Codec::shared(&a.clone()),
+        Codec::shared(&b),
+    );
+    assert!(std::sync::Arc::ptr_eq(&a1, &a2), "compiled again");
+    assert!(!std::sync::Arc::ptr_eq(&a1, &b1));
+    assert_eq!(
+        b1.expand(b"${HOME}/x", Format::Text),
+        b"/home/shared-codec-b/x"
+    );
+    assert_eq!(
+        a1.expand(b"${HOME}/x", Format::Text),
+        b"/home/shared-codec-a/x"
+    );
+}

@@ -111,6 +111,7 @@ impl<'r> Translator<'r> {
             self.repo,
             made.into_iter().map(|(id, (k, d))| Ok((id, k, d))),
         )
+        .map(drop)
         .map_err(|e| CryptError::Damaged(format!("writing what was translated: {e}")))
     }
 

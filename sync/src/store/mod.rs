@@ -13,6 +13,7 @@ pub(crate) use packed::write_objects;
 mod read;
 mod records;
 pub(crate) mod shallow;
+mod staged_odb;
 mod write;
 
 pub use chunks::CHUNK;

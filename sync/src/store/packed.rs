@@ -87,10 +87,13 @@ impl Store {
 impl Store {
     /// This store opened a second time, for staging objects in a memory backend: one added to
     /// an object database stays for as long as the repository is open, and this one's later
-    /// commits must reach the disk.
+    /// commits must reach the disk. Its object database holds the store's packs one by one
+    /// (see [`super::staged_odb`]), so [`write_pack`] adds each pack it writes to it.
     pub(crate) fn staged(&self) -> Result<Store, StoreError> {
+        let repo = git2::Repository::open_bare(self.repo.path())?;
+        repo.set_odb(&super::staged_odb::open(&self.repo.path().join("objects"))?)?;
         Ok(Store {
-            repo: git2::Repository::open_bare(self.repo.path())?,
+            repo,
             secrets: self.secrets,
             scan: self.scan,
             findings: std::sync::Mutex::new(Vec::new()),
@@ -147,7 +150,9 @@ pub(crate) fn write_pack(
     disk: &git2::Odb<'_>,
     tip: Oid,
 ) -> Result<(), StoreError> {
-    write_pack_of(repo, disk, &[tip])
+    let idx = write_pack_of(repo, disk, &[tip])?;
+    super::staged_odb::add_pack(&repo.odb()?, &idx)?;
+    Ok(())
 }
 
 /// [`write_pack`] for the objects of several commits.
@@ -155,16 +160,16 @@ pub(crate) fn write_pack_of(
     repo: &git2::Repository,
     disk: &git2::Odb<'_>,
     tips: &[Oid],
-) -> Result<(), StoreError> {
+) -> Result<std::path::PathBuf, StoreError> {
     let ids = added(repo, disk, tips)?;
     let odb = repo.odb()?;
     let objects = ids
         .into_iter()
         .map(|id| odb.read(id).map(|o| (id, o.kind(), Read(o))));
-    write_objects(repo, objects)?;
+    let idx = write_objects(repo, objects)?;
     // Later walks see this pack as the disk's.
     disk.refresh()?;
-    Ok(())
+    Ok(idx)
 }
 
 /// An object read from the database, as the bytes a pack takes.
@@ -180,11 +185,12 @@ impl AsRef<[u8]> for Read<'_> {
 /// each object deflated on its own, with its index (version 2) made here from the ids, offsets
 /// and CRCs already known: libgit2's indexer inflated and hashed every object again and
 /// unmapped the pack after each one, three quarters of the cost. The pack is renamed into
-/// place before its index, and the repository's object database sees both at once.
+/// place before its index, and the repository's object database sees both at once. Returns
+/// where the index is.
 pub(crate) fn write_objects<D: AsRef<[u8]>>(
     repo: &git2::Repository,
     objects: impl ExactSizeIterator<Item = Result<(Oid, ObjectType, D), git2::Error>>,
-) -> Result<(), StoreError> {
+) -> Result<std::path::PathBuf, StoreError> {
     let pack_dir = repo.path().join("objects/pack");
     let io = |e: std::io::Error| StoreError::io(&pack_dir, e);
     let stem = format!(
@@ -242,10 +248,11 @@ pub(crate) fn write_objects<D: AsRef<[u8]>>(
     };
     let name = pack_dir.join(format!("pack-{}", hex(&trailer)));
     std::fs::rename(&tmp_pack, name.with_extension("pack")).map_err(io)?;
-    std::fs::rename(&tmp_idx, name.with_extension("idx")).map_err(io)?;
+    let idx = name.with_extension("idx");
+    std::fs::rename(&tmp_idx, &idx).map_err(io)?;
     // Later reads and walks see this pack.
     repo.odb()?.refresh()?;
-    Ok(())
+    Ok(idx)
 }
 
 /// How the files of a pack being written here begin, until they are renamed into place (what a

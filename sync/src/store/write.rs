@@ -367,7 +367,7 @@ impl Store {
         let mut f = File::open(local).map_err(io)?;
         let md = f.metadata().map_err(io)?;
         let len = md.len();
-        let codec = Codec::new(&mapping_for(machine, project)?);
+        let codec = Codec::shared(&mapping_for(machine, project)?);
         let meta = FileMeta {
             mtime_ms: mtime_ms(&md),
             mode: mode_of(&md),
