@@ -105,8 +105,20 @@ pub fn run(st: &State, config: &Config, quiet: bool, offline: bool) -> Result<Im
     let links = crate::projects::load_links(st)?;
     let placed = crate::projects::placed(st);
     let batch = ferry_sync::upper::reconcile(&mountpoint, &store, &machine, &links, &placed)?;
+    // Each file's size, looked up once: the parts, the packs and the progress bar each ask.
+    let sizes: std::collections::HashMap<&std::path::Path, u64> = batch
+        .files
+        .iter()
+        .filter_map(|f| match &f.change {
+            Change::Write { local, .. } => Some((
+                local.as_path(),
+                std::fs::metadata(local).map_or(0, |m| m.len()),
+            )),
+            _ => None,
+        })
+        .collect();
     let size = |c: &Change| match c {
-        Change::Write { local, .. } => std::fs::metadata(local).map_or(0, |m| m.len()),
+        Change::Write { local, .. } => sizes.get(local.as_path()).copied().unwrap_or(0),
         _ => 0,
     };
     let bytes: u64 = batch.files.iter().map(|f| size(&f.change)).sum();

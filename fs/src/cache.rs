@@ -1,27 +1,161 @@
 //! The disk cache of materialised files: another machine's file, expanded to this machine's
 //! paths, written once under the state dir and then served from there (and from the page cache).
 //! Bounded by a byte budget; the least recently used files go first. Survives restarts, so a
-//! remount does not expand everything again.
+//! remount does not expand everything again. An entry of up to [`SMALL`] bytes shares a slab
+//! file with others (see [`slab`]); a larger one has a file of its own.
+
+mod slab;
 
 use lru::LruCache;
+use slab::Slabs;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Present while the cache is closed cleanly.
 const CLEAN: &str = ".clean";
 
+/// Entries up to this long go in a slab: re-expanding one costs less than a file of its own.
+pub const SMALL: u64 = 64 << 10;
+
+/// Where an entry's bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loc {
+    /// In a file of its own, named by its key.
+    Own,
+    /// In slab `slab`, from offset `at`.
+    Slab { slab: u32, at: u64 },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    len: u64,
+    loc: Loc,
+}
+
 /// The cache directory and its index.
 pub struct DiskCache {
     dir: PathBuf,
     budget: u64,
+    /// Bytes of the entries' own files and of the slabs (what evicted entries left in a slab
+    /// counts until the slab goes).
     used: u64,
-    entries: LruCache<u64, u64>,
+    entries: LruCache<u64, Entry>,
+    slabs: Slabs,
+    /// Entries up to this long go in a slab.
+    small: u64,
+}
+
+/// An entry opened for reading: its own file, or its place in a slab.
+pub struct Opened {
+    file: File,
+    base: u64,
+    /// The entry's length when it shares its file; `None` for a file of its own, read to its
+    /// end (an entry grown in place only grows).
+    len: Option<u64>,
+}
+
+impl Opened {
+    /// The file the entry is in.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Where the entry starts in [`Opened::file`].
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Its length when it shares its file (see [`Opened::read_upto`]).
+    pub fn shared_len(&self) -> Option<u64> {
+        self.len
+    }
+
+    /// The file and where the entry starts in it: what a descriptor left on a removed name
+    /// keeps reading.
+    pub fn into_parts(self) -> (File, u64) {
+        (self.file, self.base)
+    }
+
+    /// Up to `size` bytes of the entry at `offset`: fewer only at its end.
+    pub fn read_upto(&self, offset: u64, size: u32) -> std::io::Result<Vec<u8>> {
+        let size = match self.len {
+            Some(len) => len.saturating_sub(offset).min(u64::from(size)) as u32,
+            None => size,
+        };
+        crate::core::read_upto(&self.file, self.base + offset, size)
+    }
+
+    /// The whole entry.
+    pub fn read_all(&self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.copy_to(&mut out)?;
+        Ok(out)
+    }
+
+    /// Copies the whole entry to `out`; how many bytes.
+    pub fn copy_to(&self, out: &mut impl Write) -> std::io::Result<u64> {
+        let mut f = &self.file;
+        f.seek(std::io::SeekFrom::Start(self.base))?;
+        match self.len {
+            Some(len) => std::io::copy(&mut f.take(len), out),
+            None => std::io::copy(&mut f, out),
+        }
+    }
+}
+
+/// Where [`DiskCache::put_from`] collects an entry: in memory while it is small, then in a
+/// file of its own.
+pub struct Filling {
+    buf: Vec<u8>,
+    file: Option<File>,
+    path: PathBuf,
+    small: u64,
+}
+
+impl Write for Filling {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.file.is_none() && (self.buf.len() + data.len()) as u64 > self.small {
+            let mut f = create_new(&self.path)?;
+            f.write_all(&self.buf)?;
+            self.buf = Vec::new();
+            self.file = Some(f);
+        }
+        match &mut self.file {
+            Some(f) => f.write(data),
+            None => {
+                self.buf.extend_from_slice(data);
+                Ok(data.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}
+
+/// Creates the file at `path`, unlinking one already there rather than truncating it: a
+/// reader may still have it open.
+fn create_new(path: &Path) -> std::io::Result<File> {
+    let create = || File::options().write(true).create_new(true).open(path);
+    match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(path)?;
+            create()
+        }
+        f => f,
+    }
 }
 
 impl DiskCache {
     /// Opens (creating, mode 0700) the cache at `dir`, keeping what earlier runs left there.
     pub fn open(dir: &Path, budget: u64) -> std::io::Result<DiskCache> {
+        DiskCache::open_with(dir, budget, SMALL)
+    }
+
+    /// [`DiskCache::open`], with entries up to `small` bytes in slabs.
+    pub fn open_with(dir: &Path, budget: u64, small: u64) -> std::io::Result<DiskCache> {
         std::fs::create_dir_all(dir)?;
         #[cfg(unix)]
         {
@@ -33,6 +167,8 @@ impl DiskCache {
             budget,
             used: 0,
             entries: LruCache::unbounded(),
+            slabs: Slabs::new(dir),
+            small,
         };
         // Entries are written without fsync: after a crash or power loss one may be cut short,
         // so only a cache that was closed cleanly is trusted. Until this run closes cleanly it
@@ -44,35 +180,58 @@ impl DiskCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        let mut slabs = Vec::new();
         for e in std::fs::read_dir(dir)?.flatten() {
             let name = e.file_name();
-            let key = name
-                .to_str()
+            let name = name.to_str().unwrap_or_default();
+            let key = Some(name)
                 .filter(|n| n.len() == 16)
                 .and_then(|n| u64::from_str_radix(n, 16).ok());
-            match (key, e.metadata()) {
-                (Some(k), Ok(md)) if md.is_file() && trusted => {
-                    cache.entries.put(k, md.len());
+            match (key, Slabs::number(name), e.metadata()) {
+                (Some(k), _, Ok(md)) if md.is_file() && trusted => {
+                    cache.entries.put(
+                        k,
+                        Entry {
+                            len: md.len(),
+                            loc: Loc::Own,
+                        },
+                    );
                     cache.used += md.len();
                 }
+                (_, Some(n), Ok(md)) if md.is_file() && trusted => slabs.push((n, md.len())),
+                _ if trusted && name == slab::INDEX => {}
                 // Leftovers of an interrupted write, or of a run that did not close cleanly.
                 _ => {
                     let _ = std::fs::remove_file(e.path());
                 }
             }
         }
+        for (key, slab, at, len) in cache.slabs.load(&slabs) {
+            cache.entries.put(
+                key,
+                Entry {
+                    len,
+                    loc: Loc::Slab { slab, at },
+                },
+            );
+        }
+        cache.used += slabs
+            .iter()
+            .filter(|(n, _)| cache.slabs.holds(*n))
+            .map(|(_, len)| len)
+            .sum::<u64>();
         cache.evict(None);
         Ok(cache)
     }
 
-    /// Where the entry `key` lives.
+    /// Where the entry `key` lives when it has a file of its own.
     pub fn path(&self, key: u64) -> PathBuf {
         self.dir.join(format!("{key:016x}"))
     }
 
     /// The size of entry `key`, if cached (and marks it used).
     pub fn get(&mut self, key: u64) -> Option<u64> {
-        self.entries.get(&key).copied()
+        self.entries.get(&key).map(|e| e.len)
     }
 
     /// Stores `bytes` as entry `key` and returns its size.
@@ -83,51 +242,73 @@ impl DiskCache {
     /// Stores what `fill` writes as entry `key` (none if it fails) and returns its size: a
     /// large entry need not be held in memory whole.
     ///
-    /// Written in place, not beside it and renamed: a rename in a directory of thousands of
-    /// entries cost a tenth of a first mount's CPU. No reader finds the entry before it is
-    /// indexed here, a failed fill removes it, and a crash leaves the cache untrusted (see
-    /// [`DiskCache::open`]). A file already at that name (one an eviction could not remove)
-    /// is unlinked first rather than truncated: a reader may still have it open.
+    /// A large one is written in place, not beside it and renamed: a rename in a directory of
+    /// thousands of entries cost a tenth of a first mount's CPU. No reader finds the entry
+    /// before it is indexed here, a failed fill removes it, and a crash leaves the cache
+    /// untrusted (see [`DiskCache::open`]).
     pub fn put_from(
         &mut self,
         key: u64,
-        fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+        fill: impl FnOnce(&mut Filling) -> std::io::Result<()>,
     ) -> std::io::Result<u64> {
-        let path = self.path(key);
-        let create = || File::options().write(true).create_new(true).open(&path);
-        let mut f = match create() {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::fs::remove_file(&path)?;
-                create()?
-            }
-            f => f?,
+        // What it replaces goes first (readers keep what they opened).
+        self.forget(key);
+        let mut filling = Filling {
+            buf: Vec::new(),
+            file: None,
+            path: self.path(key),
+            small: self.small,
         };
-        let filled = fill(&mut f).and_then(|()| f.metadata());
-        drop(f);
-        let len = match filled {
-            Ok(m) => m.len(),
+        let filled = fill(&mut filling);
+        let entry = match (filled, filling.file) {
+            (Ok(()), Some(f)) => f.metadata().map(|m| Entry {
+                len: m.len(),
+                loc: Loc::Own,
+            }),
+            (Ok(()), None) => self
+                .slabs
+                .append(key, &filling.buf)
+                .map(|(slab, at)| Entry {
+                    len: filling.buf.len() as u64,
+                    loc: Loc::Slab { slab, at },
+                }),
+            (Err(e), _) => Err(e),
+        };
+        let entry = match entry {
+            Ok(e) => e,
             Err(e) => {
-                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(&filling.path);
                 return Err(e);
             }
         };
-        if let Some(old) = self.entries.put(key, len) {
-            self.used -= old;
-        }
-        self.used += len;
+        self.entries.put(key, entry);
+        self.used += entry.len;
         self.evict(Some(key));
-        Ok(len)
+        Ok(entry.len)
+    }
+
+    /// Drops entry `key`, removing its file if it has its own.
+    fn forget(&mut self, key: u64) {
+        if let Some(old) = self.entries.pop(&key)
+            && old.loc == Loc::Own
+        {
+            self.used -= old.len;
+            let _ = std::fs::remove_file(self.path(key));
+        }
     }
 
     /// Makes entry `old` entry `new`, with `suffix` appended; returns its size. The file is
     /// renamed and grown in place, so that a new version of a long transcript costs what it
     /// added, and a reader that has the old entry open sees it only grow. `None` (and `old` as
-    /// it was) when that cannot be done.
+    /// it was) when that cannot be done, as for an entry in a slab.
     pub fn extend(&mut self, old: u64, new: u64, suffix: &[u8]) -> Option<u64> {
-        let len = self.entries.pop(&old)?;
+        if self.entries.peek(&old)?.loc != Loc::Own {
+            return None;
+        }
+        let len = self.entries.pop(&old)?.len;
         self.used -= len;
         let restore = |c: &mut DiskCache| {
-            c.entries.put(old, len);
+            c.entries.put(old, Entry { len, loc: Loc::Own });
             c.used += len;
             None
         };
@@ -144,15 +325,29 @@ impl DiskCache {
             return None;
         }
         let len = len + suffix.len() as u64;
-        self.entries.put(new, len);
+        self.entries.put(new, Entry { len, loc: Loc::Own });
         self.used += len;
         self.evict(Some(new));
         Some(len)
     }
 
     /// Opens entry `key` for reading.
-    pub fn open_entry(&self, key: u64) -> std::io::Result<File> {
-        File::open(self.path(key))
+    pub fn open_entry(&self, key: u64) -> std::io::Result<Opened> {
+        match self.entries.peek(&key) {
+            Some(&Entry {
+                len,
+                loc: Loc::Slab { slab, at },
+            }) => Ok(Opened {
+                file: self.slabs.open(slab)?,
+                base: at,
+                len: Some(len),
+            }),
+            _ => Ok(Opened {
+                file: File::open(self.path(key))?,
+                base: 0,
+                len: None,
+            }),
+        }
     }
 
     /// Whether entry `key` is held (without marking it used).
@@ -185,14 +380,26 @@ impl DiskCache {
         #[cfg(target_os = "linux")]
         nix::unistd::syncfs(&dir).map_err(std::io::Error::from)?;
         #[cfg(not(target_os = "linux"))]
-        for (k, _) in self.entries.iter() {
+        for path in self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.loc == Loc::Own)
+            .map(|(k, _)| self.path(*k))
+            .chain(self.slabs.files())
+        {
             // Flushing needs write access on Windows.
             std::fs::OpenOptions::new()
                 .write(cfg!(windows))
                 .read(true)
-                .open(self.path(*k))?
+                .open(path)?
                 .sync_all()?;
         }
+        // Least recently used first, as `open` puts them back.
+        self.slabs
+            .save(self.entries.iter().rev().filter_map(|(k, e)| match e.loc {
+                Loc::Slab { slab, at } => Some((*k, slab, at, e.len)),
+                Loc::Own => None,
+            }))?;
         let marker = File::create(self.dir.join(CLEAN))?;
         marker.sync_all()?;
         #[cfg(unix)]
@@ -201,21 +408,48 @@ impl DiskCache {
     }
 
     /// Drops least recently used entries until the budget holds, keeping `keep`. Readers that
-    /// have an entry open keep reading it: the file is only unlinked.
+    /// have an entry open keep reading it: the file is only unlinked. An entry in a slab takes
+    /// the whole slab with it, unless `keep` is in that slab too: then the budget is exceeded
+    /// until the slab is full and a later entry goes in another.
     fn evict(&mut self, keep: Option<u64>) {
+        let slab_of = |c: &DiskCache, k: u64| match c.entries.peek(&k).map(|e| e.loc) {
+            Some(Loc::Slab { slab, .. }) => Some(slab),
+            _ => None,
+        };
+        let kept_in = keep.and_then(|k| slab_of(self, k));
         while self.used > self.budget {
-            let Some((k, len)) = self.entries.pop_lru() else {
+            let Some((k, e)) = self.entries.pop_lru() else {
                 return;
             };
             if Some(k) == keep {
-                self.entries.put(k, len);
+                self.entries.put(k, e);
                 if self.entries.len() == 1 {
                     return;
                 }
                 continue;
             }
-            self.used -= len;
-            let _ = std::fs::remove_file(self.path(k));
+            match e.loc {
+                Loc::Own => {
+                    self.used -= e.len;
+                    let _ = std::fs::remove_file(self.path(k));
+                }
+                Loc::Slab { slab, .. } if Some(slab) == kept_in => {
+                    self.entries.put(k, e);
+                    self.entries.demote(&k);
+                    return;
+                }
+                Loc::Slab { slab, .. } => {
+                    let Some(held) = self.slabs.remove(slab) else {
+                        continue;
+                    };
+                    self.used -= held.len;
+                    for other in held.keys {
+                        if slab_of(self, other) == Some(slab) {
+                            self.entries.pop(&other);
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -227,7 +461,8 @@ mod tests {
     #[test]
     fn the_budget_evicts_the_least_recently_used_and_reopening_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = DiskCache::open(dir.path(), 10).unwrap();
+        // Every entry in a file of its own here; slabs are below.
+        let mut c = DiskCache::open_with(dir.path(), 10, 0).unwrap();
         c.put(1, b"aaaa").unwrap();
         c.put(2, b"bbbb").unwrap();
         assert_eq!(c.get(1), Some(4)); // 1 is now the most recent
@@ -240,14 +475,107 @@ mod tests {
         assert_eq!(c.get(4), Some(13));
         c.mark_clean().unwrap();
         drop(c);
-        let mut again = DiskCache::open(dir.path(), 100).unwrap();
+        let mut again = DiskCache::open_with(dir.path(), 100, 0).unwrap();
         assert_eq!(again.get(4), Some(13));
         assert_eq!(std::fs::read(again.path(4)).unwrap(), b"0123456789abc");
         // Not closed cleanly this time (a crash): nothing is trusted.
         drop(again);
-        let mut after_crash = DiskCache::open(dir.path(), 100).unwrap();
+        let mut after_crash = DiskCache::open_with(dir.path(), 100, 0).unwrap();
         assert_eq!(after_crash.get(4), None);
         assert!(!after_crash.path(4).exists());
         assert_eq!(after_crash.used(), 0);
+    }
+
+    /// The names in the cache dir, but its markers.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn small_entries_share_a_slab_and_each_reads_as_its_own_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = DiskCache::open_with(dir.path(), 1 << 20, 8).unwrap();
+        c.put(1, b"one\n").unwrap();
+        c.put(2, b"").unwrap();
+        c.put(3, b"three\n").unwrap();
+        // Filled in pieces past the limit: a file of its own.
+        c.put_from(4, |f| {
+            f.write_all(b"four ")?;
+            f.write_all(b"is long\n")
+        })
+        .unwrap();
+        assert_eq!(
+            names(dir.path()),
+            vec![format!("{:016x}", 4), "slab-00000000".into()]
+        );
+        assert_eq!(c.used(), 4 + 6 + 13);
+        for (k, want) in [
+            (1, &b"one\n"[..]),
+            (2, b""),
+            (3, b"three\n"),
+            (4, b"four is long\n"),
+        ] {
+            let e = c.open_entry(k).unwrap();
+            assert_eq!(e.read_all().unwrap(), want, "entry {k}");
+            // A read past an entry's end stops there, not in the next entry.
+            assert_eq!(
+                e.read_upto(1, 100).unwrap(),
+                want.get(1..).unwrap_or_default()
+            );
+            let mut copied = Vec::new();
+            e.copy_to(&mut copied).unwrap();
+            assert_eq!(copied, want);
+        }
+        // Only an entry of its own grows in place.
+        assert_eq!(c.extend(1, 5, b"more"), None);
+        assert_eq!(c.get(1), Some(4));
+        assert_eq!(c.extend(4, 6, b"more\n"), Some(18));
+        assert_eq!(
+            c.open_entry(6).unwrap().read_all().unwrap(),
+            b"four is long\nmore\n"
+        );
+    }
+
+    #[test]
+    fn a_slab_goes_whole_when_the_budget_evicts_one_of_its_entries_and_survives_a_clean_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = DiskCache::open_with(dir.path(), 1 << 20, 64).unwrap();
+        for k in 0..4u64 {
+            c.put(k, format!("entry {k}\n").as_bytes()).unwrap();
+        }
+        let used = c.used();
+        c.mark_clean().unwrap();
+        drop(c);
+        // Closed cleanly: the next run finds every entry where it was.
+        let mut c = DiskCache::open_with(dir.path(), 1 << 20, 64).unwrap();
+        assert_eq!(c.used(), used);
+        for k in 0..4u64 {
+            let e = c.open_entry(k).unwrap();
+            assert_eq!(e.read_all().unwrap(), format!("entry {k}\n").as_bytes());
+        }
+        // New entries go in a new slab; over the budget, the old slab goes with all it held,
+        // while the slab the new entry is in stays.
+        c.budget = used + 5;
+        c.get(3);
+        c.put(10, b"ten\n").unwrap();
+        c.put(11, b"eleven\n").unwrap();
+        for k in 0..4u64 {
+            assert_eq!(c.get(k), None, "entry {k} outlived its slab");
+        }
+        assert_eq!(c.get(10), Some(4));
+        assert_eq!(c.open_entry(11).unwrap().read_all().unwrap(), b"eleven\n");
+        assert_eq!(names(dir.path()), vec!["slab-00000001".to_string()]);
+        assert_eq!(c.used(), 4 + 7);
+        // Not closed cleanly (a crash): nothing is trusted, the slabs go too.
+        drop(c);
+        let c = DiskCache::open_with(dir.path(), 1 << 20, 64).unwrap();
+        assert!(c.is_empty());
+        assert_eq!(names(dir.path()), Vec::<String>::new());
     }
 }

@@ -18,6 +18,8 @@ pub struct Detached {
 /// Where a detached file's bytes are.
 struct Held {
     file: File,
+    /// Where the bytes start in `file`: a small cache entry shares its file (a slab).
+    base: u64,
     /// The cache directory, while the bytes are other machines' version in the disk cache
     /// (read-only, shared with the view): a write first copies them to a private file there.
     shared: Option<PathBuf>,
@@ -38,18 +40,19 @@ impl Fs {
             Some(n) if n.kind() == crate::upper::Kind::File => self.attr(n),
             _ => return Ok(None),
         };
-        let (file, shared) = match node {
-            Some(Node::Upper(_)) => (self.upper.open_file(path)?, None),
+        let (file, base, shared) = match node {
+            Some(Node::Upper(_)) => (self.upper.open_file(path)?, 0, None),
             Some(Node::Cached { key, .. }) => {
-                let f = inner.cache.open_entry(key)?;
+                let (f, base) = inner.cache.open_entry(key)?.into_parts();
                 let dir = inner.cache.path(key).parent().map(Path::to_path_buf);
-                (f, Some(dir.unwrap_or_default()))
+                (f, base, Some(dir.unwrap_or_default()))
             }
             _ => return Ok(None),
         };
         Ok(Some(Detached {
             inner: Mutex::new(Held {
                 file,
+                base,
                 shared,
                 shown,
             }),
@@ -75,7 +78,7 @@ impl Detached {
             Some(_) => held.shown.size.saturating_sub(offset).min(u64::from(size)) as u32,
             None => size,
         };
-        Ok(read_upto(&held.file, offset, size)?)
+        Ok(read_upto(&held.file, held.base + offset, size)?)
     }
 
     /// Writes `data` at `offset` (at the end when `append`).
@@ -134,12 +137,14 @@ impl Held {
         // Until the copy is whole, the descriptors keep the shared entry, read-only.
         let mut copy = tempfile::tempfile_in(dir)?;
         // The bytes shown: the shared entry may since have grown into a later version's.
+        std::io::Seek::seek(&mut &self.file, std::io::SeekFrom::Start(self.base))?;
         let mut from = std::io::Read::take(&self.file, self.shown.size);
         std::io::copy(&mut from, &mut copy)?;
         set_file_mode(&copy, self.shown.mode)?;
         let at = |ns| Some(crate::upper::SetTime::At(ns));
         set_file_times(&copy, at(self.shown.atime_ns), at(self.shown.mtime_ns))?;
         self.file = copy;
+        self.base = 0;
         self.shared = None;
         Ok(())
     }

@@ -23,7 +23,7 @@ mod resolve;
 mod satellite;
 mod steady;
 
-use crate::cache::DiskCache;
+use crate::cache::{DiskCache, Opened};
 use crate::error::{FsError, FsResult};
 use crate::foreign::Foreign;
 use crate::upper::{Kind, Upper};
@@ -118,7 +118,6 @@ pub struct SetAttr {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum FdKey {
     Upper(PathBuf),
-    Cached(u64),
 }
 
 /// A decision about a path both layers have, valid while neither side changes.
@@ -134,6 +133,8 @@ struct Decision {
 struct Inner {
     cache: DiskCache,
     fds: LruCache<FdKey, Arc<File>>,
+    /// Disk cache entries opened for reading, by key.
+    entry_fds: LruCache<u64, Arc<Opened>>,
     decisions: BTreeMap<String, Decision>,
     /// Whole-file comparisons of an upper copy with the store's versions so far.
     comparisons: u64,
@@ -244,7 +245,8 @@ impl Fs {
             to_warm: Mutex::new(None),
             inner: Mutex::new(Inner {
                 cache,
-                fds: LruCache::new(NonZeroUsize::new(256).expect("nonzero")),
+                fds: LruCache::new(NonZeroUsize::new(128).expect("nonzero")),
+                entry_fds: LruCache::new(NonZeroUsize::new(128).expect("nonzero")),
                 decisions: BTreeMap::new(),
                 comparisons: 0,
                 whiteouts: HashMap::new(),
@@ -330,19 +332,22 @@ impl Fs {
     /// Reads up to `size` bytes at `offset`.
     pub fn read(&self, path: &Path, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let _span = tracing::debug_span!("read", ?path, offset, size).entered();
-        let file = {
-            let foreign = self.foreign();
-            let mut inner = self.lock();
-            match self.node(&mut inner, &foreign, path)? {
-                Some(Node::Upper(_)) => self.upper_fd(&mut inner, path)?,
-                Some(Node::Cached { key, .. }) => self.cached_fd(&mut inner, key)?,
-                Some(Node::Dir { .. }) => {
-                    return Err(FsError::new(libc::EISDIR, format!("{path:?}")));
-                }
-                None => return Err(FsError::not_found(path)),
+        let foreign = self.foreign();
+        let mut inner = self.lock();
+        match self.node(&mut inner, &foreign, path)? {
+            Some(Node::Upper(_)) => {
+                let file = self.upper_fd(&mut inner, path)?;
+                drop(inner);
+                Ok(read_upto(&file, offset, size)?)
             }
-        };
-        Ok(read_upto(&file, offset, size)?)
+            Some(Node::Cached { key, .. }) => {
+                let entry = self.cached_fd(&mut inner, key)?;
+                drop(inner);
+                Ok(entry.read_upto(offset, size)?)
+            }
+            Some(Node::Dir { .. }) => Err(FsError::new(libc::EISDIR, format!("{path:?}"))),
+            None => Err(FsError::not_found(path)),
+        }
     }
 
     /// Space on the upper layer's filesystem: (block size, blocks, free, available, files,
@@ -443,9 +448,8 @@ impl Fs {
         Ok(f)
     }
 
-    fn cached_fd(&self, inner: &mut Inner, key: u64) -> FsResult<Arc<File>> {
-        let k = FdKey::Cached(key);
-        if let Some(f) = inner.fds.get(&k) {
+    fn cached_fd(&self, inner: &mut Inner, key: u64) -> FsResult<Arc<Opened>> {
+        if let Some(f) = inner.entry_fds.get(&key) {
             return Ok(f.clone());
         }
         let f = inner.cache.open_entry(key)?;
@@ -453,13 +457,13 @@ impl Fs {
         // the whole read from disk now rather than one request at a time.
         #[cfg(target_os = "linux")]
         let _ = nix::fcntl::posix_fadvise(
-            &f,
-            0,
-            0,
+            f.file(),
+            f.base() as i64,
+            f.shared_len().map_or(0, |l| l as i64),
             nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
         );
         let f = Arc::new(f);
-        inner.fds.put(k, f.clone());
+        inner.entry_fds.put(key, f.clone());
         Ok(f)
     }
 
@@ -535,7 +539,7 @@ fn hidden_name(name: &std::ffi::OsStr) -> bool {
 }
 
 /// Up to `size` bytes of `f` at `offset`: fewer only at the end of the file.
-fn read_upto(f: &File, offset: u64, size: u32) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_upto(f: &File, offset: u64, size: u32) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0; size as usize];
     let mut done = 0;
     while done < buf.len() {

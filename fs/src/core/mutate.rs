@@ -114,8 +114,7 @@ impl Fs {
         ));
         let result = (|| {
             let mut out = self.upper.create_file(&tmp, 0o600, true)?;
-            let mut src = inner.cache.open_entry(key)?;
-            std::io::copy(&mut src, &mut out)?;
+            inner.cache.open_entry(key)?.copy_to(&mut out)?;
             drop(out);
             self.upper
                 .set_times(&tmp, None, Some(SetTime::At(mtime_ns)))?;

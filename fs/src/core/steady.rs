@@ -15,7 +15,7 @@ use crate::placement::Placement;
 use crate::upper::Meta;
 use ferry_sync::merge::merge_lines;
 use ferry_sync::store::fnv1a;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 /// What the view last served for a transcript path, so that the next merge keeps its lines in
@@ -81,9 +81,7 @@ impl Fs {
         let earlier = match before {
             Some(Served::Upper) if with.is_some() => Some((0, self.read_upper(path)?)),
             Some(Served::Cache { key, .. }) if inner.cache.get(key).is_some() => {
-                let mut bytes = Vec::new();
-                inner.cache.open_entry(key)?.read_to_end(&mut bytes)?;
-                Some((key, bytes))
+                Some((key, inner.cache.open_entry(key)?.read_all()?))
             }
             _ => None,
         };
@@ -96,11 +94,7 @@ impl Fs {
         };
         let held = inner.cache.get(base);
         let (merge, chunks) = match held {
-            Some(_) => {
-                let mut bytes = Vec::new();
-                inner.cache.open_entry(base)?.read_to_end(&mut bytes)?;
-                (bytes, None)
-            }
+            Some(_) => (inner.cache.open_entry(base)?.read_all()?, None),
             // By chunks where it can be, so that the next version can grow it.
             None if with.is_none() => match self.chunks_of(foreign, f, path)? {
                 Some((bytes, c)) => (bytes, Some(c)),
@@ -245,7 +239,7 @@ impl Fs {
         let Ok(kept32) = u32::try_from(kept) else {
             return Ok(None);
         };
-        let had = super::read_upto(&inner.cache.open_entry(old)?, from, kept32)?;
+        let had = inner.cache.open_entry(old)?.read_upto(from, kept32)?;
         if tail.len() < kept || had != tail[..kept] {
             return Ok(None);
         }
