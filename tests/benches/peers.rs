@@ -100,7 +100,7 @@ fn corpus(w: &World) -> Corpus {
 /// Moves the last run's sides out of the way; they are deleted with the bench's temporary
 /// directory at the end. Deleted here, their tens of thousands of files made every file the
 /// next transfer created slower: an ext4 without a journal (this bench's machine) passes over
-/// every inode freed in the last minute (five, while its table is unwritten) when it allocates
+/// every inode freed in the last minute (six, while its table is unwritten) when it allocates
 /// one: in one profile, 45% of ferry's receiving daemon's CPU. A user's first transfer does
 /// not follow the deletion of tens of thousands of files.
 fn clear(w: &World) {
