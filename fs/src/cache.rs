@@ -9,7 +9,7 @@ mod slab;
 use lru::LruCache;
 use slab::Slabs;
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Present while the cache is closed cleanly.
@@ -44,6 +44,8 @@ pub struct DiskCache {
     slabs: Slabs,
     /// Entries up to this long go in a slab.
     small: u64,
+    /// Counts the slabs removed, so that holders of open entries can let go of theirs.
+    removed: u64,
 }
 
 /// An entry opened for reading: its own file, or its place in a slab.
@@ -93,13 +95,17 @@ impl Opened {
         Ok(out)
     }
 
-    /// Copies the whole entry to `out`; how many bytes.
+    /// Copies the whole entry to `out`; how many bytes. Read at offsets, never by moving the
+    /// file's position: the file may be shared.
     pub fn copy_to(&self, out: &mut impl Write) -> std::io::Result<u64> {
-        let mut f = &self.file;
-        f.seek(std::io::SeekFrom::Start(self.base))?;
-        match self.len {
-            Some(len) => std::io::copy(&mut f.take(len), out),
-            None => std::io::copy(&mut f, out),
+        let mut at = 0;
+        loop {
+            let piece = self.read_upto(at, 1 << 20)?;
+            if piece.is_empty() {
+                return Ok(at);
+            }
+            out.write_all(&piece)?;
+            at += piece.len() as u64;
         }
     }
 }
@@ -169,6 +175,7 @@ impl DiskCache {
             entries: LruCache::unbounded(),
             slabs: Slabs::new(dir),
             small,
+            removed: 0,
         };
         // Entries are written without fsync: after a crash or power loss one may be cut short,
         // so only a cache that was closed cleanly is trusted. Until this run closes cleanly it
@@ -207,13 +214,14 @@ impl DiskCache {
             }
         }
         for (key, slab, at, len) in cache.slabs.load(&slabs) {
-            cache.entries.put(
-                key,
-                Entry {
-                    len,
-                    loc: Loc::Slab { slab, at },
-                },
-            );
+            let loc = Loc::Slab { slab, at };
+            // A file of its own under the same key is a leftover: the index is newer.
+            if let Some(old) = cache.entries.put(key, Entry { len, loc })
+                && old.loc == Loc::Own
+            {
+                cache.used -= old.len;
+                let _ = std::fs::remove_file(cache.path(key));
+            }
         }
         cache.used += slabs
             .iter()
@@ -355,6 +363,17 @@ impl DiskCache {
         self.entries.contains(&key)
     }
 
+    /// Whether entry `key` has a file of its own, which [`DiskCache::extend`] can grow.
+    pub fn is_own(&self, key: u64) -> bool {
+        self.entries.peek(&key).is_some_and(|e| e.loc == Loc::Own)
+    }
+
+    /// How many slabs this cache has removed: when it changes, an open entry may hold a
+    /// removed slab's disk space (see [`DiskCache::holds`]).
+    pub fn slabs_removed(&self) -> u64 {
+        self.removed
+    }
+
     /// How many entries are held.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -442,6 +461,7 @@ impl DiskCache {
                     let Some(held) = self.slabs.remove(slab) else {
                         continue;
                     };
+                    self.removed += 1;
                     self.used -= held.len;
                     for other in held.keys {
                         if slab_of(self, other) == Some(slab) {
@@ -572,6 +592,14 @@ mod tests {
         assert_eq!(c.open_entry(11).unwrap().read_all().unwrap(), b"eleven\n");
         assert_eq!(names(dir.path()), vec!["slab-00000001".to_string()]);
         assert_eq!(c.used(), 4 + 7);
+        // A file of its own left under a key the index lists goes: the index is newer.
+        c.mark_clean().unwrap();
+        drop(c);
+        std::fs::write(dir.path().join(format!("{:016x}", 10)), b"stale bytes").unwrap();
+        let c = DiskCache::open_with(dir.path(), 1 << 20, 64).unwrap();
+        assert_eq!(c.used(), 4 + 7);
+        assert_eq!(c.open_entry(10).unwrap().read_all().unwrap(), b"ten\n");
+        assert_eq!(names(dir.path()), vec!["slab-00000001".to_string()]);
         // Not closed cleanly (a crash): nothing is trusted, the slabs go too.
         drop(c);
         let c = DiskCache::open_with(dir.path(), 1 << 20, 64).unwrap();

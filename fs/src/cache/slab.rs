@@ -126,8 +126,9 @@ impl Slabs {
         let held = self.held.get_mut(&n).expect("each slab filled is held");
         let at = held.len;
         if let Err(e) = file.write_all(bytes) {
-            // Part of it may be there: the slab takes no more, and counts what it holds.
-            held.len = file.metadata().map_or(at + bytes.len() as u64, |m| m.len());
+            // Part of it may be there: cut it off (the cache counts the slab's length as what
+            // its entries hold), and the slab takes no more.
+            let _ = file.set_len(at);
             self.filling = None;
             return Err(e);
         }

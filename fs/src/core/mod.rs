@@ -133,8 +133,10 @@ struct Decision {
 struct Inner {
     cache: DiskCache,
     fds: LruCache<FdKey, Arc<File>>,
-    /// Disk cache entries opened for reading, by key.
+    /// Disk cache entries opened for reading, by key (with `fds`, at most 256 descriptors).
     entry_fds: LruCache<u64, Arc<Opened>>,
+    /// The cache's count of removed slabs when `entry_fds` was last pruned.
+    entry_fds_seen: u64,
     decisions: BTreeMap<String, Decision>,
     /// Whole-file comparisons of an upper copy with the store's versions so far.
     comparisons: u64,
@@ -247,6 +249,7 @@ impl Fs {
                 cache,
                 fds: LruCache::new(NonZeroUsize::new(128).expect("nonzero")),
                 entry_fds: LruCache::new(NonZeroUsize::new(128).expect("nonzero")),
+                entry_fds_seen: 0,
                 decisions: BTreeMap::new(),
                 comparisons: 0,
                 whiteouts: HashMap::new(),
@@ -449,19 +452,35 @@ impl Fs {
     }
 
     fn cached_fd(&self, inner: &mut Inner, key: u64) -> FsResult<Arc<Opened>> {
+        // A slab the cache removed keeps its disk space while a descriptor holds it.
+        if inner.entry_fds_seen != inner.cache.slabs_removed() {
+            inner.entry_fds_seen = inner.cache.slabs_removed();
+            let gone: Vec<u64> = inner
+                .entry_fds
+                .iter()
+                .map(|(k, _)| *k)
+                .filter(|k| !inner.cache.holds(*k))
+                .collect();
+            for k in gone {
+                inner.entry_fds.pop(&k);
+            }
+        }
         if let Some(f) = inner.entry_fds.get(&key) {
             return Ok(f.clone());
         }
         let f = inner.cache.open_entry(key)?;
         // Expanded files are read start to end (a resume, a listing's head and tail): start
-        // the whole read from disk now rather than one request at a time.
+        // the whole read from disk now rather than one request at a time (a length of 0 is
+        // the whole file: not for an empty entry in a slab).
         #[cfg(target_os = "linux")]
-        let _ = nix::fcntl::posix_fadvise(
-            f.file(),
-            f.base() as i64,
-            f.shared_len().map_or(0, |l| l as i64),
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
-        );
+        if f.shared_len() != Some(0) {
+            let _ = nix::fcntl::posix_fadvise(
+                f.file(),
+                f.base() as i64,
+                f.shared_len().map_or(0, |l| l as i64),
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+            );
+        }
         let f = Arc::new(f);
         inner.entry_fds.put(key, f.clone());
         Ok(f)

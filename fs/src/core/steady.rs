@@ -213,6 +213,11 @@ impl Fs {
             inner.chunked.remove(&old);
             return Ok(None);
         };
+        // A small entry shares a slab and is not grown in place: expanded whole, it costs
+        // about what its tail would.
+        if !inner.cache.is_own(old) {
+            return Ok(None);
+        }
         if was.expansion != crate::foreign::expansion_of(placement) {
             return Ok(None);
         }

@@ -41,8 +41,14 @@ pub(crate) fn open(objects: &Path) -> Result<Odb<'static>, git2::Error> {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("pack-") && name.ends_with(".idx") {
-            add_pack(&odb, &e.path())?;
+        // An index whose pack is gone (a compaction or a `git gc` cut short) holds nothing:
+        // git's own scan passes over it too.
+        let idx = e.path();
+        if name.starts_with("pack-")
+            && name.ends_with(".idx")
+            && idx.with_extension("pack").exists()
+        {
+            add_pack(&odb, &idx)?;
         }
     }
     Ok(odb)
@@ -110,7 +116,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = git2::Repository::init_bare(dir.path()).unwrap();
         let loose = repo.blob(b"loose\n").unwrap();
-        let (in_pack, _) = packed(&repo, b"in a pack\n");
+        let (in_pack, idx) = packed(&repo, b"in a pack\n");
+        // An index whose pack is gone, as a compaction cut short leaves: passed over.
+        let stray = idx.with_file_name(format!("pack-{}.idx", "0".repeat(40)));
+        std::fs::copy(&idx, &stray).unwrap();
         let odb = open(&dir.path().join("objects")).unwrap();
         for id in [loose, in_pack] {
             assert!(odb.exists(id), "{id} is the store's");
