@@ -142,6 +142,12 @@ impl Slabs {
         self.held.contains_key(&n)
     }
 
+    /// Takes no more entries in the slab being filled: the next goes in a new one.
+    #[cfg(test)]
+    pub fn seal(&mut self) {
+        self.filling = None;
+    }
+
     /// Slab `n` opened for reading.
     pub fn open(&self, n: u32) -> std::io::Result<File> {
         File::open(self.path(n))
