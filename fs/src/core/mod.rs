@@ -114,12 +114,6 @@ pub struct SetAttr {
     pub mode: Option<u32>,
 }
 
-/// Which file an open descriptor is kept for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum FdKey {
-    Upper(PathBuf),
-}
-
 /// A decision about a path both layers have, valid while neither side changes.
 #[derive(Clone, Copy, Debug)]
 struct Decision {
@@ -132,7 +126,8 @@ struct Decision {
 /// Mutable state, behind one lock.
 struct Inner {
     cache: DiskCache,
-    fds: LruCache<FdKey, Arc<File>>,
+    /// Upper-layer files opened for reading and writing, by view path.
+    fds: LruCache<PathBuf, Arc<File>>,
     /// Disk cache entries opened for reading, by key (with `fds`, at most 256 descriptors).
     entry_fds: LruCache<u64, Arc<Opened>>,
     /// The cache's count of removed slabs when `entry_fds` was last pruned.
@@ -442,7 +437,7 @@ impl Fs {
     }
 
     fn upper_fd(&self, inner: &mut Inner, path: &Path) -> FsResult<Arc<File>> {
-        let key = FdKey::Upper(path.to_path_buf());
+        let key = path.to_path_buf();
         if let Some(f) = inner.fds.get(&key) {
             return Ok(f.clone());
         }
@@ -608,10 +603,10 @@ fn release(inner: &mut Inner, path: &Path) {
 /// Closes the descriptors this core holds on upper files at or under `path`.
 fn close_under(inner: &mut Inner, path: &Path) {
     // At most 256 descriptors: a scan is cheap next to the syscalls around it.
-    let stale: Vec<FdKey> = inner
+    let stale: Vec<PathBuf> = inner
         .fds
         .iter()
-        .filter(|(k, _)| matches!(k, FdKey::Upper(p) if p.starts_with(path)))
+        .filter(|(p, _)| p.starts_with(path))
         .map(|(k, _)| k.clone())
         .collect();
     for k in stale {

@@ -2,7 +2,7 @@
 //! first), create, mkdir, truncate, utimens, chmod, unlink, rmdir and rename; and the refresh
 //! after a fetch.
 
-use super::{Attr, FdKey, Fs, Inner, Node, SetAttr, key_of, now_ns, write_at};
+use super::{Attr, Fs, Inner, Node, SetAttr, key_of, now_ns, write_at};
 use crate::error::{FsError, FsResult};
 use crate::foreign::{Foreign, ForeignFile};
 use crate::upper::{Kind, SetTime};
@@ -146,7 +146,7 @@ impl Fs {
         self.upper.mkdir_all(parent(path))?;
         let f = self.upper.create_file(path, mode, true)?;
         self.forget(&mut inner, path);
-        inner.fds.put(FdKey::Upper(path.to_path_buf()), Arc::new(f));
+        inner.fds.put(path.to_path_buf(), Arc::new(f));
         self.note_write(&mut inner, &foreign, path, None, 0);
         let node = self.existing(&mut inner, &foreign, path)?;
         Ok(self.attr(&node))
@@ -201,7 +201,7 @@ impl Fs {
         if let Some(mode) = set.mode {
             self.upper.set_mode(path, mode)?;
             // A descriptor opened under the old mode may no longer fit.
-            inner.fds.pop(&super::FdKey::Upper(path.to_path_buf()));
+            inner.fds.pop(path);
         }
         if set.atime.is_some() || set.mtime.is_some() {
             self.upper.set_times(path, set.atime, set.mtime)?;
