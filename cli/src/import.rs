@@ -159,7 +159,7 @@ pub fn run(st: &State, config: &Config, quiet: bool, offline: bool) -> Result<Im
         quiet || config.remote.is_none(),
         "fetching every machine's sessions and pushing this one's",
     );
-    let report = sync_here_locked(st, config, &bar);
+    let report = sync_here_locked(st, config, &bar, false);
     drop(lock);
     bar.finish_and_clear();
     let report = report?;

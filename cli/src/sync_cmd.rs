@@ -78,16 +78,19 @@ pub fn run(soon: bool, ctx: &Ctx) -> Result<crate::ui::Exit> {
 pub fn sync_here(st: &State, config: &crate::state::Config, quiet: bool) -> Result<Report> {
     let _lock = st.take_lock()?;
     let bar = crate::transfer_bar::new(quiet || config.remote.is_none(), "syncing");
-    let report = sync_here_locked(st, config, &bar);
+    let report = sync_here_locked(st, config, &bar, true);
     bar.finish_and_clear();
     report
 }
 
-/// [`sync_here`] for a caller that holds the lock already.
+/// [`sync_here`] for a caller that holds the lock already; `reconcile` is false for one that
+/// has just committed the unmounted directory itself (`ferry init`'s import), which a second
+/// walk of it would only find as it left it.
 pub fn sync_here_locked(
     st: &State,
     config: &crate::state::Config,
     bar: &indicatif::ProgressBar,
+    reconcile: bool,
 ) -> Result<Report> {
     let mountpoint = state::mount_point()?;
     if ferry_platform::mount::mount_state(&mountpoint) == ferry_platform::mount::MountState::Stale {
@@ -118,7 +121,7 @@ pub fn sync_here_locked(
             machine,
             config.remote.clone(),
             EngineConfig {
-                upper: Some(upper),
+                upper: reconcile.then_some(upper),
                 placed: crate::projects::placed(st),
                 fetch_at_start: false,
                 runs_file: Some(st.runs()),

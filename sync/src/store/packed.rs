@@ -41,8 +41,10 @@ impl Store {
         let odb = staged.repo.odb()?;
         // Above the loose and pack backends: every object written goes to memory first.
         let memory = odb.add_new_mempack_backend(1000)?;
-        // What the disk has, seen without the memory store.
-        let disk = self.repo.odb()?;
+        // What the disk has, seen without the memory store, and as the staged store sees it:
+        // its packs one by one, and loose objects only if it has some (each object the import
+        // writes is looked for in it, one system call each in the loose objects).
+        let disk = super::staged_odb::open(&self.repo.path().join("objects"))?;
         let refname = own_ref(&machine.id);
         let start = staged.tip(&refname)?;
         let mut tip = start;
@@ -52,7 +54,8 @@ impl Store {
             for batch in batches {
                 let bytes = size(batch);
                 if let Some(tip) = tip.filter(|_| written && held + bytes > PACK_EVERY) {
-                    write_pack(&staged.repo, &disk, tip)?;
+                    let idx = write_pack(&staged.repo, &disk, tip)?;
+                    super::staged_odb::add_pack(&disk, &idx)?;
                     memory.reset()?;
                     (held, written) = (0, false);
                 }
@@ -143,16 +146,17 @@ fn added(
     Ok(out)
 }
 
-/// Writes the objects `tip` added to what `disk` has as one pack in `objects/pack` (indexed by
-/// libgit2 as it arrives), each object deflated on its own.
+/// Writes the objects `tip` added to what `disk` has as one pack in `objects/pack`, each
+/// object deflated on its own, and adds it to `repo`'s object database (a staged store's);
+/// returns where its index is, for a `disk` that does not read the pack directory.
 pub(crate) fn write_pack(
     repo: &git2::Repository,
     disk: &git2::Odb<'_>,
     tip: Oid,
-) -> Result<(), StoreError> {
+) -> Result<std::path::PathBuf, StoreError> {
     let idx = write_pack_of(repo, disk, &[tip])?;
     super::staged_odb::add_pack(&repo.odb()?, &idx)?;
-    Ok(())
+    Ok(idx)
 }
 
 /// [`write_pack`] for the objects of several commits.
@@ -300,12 +304,14 @@ fn stored(data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&(!len).to_le_bytes());
     out.extend_from_slice(data);
-    let (mut a, mut b) = (1u32, 0u32);
+    // Adler-32, reduced once at the end: under 65,536 bytes, `a` stays below 2^24 and `b`
+    // below 2^40.
+    let (mut a, mut b) = (1u64, 0u64);
     for &byte in data {
-        a = (a + byte as u32) % 65521;
-        b = (b + a) % 65521;
+        a += byte as u64;
+        b += a;
     }
-    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    out.extend_from_slice(&((((b % 65521) << 16) | (a % 65521)) as u32).to_be_bytes());
 }
 
 /// A pack index, version 2, for `entries` (id, CRC-32 of the entry's bytes in the pack, offset)

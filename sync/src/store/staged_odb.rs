@@ -3,7 +3,10 @@
 //! libgit2 looks for an object before it writes it, and on a miss (every object an import
 //! makes is new) it reads the pack directory again: seven system calls per object, a fifth of
 //! a first import's CPU. A pack added on its own is never looked for again; the packs this
-//! process writes meanwhile are added as they are written ([`add_pack`]).
+//! process writes meanwhile are added as they are written ([`add_pack`]), and none is asked
+//! whether it has an object about to be written (see [`add`]). Loose objects are
+//! read only where the store has some: libgit2 also asks the loose backend about every object
+//! it writes, one system call each, which a first import (whose store has none) need not pay.
 
 use git2::{Binding, Odb};
 use libgit2_sys as raw;
@@ -22,11 +25,13 @@ const LOOSE: c_int = 1;
 /// [`Store::staged`]: super::Store::staged
 pub(crate) fn open(objects: &Path) -> Result<Odb<'static>, git2::Error> {
     let odb = Odb::new()?;
-    let dir = c_path(objects)?;
-    // SAFETY: `out` is written by libgit2 on success only; `dir` outlives the call.
-    add(&odb, LOOSE, |out| unsafe {
-        raw::git_odb_backend_loose(out, dir.as_ptr(), -1, 0, 0, 0)
-    })?;
+    if has_loose(objects) {
+        let dir = c_path(objects)?;
+        // SAFETY: `out` is written by libgit2 on success only; `dir` outlives the call.
+        add(&odb, LOOSE, |out| unsafe {
+            raw::git_odb_backend_loose(out, dir.as_ptr(), -1, 0, 0, 0)
+        })?;
+    }
     let pack_dir = objects.join("pack");
     let entries = match std::fs::read_dir(&pack_dir) {
         Ok(e) => e,
@@ -54,6 +59,22 @@ pub(crate) fn open(objects: &Path) -> Result<Odb<'static>, git2::Error> {
     Ok(odb)
 }
 
+/// Whether the object directory `objects` holds any loose object (a fan-out directory with a
+/// file in it); one that cannot be read counts as holding some.
+fn has_loose(objects: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(objects) else {
+        return true;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let fan_out = name.len() == 2
+            && name
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
+        fan_out && std::fs::read_dir(e.path()).map_or(true, |mut d| d.next().is_some())
+    })
+}
+
 /// Makes the pack whose index is `idx` part of `odb`.
 pub(crate) fn add_pack(odb: &Odb<'_>, idx: &Path) -> Result<(), git2::Error> {
     let idx = c_path(idx)?;
@@ -76,6 +97,12 @@ fn add(
     // SAFETY: `backend` is a live backend that nothing else owns; on success the odb frees it,
     // on failure it is freed here, once.
     unsafe {
+        // libgit2 asks every backend whether it has each object about to be written (through
+        // `freshen`, else `exists`), and formats an error message for each miss. A staged
+        // store writes to memory only, and the pack made from it leaves out what the disk
+        // has, so a duplicate costs nothing; nor does the mtime freshening would set (it keeps
+        // a `git gc` from pruning, and ferry's stores are compacted by ferry).
+        (*backend).freshen = Some(not_here);
         if raw::git_odb_add_backend(odb.raw(), backend, priority) < 0 {
             let e = last_error();
             if let Some(free) = (*backend).free {
@@ -85,6 +112,11 @@ fn add(
         }
     }
     Ok(())
+}
+
+/// A backend's answer to whether it has an object about to be written: no, at once.
+extern "C" fn not_here(_: *mut raw::git_odb_backend, _: *const raw::git_oid) -> c_int {
+    raw::GIT_ENOTFOUND
 }
 
 /// libgit2's last error on this thread, as git2 reports it.
@@ -138,5 +170,21 @@ mod tests {
         assert!(staged.find_blob(new).is_ok());
         memory.reset().unwrap();
         assert!(repo.find_blob(new).is_err(), "it reached the disk");
+    }
+
+    #[test]
+    fn loose_objects_are_read_only_where_the_store_has_some() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(dir.path()).unwrap();
+        let objects = dir.path().join("objects");
+        let (in_pack, _) = packed(&repo, b"in a pack\n");
+        // An empty fan-out directory (git leaves them after a repack) holds nothing.
+        std::fs::create_dir(objects.join("ab")).unwrap();
+        assert!(!super::has_loose(&objects));
+        assert!(open(&objects).unwrap().exists(in_pack));
+        let loose = repo.blob(b"loose\n").unwrap();
+        assert!(super::has_loose(&objects));
+        let odb = open(&objects).unwrap();
+        assert!(odb.exists(loose) && odb.exists(in_pack));
     }
 }
