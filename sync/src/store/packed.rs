@@ -239,7 +239,12 @@ pub(crate) fn write_objects<D: AsRef<[u8]>>(
         let trailer = out.sha.digest().bytes();
         let mut file = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
         file.write_all(&trailer).map_err(io)?;
-        std::fs::write(&tmp_idx, pack_index(entries, &trailer)).map_err(io)?;
+        // On disk before any name points at them, as git does its packs: a branch moved to
+        // these objects must never outlive them in a power cut.
+        file.sync_all().map_err(io)?;
+        let mut idx = std::fs::File::create(&tmp_idx).map_err(io)?;
+        idx.write_all(&pack_index(entries, &trailer)).map_err(io)?;
+        idx.sync_all().map_err(io)?;
         Ok::<_, StoreError>(trailer)
     })();
     let trailer = match written {
@@ -254,9 +259,19 @@ pub(crate) fn write_objects<D: AsRef<[u8]>>(
     std::fs::rename(&tmp_pack, name.with_extension("pack")).map_err(io)?;
     let idx = name.with_extension("idx");
     std::fs::rename(&tmp_idx, &idx).map_err(io)?;
+    sync_dir(&pack_dir).map_err(io)?;
     // Later reads and walks see this pack.
     repo.odb()?.refresh()?;
     Ok(idx)
+}
+
+/// Makes the names in directory `dir` durable (Unix; NTFS journals its own).
+fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// How the files of a pack being written here begin, until they are renamed into place (what a
