@@ -837,6 +837,32 @@ fn warming_expands_every_file_once_then_what_each_refresh_changed() {
 }
 
 #[test]
+fn a_transcript_the_warming_expanded_ahead_reads_right_and_grows_by_what_was_added() {
+    let rig = Rig::new();
+    let path = format!("{}/s1.jsonl", rig.slug());
+    // Several chunks, each with paths the expansion lengthens or shortens.
+    let mut theirs: String = (0..1_500)
+        .map(|i| line(&format!("u{i}"), "a line of a long session"))
+        .collect();
+    assert!(theirs.len() > 8 * 16_384);
+    let t = now_ms() - 60_000;
+    rig.b_writes("s1.jsonl", theirs.as_bytes(), t);
+    let before = rig.fs.expanded();
+    assert_eq!(rig.fs.warm(), 1);
+    let expanded = rig.fs.expanded() - before;
+    assert!(expanded > 8 * 16_384, "the warming expanded it: {expanded}");
+    shows(&rig, &rig.read(&path).unwrap(), &theirs);
+    // A line appended on b: the entry the warming made grows by the chunk it changed, which
+    // takes where each of its chunks ends as the warming recorded it.
+    theirs += &line("more", "appended on b");
+    rig.b_writes("s1.jsonl", theirs.as_bytes(), t + 1_000);
+    let before = rig.fs.expanded();
+    shows(&rig, &rig.read(&path).unwrap(), &theirs);
+    let cost = rig.fs.expanded() - before;
+    assert!(cost < 64 << 10, "grown, not expanded whole: {cost} bytes");
+}
+
+#[test]
 fn a_warming_cut_short_by_the_cache_budget_goes_on_at_the_next() {
     let rig = Rig::new();
     let t = now_ms() - 60_000;
