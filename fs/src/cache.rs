@@ -147,11 +147,28 @@ fn create_new(path: &Path) -> std::io::Result<File> {
     let create = || File::options().write(true).create_new(true).open(path);
     match create() {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(path)?;
+            unlink(path)?;
             create()
         }
         f => f,
     }
+}
+
+/// Removes the entry file at `path` so that its name is free at once, even while a reader
+/// holds it open. On Windows a file deleted while open keeps its name until its last handle
+/// closes, and creating or renaming onto that name fails meanwhile: it is renamed aside
+/// first (what is left there, the next open of the cache removes).
+fn unlink(path: &Path) -> std::io::Result<()> {
+    #[cfg(windows)]
+    {
+        static ASIDE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = ASIDE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let aside = path.with_file_name(format!("gone-{}-{n}", std::process::id()));
+        if std::fs::rename(path, &aside).is_ok() {
+            return std::fs::remove_file(&aside);
+        }
+    }
+    std::fs::remove_file(path)
 }
 
 impl DiskCache {
@@ -220,7 +237,7 @@ impl DiskCache {
                 && old.loc == Loc::Own
             {
                 cache.used -= old.len;
-                let _ = std::fs::remove_file(cache.path(key));
+                let _ = unlink(&cache.path(key));
             }
         }
         cache.used += slabs
@@ -285,7 +302,7 @@ impl DiskCache {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                let _ = std::fs::remove_file(&filling.path);
+                let _ = unlink(&filling.path);
                 return Err(e);
             }
         };
@@ -301,7 +318,7 @@ impl DiskCache {
             && old.loc == Loc::Own
         {
             self.used -= old.len;
-            let _ = std::fs::remove_file(self.path(key));
+            let _ = unlink(&self.path(key));
         }
     }
 
@@ -329,7 +346,7 @@ impl DiskCache {
             .and_then(|mut f| f.write_all(suffix));
         if grown.is_err() {
             // Cut short or not, it is no entry: the next read writes it whole.
-            let _ = std::fs::remove_file(self.path(new));
+            let _ = unlink(&self.path(new));
             return None;
         }
         let len = len + suffix.len() as u64;
@@ -450,7 +467,7 @@ impl DiskCache {
             match e.loc {
                 Loc::Own => {
                     self.used -= e.len;
-                    let _ = std::fs::remove_file(self.path(k));
+                    let _ = unlink(&self.path(k));
                 }
                 Loc::Slab { slab, .. } if Some(slab) == kept_in => {
                     self.entries.put(k, e);
@@ -629,5 +646,46 @@ mod tests {
         // Gone once the reader lets go (on Windows its name stays until then).
         drop(held);
         assert_eq!(names(dir.path()), vec!["slab-00000001".to_string()]);
+    }
+
+    #[test]
+    fn an_entry_made_again_while_a_reader_holds_its_old_file_gets_a_new_one() {
+        let (dir, mut c) = cache(64);
+        let (old, new) = (vec![b'a'; 200], vec![b'c'; 300]);
+        c.put(1, &old).unwrap();
+        assert!(c.is_own(1));
+        let held = c.open_entry(1).unwrap();
+        // Made again while its file is open: written anew, not truncated under the reader.
+        c.put(1, &new).unwrap();
+        assert_eq!(c.open_entry(1).unwrap().read_all().unwrap(), new);
+        assert_eq!(held.read_all().unwrap(), old);
+        drop(held);
+        // Evicted while open, then made again under its key (read again).
+        let held = c.open_entry(1).unwrap();
+        c.budget = 1;
+        c.put(2, &[b'b'; 200]).unwrap();
+        assert_eq!(c.get(1), None);
+        c.budget = 1 << 20;
+        c.put(1, &old).unwrap();
+        assert_eq!(c.open_entry(1).unwrap().read_all().unwrap(), old);
+        assert_eq!(held.read_all().unwrap(), new);
+        drop(held);
+        // Grown into another key while the reader holds the name the growth lands on.
+        let held = c.open_entry(1).unwrap();
+        c.forget(1);
+        c.put(3, &new).unwrap();
+        assert_eq!(c.extend(3, 1, b"more"), Some(304));
+        assert_eq!(held.read_all().unwrap(), old);
+        drop(held);
+        // Nothing is left aside once the readers let go (Windows: after the next open).
+        c.mark_clean().unwrap();
+        drop(c);
+        let mut c = DiskCache::open_with(dir.path(), 1 << 20, 64).unwrap();
+        assert!(
+            names(dir.path()).iter().all(|n| !n.starts_with("gone-")),
+            "{:?}",
+            names(dir.path())
+        );
+        assert_eq!(c.get(1), Some(304));
     }
 }
