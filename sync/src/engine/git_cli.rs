@@ -604,7 +604,12 @@ pub(super) fn run(
     progress: &Progress,
 ) -> Result<String, RemoteError> {
     let max_bytes = incoming.as_ref().map(|i| i.max_bytes);
-    die_with_this_thread(&mut cmd);
+    // `ls-remote` writes nothing, so it need not die with the daemon: without a step between
+    // fork and exec it is spawned without forking this process, whose copy cost more CPU than
+    // the `ls-remote` itself (one every poll).
+    if !cmd.get_args().any(|a| a == "ls-remote") {
+        die_with_this_thread(&mut cmd);
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| failure(op, url, Failure::Other, format!("running git: {e}")))?;
