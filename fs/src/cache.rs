@@ -165,7 +165,9 @@ fn unlink(path: &Path) -> std::io::Result<()> {
         let n = ASIDE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let aside = path.with_file_name(format!("gone-{}-{n}", std::process::id()));
         if std::fs::rename(path, &aside).is_ok() {
-            return std::fs::remove_file(&aside);
+            // The name is free: what is left aside (a scanner holding it) goes at the next open.
+            let _ = std::fs::remove_file(&aside);
+            return Ok(());
         }
     }
     std::fs::remove_file(path)

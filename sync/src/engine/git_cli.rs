@@ -607,7 +607,7 @@ pub(super) fn run(
     // `ls-remote` writes nothing, so it need not die with the daemon: without a step between
     // fork and exec it is spawned without forking this process, whose copy cost more CPU than
     // the `ls-remote` itself (one every poll).
-    if !cmd.get_args().any(|a| a == "ls-remote") {
+    if subcommand(&cmd) != Some(std::ffi::OsStr::new("ls-remote")) {
         die_with_this_thread(&mut cmd);
     }
     let mut child = cmd
@@ -706,6 +706,20 @@ pub(super) fn run(
     text.push_str(&stdout);
     let (kind, message) = classify(&text, url);
     Err(failure(op, url, kind, message))
+}
+
+/// The git subcommand `cmd` runs: its first argument after the `--git-dir` and `-c` options
+/// [`GitCli::command`] puts first.
+fn subcommand(cmd: &Command) -> Option<&std::ffi::OsStr> {
+    let mut args = cmd.get_args();
+    while let Some(a) = args.next() {
+        if a == "--git-dir" || a == "-c" {
+            args.next();
+            continue;
+        }
+        return Some(a);
+    }
+    None
 }
 
 /// Makes git die when the thread that runs it does (Linux): a daemon killed with SIGKILL must
@@ -928,6 +942,22 @@ pub fn classify(stderr: &str, url: &str) -> (Failure, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_subcommand_is_read_past_the_options_ferry_puts_first() {
+        let git = GitCli {
+            version: String::new(),
+            ssh: None,
+            expanded: Arc::default(),
+        };
+        let mut ls = git.command(None);
+        ls.args(["ls-remote", "--", "/r.git"]);
+        assert_eq!(subcommand(&ls), Some(std::ffi::OsStr::new("ls-remote")));
+        // A fetch into a store whose path or refspec says `ls-remote` is still a fetch.
+        let mut fetch = git.command(Some(Path::new("ls-remote")));
+        fetch.args(["fetch", "--", "/r.git", "ls-remote"]);
+        assert_eq!(subcommand(&fetch), Some(std::ffi::OsStr::new("fetch")));
+    }
 
     #[test]
     fn only_a_fetchs_old_keep_files_and_unindexed_packs_are_cleared() {

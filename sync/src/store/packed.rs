@@ -239,8 +239,9 @@ pub(crate) fn write_objects<D: AsRef<[u8]>>(
         let trailer = out.sha.digest().bytes();
         let mut file = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
         file.write_all(&trailer).map_err(io)?;
-        // On disk before any name points at them, as git does its packs: a branch moved to
-        // these objects must never outlive them in a power cut.
+        // On disk before any name points at them, as git does its packs, so that a branch
+        // moved to these objects never outlives them in a power cut. (Loose objects, which
+        // libgit2 writes for the daemon's commits, are not fsynced: libgit2's default.)
         file.sync_all().map_err(io)?;
         let mut idx = std::fs::File::create(&tmp_idx).map_err(io)?;
         idx.write_all(&pack_index(entries, &trailer)).map_err(io)?;
