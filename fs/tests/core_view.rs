@@ -13,6 +13,13 @@ fn line(uuid: &str, text: &str) -> String {
     format!("{{\"uuid\":\"{uuid}\",\"cwd\":\"{B_ROOT}\",\"text\":\"{text} {B_ROOT}/main.rs\"}}\n")
 }
 
+/// A session of `n` lines `u0`, `u1`, ... (each names a path under b's root).
+fn long_session(n: usize) -> String {
+    (0..n)
+        .map(|i| line(&format!("u{i}"), "a line of a long session"))
+        .collect()
+}
+
 fn local(rig: &Rig, l: &str) -> String {
     l.replace(B_ROOT, &rig.a_root())
 }
@@ -841,9 +848,7 @@ fn a_transcript_the_warming_expanded_ahead_reads_right_and_grows_by_what_was_add
     let rig = Rig::new();
     let path = format!("{}/s1.jsonl", rig.slug());
     // Several chunks, each with paths the expansion lengthens or shortens.
-    let mut theirs: String = (0..1_500)
-        .map(|i| line(&format!("u{i}"), "a line of a long session"))
-        .collect();
+    let mut theirs = long_session(1_500);
     assert!(theirs.len() > 8 * 16_384);
     let t = now_ms() - 60_000;
     rig.b_writes("s1.jsonl", theirs.as_bytes(), t);
@@ -904,9 +909,7 @@ fn a_new_version_of_a_long_transcript_costs_what_it_added() {
     let rig = Rig::new();
     let path = format!("{}/s1.jsonl", rig.slug());
     // Over a megabyte: the first expansion is written out a megabyte at a time.
-    let mut theirs: String = (0..11_000)
-        .map(|i| line(&format!("u{i}"), "a line of a long session"))
-        .collect();
+    let mut theirs = long_session(11_000);
     assert!(theirs.len() > 1_100_000);
     let t = now_ms() - 60_000;
     rig.b_writes("s1.jsonl", theirs.as_bytes(), t);
@@ -946,9 +949,7 @@ fn a_new_version_of_a_long_transcript_costs_what_it_added() {
 fn a_descriptor_left_on_a_removed_transcript_keeps_its_bytes_when_a_newer_version_grows_them() {
     let rig = Rig::new();
     let path = format!("{}/s1.jsonl", rig.slug());
-    let text: String = (0..2000)
-        .map(|i| line(&format!("u{i}"), "a line of a long session"))
-        .collect();
+    let text = long_session(2000);
     rig.b_writes("s1.jsonl", text.as_bytes(), now_ms() - 60_000);
     let want = local(&rig, &text);
     assert_eq!(rig.read(&path).unwrap(), want.as_bytes());
