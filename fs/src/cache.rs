@@ -46,6 +46,8 @@ pub struct DiskCache {
     small: u64,
     /// Counts the slabs removed, so that holders of open entries can let go of theirs.
     removed: u64,
+    /// Marked closed cleanly and not written to since (see [`DiskCache::mark_clean`]).
+    closed: bool,
 }
 
 /// An entry opened for reading: its own file, or its place in a slab.
@@ -195,6 +197,7 @@ impl DiskCache {
             slabs: Slabs::new(dir),
             small,
             removed: 0,
+            closed: false,
         };
         // Entries are written without fsync: after a crash or power loss one may be cut short,
         // so only a cache that was closed cleanly is trusted. Until this run closes cleanly it
@@ -278,6 +281,7 @@ impl DiskCache {
         key: u64,
         fill: impl FnOnce(&mut Filling) -> std::io::Result<()>,
     ) -> std::io::Result<u64> {
+        self.reopen()?;
         // What it replaces goes first (readers keep what they opened).
         self.forget(key);
         let mut filling = Filling {
@@ -329,7 +333,7 @@ impl DiskCache {
     /// added, and a reader that has the old entry open sees it only grow. `None` (and `old` as
     /// it was) when that cannot be done, as for an entry in a slab.
     pub fn extend(&mut self, old: u64, new: u64, suffix: &[u8]) -> Option<u64> {
-        if self.entries.peek(&old)?.loc != Loc::Own {
+        if self.entries.peek(&old)?.loc != Loc::Own || self.reopen().is_err() {
             return None;
         }
         let len = self.entries.pop(&old)?.len;
@@ -410,7 +414,7 @@ impl DiskCache {
 
     /// Flushes every entry to disk and marks the cache as closed cleanly, so the next run
     /// trusts it. Call once nothing writes to it any more.
-    pub fn mark_clean(&self) -> std::io::Result<()> {
+    pub fn mark_clean(&mut self) -> std::io::Result<()> {
         // A directory's entries reach the disk with it on Unix; Windows cannot open a directory
         // as a file (nor needs to: NTFS journals its metadata).
         #[cfg(unix)]
@@ -442,7 +446,24 @@ impl DiskCache {
         marker.sync_all()?;
         #[cfg(unix)]
         dir.sync_all()?;
+        self.closed = true;
         Ok(())
+    }
+
+    /// Takes back a clean close before a write: what is written after it is not fsynced, and a
+    /// crash could cut it short in a cache the next run would trust.
+    fn reopen(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            std::fs::remove_file(self.dir.join(CLEAN))?;
+            self.closed = false;
+        }
+        Ok(())
+    }
+
+    /// Whether the cache was marked closed cleanly and nothing was written since: work ahead
+    /// of use stops then, not to make it untrusted again.
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Drops least recently used entries until the budget holds, keeping `keep`. Readers that
@@ -523,6 +544,36 @@ mod tests {
         assert_eq!(after_crash.get(4), None);
         assert!(!after_crash.path(4).exists());
         assert_eq!(after_crash.used(), 0);
+    }
+
+    #[test]
+    fn a_write_after_a_clean_close_makes_the_cache_untrusted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = DiskCache::open_with(dir.path(), 100, 0).unwrap();
+        c.put(1, b"aaaa").unwrap();
+        c.mark_clean().unwrap();
+        assert!(c.is_closed());
+        // Written after the close, without fsync: cut short by a crash, it would be trusted.
+        c.put(2, b"bbbb").unwrap();
+        assert!(!c.is_closed());
+        drop(c);
+        let mut again = DiskCache::open_with(dir.path(), 100, 0).unwrap();
+        assert_eq!((again.get(1), again.get(2)), (None, None));
+        // Grown in place after a clean close: the same.
+        again.put(3, b"cccc").unwrap();
+        again.mark_clean().unwrap();
+        assert_eq!(again.extend(3, 4, b"dd"), Some(6));
+        assert!(!again.is_closed());
+        drop(again);
+        let mut again = DiskCache::open_with(dir.path(), 100, 0).unwrap();
+        assert_eq!(again.get(4), None);
+        // Closed again after the write: trusted, both entries kept.
+        again.put(1, b"aaaa").unwrap();
+        again.put(2, b"bbbb").unwrap();
+        again.mark_clean().unwrap();
+        drop(again);
+        let mut third = DiskCache::open_with(dir.path(), 100, 0).unwrap();
+        assert_eq!((third.get(1), third.get(2)), (Some(4), Some(4)));
     }
 
     /// A cache of 1 MiB in a new directory, with entries up to `small` bytes in slabs.

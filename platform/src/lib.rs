@@ -4,6 +4,7 @@
 
 pub mod identity;
 pub mod mount;
+pub mod priority;
 pub mod relocate;
 pub mod service;
 

@@ -121,7 +121,8 @@ impl Fs {
 
     /// Expands every file other machines provide into the disk cache ahead of use, one at a
     /// time so that requests are served in between; returns how many were expanded. The daemon
-    /// runs it in the background after each refresh, so a first listing finds them ready.
+    /// runs it in the background after each refresh, so a first listing finds them ready; it
+    /// stops once the cache is closed ([`Fs::close`]).
     pub fn warm(&self) -> usize {
         let foreign = self.foreign();
         // Taken before the index is looked at: a refresh from now on adds what it changed.
@@ -149,6 +150,10 @@ impl Fs {
                 continue;
             };
             let mut inner = self.lock();
+            // Closed (unmounting): what it wrote now would make the cache untrusted.
+            if inner.cache.is_closed() {
+                break;
+            }
             if inner.cache.get(file.fingerprint).is_some() {
                 continue;
             }

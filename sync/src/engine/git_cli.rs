@@ -20,6 +20,13 @@ use std::time::Duration;
 /// How long an idle ssh master connection stays open for the next fetch.
 const CONTROL_PERSIST: Duration = Duration::from_secs(300);
 
+/// How many objects before each one git's packing tries as a delta base (its default: 10),
+/// for ferry's pushes and repacks. What deltas there are in a store are versions of one chunk or
+/// tree, which sort next to each other: on 10,000 sessions with ten rounds of appends, window 2
+/// packed 10.70 MB against 10.62 MB with 10 (and 18.3 MB with none), and a first push of
+/// 10,000 sessions took 0.74 s against 1.05 s.
+const PACK_WINDOW: [&str; 2] = ["-c", "pack.window=2"];
+
 /// Longest unix socket path (`sun_path` is 108 bytes on Linux, 104 on macOS).
 const MAX_SOCKET_PATH: usize = 100;
 
@@ -149,7 +156,8 @@ impl GitCli {
     /// only adds to.
     pub fn push_ref(&self, store: &Store, url: &str, refspec: &str) -> Result<(), RemoteError> {
         let (mut cmd, shown) = self.shown_command(store, url, "push")?;
-        cmd.args(["push", "--porcelain", "--", url, refspec]);
+        cmd.args(PACK_WINDOW)
+            .args(["push", "--porcelain", "--", url, refspec]);
         let done = run(cmd, "push", url, None, &Progress::default()).map(|_| ());
         shown.remove();
         done
@@ -166,7 +174,8 @@ impl GitCli {
         progress: &Progress,
     ) -> Result<(), RemoteError> {
         let (mut cmd, shown) = self.shown_command(store, url, "push")?;
-        cmd.args(["push", "--atomic", "--porcelain", "--progress"]);
+        cmd.args(PACK_WINDOW)
+            .args(["push", "--atomic", "--porcelain", "--progress"]);
         for u in updates {
             let expect = u.expect.map(|o| o.to_string()).unwrap_or_default();
             cmd.arg(format!("--force-with-lease={}:{expect}", u.dst));
@@ -359,7 +368,7 @@ impl GitCli {
     /// large pack stays as it is, so this costs about what those packs hold.
     pub fn fold_packs(&self, store: &Store) -> Result<(), RemoteError> {
         let mut cmd = self.command(Some(store.repo().path()));
-        cmd.args([
+        cmd.args(PACK_WINDOW).args([
             "repack",
             "-d",
             "-q",
@@ -376,7 +385,8 @@ impl GitCli {
     /// cost, for the user's git to do.
     pub fn reclaim(&self, store: &Store) -> Result<(), RemoteError> {
         let mut cmd = self.command(Some(store.repo().path()));
-        cmd.args(["repack", "-a", "-d", "-q", "--no-write-bitmap-index"]);
+        cmd.args(PACK_WINDOW)
+            .args(["repack", "-a", "-d", "-q", "--no-write-bitmap-index"]);
         run(cmd, "repack", "", None, &Progress::default())?;
         let mut cmd = self.command(Some(store.repo().path()));
         cmd.args(["prune", "--expire=1.hour.ago"]);
@@ -406,7 +416,8 @@ impl GitCli {
             }
             None => (self.command(Some(store.repo().path())), None),
         };
-        cmd.args(["push", "--porcelain", "--progress"]);
+        cmd.args(PACK_WINDOW)
+            .args(["push", "--porcelain", "--progress"]);
         // A lease forces the ref only from the value it names; a `+` would force it from any.
         let force = match lease {
             Some(expect) => {
@@ -617,8 +628,13 @@ pub(super) fn run(
     let mut stdout = child.stdout.take().expect("piped");
     let tail: Arc<Mutex<Vec<u8>>> = Arc::default();
     let too_big = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Each reader says when git closed its end, which it does as it exits: the wait below
+    // wakes then instead of at its next poll (it polled every 20 ms, about 10 ms lost per run
+    // of git, a dozen of which make up a new machine's `ferry init`).
+    let (closed, closing) = std::sync::mpsc::channel::<()>();
     let reader = {
         let (tail, too_big, progress) = (tail.clone(), too_big.clone(), progress.clone());
+        let closed = closed.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = stderr.read(&mut buf) {
@@ -641,13 +657,16 @@ pub(super) fn run(
                     too_big.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
             }
+            let _ = closed.send(());
         })
     };
     let out_reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stdout.read_to_string(&mut s);
+        let _ = closed.send(());
         s
     });
+    let (mut open_ends, mut after_close) = (2, Duration::from_millis(1));
     let mut arrived = 0;
     let status = loop {
         if let Some(i) = &incoming {
@@ -666,7 +685,17 @@ pub(super) fn run(
         }
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            // Progress and limits are looked at every 20 ms; once git closed both ends it is
+            // exiting, and a short sleep finds it gone.
+            Ok(None) if open_ends > 0 => match closing.recv_timeout(Duration::from_millis(20)) {
+                Ok(()) => open_ends -= 1,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open_ends = 0,
+            },
+            Ok(None) => {
+                std::thread::sleep(after_close);
+                after_close = (after_close * 2).min(Duration::from_millis(20));
+            }
             Err(e) => {
                 return Err(failure(
                     op,
