@@ -284,28 +284,13 @@ fn keep_findings(state: &State, engine: &engine::EngineHandle, last: &mut String
 }
 
 #[cfg(mounts)]
-/// Expands other machines' files into the disk cache in the background, on a thread of its
-/// own at a lower priority (`ferry_platform::priority`): requests, such as a first mount's
-/// thousands of lookups, get a core first. It stops once the disk cache is closed, so an
-/// unmount does not wait for it.
+/// Expands other machines' files into the disk cache in the background.
 fn warm(mounted: &Arc<Mounted>) {
     let m = mounted.clone();
-    let span = tracing::Span::current();
-    let started = std::thread::Builder::new()
-        .name("ferry-warm".into())
-        .spawn(move || {
-            let _span = span.enter();
-            if let Err(e) = ferry_platform::priority::lower_this_thread() {
-                tracing::debug!(error = %e, "expanding ahead of use at the usual priority");
-            }
-            match m.fs().warm() {
-                0 => tracing::debug!("nothing new to expand ahead of use"),
-                n => tracing::info!(files = n, "expanded other machines' files ahead of use"),
-            }
-        });
-    if let Err(e) = started {
-        tracing::warn!(error = %e, "could not start expanding ahead of use");
-    }
+    tokio::task::spawn_blocking(move || match m.fs().warm() {
+        0 => tracing::debug!("nothing new to expand ahead of use"),
+        n => tracing::info!(files = n, "expanded other machines' files ahead of use"),
+    });
 }
 
 #[cfg(mounts)]
@@ -542,8 +527,14 @@ async fn stop(
     .await;
     let report = engine.shutdown(PUSH_DEADLINE).await;
     #[cfg(unix)]
-    if let Ok(m) = Arc::try_unwrap(mounted) {
-        let _ = tokio::task::spawn_blocking(move || m.join(Duration::from_secs(3))).await;
+    {
+        let fs = mounted.fs().clone();
+        if let Ok(m) = Arc::try_unwrap(mounted) {
+            let _ = tokio::task::spawn_blocking(move || m.join(Duration::from_secs(3))).await;
+        }
+        // A file still open past the deadline was read after the close: what that put in the
+        // disk cache took the clean close back, and is flushed and marked clean again now.
+        let _ = tokio::task::spawn_blocking(move || fs.close()).await;
     }
     Report {
         still_open: still_open

@@ -333,7 +333,7 @@ impl DiskCache {
     /// added, and a reader that has the old entry open sees it only grow. `None` (and `old` as
     /// it was) when that cannot be done, as for an entry in a slab.
     pub fn extend(&mut self, old: u64, new: u64, suffix: &[u8]) -> Option<u64> {
-        if self.entries.peek(&old)?.loc != Loc::Own || self.reopen().is_err() {
+        if self.entries.peek(&old)?.loc != Loc::Own {
             return None;
         }
         let len = self.entries.pop(&old)?.len;
@@ -343,7 +343,10 @@ impl DiskCache {
             c.used += len;
             None
         };
-        if self.entries.contains(&new) || std::fs::rename(self.path(old), self.path(new)).is_err() {
+        if self.entries.contains(&new)
+            || self.reopen().is_err()
+            || std::fs::rename(self.path(old), self.path(new)).is_err()
+        {
             return restore(self);
         }
         let grown = std::fs::OpenOptions::new()
@@ -413,8 +416,12 @@ impl DiskCache {
     }
 
     /// Flushes every entry to disk and marks the cache as closed cleanly, so the next run
-    /// trusts it. Call once nothing writes to it any more.
+    /// trusts it. A write after it takes the mark back (it is not flushed); marking again then
+    /// flushes that too. Marked already and not written since, it does nothing.
     pub fn mark_clean(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
         // A directory's entries reach the disk with it on Unix; Windows cannot open a directory
         // as a file (nor needs to: NTFS journals its metadata).
         #[cfg(unix)]
@@ -454,8 +461,10 @@ impl DiskCache {
     /// crash could cut it short in a cache the next run would trust.
     fn reopen(&mut self) -> std::io::Result<()> {
         if self.closed {
-            std::fs::remove_file(self.dir.join(CLEAN))?;
-            self.closed = false;
+            match std::fs::remove_file(self.dir.join(CLEAN)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => self.closed = false,
+            }
         }
         Ok(())
     }
@@ -567,6 +576,11 @@ mod tests {
         drop(again);
         let mut again = DiskCache::open_with(dir.path(), 100, 0).unwrap();
         assert_eq!(again.get(4), None);
+        // The marker removed by someone else: writes still work, and the next close marks.
+        again.mark_clean().unwrap();
+        std::fs::remove_file(dir.path().join(CLEAN)).unwrap();
+        again.put(5, b"ee").unwrap();
+        assert!(!again.is_closed());
         // Closed again after the write: trusted, both entries kept.
         again.put(1, b"aaaa").unwrap();
         again.put(2, b"bbbb").unwrap();

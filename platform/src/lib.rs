@@ -4,7 +4,6 @@
 
 pub mod identity;
 pub mod mount;
-pub mod priority;
 pub mod relocate;
 pub mod service;
 

@@ -178,7 +178,8 @@ impl Fs {
         }
     }
 
-    /// Marks the disk cache as closed cleanly (see [`crate::cache::DiskCache::mark_clean`]).
+    /// Marks the disk cache as closed cleanly (see [`crate::cache::DiskCache::mark_clean`]):
+    /// the warming stops, and a read served after it takes the mark back until the next close.
     /// Call after unmounting.
     pub fn close(&self) {
         if let Err(e) = self.lock().cache.mark_clean() {
