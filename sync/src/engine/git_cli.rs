@@ -957,13 +957,19 @@ pub fn classify(stderr: &str, url: &str) -> (Failure, String) {
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.contains("objects:") && !generic(l))
             .collect();
-        let said = lines
+        let first = lines
             .iter()
-            .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
-            .or(lines.last())
-            .copied()
-            .unwrap_or("git failed without a message")
-            .to_string();
+            .position(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+            .or(lines.len().checked_sub(1));
+        let said = match first {
+            // A complaint that ends in a colon goes on on the next line (git:// says "unable
+            // to connect to HOST:", then why).
+            Some(i) if lines[i].ends_with(':') && i + 1 < lines.len() => {
+                format!("{} {}", lines[i], lines[i + 1])
+            }
+            Some(i) => lines[i].to_string(),
+            None => "git failed without a message".to_string(),
+        };
         (Failure::Network, said)
     };
     (kind, message)
@@ -1095,6 +1101,14 @@ mod tests {
                 .contains("ssh-keygen -R example.org")
         );
         assert!(classify(cases[3].0, url).1.contains("ferry sync"));
+        // As git 2.47 printed it for a git:// remote with nothing listening: the why is on
+        // the line after.
+        let (kind, message) = classify(
+            "fatal: unable to connect to 127.0.0.1:\n127.0.0.1[0: 127.0.0.1]: errno=Connection refused\n",
+            "git://127.0.0.1:1/r.git",
+        );
+        assert_eq!(kind, Failure::Network);
+        assert!(message.ends_with("errno=Connection refused"), "{message}");
     }
 
     #[test]
