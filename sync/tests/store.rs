@@ -246,6 +246,127 @@ fn appends_cost_bytes_changed_and_rewrites_and_truncates_read_back() {
     assert_eq!(m.commit(vec![("big.jsonl", m.written("big.jsonl"))]), None);
 }
 
+/// The names in a file's own tree, and the blobs that hold its bytes.
+fn file_form(m: &Machine, rel: &str) -> (Vec<String>, Vec<git2::Oid>) {
+    let snap = m.own();
+    let f = snap.files.iter().find(|f| f.rel.as_str() == rel).unwrap();
+    let tree = m.store.repo().find_tree(f.tree).unwrap();
+    let names = tree.iter().map(|e| e.name().unwrap().to_string()).collect();
+    (names, m.store.chunk_ids(f).unwrap())
+}
+
+#[test]
+fn a_one_chunk_transcript_is_one_blob_and_keeps_it_as_its_first_chunk_when_it_grows() {
+    let m = machine("a1", "/home/al", "/home/al/src/proj");
+    let root = "/home/al/src/proj";
+    let mut t: String = (0..20).map(|i| transcript_line(root, i)).collect();
+    assert!(t.len() < CHUNK as usize);
+    m.write("s.jsonl", t.as_bytes());
+    m.commit(vec![("s.jsonl", m.written("s.jsonl"))]).unwrap();
+    let (names, small) = file_form(&m, "s.jsonl");
+    assert_eq!(names, ["data", "meta.json"], "no chunk tree for one chunk");
+    assert_eq!(small.len(), 1);
+    assert_eq!(m.read_local("s.jsonl"), t.as_bytes());
+
+    // An append that stays in the first chunk keeps the one blob.
+    let grow = |t: &mut String, lines: std::ops::Range<usize>| {
+        let from = t.len() as u64;
+        t.extend(lines.map(|i| transcript_line(root, i)));
+        m.write("s.jsonl", t.as_bytes());
+        let change = Change::Write {
+            local: m.upper.join("s.jsonl"),
+            dirty_from: Some(from),
+        };
+        m.commit(vec![("s.jsonl", change)]).unwrap();
+        assert_eq!(m.read_local("s.jsonl"), t.as_bytes());
+        // A full rescan finds the same tree: the form depends on the bytes alone.
+        assert_eq!(m.commit(vec![("s.jsonl", m.written("s.jsonl"))]), None);
+    };
+    grow(&mut t, 20..30);
+    let (names, ids) = file_form(&m, "s.jsonl");
+    assert_eq!((names.len(), ids.len()), (2, 1));
+
+    // Past the first chunk it is chunked, and the first chunk is the blob it was (nothing
+    // before the append is written again, and a reader that expanded it expands only the rest).
+    let at_full = t.len();
+    let mut n = 30;
+    while t.len() < at_full.max(CHUNK as usize) {
+        grow(&mut t, n..n + 1);
+        n += 1;
+    }
+    let (_, before) = file_form(&m, "s.jsonl");
+    grow(&mut t, n..n + 400);
+    let (names, ids) = file_form(&m, "s.jsonl");
+    assert_eq!(names, ["c", "meta.json"]);
+    assert!(ids.len() > 2, "{} chunks", ids.len());
+    assert_eq!(
+        ids[0], before[0],
+        "the first chunk is the blob the file was"
+    );
+
+    // Written again small from the start, it is one blob again.
+    t = transcript_line(root, 0);
+    m.write("s.jsonl", t.as_bytes());
+    m.commit(vec![("s.jsonl", m.written("s.jsonl"))]).unwrap();
+    let (names, _) = file_form(&m, "s.jsonl");
+    assert_eq!(names, ["data", "meta.json"]);
+    assert_eq!(m.read_local("s.jsonl"), t.as_bytes());
+
+    // Emptied, it holds no bytes at all.
+    m.write("s.jsonl", b"");
+    m.commit(vec![("s.jsonl", m.written("s.jsonl"))]).unwrap();
+    assert_eq!(
+        file_form(&m, "s.jsonl"),
+        (vec!["meta.json".to_string()], vec![])
+    );
+}
+
+#[test]
+fn a_one_chunk_transcript_continued_by_an_older_ferry_reads_whole() {
+    // An older ferry kept every transcript under `c/`: run again on a machine whose branch
+    // holds a one-chunk transcript as `data`, it adds the chunks after the first under `c/`
+    // and leaves `data` in place. Both together are the file.
+    let m = machine("a1", "/home/al", "/home/al/src/proj");
+    let first = transcript_line("/home/al/src/proj", 0);
+    m.write("s.jsonl", first.as_bytes());
+    m.commit(vec![("s.jsonl", m.written("s.jsonl"))]).unwrap();
+    let repo = m.store.repo();
+    let snap = m.own();
+    let file = snap.files[0].tree;
+    let head = repo.find_commit(snap.commit).unwrap();
+    let mut at = None;
+    head.tree()
+        .unwrap()
+        .walk(git2::TreeWalkMode::PreOrder, |dir, e| {
+            if e.id() == file {
+                at = Some(format!("{dir}{}", e.name().unwrap()));
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .unwrap();
+    let second = b"{\"type\":\"user\",\"n\":1}\n";
+    let mut edit = git2::build::TreeUpdateBuilder::new();
+    edit.upsert(
+        format!("{}/c/0/0/1", at.unwrap()),
+        repo.blob(second).unwrap(),
+        git2::FileMode::Blob,
+    );
+    let tree = edit.create_updated(repo, &head.tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("old", "old@x").unwrap();
+    let tree = repo.find_tree(tree).unwrap();
+    repo.commit(
+        Some("refs/heads/machines/a1"),
+        &sig,
+        &sig,
+        "older ferry",
+        &tree,
+        &[&head],
+    )
+    .unwrap();
+    let whole = format!("{first}{}", std::str::from_utf8(second).unwrap());
+    assert_eq!(m.read_local("s.jsonl"), whole.as_bytes());
+}
+
 #[test]
 fn deletes_are_tombstones_and_history_restores() {
     let m = machine("a1", "/home/al", "/home/al/src/proj");

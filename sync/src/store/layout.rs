@@ -6,9 +6,10 @@
 //! p/<place dir>/project.json                ProjectRecord (key, root, cwd, slug)
 //! p/<place dir>/t/d.<dir>/…/f.<file>/       one file:
 //!     meta.json                             FileMeta
-//!     data                                  portable bytes (plain files), or
-//!     c/<a>/<b>/<c>                          line-aligned chunks of a transcript (chunk k at
-//!                                           a = k>>12, b = (k>>6)&63, c = k&63)
+//!     data                                  portable bytes (plain files, and transcripts
+//!                                           of one chunk), or
+//!     c/<a>/<b>/<c>                          line-aligned chunks of a longer transcript
+//!                                           (chunk k at a = k>>12, b = (k>>6)&63, c = k&63)
 //! ```
 //! A place dir is [`place_dir`] of the project key and the place's slug: one per place, so a
 //! worktree and its main checkout keep their own files and records. Stores written before places

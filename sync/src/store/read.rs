@@ -461,16 +461,18 @@ impl Store {
     /// reader can expand only the rest.
     pub fn chunk_ids(&self, entry: &FileEntry) -> Result<Vec<Oid>, StoreError> {
         let tree = self.repo.find_tree(entry.tree)?;
-        Ok(if let Some(data) = tree.get_name(layout::DATA) {
-            vec![data.id()]
-        } else if let Some(c) = tree.get_name(layout::CHUNKS) {
-            chunk_list(&self.repo, c.id())?
-                .into_iter()
-                .map(|(_, id)| id)
-                .collect()
-        } else {
-            Vec::new()
-        })
+        let data = tree.get_name(layout::DATA).map(|d| d.id());
+        let Some(c) = tree.get_name(layout::CHUNKS) else {
+            return Ok(data.into_iter().collect());
+        };
+        let mut chunks = chunk_list(&self.repo, c.id())?;
+        // A transcript of one chunk is its `data` blob; a ferry older than that form, run
+        // again on the machine, adds the chunks after it under `c/` and leaves `data` as the
+        // first.
+        if let Some(first) = data.filter(|_| chunks.first().is_none_or(|(k, _)| *k != 0)) {
+            chunks.insert(0, (0, first));
+        }
+        Ok(chunks.into_iter().map(|(_, id)| id).collect())
     }
 
     /// Calls `each` with the bytes of the blobs of `ids` from index `from` on, in order: `ids`

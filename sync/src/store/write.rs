@@ -100,11 +100,16 @@ impl<'a> Edits<'a> {
 
     fn put(&mut self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let id = self.repo.blob(bytes)?;
+        self.put_id(path, id);
+        Ok(())
+    }
+
+    /// Puts the blob `id`, already in the store, at `path`.
+    fn put_id(&mut self, path: &str, id: Oid) {
         if self.id_at(path) != Some(id) {
             self.builder.upsert(path, id, FileMode::Blob);
             self.changed = true;
         }
-        Ok(())
     }
 
     fn remove(&mut self, path: &str) {
@@ -390,13 +395,25 @@ impl Store {
                 return Ok(());
             };
             let fresh = chunks::split(&tail, restart);
-            let first_stale = if continuing { restart / CHUNK } else { 0 };
-            for k in edits.chunks_from(&chunk_root, first_stale)? {
-                if !fresh.iter().any(|c| c.index == k) {
-                    edits.remove(&format!("{chunk_root}/{}", layout::chunk_path(k)));
+            // A transcript of one chunk is one blob, as a plain file is (`data`): a tree and
+            // its three chunk levels less for each small session. Readers take either form.
+            let whole = restart == 0 && fresh.len() <= 1;
+            if whole {
+                edits.remove(&chunk_root);
+                if fresh.is_empty() {
+                    edits.remove(&data_path);
                 }
-            }
-            if !continuing {
+            } else {
+                let first_stale = if continuing { restart / CHUNK } else { 0 };
+                for k in edits.chunks_from(&chunk_root, first_stale)? {
+                    if !fresh.iter().any(|c| c.index == k) {
+                        edits.remove(&format!("{chunk_root}/{}", layout::chunk_path(k)));
+                    }
+                }
+                // A one-chunk transcript that grows keeps its first chunk, moved under `c/`.
+                if let Some(first) = edits.id_at(&data_path).filter(|_| restart > 0) {
+                    edits.put_id(&format!("{chunk_root}/{}", layout::chunk_path(0)), first);
+                }
                 edits.remove(&data_path);
             }
             let mut out = Vec::with_capacity(CHUNK as usize * 2);
@@ -411,10 +428,12 @@ impl Store {
                     Format::Json,
                     &mut out,
                 );
-                edits.put(
-                    &format!("{chunk_root}/{}", layout::chunk_path(c.index)),
-                    &out,
-                )?;
+                let to = if whole {
+                    data_path.clone()
+                } else {
+                    format!("{chunk_root}/{}", layout::chunk_path(c.index))
+                };
+                edits.put(&to, &out)?;
             }
         } else {
             let mut bytes = Vec::with_capacity(len as usize);
