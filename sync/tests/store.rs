@@ -266,7 +266,10 @@ fn a_one_chunk_transcript_is_one_blob_and_keeps_it_as_its_first_chunk_when_it_gr
     let (names, small) = file_form(&m, "s.jsonl");
     assert_eq!(names, ["data", "meta.json"], "no chunk tree for one chunk");
     assert_eq!(small.len(), 1);
-    assert_eq!(m.read_local("s.jsonl"), t.as_bytes());
+    assert!(
+        m.read_local("s.jsonl") == t.as_bytes(),
+        "s.jsonl reads back other bytes"
+    );
 
     // An append that stays in the first chunk keeps the one blob.
     let grow = |t: &mut String, lines: std::ops::Range<usize>| {
@@ -278,7 +281,10 @@ fn a_one_chunk_transcript_is_one_blob_and_keeps_it_as_its_first_chunk_when_it_gr
             dirty_from: Some(from),
         };
         m.commit(vec![("s.jsonl", change)]).unwrap();
-        assert_eq!(m.read_local("s.jsonl"), t.as_bytes());
+        assert!(
+            m.read_local("s.jsonl") == t.as_bytes(),
+            "s.jsonl reads back other bytes"
+        );
         // A full rescan finds the same tree: the form depends on the bytes alone.
         assert_eq!(m.commit(vec![("s.jsonl", m.written("s.jsonl"))]), None);
     };
@@ -310,7 +316,10 @@ fn a_one_chunk_transcript_is_one_blob_and_keeps_it_as_its_first_chunk_when_it_gr
     m.commit(vec![("s.jsonl", m.written("s.jsonl"))]).unwrap();
     let (names, _) = file_form(&m, "s.jsonl");
     assert_eq!(names, ["data", "meta.json"]);
-    assert_eq!(m.read_local("s.jsonl"), t.as_bytes());
+    assert!(
+        m.read_local("s.jsonl") == t.as_bytes(),
+        "s.jsonl reads back other bytes"
+    );
 
     // Emptied, it holds no bytes at all.
     m.write("s.jsonl", b"");
@@ -321,50 +330,104 @@ fn a_one_chunk_transcript_is_one_blob_and_keeps_it_as_its_first_chunk_when_it_gr
     );
 }
 
-#[test]
-fn a_one_chunk_transcript_continued_by_an_older_ferry_reads_whole() {
-    // An older ferry kept every transcript under `c/`: run again on a machine whose branch
-    // holds a one-chunk transcript as `data`, it adds the chunks after the first under `c/`
-    // and leaves `data` in place. Both together are the file.
-    let m = machine("a1", "/home/al", "/home/al/src/proj");
-    let first = transcript_line("/home/al/src/proj", 0);
-    m.write("s.jsonl", first.as_bytes());
-    m.commit(vec![("s.jsonl", m.written("s.jsonl"))]).unwrap();
+/// Commits on `m`'s branch what an older ferry, which kept every transcript under `c/` and
+/// never removed the `data` of a file it continued, leaves for `rel`: `chunks` as its chunks,
+/// by index, and `len` in its record, with whatever `data` was there kept.
+fn older_ferry_writes(m: &Machine, rel: &str, chunks: &[(u64, &[u8])], len: u64) {
     let repo = m.store.repo();
     let snap = m.own();
-    let file = snap.files[0].tree;
+    let f = snap.files.iter().find(|f| f.rel.as_str() == rel).unwrap();
     let head = repo.find_commit(snap.commit).unwrap();
     let mut at = None;
     head.tree()
         .unwrap()
         .walk(git2::TreeWalkMode::PreOrder, |dir, e| {
-            if e.id() == file {
+            if e.id() == f.tree {
                 at = Some(format!("{dir}{}", e.name().unwrap()));
             }
             git2::TreeWalkResult::Ok
         })
         .unwrap();
-    let second = b"{\"type\":\"user\",\"n\":1}\n";
+    let at = at.unwrap();
     let mut edit = git2::build::TreeUpdateBuilder::new();
-    edit.upsert(
-        format!("{}/c/0/0/1", at.unwrap()),
-        repo.blob(second).unwrap(),
-        git2::FileMode::Blob,
-    );
+    if head
+        .tree()
+        .unwrap()
+        .get_path(Path::new(&format!("{at}/c")))
+        .is_ok()
+    {
+        edit.remove(format!("{at}/c"));
+    }
+    for (k, bytes) in chunks {
+        let id = repo.blob(bytes).unwrap();
+        edit.upsert(format!("{at}/c/0/0/{k}"), id, git2::FileMode::Blob);
+    }
+    let mut meta = serde_json::to_value(f.meta).unwrap();
+    meta["len"] = len.into();
+    let meta = repo.blob(&serde_json::to_vec(&meta).unwrap()).unwrap();
+    edit.upsert(format!("{at}/meta.json"), meta, git2::FileMode::Blob);
     let tree = edit.create_updated(repo, &head.tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("old", "old@x").unwrap();
     let tree = repo.find_tree(tree).unwrap();
-    repo.commit(
-        Some("refs/heads/machines/a1"),
-        &sig,
-        &sig,
-        "older ferry",
-        &tree,
-        &[&head],
-    )
-    .unwrap();
-    let whole = format!("{first}{}", std::str::from_utf8(second).unwrap());
-    assert_eq!(m.read_local("s.jsonl"), whole.as_bytes());
+    let sig = git2::Signature::now("old", "old@x").unwrap();
+    let own = format!("refs/heads/machines/{}", m.record.id);
+    repo.commit(Some(&own), &sig, &sig, "older ferry", &tree, &[&head])
+        .unwrap();
+}
+
+#[test]
+fn a_one_chunk_transcript_continued_by_an_older_ferry_reads_whole_and_is_continued_right() {
+    let m = machine("a1", "/home/al", "/home/al/src/proj");
+    // Lines the codec leaves as they are, so the chunks can be written by hand.
+    let line = |i: usize| format!("{{\"type\":\"user\",\"n\":{i},\"pad\":\"{:0>200}\"}}\n", 0);
+    let text = |n: std::ops::Range<usize>| n.map(line).collect::<String>();
+    let small = text(0..10);
+    m.write("s.jsonl", small.as_bytes());
+    m.commit(vec![("s.jsonl", m.written("s.jsonl"))]).unwrap();
+    assert_eq!(file_form(&m, "s.jsonl").0, ["data", "meta.json"]);
+
+    // The older ferry appends past the first chunk: chunk 0 written again under `c/`, the
+    // `data` of the one-chunk file left behind, out of date. The chunks are the file.
+    let mut t = text(0..100);
+    let cut = t[CHUNK as usize..].find('\n').unwrap() + CHUNK as usize + 1;
+    let chunks = [(0, &t.as_bytes()[..cut]), (1, &t.as_bytes()[cut..])];
+    older_ferry_writes(&m, "s.jsonl", &chunks, t.len() as u64);
+    m.write("s.jsonl", t.as_bytes());
+    assert!(
+        m.read_local("s.jsonl") == t.as_bytes(),
+        "s.jsonl reads back other bytes"
+    );
+
+    // This ferry appends after it: the stale `data` goes, and is not taken for chunk 0.
+    let from = t.len() as u64;
+    t.push_str(&text(100..110));
+    m.write("s.jsonl", t.as_bytes());
+    let change = Change::Write {
+        local: m.upper.join("s.jsonl"),
+        dirty_from: Some(from),
+    };
+    m.commit(vec![("s.jsonl", change)]).unwrap();
+    assert_eq!(file_form(&m, "s.jsonl").0, ["c", "meta.json"]);
+    assert!(
+        m.read_local("s.jsonl") == t.as_bytes(),
+        "s.jsonl reads back other bytes"
+    );
+
+    // An older ferry that adds chunks after a first chunk it did not write again leaves
+    // `data` as that chunk; it empties a file by removing its chunks alone: a file recorded
+    // empty is empty.
+    m.write("s.jsonl", small.as_bytes());
+    m.commit(vec![("s.jsonl", m.written("s.jsonl"))]).unwrap();
+    let second = text(10..11);
+    older_ferry_writes(&m, "s.jsonl", &[(1, second.as_bytes())], 1);
+    assert_eq!(
+        m.read_local("s.jsonl"),
+        format!("{small}{second}").as_bytes()
+    );
+    older_ferry_writes(&m, "s.jsonl", &[], 0);
+    assert!(
+        m.read_local("s.jsonl") == b"",
+        "s.jsonl reads back other bytes"
+    );
 }
 
 #[test]

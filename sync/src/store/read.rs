@@ -460,15 +460,19 @@ impl Store {
     /// versions of a transcript share the chunks before the first byte that differs, so a
     /// reader can expand only the rest.
     pub fn chunk_ids(&self, entry: &FileEntry) -> Result<Vec<Oid>, StoreError> {
+        if entry.meta.len == 0 {
+            // What an older ferry left when it emptied a file (its chunks gone, `data` kept).
+            return Ok(Vec::new());
+        }
         let tree = self.repo.find_tree(entry.tree)?;
         let data = tree.get_name(layout::DATA).map(|d| d.id());
         let Some(c) = tree.get_name(layout::CHUNKS) else {
             return Ok(data.into_iter().collect());
         };
         let mut chunks = chunk_list(&self.repo, c.id())?;
-        // A transcript of one chunk is its `data` blob; a ferry older than that form, run
-        // again on the machine, adds the chunks after it under `c/` and leaves `data` as the
-        // first.
+        // A transcript of one chunk is its `data` blob. A ferry older than that form, run
+        // again on the machine, writes chunks under `c/` and leaves `data`: it is the first
+        // chunk only where `c/` has none (the writer takes it the same way).
         if let Some(first) = data.filter(|_| chunks.first().is_none_or(|(k, _)| *k != 0)) {
             chunks.insert(0, (0, first));
         }

@@ -411,8 +411,14 @@ impl Store {
                     }
                 }
                 // A one-chunk transcript that grows keeps its first chunk, moved under `c/`.
-                if let Some(first) = edits.id_at(&data_path).filter(|_| restart > 0) {
-                    edits.put_id(&format!("{chunk_root}/{}", layout::chunk_path(0)), first);
+                // `data` beside a chunk 0 is out of date (an older ferry wrote the chunk), as
+                // `Store::chunk_ids` reads it.
+                let first = format!("{chunk_root}/{}", layout::chunk_path(0));
+                if let Some(id) = edits
+                    .id_at(&data_path)
+                    .filter(|_| restart > 0 && !edits.exists(&first))
+                {
+                    edits.put_id(&first, id);
                 }
                 edits.remove(&data_path);
             }
