@@ -20,3 +20,4 @@ pub mod slug;
 pub mod store;
 pub mod upper;
 pub mod view;
+pub mod wrapped;

@@ -76,27 +76,9 @@ impl Elsewhere {
     /// `cmd` as it would run on the other computer: the same program, arguments and
     /// environment, entered into its namespaces.
     pub fn wrap(&self, cmd: &Command) -> Command {
-        let mut inside = Command::new("nsenter");
-        inside
-            .args([
-                "--target",
-                &self.pid().to_string(),
-                "--mount",
-                "--uts",
-                "--",
-            ])
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (key, value) in cmd.get_envs() {
-            match value {
-                Some(v) => inside.env(key, v),
-                None => inside.env_remove(key),
-            };
-        }
-        if let Some(dir) = cmd.get_current_dir() {
-            inside.current_dir(dir);
-        }
-        inside
+        let target = self.pid().to_string();
+        let args = ["--target", &target, "--mount", "--uts", "--"];
+        ferry_sync::wrapped::under("nsenter", args, cmd)
     }
 
     /// The mount table on the other computer.

@@ -619,7 +619,7 @@ pub(super) fn run(
     // fork and exec it is spawned without forking this process, whose copy cost more CPU than
     // the `ls-remote` itself (one every poll).
     if subcommand(&cmd) != Some(std::ffi::OsStr::new("ls-remote")) {
-        die_with_this_thread(&mut cmd);
+        cmd = die_with_this_thread(cmd);
     }
     let mut child = cmd
         .spawn()
@@ -756,9 +756,32 @@ fn subcommand(cmd: &Command) -> Option<&std::ffi::OsStr> {
 /// not leave a fetch or a push behind it, still writing to the store (whose ref locks the next
 /// daemon clears at start) or the remote. `run` waits on the same thread until git exits, so
 /// the thread outlives it in every other case.
+///
+/// util-linux's `setpriv` sets that and runs git, so git is spawned without forking this
+/// process (a daemon's copy costs more CPU than a fetch of one change); where it is missing,
+/// this process forks and sets it itself.
 #[cfg(target_os = "linux")]
-fn die_with_this_thread(cmd: &mut Command) {
+fn die_with_this_thread(mut cmd: Command) -> Command {
     use std::os::unix::process::CommandExt;
+    static SETPRIV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let setpriv = *SETPRIV.get_or_init(|| {
+        Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "--", "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if setpriv {
+        // The only gap: a daemon gone before `setpriv` sets the signal (its first step).
+        let mut wrapped = crate::wrapped::under("setpriv", ["--pdeathsig", "KILL", "--"], &cmd);
+        wrapped
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        return wrapped;
+    }
     let parent = nix::unistd::getpid();
     // SAFETY: between fork and exec the closure only makes two system calls (prctl, getppid),
     // both async-signal-safe, and allocates nothing.
@@ -772,10 +795,13 @@ fn die_with_this_thread(cmd: &mut Command) {
             Ok(())
         });
     }
+    cmd
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_this_thread(_cmd: &mut Command) {}
+fn die_with_this_thread(cmd: Command) -> Command {
+    cmd
+}
 
 pub(super) fn failure(
     op: &'static str,

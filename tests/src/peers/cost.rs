@@ -1,6 +1,7 @@
 //! What a tool costs: wall time, CPU seconds and peak memory, for commands (through GNU time)
 //! and for long-running daemons (from /proc).
 
+use std::ffi::OsStr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -43,23 +44,16 @@ pub fn attempt(cmd: &mut Command) -> (Result<String, String>, Cost) {
     let report = tempfile::NamedTempFile::new().expect("time report");
     let program = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
-    let mut timed = Command::new("/usr/bin/time");
-    timed
-        .arg("-f")
-        .arg("%U %S %M")
-        .arg("-o")
-        .arg(report.path())
-        .arg(&program)
-        .args(&args);
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => timed.env(k, v),
-            None => timed.env_remove(k),
-        };
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        timed.current_dir(dir);
-    }
+    let mut timed = ferry_sync::wrapped::under(
+        "/usr/bin/time",
+        [
+            OsStr::new("-f"),
+            OsStr::new("%U %S %M"),
+            OsStr::new("-o"),
+            report.path().as_os_str(),
+        ],
+        cmd,
+    );
     let start = Instant::now();
     let out = timed
         .output()
