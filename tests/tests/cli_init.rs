@@ -14,6 +14,11 @@ fn json(out: &str) -> Value {
 /// `n` sessions of one line each (its text padded with `pad`) in `a`'s project at
 /// `~/work/proj`, written before ferry is set up.
 fn with_sessions(a: &Machine, n: usize, pad: &str) {
+    with_padded_sessions(a, n, |_| pad.to_string());
+}
+
+/// `n` sessions, the `i`th padded with `pad(i)`.
+fn with_padded_sessions(a: &Machine, n: usize, pad: impl Fn(usize) -> String) {
     let proj = a.home.join("work/proj");
     std::fs::create_dir_all(&proj).unwrap();
     let dir = a
@@ -23,7 +28,7 @@ fn with_sessions(a: &Machine, n: usize, pad: &str) {
     for i in 0..n {
         std::fs::write(
             dir.join(format!("{i:08}-0000-4000-8000-000000000000.jsonl")),
-            format!("{{\"uuid\":\"u{i}\",\"cwd\":\"{}\",\"type\":\"user\",\"message\":{{\"content\":\"task {i}{pad}\"}}}}\n", proj.display()),
+            format!("{{\"uuid\":\"u{i}\",\"cwd\":\"{}\",\"type\":\"user\",\"message\":{{\"content\":\"task {i}{}\"}}}}\n", proj.display(), pad(i)),
         )
         .unwrap();
     }
@@ -213,8 +218,10 @@ fn a_later_machine_sees_its_first_fetch_as_objects_and_bytes_in_a_terminal() {
     let tmp = tempfile::tempdir().unwrap();
     let daemon = ferry_tests::rig::GitDaemon::start(&tmp.path().join("srv"));
     let a = Machine::new(&tmp.path().join("a"));
-    // About 1.2 MB that does not compress, over a link passing 160 KiB/s: several seconds.
-    with_sessions(&a, 40, &noise(30_000, 7));
+    // About 1.2 MB that does not compress, nor make deltas between sessions (a remote that
+    // unpacks so small a push makes them anew when it serves it), over a link passing
+    // 160 KiB/s: several seconds.
+    with_padded_sessions(&a, 40, |i| noise(30_000, 7 + 2 * i as u64));
     a.ok(&["init", "--machine", "a", "--remote", &daemon.url()]);
     let port: u16 = daemon
         .url()
