@@ -4,8 +4,9 @@
 use std::ffi::OsStr;
 use std::process::Command;
 
-/// `cmd` run as `wrapper ARGS... PROGRAM CMD-ARGS...`, with `cmd`'s environment changes and
-/// directory; its stdio is the new command's to set.
+/// `cmd` run as `wrapper ARGS... PROGRAM CMD-ARGS...`, with `cmd`'s environment changes
+/// (`env`, `env_remove`) and directory. Not carried over: its stdio (the new command's to
+/// set), `env_clear`, and what `CommandExt` sets (`arg0`, ids, process group, `pre_exec`).
 pub fn under<I, S>(wrapper: impl AsRef<OsStr>, args: I, cmd: &Command) -> Command
 where
     I: IntoIterator<Item = S>,

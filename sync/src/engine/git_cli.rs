@@ -621,9 +621,10 @@ pub(super) fn run(
     if subcommand(&cmd) != Some(std::ffi::OsStr::new("ls-remote")) {
         cmd = die_with_this_thread(cmd);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| failure(op, url, Failure::Other, format!("running git: {e}")))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        let program = cmd.get_program().to_string_lossy();
+        failure(op, url, Failure::Other, format!("running {program}: {e}"))
+    })?;
     let mut stderr = child.stderr.take().expect("piped");
     let mut stdout = child.stdout.take().expect("piped");
     let tail: Arc<Mutex<Vec<u8>>> = Arc::default();
@@ -761,8 +762,7 @@ fn subcommand(cmd: &Command) -> Option<&std::ffi::OsStr> {
 /// process (a daemon's copy costs more CPU than a fetch of one change); where it is missing,
 /// this process forks and sets it itself.
 #[cfg(target_os = "linux")]
-fn die_with_this_thread(mut cmd: Command) -> Command {
-    use std::os::unix::process::CommandExt;
+fn die_with_this_thread(cmd: Command) -> Command {
     static SETPRIV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let setpriv = *SETPRIV.get_or_init(|| {
         Command::new("setpriv")
@@ -774,14 +774,30 @@ fn die_with_this_thread(mut cmd: Command) -> Command {
             .is_ok_and(|s| s.success())
     });
     if setpriv {
-        // The only gap: a daemon gone before `setpriv` sets the signal (its first step).
-        let mut wrapped = crate::wrapped::under("setpriv", ["--pdeathsig", "KILL", "--"], &cmd);
-        wrapped
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        return wrapped;
+        through_setpriv(&cmd)
+    } else {
+        forked(cmd)
     }
+}
+
+/// `cmd` run by `setpriv --pdeathsig KILL`, with `run`'s stdio. One gap the fork has not:
+/// `setpriv` sets the signal just before it runs git, so a daemon killed in the milliseconds
+/// before that leaves the git running.
+#[cfg(target_os = "linux")]
+fn through_setpriv(cmd: &Command) -> Command {
+    let mut wrapped = crate::wrapped::under("setpriv", ["--pdeathsig", "KILL", "--"], cmd);
+    wrapped
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    wrapped
+}
+
+/// `cmd` set to receive the signal between fork and exec, and refused if this process is
+/// gone by then.
+#[cfg(target_os = "linux")]
+fn forked(mut cmd: Command) -> Command {
+    use std::os::unix::process::CommandExt;
     let parent = nix::unistd::getpid();
     // SAFETY: between fork and exec the closure only makes two system calls (prctl, getppid),
     // both async-signal-safe, and allocates nothing.
@@ -1019,6 +1035,46 @@ mod tests {
         let mut fetch = git.command(Some(Path::new("ls-remote")));
         fetch.args(["fetch", "--", "/r.git", "ls-remote"]);
         assert_eq!(subcommand(&fetch), Some(std::ffi::OsStr::new("fetch")));
+    }
+
+    /// Both ways of making git die with the thread that started it: the thread ends once the
+    /// child has started (it said so), and the child is killed.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_git_dies_with_the_thread_that_started_it_through_setpriv_or_a_fork() {
+        use std::io::BufRead;
+        use std::os::unix::process::ExitStatusExt;
+        let have_setpriv = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "--", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+        type Wrap = fn(Command) -> Command;
+        let mut ways: Vec<(&str, Wrap)> = vec![("a fork", forked)];
+        if have_setpriv {
+            ways.push(("setpriv", |c| through_setpriv(&c)));
+        }
+        for (how, wrap) in ways {
+            let mut child = std::thread::spawn(move || {
+                let mut cmd = Command::new("sh");
+                cmd.args(["-c", "echo started; exec sleep 30"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let mut child = wrap(cmd).spawn().unwrap();
+                let mut line = String::new();
+                let out = child.stdout.take().unwrap();
+                std::io::BufReader::new(out).read_line(&mut line).unwrap();
+                assert_eq!(line, "started\n");
+                child
+            })
+            .join()
+            .unwrap();
+            let started = std::time::Instant::now();
+            let status = child.wait().unwrap();
+            assert_eq!(status.signal(), Some(9), "{how}: {status:?}");
+            assert!(started.elapsed() < Duration::from_secs(5), "{how}");
+        }
+        assert!(have_setpriv, "util-linux's setpriv is missing here");
     }
 
     #[cfg(unix)]
