@@ -230,7 +230,8 @@ fn retention_on_b_hides_and_restore_brings_back() {
         eventually(Duration::from_secs(20), || b.find(&id).is_none()),
         "bob's housekeeping removed the aged session"
     );
-    assert!(b.user.config_dir.join(".last-cleanup").exists());
+    // Not asserted: the client's `.last-cleanup` marker. 2.1.330 writes it only after some fifty
+    // later sweeps, and a `-p` run can exit before them (CI saw the session gone and no marker).
 
     // Only on bob: alice still has it after both have synced.
     b.ferry(&["sync"]);

@@ -6,6 +6,7 @@
 mod arrived;
 mod chunks;
 mod compact;
+mod create;
 mod fold;
 mod layout;
 mod packed;
@@ -293,11 +294,16 @@ impl Store {
         std::mem::take(&mut *self.findings.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Creates the store at `path` (a bare repository, private to the user), or opens it.
+    /// Creates the store at `path` (a bare repository, private to the user), or opens it. A
+    /// new store appears at `path` whole or not at all, so a kill while it is being created
+    /// leaves nothing a later start cannot open.
     pub fn init(path: &Path) -> Result<Store, StoreError> {
         let repo = match git2::Repository::open_bare(path) {
             Ok(r) => r,
+            Err(_) if !path.exists() => create::whole(path)?,
             Err(_) => {
+                // Something that is not a whole repository, as a release that created stores
+                // in place could leave: git fills in what is missing.
                 let mut opts = git2::RepositoryInitOptions::new();
                 opts.bare(true)
                     .mkpath(true)
@@ -305,12 +311,7 @@ impl Store {
                 git2::Repository::init_opts(path, &opts)?
             }
         };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| StoreError::io(path, e))?;
-        }
+        create::private(path)?;
         Ok(Store::wrap(repo))
     }
 

@@ -1,0 +1,87 @@
+//! Creating a store so that it appears whole or not at all: a process killed while git lays out
+//! a new repository (its `HEAD`, `config`, `objects/`, `refs/`) must not leave a directory at the
+//! store's path that no git can open. The repository is laid out beside it under a temporary name
+//! and renamed into place.
+
+use super::StoreError;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// How old a temporary layout must be before a later creation removes it: older than any
+/// creation still running, which takes milliseconds.
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// A new bare repository at `path`, which must not exist yet; laid out beside it and renamed
+/// into place, private to the user. If another process created `path` meanwhile, that one.
+pub(super) fn whole(path: &Path) -> Result<git2::Repository, StoreError> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+    let prefix = temp_prefix(path);
+    remove_stale(parent, &prefix);
+    let temp = parent.join(format!(
+        "{prefix}{}-{}",
+        std::process::id(),
+        super::random_id()
+    ));
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.bare(true)
+        .mkpath(true)
+        .mode(git2::RepositoryInitMode::SHARED_UMASK);
+    let made = git2::Repository::init_opts(&temp, &opts).map_err(StoreError::from);
+    let made = made.and_then(|r| private(&temp).map(|()| r));
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir_all(&temp);
+        return Err(e);
+    }
+    match std::fs::rename(&temp, path) {
+        Ok(()) => Ok(git2::Repository::open_bare(path)?),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&temp);
+            // Another process's creation won the race: its store is whole.
+            git2::Repository::open_bare(path).map_err(|_| StoreError::io(path, e))
+        }
+    }
+}
+
+/// Makes the repository at `path` readable by its owner only.
+pub(super) fn private(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| StoreError::io(path, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// The start of the names a creation of `path` lays its repository out under.
+fn temp_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map_or_else(|| "store".into(), |n| n.to_string_lossy());
+    format!(".{name}.new-")
+}
+
+/// Removes what creations killed long ago left under `prefix` in `dir`; a creation still running
+/// is younger than [`STALE_AFTER`] and keeps its own.
+fn remove_stale(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    let stale: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE_AFTER)
+        })
+        .map(|e| e.path())
+        .collect();
+    for p in stale {
+        let _ = std::fs::remove_dir_all(p);
+    }
+}
