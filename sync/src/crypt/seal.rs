@@ -143,19 +143,39 @@ pub fn seal_file(keys: &Keys, plain: &[u8]) -> Vec<u8> {
 
 /// The file's bytes [`seal_file`] sealed.
 pub fn open_file(keys: &Keys, sealed: &[u8]) -> Result<Vec<u8>, CryptError> {
-    use std::io::Read;
+    open_file_deflated(keys, sealed).map(|(_, plain)| plain)
+}
+
+/// The zlib stream [`seal_file`] sealed, and the file's bytes it inflates to: the stream is
+/// what a pack entry of the file holds, so it is written as it is. It must end where the sealed
+/// bytes do (a valid pack entry), and inflate to at most 2 GiB.
+pub fn open_file_deflated(keys: &Keys, sealed: &[u8]) -> Result<(Vec<u8>, Vec<u8>), CryptError> {
     let deflated = open(keys, Kind::Blob, sealed)?;
-    let mut out = Vec::new();
-    flate2::read::ZlibDecoder::new(&deflated[..])
-        .take(MAX_FILE + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| CryptError::Damaged(format!("a sealed file does not inflate: {e}")))?;
-    if out.len() as u64 > MAX_FILE {
-        return Err(CryptError::Damaged(
-            "a sealed file inflates past 2 GiB".into(),
-        ));
+    let damaged = |what: String| CryptError::Damaged(format!("a sealed file {what}"));
+    let mut z = flate2::Decompress::new(true);
+    let mut out = Vec::with_capacity(deflated.len().saturating_mul(4).min(1 << 20) + 64);
+    loop {
+        let before = (z.total_in(), z.total_out());
+        let input = &deflated[z.total_in() as usize..];
+        let status = z
+            .decompress_vec(input, &mut out, flate2::FlushDecompress::Finish)
+            .map_err(|e| damaged(format!("does not inflate: {e}")))?;
+        if z.total_out() > MAX_FILE {
+            return Err(damaged("inflates past 2 GiB".into()));
+        }
+        if status == flate2::Status::StreamEnd {
+            break;
+        }
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity());
+        } else if (z.total_in(), z.total_out()) == before {
+            return Err(damaged("ends before its stream does".into()));
+        }
     }
-    Ok(out)
+    if z.total_in() as usize != deflated.len() {
+        return Err(damaged("holds bytes after its stream".into()));
+    }
+    Ok((deflated, out))
 }
 
 /// The lowercase base32 alphabet of RFC 4648: names git, every filesystem and every host take.
@@ -294,6 +314,39 @@ mod tests {
         // Sealed but not deflated: refused, not taken as it is.
         let raw = seal(&k, Kind::Blob, b"not zlib");
         assert!(open_file(&k, &raw).is_err());
+    }
+
+    #[test]
+    fn a_file_opens_to_its_stream_as_sealed_which_must_be_whole() {
+        use std::io::Write;
+        let k = keys(5);
+        let text = "{\"cwd\":\"/home/ana/src/acme\",\"n\":2}\n".repeat(3000);
+        let sealed = seal_file(&k, text.as_bytes());
+        let (zlib, plain) = open_file_deflated(&k, &sealed).unwrap();
+        assert_eq!(plain, text.as_bytes());
+        assert_eq!(
+            seal(&k, Kind::Blob, &zlib),
+            sealed,
+            "the very stream sealed"
+        );
+        let stream = |bytes: &[u8]| {
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+            z.write_all(bytes).unwrap();
+            z.finish().unwrap()
+        };
+        // Bytes after the stream would sit in a pack between two entries: refused.
+        let mut trailing = stream(b"a line\n");
+        trailing.extend_from_slice(b"more");
+        let err = open_file_deflated(&k, &seal(&k, Kind::Blob, &trailing)).unwrap_err();
+        assert!(err.to_string().contains("after its stream"), "{err}");
+        // A stream cut short: refused.
+        let whole = stream(text.as_bytes());
+        let cut = &whole[..whole.len() / 2];
+        let err = open_file_deflated(&k, &seal(&k, Kind::Blob, cut)).unwrap_err();
+        assert!(err.to_string().contains("ends before"), "{err}");
+        // An empty file's stream.
+        let (_, empty) = open_file_deflated(&k, &seal_file(&k, b"")).unwrap();
+        assert!(empty.is_empty());
     }
 
     #[test]

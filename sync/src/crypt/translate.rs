@@ -14,6 +14,7 @@
 
 use super::seal::{self, Kind};
 use super::{CryptError, Keys};
+use crate::store::Body;
 use base64::Engine;
 use git2::{ObjectType, Oid, Repository};
 use std::borrow::Cow;
@@ -61,11 +62,21 @@ pub struct Translator<'r> {
     sealed: HashMap<Oid, Oid>,
     opened: HashMap<Oid, Oid>,
     /// Objects made and not written yet, by id: their type and bytes.
-    made: HashMap<Oid, (ObjectType, Vec<u8>)>,
+    made: HashMap<Oid, (ObjectType, Body<Vec<u8>>)>,
     /// The bytes `made` holds.
     made_bytes: usize,
     /// How many blobs were sealed or opened (not found as twins): what a change cost.
     pub blobs_done: usize,
+    /// Names sealed, and sealed names opened, so far: every file's tree repeats the same few
+    /// (`data`, `meta.json`), each sealed the same way.
+    names: Names,
+}
+
+/// Names both ways: plain to sealed, and sealed to plain.
+#[derive(Default)]
+struct Names {
+    sealed: HashMap<String, String>,
+    opened: HashMap<String, String>,
 }
 
 /// What [`Translator::open_commit`] made: the plain commit, those of its plain commits whose
@@ -96,6 +107,7 @@ impl<'r> Translator<'r> {
             made: HashMap::new(),
             made_bytes: 0,
             blobs_done: 0,
+            names: Names::default(),
         }
     }
 
@@ -107,7 +119,7 @@ impl<'r> Translator<'r> {
         }
         let made = std::mem::take(&mut self.made);
         self.made_bytes = 0;
-        crate::store::write_objects(
+        crate::store::write_bodies(
             self.repo,
             made.into_iter().map(|(id, (k, d))| Ok((id, k, d))),
         )
@@ -120,9 +132,20 @@ impl<'r> Translator<'r> {
     /// rare object a twin was not remembered for, which a second copy in a pack costs nothing).
     fn put(&mut self, kind: ObjectType, data: Vec<u8>) -> Result<Oid, CryptError> {
         let id = Oid::hash_object(kind, &data)?;
+        self.keep(id, kind, data.len(), Body::Plain(data))
+    }
+
+    /// Keeps object `id` of type `kind` to be written, as `body` (of `size` bytes held).
+    fn keep(
+        &mut self,
+        id: Oid,
+        kind: ObjectType,
+        size: usize,
+        body: Body<Vec<u8>>,
+    ) -> Result<Oid, CryptError> {
         if !self.made.contains_key(&id) {
-            self.made_bytes += data.len();
-            self.made.insert(id, (kind, data));
+            self.made_bytes += size;
+            self.made.insert(id, (kind, body));
             if self.made_bytes > WRITE_EVERY {
                 self.write()?;
             }
@@ -138,8 +161,11 @@ impl<'r> Translator<'r> {
     /// The bytes of object `id`, made or in the repository.
     fn raw(&self, id: Oid) -> Result<Cow<'_, [u8]>, CryptError> {
         match self.made.get(&id) {
-            Some((_, data)) => Ok(Cow::Borrowed(data)),
-            None => Ok(Cow::Owned(self.repo.odb()?.read(id)?.data().to_vec())),
+            Some((_, Body::Plain(data))) => Ok(Cow::Borrowed(data)),
+            // Only opened files come deflated, and only commits are read back.
+            Some((_, Body::Deflated { .. })) | None => {
+                Ok(Cow::Owned(self.repo.odb()?.read(id)?.data().to_vec()))
+            }
         }
     }
 
@@ -261,7 +287,7 @@ impl<'r> Translator<'r> {
                 }
             };
             entries.push(Entry {
-                name: seal::seal_name(&self.keys, name).into_bytes(),
+                name: self.seal_name(name).into_bytes(),
                 mode: e.filemode(),
                 id: twin,
             });
@@ -269,6 +295,26 @@ impl<'r> Translator<'r> {
         let sealed = self.put(ObjectType::Tree, tree_bytes(entries)?)?;
         self.twins(plain, sealed);
         Ok(sealed)
+    }
+
+    /// Name `plain` sealed.
+    fn seal_name(&mut self, plain: &str) -> String {
+        if let Some(s) = self.names.sealed.get(plain) {
+            return s.clone();
+        }
+        let sealed = seal::seal_name(&self.keys, plain);
+        self.names.sealed.insert(plain.to_owned(), sealed.clone());
+        sealed
+    }
+
+    /// Sealed name `sealed` opened.
+    fn open_name(&mut self, sealed: &str) -> Result<String, CryptError> {
+        if let Some(p) = self.names.opened.get(sealed) {
+            return Ok(p.clone());
+        }
+        let plain = seal::open_name(&self.keys, sealed)?;
+        self.names.opened.insert(sealed.to_owned(), plain.clone());
+        Ok(plain)
     }
 
     /// The sealed twin of commit `plain`, its ancestors sealed first.
@@ -312,9 +358,15 @@ impl<'r> Translator<'r> {
             return Ok(p);
         }
         let blob = self.repo.find_blob(sealed)?;
-        let plain = self.put(
+        // The file's zlib stream, as sealed, is what its pack entry holds: not deflated again.
+        let (zlib, bytes) = seal::open_file_deflated(&self.keys, blob.content())?;
+        let id = Oid::hash_object(ObjectType::Blob, &bytes)?;
+        let len = bytes.len() as u64;
+        let plain = self.keep(
+            id,
             ObjectType::Blob,
-            seal::open_file(&self.keys, blob.content())?,
+            zlib.len(),
+            Body::Deflated { len, zlib },
         )?;
         self.blobs_done += 1;
         self.twins(plain, sealed);
@@ -331,7 +383,7 @@ impl<'r> Translator<'r> {
         for e in tree.iter() {
             let name = std::str::from_utf8(e.name_bytes())
                 .map_err(|_| CryptError::Damaged("a sealed name is not ASCII".into()))?;
-            let plain_name = seal::open_name(&self.keys, name)?;
+            let plain_name = self.open_name(name)?;
             let twin = match e.kind() {
                 Some(ObjectType::Tree) => self.open_tree(e.id())?,
                 Some(ObjectType::Blob) => self.open_blob(e.id())?,

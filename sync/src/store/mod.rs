@@ -10,7 +10,9 @@ mod create;
 mod fold;
 mod layout;
 mod packed;
+#[cfg(test)]
 pub(crate) use packed::write_objects;
+pub(crate) use packed::{Body, write_bodies};
 mod read;
 mod records;
 pub(crate) mod shallow;

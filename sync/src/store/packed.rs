@@ -195,6 +195,31 @@ pub(crate) fn write_objects<D: AsRef<[u8]>>(
     repo: &git2::Repository,
     objects: impl ExactSizeIterator<Item = Result<(Oid, ObjectType, D), git2::Error>>,
 ) -> Result<std::path::PathBuf, StoreError> {
+    write_bodies(
+        repo,
+        objects.map(|o| o.map(|(id, kind, data)| (id, kind, Body::Plain(data)))),
+    )
+}
+
+/// An object's bytes as a pack entry is made from them.
+pub(crate) enum Body<D> {
+    /// The bytes, which the pack deflates.
+    Plain(D),
+    /// A zlib stream (RFC 1950) of `len` bytes, made before: a sealed file carries one, which
+    /// is then written as it is instead of inflated and deflated again.
+    Deflated {
+        /// The bytes the stream inflates to.
+        len: u64,
+        /// The stream, whole: it ends where the entry does.
+        zlib: Vec<u8>,
+    },
+}
+
+/// [`write_objects`] for objects some of which come deflated already.
+pub(crate) fn write_bodies<D: AsRef<[u8]>>(
+    repo: &git2::Repository,
+    objects: impl ExactSizeIterator<Item = Result<(Oid, ObjectType, Body<D>), git2::Error>>,
+) -> Result<std::path::PathBuf, StoreError> {
     let pack_dir = repo.path().join("objects/pack");
     let io = |e: std::io::Error| StoreError::io(&pack_dir, e);
     let stem = format!(
@@ -220,8 +245,7 @@ pub(crate) fn write_objects<D: AsRef<[u8]>>(
         let mut z = flate2::Compress::new(flate2::Compression::fast(), true);
         let mut deflated = Vec::new();
         for object in objects {
-            let (id, kind, data) = object?;
-            let data = data.as_ref();
+            let (id, kind, body) = object?;
             let kind: u8 = match kind {
                 ObjectType::Commit => 1,
                 ObjectType::Tree => 2,
@@ -230,10 +254,16 @@ pub(crate) fn write_objects<D: AsRef<[u8]>>(
             };
             let at = out.at;
             out.crc = crc32fast::Hasher::new();
-            out.write_all(&entry_header(kind, data.len() as u64))
-                .map_err(io)?;
-            deflate(&mut z, data, &mut deflated);
-            out.write_all(&deflated).map_err(io)?;
+            let (len, zlib) = match &body {
+                Body::Plain(data) => {
+                    let data = data.as_ref();
+                    deflate(&mut z, data, &mut deflated);
+                    (data.len() as u64, &deflated[..])
+                }
+                Body::Deflated { len, zlib } => (*len, &zlib[..]),
+            };
+            out.write_all(&entry_header(kind, len)).map_err(io)?;
+            out.write_all(zlib).map_err(io)?;
             entries.push((id, out.crc.clone().finalize(), at));
         }
         let trailer = out.sha.digest().bytes();
@@ -416,7 +446,7 @@ impl<W: Write> Write for Counted<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ObjectType, Oid, entry_header, write_objects};
+    use super::{Body, ObjectType, Oid, entry_header, write_bodies, write_objects};
 
     /// A pack written here, with its index made here, is one libgit2 reads and git verifies.
     #[test]
@@ -454,6 +484,48 @@ mod tests {
             let out = std::process::Command::new("git")
                 .arg("verify-pack")
                 .arg(idx)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        }
+    }
+
+    /// An entry made from a zlib stream made elsewhere (at another level) is written as it
+    /// is, beside one deflated here, and both read back.
+    #[test]
+    fn a_stream_deflated_before_is_written_as_it_is() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(dir.path()).unwrap();
+        let text = b"{\"n\":1,\"m\":\"a line of a transcript\"}\n".repeat(500);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&text).unwrap();
+        let zlib = z.finish().unwrap();
+        let id = Oid::hash_object(ObjectType::Blob, &text).unwrap();
+        let other = Oid::hash_object(ObjectType::Blob, b"other\n").unwrap();
+        let bodies = vec![
+            Ok((
+                id,
+                ObjectType::Blob,
+                Body::Deflated {
+                    len: text.len() as u64,
+                    zlib: zlib.clone(),
+                },
+            )),
+            Ok((other, ObjectType::Blob, Body::Plain(b"other\n".to_vec()))),
+        ];
+        let idx = write_bodies(&repo, bodies.into_iter()).unwrap();
+        assert_eq!(repo.find_blob(id).unwrap().content(), &text[..]);
+        assert_eq!(repo.find_blob(other).unwrap().content(), b"other\n");
+        let pack = std::fs::read(idx.with_extension("pack")).unwrap();
+        assert!(
+            pack.windows(zlib.len()).any(|w| w == zlib),
+            "the stream is in the pack as it came"
+        );
+        if cfg!(not(windows)) {
+            let out = std::process::Command::new("git")
+                .arg("verify-pack")
+                .arg(&idx)
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{out:?}");
