@@ -733,6 +733,18 @@ pub(super) fn run(
     }
     // `push --porcelain` reports refused refs on stdout.
     let mut text = String::from_utf8_lossy(&tail.lock().expect("tail lock")).into_owned();
+    // `setpriv` could not start git (removed while this process runs): said as any failure
+    // to start a program is, not as the remote's.
+    if status.code() == Some(127)
+        && let Some(why) = text.strip_prefix("setpriv: failed to execute ")
+    {
+        return Err(failure(
+            op,
+            url,
+            Failure::Other,
+            format!("running {}", why.trim_end()),
+        ));
+    }
     text.push('\n');
     text.push_str(&stdout);
     let (kind, message) = classify(&text, url);
@@ -763,8 +775,19 @@ fn subcommand(cmd: &Command) -> Option<&std::ffi::OsStr> {
 /// this process forks and sets it itself.
 #[cfg(target_os = "linux")]
 fn die_with_this_thread(cmd: Command) -> Command {
+    if setpriv_works() {
+        through_setpriv(&cmd)
+    } else {
+        forked(cmd)
+    }
+}
+
+/// Whether this machine has a `setpriv` that runs a program with `--pdeathsig` (older
+/// util-linux releases lack the option); asked once.
+#[cfg(target_os = "linux")]
+fn setpriv_works() -> bool {
     static SETPRIV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let setpriv = *SETPRIV.get_or_init(|| {
+    *SETPRIV.get_or_init(|| {
         Command::new("setpriv")
             .args(["--pdeathsig", "KILL", "--", "true"])
             .stdin(Stdio::null())
@@ -772,12 +795,7 @@ fn die_with_this_thread(cmd: Command) -> Command {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
-    });
-    if setpriv {
-        through_setpriv(&cmd)
-    } else {
-        forked(cmd)
-    }
+    })
 }
 
 /// `cmd` run by `setpriv --pdeathsig KILL`, with `run`'s stdio. One gap the fork has not:
@@ -1037,6 +1055,25 @@ mod tests {
         assert_eq!(subcommand(&fetch), Some(std::ffi::OsStr::new("fetch")));
     }
 
+    /// A git that cannot be started (removed while the daemon runs) is said as such, though
+    /// it was to start through `setpriv`, and is not taken for the remote's failure.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_git_that_cannot_start_through_setpriv_is_said_as_such() {
+        assert!(setpriv_works(), "util-linux's setpriv is missing here");
+        let mut cmd = Command::new("/nonexistent/git");
+        cmd.arg("push")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let err = run(cmd, "push", "/r.git", None, &Progress::default()).unwrap_err();
+        assert_eq!(err.kind, Failure::Other, "{err:?}");
+        assert_eq!(
+            err.message, "running /nonexistent/git: No such file or directory",
+            "{err:?}"
+        );
+    }
+
     /// Both ways of making git die with the thread that started it: the thread ends once the
     /// child has started (it said so), and the child is killed.
     #[cfg(target_os = "linux")]
@@ -1044,10 +1081,7 @@ mod tests {
     fn a_git_dies_with_the_thread_that_started_it_through_setpriv_or_a_fork() {
         use std::io::BufRead;
         use std::os::unix::process::ExitStatusExt;
-        let have_setpriv = Command::new("setpriv")
-            .args(["--pdeathsig", "KILL", "--", "true"])
-            .status()
-            .is_ok_and(|s| s.success());
+        let have_setpriv = setpriv_works();
         type Wrap = fn(Command) -> Command;
         let mut ways: Vec<(&str, Wrap)> = vec![("a fork", forked)];
         if have_setpriv {
