@@ -31,6 +31,9 @@ pub struct Twins {
     sealed: HashMap<Oid, Oid>,
     /// Sealed object to its plain twin.
     opened: HashMap<Oid, Oid>,
+    /// Sealed name to the plain name it opens to: a fetch opens again each entry of a tree
+    /// that changed (the 1,000 sessions of a project, for one that did).
+    names: HashMap<String, String>,
 }
 
 impl Twins {
@@ -48,6 +51,7 @@ impl Twins {
     pub fn absorb(&mut self, other: Twins) {
         self.sealed.extend(other.sealed);
         self.opened.extend(other.opened);
+        self.names.extend(other.names);
     }
 }
 
@@ -67,16 +71,12 @@ pub struct Translator<'r> {
     made_bytes: usize,
     /// How many blobs were sealed or opened (not found as twins): what a change cost.
     pub blobs_done: usize,
-    /// Names sealed, and sealed names opened, so far: every file's tree repeats the same few
-    /// (`data`, `meta.json`), each sealed the same way.
-    names: Names,
-}
-
-/// Names both ways: plain to sealed, and sealed to plain.
-#[derive(Default)]
-struct Names {
-    sealed: HashMap<String, String>,
-    opened: HashMap<String, String>,
+    /// Names sealed in this translation (every file's tree repeats the same few, `data` and
+    /// `meta.json`): kept for no longer, since a new key seals them anew.
+    names_sealed: HashMap<String, String>,
+    /// Sealed names opened, kept with the twins: a sealed name opens to the same plain name
+    /// under any key.
+    names_opened: HashMap<String, String>,
 }
 
 /// What [`Translator::open_commit`] made: the plain commit, those of its plain commits whose
@@ -107,7 +107,8 @@ impl<'r> Translator<'r> {
             made: HashMap::new(),
             made_bytes: 0,
             blobs_done: 0,
-            names: Names::default(),
+            names_sealed: HashMap::new(),
+            names_opened: twins.names,
         }
     }
 
@@ -174,6 +175,7 @@ impl<'r> Translator<'r> {
         Twins {
             sealed: self.sealed,
             opened: self.opened,
+            names: self.names_opened,
         }
     }
 
@@ -223,7 +225,7 @@ impl<'r> Translator<'r> {
         for e in s.iter() {
             let sealed_name = std::str::from_utf8(e.name_bytes())
                 .map_err(|_| CryptError::Damaged("a sealed name is not ASCII".into()))?;
-            let name = seal::open_name(&self.keys, sealed_name)?;
+            let name = self.open_name(sealed_name)?;
             let Some(twin) = p.get_name(&name) else {
                 return Err(CryptError::Damaged(format!(
                     "the plain tree lacks the twin of {name:?}"
@@ -299,21 +301,21 @@ impl<'r> Translator<'r> {
 
     /// Name `plain` sealed.
     fn seal_name(&mut self, plain: &str) -> String {
-        if let Some(s) = self.names.sealed.get(plain) {
+        if let Some(s) = self.names_sealed.get(plain) {
             return s.clone();
         }
         let sealed = seal::seal_name(&self.keys, plain);
-        self.names.sealed.insert(plain.to_owned(), sealed.clone());
+        self.names_sealed.insert(plain.to_owned(), sealed.clone());
         sealed
     }
 
     /// Sealed name `sealed` opened.
     fn open_name(&mut self, sealed: &str) -> Result<String, CryptError> {
-        if let Some(p) = self.names.opened.get(sealed) {
+        if let Some(p) = self.names_opened.get(sealed) {
             return Ok(p.clone());
         }
         let plain = seal::open_name(&self.keys, sealed)?;
-        self.names.opened.insert(sealed.to_owned(), plain.clone());
+        self.names_opened.insert(sealed.to_owned(), plain.clone());
         Ok(plain)
     }
 
