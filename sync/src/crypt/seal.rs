@@ -158,7 +158,7 @@ pub fn open_file_deflated(keys: &Keys, sealed: &[u8]) -> Result<(Vec<u8>, Vec<u8
         let before = (z.total_in(), z.total_out());
         let input = &deflated[z.total_in() as usize..];
         let status = z
-            .decompress_vec(input, &mut out, flate2::FlushDecompress::Finish)
+            .decompress_vec(input, &mut out, flate2::FlushDecompress::None)
             .map_err(|e| damaged(format!("does not inflate: {e}")))?;
         if z.total_out() > MAX_FILE {
             return Err(damaged("inflates past 2 GiB".into()));

@@ -146,8 +146,10 @@ impl Sealing {
         let mut t = Translator::with(store.repo(), keys, twins);
         let out = f(&mut t).and_then(|out| t.write().map(|()| out));
         let twins = t.into_twins();
-        // About 100 bytes a pair: past this they are learned again from the twin refs, which
-        // hold only the live trees, so months of history never pile up in the daemon.
+        // About 100 bytes a pair, and some 200 for each sealed name opened (fewer than the
+        // pairs: most entries share a few names). Past this they are learned again from the
+        // twin refs, which hold only the live trees, so months of history never pile up in
+        // the daemon.
         *guard = (twins.len() < MAX_TWINS).then_some(twins);
         out
     }

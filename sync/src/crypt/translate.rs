@@ -74,8 +74,8 @@ pub struct Translator<'r> {
     /// Names sealed in this translation (every file's tree repeats the same few, `data` and
     /// `meta.json`): kept for no longer, since a new key seals them anew.
     names_sealed: HashMap<String, String>,
-    /// Sealed names opened, kept with the twins: a sealed name opens to the same plain name
-    /// under any key.
+    /// Sealed names opened, kept with the twins: a sealed name opens only with the key of the
+    /// generation it names, which never changes, so always to the same plain name.
     names_opened: HashMap<String, String>,
 }
 

@@ -733,9 +733,9 @@ pub(super) fn run(
     }
     // `push --porcelain` reports refused refs on stdout.
     let mut text = String::from_utf8_lossy(&tail.lock().expect("tail lock")).into_owned();
-    // `setpriv` could not start git (removed while this process runs): said as any failure
-    // to start a program is, not as the remote's.
-    if status.code() == Some(127)
+    // `setpriv` could not start git (removed while this process runs: 127; not executable:
+    // 126): said as any failure to start a program is, not as the remote's.
+    if matches!(status.code(), Some(126 | 127))
         && let Some(why) = text.strip_prefix("setpriv: failed to execute ")
     {
         return Err(failure(

@@ -27,18 +27,40 @@ pub(super) fn whole(path: &Path) -> Result<git2::Repository, StoreError> {
     opts.bare(true)
         .mkpath(true)
         .mode(git2::RepositoryInitMode::SHARED_UMASK);
-    let made = git2::Repository::init_opts(&temp, &opts).map_err(StoreError::from);
-    let made = made.and_then(|r| private(&temp).map(|()| r));
+    // Closed before the rename: Windows renames no directory a handle is open in.
+    let made = git2::Repository::init_opts(&temp, &opts)
+        .map(drop)
+        .map_err(StoreError::from)
+        .and_then(|()| private(&temp));
     if let Err(e) = made {
         let _ = std::fs::remove_dir_all(&temp);
         return Err(e);
     }
-    match std::fs::rename(&temp, path) {
+    match rename(&temp, path) {
         Ok(()) => Ok(git2::Repository::open_bare(path)?),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&temp);
             // Another process's creation won the race: its store is whole.
             git2::Repository::open_bare(path).map_err(|_| StoreError::io(path, e))
+        }
+    }
+}
+
+/// Renames directory `from` to `to`. On Windows, a moment later again while access is denied:
+/// a virus scanner or the search indexer may hold a handle in a directory just written.
+fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::rename(from, to) {
+            Err(e)
+                if cfg!(windows)
+                    && e.kind() == std::io::ErrorKind::PermissionDenied
+                    && tries < 20 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            done => return done,
         }
     }
 }

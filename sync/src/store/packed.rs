@@ -205,8 +205,8 @@ pub(crate) fn write_objects<D: AsRef<[u8]>>(
 pub(crate) enum Body<D> {
     /// The bytes, which the pack deflates.
     Plain(D),
-    /// A zlib stream (RFC 1950) of `len` bytes, made before: a sealed file carries one, which
-    /// is then written as it is instead of inflated and deflated again.
+    /// A zlib stream (RFC 1950) made before, which inflates to `len` bytes: a sealed file
+    /// carries one, which is then written as it is instead of deflated again.
     Deflated {
         /// The bytes the stream inflates to.
         len: u64,
