@@ -604,6 +604,17 @@ fn arriving_in(pack_dir: &Path) -> impl Iterator<Item = std::fs::DirEntry> {
         .filter(|e| e.file_name().to_string_lossy().starts_with("tmp_pack_"))
 }
 
+/// A program that did not start (`what`: the program and why), as a failure that says what to
+/// do: not the remote's.
+fn not_started(op: &'static str, url: &str, what: &str) -> RemoteError {
+    failure(
+        op,
+        url,
+        Failure::Other,
+        format!("running {what} (is git installed, and on PATH?)"),
+    )
+}
+
 /// Runs `cmd`, ticking `progress` on every chunk it writes to stderr (and as a fetch's pack
 /// grows), and stopping it when `progress` is cancelled or more than `incoming` allows arrives;
 /// its stdout on success.
@@ -623,7 +634,7 @@ pub(super) fn run(
     }
     let mut child = cmd.spawn().map_err(|e| {
         let program = cmd.get_program().to_string_lossy();
-        failure(op, url, Failure::Other, format!("running {program}: {e}"))
+        not_started(op, url, &format!("{program}: {e}"))
     })?;
     let mut stderr = child.stderr.take().expect("piped");
     let mut stdout = child.stdout.take().expect("piped");
@@ -738,12 +749,7 @@ pub(super) fn run(
     if matches!(status.code(), Some(126 | 127))
         && let Some(why) = text.strip_prefix("setpriv: failed to execute ")
     {
-        return Err(failure(
-            op,
-            url,
-            Failure::Other,
-            format!("running {}", why.trim_end()),
-        ));
+        return Err(not_started(op, url, why.trim_end()));
     }
     text.push('\n');
     text.push_str(&stdout);
@@ -1068,8 +1074,10 @@ mod tests {
             .stderr(Stdio::piped());
         let err = run(cmd, "push", "/r.git", None, &Progress::default()).unwrap_err();
         assert_eq!(err.kind, Failure::Other, "{err:?}");
-        assert_eq!(
-            err.message, "running /nonexistent/git: No such file or directory",
+        assert!(
+            err.message.starts_with(
+                "running /nonexistent/git: No such file or directory (is git installed,"
+            ),
             "{err:?}"
         );
     }

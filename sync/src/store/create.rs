@@ -23,12 +23,8 @@ pub(super) fn whole(path: &Path) -> Result<git2::Repository, StoreError> {
         std::process::id(),
         super::random_id()
     ));
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.bare(true)
-        .mkpath(true)
-        .mode(git2::RepositoryInitMode::SHARED_UMASK);
     // Closed before the rename: Windows renames no directory a handle is open in.
-    let made = git2::Repository::init_opts(&temp, &opts)
+    let made = init_bare(&temp)
         .map(drop)
         .map_err(StoreError::from)
         .and_then(|()| private(&temp));
@@ -44,6 +40,26 @@ pub(super) fn whole(path: &Path) -> Result<git2::Repository, StoreError> {
             git2::Repository::open_bare(path).map_err(|_| StoreError::io(path, e))
         }
     }
+}
+
+/// The repository at `path`, which exists but did not open: one another process's creation
+/// renamed into place between the look and the test, or something that is not a whole
+/// repository, as a release that created stores in place could leave, where git fills in what
+/// is missing.
+pub(super) fn completed(path: &Path) -> Result<git2::Repository, StoreError> {
+    match git2::Repository::open_bare(path) {
+        Ok(r) => Ok(r),
+        Err(_) => Ok(init_bare(path)?),
+    }
+}
+
+/// A bare repository made (or completed) at `path`, its parents created.
+fn init_bare(path: &Path) -> Result<git2::Repository, git2::Error> {
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.bare(true)
+        .mkpath(true)
+        .mode(git2::RepositoryInitMode::SHARED_UMASK);
+    git2::Repository::init_opts(path, &opts)
 }
 
 /// Renames directory `from` to `to`. On Windows, a moment later again while access is denied:

@@ -303,20 +303,7 @@ impl Store {
         let repo = match git2::Repository::open_bare(path) {
             Ok(r) => r,
             Err(_) if !path.exists() => create::whole(path)?,
-            // Another process's creation may have renamed a whole store into place between
-            // the look and the test: looked at again.
-            Err(_) => match git2::Repository::open_bare(path) {
-                Ok(r) => r,
-                Err(_) => {
-                    // Something that is not a whole repository, as a release that created
-                    // stores in place could leave: git fills in what is missing.
-                    let mut opts = git2::RepositoryInitOptions::new();
-                    opts.bare(true)
-                        .mkpath(true)
-                        .mode(git2::RepositoryInitMode::SHARED_UMASK);
-                    git2::Repository::init_opts(path, &opts)?
-                }
-            },
+            Err(_) => create::completed(path)?,
         };
         create::private(path)?;
         Ok(Store::wrap(repo))
