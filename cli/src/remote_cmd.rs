@@ -75,9 +75,23 @@ fn local(path: &str) -> Result<String> {
         );
     }
     if !repository {
-        abs.parent()
-            .filter(|p| p.is_dir())
-            .with_context(|| format!("{}: its parent directory does not exist", abs.display()))?;
+        let parent = abs.parent().unwrap_or(Path::new("/"));
+        if !parent.is_dir() {
+            // The nearest part of the path that is there says why.
+            match parent.ancestors().find(|a| a.exists()) {
+                Some(file) if !file.is_dir() => bail!(
+                    "{}: {} is a file, not a directory; give a path in a directory",
+                    abs.display(),
+                    file.display()
+                ),
+                _ => bail!(
+                    "{}: its parent directory {} does not exist; create it first (`mkdir -p {}`)",
+                    abs.display(),
+                    parent.display(),
+                    parent.display()
+                ),
+            }
+        }
         ferry_sync::store::Store::init(&abs)
             .with_context(|| format!("creating the repository {}", abs.display()))?;
         // Beside the command's own output (which may be JSON), not in it.
@@ -179,4 +193,37 @@ pub fn run(action: crate::RemoteAction, ctx: &Ctx) -> Result<()> {
         text
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local;
+
+    /// Each way a path cannot take a new repository is said as what it is, and nothing is made.
+    #[test]
+    fn a_path_that_cannot_be_a_remote_is_said_as_such() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("notes.txt");
+        std::fs::write(&file, "x").unwrap();
+        let said = |p: &std::path::Path| format!("{:#}", local(p.to_str().unwrap()).unwrap_err());
+
+        let e = said(&file.join("r.git"));
+        assert!(e.contains("notes.txt is a file, not a directory"), "{e}");
+        let e = said(&file.join("a/r.git"));
+        assert!(e.contains("notes.txt is a file, not a directory"), "{e}");
+        let e = said(&tmp.path().join("missing/r.git"));
+        assert!(
+            e.contains("its parent directory") && e.contains("does not exist"),
+            "{e}"
+        );
+        let full = tmp.path().join("full");
+        std::fs::create_dir(&full).unwrap();
+        std::fs::write(full.join("f"), "x").unwrap();
+        let e = said(&full);
+        assert!(e.contains("exists but is not a git repository"), "{e}");
+        assert!(!tmp.path().join("missing").exists());
+
+        let made = local(tmp.path().join("r.git").to_str().unwrap()).unwrap();
+        assert!(std::path::Path::new(&made).join("HEAD").is_file());
+    }
 }

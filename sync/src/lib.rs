@@ -11,6 +11,7 @@ pub mod codec;
 pub mod crypt;
 pub mod engine;
 pub mod merge;
+mod parallel;
 pub mod path_style;
 pub mod project_key;
 pub mod remote_url;

@@ -14,7 +14,8 @@
 
 use super::seal::{self, Kind};
 use super::{CryptError, Keys};
-use crate::store::Body;
+use crate::parallel::map_on_cores;
+use crate::store::{Body, object_id};
 use base64::Engine;
 use git2::{ObjectType, Oid, Repository};
 use std::borrow::Cow;
@@ -53,6 +54,26 @@ impl Twins {
         self.opened.extend(other.opened);
         self.names.extend(other.names);
     }
+}
+
+/// Sealed bytes read for one batch of files opened ahead on every core.
+const AHEAD_BATCH: usize = 8 << 20;
+
+/// A sealed file opened: its plain blob's id and size, and the zlib stream it was sealed as.
+struct OpenedFile {
+    id: Oid,
+    len: u64,
+    zlib: Vec<u8>,
+}
+
+/// Sealed file `sealed` opened, and its plain blob's id.
+fn open_file(keys: &Keys, sealed: &[u8]) -> Result<OpenedFile, CryptError> {
+    let (zlib, bytes) = seal::open_file_deflated(keys, sealed)?;
+    Ok(OpenedFile {
+        id: object_id(ObjectType::Blob, &bytes),
+        len: bytes.len() as u64,
+        zlib,
+    })
 }
 
 /// Bytes of made objects held before they are written out as a pack, whatever the
@@ -132,7 +153,7 @@ impl<'r> Translator<'r> {
     /// look costs a file system call per object, and what is translated is new but for the
     /// rare object a twin was not remembered for, which a second copy in a pack costs nothing).
     fn put(&mut self, kind: ObjectType, data: Vec<u8>) -> Result<Oid, CryptError> {
-        let id = Oid::hash_object(kind, &data)?;
+        let id = object_id(kind, &data);
         self.keep(id, kind, data.len(), Body::Plain(data))
     }
 
@@ -200,7 +221,7 @@ impl<'r> Translator<'r> {
         // Only a true pair: the refs it comes from are written one after the other, and a
         // crash between them must not pair a new plain commit with an old sealed one.
         let carried = self.plain_commit_of(&s)?;
-        if Oid::hash_object(ObjectType::Commit, &carried)? != plain {
+        if object_id(ObjectType::Commit, &carried) != plain {
             return Err(CryptError::Damaged(format!(
                 "sealed commit {sealed} is not the twin of {plain}"
             )));
@@ -360,10 +381,14 @@ impl<'r> Translator<'r> {
             return Ok(p);
         }
         let blob = self.repo.find_blob(sealed)?;
+        let opened = open_file(&self.keys, blob.content())?;
+        self.keep_opened(sealed, opened)
+    }
+
+    /// Keeps `opened`, the file sealed blob `sealed` opened to, as its plain twin.
+    fn keep_opened(&mut self, sealed: Oid, opened: OpenedFile) -> Result<Oid, CryptError> {
         // The file's zlib stream, as sealed, is what its pack entry holds: not deflated again.
-        let (zlib, bytes) = seal::open_file_deflated(&self.keys, blob.content())?;
-        let id = Oid::hash_object(ObjectType::Blob, &bytes)?;
-        let len = bytes.len() as u64;
+        let OpenedFile { id, len, zlib } = opened;
         let plain = self.keep(
             id,
             ObjectType::Blob,
@@ -375,8 +400,77 @@ impl<'r> Translator<'r> {
         Ok(plain)
     }
 
-    /// The plain twin of sealed tree `sealed`.
+    /// Opens, on every core, the files and names under sealed tree `top` not opened yet: a
+    /// first transfer brings thousands of each, which one core opened in as long as the fetch
+    /// took. Everything opened here the walk that follows would have opened, so what does not
+    /// open fails the same translation.
+    fn open_ahead(&mut self, top: Oid) -> Result<(), CryptError> {
+        let (blobs, names) = self.unopened(top)?;
+        let keys = &self.keys;
+        let opened = map_on_cores(&names, |n| seal::open_name(keys, n))?;
+        self.names_opened.extend(names.into_iter().zip(opened));
+        let mut blobs = blobs.into_iter().peekable();
+        while blobs.peek().is_some() {
+            // Read a batch (libgit2's repository is for one thread), open it on every core.
+            let (mut batch, mut bytes) = (Vec::new(), 0);
+            while bytes < AHEAD_BATCH
+                && let Some(id) = blobs.next()
+            {
+                let content = self.repo.find_blob(id)?.content().to_vec();
+                bytes += content.len();
+                batch.push((id, content));
+            }
+            let keys = &self.keys;
+            let opened = map_on_cores(&batch, |(_, sealed)| open_file(keys, sealed))?;
+            for ((sealed, _), opened) in batch.iter().zip(opened) {
+                self.keep_opened(*sealed, opened)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The sealed blobs and names under sealed tree `top` whose twins are not known, each once,
+    /// in no particular order; trees already opened are not looked into.
+    fn unopened(&self, top: Oid) -> Result<(Vec<Oid>, Vec<String>), CryptError> {
+        let (mut blobs, mut names) = (Vec::new(), Vec::new());
+        let (mut seen, mut seen_names) = (HashSet::new(), HashSet::new());
+        let mut trees = vec![top];
+        while let Some(id) = trees.pop() {
+            if self.opened.contains_key(&id) || !seen.insert(id) {
+                continue;
+            }
+            for e in self.repo.find_tree(id)?.iter() {
+                if let Ok(name) = std::str::from_utf8(e.name_bytes())
+                    && !self.names_opened.contains_key(name)
+                    && seen_names.insert(name.to_owned())
+                {
+                    names.push(name.to_owned());
+                }
+                match e.kind() {
+                    Some(ObjectType::Tree) => trees.push(e.id()),
+                    Some(ObjectType::Blob)
+                        if !self.opened.contains_key(&e.id()) && seen.insert(e.id()) =>
+                    {
+                        blobs.push(e.id())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok((blobs, names))
+    }
+
+    /// The plain twin of sealed tree `sealed`: what it holds is opened ahead on every core,
+    /// then the tree is walked.
     pub fn open_tree(&mut self, sealed: Oid) -> Result<Oid, CryptError> {
+        if self.known_plain(sealed).is_none() {
+            self.open_ahead(sealed)?;
+        }
+        self.open_tree_walked(sealed)
+    }
+
+    /// The plain twin of sealed tree `sealed`, entry by entry.
+    fn open_tree_walked(&mut self, sealed: Oid) -> Result<Oid, CryptError> {
         if let Some(p) = self.known_plain(sealed) {
             return Ok(p);
         }
@@ -387,7 +481,7 @@ impl<'r> Translator<'r> {
                 .map_err(|_| CryptError::Damaged("a sealed name is not ASCII".into()))?;
             let plain_name = self.open_name(name)?;
             let twin = match e.kind() {
-                Some(ObjectType::Tree) => self.open_tree(e.id())?,
+                Some(ObjectType::Tree) => self.open_tree_walked(e.id())?,
                 Some(ObjectType::Blob) => self.open_blob(e.id())?,
                 _ => {
                     return Err(CryptError::Damaged(
@@ -736,5 +830,67 @@ mod tests {
             },
         ];
         assert!(tree_bytes(apart).is_err());
+    }
+
+    /// A tree of `files` (name, bytes) under directory `dir`, in `repo`.
+    fn tree_of(repo: &Repository, dir: &str, files: &[(String, Vec<u8>)]) -> Oid {
+        let mut sub = repo.treebuilder(None).unwrap();
+        for (name, bytes) in files {
+            sub.insert(name, repo.blob(bytes).unwrap(), 0o100644)
+                .unwrap();
+        }
+        let sub = sub.write().unwrap();
+        let mut top = repo.treebuilder(None).unwrap();
+        top.insert(dir, sub, 0o40000).unwrap();
+        top.write().unwrap()
+    }
+
+    /// What a fetch brought is opened ahead, all of it and only it: after one file changed,
+    /// one file is opened and no name, and the walk that follows opens nothing more.
+    #[test]
+    fn opening_ahead_takes_what_is_new_and_leaves_the_walk_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let keys = super::super::StoreKeys::new(super::super::StoreKey::generate());
+        let mut files: Vec<(String, Vec<u8>)> = (0..100)
+            .map(|i| {
+                (
+                    format!("s{i}.jsonl"),
+                    format!("{{\"n\":{i}}}\n").repeat(i + 1).into_bytes(),
+                )
+            })
+            .collect();
+        let first = tree_of(&repo, "proj", &files);
+        files[7].1.extend_from_slice(b"{\"n\":\"more\"}\n");
+        let second = tree_of(&repo, "proj", &files);
+
+        let mut sealer = Translator::new(&repo, keys.keys());
+        let (sealed_first, sealed_second) = (
+            sealer.seal_tree(first).unwrap(),
+            sealer.seal_tree(second).unwrap(),
+        );
+        sealer.write().unwrap();
+
+        let mut opener = Translator::new(&repo, keys.keys());
+        let (blobs, names) = opener.unopened(sealed_first).unwrap();
+        assert_eq!((blobs.len(), names.len()), (100, 101));
+        opener.open_ahead(sealed_first).unwrap();
+        assert_eq!(opener.blobs_done, 100);
+        assert_eq!(opener.open_tree(sealed_first).unwrap(), first);
+        assert_eq!(opener.blobs_done, 100, "the walk opened a file again");
+
+        let (blobs, names) = opener.unopened(sealed_second).unwrap();
+        assert_eq!((blobs.len(), names.len()), (1, 0));
+        assert_eq!(opener.open_tree(sealed_second).unwrap(), second);
+        assert_eq!(opener.blobs_done, 101);
+        opener.write().unwrap();
+        let changed = repo.find_tree(second).unwrap();
+        let changed = repo
+            .find_tree(changed.get_name("proj").unwrap().id())
+            .unwrap();
+        let blob = repo
+            .find_blob(changed.get_name("s7.jsonl").unwrap().id())
+            .unwrap();
+        assert_eq!(blob.content(), &files[7].1[..]);
     }
 }

@@ -1,7 +1,7 @@
 //! Creating a store so that it appears whole or not at all: a process killed while git lays out
 //! a new repository (its `HEAD`, `config`, `objects/`, `refs/`) must not leave a directory at the
-//! store's path that no git can open. The repository is laid out beside it under a temporary name
-//! and renamed into place.
+//! store's path that no git can open. The repository is laid out beside it under a temporary name,
+//! put on disk, and renamed into place.
 
 use super::StoreError;
 use std::path::{Path, PathBuf};
@@ -27,13 +27,17 @@ pub(super) fn whole(path: &Path) -> Result<git2::Repository, StoreError> {
     let made = init_bare(&temp)
         .map(drop)
         .map_err(StoreError::from)
-        .and_then(|()| private(&temp));
+        .and_then(|()| private(&temp))
+        .and_then(|()| on_disk(&temp).map_err(|e| StoreError::io(&temp, e)));
     if let Err(e) = made {
         let _ = std::fs::remove_dir_all(&temp);
         return Err(e);
     }
     match rename(&temp, path) {
-        Ok(()) => Ok(git2::Repository::open_bare(path)?),
+        Ok(()) => {
+            super::packed::sync_dir(parent).map_err(|e| StoreError::io(parent, e))?;
+            Ok(git2::Repository::open_bare(path)?)
+        }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&temp);
             // Another process's creation won the race: its store is whole.
@@ -79,6 +83,27 @@ fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
             done => return done,
         }
     }
+}
+
+/// Puts every file under `dir` on disk, and the names of every directory (Unix; on Windows
+/// only NTFS's journal): the rename that follows must not outlive, in a power cut, the files it
+/// makes a store of, which would then be empty.
+fn on_disk(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                on_disk(&entry.path())?;
+            } else {
+                std::fs::File::open(entry.path())?.sync_all()?;
+            }
+        }
+        super::packed::sync_dir(dir)?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// Makes the repository at `path` readable by its owner only.

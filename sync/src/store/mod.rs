@@ -12,7 +12,7 @@ mod layout;
 mod packed;
 #[cfg(test)]
 pub(crate) use packed::write_objects;
-pub(crate) use packed::{Body, write_bodies};
+pub(crate) use packed::{Body, object_id, write_bodies};
 mod read;
 mod records;
 pub(crate) mod shallow;

@@ -13,6 +13,7 @@
 use super::write::Batch;
 use super::{MachineRecord, Store, StoreError, own_ref};
 use git2::{ObjectType, Oid};
+use sha1::{Digest, Sha1};
 use std::collections::HashSet;
 use std::io::Write;
 
@@ -233,7 +234,7 @@ pub(crate) fn write_bodies<D: AsRef<[u8]>>(
         let file = std::fs::File::create(&tmp_pack).map_err(io)?;
         let mut out = Counted {
             inner: std::io::BufWriter::with_capacity(1 << 20, file),
-            sha: sha1_smol::Sha1::new(),
+            sha: Sha1::new(),
             crc: crc32fast::Hasher::new(),
             at: 0,
         };
@@ -266,7 +267,7 @@ pub(crate) fn write_bodies<D: AsRef<[u8]>>(
             out.write_all(zlib).map_err(io)?;
             entries.push((id, out.crc.clone().finalize(), at));
         }
-        let trailer = out.sha.digest().bytes();
+        let trailer: [u8; 20] = out.sha.finalize().into();
         let mut file = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
         file.write_all(&trailer).map_err(io)?;
         // On disk before any name points at them, as git does its packs, so that a branch
@@ -297,7 +298,7 @@ pub(crate) fn write_bodies<D: AsRef<[u8]>>(
 }
 
 /// Makes the names in directory `dir` durable (Unix; NTFS journals its own).
-fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::fs::File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]
@@ -398,9 +399,19 @@ fn pack_index(mut entries: Vec<(Oid, u32, u64)>, pack_sha: &[u8; 20]) -> Vec<u8>
         out.extend_from_slice(&at.to_be_bytes());
     }
     out.extend_from_slice(pack_sha);
-    let own = sha1_smol::Sha1::from(&out).digest().bytes();
+    let own = Sha1::digest(&out);
     out.extend_from_slice(&own);
     out
+}
+
+/// The id git gives object `data` of type `kind`: the SHA-1 of its header and bytes. Not
+/// libgit2's, whose SHA-1 detects collisions at several times the cost: what is hashed here
+/// was made on this machine, or opened from what the store's own key sealed.
+pub(crate) fn object_id(kind: ObjectType, data: &[u8]) -> Oid {
+    let mut sha = Sha1::new();
+    sha.update(format!("{} {}\0", kind.str(), data.len()).as_bytes());
+    sha.update(data);
+    Oid::from_bytes(&sha.finalize()).expect("a SHA-1 is 20 bytes")
 }
 
 /// Lower-case hex of `bytes`.
@@ -425,7 +436,7 @@ fn entry_header(kind: u8, mut size: u64) -> Vec<u8> {
 /// keeps the CRC-32 of the entry being written, and counts the bytes (each entry's offset).
 struct Counted<W> {
     inner: W,
-    sha: sha1_smol::Sha1,
+    sha: Sha1,
     crc: crc32fast::Hasher,
     at: u64,
 }
@@ -446,7 +457,23 @@ impl<W: Write> Write for Counted<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Body, ObjectType, Oid, entry_header, write_bodies, write_objects};
+    use super::{Body, ObjectType, Oid, entry_header, object_id, write_bodies, write_objects};
+
+    /// Ids are git's: the same as libgit2 gives, for every type, empty or not.
+    #[test]
+    fn object_ids_are_the_ones_git_gives() {
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for kind in [ObjectType::Blob, ObjectType::Tree, ObjectType::Commit] {
+            for data in [
+                &b""[..],
+                b"a",
+                b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n",
+                &big,
+            ] {
+                assert_eq!(object_id(kind, data), Oid::hash_object(kind, data).unwrap());
+            }
+        }
+    }
 
     /// A pack written here, with its index made here, is one libgit2 reads and git verifies.
     #[test]

@@ -1,0 +1,134 @@
+//! Work spread over the machine's cores: opening what an encrypted store fetched is pure
+//! computation on thousands of small pieces (decrypt, inflate, hash), which one core did alone
+//! in as long as the fetch took.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Most threads one call uses, whatever the machine has.
+const MAX_THREADS: usize = 8;
+
+/// Fewest items worth a thread of their own: below this, starting it costs more than it saves.
+const MIN_EACH: usize = 16;
+
+/// `f` of every item of `items`, in their order, computed on as many threads as the machine has
+/// cores (at most [`MAX_THREADS`]). Each thread takes the next item not taken yet, so one large
+/// item does not hold up the others. The first error stops the rest, and is returned; a panic
+/// in `f` is raised again here.
+pub(crate) fn map_on_cores<T, R, E>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E>
+where
+    T: Sync,
+    R: Send,
+    E: Send,
+{
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
+        .min(items.len() / MIN_EACH);
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let error: Mutex<Option<E>> = Mutex::new(None);
+    let work = || {
+        let mut done = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            match f(item) {
+                Ok(r) => done.push((i, r)),
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert(e);
+                }
+            }
+        }
+        done
+    };
+    let parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
+        let others: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut parts = vec![work()];
+        for t in others {
+            parts.push(t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        parts
+    });
+    if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let mut out: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    for (i, r) in parts.into_iter().flatten() {
+        out[i] = Some(r);
+    }
+    Ok(out
+        .into_iter()
+        .map(|r| r.expect("every item was done"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_item_is_done_once_and_in_order() {
+        let items: Vec<u64> = (0..1000).collect();
+        let calls = AtomicUsize::new(0);
+        let out = map_on_cores(&items, |&i| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, ()>(i * i)
+        })
+        .unwrap();
+        assert_eq!(out, items.iter().map(|i| i * i).collect::<Vec<_>>());
+        assert_eq!(calls.load(Ordering::Relaxed), items.len());
+    }
+
+    #[test]
+    fn more_than_one_thread_works_when_there_are_cores() {
+        let items: Vec<u64> = (0..256).collect();
+        let seen = Mutex::new(std::collections::HashSet::new());
+        map_on_cores(&items, |_| {
+            seen.lock().unwrap().insert(std::thread::current().id());
+            // Long enough that one thread cannot take every item before another starts.
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(seen.lock().unwrap().len() > 1, cores > 1);
+    }
+
+    #[test]
+    fn an_error_is_returned_and_stops_the_rest() {
+        let items: Vec<u64> = (0..10_000).collect();
+        let calls = AtomicUsize::new(0);
+        let out = map_on_cores(&items, |&i| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            if i == 40 {
+                Err(format!("item {i}"))
+            } else {
+                Ok(i)
+            }
+        });
+        assert_eq!(out, Err("item 40".to_string()));
+        assert!(calls.load(Ordering::Relaxed) < items.len());
+    }
+
+    #[test]
+    fn few_items_are_done_on_this_thread() {
+        let here = std::thread::current().id();
+        let out = map_on_cores(&[1, 2, 3], |&i| {
+            assert_eq!(std::thread::current().id(), here);
+            Ok::<_, ()>(i + 1)
+        })
+        .unwrap();
+        assert_eq!(out, vec![2, 3, 4]);
+    }
+}
