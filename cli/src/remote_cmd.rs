@@ -84,12 +84,18 @@ fn local(path: &str) -> Result<String> {
                     abs.display(),
                     file.display()
                 ),
-                _ => bail!(
-                    "{}: its parent directory {} does not exist; create it first (`mkdir -p {}`)",
-                    abs.display(),
-                    parent.display(),
-                    parent.display()
-                ),
+                _ => match std::fs::metadata(parent) {
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+                        "{}: {} cannot be looked into ({e}); give a path you can write to",
+                        abs.display(),
+                        parent.display()
+                    ),
+                    _ => bail!(
+                        "{}: its parent directory {} does not exist; create it first, or give another path",
+                        abs.display(),
+                        parent.display()
+                    ),
+                },
             }
         }
         ferry_sync::store::Store::init(&abs)

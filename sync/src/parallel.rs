@@ -12,9 +12,10 @@ const MAX_THREADS: usize = 8;
 const MIN_EACH: usize = 16;
 
 /// `f` of every item of `items`, in their order, computed on as many threads as the machine has
-/// cores (at most [`MAX_THREADS`]). Each thread takes the next item not taken yet, so one large
-/// item does not hold up the others. The first error stops the rest, and is returned; a panic
-/// in `f` is raised again here.
+/// cores (at most [`MAX_THREADS`]; this one alone where no other thread starts). Each thread
+/// takes the next item not taken yet, so one large item does not hold up the others. An error
+/// stops the rest, and the first recorded is returned (not always that of the first item in
+/// order); a panic in `f` stops them too, and is raised again here.
 pub(crate) fn map_on_cores<T, R, E>(
     items: &[T],
     f: impl Fn(&T) -> Result<R, E> + Sync,
@@ -35,6 +36,8 @@ where
     let failed = AtomicBool::new(false);
     let error: Mutex<Option<E>> = Mutex::new(None);
     let work = || {
+        // Sets `failed` if `f` panics, so that the other threads stop too.
+        let stop = StopOnUnwind(&failed);
         let mut done = Vec::new();
         while !failed.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
@@ -50,10 +53,14 @@ where
                 }
             }
         }
+        std::mem::forget(stop);
         done
     };
     let parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
-        let others: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        // A thread the system refuses is one fewer: this one works too.
+        let others: Vec<_> = (1..threads)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+            .collect();
         let mut parts = vec![work()];
         for t in others {
             parts.push(t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
@@ -73,10 +80,21 @@ where
         .collect())
 }
 
+/// Sets its flag when dropped, which only a panic does (it is forgotten otherwise): the other
+/// threads then stop.
+struct StopOnUnwind<'a>(&'a AtomicBool);
+
+impl Drop for StopOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Results come back in the items' order, each item done once.
     #[test]
     fn every_item_is_done_once_and_in_order() {
         let items: Vec<u64> = (0..1000).collect();
@@ -90,6 +108,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::Relaxed), items.len());
     }
 
+    /// The work is spread: more than one thread takes items where there is more than one core.
     #[test]
     fn more_than_one_thread_works_when_there_are_cores() {
         let items: Vec<u64> = (0..256).collect();
@@ -105,22 +124,42 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len() > 1, cores > 1);
     }
 
+    /// An error is returned, and the items not started yet are not done.
     #[test]
     fn an_error_is_returned_and_stops_the_rest() {
-        let items: Vec<u64> = (0..10_000).collect();
+        let items: Vec<u64> = (0..2_000).collect();
         let calls = AtomicUsize::new(0);
         let out = map_on_cores(&items, |&i| {
             calls.fetch_add(1, Ordering::Relaxed);
             if i == 40 {
-                Err(format!("item {i}"))
-            } else {
-                Ok(i)
+                return Err(format!("item {i}"));
             }
+            // Each item takes a while: the error stops the rest long before they are all done.
+            std::thread::sleep(std::time::Duration::from_micros(500));
+            Ok(i)
         });
         assert_eq!(out, Err("item 40".to_string()));
-        assert!(calls.load(Ordering::Relaxed) < items.len());
+        assert!(calls.load(Ordering::Relaxed) < items.len() / 2);
     }
 
+    /// A panic in one item stops the others, and is raised again to the caller.
+    #[test]
+    fn a_panic_stops_the_rest_and_is_raised_again() {
+        let items: Vec<u64> = (0..2_000).collect();
+        let calls = AtomicUsize::new(0);
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            map_on_cores(&items, |&i| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                assert_ne!(i, 40, "item 40 panics");
+                std::thread::sleep(std::time::Duration::from_micros(500));
+                Ok::<_, ()>(i)
+            })
+        }));
+        assert!(out.is_err());
+        assert!(calls.load(Ordering::Relaxed) < items.len() / 2);
+    }
+
+    /// A few items are not worth a thread: they are done here.
     #[test]
     fn few_items_are_done_on_this_thread() {
         let here = std::thread::current().id();

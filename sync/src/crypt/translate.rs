@@ -267,6 +267,12 @@ impl<'r> Translator<'r> {
         self.here(s).then_some(s)
     }
 
+    /// Whether sealed object `sealed` has a plain twin here, as the walk sees it: one looked for
+    /// only when a twin is remembered (a miss costs libgit2 a look through every pack).
+    fn opened_here(&self, sealed: Oid) -> bool {
+        self.opened.contains_key(&sealed) && self.known_plain(sealed).is_some()
+    }
+
     /// The plain twin remembered for `sealed`, if it is still here (what a failed translation
     /// wrote is dropped with it).
     fn known_plain(&self, sealed: Oid) -> Option<Oid> {
@@ -436,7 +442,7 @@ impl<'r> Translator<'r> {
         let (mut seen, mut seen_names) = (HashSet::new(), HashSet::new());
         let mut trees = vec![top];
         while let Some(id) = trees.pop() {
-            if self.opened.contains_key(&id) || !seen.insert(id) {
+            if self.opened_here(id) || !seen.insert(id) {
                 continue;
             }
             for e in self.repo.find_tree(id)?.iter() {
@@ -448,9 +454,7 @@ impl<'r> Translator<'r> {
                 }
                 match e.kind() {
                     Some(ObjectType::Tree) => trees.push(e.id()),
-                    Some(ObjectType::Blob)
-                        if !self.opened.contains_key(&e.id()) && seen.insert(e.id()) =>
-                    {
+                    Some(ObjectType::Blob) if !self.opened_here(e.id()) && seen.insert(e.id()) => {
                         blobs.push(e.id())
                     }
                     _ => {}

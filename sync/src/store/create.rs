@@ -14,7 +14,10 @@ const STALE_AFTER: Duration = Duration::from_secs(600);
 /// A new bare repository at `path`, which must not exist yet; laid out beside it and renamed
 /// into place, private to the user. If another process created `path` meanwhile, that one.
 pub(super) fn whole(path: &Path) -> Result<git2::Repository, StoreError> {
-    let parent = path.parent().unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
     let prefix = temp_prefix(path);
     remove_stale(parent, &prefix);
@@ -35,7 +38,11 @@ pub(super) fn whole(path: &Path) -> Result<git2::Repository, StoreError> {
     }
     match rename(&temp, path) {
         Ok(()) => {
-            super::packed::sync_dir(parent).map_err(|e| StoreError::io(parent, e))?;
+            // The store is whole in place already: a directory that cannot be synced (some
+            // network shares) does not undo that.
+            if let Err(e) = super::packed::sync_dir(parent) {
+                tracing::warn!(dir = %parent.display(), error = %e, "syncing the directory of a new store");
+            }
             Ok(git2::Repository::open_bare(path)?)
         }
         Err(e) => {
@@ -85,25 +92,48 @@ fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Puts every file under `dir` on disk, and the names of every directory (Unix; on Windows
-/// only NTFS's journal): the rename that follows must not outlive, in a power cut, the files it
-/// makes a store of, which would then be empty.
+/// Puts every file under `dir` on disk, and the names of every directory (Unix only: Windows
+/// syncs no directory, and its files are left to the system): the rename that follows must not
+/// outlive, in a power cut, the files it makes a store of, which would then be empty. A
+/// filesystem that cannot sync (some network shares, FUSE volumes) is taken as it is.
 fn on_disk(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
-            if entry.file_type()?.is_dir() {
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
                 on_disk(&entry.path())?;
-            } else {
-                std::fs::File::open(entry.path())?.sync_all()?;
+            } else if kind.is_file() {
+                unless_unsupported(std::fs::File::open(entry.path())?.sync_all())?;
             }
         }
-        super::packed::sync_dir(dir)?;
+        unless_unsupported(super::packed::sync_dir(dir))?;
     }
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+/// `EBADF`, the same on Linux and macOS: what some filesystems say to a directory's fsync.
+#[cfg(unix)]
+const EBADF: i32 = 9;
+
+/// `synced`, but a filesystem that does not sync (macOS's `F_FULLFSYNC` on a network share, a
+/// directory on some filesystems) is not an error.
+#[cfg(unix)]
+fn unless_unsupported(synced: std::io::Result<()>) -> std::io::Result<()> {
+    match synced {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::Unsupported | std::io::ErrorKind::InvalidInput
+            ) || e.raw_os_error() == Some(EBADF) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Makes the repository at `path` readable by its owner only.
