@@ -12,9 +12,10 @@
 //! [`Translator::write`] puts them on disk as one pack: libgit2's object writes looked for each
 //! new object in every pack first, and re-read the pack directory on every miss.
 
+mod ahead;
+
 use super::seal::{self, Kind};
 use super::{CryptError, Keys};
-use crate::parallel::map_on_cores;
 use crate::store::{Body, object_id};
 use base64::Engine;
 use git2::{ObjectType, Oid, Repository};
@@ -54,26 +55,6 @@ impl Twins {
         self.opened.extend(other.opened);
         self.names.extend(other.names);
     }
-}
-
-/// Sealed bytes read for one batch of files opened ahead on every core.
-const AHEAD_BATCH: usize = 8 << 20;
-
-/// A sealed file opened: its plain blob's id and size, and the zlib stream it was sealed as.
-struct OpenedFile {
-    id: Oid,
-    len: u64,
-    zlib: Vec<u8>,
-}
-
-/// Sealed file `sealed` opened, and its plain blob's id.
-fn open_file(keys: &Keys, sealed: &[u8]) -> Result<OpenedFile, CryptError> {
-    let (zlib, bytes) = seal::open_file_deflated(keys, sealed)?;
-    Ok(OpenedFile {
-        id: object_id(ObjectType::Blob, &bytes),
-        len: bytes.len() as u64,
-        zlib,
-    })
 }
 
 /// Bytes of made objects held before they are written out as a pack, whatever the
@@ -267,12 +248,6 @@ impl<'r> Translator<'r> {
         self.here(s).then_some(s)
     }
 
-    /// Whether sealed object `sealed` has a plain twin here, as the walk sees it: one looked for
-    /// only when a twin is remembered (a miss costs libgit2 a look through every pack).
-    fn opened_here(&self, sealed: Oid) -> bool {
-        self.opened.contains_key(&sealed) && self.known_plain(sealed).is_some()
-    }
-
     /// The plain twin remembered for `sealed`, if it is still here (what a failed translation
     /// wrote is dropped with it).
     fn known_plain(&self, sealed: Oid) -> Option<Oid> {
@@ -286,17 +261,21 @@ impl<'r> Translator<'r> {
             return Ok(s);
         }
         let blob = self.repo.find_blob(plain)?;
-        let sealed = self.put(
-            ObjectType::Blob,
-            seal::seal_file(&self.keys, blob.content()),
-        )?;
-        self.blobs_done += 1;
-        self.twins(plain, sealed);
-        Ok(sealed)
+        let sealed = ahead::seal_file(&self.keys, blob.content())?;
+        self.keep_sealed(plain, sealed)
     }
 
-    /// The sealed twin of tree `plain`: names sealed, entries their twins.
+    /// The sealed twin of tree `plain`: what it holds is sealed ahead on every core, then the
+    /// tree is walked.
     pub fn seal_tree(&mut self, plain: Oid) -> Result<Oid, CryptError> {
+        if self.known_twin(plain).is_none() {
+            self.seal_ahead(plain)?;
+        }
+        self.seal_tree_walked(plain)
+    }
+
+    /// The sealed twin of tree `plain`, entry by entry: names sealed, entries their twins.
+    fn seal_tree_walked(&mut self, plain: Oid) -> Result<Oid, CryptError> {
         if let Some(s) = self.known_twin(plain) {
             return Ok(s);
         }
@@ -307,7 +286,7 @@ impl<'r> Translator<'r> {
                 CryptError::Damaged("a name in this machine's branch is not UTF-8".into())
             })?;
             let twin = match e.kind() {
-                Some(ObjectType::Tree) => self.seal_tree(e.id())?,
+                Some(ObjectType::Tree) => self.seal_tree_walked(e.id())?,
                 Some(ObjectType::Blob) => self.seal_blob(e.id())?,
                 _ => {
                     return Err(CryptError::Damaged(format!(
@@ -387,81 +366,8 @@ impl<'r> Translator<'r> {
             return Ok(p);
         }
         let blob = self.repo.find_blob(sealed)?;
-        let opened = open_file(&self.keys, blob.content())?;
+        let opened = ahead::open_file(&self.keys, blob.content())?;
         self.keep_opened(sealed, opened)
-    }
-
-    /// Keeps `opened`, the file sealed blob `sealed` opened to, as its plain twin.
-    fn keep_opened(&mut self, sealed: Oid, opened: OpenedFile) -> Result<Oid, CryptError> {
-        // The file's zlib stream, as sealed, is what its pack entry holds: not deflated again.
-        let OpenedFile { id, len, zlib } = opened;
-        let plain = self.keep(
-            id,
-            ObjectType::Blob,
-            zlib.len(),
-            Body::Deflated { len, zlib },
-        )?;
-        self.blobs_done += 1;
-        self.twins(plain, sealed);
-        Ok(plain)
-    }
-
-    /// Opens, on every core, the files and names under sealed tree `top` not opened yet: a
-    /// first transfer brings thousands of each, which one core opened in as long as the fetch
-    /// took. Everything opened here the walk that follows would have opened, so what does not
-    /// open fails the same translation.
-    fn open_ahead(&mut self, top: Oid) -> Result<(), CryptError> {
-        let (blobs, names) = self.unopened(top)?;
-        let keys = &self.keys;
-        let opened = map_on_cores(&names, |n| seal::open_name(keys, n))?;
-        self.names_opened.extend(names.into_iter().zip(opened));
-        let mut blobs = blobs.into_iter().peekable();
-        while blobs.peek().is_some() {
-            // Read a batch (libgit2's repository is for one thread), open it on every core.
-            let (mut batch, mut bytes) = (Vec::new(), 0);
-            while bytes < AHEAD_BATCH
-                && let Some(id) = blobs.next()
-            {
-                let content = self.repo.find_blob(id)?.content().to_vec();
-                bytes += content.len();
-                batch.push((id, content));
-            }
-            let keys = &self.keys;
-            let opened = map_on_cores(&batch, |(_, sealed)| open_file(keys, sealed))?;
-            for ((sealed, _), opened) in batch.iter().zip(opened) {
-                self.keep_opened(*sealed, opened)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The sealed blobs and names under sealed tree `top` whose twins are not known, each once,
-    /// in no particular order; trees already opened are not looked into.
-    fn unopened(&self, top: Oid) -> Result<(Vec<Oid>, Vec<String>), CryptError> {
-        let (mut blobs, mut names) = (Vec::new(), Vec::new());
-        let (mut seen, mut seen_names) = (HashSet::new(), HashSet::new());
-        let mut trees = vec![top];
-        while let Some(id) = trees.pop() {
-            if self.opened_here(id) || !seen.insert(id) {
-                continue;
-            }
-            for e in self.repo.find_tree(id)?.iter() {
-                if let Ok(name) = std::str::from_utf8(e.name_bytes())
-                    && !self.names_opened.contains_key(name)
-                    && seen_names.insert(name.to_owned())
-                {
-                    names.push(name.to_owned());
-                }
-                match e.kind() {
-                    Some(ObjectType::Tree) => trees.push(e.id()),
-                    Some(ObjectType::Blob) if !self.opened_here(e.id()) && seen.insert(e.id()) => {
-                        blobs.push(e.id())
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok((blobs, names))
     }
 
     /// The plain twin of sealed tree `sealed`: what it holds is opened ahead on every core,
@@ -850,13 +756,16 @@ mod tests {
     }
 
     /// What a fetch brought is opened ahead, all of it and only it: after one file changed,
-    /// one file is opened and no name, and the walk that follows opens nothing more.
+    /// one file is opened and no name, and the walk that follows opens nothing more. Sealing
+    /// ahead does the same for a push.
     #[test]
-    fn opening_ahead_takes_what_is_new_and_leaves_the_walk_nothing() {
+    fn working_ahead_takes_what_is_new_and_leaves_the_walk_nothing() {
+        // Enough files for more than one thread.
+        const N: usize = 300;
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init_bare(dir.path()).unwrap();
         let keys = super::super::StoreKeys::new(super::super::StoreKey::generate());
-        let mut files: Vec<(String, Vec<u8>)> = (0..100)
+        let mut files: Vec<(String, Vec<u8>)> = (0..N)
             .map(|i| {
                 (
                     format!("s{i}.jsonl"),
@@ -869,24 +778,31 @@ mod tests {
         let second = tree_of(&repo, "proj", &files);
 
         let mut sealer = Translator::new(&repo, keys.keys());
-        let (sealed_first, sealed_second) = (
-            sealer.seal_tree(first).unwrap(),
-            sealer.seal_tree(second).unwrap(),
-        );
+        let counts = |(b, n): (Vec<Oid>, Vec<String>)| (b.len(), n.len());
+        assert_eq!(counts(sealer.unsealed(first).unwrap()), (N, N + 1));
+        sealer.seal_ahead(first).unwrap();
+        assert_eq!(sealer.blobs_done, N);
+        let sealed_first = sealer.seal_tree(first).unwrap();
+        assert_eq!(sealer.blobs_done, N, "the walk sealed a file again");
+        assert_eq!(counts(sealer.unsealed(second).unwrap()), (1, 0));
+        let sealed_second = sealer.seal_tree(second).unwrap();
+        assert_eq!(sealer.blobs_done, N + 1);
         sealer.write().unwrap();
+        // Sealing is deterministic: file by file, with no work ahead, gives the same tree.
+        let mut one_by_one = Translator::new(&repo, keys.keys());
+        assert_eq!(one_by_one.seal_tree_walked(second).unwrap(), sealed_second);
+        assert_eq!(one_by_one.blobs_done, N);
 
         let mut opener = Translator::new(&repo, keys.keys());
-        let (blobs, names) = opener.unopened(sealed_first).unwrap();
-        assert_eq!((blobs.len(), names.len()), (100, 101));
+        assert_eq!(counts(opener.unopened(sealed_first).unwrap()), (N, N + 1));
         opener.open_ahead(sealed_first).unwrap();
-        assert_eq!(opener.blobs_done, 100);
+        assert_eq!(opener.blobs_done, N);
         assert_eq!(opener.open_tree(sealed_first).unwrap(), first);
-        assert_eq!(opener.blobs_done, 100, "the walk opened a file again");
+        assert_eq!(opener.blobs_done, N, "the walk opened a file again");
 
-        let (blobs, names) = opener.unopened(sealed_second).unwrap();
-        assert_eq!((blobs.len(), names.len()), (1, 0));
+        assert_eq!(counts(opener.unopened(sealed_second).unwrap()), (1, 0));
         assert_eq!(opener.open_tree(sealed_second).unwrap(), second);
-        assert_eq!(opener.blobs_done, 101);
+        assert_eq!(opener.blobs_done, N + 1);
         opener.write().unwrap();
         let changed = repo.find_tree(second).unwrap();
         let changed = repo
