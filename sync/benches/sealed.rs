@@ -1,6 +1,7 @@
 //! What encryption costs (issue 23), plain and sealed in one run, on the same data:
 //! - a commit after a 1 KB append to a 50 MB transcript, and its push (sealing only what the
-//!   append changed);
+//!   append changed), and the sealing of that transcript when it was new;
+//! - each machine's first push of its 1,000 sessions, sealing included;
 //! - a new machine's first transfer of 1,000 sessions from each of 3 machines (fetch, and
 //!   opening what came, for the sealed store);
 //! - fetch plus merge after each of the 3 machines appended to 100 of its sessions.

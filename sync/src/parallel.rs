@@ -1,6 +1,6 @@
-//! Work spread over the machine's cores: opening what an encrypted store fetched is pure
-//! computation on thousands of small pieces (decrypt, inflate, hash), which one core did alone
-//! in as long as the fetch took.
+//! Work spread over the machine's cores: sealing what an encrypted store pushes, and opening
+//! what it fetched, is pure computation on thousands of small pieces (compress or inflate,
+//! encrypt or decrypt, hash), which one core did alone in as long as the transfer took.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,17 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 /// Most threads one call uses, whatever the machine has.
 const MAX_THREADS: usize = 8;
 
-/// Fewest items worth a thread of their own: below this, starting it costs more than it saves
-/// (a thread's start is some 50 µs; sealing a name 2 to 4 µs, opening a 5 KB file about 10).
-const MIN_EACH: usize = 64;
-
 /// `f` of every item of `items`, in their order, computed on as many threads as the machine has
-/// cores (at most [`MAX_THREADS`]; this one alone where no other thread starts). Each thread
+/// cores (at most [`MAX_THREADS`]), each given `min_each` items at least: fewer are not worth
+/// starting a thread, some 50 µs (this one works alone where no other thread starts). Each thread
 /// takes the next item not taken yet, so one large item does not hold up the others. An error
 /// stops the rest, and the first recorded is returned (not always that of the first item in
 /// order); a panic in `f` stops them too, and is raised again here.
 pub(crate) fn map_on_cores<T, R, E>(
     items: &[T],
+    min_each: usize,
     f: impl Fn(&T) -> Result<R, E> + Sync,
 ) -> Result<Vec<R>, E>
 where
@@ -29,7 +27,7 @@ where
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_THREADS)
-        .min(items.len() / MIN_EACH);
+        .min(items.len() / min_each.max(1));
     if threads <= 1 {
         return items.iter().map(f).collect();
     }
@@ -100,7 +98,7 @@ mod tests {
     fn every_item_is_done_once_and_in_order() {
         let items: Vec<u64> = (0..1000).collect();
         let calls = AtomicUsize::new(0);
-        let out = map_on_cores(&items, |&i| {
+        let out = map_on_cores(&items, 16, |&i| {
             calls.fetch_add(1, Ordering::Relaxed);
             Ok::<_, ()>(i * i)
         })
@@ -114,7 +112,7 @@ mod tests {
     fn more_than_one_thread_works_when_there_are_cores() {
         let items: Vec<u64> = (0..256).collect();
         let seen = Mutex::new(std::collections::HashSet::new());
-        map_on_cores(&items, |_| {
+        map_on_cores(&items, 16, |_| {
             seen.lock().unwrap().insert(std::thread::current().id());
             // Long enough that one thread cannot take every item before another starts.
             std::thread::sleep(std::time::Duration::from_millis(1));
@@ -130,7 +128,7 @@ mod tests {
     fn an_error_is_returned_and_stops_the_rest() {
         let items: Vec<u64> = (0..2_000).collect();
         let calls = AtomicUsize::new(0);
-        let out = map_on_cores(&items, |&i| {
+        let out = map_on_cores(&items, 16, |&i| {
             calls.fetch_add(1, Ordering::Relaxed);
             if i == 40 {
                 return Err(format!("item {i}"));
@@ -149,7 +147,7 @@ mod tests {
         let items: Vec<u64> = (0..2_000).collect();
         let calls = AtomicUsize::new(0);
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            map_on_cores(&items, |&i| {
+            map_on_cores(&items, 16, |&i| {
                 calls.fetch_add(1, Ordering::Relaxed);
                 assert_ne!(i, 40, "item 40 panics");
                 std::thread::sleep(std::time::Duration::from_micros(500));
@@ -164,7 +162,7 @@ mod tests {
     #[test]
     fn few_items_are_done_on_this_thread() {
         let here = std::thread::current().id();
-        let out = map_on_cores(&[1, 2, 3], |&i| {
+        let out = map_on_cores(&[1, 2, 3], 16, |&i| {
             assert_eq!(std::thread::current().id(), here);
             Ok::<_, ()>(i + 1)
         })

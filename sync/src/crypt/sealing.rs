@@ -131,7 +131,8 @@ impl Sealing {
     }
 
     /// Runs `f` with a translator that knows every twin known so far, then writes what it made
-    /// (as one pack) if `f` went through: `f`'s error is the outer one, the writing's too.
+    /// (as one pack) if `f` went through: `f`'s error is the outer one, the writing's too. After
+    /// either error, what was made is dropped and its twins are forgotten.
     fn translate<T>(
         &self,
         store: &Store,
@@ -145,6 +146,9 @@ impl Sealing {
         };
         let mut t = Translator::with(store.repo(), keys, twins);
         let out = f(&mut t).and_then(|out| t.write().map(|()| out));
+        if out.is_err() {
+            t.discard();
+        }
         let twins = t.into_twins();
         // About 100 bytes a pair, and some 200 for each sealed name opened (fewer than the
         // pairs: most entries share a few names). Past this they are learned again from the

@@ -15,6 +15,13 @@ use std::collections::HashSet;
 /// Bytes of files read for one batch: what is held at once, besides what was made of it.
 const BATCH: usize = 8 << 20;
 
+/// Names a thread takes at least: sealing or opening one costs 2 to 4 µs.
+const NAMES_EACH: usize = 64;
+
+/// Bytes of files a thread takes at least: some 100 µs of work (a 5 KB file opens in about
+/// 10 µs, and seals in more).
+const BYTES_EACH: usize = 64 << 10;
+
 /// A sealed file opened: its plain blob's id and size, and the zlib stream it was sealed as.
 pub(super) struct OpenedFile {
     id: Oid,
@@ -53,7 +60,7 @@ impl Translator<'_> {
     pub(super) fn open_ahead(&mut self, top: Oid) -> Result<(), CryptError> {
         let (blobs, names) = self.unopened(top)?;
         let keys = &self.keys;
-        let opened = map_on_cores(&names, |n| seal::open_name(keys, n))?;
+        let opened = map_on_cores(&names, NAMES_EACH, |n| seal::open_name(keys, n))?;
         self.names_opened.extend(names.into_iter().zip(opened));
         self.in_batches(blobs, open_file, Self::keep_opened)
     }
@@ -62,7 +69,9 @@ impl Translator<'_> {
     pub(super) fn seal_ahead(&mut self, top: Oid) -> Result<(), CryptError> {
         let (blobs, names) = self.unsealed(top)?;
         let keys = &self.keys;
-        let sealed = map_on_cores(&names, |n| Ok::<_, CryptError>(seal::seal_name(keys, n)))?;
+        let sealed = map_on_cores(&names, NAMES_EACH, |n| {
+            Ok::<_, CryptError>(seal::seal_name(keys, n))
+        })?;
         self.names_sealed.extend(names.into_iter().zip(sealed));
         self.in_batches(blobs, seal_file, Self::keep_sealed)
     }
@@ -113,9 +122,10 @@ impl Translator<'_> {
         Ok(sealed)
     }
 
-    /// Whether sealed object `sealed` has a plain twin remembered. One remembered but no longer
-    /// here (a failed translation's, or one a compaction dropped) is left to the walk: looking
-    /// on disk for each entry here as well cost as much as the walk's own looks.
+    /// Whether sealed object `sealed` has a plain twin remembered: a failed translation forgets
+    /// the twins it did not write ([`Translator::discard`]), so this is one on disk but for one
+    /// a compaction dropped, which the walk then makes again (looking on disk for each entry
+    /// here too cost as much as the walk's own looks).
     fn has_plain_twin(&self, sealed: Oid) -> bool {
         self.opened.contains_key(&sealed)
     }
@@ -179,7 +189,8 @@ impl Translator<'_> {
                 batch.push((id, content));
             }
             let keys = &self.keys;
-            let made = map_on_cores(&batch, |(_, content)| make(keys, content))?;
+            let each = (BYTES_EACH / (bytes / batch.len()).max(1)).clamp(1, NAMES_EACH);
+            let made = map_on_cores(&batch, each, |(_, content)| make(keys, content))?;
             for ((id, _), r) in batch.iter().zip(made) {
                 keep(self, *id, r)?;
             }

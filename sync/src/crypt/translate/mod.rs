@@ -122,12 +122,37 @@ impl<'r> Translator<'r> {
         }
         let made = std::mem::take(&mut self.made);
         self.made_bytes = 0;
+        let ids: Vec<Oid> = made.keys().copied().collect();
         crate::store::write_bodies(
             self.repo,
             made.into_iter().map(|(id, (k, d))| Ok((id, k, d))),
         )
         .map(drop)
-        .map_err(|e| CryptError::Damaged(format!("writing what was translated: {e}")))
+        .map_err(|e| {
+            self.forget(&ids);
+            CryptError::Damaged(format!("writing what was translated: {e}"))
+        })
+    }
+
+    /// Drops what was made and not written, and forgets the twins it was half of: after a
+    /// failed translation the twins remembered are those on disk, and the next one works ahead
+    /// on the rest again.
+    pub fn discard(&mut self) {
+        let made = std::mem::take(&mut self.made);
+        self.made_bytes = 0;
+        self.forget(&made.into_keys().collect::<Vec<_>>());
+    }
+
+    /// Forgets every pair one of `ids` is half of.
+    fn forget(&mut self, ids: &[Oid]) {
+        for id in ids {
+            if let Some(s) = self.sealed.remove(id) {
+                self.opened.remove(&s);
+            }
+            if let Some(p) = self.opened.remove(id) {
+                self.sealed.remove(&p);
+            }
+        }
     }
 
     /// Keeps object `data` of type `kind` to be written; its id. Not looked for on disk (a
@@ -812,5 +837,27 @@ mod tests {
             .find_blob(changed.get_name("s7.jsonl").unwrap().id())
             .unwrap();
         assert_eq!(blob.content(), &files[7].1[..]);
+    }
+
+    /// A translation that fails forgets the twins of what it did not write: the next one finds
+    /// them new, works ahead on them again, and makes the same objects.
+    #[test]
+    fn what_a_failed_translation_did_not_write_is_new_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let keys = super::super::StoreKeys::new(super::super::StoreKey::generate());
+        let files: Vec<(String, Vec<u8>)> = (0..200)
+            .map(|i| (format!("s{i}.jsonl"), format!("line {i}\n").into_bytes()))
+            .collect();
+        let plain = tree_of(&repo, "proj", &files);
+        let mut t = Translator::new(&repo, keys.keys());
+        let sealed = t.seal_tree(plain).unwrap();
+        assert!(t.knows(plain, sealed));
+        t.discard();
+        assert!(!t.knows(plain, sealed));
+        assert_eq!(t.unsealed(plain).unwrap().0.len(), 200);
+        assert_eq!(t.seal_tree(plain).unwrap(), sealed);
+        t.write().unwrap();
+        assert!(repo.find_tree(sealed).is_ok());
     }
 }
