@@ -199,7 +199,10 @@ pub(crate) fn join(
             return push_keyring(&git(st)?, store, &url, &next);
         }
         if passphrase.is_some() {
-            bail!("the passphrase does not open this store's key");
+            bail!(
+                "the passphrase does not open this store's key (the file's first line is the passphrase): check it, or on a machine that has the key run `ferry key add {}`, then `{again}` here again without --passphrase-file",
+                id.recipient()
+            );
         }
         if !said {
             ctx.ui.note(format!(

@@ -78,25 +78,22 @@ fn local(path: &str) -> Result<String> {
         let parent = abs.parent().unwrap_or(Path::new("/"));
         if !parent.is_dir() {
             // The nearest part of the path that is there says why.
-            match parent.ancestors().find(|a| a.exists()) {
-                Some(file) if !file.is_dir() => bail!(
-                    "{}: {} is a file, not a directory; give a path in a directory",
-                    abs.display(),
+            let nearest = parent.ancestors().find(|a| a.exists());
+            let why = match (nearest, std::fs::metadata(parent)) {
+                (Some(file), _) if !file.is_dir() => format!(
+                    "{} is a file, not a directory; give a path in a directory",
                     file.display()
                 ),
-                _ => match std::fs::metadata(parent) {
-                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
-                        "{}: {} cannot be looked into ({e}); give a path you can write to",
-                        abs.display(),
-                        parent.display()
-                    ),
-                    _ => bail!(
-                        "{}: its parent directory {} does not exist; create it first, or give another path",
-                        abs.display(),
-                        parent.display()
-                    ),
-                },
-            }
+                (_, Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => format!(
+                    "{} cannot be looked into ({e}); give a path you can write to",
+                    parent.display()
+                ),
+                _ => format!(
+                    "its parent directory {} does not exist; create it first, or give another path",
+                    parent.display()
+                ),
+            };
+            bail!("{}: {why}", abs.display());
         }
         ferry_sync::store::Store::init(&abs)
             .with_context(|| format!("creating the repository {}", abs.display()))?;

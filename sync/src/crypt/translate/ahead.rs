@@ -189,6 +189,7 @@ impl Translator<'_> {
                 batch.push((id, content));
             }
             let keys = &self.keys;
+            // By bytes, and never more files than names: a file costs more than a name.
             let each = (BYTES_EACH / (bytes / batch.len()).max(1)).clamp(1, NAMES_EACH);
             let made = map_on_cores(&batch, each, |(_, content)| make(keys, content))?;
             for ((id, _), r) in batch.iter().zip(made) {
