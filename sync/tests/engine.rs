@@ -47,6 +47,26 @@ fn node(dir: &Path, id: &str, home: &str, root: &str, remote: Option<String>) ->
     node_with(dir, id, home, root, remote, config())
 }
 
+/// Al's machine (`aaaa`) and Bob's (`bbbb`), each with the project in another place, syncing
+/// with `remote`.
+fn al_and_bob(dir: &Path, remote: &str) -> (Node, Node) {
+    let al = node(
+        dir,
+        "aaaa",
+        "/home/al",
+        "/home/al/src/proj",
+        Some(remote.to_string()),
+    );
+    let bob = node(
+        dir,
+        "bbbb",
+        "/Users/bob",
+        "/Users/bob/work/proj",
+        Some(remote.to_string()),
+    );
+    (al, bob)
+}
+
 fn node_with(
     dir: &Path,
     id: &str,
@@ -325,6 +345,11 @@ impl Drop for Daemon {
 /// Starts `git-daemon` itself (not through the `git` wrapper, which would leave it orphaned
 /// when killed) serving `base` on `port`.
 fn spawn_daemon(base: &Path, port: u16) -> Daemon {
+    spawn_daemon_logging(base, port, None)
+}
+
+/// [`spawn_daemon`], with `--verbose` and its log written to `log` when given.
+fn spawn_daemon_logging(base: &Path, port: u16, log: Option<&Path>) -> Daemon {
     let exec_path = std::process::Command::new("git")
         .arg("--exec-path")
         .output()
@@ -338,23 +363,32 @@ fn spawn_daemon(base: &Path, port: u16) -> Daemon {
             "--reuseaddr",
             "--listen=127.0.0.1",
         ])
+        .args(log.map(|_| "--verbose"))
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", base.display()))
         .arg(base)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(match log {
+            Some(path) => std::fs::File::create(path).unwrap().into(),
+            None => std::process::Stdio::null(),
+        })
         .spawn()
         .expect("git-daemon starts");
     Daemon(child)
 }
 
 fn git_daemon(base: &Path) -> (Daemon, u16) {
+    git_daemon_logging(base, None)
+}
+
+/// [`git_daemon`], logging each connection to `log` when given.
+fn git_daemon_logging(base: &Path, log: Option<&Path>) -> (Daemon, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let daemon = spawn_daemon(base, port);
+    let daemon = spawn_daemon_logging(base, port, log);
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -383,20 +417,7 @@ fn three_machines_over_git_daemon_keep_every_line_after_a_partition() {
         let tmp = tempfile::tempdir().unwrap();
         let (base, daemon, port) = served(tmp.path());
         let url = format!("git://127.0.0.1:{port}/sessions.git");
-        let a = node(
-            tmp.path(),
-            "aaaa",
-            "/home/al",
-            "/home/al/src/proj",
-            Some(url.clone()),
-        );
-        let b = node(
-            tmp.path(),
-            "bbbb",
-            "/Users/bob",
-            "/Users/bob/work/proj",
-            Some(url.clone()),
-        );
+        let (a, b) = al_and_bob(tmp.path(), &url);
         a.append(&line("/home/al/src/proj", "p1"));
         wait_for(
             "B to have the shared start",
@@ -453,6 +474,37 @@ fn three_machines_over_git_daemon_keep_every_line_after_a_partition() {
                 n.record.id
             );
         }
+    })
+}
+
+/// A git:// remote is spoken to in protocol v0: git's TCP transport sends a v2 request in small
+/// writes that each wait out the server's delayed ACK (see `first_protocol` in `git_cli.rs`).
+/// The daemon logs the protocol a client asks for (`Extended attribute "protocol": version=2`).
+#[test]
+#[cfg_attr(windows, ignore = "serves the remote with Linux's git daemon")]
+fn a_git_daemon_remote_is_spoken_to_in_the_first_protocol() {
+    run(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("srv");
+        std::fs::create_dir_all(&base).unwrap();
+        bare(&base.join("sessions.git"));
+        let log = tmp.path().join("daemon.log");
+        let (_daemon, port) = git_daemon_logging(&base, Some(&log));
+        let url = format!("git://127.0.0.1:{port}/sessions.git");
+        let (a, b) = al_and_bob(tmp.path(), &url);
+        a.append(&line("/home/al/src/proj", "p1"));
+        let pushed = a.engine.sync_now().await;
+        assert_eq!(pushed.remote_ok, Some(true), "{pushed:?}");
+        let fetched = b.engine.sync_now().await;
+        assert_eq!(fetched.remote_ok, Some(true), "{fetched:?}");
+        assert!(b.view().contains("\"p1\""), "B has A's line");
+        let said = std::fs::read_to_string(&log).unwrap();
+        let connections = said.matches("Connection from").count();
+        assert!(connections >= 3, "a push and a fetch were served:\n{said}");
+        assert!(
+            !said.contains("version=2"),
+            "every connection in protocol v0:\n{said}"
+        );
     })
 }
 

@@ -615,6 +615,24 @@ fn not_started(op: &'static str, url: &str, what: &str) -> RemoteError {
     )
 }
 
+/// Has `cmd` speak git's first wire protocol (v0), for a `git://` remote. git's own TCP
+/// transport does not set `TCP_NODELAY`, and a protocol v2 request goes out in several small
+/// writes: the later ones wait for the server's delayed ACK, 40 ms on Linux, once per request.
+/// Against `git daemon` on 127.0.0.1, `ls-remote` took 40 ms with v2 and under 5 ms with v0, a
+/// fetch that found nothing new 100 ms against 30 ms. Over ssh (through its control socket)
+/// the two took the same time. ferry's remote holds only its own few branches, so v2's
+/// filtering of the ref advertisement gains it nothing. Set through `GIT_CONFIG_COUNT` (git
+/// 2.31), after any pairs the environment already holds; an older git ignores it.
+fn first_protocol(cmd: &mut Command) {
+    let n = std::env::var("GIT_CONFIG_COUNT")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    cmd.env("GIT_CONFIG_COUNT", (n + 1).to_string())
+        .env(format!("GIT_CONFIG_KEY_{n}"), "protocol.version")
+        .env(format!("GIT_CONFIG_VALUE_{n}"), "0");
+}
+
 /// Runs `cmd`, ticking `progress` on every chunk it writes to stderr (and as a fetch's pack
 /// grows), and stopping it when `progress` is cancelled or more than `incoming` allows arrives;
 /// its stdout on success.
@@ -626,6 +644,9 @@ pub(super) fn run(
     progress: &Progress,
 ) -> Result<String, RemoteError> {
     let max_bytes = incoming.as_ref().map(|i| i.max_bytes);
+    if url.starts_with("git://") {
+        first_protocol(&mut cmd);
+    }
     // `ls-remote` writes nothing, so it need not die with the daemon: without a step between
     // fork and exec it is spawned without forking this process, whose copy cost more CPU than
     // the `ls-remote` itself (one every poll).
