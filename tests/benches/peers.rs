@@ -5,7 +5,9 @@
 //! and, after one session changes, moves it again. Prints the tables BENCHMARKS.md holds.
 //!
 //! Env: PEERS_VENV (required), PEERS_SCALE (session counts, default "1000"), PEERS_BIG (bytes of
-//! the largest transcript, default 50 MB), PEERS_OUT (also write the tables to this file).
+//! the largest transcript, default 50 MB), PEERS_OUT (also write the tables to this file),
+//! PEERS_ARRIVAL (`lookup`: a file arrived on B once it is found by name, not once it is listed;
+//! see `ferry_tests::peers::tools::ferry`).
 
 use ferry_tests::claude::{User, VERSIONS};
 use ferry_tests::peers::corpus::{Session, Writer, append_user, files};
