@@ -843,6 +843,27 @@ fn warming_expands_every_file_once_then_what_each_refresh_changed() {
     }
 }
 
+/// A refresh when no branch moved (a daemon's first fetch after `ferry init` filled its store)
+/// leaves the index as it is, neither patched nor built again; once a branch moves, it is read.
+#[test]
+fn a_refresh_with_no_branch_moved_leaves_the_index_as_it_is() {
+    let rig = Rig::new();
+    let t = now_ms() - 60_000;
+    rig.b_writes("s1.jsonl", line("s1-1", "hello").as_bytes(), t);
+    let (version, index) = (rig.fs.foreign_version(), rig.fs.foreign_index());
+    assert_eq!(rig.fs.refresh().unwrap(), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        rig.fs.foreign_version(),
+        version,
+        "nothing patched or built"
+    );
+    assert!(std::sync::Arc::ptr_eq(&index, &rig.fs.foreign_index()));
+    rig.b_writes("s2.jsonl", line("s2-1", "hello").as_bytes(), t);
+    assert!(rig.fs.foreign_version() > version, "a moved branch is read");
+    let s2 = format!("{}/s2.jsonl", rig.slug());
+    assert!(rig.fs.foreign_index().files.contains_key(&s2), "{s2} shown");
+}
+
 #[test]
 fn a_closed_cache_is_not_warmed_and_a_read_after_the_close_takes_the_close_back() {
     let rig = Rig::new();

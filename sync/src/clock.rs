@@ -5,7 +5,7 @@
 //! behind would lose every choice and sink its fresh sessions down the list. So its times are
 //! brought onto this machine's clock before anything compares them.
 
-use crate::store::{FileState, Snapshot};
+use crate::store::{FileState, MachineRecord, Snapshot};
 use std::collections::HashMap;
 
 /// Per machine id, how far (ms) its clock has been seen running ahead of this one (behind when
@@ -29,30 +29,40 @@ pub type Skews = HashMap<String, i64>;
 /// their reference model) treat file times as given.
 pub fn sanitise(snaps: &mut [Snapshot], viewer: &str, now_ms: i64, skews: &mut Skews) {
     for s in snaps.iter_mut().filter(|s| s.machine.id != viewer) {
-        let committed = s.machine.last_seen_ms;
         // A record without a commit time (older branches) gives no bound.
-        if committed <= 0 {
+        if s.machine.last_seen_ms <= 0 {
             continue;
         }
-        let lead = committed - now_ms;
-        let lag = s
-            .machine
-            .seen_ms
-            .get(viewer)
-            .map_or(0, |&seen| (seen - committed).min(now_ms - committed));
-        let skew = skews.entry(s.machine.id.clone()).or_insert(0);
-        if lead > 0 {
-            *skew = (*skew).max(lead);
-        } else if lag > 0 && *skew <= 0 {
-            *skew = (*skew).min(-lag);
-        }
-        let onto_ours = |t: i64| t.saturating_sub(*skew);
+        note_skew(&s.machine, viewer, now_ms, skews);
+        let skew = skews.get(&s.machine.id).copied().unwrap_or(0);
+        let onto_ours = |t: i64| t.saturating_sub(skew);
         for f in &mut s.files {
             f.meta.mtime_ms = onto_ours(f.meta.mtime_ms);
             if let FileState::Deleted { at_ms } = &mut f.meta.state {
                 *at_ms = onto_ours(*at_ms);
             }
         }
+    }
+}
+
+/// Updates `skews` by what the record of another machine's branch says of its clock (see
+/// [`sanitise`]); its files are not looked at, so a caller can tell from the records alone
+/// whether the skews would move.
+pub fn note_skew(record: &MachineRecord, viewer: &str, now_ms: i64, skews: &mut Skews) {
+    let committed = record.last_seen_ms;
+    if committed <= 0 {
+        return;
+    }
+    let lead = committed - now_ms;
+    let lag = record
+        .seen_ms
+        .get(viewer)
+        .map_or(0, |&seen| (seen - committed).min(now_ms - committed));
+    let skew = skews.entry(record.id.clone()).or_insert(0);
+    if lead > 0 {
+        *skew = (*skew).max(lead);
+    } else if lag > 0 && *skew <= 0 {
+        *skew = (*skew).min(-lag);
     }
 }
 

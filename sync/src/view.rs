@@ -145,23 +145,36 @@ pub fn snapshots_with(
     skews: &mut crate::clock::Skews,
 ) -> Result<Vec<Snapshot>, StoreError> {
     let mut out = Vec::new();
-    if let Some(h) = store.head(viewer, true)? {
-        out.push(store.snapshot(viewer, h)?);
-    }
-    for id in store.remote_machines()? {
+    for (id, h) in tips(store, viewer)? {
         if id == viewer {
+            out.push(store.snapshot(viewer, h)?);
             continue;
         }
-        if let Some(h) = store.head(&id, false)? {
-            match store.snapshot(&id, h) {
-                Ok(s) => out.push(s),
-                Err(e) => {
-                    tracing::warn!(machine = %id, error = %e, "skipping an unreadable machine branch")
-                }
+        match store.snapshot(&id, h) {
+            Ok(s) => out.push(s),
+            Err(e) => {
+                tracing::warn!(machine = %id, error = %e, "skipping an unreadable machine branch")
             }
         }
     }
     crate::clock::sanitise(&mut out, viewer, crate::engine::now_ms(), skews);
+    Ok(out)
+}
+
+/// The head of every branch [`snapshots_with`] reads, by machine id: the viewer's own first,
+/// then each fetched one. Cheap (references only), so a caller can tell nothing moved.
+pub fn tips(store: &Store, viewer: &str) -> Result<Vec<(String, git2::Oid)>, StoreError> {
+    let mut out = Vec::new();
+    if let Some(h) = store.head(viewer, true)? {
+        out.push((viewer.to_string(), h));
+    }
+    for id in store.remote_machines()? {
+        if id != viewer
+            && let Some(h) = store.head(&id, false)?
+        {
+            out.push((id, h));
+        }
+    }
     Ok(out)
 }
 

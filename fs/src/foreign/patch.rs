@@ -146,6 +146,30 @@ pub struct Plan {
 }
 
 impl Foreign {
+    /// Whether this index was built or last patched from exactly these branch heads (as
+    /// [`ferry_sync::view::tips`] lists them), with this machine's record, links and place
+    /// book: then reading the branches again would give it again, if the clocks did not move
+    /// (which the caller checks).
+    pub fn built_from(
+        &self,
+        tips: &[(String, Oid)],
+        local: &MachineRecord,
+        links: &[Link],
+        book: &PlaceBook,
+    ) -> bool {
+        let Some(basis) = self.basis.as_ref() else {
+            return false;
+        };
+        basis.local == *local
+            && basis.links == links
+            && basis.book == *book
+            && !basis.cut
+            && tips.len() == basis.sources.len()
+            && tips
+                .iter()
+                .all(|(id, head)| basis.sources.get(id).is_some_and(|s| s.commit == *head))
+    }
+
     /// How to patch this index to `snaps` (read as [`Foreign::from_snapshots`] would take
     /// them), or `None` when it must be built again.
     pub fn plan(
