@@ -477,6 +477,78 @@ fn three_machines_over_git_daemon_keep_every_line_after_a_partition() {
     })
 }
 
+/// What a fetched branch holds that is refused stays in the status after later fetches that
+/// bring nothing new (before, each fetch listed only what it had just read), and goes when
+/// the branch moves without it.
+#[test]
+fn what_a_branch_holds_that_is_refused_stays_listed_until_the_branch_moves() {
+    run(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let remote = bare(&tmp.path().join("remote.git"));
+        let (a, b) = al_and_bob(tmp.path(), &remote);
+        b.append(&line("/Users/bob/work/proj", "b1"));
+        assert_eq!(b.engine.sync_now().await.remote_ok, Some(true));
+        // Machine `eeee`: Bob's branch under another id, with a symlink among its files.
+        let evil = |link: bool| copy_branch(&remote, "bbbb", "eeee", link);
+        evil(true);
+        assert_eq!(a.engine.sync_now().await.remote_ok, Some(true));
+        let listed = a.engine.status().rejected;
+        assert!(
+            listed.iter().any(|r| r.contains("f.link")),
+            "the link is refused: {listed:?}"
+        );
+        assert_eq!(a.engine.sync_now().await.remote_ok, Some(true));
+        assert_eq!(a.engine.status().rejected, listed, "still listed");
+        evil(false);
+        assert_eq!(a.engine.sync_now().await.remote_ok, Some(true));
+        assert_eq!(a.engine.status().rejected, Vec::<String>::new());
+    })
+}
+
+/// Commits on `to`'s branch in the bare repository `remote` the tree of `from`'s, its machine
+/// record's id changed to `to`, with a symlink `f.link` beside the files of its first project
+/// if `link`.
+fn copy_branch(remote: &str, from: &str, to: &str, link: bool) {
+    let repo = git2::Repository::open_bare(remote).unwrap();
+    let tip = repo
+        .find_reference(&format!("refs/heads/machines/{from}"))
+        .unwrap()
+        .peel_to_commit()
+        .unwrap();
+    let tree = tip.tree().unwrap();
+    let record = repo
+        .find_blob(tree.get_name("machine.json").unwrap().id())
+        .unwrap();
+    let mut record: serde_json::Value = serde_json::from_slice(record.content()).unwrap();
+    record["id"] = to.into();
+    let mut edits = git2::build::TreeUpdateBuilder::new();
+    let record = repo.blob(&serde_json::to_vec(&record).unwrap()).unwrap();
+    edits.upsert("machine.json", record, git2::FileMode::Blob);
+    if link {
+        let projects = repo.find_tree(tree.get_name("p").unwrap().id()).unwrap();
+        let dir = projects.iter().next().unwrap().name().unwrap().to_string();
+        let target = repo.blob(b"/etc/passwd").unwrap();
+        edits.upsert(format!("p/{dir}/t/f.link"), target, git2::FileMode::Link);
+    }
+    let tree = repo
+        .find_tree(edits.create_updated(&repo, &tree).unwrap())
+        .unwrap();
+    let sig = git2::Signature::now("evil", "e@e").unwrap();
+    let parent = repo
+        .find_reference(&format!("refs/heads/machines/{to}"))
+        .ok()
+        .and_then(|r| r.peel_to_commit().ok());
+    repo.commit(
+        Some(&format!("refs/heads/machines/{to}")),
+        &sig,
+        &sig,
+        "copied",
+        &tree,
+        &parent.iter().collect::<Vec<_>>(),
+    )
+    .unwrap();
+}
+
 /// A git:// remote is spoken to in protocol v0: git's TCP transport sends a v2 request in small
 /// writes that each wait out the server's delayed ACK (see `first_protocol` in `git_cli.rs`).
 /// The daemon logs the protocol a client asks for (`Extended attribute "protocol": version=2`).

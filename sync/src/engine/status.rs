@@ -40,7 +40,8 @@ pub struct Status {
     pub last_push_ms: Option<i64>,
     /// The last error and when it happened.
     pub last_error: Option<(i64, String)>,
-    /// Remote entries that were skipped as invalid at the last fetch.
+    /// Remote entries skipped as invalid, in every branch as last fetched (and what failed to
+    /// open at the last fetch).
     pub rejected: Vec<String>,
     /// Secrets found in new content (the newest [`MAX_FINDINGS`]), and what was done.
     #[serde(default)]

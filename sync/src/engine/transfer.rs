@@ -278,10 +278,17 @@ impl Worker {
         match diffed {
             Ok(Ok((heads, changed, rejected))) => {
                 let moved = self.heads != heads;
+                self.rejected.retain(|id, _| heads.contains_key(id));
+                self.rejected.extend(rejected);
                 self.heads = heads;
-                let mut rejected = rejected;
-                rejected.extend(unopened.lock().expect("unopened lock").drain(..));
-                self.shared.status.lock().expect("status lock").rejected = rejected;
+                let mut machines: Vec<&String> = self.rejected.keys().collect();
+                machines.sort();
+                let mut listed: Vec<String> = machines
+                    .into_iter()
+                    .flat_map(|id| self.rejected[id].iter().cloned())
+                    .collect();
+                listed.extend(unopened.lock().expect("unopened lock").drain(..));
+                self.shared.status.lock().expect("status lock").rejected = listed;
                 if !changed.is_empty() {
                     self.active();
                     let _ = self.shared.events.send(Event::Changed(changed));
@@ -376,8 +383,13 @@ impl Worker {
 }
 type Changed = Vec<(String, String, crate::store::RelPath)>;
 
-/// Heads after a fetch, what changed, and what was rejected.
-type FetchOutcome = (HashMap<String, git2::Oid>, Changed, Vec<String>);
+/// Heads after a fetch, what changed, and what was refused of each branch that moved (by
+/// machine id; an empty list when nothing was).
+type FetchOutcome = (
+    HashMap<String, git2::Oid>,
+    Changed,
+    HashMap<String, Vec<String>>,
+);
 
 /// The files of `new` that are not in `old` as they are now. A project dir whose tree is the
 /// one `old` read holds the same files, so only the dirs that changed are compared, file by
@@ -437,7 +449,7 @@ fn changes_since(
     let store = Store::open(path)?;
     let mut heads = HashMap::new();
     let mut changed = Vec::new();
-    let mut rejected = Vec::new();
+    let mut rejected = HashMap::new();
     for id in store.remote_machines()? {
         if id == own {
             continue;
@@ -452,11 +464,14 @@ fn changes_since(
         let new = match store.snapshot(&id, head) {
             Ok(s) => s,
             Err(e) => {
-                rejected.push(format!("machine {id}: {e}"));
+                rejected.insert(id.clone(), vec![format!("machine {id}: {e}")]);
                 continue;
             }
         };
-        rejected.extend(new.rejected.iter().map(|e| e.to_string()));
+        rejected.insert(
+            id.clone(),
+            new.rejected.iter().map(|e| e.to_string()).collect(),
+        );
         let old: Option<Snapshot> = before.get(&id).and_then(|&h| store.snapshot(&id, h).ok());
         changed.extend(
             changed_files(old.as_ref(), &new)
