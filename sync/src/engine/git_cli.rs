@@ -44,17 +44,10 @@ pub struct GitCli {
 impl GitCli {
     /// The `git` on PATH, if it runs. `control_dir` is where ssh control sockets go.
     pub fn probe(control_dir: Option<&Path>) -> Option<GitCli> {
-        let out = Command::new("git")
-            .arg("--version")
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())?;
-        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let (version, configured) = asked_git().clone()?;
         Some(GitCli {
             version,
-            ssh: ssh_command(control_dir),
+            ssh: ssh_command(control_dir, configured),
             expanded: Arc::default(),
         })
     }
@@ -456,17 +449,11 @@ pub struct Lease {
 /// The ssh command ferry sets for git: batch mode (never a passphrase or host-key prompt) and a
 /// reused connection; `None` when the user has their own (`GIT_SSH_COMMAND`, `GIT_SSH` or
 /// `core.sshCommand`), which is then used as it is.
-fn ssh_command(control_dir: Option<&Path>) -> Option<String> {
-    if std::env::var_os("GIT_SSH_COMMAND").is_some() || std::env::var_os("GIT_SSH").is_some() {
-        return None;
-    }
-    let configured = Command::new("git")
-        .args(["config", "--get", "core.sshCommand"])
-        .stdin(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success() && !o.stdout.trim_ascii().is_empty());
-    if configured.is_some() {
+fn ssh_command(control_dir: Option<&Path>, configured: bool) -> Option<String> {
+    if std::env::var_os("GIT_SSH_COMMAND").is_some()
+        || std::env::var_os("GIT_SSH").is_some()
+        || configured
+    {
         return None;
     }
     let mut ssh = "ssh -o BatchMode=yes".to_string();
@@ -478,6 +465,29 @@ fn ssh_command(control_dir: Option<&Path>) -> Option<String> {
         ));
     }
     Some(ssh)
+}
+
+/// What `git --version` says, and whether the user's git config names an ssh command
+/// (`core.sshCommand`), asked once per process (`None` if git does not run): `ferry init` made
+/// three transports, each of which ran the same two programs.
+fn asked_git() -> &'static Option<(String, bool)> {
+    static ASKED: std::sync::OnceLock<Option<(String, bool)>> = std::sync::OnceLock::new();
+    ASKED.get_or_init(|| {
+        let out = Command::new("git")
+            .arg("--version")
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())?;
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let configured = Command::new("git")
+            .args(["config", "--get", "core.sshCommand"])
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success() && !o.stdout.trim_ascii().is_empty());
+        Some((version, configured))
+    })
 }
 
 /// The directory for ssh control sockets (created, private), if its sockets' paths fit.
@@ -1065,6 +1075,27 @@ pub fn classify(stderr: &str, url: &str) -> (Failure, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ferrys_ssh_command_gives_way_to_the_users_and_git_is_asked_once() {
+        // The test process's environment decides first; only its own config is looked at here.
+        if std::env::var_os("GIT_SSH_COMMAND").is_none() && std::env::var_os("GIT_SSH").is_none() {
+            let dir = tempfile::tempdir().unwrap();
+            let ours = ssh_command(Some(dir.path()), false).expect("ferry's when none is set");
+            assert!(ours.starts_with("ssh -o BatchMode=yes"), "{ours}");
+            // Windows's ssh has no control sockets.
+            assert_eq!(ours.contains("ControlMaster=auto"), cfg!(unix), "{ours}");
+        }
+        assert_eq!(ssh_command(None, true), None, "the user's config names one");
+        assert!(std::ptr::eq(asked_git(), asked_git()));
+        // (Wine has no git: then neither probe finds one.)
+        let version = || GitCli::probe(None).map(|g| g.version);
+        assert_eq!(version(), version());
+        if cfg!(unix) {
+            let v = version().expect("git runs");
+            assert!(v.starts_with("git version"), "{v}");
+        }
+    }
 
     #[test]
     fn the_subcommand_is_read_past_the_options_ferry_puts_first() {
