@@ -625,7 +625,7 @@ pub fn start(
         remote,
         config,
         heads: HashMap::new(),
-        rejected: HashMap::new(),
+        rejected: std::collections::BTreeMap::new(),
         backoff: None,
         refused: None,
         rejections: 0,
@@ -659,8 +659,8 @@ struct Worker {
     /// Other machines' heads after the last fetch, to tell what changed.
     heads: HashMap<String, git2::Oid>,
     /// What was refused of each other machine's branch when its head was last read: kept
-    /// until the branch moves or goes, so that `ferry status` lists it all along.
-    rejected: HashMap<String, Vec<String>>,
+    /// until the branch moves or goes, so that `ferry status` lists it all along, by machine.
+    rejected: std::collections::BTreeMap<String, Vec<String>>,
     /// While the remote fails: when to try again, and the current delay.
     backoff: Option<(Instant, Duration)>,
     /// While the remote refuses pushes (it answers, so fetches go on): when to push again,

@@ -281,12 +281,7 @@ impl Worker {
                 self.rejected.retain(|id, _| heads.contains_key(id));
                 self.rejected.extend(rejected);
                 self.heads = heads;
-                let mut machines: Vec<&String> = self.rejected.keys().collect();
-                machines.sort();
-                let mut listed: Vec<String> = machines
-                    .into_iter()
-                    .flat_map(|id| self.rejected[id].iter().cloned())
-                    .collect();
+                let mut listed: Vec<String> = self.rejected.values().flatten().cloned().collect();
                 listed.extend(unopened.lock().expect("unopened lock").drain(..));
                 self.shared.status.lock().expect("status lock").rejected = listed;
                 if !changed.is_empty() {
