@@ -12,7 +12,7 @@ use ferry_sync::project_key::Link;
 use ferry_sync::satellite;
 use ferry_sync::store::{
     FileEntry, FileState, MachineRecord, ProjectRecord, RelPath, Snapshot, Store, StoreError,
-    fnv1a, mapping_for,
+    fnv1a, fnv1a_parts, mapping_for,
 };
 use ferry_sync::view::{Index, snapshots_with};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -183,9 +183,9 @@ pub struct Foreign {
     pub files: BTreeMap<String, ForeignFile>,
     /// Directories implied by those files: dir path (`""` for the root) to child names, with
     /// whether each child is a directory.
-    pub dirs: HashMap<String, BTreeMap<String, bool>>,
+    pub dirs: foldhash::HashMap<String, BTreeMap<String, bool>>,
     /// Where each foreign project key is placed on this machine.
-    pub placements: HashMap<String, Placement>,
+    pub placements: foldhash::HashMap<String, Placement>,
     /// This machine's own places that show other machines' versions of a session they hold,
     /// by slug.
     pub homes: HashMap<String, Placement>,
@@ -207,10 +207,11 @@ pub struct Foreign {
     /// Every place's prompt history that other machines provide, by view path.
     pub histories: BTreeMap<String, ForeignFile>,
     /// What each foreign project key's expansion adds to its files' fingerprints.
-    expansions: HashMap<String, u64>,
-    /// Where each (key, rel) resolved by this build went (emptied once built: a patch finds
-    /// the old ones again by looking, see `patch::Foreign::outputs_of`).
-    produced: HashMap<(String, String), Vec<patch::Out>>,
+    expansions: foldhash::HashMap<String, u64>,
+    /// Where each (key, rel) a patch resolves went; `None` in a build, which keeps no such
+    /// record for every file (a patch finds the old ones again by looking, see
+    /// `patch::Foreign::outputs_of`).
+    produced: Option<HashMap<(String, String), Vec<patch::Out>>>,
     /// Files not shown because another project shows one at the same path.
     collisions: usize,
     /// Whether this machine keeps two project keys in one slug dir (only the first is in
@@ -267,13 +268,16 @@ impl Foreign {
         book: &mut PlaceBook,
     ) -> Foreign {
         let mut out = Foreign::context(snaps, local, links, book);
-        // Every (key, rel) another machine holds.
-        let mut paths: BTreeSet<(&str, &str)> = BTreeSet::new();
-        for s in snaps.iter().filter(|s| s.machine.id != local.id) {
-            for f in &s.files {
-                paths.insert((f.project.key.as_str(), f.rel.as_str()));
-            }
-        }
+        // Every (key, rel) another machine holds, in order (sorted once: a set's inserts
+        // compared each long path some 15 times).
+        let mut paths: Vec<(&str, &str)> = snaps
+            .iter()
+            .filter(|s| s.machine.id != local.id)
+            .flat_map(|s| &s.files)
+            .map(|f| (f.project.key.as_str(), f.rel.as_str()))
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
         let index = Index::new(snaps);
         for (key, rel) in paths {
             if out.resolve(&index, local, book, key, rel) {
@@ -282,8 +286,6 @@ impl Foreign {
         }
         out.retain_moved(None);
         out.basis = Some(patch::Basis::of(snaps, local, links, book));
-        // Where each path went is found again when a patch needs it: not kept for every file.
-        out.produced = HashMap::new();
         out
     }
 
@@ -355,7 +357,6 @@ impl Foreign {
         else {
             return false;
         };
-        let placed_at = placement.project.slug.clone();
         let view = index.view(&local.id, key, rel);
         // This machine's live copies, by place: the session shows where one already is (its
         // project's place first), else in its project's place.
@@ -370,18 +371,20 @@ impl Foreign {
             })
             .map(|(_, f)| f.project.slug.as_str())
             .collect();
+        let placed_at = placement.project.slug.as_str();
         let slug = match own_places.first() {
-            Some(first) if !own_places.contains(placed_at.as_str()) => *first,
-            _ => placed_at.as_str(),
+            Some(first) if !own_places.contains(placed_at) => *first,
+            _ => placed_at,
         }
         .to_string();
-        if slug != placed_at && !self.homes.contains_key(&slug) {
+        let at_place = slug == placed_at;
+        if !at_place && !self.homes.contains_key(&slug) {
             let Some(home) = self.home(local, &slug) else {
                 return false;
             };
             self.homes.insert(slug.clone(), home);
         }
-        let expansion = match self.homes.get(&slug).filter(|_| slug != placed_at) {
+        let expansion = match self.homes.get(&slug).filter(|_| !at_place) {
             Some(home) => expansion_of(home),
             None => mapping,
         };
@@ -402,31 +405,31 @@ impl Foreign {
                 .max()
                 .unwrap_or(i64::MIN);
             let has_own = shown.iter().any(|(m, _)| *m == local.id);
-            let shown: Vec<&FileEntry> = shown.into_iter().map(|(_, f)| f).collect();
-            let mut fp = Vec::new();
-            for f in &shown {
-                fp.extend_from_slice(f.tree.as_bytes());
-            }
-            fp.extend_from_slice(&expansion.to_le_bytes());
+            let trees = shown.iter().map(|(_, f)| f.tree.as_bytes());
+            let fingerprint = fnv1a_parts(trees.chain([&expansion.to_le_bytes()[..]]));
             Some(ForeignFile {
                 key: key.to_string(),
                 slug: slug.clone(),
-                rel: shown.first()?.rel.clone(),
-                mtime_ms: shown.iter().map(|f| f.meta.mtime_ms).max().unwrap_or(0),
+                rel: shown.first()?.1.rel.clone(),
+                mtime_ms: shown
+                    .iter()
+                    .map(|(_, f)| f.meta.mtime_ms)
+                    .max()
+                    .unwrap_or(0),
                 theirs_ms,
                 has_own,
-                versions: shown.into_iter().cloned().collect(),
-                fingerprint: fnv1a(&fp),
+                versions: shown.into_iter().map(|(_, f)| f.clone()).collect(),
+                fingerprint,
             })
         };
-        let source = (key.to_string(), rel.to_string());
         if satellite::is_satellite(rel) {
             if let Some(file) = file_at(&slug) {
                 let out = self.add_satellite(file);
-                self.produced.entry(source).or_default().push(out);
+                self.record(key, rel, vec![out]);
             }
             return false;
         }
+        let recording = self.produced.is_some();
         // Every other copy of this machine is merged in, and listed only there; so is a copy in
         // a place the project left, committed or not yet.
         let elsewhere: BTreeSet<&str> = view
@@ -441,8 +444,10 @@ impl Foreign {
         for at in elsewhere {
             if let Some(file) = file_at(at) {
                 let path = format!("{at}/{rel}");
-                self.moved.insert(path.clone(), file);
-                outs.push(patch::Out::Moved(path));
+                if recording {
+                    outs.push(patch::Out::Moved(path.clone()));
+                }
+                self.moved.insert(path, file);
             }
         }
         let mut collided = false;
@@ -455,14 +460,24 @@ impl Foreign {
                 collided = true;
             } else {
                 self.add_dirs(&path);
-                self.files.insert(path.clone(), file);
-                outs.push(patch::Out::File(path));
+                if recording {
+                    outs.push(patch::Out::File(path.clone()));
+                }
+                self.files.insert(path, file);
             }
         }
-        if !outs.is_empty() {
-            self.produced.entry(source).or_default().extend(outs);
-        }
+        self.record(key, rel, outs);
         collided
+    }
+
+    /// Notes where `rel` of project `key` went, when this index records it (a patch's).
+    fn record(&mut self, key: &str, rel: &str, outs: Vec<patch::Out>) {
+        if let Some(produced) = self.produced.as_mut().filter(|_| !outs.is_empty()) {
+            produced
+                .entry((key.to_string(), rel.to_string()))
+                .or_default()
+                .extend(outs);
+        }
     }
 
     /// Drops this machine's copies that show where they lie (a second project placed at one
@@ -555,17 +570,27 @@ impl Foreign {
         patch::Out::Satellite(rel)
     }
 
+    /// Lists file `path` in the directories above it, creating them; allocates only for
+    /// names not listed yet (a build adds tens of thousands of files to a few dirs).
     fn add_dirs(&mut self, path: &str) {
         let mut child = path;
         let mut is_dir = false;
         loop {
             let (parent, name) = child.rsplit_once('/').unwrap_or(("", child));
-            let known = self
-                .dirs
-                .entry(parent.to_string())
-                .or_default()
-                .insert(name.to_string(), is_dir)
-                .is_some();
+            if !self.dirs.contains_key(parent) {
+                self.dirs.insert(parent.to_string(), BTreeMap::new());
+            }
+            let children = self.dirs.get_mut(parent).expect("inserted above");
+            let known = match children.get_mut(name) {
+                Some(was) => {
+                    *was = is_dir;
+                    true
+                }
+                None => {
+                    children.insert(name.to_string(), is_dir);
+                    false
+                }
+            };
             if known || parent.is_empty() {
                 return;
             }

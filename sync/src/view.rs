@@ -4,7 +4,6 @@
 
 use crate::merge::{Resolution, Version, merge_lines, resolve};
 use crate::store::{FileEntry, Snapshot, Store, StoreError};
-use std::collections::HashMap;
 
 /// One path as the view shows it.
 #[derive(Debug)]
@@ -77,7 +76,7 @@ fn push_version<'a>(out: &mut Vec<(&'a str, &'a FileEntry)>, machine: &'a str, f
 /// quadratic).
 pub struct Index<'a> {
     /// By (project key, path): each machine's versions of it, one per place, in snapshot order.
-    by_path: HashMap<(&'a str, &'a str), Vec<(&'a str, &'a FileEntry)>>,
+    by_path: foldhash::HashMap<(&'a str, &'a str), Vec<(&'a str, &'a FileEntry)>>,
 }
 
 impl<'a> Index<'a> {
@@ -88,7 +87,7 @@ impl<'a> Index<'a> {
 
     /// Indexes only the files of `snapshots` that `keep` accepts: a few paths' versions.
     pub fn only(snapshots: &'a [Snapshot], keep: impl Fn(&FileEntry) -> bool) -> Index<'a> {
-        let mut by_path: HashMap<_, Vec<(&str, &FileEntry)>> = HashMap::new();
+        let mut by_path: foldhash::HashMap<_, Vec<(&str, &FileEntry)>> = Default::default();
         for s in snapshots {
             for f in s.files.iter().filter(|f| keep(f)) {
                 let versions = by_path

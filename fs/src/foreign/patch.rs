@@ -256,6 +256,7 @@ impl Foreign {
         }
         changed.extend(also);
         let mut fresh = fresh;
+        fresh.produced = Some(HashMap::new());
         if !changed.is_empty() {
             let wanted: HashSet<(&str, &str)> = changed
                 .iter()
@@ -275,7 +276,7 @@ impl Foreign {
         // A path that is a directory of the view, or under a file of it, is left to a build: the
         // directory entries would then depend on the order of a build.
         let clash = |p: &str,
-                     dirs: &HashMap<String, _>,
+                     dirs: &foldhash::HashMap<String, _>,
                      files: &std::collections::BTreeMap<String, ForeignFile>| {
             dirs.contains_key(p)
                 || std::iter::successors(p.rsplit_once('/').map(|(a, _)| a), |a| {
@@ -292,7 +293,7 @@ impl Foreign {
                 }
             }
         }
-        for out in fresh.produced.values().flatten() {
+        for out in fresh.produced.iter().flat_map(HashMap::values).flatten() {
             if let Out::File(p) = out
                 && (clash(p, &self.dirs, &self.files) || clash(p, &fresh.dirs, &fresh.files))
             {
@@ -303,7 +304,7 @@ impl Foreign {
         let ours = |f: Option<&ForeignFile>| {
             f.is_none_or(|f| changed.contains(&(f.key.clone(), f.rel.as_str().to_string())))
         };
-        for (source, outs) in &fresh.produced {
+        for (source, outs) in fresh.produced.iter().flatten() {
             for out in outs {
                 let clear = match out {
                     // A copy listed elsewhere at the same path would give way to it.
@@ -369,7 +370,12 @@ impl Foreign {
             }
         }
         let mut moved_now = BTreeSet::new();
-        for outs in std::mem::take(&mut fresh.produced).into_values() {
+        for outs in fresh
+            .produced
+            .take()
+            .into_iter()
+            .flat_map(HashMap::into_values)
+        {
             for out in &outs {
                 match out {
                     Out::File(p) => {

@@ -179,9 +179,18 @@ pub fn chunk_level(name: &str) -> Option<u64> {
 
 /// FNV-1a: a stable 64-bit hash that never changes between versions (unlike `DefaultHasher`).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    fnv1a_parts([bytes])
+}
+
+/// [`fnv1a`] of the parts joined, without joining them (an index build hashes every file's
+/// versions so).
+pub fn fnv1a_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    parts
+        .into_iter()
+        .flatten()
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 /// 16 random hex digits, for ids no other install will pick (a machine, an engine run):
@@ -234,6 +243,18 @@ mod tests {
             dir_matches(&project_dir("k"), "k", "-a"),
             "a dir from before places"
         );
+    }
+
+    /// Fingerprints name what the disk cache holds across restarts: hashing in parts must give
+    /// what hashing the joined bytes gave (FNV-1a's published values).
+    #[test]
+    fn fnv1a_in_parts_is_fnv1a_of_the_parts_joined() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+        let parts: [&[u8]; 4] = [b"fo", b"", b"oba", b"r"];
+        assert_eq!(fnv1a_parts(parts), fnv1a(b"foobar"));
+        assert_eq!(fnv1a_parts(std::iter::empty()), fnv1a(b""));
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use compact::CompactStats;
 pub use fold::{FOLDED_TRAILER, FoldStats, SEEN_MARGIN_MS, fold_pending_ref};
 /// The id of a git object: what a tree or commit is known by.
 pub use git2::Oid;
-pub use layout::{RelPath, fnv1a, place_dir, project_dir, random_id};
+pub use layout::{RelPath, fnv1a, fnv1a_parts, place_dir, project_dir, random_id};
 pub use read::{FileEntry, HistoryEntry, MAX_FILE_BYTES, MAX_FILES, ProjectDir, Snapshot};
 pub use records::{
     FileMeta, FileState, GitState, MachineRecord, PlaceId, ProjectRecord, mapping_for,
