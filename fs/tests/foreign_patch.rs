@@ -69,10 +69,16 @@ enum Step {
         place: usize,
         n: u64,
     },
+    /// The client starts in a checkout of a key's project on this machine (at a path of its
+    /// own, or where one of its places is), which becomes the project's place, as
+    /// `Fs::adopt_checkout` does it.
+    Adopt { key: usize, at: usize },
 }
 
-/// Steps over the first `keys` keys and `rels` rels.
-fn step(keys: usize, rels: usize) -> impl Strategy<Value = Step> {
+/// Steps over the first `keys` keys and `rels` rels, adopting checkouts of the first `adopts`
+/// keys. (A project whose base has two keys, once moved, leaves places both may file at: every
+/// later refresh builds, see `Foreign::slug_shared`.)
+fn step(keys: usize, rels: usize, adopts: usize) -> impl Strategy<Value = Step> {
     let (m, k, p, r) = (0..3usize, 0..keys, 0..2usize, 0..rels);
     prop_oneof![
         4 => (m.clone(), k.clone(), p.clone(), r.clone(), 1..50i64)
@@ -80,7 +86,8 @@ fn step(keys: usize, rels: usize) -> impl Strategy<Value = Step> {
         1 => (m.clone(), k.clone(), p.clone(), r.clone(), 1..50i64)
             .prop_map(|(m, key, place, rel, at)| Step::Delete { m, key, place, rel, at }),
         1 => (m.clone(), k.clone(), p.clone(), r).prop_map(|(m, key, place, rel)| Step::Drop { m, key, place, rel }),
-        1 => (m, k, p, 1..9u64).prop_map(|(m, key, place, n)| Step::Record { m, key, place, n }),
+        1 => (m, k.clone(), p, 1..9u64).prop_map(|(m, key, place, n)| Step::Record { m, key, place, n }),
+        1 => (0..adopts, 0..3usize).prop_map(|(key, at)| Step::Adopt { key, at }),
     ]
 }
 
@@ -226,6 +233,18 @@ fn seen(f: &Foreign) -> String {
     out
 }
 
+/// The lines of two [`seen`] forms that differ, marked with the side they are on.
+fn differing(patched: &str, built: &str) -> String {
+    let (p, b): (Vec<&str>, Vec<&str>) = (patched.lines().collect(), built.lines().collect());
+    let only = |xs: &[&str], ys: &[&str], mark: &str| {
+        xs.iter()
+            .filter(|l| !ys.contains(l))
+            .map(|l| format!("{mark} {l}\n"))
+            .collect::<String>()
+    };
+    only(&p, &b, "patched:") + &only(&b, &p, "built:  ")
+}
+
 /// Each view path's file (shown, or a copy listed elsewhere) and its fingerprint.
 fn fingerprints(f: &Foreign) -> BTreeMap<String, (bool, u64)> {
     let files = f
@@ -237,6 +256,28 @@ fn fingerprints(f: &Foreign) -> BTreeMap<String, (bool, u64)> {
         .iter()
         .map(|(p, x)| (p.clone(), (false, x.fingerprint)));
     files.chain(moved).collect()
+}
+
+/// Makes a checkout of `key`'s project this machine's place of it, as `Fs::adopt_checkout`
+/// does when the client starts there: the places the project leaves are retired.
+fn adopt(index: &Foreign, book: &mut PlaceBook, local: &MachineRecord, key: usize, at: usize) {
+    let base = ferry_fs::foreign::key_base(KEYS[key]);
+    let root = match at {
+        0 => format!("{}/checkouts/k{key}", local.home),
+        n => root(local, key, n - 1),
+    };
+    let wanted = index
+        .placements
+        .keys()
+        .any(|k| ferry_fs::foreign::key_base(k) == base);
+    if !wanted || index.roots.get(base) == Some(&root) || !book.adopt(base, &root) {
+        return;
+    }
+    for (k, p) in &index.placements {
+        if ferry_fs::foreign::key_base(k) == base {
+            book.retire(base, &p.project.slug);
+        }
+    }
 }
 
 /// Runs `steps`; with `most`, asserts that most of them were patched, not built.
@@ -285,16 +326,25 @@ fn run(steps: Vec<Step>, most: bool) -> Result<(), TestCaseError> {
             Step::Record { m, key, place, n } => {
                 records[m].insert((key, place), n);
             }
+            Step::Adopt { key, at } => adopt(&index, &mut book, local, key, at),
         }
         let snaps = snapshots(&ms, &branches, &records);
         let mut built_book = book.clone();
         let built = Foreign::from_snapshots(&snaps, local, &[], &mut built_book);
         match index.plan(&snaps, local, &[], &book) {
             Some(plan) => {
+                book = plan.book().clone();
                 let before = fingerprints(&index);
                 let changed = index.apply(plan);
                 patched += 1;
-                prop_assert_eq!(seen(&index), seen(&built), "step {}: {:?}", n, s);
+                let (got, want) = (seen(&index), seen(&built));
+                prop_assert!(
+                    got == want,
+                    "step {}: {:?}\n{}",
+                    n,
+                    s,
+                    differing(&got, &want)
+                );
                 // What the patch says changed is every view path whose file changed, appeared
                 // or went: the kernel's caches of exactly those are dropped.
                 let after = fingerprints(&built);
@@ -339,10 +389,58 @@ fn a_branch_read_cut_short_at_the_limits_is_never_patched() {
     assert!(index.plan(&snaps, &ms[0], &[], &book).is_none(), "built");
 }
 
+/// The client starting in a checkout of a project moves that project there by a patch, which
+/// resolves only its paths: no build of the whole index on the request that found it.
+#[test]
+fn a_checkout_adopted_moves_its_project_by_a_patch() {
+    let ms = machines();
+    let local = &ms[0];
+    let mut branches: Branches = vec![BTreeMap::new(); 3];
+    for key in [0, 1] {
+        for rel in [0, 1] {
+            branches[1].insert((key, 0, rel), (present(1, true), key as u64));
+        }
+    }
+    let none: Records = vec![BTreeMap::new(); 3];
+    let snaps = snapshots(&ms, &branches, &none);
+    let mut book = PlaceBook::default();
+    let index = Foreign::from_snapshots(&snaps, local, &[], &mut book);
+    let before = fingerprints(&index);
+    // A checkout that exists: a choice whose directory is gone gives way at the next build.
+    let checkout = tempfile::tempdir().unwrap();
+    let root = checkout.path().to_str().unwrap().to_string();
+    let base = ferry_fs::foreign::key_base(KEYS[0]);
+    assert!(book.adopt(base, &root));
+    let old_slug = index.placements[KEYS[0]].project.slug.clone();
+    book.retire(base, &old_slug);
+
+    let mut built_book = book.clone();
+    let built = Foreign::from_snapshots(&snaps, local, &[], &mut built_book);
+    let new_slug = built.placements[KEYS[0]].project.slug.clone();
+    assert_ne!(new_slug, old_slug, "the project moved");
+    let plan = index
+        .plan(&snaps, local, &[], &book)
+        .expect("patched, not built");
+    assert!(plan.places_moved());
+    assert_eq!(*plan.book(), built_book, "the book a build keeps");
+    let mut patched = index.clone();
+    let changed = patched.apply(plan);
+    let (got, want) = (seen(&patched), seen(&built));
+    assert!(got == want, "{}", differing(&got, &want));
+    // Only the moved project's paths changed: its two sessions gone from the old place and
+    // shown in the new one.
+    let after = fingerprints(&built);
+    assert_eq!(changed.len(), 4, "{changed:?}");
+    for p in &changed {
+        assert!(p.starts_with(&format!("{old_slug}/")) || p.starts_with(&format!("{new_slug}/")));
+        assert_ne!(before.get(p), after.get(p));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
     #[test]
-    fn the_patched_index_is_the_built_one(steps in prop::collection::vec(step(3, 6), 1..40)) {
+    fn the_patched_index_is_the_built_one(steps in prop::collection::vec(step(3, 6, 1), 1..40)) {
         run(steps, true)?;
     }
 
@@ -350,7 +448,7 @@ proptest! {
     /// index is built whole when a patch could differ, and is right either way.
     #[test]
     fn the_patched_index_is_the_built_one_where_keys_meet(
-        steps in prop::collection::vec(step(4, 8), 1..40),
+        steps in prop::collection::vec(step(4, 8, 4), 1..40),
     ) {
         run(steps, false)?;
     }

@@ -58,6 +58,9 @@ impl Fs {
             }
             super::save_book(&book, &self.config.places);
         }
+        // Not held across the refresh: an index nobody holds is patched where it is, without
+        // a copy of every file.
+        drop(foreign);
         tracing::info!(
             root,
             key,

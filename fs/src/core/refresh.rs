@@ -35,13 +35,17 @@ impl Fs {
             (snaps, *skews != before)
         };
         // Another machine's clock lead moved every one of its times: build again.
-        let plan = (!skewed).then(|| {
-            let book = self.book.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            self.foreign().plan(&snaps, machine, &links, &book)
-        });
-        let changed: BTreeSet<String> = match plan.flatten() {
+        let plan = (!skewed)
+            .then(|| self.foreign().plan(&snaps, machine, &links, &book))
+            .flatten()
+            .filter(|plan| self.keep_book(&book, plan));
+        let changed: BTreeSet<String> = match plan {
             Some(plan) => {
-                tracing::debug!("patching the foreign index");
+                tracing::debug!(
+                    places_moved = plan.places_moved(),
+                    "patching the foreign index"
+                );
+                let moved = plan.places_moved();
                 let mut inner = self.lock();
                 let mut index = self.foreign.write().unwrap_or_else(|e| e.into_inner());
                 let changed: BTreeSet<String> = match Arc::get_mut(&mut index) {
@@ -67,6 +71,9 @@ impl Fs {
                 self.foreign_version.fetch_add(1, Ordering::SeqCst);
                 for p in &changed {
                     inner.decisions.remove(p);
+                }
+                if moved {
+                    inner.projects.clear();
                 }
                 changed
             }
@@ -124,6 +131,20 @@ impl Fs {
         Ok(changed.into_iter().chain(dirs).map(PathBuf::from).collect())
     }
 
+    /// Takes the place book `plan` places projects by, if the book is still `was`, the one the
+    /// plan was made with (an adoption may have changed it since: then the index is built).
+    fn keep_book(&self, was: &crate::places::PlaceBook, plan: &crate::foreign::Plan) -> bool {
+        let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        if *book != *was {
+            return false;
+        }
+        if *book != *plan.book() {
+            *book = plan.book().clone();
+            super::save_book(&book, &self.config.places);
+        }
+        true
+    }
+
     /// Whether the index already shows the store: every branch's head, this machine's record,
     /// its links and place book are those it was made from, and the other machines' records
     /// leave the clock skews as they are. Then a refresh would read every branch (a 10,000
@@ -157,32 +178,38 @@ impl Fs {
     /// runs it in the background after each refresh, so a first listing finds them ready; it
     /// stops once the cache is closed ([`Fs::close`]).
     pub fn warm(&self) -> usize {
-        let foreign = self.foreign();
+        let version = self.foreign_version.load(Ordering::SeqCst);
         // Taken before the index is looked at: a refresh from now on adds what it changed.
         let only = self
             .to_warm
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .replace(BTreeSet::new());
-        let paths: Box<dyn Iterator<Item = &String>> = match &only {
-            Some(changed) => Box::new(changed.iter()),
-            None => Box::new(foreign.files.keys()),
+        let paths: Vec<String> = match &only {
+            Some(changed) => changed.iter().cloned().collect(),
+            None => self.foreign().files.keys().cloned().collect(),
         };
         let mut done = 0;
         // Within half the budget, so that warming never evicts what it just expanded (and
         // never loops expanding more than fits).
         let mut bytes = 0u64;
-        for path in paths {
-            // Cut short by the budget, or a newer index replaced this one: the next warming
-            // looks at all of it again (what is expanded already is passed over).
-            if bytes > self.config.cache_budget / 2 || !Arc::ptr_eq(&foreign, &self.foreign()) {
+        for path in &paths {
+            let mut inner = self.lock();
+            // The index is held only with the core's lock, which a refresh takes too: one
+            // that finds nobody else holding it patches it where it is.
+            let foreign = self.foreign();
+            // Cut short by the budget, or a refresh changed the index: the next warming looks
+            // at all of it again (what is expanded already is passed over).
+            if bytes > self.config.cache_budget / 2
+                || self.foreign_version.load(Ordering::SeqCst) != version
+            {
+                drop((foreign, inner));
                 self.rewarm(&only);
                 break;
             }
             let Some(file) = foreign.file(path) else {
                 continue;
             };
-            let mut inner = self.lock();
             // Closed (unmounting): what it wrote now would make the cache untrusted.
             if inner.cache.is_closed() {
                 break;

@@ -2,12 +2,13 @@
 //! refresh should cost what changed). A machine's branch is read project dir by project dir,
 //! each with its tree id; a dir whose id is the one the index was built from holds the same
 //! files. So when nothing the placement of projects rests on changed (this machine's record, its
-//! links, the machines, the place book, the places chosen), only the paths in the project dirs
-//! whose ids changed are resolved again, and of those only the files whose own tree ids changed
-//! (all of the dir's when its project record did), so a change to one session of a project of
-//! a thousand resolves one path. The rest of the index stays as it is. Anything else
-//! (a new machine, a project placed anew, two projects at one path) builds the index again: the
-//! patched index is always the one a build would give (`fs/tests/foreign_patch.rs`).
+//! links, the machines), only the paths in the project dirs whose ids changed are resolved
+//! again, and of those only the files whose own tree ids changed (all of the dir's when its
+//! project record did), so a change to one session of a project of a thousand resolves one
+//! path. A project whose place moved (a checkout adopted) has all its paths resolved again, and
+//! only its. The rest of the index stays as it is. Anything else (a new machine, two projects
+//! at one slug, a file at a directory's path) builds the index again: the patched index is
+//! always the one a build would give (`fs/tests/foreign_patch.rs`).
 
 use super::{Foreign, ForeignFile};
 use crate::places::PlaceBook;
@@ -143,6 +144,24 @@ pub struct Plan {
     fresh: Foreign,
     /// The branches read, with their changed dirs (`None`: gone).
     dirs: Vec<(String, Oid, DirUpdates)>,
+    /// The place book once every project is placed.
+    book: PlaceBook,
+    /// Whether a project's place moved.
+    moved: bool,
+}
+
+impl Plan {
+    /// The place book the patched index places projects by: to keep, if it is not the one
+    /// the plan was made with.
+    pub fn book(&self) -> &PlaceBook {
+        &self.book
+    }
+
+    /// Whether a project moved to another place: what a request found of its projects must
+    /// be looked up again.
+    pub fn places_moved(&self) -> bool {
+        self.moved
+    }
 }
 
 impl Foreign {
@@ -182,7 +201,6 @@ impl Foreign {
         let basis = self.basis.as_ref()?;
         if basis.local != *local
             || basis.links != links
-            || *book != basis.book
             || basis.cut
             || snaps.iter().any(|s| s.cut)
             || self.collisions > 0
@@ -195,15 +213,18 @@ impl Foreign {
         }
         let mut after = book.clone();
         let fresh = Foreign::context(snaps, local, links, &mut after);
-        if after != basis.book
-            || fresh.placements != self.placements
-            || fresh.projects_by_slug != self.projects_by_slug
-            || fresh.roots != self.roots
-            || fresh.own_slugs_shared
-            || fresh.slug_shared(book)
+        // Two keys at one slug, before or after: which one a path shows depends on the order
+        // of a build.
+        if fresh.own_slugs_shared
+            || fresh.slug_shared(&after)
+            || self.own_slugs_shared
+            || self.slug_shared(&basis.book)
         {
             return None;
         }
+        // Projects whose place moved (a checkout adopted): every path of theirs is resolved
+        // again, the rest stays.
+        let moved = self.moved_keys(&fresh, &basis.book, &after)?;
         let mut changed: BTreeSet<(String, String)> = BTreeSet::new();
         let mut dirs = Vec::new();
         for s in snaps {
@@ -230,6 +251,14 @@ impl Foreign {
                 }
             }
             dirs.push((s.machine.id.clone(), s.commit, updates));
+        }
+        for s in snaps {
+            changed.extend(
+                s.files
+                    .iter()
+                    .filter(|f| moved.contains(f.project.key.as_str()))
+                    .map(|f| (f.project.key.clone(), f.rel.as_str().to_string())),
+            );
         }
         // A fetch that changed much of the index (a first import arriving) is built whole:
         // patching path by path costs more then.
@@ -267,7 +296,7 @@ impl Foreign {
             });
             for (key, rel) in &changed {
                 if index.has_other(&local.id, key, rel)
-                    && fresh.resolve(&index, local, book, key, rel)
+                    && fresh.resolve(&index, local, &after, key, rel)
                 {
                     return None;
                 }
@@ -285,7 +314,7 @@ impl Foreign {
                 .any(|a| files.contains_key(a))
         };
         for source in &changed {
-            for out in &self.outputs_of(&source.0, &source.1, book) {
+            for out in &self.outputs_of(&source.0, &source.1, &basis.book) {
                 if let Out::File(p) = out
                     && clash(p, &self.dirs, &self.files)
                 {
@@ -323,7 +352,47 @@ impl Foreign {
             changed,
             fresh,
             dirs,
+            book: after,
+            moved: !moved.is_empty(),
         })
+    }
+
+    /// The foreign keys whose place differs between this index and `fresh` (its placement,
+    /// the places it left, its chosen root), or `None` when a project record changed at a slug
+    /// none of them is placed at: then the places of other keys' files may change too.
+    fn moved_keys(
+        &self,
+        fresh: &Foreign,
+        was: &PlaceBook,
+        now: &PlaceBook,
+    ) -> Option<HashSet<String>> {
+        let mut keys = HashSet::new();
+        for key in self.placements.keys().chain(fresh.placements.keys()) {
+            let base = super::key_base(key);
+            let retired = |b: &PlaceBook| b.chosen.get(base).map(|c| c.retired.clone());
+            if self.placements.get(key) != fresh.placements.get(key)
+                || retired(was) != retired(now)
+                || self.roots.get(base) != fresh.roots.get(base)
+            {
+                keys.insert(key.clone());
+            }
+        }
+        let slugs: HashSet<&str> = keys
+            .iter()
+            .flat_map(|k| [self.placements.get(k), fresh.placements.get(k)])
+            .flatten()
+            .map(|p| p.project.slug.as_str())
+            .collect();
+        let differs = |a: &HashMap<String, ProjectRecord>, b: &HashMap<String, ProjectRecord>| {
+            a.iter()
+                .any(|(slug, p)| b.get(slug) != Some(p) && !slugs.contains(slug.as_str()))
+        };
+        if differs(&self.projects_by_slug, &fresh.projects_by_slug)
+            || differs(&fresh.projects_by_slug, &self.projects_by_slug)
+        {
+            return None;
+        }
+        Some(keys)
     }
 
     /// Brings this index to what `plan` was made for; returns the view paths whose file
@@ -333,6 +402,8 @@ impl Foreign {
             changed,
             mut fresh,
             dirs,
+            book: after,
+            moved: _,
         } = plan;
         let mut before: HashMap<String, Option<u64>> = HashMap::new();
         let book = self
@@ -410,7 +481,21 @@ impl Foreign {
         }
         self.retain_moved(Some(&moved_now));
         self.rejected = fresh.rejected;
+        // The places as a build would give them (the same, unless a project moved).
+        self.placements = fresh.placements;
+        self.projects_by_slug = fresh.projects_by_slug;
+        self.roots = fresh.roots;
+        self.expansions = fresh.expansions;
+        // A project placed where it showed in one of this machine's own places: that place
+        // is its place now, no longer a home (a build gives none there).
+        let placed: HashSet<&str> = self
+            .placements
+            .values()
+            .map(|p| p.project.slug.as_str())
+            .collect();
+        self.homes.retain(|slug, _| !placed.contains(slug.as_str()));
         if let Some(basis) = &mut self.basis {
+            basis.book = after;
             for (machine, commit, updates) in dirs {
                 let Some(source) = basis.sources.get_mut(&machine) else {
                     continue;
