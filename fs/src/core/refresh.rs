@@ -106,8 +106,14 @@ impl Fs {
                 }
                 // Placements may have moved: projects are looked up again.
                 inner.projects.clear();
-                *self.foreign.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+                let old = std::mem::replace(
+                    &mut *self.foreign.write().unwrap_or_else(|e| e.into_inner()),
+                    Arc::new(new),
+                );
                 self.foreign_version.fetch_add(1, Ordering::SeqCst);
+                // Freed once requests may go on: 10,000 files take milliseconds.
+                drop(inner);
+                drop(old);
                 changed
             }
         };

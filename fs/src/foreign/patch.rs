@@ -252,7 +252,7 @@ impl Foreign {
             }
             dirs.push((s.machine.id.clone(), s.commit, updates));
         }
-        for s in snaps {
+        for s in snaps.iter().filter(|_| !moved.is_empty()) {
             changed.extend(
                 s.files
                     .iter()
@@ -287,7 +287,7 @@ impl Foreign {
         let mut fresh = fresh;
         fresh.produced = Some(HashMap::new());
         if !changed.is_empty() {
-            let wanted: HashSet<(&str, &str)> = changed
+            let wanted: foldhash::HashSet<(&str, &str)> = changed
                 .iter()
                 .map(|(k, r)| (k.as_str(), r.as_str()))
                 .collect();
