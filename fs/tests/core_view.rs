@@ -822,6 +822,9 @@ fn warming_expands_every_file_once_then_what_each_refresh_changed() {
     ]);
     assert_eq!(rig.fs.warm(), 2, "the first warming looks at every file");
     assert_eq!(rig.fs.warm(), 0, "then nothing is left to expand");
+    // Read and expanded with the warming's own store handle, outside the core's lock:
+    // requests go on meanwhile.
+    assert_eq!(rig.fs.warmed_unlocked(), 2);
     // A new session and a changed one arrive: the next warming expands those two.
     rig.b_writes("s3.jsonl", text("s3").as_bytes(), t);
     let grown = text("s1") + &line("s1-3", "again");
@@ -938,6 +941,8 @@ fn a_warming_cut_short_by_the_cache_budget_goes_on_at_the_next() {
     assert_eq!(rig.fs.warm(), 2, "cut at half the budget");
     assert_eq!(rig.fs.warm(), 1, "the next warming expands the one left");
     assert_eq!(rig.fs.warm(), 0);
+    // Too long to hold whole: written a megabyte at a time, under the core's lock.
+    assert_eq!(rig.fs.warmed_unlocked(), 0);
 }
 
 /// `got` is `theirs` in this machine's form: byte for byte on Unix; on Windows, whose form

@@ -22,6 +22,7 @@ mod refresh;
 mod resolve;
 mod satellite;
 mod steady;
+mod warm;
 
 use crate::cache::{DiskCache, Opened};
 use crate::error::{FsError, FsResult};
@@ -171,6 +172,8 @@ pub struct Fs {
     foreign_version: std::sync::atomic::AtomicU64,
     /// Bytes expanded from the store so far.
     expanded: std::sync::atomic::AtomicU64,
+    /// Files the warming expanded outside the core's lock so far.
+    warmed_unlocked: std::sync::atomic::AtomicU64,
     /// The view paths the next warming must look at (`None`: every file of the index): once
     /// a warming went through the index, only what refreshes changed since.
     to_warm: Mutex<Option<BTreeSet<String>>>,
@@ -239,6 +242,7 @@ impl Fs {
             foreign: RwLock::new(Arc::new(foreign)),
             foreign_version: std::sync::atomic::AtomicU64::new(0),
             expanded: std::sync::atomic::AtomicU64::new(0),
+            warmed_unlocked: std::sync::atomic::AtomicU64::new(0),
             to_warm: Mutex::new(None),
             inner: Mutex::new(Inner {
                 cache,
@@ -307,8 +311,7 @@ impl Fs {
         let _span = tracing::debug_span!("readdir", ?path).entered();
         self.sink.touch();
         let foreign = self.foreign();
-        let mut inner = self.lock();
-        match self.node(&mut inner, &foreign, path)? {
+        match self.node(&mut self.lock(), &foreign, path)? {
             Some(Node::Dir { .. }) => {}
             Some(_) => return Err(FsError::new(libc::ENOTDIR, format!("{path:?}"))),
             None => return Err(FsError::not_found(path)),
@@ -320,6 +323,10 @@ impl Fs {
             if key_of(&child).is_some_and(|k| foreign.is_moved(&k)) {
                 continue;
             }
+            // The lock is taken entry by entry, as a local disk lists a directory while it
+            // changes: the warming expanding the entries not reached yet puts them in the
+            // cache in between, and other requests are served.
+            let mut inner = self.lock();
             if let Some(node) = self.node(&mut inner, &foreign, &child)? {
                 out.insert(name, self.attr_at(&inner, &foreign, &child, &node));
             }

@@ -129,9 +129,9 @@ impl Fs {
 /// one.
 pub(super) struct Chunked {
     /// The expansion it was made with ([`crate::foreign::expansion_of`] its placement).
-    expansion: u64,
+    pub(super) expansion: u64,
     /// Each chunk's id, with where its expansion ends in the entry.
-    ends: crate::foreign::ChunkEnds,
+    pub(super) ends: crate::foreign::ChunkEnds,
 }
 
 impl Fs {
@@ -261,7 +261,11 @@ impl Fs {
 
 /// Where `f` is expanded to, when it is a transcript of one version, which the disk cache holds
 /// by chunks.
-fn by_chunks<'a>(foreign: &'a Foreign, f: &ForeignFile, path: &Path) -> Option<&'a Placement> {
+pub(super) fn by_chunks<'a>(
+    foreign: &'a Foreign,
+    f: &ForeignFile,
+    path: &Path,
+) -> Option<&'a Placement> {
     (f.versions.len() == 1 && super::resolve::is_lines(path))
         .then(|| foreign.placement(f))
         .flatten()
@@ -270,7 +274,7 @@ fn by_chunks<'a>(foreign: &'a Foreign, f: &ForeignFile, path: &Path) -> Option<&
 /// Keeps where each chunk of entry `key` ends, and lets go of the records of entries the cache
 /// dropped once a few have gathered: the live ones are bounded by the cache's budget (a
 /// record is about 2 bytes per kilobyte of its entry).
-fn record_chunks(inner: &mut Inner, key: u64, chunked: Chunked) {
+pub(super) fn record_chunks(inner: &mut Inner, key: u64, chunked: Chunked) {
     inner.chunked.insert(key, chunked);
     if inner.chunked.len() > inner.cache.len() + 64 {
         let cache = &inner.cache;
