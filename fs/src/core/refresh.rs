@@ -55,8 +55,9 @@ impl Fs {
                         warn_rejected(patched);
                         changed
                     }
-                    // A request or the warming holds it: patch a copy, made without holding
-                    // the locks every request takes, then swap it in.
+                    // A request holds it (the warming holds it only with the core's lock,
+                    // held here): patch a copy, made without holding the locks every request
+                    // takes, then swap it in.
                     None => {
                         drop(index);
                         drop(inner);

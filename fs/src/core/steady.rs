@@ -146,14 +146,12 @@ impl Fs {
         let Some(placement) = by_chunks(foreign, f, path) else {
             return Ok(None);
         };
-        let (bytes, ends) = {
+        let (bytes, chunked) = {
             let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-            let ids = store.chunk_ids(&f.versions[0])?;
-            f.expand_chunks(&store, placement, &ids, (0, 0), None)?
+            expand_by_chunks(&store, f, placement)?
         };
         self.count_expanded(bytes.len());
-        let expansion = crate::foreign::expansion_of(placement);
-        Ok(Some((bytes, Chunked { expansion, ends })))
+        Ok(Some((bytes, chunked)))
     }
 
     /// Writes disk cache entry `key` as transcript `f`'s chunks expanded one by one, a
@@ -257,6 +255,19 @@ impl Fs {
         inner.chunked.insert(key, chunked);
         Ok(Some(size))
     }
+}
+
+/// Transcript `f` of one version, its chunks expanded one by one for `placement`, held whole,
+/// with where each ends: what a disk cache entry made by chunks holds.
+pub(super) fn expand_by_chunks(
+    store: &ferry_sync::store::Store,
+    f: &ForeignFile,
+    placement: &Placement,
+) -> Result<(Vec<u8>, Chunked), ferry_sync::store::StoreError> {
+    let ids = store.chunk_ids(&f.versions[0])?;
+    let (bytes, ends) = f.expand_chunks(store, placement, &ids, (0, 0), None)?;
+    let expansion = crate::foreign::expansion_of(placement);
+    Ok((bytes, Chunked { expansion, ends }))
 }
 
 /// Where `f` is expanded to, when it is a transcript of one version, which the disk cache holds

@@ -6,10 +6,10 @@
 //! Everything else (a merge with this machine's copy, a transcript served before, a long file)
 //! goes through [`Fs::node`] under the lock, as a request would.
 
-use super::steady::{Chunked, Served, by_chunks, record_chunks};
+use super::steady::{Chunked, Served, by_chunks, expand_by_chunks, record_chunks};
 use super::{Fs, Inner, key_of};
 use crate::error::FsResult;
-use crate::foreign::{Foreign, ForeignFile, expansion_of};
+use crate::foreign::{Foreign, ForeignFile};
 use crate::placement::Placement;
 use ferry_sync::store::{Store, StoreError};
 use std::collections::BTreeSet;
@@ -47,12 +47,8 @@ impl Job {
         if !self.by_chunks {
             return Ok((self.file.materialise(store, &self.placement)?, None));
         }
-        let ids = store.chunk_ids(&self.file.versions[0])?;
-        let (bytes, ends) = self
-            .file
-            .expand_chunks(store, &self.placement, &ids, (0, 0), None)?;
-        let expansion = expansion_of(&self.placement);
-        Ok((bytes, Some(Chunked { expansion, ends })))
+        let (bytes, chunked) = expand_by_chunks(store, &self.file, &self.placement)?;
+        Ok((bytes, Some(chunked)))
     }
 }
 
