@@ -157,6 +157,7 @@ pub fn init(
         "secrets_policy": config.secrets,
         "history_days": config.history_days,
         "remote_ok": sync.and_then(|s| s.remote_ok),
+        "pushed": sync.map(|s| s.sent),
         "error": sync.and_then(|s| s.error.clone()),
     });
     let text = if ui.json {
@@ -239,9 +240,7 @@ fn init_said(
             "remote: {r} could not be reached ({}); ferry will retry once mounted",
             s.error.as_deref().unwrap_or("unknown error")
         ),
-        (Some(_), Some(s)) if s.committed.is_some() || imported.files > 0 => {
-            format!("remote: {r} (fetched and pushed)")
-        }
+        (Some(_), Some(s)) if s.sent => format!("remote: {r} (fetched and pushed)"),
         (Some(_), Some(_)) => format!("remote: {r} (fetched; nothing new to push)"),
         (Some(_), None) if running => format!(
             "remote: {r} (the running daemon keeps the remote it started with: run `ferry unmount && ferry mount` to switch)"

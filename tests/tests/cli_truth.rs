@@ -814,4 +814,27 @@ fn sync_says_pushed_only_when_something_went_out() {
         again.contains("fetched; nothing new to push") && !again.contains("pushed\n"),
         "{again}"
     );
+
+    // Moved to another, empty remote: `ferry init` pushes the branch there and says so, though
+    // nothing new was committed (the copy remembered from the first remote is not the new one's).
+    let other = tmp.path().join("other.git");
+    let moved = git2::Repository::init_bare(&other).unwrap();
+    let to = |m: &Machine, json: bool| {
+        let mut args = vec!["init", "--remote", other.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        m.ok(&args)
+    };
+    let switched = to(&m, false);
+    assert!(switched.contains("(fetched and pushed)"), "{switched}");
+    let still = to(&m, false);
+    assert!(still.contains("(fetched; nothing new to push)"), "{still}");
+    let last = json(&to(&m, true));
+    assert_eq!(last["pushed"], false, "{last}");
+    let branch = format!(
+        "refs/heads/machines/{}",
+        last["machine_id"].as_str().unwrap()
+    );
+    assert!(moved.refname_to_id(&branch).is_ok(), "{switched}");
 }

@@ -387,7 +387,8 @@ impl GitCli {
     }
 
     /// Pushes this machine's branch (forced: the branch is this machine's alone) and records the
-    /// pushed commit as the remote's copy of it.
+    /// pushed commit as the remote's copy of it; `true` when the remote's branch moved (it
+    /// lacked this head), as git's porcelain output says.
     pub fn push(
         &self,
         store: &Store,
@@ -396,10 +397,10 @@ impl GitCli {
         progress: &Progress,
         sealed: Option<git2::Oid>,
         lease: Option<Option<git2::Oid>>,
-    ) -> Result<(), RemoteError> {
+    ) -> Result<bool, RemoteError> {
         let own = own_ref(machine_id);
         let Ok(head) = store.repo().refname_to_id(&own) else {
-            return Ok(());
+            return Ok(false);
         };
         // A sealed branch's push names no plain commit to the remote.
         let (mut cmd, shown) = match sealed {
@@ -427,11 +428,25 @@ impl GitCli {
         if let Some(s) = shown {
             s.remove();
         }
-        done?;
+        let moved = ref_moved(&done?);
         store
             .record_pushed(machine_id, head)
-            .map_err(|e| failure("push", url, Failure::Other, e.to_string()))
+            .map_err(|e| failure("push", url, Failure::Other, e.to_string()))?;
+        Ok(moved)
     }
+}
+
+/// Whether `git push --porcelain` says a ref moved: a line `<flag>\t<from>:<to>\t<summary>`
+/// whose flag is a fast-forward (` `), a forced update (`+`) or a new ref (`*`); `=` is a ref
+/// already there.
+fn ref_moved(porcelain: &str) -> bool {
+    porcelain.lines().any(|l| {
+        let mut parts = l.splitn(3, '\t');
+        matches!(
+            (parts.next(), parts.next()),
+            (Some(" " | "+" | "*"), Some(refs)) if refs.contains(':')
+        )
+    })
 }
 
 /// One ref of an atomic push: set `dst` on the remote to `src` (an object id or a local ref),
@@ -1095,6 +1110,19 @@ mod tests {
             let v = version().expect("git runs");
             assert!(v.starts_with("git version"), "{v}");
         }
+    }
+
+    #[test]
+    fn a_push_moved_the_ref_only_when_git_says_it_did() {
+        let said = |flag: &str, summary: &str| {
+            format!("To ../r.git\n{flag}\t1784e1af:refs/heads/machines/x\t{summary}\nDone\n")
+        };
+        assert!(ref_moved(&said("*", "[new branch]")));
+        assert!(ref_moved(&said(" ", "1784e1a..78ba2d2")));
+        assert!(ref_moved(&said("+", "78ba2d2...1784e1a (forced update)")));
+        assert!(!ref_moved(&said("=", "[up to date]")));
+        assert!(!ref_moved(&said("!", "[rejected] (stale info)")));
+        assert!(!ref_moved("To ../r.git\nDone\n"));
     }
 
     #[test]

@@ -273,7 +273,8 @@ impl Transport {
         }
     }
 
-    /// Pushes this machine's branch, sealed first if the store is.
+    /// Pushes this machine's branch, sealed first if the store is; `true` when the remote's
+    /// branch moved (it lacked what was pushed).
     fn push(
         &self,
         store: &crate::store::Store,
@@ -281,7 +282,7 @@ impl Transport {
         machine_id: &str,
         progress: &remote::Progress,
         sealing: Option<&crate::crypt::sealing::Sealing>,
-    ) -> Result<(), RemoteError> {
+    ) -> Result<bool, RemoteError> {
         let sealed = sealed::before_push(store, url, machine_id, sealing)?;
         let push = |lease| match self {
             Transport::Git(git) => git.push(store, url, machine_id, progress, sealed, lease),
@@ -299,7 +300,7 @@ impl Transport {
             ),
             Some(_) => None,
         };
-        match push(lease) {
+        let moved = match push(lease) {
             Err(e) if lease.is_some() && e.message.contains(remote::STALE) => {
                 tracing::info!(
                     "the remote's copy of this branch moved; checking it is not encrypted"
@@ -325,7 +326,7 @@ impl Transport {
             s.pushed(store, machine_id, sealed)
                 .map_err(|e| sealed::refused("push", url, e.to_string()))?;
         }
-        Ok(())
+        Ok(moved)
     }
 
     /// How `ferry status` names it.

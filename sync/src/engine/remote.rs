@@ -320,8 +320,9 @@ pub fn head_of(store: &Store, url: &str, refname: &str) -> Result<Option<git2::O
 pub const STALE: &str = "stale info";
 
 /// Pushes this machine's branch (forced: the branch is this machine's alone) and records the
-/// pushed commit as the remote's copy of it. `lease`: only if the remote has the branch at
-/// that commit (`Some(None)`: has no such branch).
+/// pushed commit as the remote's copy of it; `true` when the remote's branch moved (it lacked
+/// this head). `lease`: only if the remote has the branch at that commit (`Some(None)`: has no
+/// such branch).
 pub fn push(
     store: &Store,
     url: &str,
@@ -329,10 +330,10 @@ pub fn push(
     progress: &Progress,
     sealed: Option<git2::Oid>,
     lease: Option<Option<git2::Oid>>,
-) -> Result<(), RemoteError> {
+) -> Result<bool, RemoteError> {
     let own = own_ref(machine_id);
     let Ok(head) = store.repo().refname_to_id(&own) else {
-        return Ok(());
+        return Ok(false);
     };
     // On Windows, when the remote had this head at the last fetch, there is nothing to send:
     // libgit2 would send the pack again all the same, and renaming it onto the identical pack
@@ -341,6 +342,7 @@ pub fn push(
     if cfg!(windows) && store.head(machine_id, false).ok().flatten() == Some(head) {
         return store
             .record_pushed(machine_id, head)
+            .map(|()| false)
             .map_err(|e| error("push", url, e));
     }
     let mut remote = store
@@ -348,6 +350,7 @@ pub fn push(
         .remote_anonymous(url)
         .map_err(|e| error("push", url, e))?;
     let rejected = std::cell::RefCell::new(None);
+    let moved = std::cell::Cell::new(false);
     let mut callbacks = git2::RemoteCallbacks::new();
     super::credentials::install(&mut callbacks, crate::engine::home_dir());
     callbacks.push_negotiation(|updates| {
@@ -356,6 +359,7 @@ pub fn push(
             .first()
             .map(|u| u.src())
             .filter(|o| !o.is_zero());
+        moved.set(updates.first().is_some_and(|u| u.src() != u.dst()));
         match lease {
             Some(expect) if there != expect => Err(git2::Error::from_str(&format!(
                 "[rejected] ({STALE}): the remote's copy of this machine's branch moved since it was last seen"
@@ -397,12 +401,43 @@ pub fn push(
     }
     store
         .record_pushed(machine_id, head)
-        .map_err(|e| error("push", url, e))
+        .map_err(|e| error("push", url, e))?;
+    Ok(moved.get())
 }
 
 #[cfg(test)]
 mod tests {
     use super::{redact, redact_text};
+
+    #[test]
+    fn a_push_by_libgit2_says_whether_the_remote_branch_moved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::init(&tmp.path().join("store.git")).unwrap();
+        let repo = store.repo();
+        let sig = git2::Signature::now("t", "t@t").unwrap();
+        let tree = repo.treebuilder(None).unwrap().write().unwrap();
+        let tree = repo.find_tree(tree).unwrap();
+        let own = crate::store::own_ref("m");
+        repo.commit(Some(&own), &sig, &sig, "one", &tree, &[])
+            .unwrap();
+        let bare = |name: &str| {
+            let path = tmp.path().join(name);
+            git2::Repository::init_bare(&path).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let (first, other) = (bare("first.git"), bare("other.git"));
+        let push = |url: &str| super::push(&store, url, "m", &Default::default(), None, None);
+        assert!(push(&first).unwrap(), "a new branch there");
+        assert!(!push(&first).unwrap(), "the same head again");
+        let head = repo.refname_to_id(&own).unwrap();
+        let parent = repo.find_commit(head).unwrap();
+        repo.commit(Some(&own), &sig, &sig, "two", &tree, &[&parent])
+            .unwrap();
+        assert!(push(&first).unwrap(), "a fast-forward");
+        // Another remote, though the copy remembered (the first's) is this head.
+        assert!(push(&other).unwrap(), "a new branch in another remote");
+        assert!(!push(&other).unwrap());
+    }
 
     #[test]
     fn credentials_never_survive_redaction() {

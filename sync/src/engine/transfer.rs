@@ -180,16 +180,11 @@ impl Worker {
             return Err(self.remote_error("push", why.clone(), Failure::Other));
         }
         let (path, own) = (self.store_path.clone(), self.machine.id.clone());
-        let heads = tokio::task::spawn_blocking(move || {
-            Store::open(&path).and_then(|s| Ok((s.head(&own, true)?, s.head(&own, false)?)))
-        })
-        .await;
-        if matches!(heads, Ok(Ok((None, _)))) {
+        let head = tokio::task::spawn_blocking(move || Store::open(&path)?.head(&own, true)).await;
+        if matches!(head, Ok(Ok(None))) {
             self.unpushed = false;
             return Ok(false);
         }
-        // The remote's copy of the branch as last fetched or pushed: the same head sends nothing.
-        let behind = !matches!(heads, Ok(Ok((Some(here), Some(there)))) if here == there);
         // A plain branch never goes out before this run has seen the remote is not encrypted.
         if !self.plain_known && self.config.sealing.is_none() {
             let max = self.config.max_fetch_bytes;
@@ -201,9 +196,15 @@ impl Worker {
         }
         let commits = self.commits;
         let sealing = self.config.sealing.clone();
+        // Whether the remote's branch moved, as the push itself saw (a copy remembered from
+        // another remote, before `ferry init --remote` changed it, would say otherwise).
+        let sent = Arc::new(AtomicBool::new(false));
+        let sent_in = sent.clone();
         let r = self
             .network("push", move |t, store, url, id, moved| {
-                t.push(store, url, id, moved, sealing.as_deref())
+                let went = t.push(store, url, id, moved, sealing.as_deref())?;
+                sent_in.store(went, Ordering::Relaxed);
+                Ok(())
             })
             .await;
         if let Err(e) = &r
@@ -221,7 +222,7 @@ impl Worker {
             }
         }
         if r.is_ok() {
-            self.sent = behind;
+            self.sent = sent.load(Ordering::Relaxed);
             self.rejections = 0;
             self.refused = None;
             self.unpushed = self.commits != commits;
