@@ -421,6 +421,18 @@ fn daemon_costs(
         );
         desk.commit(batch);
         desk.push(&url);
+        // Arrival is watched in the newcomer's store first, which its daemon does not serve:
+        // reading the session through the view and walking the projects every 20 ms (as this
+        // bench did until 2026-12-08) cost the daemon more than the change did. Then the view
+        // is read, as a user resuming the session would.
+        let head = desk.store.head(&desk.record.id, true).unwrap();
+        let tracking = format!("refs/remotes/origin/machines/{}", desk.record.id);
+        wait("the change in the newcomer's store", || {
+            git2::Repository::open_bare(d.state.join("store"))
+                .ok()
+                .and_then(|r| r.refname_to_id(&tracking).ok())
+                == head
+        });
         // Paths are expanded to the newcomer's: lines are counted, not bytes.
         let lines =
             |p: &Path| std::fs::read(p).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());

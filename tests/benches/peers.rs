@@ -221,8 +221,10 @@ impl Late {
 
     /// The cost of one change's transfer, on average (peak: the largest).
     fn per_change(&self) -> Cost {
+        let n = self.walls.len() as u32;
         let mut c = self.cost;
-        c.cpu /= self.walls.len() as u32;
+        c.cpu /= n;
+        c.receiving = c.receiving.map(|(cpu, git)| (cpu / n, git / n));
         c
     }
 }
@@ -300,8 +302,15 @@ fn cost(c: &Cost) -> String {
         0 => String::new(),
         n => format!("; {n} commands failed"),
     };
+    let receiving = c.receiving.map_or(String::new(), |(cpu, git)| {
+        format!(
+            " (the receiving machine {:.3} s, its git {:.3} s)",
+            cpu.as_secs_f64(),
+            git.as_secs_f64()
+        )
+    });
     format!(
-        "{:.2} s CPU, {:.0} MiB{failed}",
+        "{:.3} s CPU{receiving}, {:.0} MiB{failed}",
         c.cpu.as_secs_f64(),
         c.peak_kib as f64 / 1024.0
     )

@@ -16,6 +16,9 @@ pub struct Cost {
     pub peak_kib: u64,
     /// Commands that failed.
     pub failed: usize,
+    /// Of `cpu`, what the machine the files went to spent, and of that what its `git` spent,
+    /// where the tool can tell them apart (ferry: the receiving daemon, apart from the sender's).
+    pub receiving: Option<(Duration, Duration)>,
 }
 
 impl Cost {
@@ -25,6 +28,11 @@ impl Cost {
         self.cpu += other.cpu;
         self.peak_kib = self.peak_kib.max(other.peak_kib);
         self.failed += other.failed;
+        if let Some((cpu, git)) = other.receiving {
+            let mine = self.receiving.get_or_insert_default();
+            mine.0 += cpu;
+            mine.1 += git;
+        }
     }
 }
 
@@ -74,6 +82,7 @@ pub fn attempt(cmd: &mut Command) -> (Result<String, String>, Cost) {
         cpu: Duration::from_secs_f64(f[0] + f[1]),
         peak_kib: f[2] as u64,
         failed: usize::from(!out.status.success()),
+        receiving: None,
     };
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
@@ -97,6 +106,7 @@ pub fn process(pid: i32) -> Cost {
         cpu: own + children,
         peak_kib: status_kib(pid, "VmHWM:"),
         failed: 0,
+        receiving: None,
     }
 }
 
