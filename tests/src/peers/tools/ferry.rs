@@ -210,7 +210,10 @@ impl Tool for Ferry {
         let done = eventually(LIMIT, || {
             start_in_checkouts(w, to_b);
             looks += 1;
-            if moved.as_ref().is_none_or(|m| looks.is_multiple_of(10) || m()) {
+            if moved
+                .as_ref()
+                .is_none_or(|m| looks.is_multiple_of(10) || m())
+            {
                 take_arrived(&mut pending);
             }
             pending.is_empty()
