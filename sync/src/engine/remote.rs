@@ -335,11 +335,11 @@ pub fn push(
     let Ok(head) = store.repo().refname_to_id(&own) else {
         return Ok(false);
     };
-    // On Windows, when the remote had this head at the last fetch, there is nothing to send:
-    // libgit2 would send the pack again all the same, and renaming it onto the identical pack
-    // there fails. (Elsewhere the push goes ahead, so a branch deleted on the remote since the
-    // fetch is pushed again.)
-    if cfg!(windows) && store.head(machine_id, false).ok().flatten() == Some(head) {
+    // On Windows, when the remote has this head already, there is nothing to send: libgit2
+    // would send the pack again all the same, and renaming it onto the identical pack there
+    // fails. The remote is asked, not the copy last fetched, which may be another remote's
+    // (the remote changed since). Elsewhere the push goes ahead.
+    if cfg!(windows) && head_of(store, url, &own)? == Some(head) {
         return store
             .record_pushed(machine_id, head)
             .map(|()| false)
