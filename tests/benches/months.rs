@@ -440,12 +440,8 @@ fn daemon_costs(
         // session's last 64 KiB are read through the view, as `claude --resume` lists it, until
         // they hold the turn; the whole session is checked after the CPU is taken.
         let head = desk.store.head(&desk.record.id, true).unwrap();
-        let tracking = format!("refs/remotes/origin/machines/{}", desk.record.id);
         wait("the change in the newcomer's store", || {
-            git2::Repository::open_bare(d.state.join("store"))
-                .ok()
-                .and_then(|r| r.refname_to_id(&tracking).ok())
-                == head
+            d.fetched_head(&desk.record.id) == head
         });
         let text = std::fs::read_to_string(&local).unwrap();
         let uuid = text

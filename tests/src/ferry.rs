@@ -138,6 +138,15 @@ impl Machine {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// The head of machine `id`'s branch as this machine's store last fetched it: a bench
+    /// watches it to see a change arrive without making the daemon serve anything.
+    pub fn fetched_head(&self, id: &str) -> Option<git2::Oid> {
+        ferry_sync::store::Store::open(&self.state.join("store"))
+            .ok()?
+            .head(id, false)
+            .ok()?
+    }
+
     /// The running daemon's pid.
     pub fn daemon_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.reach(&self.state.join("daemon.pid")))

@@ -10,6 +10,7 @@
 
 use super::Tool;
 use crate::ferry::Machine;
+use crate::lines::machine_id;
 use crate::peers::corpus::Session;
 use crate::peers::cost::{self, Cost};
 use crate::peers::world::{Arrival, World};
@@ -105,33 +106,6 @@ fn start_in_checkouts(w: &World, on_b: bool) {
     }
 }
 
-/// One machine's branch as another machine's store last fetched it.
-struct Branch {
-    store: PathBuf,
-    tracking: String,
-}
-
-impl Branch {
-    fn of(from: &Machine, to: &Machine) -> Branch {
-        let config = std::fs::read_to_string(from.state.join("config.json")).unwrap_or_default();
-        let id = serde_json::from_str::<serde_json::Value>(&config)
-            .ok()
-            .and_then(|c| c["machine_id"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        Branch {
-            store: to.state.join("store"),
-            tracking: format!("refs/remotes/origin/machines/{id}"),
-        }
-    }
-
-    fn head(&self) -> Option<git2::Oid> {
-        git2::Repository::open_bare(&self.store)
-            .ok()?
-            .refname_to_id(&self.tracking)
-            .ok()
-    }
-}
-
 fn arrived(a: &Arrival) -> bool {
     if a.needle.is_empty() {
         return a.path.exists();
@@ -190,21 +164,22 @@ impl Tool for Ferry {
                 .map(cost::cpu_split)
         };
         let received_from = receiver(&self.machines);
+        let set_up = !self.machines.is_empty();
+        let mut total = if set_up {
+            Cost::default()
+        } else {
+            self.setup(w)
+        };
         // Once set up, the files are looked for through the receiving mount only after the
         // sender's branch moved in the receiving store (and every tenth look regardless):
         // reading them every 50 ms cost the receiving daemon more than the change did, which a
         // tool whose files sit in a plain directory is not charged.
-        let moved = (!self.machines.is_empty()).then(|| {
+        let moved = set_up.then(|| {
             let (from, to) = if to_b { (0, 1) } else { (1, 0) };
-            let branch = Branch::of(&self.machines[from], &self.machines[to]);
-            let head = branch.head();
-            move || branch.head() != head
+            let (id, to) = (machine_id(&self.machines[from].state), &self.machines[to]);
+            let head = to.fetched_head(&id);
+            move || to.fetched_head(&id) != head
         });
-        let mut total = if self.machines.is_empty() {
-            self.setup(w)
-        } else {
-            Cost::default()
-        };
         let mut pending: Vec<&Arrival> = arrivals.iter().collect();
         let mut looks = 0u32;
         let done = eventually(LIMIT, || {
